@@ -4,4 +4,5 @@
 // Umbrella header: includes every public header of the library.
 #pragma once
 
+#include <taskmon/detail/config.hpp>
 #include <taskmon/version.hpp>

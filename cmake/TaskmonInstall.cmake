@@ -1,0 +1,44 @@
+# Install rules: headers, the exported target taskmon::taskmon, the CMake package (with the Asio find module it
+# depends on), and a pkg-config file.
+include_guard(GLOBAL)
+include(CMakePackageConfigHelpers)
+
+set(TASKMON_INSTALL_CMAKEDIR "${CMAKE_INSTALL_DATADIR}/cmake/taskmon"
+    CACHE STRING "Where taskmon's CMake package files are installed, relative to the prefix")
+set(TASKMON_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_DATADIR}/pkgconfig"
+    CACHE STRING "Where taskmon.pc is installed, relative to the prefix")
+
+install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/taskmon"
+    DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
+    COMPONENT taskmon_development
+    FILES_MATCHING PATTERN "*.hpp")
+
+install(TARGETS taskmon EXPORT taskmonTargets)
+install(EXPORT taskmonTargets
+    NAMESPACE taskmon::
+    DESTINATION "${TASKMON_INSTALL_CMAKEDIR}"
+    COMPONENT taskmon_development)
+
+configure_package_config_file(
+    "${PROJECT_SOURCE_DIR}/cmake/taskmonConfig.cmake.in"
+    "${PROJECT_BINARY_DIR}/taskmonConfig.cmake"
+    INSTALL_DESTINATION "${TASKMON_INSTALL_CMAKEDIR}")
+write_basic_package_version_file(
+    "${PROJECT_BINARY_DIR}/taskmonConfigVersion.cmake"
+    COMPATIBILITY SameMinorVersion
+    ARCH_INDEPENDENT)
+install(FILES
+    "${PROJECT_BINARY_DIR}/taskmonConfig.cmake"
+    "${PROJECT_BINARY_DIR}/taskmonConfigVersion.cmake"
+    "${PROJECT_SOURCE_DIR}/cmake/Findasio.cmake"
+    DESTINATION "${TASKMON_INSTALL_CMAKEDIR}"
+    COMPONENT taskmon_development)
+
+# The .pc file's prefix is found relative to the file itself, so a relocated install still works.
+file(RELATIVE_PATH TASKMON_PC_TO_PREFIX
+    "${CMAKE_INSTALL_PREFIX}/${TASKMON_INSTALL_PKGCONFIGDIR}" "${CMAKE_INSTALL_PREFIX}")
+string(REGEX REPLACE "/$" "" TASKMON_PC_TO_PREFIX "${TASKMON_PC_TO_PREFIX}")
+configure_file("${PROJECT_SOURCE_DIR}/cmake/taskmon.pc.in" "${PROJECT_BINARY_DIR}/taskmon.pc" @ONLY)
+install(FILES "${PROJECT_BINARY_DIR}/taskmon.pc"
+    DESTINATION "${TASKMON_INSTALL_PKGCONFIGDIR}"
+    COMPONENT taskmon_development)

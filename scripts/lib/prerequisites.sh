@@ -1,0 +1,82 @@
+# Sourced by scripts/demo and scripts/test: makes sure the system packages a build needs are present.
+#
+# taskmon_require_packages PRESET
+#   On Debian or Ubuntu, run as root: installs the missing packages with apt-get (only the missing ones).
+#   Elsewhere, or without root: prints the exact packages (Debian names) or files that are missing and exits 1.
+
+taskmon_packages_for() {
+    local packages="cmake ninja-build g++ pkg-config libasio-dev libfmt-dev libspdlog-dev catch2 libbenchmark-dev ccache"
+    case "$1" in
+        clang) packages="$packages clang" ;;
+    esac
+    echo "$packages"
+}
+
+taskmon_missing_debian_packages() {
+    local missing=() package
+    for package in "$@"; do
+        if ! dpkg-query -W -f='${Status}\n' "$package" 2>/dev/null | grep -q '^install ok installed$'; then
+            missing+=("$package")
+        fi
+    done
+    echo "${missing[*]}"
+}
+
+# Without dpkg we cannot ask for packages by name, so look for what the build uses directly.
+taskmon_missing_files() {
+    local missing=() tool header
+    for tool in cmake ninja c++ pkg-config; do
+        command -v "$tool" >/dev/null 2>&1 || missing+=("command:$tool")
+    done
+    if command -v c++ >/dev/null 2>&1; then
+        for header in asio.hpp fmt/core.h spdlog/spdlog.h benchmark/benchmark.h; do
+            printf '#include <%s>\n' "$header" | c++ -std=c++20 -E -x c++ - >/dev/null 2>&1 ||
+                missing+=("header:<$header>")
+        done
+        printf '#if __has_include(<catch2/catch_test_macros.hpp>) || __has_include(<catch2/catch.hpp>)\n#else\n#error\n#endif\n' |
+            c++ -std=c++20 -E -x c++ - >/dev/null 2>&1 || missing+=("header:<catch2/catch.hpp>")
+    fi
+    echo "${missing[*]}"
+}
+
+taskmon_require_packages() {
+    local preset="${1:-dev}" packages missing
+    packages=$(taskmon_packages_for "$preset")
+    if command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+        # shellcheck disable=SC2086
+        missing=$(taskmon_missing_debian_packages $packages)
+        [ -z "$missing" ] && return 0
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "taskmon: missing Debian packages: $missing" >&2
+            echo "taskmon: install them with:  sudo apt-get install -y $missing" >&2
+            exit 1
+        fi
+        echo "taskmon: installing missing packages: $missing"
+        export DEBIAN_FRONTEND=noninteractive
+        # shellcheck disable=SC2086
+        if ! apt-get install -y --no-install-recommends $missing; then
+            apt-get update && apt-get install -y --no-install-recommends $missing || {
+                echo "taskmon: apt-get could not install: $missing" >&2
+                exit 1
+            }
+        fi
+        return 0
+    fi
+    missing=$(taskmon_missing_files)
+    [ -z "$missing" ] && return 0
+    echo "taskmon: this is not a Debian/Ubuntu system, so nothing was installed." >&2
+    echo "taskmon: missing: $missing" >&2
+    echo "taskmon: needed: CMake >= 3.25, Ninja, a C++20 compiler (g++ >= 12 or clang++ >= 14), pkg-config," >&2
+    echo "taskmon:         Asio >= 1.22 (standalone), fmt >= 9, spdlog >= 1.10, Catch2 2.13 or 3, Google Benchmark." >&2
+    echo "taskmon: on Debian these are: $packages" >&2
+    exit 1
+}
+
+taskmon_require_cmake_3_25() {
+    local version
+    version=$(cmake --version | head -n1 | sed -E 's/[^0-9]*([0-9]+\.[0-9]+).*/\1/')
+    if ! printf '3.25\n%s\n' "$version" | sort -V -C; then
+        echo "taskmon: CMake $version is too old: the presets need CMake 3.25 or newer (Debian 12 has 3.25.1)" >&2
+        exit 1
+    fi
+}
