@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/demo and scripts/test: makes sure the system packages a build needs are present.
 #
 # taskmon_require_packages PRESET
@@ -54,11 +55,13 @@ taskmon_require_packages() {
         echo "taskmon: installing missing packages: $missing"
         export DEBIAN_FRONTEND=noninteractive
         # shellcheck disable=SC2086
+        # A fresh machine may have no package lists yet: update once and retry.
         if ! apt-get install -y --no-install-recommends $missing; then
-            apt-get update && apt-get install -y --no-install-recommends $missing || {
+            apt-get update
+            if ! apt-get install -y --no-install-recommends $missing; then
                 echo "taskmon: apt-get could not install: $missing" >&2
                 exit 1
-            }
+            fi
         fi
         return 0
     fi
