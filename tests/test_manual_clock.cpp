@@ -1,0 +1,204 @@
+// Tests for taskmon/testing/manual_clock.hpp: virtual time and the autojump runner.
+#include <taskmon/testing/manual_clock.hpp>
+
+#include "taskmon_catch.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/post.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <functional>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using taskmon::testing::ManualClock;
+using taskmon::testing::ManualTime;
+using taskmon::testing::ManualTimer;
+using taskmon::testing::VirtualTimeRunner;
+
+TEST_CASE("ManualClock reads the ManualTime installed on the calling thread", "[manual_clock]") {
+    ManualTime outer;
+    CHECK(ManualClock::now() == ManualClock::time_point{});
+    outer.advance(5s);
+    CHECK(ManualClock::now() == ManualClock::time_point{5s});
+    {
+        ManualTime inner{ManualClock::time_point{1h}};
+        CHECK(ManualClock::now() == ManualClock::time_point{1h});
+        {
+            ManualTime::Scope scope{outer};
+            CHECK(ManualClock::now() == ManualClock::time_point{5s});
+        }
+        CHECK(ManualClock::now() == ManualClock::time_point{1h});
+    }
+    CHECK(ManualClock::now() == ManualClock::time_point{5s});
+}
+
+TEST_CASE("ManualTime never goes backwards and rejects negative advances", "[manual_clock]") {
+    ManualTime time;
+    time.advance(10s);
+    time.advance_to(ManualClock::time_point{3s});
+    CHECK(time.elapsed() == 10s);
+    CHECK_THROWS_AS(time.advance(-1s), std::invalid_argument);
+    CHECK(time.elapsed() == 10s);
+}
+
+TEST_CASE("Separate threads have separate virtual times", "[manual_clock]") {
+    ManualTime mine;
+    mine.advance(1s);
+    ManualClock::time_point seen_by_other{};
+    std::thread other{[&] {
+        ManualTime theirs;
+        theirs.advance(7h);
+        seen_by_other = ManualClock::now();
+    }};
+    other.join();
+    CHECK(seen_by_other == ManualClock::time_point{7h});
+    CHECK(ManualClock::now() == ManualClock::time_point{1s});
+}
+
+TEST_CASE("The runner jumps over an hour-long timer without sleeping", "[manual_clock]") {
+    ManualTime time;
+    asio::io_context io;
+    ManualTimer timer{io, 1h};
+    bool fired = false;
+    timer.async_wait([&](std::error_code ec) { fired = !ec; });
+    VirtualTimeRunner runner{io, time};
+    const auto real_start = std::chrono::steady_clock::now();
+    runner.run();
+    CHECK(fired);
+    CHECK(time.elapsed() == 1h);
+    CHECK(io.stopped());
+    // Not a speed test: only asserts that the hour was not slept in real time.
+    CHECK(std::chrono::steady_clock::now() - real_start < 10min);
+}
+
+TEST_CASE("A coroutine sees the exact virtual timestamps of its sleeps", "[manual_clock]") {
+    ManualTime time;
+    asio::io_context io;
+    std::vector<ManualClock::duration> wakeups;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            ManualTimer timer{co_await asio::this_coro::executor};
+            for (auto delay : {2s, 4s, 8s, 16s, 32s, 60s, 60s}) {
+                timer.expires_after(delay);
+                co_await timer.async_wait(asio::use_awaitable);
+                wakeups.push_back(time.elapsed());
+            }
+        },
+        asio::detached);
+    VirtualTimeRunner{io, time}.run();
+    CHECK(wakeups == std::vector<ManualClock::duration>{2s, 6s, 14s, 30s, 62s, 122s, 182s});
+}
+
+TEST_CASE("Concurrent timers fire in deadline order", "[manual_clock]") {
+    ManualTime time;
+    asio::io_context io;
+    std::vector<int> order;
+    std::vector<std::unique_ptr<ManualTimer>> timers;
+    for (int i : {3, 1, 2}) {
+        timers.push_back(std::make_unique<ManualTimer>(io, std::chrono::seconds{i}));
+        timers.back()->async_wait([&, i](std::error_code) {
+            order.push_back(i);
+            CHECK(time.elapsed() == std::chrono::seconds{i});
+        });
+    }
+    VirtualTimeRunner{io, time}.run();
+    CHECK(order == std::vector<int>{1, 2, 3});
+}
+
+TEST_CASE("run_for stops at its deadline and fires timers due exactly then", "[manual_clock]") {
+    ManualTime time;
+    asio::io_context io;
+    ManualTimer timer{io, 10s};
+    int fired = 0;
+    timer.async_wait([&](std::error_code ec) { fired += ec ? 0 : 1; });
+    VirtualTimeRunner runner{io, time};
+    runner.run_for(5s);
+    CHECK(fired == 0);
+    CHECK(time.elapsed() == 5s);
+    runner.run_for(5s);
+    CHECK(fired == 1);
+    CHECK(time.elapsed() == 10s);
+    // With no timers left, time still advances to the requested point.
+    runner.run_for(1h);
+    CHECK(time.elapsed() == 1h + 10s);
+}
+
+TEST_CASE("A cancelled timer does not pull virtual time forward", "[manual_clock]") {
+    ManualTime time;
+    asio::io_context io;
+    ManualTimer far{io, 1h};
+    ManualTimer near{io, 1s};
+    std::error_code far_result;
+    far.async_wait([&](std::error_code ec) { far_result = ec; });
+    near.async_wait([&](std::error_code) { far.cancel(); });
+    VirtualTimeRunner{io, time}.run();
+    CHECK(far_result == asio::error::operation_aborted);
+    CHECK(time.elapsed() == 1s);
+}
+
+TEST_CASE("run_until a predicate stops as soon as it holds", "[manual_clock]") {
+    ManualTime time;
+    asio::io_context io;
+    int ticks = 0;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            ManualTimer timer{co_await asio::this_coro::executor};
+            for (;;) {
+                timer.expires_after(1min);
+                co_await timer.async_wait(asio::use_awaitable);
+                ++ticks;
+            }
+        },
+        asio::detached);
+    VirtualTimeRunner runner{io, time};
+    CHECK(runner.run_until([&] { return ticks == 30; }));
+    CHECK(time.elapsed() == 30min);
+    CHECK_FALSE(runner.run_until([&] { return ticks == 1000; }, 10min));
+    CHECK(ticks == 40);
+    CHECK(time.elapsed() == 40min);
+}
+
+TEST_CASE("run returns when only non-virtual work is pending", "[manual_clock]") {
+    ManualTime time;
+    asio::io_context io;
+    auto guard = asio::make_work_guard(io);
+    int ran = 0;
+    asio::post(io, [&] { ++ran; });
+    VirtualTimeRunner runner{io, time};
+    CHECK(runner.run() == 1);
+    CHECK(ran == 1);
+    CHECK_FALSE(io.stopped());
+    CHECK(time.elapsed() == 0s);
+}
+
+TEST_CASE("The runner throws instead of hanging on a program that never goes idle", "[manual_clock]") {
+    ManualTime time;
+    asio::io_context io;
+    std::function<void()> spin = [&] { asio::post(io, spin); };
+    asio::post(io, spin);
+    VirtualTimeRunner runner{io, time, VirtualTimeRunner::Limits{.max_steps = 1000}};
+    CHECK_THROWS_AS(runner.run(), std::runtime_error);
+    io.stop();
+}
+
+TEST_CASE("The runner can be reused after the context ran out of work", "[manual_clock]") {
+    ManualTime time;
+    asio::io_context io;
+    VirtualTimeRunner runner{io, time};
+    ManualTimer first{io, 1s};
+    first.async_wait([](std::error_code) {});
+    runner.run();
+    CHECK(io.stopped());
+    ManualTimer second{io, 2s};
+    bool fired = false;
+    second.async_wait([&](std::error_code ec) { fired = !ec; });
+    runner.run();
+    CHECK(fired);
+    CHECK(time.elapsed() == 3s);
+}
