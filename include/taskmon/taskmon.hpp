@@ -6,3 +6,6 @@
 
 #include <taskmon/detail/config.hpp>
 #include <taskmon/version.hpp>
+#include <taskmon/agent_settings.hpp>
+#include <taskmon/agent_status.hpp>
+#include <taskmon/history.hpp>

@@ -1,0 +1,252 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
+// History: what a Supervisor run did — its steps, events, counters and final status. run() returns it.
+//
+// Times are offsets from the start of the run (`Offset`), measured with the Supervisor's clock, so a run in
+// virtual time has exact, reproducible times; started_wall_time anchors them to the wall clock.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <taskmon/agent_status.hpp>
+
+namespace taskmon {
+
+/// What act() reports for one action. `success == false` is a failed action; `error` says why.
+struct ActionResult {
+    bool success = true;
+    std::string error;
+    std::optional<std::string> extracted_content;
+
+    static ActionResult ok(std::optional<std::string> content = std::nullopt) {
+        return {true, {}, std::move(content)};
+    }
+    static ActionResult failure(std::string error) { return {false, std::move(error), std::nullopt}; }
+};
+
+/// The fate of one action of a decision.
+enum class ActionOutcome : std::uint8_t {
+    succeeded,    ///< act() returned success
+    failed,       ///< act() returned failure, threw, or timed out
+    skipped,      ///< not started: an earlier action of the step failed, or the run ended first
+    interrupted,  ///< started but its actuation instance died before it finished; never replayed
+};
+
+/// The fate of one decision (every decision ends in exactly one of these; none vanishes).
+enum class DecisionFate : std::uint8_t {
+    executed,     ///< every action ran and succeeded
+    failed,       ///< rejected (too many actions) or an action failed
+    interrupted,  ///< an action was interrupted, or the run ended before it ran
+    expired,      ///< waited longer than max_decision_age for actuation; nothing ran
+};
+
+/// How a step ended.
+enum class StepOutcome : std::uint8_t {
+    succeeded,  ///< its decision was executed
+    failed,     ///< decide() failed or timed out, or its decision was not executed
+};
+
+constexpr std::string_view to_string(ActionOutcome outcome) noexcept {
+    switch (outcome) {
+    case ActionOutcome::succeeded: return "succeeded";
+    case ActionOutcome::failed: return "failed";
+    case ActionOutcome::skipped: return "skipped";
+    case ActionOutcome::interrupted: return "interrupted";
+    }
+    return "unknown";
+}
+
+constexpr std::string_view to_string(DecisionFate fate) noexcept {
+    switch (fate) {
+    case DecisionFate::executed: return "executed";
+    case DecisionFate::failed: return "failed";
+    case DecisionFate::interrupted: return "interrupted";
+    case DecisionFate::expired: return "expired";
+    }
+    return "unknown";
+}
+
+constexpr std::string_view to_string(StepOutcome outcome) noexcept {
+    return outcome == StepOutcome::succeeded ? "succeeded" : "failed";
+}
+
+/// Offset from the start of the run.
+using Offset = std::chrono::nanoseconds;
+
+/// One action of a step and what became of it.
+template <typename Action>
+struct ActionRecord {
+    Action action;
+    ActionOutcome outcome = ActionOutcome::skipped;
+    ActionResult result;  ///< act()'s result; for failed/interrupted/skipped, `error` says why
+    std::optional<Offset> started_at;
+    std::optional<Offset> finished_at;
+};
+
+/// One finalized step: the observation it decided on, its decision and each action's fate.
+template <typename Action, typename Result>
+struct StepRecord {
+    std::uint64_t number = 0;                  ///< 1-based
+    std::uint64_t observation_sequence = 0;    ///< the keep-latest slot's sequence number of the observation
+    Offset observation_age{};                  ///< how old the observation was when decide() was called
+    StepOutcome outcome = StepOutcome::failed;
+    std::optional<DecisionFate> fate;          ///< nullopt when decide() itself failed
+    bool done = false;                         ///< the decision said done
+    std::optional<Result> result;              ///< the done result
+    std::vector<ActionRecord<Action>> actions;
+    std::string error;                         ///< why the step failed; empty when it succeeded
+    Offset started_at{};                       ///< when decide() was called
+    std::optional<Offset> decided_at;          ///< when decide() returned a decision
+    Offset finished_at{};                      ///< when the step was finalized
+
+    Offset duration() const noexcept { return finished_at - started_at; }
+};
+
+/// What an Event records.
+enum class EventKind : std::uint8_t {
+    status_changed,       ///< from → to with the reason
+    component_failed,     ///< a component's instance failed (the reason is in message)
+    component_restarted,  ///< the TaskMonitor restarted a component
+    component_gave_up,    ///< a component exceeded its restart limit
+    watchdog_stall,       ///< no publish within perception_timeout
+    watchdog_recovered,   ///< perception published again after a stall
+    load_shedding_entered,
+    load_shedding_left,
+    decision_expired,     ///< a decision waited too long for actuation
+    action_interrupted,   ///< an action in flight was lost with its actuation instance
+    hook_error,           ///< a hook threw; the run went on
+    guidance_delivered,   ///< injected guidance reached a decide() call
+    terminal_refused,     ///< a later terminal trigger lost to the first one
+};
+
+constexpr std::string_view to_string(EventKind kind) noexcept {
+    switch (kind) {
+    case EventKind::status_changed: return "status_changed";
+    case EventKind::component_failed: return "component_failed";
+    case EventKind::component_restarted: return "component_restarted";
+    case EventKind::component_gave_up: return "component_gave_up";
+    case EventKind::watchdog_stall: return "watchdog_stall";
+    case EventKind::watchdog_recovered: return "watchdog_recovered";
+    case EventKind::load_shedding_entered: return "load_shedding_entered";
+    case EventKind::load_shedding_left: return "load_shedding_left";
+    case EventKind::decision_expired: return "decision_expired";
+    case EventKind::action_interrupted: return "action_interrupted";
+    case EventKind::hook_error: return "hook_error";
+    case EventKind::guidance_delivered: return "guidance_delivered";
+    case EventKind::terminal_refused: return "terminal_refused";
+    }
+    return "unknown";
+}
+
+/// One thing that happened during the run.
+struct Event {
+    EventKind kind;
+    Offset at{};
+    std::string component;                  ///< the component concerned, or empty
+    std::string message;                    ///< reason / details as key=value text
+    std::optional<AgentStatus> from;        ///< status_changed only
+    std::optional<AgentStatus> to;          ///< status_changed only
+    std::optional<std::uint64_t> step;      ///< the step concerned, if any
+};
+
+/// Counters of the run. Every observation, decision and action is counted in exactly one outcome.
+struct HistoryCounters {
+    std::uint64_t observations_published = 0;
+    std::uint64_t observations_dropped = 0;  ///< superseded before decided, or older than max_observation_age
+    std::uint64_t capture_failures = 0;      ///< perceive() threw or timed out
+    std::uint64_t steps = 0;
+    std::uint64_t steps_failed = 0;
+    std::uint64_t decisions_executed = 0;
+    std::uint64_t decisions_failed = 0;
+    std::uint64_t decisions_interrupted = 0;
+    std::uint64_t decisions_expired = 0;
+    std::uint64_t actions_succeeded = 0;
+    std::uint64_t actions_failed = 0;
+    std::uint64_t actions_skipped = 0;
+    std::uint64_t actions_interrupted = 0;
+    std::uint64_t watchdog_stalls = 0;
+    std::uint64_t load_shedding_entries = 0;
+    std::uint64_t hook_errors = 0;
+    std::map<std::string, std::uint64_t> restarts;  ///< per component
+};
+
+/// The record of one Supervisor run.
+///
+/// Invariants kept by the Supervisor: steps are in order of number, 1..n without gaps; status is terminal
+/// once run() returned; the counters agree with steps and events.
+template <typename Action, typename Result = std::string>
+class History {
+public:
+    using Step = StepRecord<Action, Result>;
+
+    std::vector<Step> steps;
+    std::vector<Event> events;
+    HistoryCounters counters;
+    AgentStatus status = AgentStatus::pending;  ///< the final status once run() returned
+    std::string reason;                         ///< why the run ended
+    std::chrono::system_clock::time_point started_wall_time{};
+    Offset ended_at{};                          ///< when the run ended, from its start
+
+    /// True when a decision said done.
+    bool is_done() const noexcept {
+        return !steps.empty() && steps.back().done && steps.back().outcome == StepOutcome::succeeded;
+    }
+    /// True when the run completed: done, and the done step's actions all succeeded.
+    bool is_successful() const noexcept { return status == AgentStatus::completed && is_done(); }
+    /// The done result, if a decision said done.
+    std::optional<Result> final_result() const {
+        if (!is_done()) return std::nullopt;
+        return steps.back().result;
+    }
+    /// Every error, in order: failed steps' errors, failed and interrupted actions' errors, and the failure
+    /// reason of a failed run.
+    std::vector<std::string> errors() const {
+        std::vector<std::string> out;
+        for (const auto& step : steps) {
+            if (!step.error.empty()) out.push_back(step.error);
+            for (const auto& action : step.actions) {
+                if ((action.outcome == ActionOutcome::failed || action.outcome == ActionOutcome::interrupted) &&
+                    !action.result.error.empty() && action.result.error != step.error) {
+                    out.push_back(action.result.error);
+                }
+            }
+        }
+        if (status == AgentStatus::failed && !reason.empty()) out.push_back(reason);
+        return out;
+    }
+    std::size_t number_of_steps() const noexcept { return steps.size(); }
+    /// From the start of the run to its end (or to the last record while it is still running).
+    Offset total_duration() const noexcept {
+        Offset end = ended_at;
+        if (!steps.empty() && steps.back().finished_at > end) end = steps.back().finished_at;
+        if (!events.empty() && events.back().at > end) end = events.back().at;
+        return end;
+    }
+    /// Events of one kind, in order.
+    std::vector<Event> events_of(EventKind kind) const {
+        std::vector<Event> out;
+        for (const auto& event : events) {
+            if (event.kind == kind) out.push_back(event);
+        }
+        return out;
+    }
+    /// The status sequence recorded by status_changed events, starting with pending.
+    std::vector<AgentStatus> status_path() const {
+        std::vector<AgentStatus> out{AgentStatus::pending};
+        for (const auto& event : events) {
+            if (event.kind == EventKind::status_changed && event.to) out.push_back(*event.to);
+        }
+        return out;
+    }
+};
+
+}  // namespace taskmon
