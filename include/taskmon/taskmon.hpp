@@ -9,3 +9,5 @@
 #include <taskmon/agent_settings.hpp>
 #include <taskmon/agent_status.hpp>
 #include <taskmon/history.hpp>
+#include <taskmon/async_semaphore.hpp>
+#include <taskmon/io_semaphore.hpp>
