@@ -1,0 +1,60 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
+// ComponentStats: a snapshot of one supervised component, as returned by TaskMonitor::get_component_stats().
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace taskmon {
+
+/// Lifecycle of a supervised component.
+enum class ComponentState {
+    not_started,   ///< known (e.g. from set_restart_factories) but never registered
+    running,       ///< an instance is live
+    restarting,    ///< between a failure (or restart()) and the new instance running; is_restarting is true
+    stopping,      ///< cancellation requested by disable() or close(); waiting for the instance to exit
+    stopped,       ///< stopped on request (disable, close) and not restarted
+    completed,     ///< returned normally and its restart type does not restart it
+    failed,        ///< failed and is not restarted (temporary, not enabled, or no restart factory)
+    gave_up,       ///< the restart limit was exceeded; no further automatic restarts
+    unresponsive,  ///< ignored cancellation for longer than its shutdown_timeout during close()
+};
+
+[[nodiscard]] constexpr std::string_view to_string(ComponentState state) noexcept {
+    switch (state) {
+        case ComponentState::not_started: return "not_started";
+        case ComponentState::running: return "running";
+        case ComponentState::restarting: return "restarting";
+        case ComponentState::stopping: return "stopping";
+        case ComponentState::stopped: return "stopped";
+        case ComponentState::completed: return "completed";
+        case ComponentState::failed: return "failed";
+        case ComponentState::gave_up: return "gave_up";
+        case ComponentState::unresponsive: return "unresponsive";
+    }
+    return "unknown";
+}
+
+/// One component's state at the moment of the snapshot. The first six keys are the ported design's.
+struct ComponentStats {
+    bool enabled = false;         ///< restarted automatically when it fails
+    int restart_count = 0;        ///< restarts performed (automatic and manual)
+    bool is_restarting = false;   ///< from the failure until the new instance runs
+    bool task_done = true;        ///< the current instance has exited (true when none is live)
+    bool task_cancelled = false;  ///< the last instance exited through cancellation (operation_aborted)
+    std::optional<std::chrono::system_clock::time_point> last_restart_time;  ///< wall clock
+
+    ComponentState state = ComponentState::not_started;
+    std::string last_error;      ///< "type: what" of the last failure, empty if none
+    int failure_count = 0;       ///< exceptions plus unexpected cancellations
+    int restarts_in_window = 0;  ///< automatic restarts within the last restart_window
+    std::optional<std::chrono::system_clock::time_point> next_restart_at;  ///< wall clock, while restarting
+    std::uint64_t task_id = 0;   ///< id of the current (or last) instance, unique within the monitor
+};
+
+}  // namespace taskmon

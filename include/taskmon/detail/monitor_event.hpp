@@ -1,0 +1,224 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
+// Internal: the events a TaskMonitor emits, and their log lines. Every state change worth telling anyone about
+// becomes one MonitorEvent; logging is one subscriber (metrics and health endpoints can become others).
+#pragma once
+
+#include <fmt/format.h>
+#include <spdlog/logger.h>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <typeinfo>
+
+#if __has_include(<cxxabi.h>)
+#include <cxxabi.h>
+#define TASKMON_HAS_CXXABI 1
+#endif
+
+#include <cstdlib>
+#include <memory>
+#include <utility>
+
+namespace taskmon::detail {
+
+enum class MonitorEventKind {
+    started,                  ///< first instance of a component started
+    failed,                   ///< an instance threw
+    cancelled_unexpectedly,   ///< an instance exited with operation_aborted the monitor did not request
+    completed,                ///< an instance returned normally and is not restarted
+    restart_scheduled,        ///< backoff started
+    restarted,                ///< a new instance is running
+    restart_requested,        ///< restart() accepted
+    restart_merged,           ///< restart() merged into a pending restart
+    gave_up,                  ///< restart limit exceeded
+    not_enabled,              ///< failed, but not enabled for restart
+    no_factory,               ///< failed, enabled, but no restart factory
+    factory_failed,           ///< the restart factory threw
+    stopped,                  ///< exited after a requested stop
+    stop_timeout,             ///< ignored cancellation past shutdown_timeout
+    closed,                   ///< close() finished
+};
+
+struct MonitorEvent {
+    MonitorEvent(MonitorEventKind k, std::string name) : kind{k}, component{std::move(name)} {}
+
+    MonitorEventKind kind;
+    std::string component;
+    std::uint64_t task_id = 0;
+    int attempt = 0;
+    int restart_count = 0;
+    int failure_count = 0;
+    int limit = 0;
+    std::chrono::nanoseconds delay{};   ///< backoff, shutdown timeout
+    std::chrono::nanoseconds window{};  ///< restart window (gave_up)
+    std::string reason;
+    std::string_view restart_type;
+    std::size_t count = 0;         ///< closed: number of components
+    std::size_t unresponsive = 0;  ///< closed: components still running
+};
+
+/// Demangled dynamic type name of an exception object.
+inline std::string demangle(const char* mangled) {
+#ifdef TASKMON_HAS_CXXABI
+    int status = 0;
+    std::unique_ptr<char, void (*)(void*)> result{abi::__cxa_demangle(mangled, nullptr, nullptr, &status),
+                                                   std::free};
+    if (status == 0 && result) {
+        return result.get();
+    }
+#endif
+    return mangled;
+}
+
+/// "type: what" of an exception, e.g. "std::runtime_error: Connection lost".
+inline std::string describe(const std::exception_ptr& error) {
+    if (!error) {
+        return "";
+    }
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+        return demangle(typeid(e).name()) + ": " + e.what();
+    } catch (...) {
+        return "unknown exception";
+    }
+}
+
+/// Seconds with one decimal when exact to a tenth ("4.0"), else with millisecond precision ("0.125").
+inline std::string format_seconds(std::chrono::nanoseconds d) {
+    const double seconds = std::chrono::duration<double>(d).count();
+    if (d % std::chrono::milliseconds{100} == std::chrono::nanoseconds::zero()) {
+        return fmt::format("{:.1f}", seconds);
+    }
+    return fmt::format("{:.3f}", seconds);
+}
+
+/// "hour", "10 minutes", "30 seconds", "1500 ms": the restart window in words for the give-up line.
+inline std::string format_window(std::chrono::nanoseconds window) {
+    using namespace std::chrono;
+    const auto plural = [](long long n, std::string_view unit) {
+        return fmt::format("{} {}{}", n, unit, n == 1 ? "" : "s");
+    };
+    if (window == hours{1}) return "hour";
+    if (window % hours{1} == nanoseconds::zero()) return plural(duration_cast<hours>(window).count(), "hour");
+    if (window % minutes{1} == nanoseconds::zero()) {
+        return plural(duration_cast<minutes>(window).count(), "minute");
+    }
+    if (window % seconds{1} == nanoseconds::zero()) {
+        return plural(duration_cast<seconds>(window).count(), "second");
+    }
+    return fmt::format("{} ms", duration_cast<milliseconds>(window).count());
+}
+
+/// Makes `text` safe inside a double-quoted key=value field.
+inline std::string quote(std::string_view text) {
+    std::string out;
+    out.reserve(text.size() + 2);
+    out.push_back('"');
+    for (char c : text) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            default: out.push_back(c);
+        }
+    }
+    out.push_back('"');
+    return out;
+}
+
+/// Writes the event's log line: a human sentence followed by key=value fields on the same line.
+inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
+    using spdlog::level::level_enum;
+    const auto& name = e.component;
+    switch (e.kind) {
+        case MonitorEventKind::started:
+            logger.log(level_enum::info, "Started component {} component={} task_id={}", name, name, e.task_id);
+            break;
+        case MonitorEventKind::failed:
+            logger.log(level_enum::err, "Component {} failed component={} task_id={} failure_count={} reason={}",
+                       name, name, e.task_id, e.failure_count, quote(e.reason));
+            break;
+        case MonitorEventKind::cancelled_unexpectedly:
+            logger.log(level_enum::warn,
+                       "Component {} was cancelled unexpectedly component={} task_id={} failure_count={} reason={}",
+                       name, name, e.task_id, e.failure_count, quote(e.reason));
+            break;
+        case MonitorEventKind::completed:
+            logger.log(level_enum::info, "Component {} completed component={} task_id={} restart_type={}", name,
+                       name, e.task_id, e.restart_type);
+            break;
+        case MonitorEventKind::restart_scheduled: {
+            const auto seconds = format_seconds(e.delay);
+            logger.log(level_enum::warn,
+                       "Restarting component {} (attempt {}) after {}s delay component={} attempt={} backoff={} "
+                       "reason={}",
+                       name, e.attempt, seconds, name, e.attempt, seconds, quote(e.reason));
+            break;
+        }
+        case MonitorEventKind::restarted:
+            logger.log(level_enum::info,
+                       "Successfully restarted component {} component={} new_task_id={} restart_count={}", name,
+                       name, e.task_id, e.restart_count);
+            break;
+        case MonitorEventKind::restart_requested:
+            logger.log(level_enum::info, "Manual restart requested for component {} component={} task_id={}",
+                       name, name, e.task_id);
+            break;
+        case MonitorEventKind::restart_merged:
+            logger.log(level_enum::info,
+                       "Manual restart of component {} merged into the pending restart component={}", name, name);
+            break;
+        case MonitorEventKind::gave_up:
+            logger.log(level_enum::err,
+                       "Component {} has exceeded restart limit ({} attempts per {}). Stopping auto-restart. "
+                       "component={} restart_count={} reason={}",
+                       name, e.limit, format_window(e.window), name, e.restart_count, quote(e.reason));
+            break;
+        case MonitorEventKind::not_enabled:
+            logger.log(level_enum::warn,
+                       "Component {} is not enabled for restart; leaving it stopped component={} task_id={}", name,
+                       name, e.task_id);
+            break;
+        case MonitorEventKind::no_factory:
+            logger.log(level_enum::err,
+                       "Component {} cannot be restarted: no restart factory component={} task_id={}", name, name,
+                       e.task_id);
+            break;
+        case MonitorEventKind::factory_failed:
+            logger.log(level_enum::err,
+                       "Restart factory of component {} threw component={} failure_count={} reason={}", name, name,
+                       e.failure_count, quote(e.reason));
+            break;
+        case MonitorEventKind::stopped:
+            if (e.reason.empty()) {
+                logger.log(level_enum::info, "Component {} stopped component={} task_id={}", name, name,
+                           e.task_id);
+            } else {
+                logger.log(level_enum::warn, "Component {} stopped with an error component={} task_id={} reason={}",
+                           name, name, e.task_id, quote(e.reason));
+            }
+            break;
+        case MonitorEventKind::stop_timeout: {
+            const auto seconds = format_seconds(e.delay);
+            logger.log(level_enum::err,
+                       "Component {} did not stop within {}s of cancellation component={} task_id={} "
+                       "shutdown_timeout={}",
+                       name, seconds, name, e.task_id, seconds);
+            break;
+        }
+        case MonitorEventKind::closed:
+            logger.log(level_enum::info, "TaskMonitor closed components={} unresponsive={}", e.count,
+                       e.unresponsive);
+            break;
+    }
+}
+
+}  // namespace taskmon::detail

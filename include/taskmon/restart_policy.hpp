@@ -1,0 +1,166 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
+// RestartPolicy: when and how fast a supervised component is restarted, and when the monitor gives up on it.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace taskmon {
+
+/// What a normal return of a component means (Erlang's child restart types).
+enum class RestartType {
+    permanent,  ///< always restarted, also after a normal return
+    transient,  ///< restarted after a failure or unexpected cancellation; a normal return means done (default)
+    temporary,  ///< never restarted
+};
+
+/// How the computed backoff delay d is randomised. The result is always clamped to [0, max_backoff].
+enum class JitterKind {
+    none,          ///< d
+    full,          ///< U[0, d]
+    equal,         ///< d/2 + U[0, d/2]
+    decorrelated,  ///< min(max_backoff, U[base_backoff, 3 * previous delay])
+    proportional,  ///< d * (1 + U[-jitter_ratio, +jitter_ratio])
+};
+
+[[nodiscard]] constexpr std::string_view to_string(RestartType type) noexcept {
+    switch (type) {
+        case RestartType::permanent: return "permanent";
+        case RestartType::transient: return "transient";
+        case RestartType::temporary: return "temporary";
+    }
+    return "unknown";
+}
+
+[[nodiscard]] constexpr std::string_view to_string(JitterKind kind) noexcept {
+    switch (kind) {
+        case JitterKind::none: return "none";
+        case JitterKind::full: return "full";
+        case JitterKind::equal: return "equal";
+        case JitterKind::decorrelated: return "decorrelated";
+        case JitterKind::proportional: return "proportional";
+    }
+    return "unknown";
+}
+
+/// Restart policy of a monitor (its default) or of one component. Designed for designated initializers:
+///   taskmon::RestartPolicy{.max_restart_attempts = 5, .base_backoff = 2s, .max_backoff = 60s}
+/// The k-th consecutive restart waits min(max_backoff, base_backoff * backoff_multiplier^(k-1)), then jitter.
+/// k resets to 0 once a component has run reset_backoff_after without failing. A restart is refused (the
+/// component gives up) when max_restart_attempts restarts already happened within the last restart_window.
+struct RestartPolicy {
+    int max_restart_attempts = 5;
+    std::chrono::milliseconds restart_window = std::chrono::hours{1};
+    std::chrono::milliseconds base_backoff = std::chrono::seconds{2};
+    std::chrono::milliseconds max_backoff = std::chrono::seconds{60};
+    double backoff_multiplier = 2.0;
+    JitterKind jitter = JitterKind::none;
+    double jitter_ratio = 0.0;  ///< used by JitterKind::proportional, in [0, 1]
+    std::chrono::milliseconds reset_backoff_after = std::chrono::minutes{10};
+    RestartType restart_type = RestartType::transient;
+    /// How long close() waits for the component to exit after cancelling it.
+    std::chrono::milliseconds shutdown_timeout = std::chrono::seconds{5};
+};
+
+/// Throws std::invalid_argument naming the first invalid field of `policy`; `context` prefixes the message
+/// (e.g. the component name).
+inline void validate(const RestartPolicy& policy, std::string_view context = "RestartPolicy") {
+    const auto fail = [&](std::string_view field, std::string_view why) {
+        throw std::invalid_argument(std::string{context} + ": " + std::string{field} + " " + std::string{why});
+    };
+    using std::chrono::milliseconds;
+    if (policy.max_restart_attempts < 0) fail("max_restart_attempts", "must not be negative");
+    if (policy.restart_window <= milliseconds::zero()) fail("restart_window", "must be positive");
+    if (policy.base_backoff < milliseconds::zero()) fail("base_backoff", "must not be negative");
+    if (policy.max_backoff < milliseconds::zero()) fail("max_backoff", "must not be negative");
+    if (policy.max_backoff < policy.base_backoff) fail("max_backoff", "must not be less than base_backoff");
+    if (!(policy.backoff_multiplier >= 1.0) || !std::isfinite(policy.backoff_multiplier)) {
+        fail("backoff_multiplier", "must be a finite number >= 1");
+    }
+    if (!(policy.jitter_ratio >= 0.0 && policy.jitter_ratio <= 1.0)) fail("jitter_ratio", "must be in [0, 1]");
+    if (policy.reset_backoff_after < milliseconds::zero()) fail("reset_backoff_after", "must not be negative");
+    if (policy.shutdown_timeout < milliseconds::zero()) fail("shutdown_timeout", "must not be negative");
+    switch (policy.jitter) {
+        case JitterKind::none:
+        case JitterKind::full:
+        case JitterKind::equal:
+        case JitterKind::decorrelated:
+        case JitterKind::proportional: break;
+        default: fail("jitter", "is not a JitterKind");
+    }
+    switch (policy.restart_type) {
+        case RestartType::permanent:
+        case RestartType::transient:
+        case RestartType::temporary: break;
+        default: fail("restart_type", "is not a RestartType");
+    }
+}
+
+/// A source of uniform random numbers in [0, 1). Called on the monitor's strand, one call at a time.
+using RandomSource = std::function<double()>;
+
+/// A reproducible RandomSource (std::mt19937_64 seeded with `seed`).
+[[nodiscard]] inline RandomSource seeded_random_source(std::uint64_t seed) {
+    auto engine = std::make_shared<std::mt19937_64>(seed);
+    return [engine] { return std::uniform_real_distribution<double>{0.0, 1.0}(*engine); };
+}
+
+/// A RandomSource seeded from std::random_device (the monitor's default).
+[[nodiscard]] inline RandomSource nondeterministic_random_source() {
+    std::random_device device;
+    return seeded_random_source((static_cast<std::uint64_t>(device()) << 32U) ^ device());
+}
+
+/// The un-jittered delay before the k-th consecutive restart (k >= 1).
+[[nodiscard]] inline std::chrono::nanoseconds nominal_backoff(const RestartPolicy& policy, int k) {
+    using ns = std::chrono::nanoseconds;
+    const double base = static_cast<double>(ns{policy.base_backoff}.count());
+    const double cap = static_cast<double>(ns{policy.max_backoff}.count());
+    const double exponent = static_cast<double>(std::max(k, 1) - 1);
+    const double raw = base * std::pow(policy.backoff_multiplier, exponent);
+    const double delay = std::isfinite(raw) ? std::min(cap, raw) : cap;
+    return ns{static_cast<ns::rep>(delay)};
+}
+
+/// The delay before the k-th consecutive restart with the policy's jitter applied and clamped to
+/// [0, max_backoff]. `previous` is the delay actually used before the previous restart (decorrelated jitter).
+[[nodiscard]] inline std::chrono::nanoseconds jittered_backoff(const RestartPolicy& policy, int k,
+                                                             std::chrono::nanoseconds previous,
+                                                             const RandomSource& random) {
+    using ns = std::chrono::nanoseconds;
+    const double d = static_cast<double>(nominal_backoff(policy, k).count());
+    const double base = static_cast<double>(ns{policy.base_backoff}.count());
+    const double cap = static_cast<double>(ns{policy.max_backoff}.count());
+    const auto u = [&] {
+        const double x = random ? random() : 0.0;
+        return std::clamp(x, 0.0, 1.0);
+    };
+    double result = d;
+    switch (policy.jitter) {
+        case JitterKind::none: break;
+        case JitterKind::full: result = u() * d; break;
+        case JitterKind::equal: result = d / 2.0 + u() * (d / 2.0); break;
+        case JitterKind::decorrelated: {
+            const double prev = k <= 1 ? base : static_cast<double>(previous.count());
+            const double high = std::max(base, 3.0 * prev);
+            result = base + u() * (high - base);
+            break;
+        }
+        case JitterKind::proportional: result = d * (1.0 + policy.jitter_ratio * (2.0 * u() - 1.0)); break;
+    }
+    result = std::clamp(result, 0.0, cap);
+    return ns{static_cast<ns::rep>(result)};
+}
+
+}  // namespace taskmon
