@@ -73,6 +73,7 @@ TEST_CASE("agent_settings: every invalid field is named in the exception") {
         {"shed_leave_cpu_percent", [](AgentSettings& s) { s.shed_leave_cpu_percent = -1.0; }},
         {"shed_enter_lag", [](AgentSettings& s) { s.shed_enter_lag = 0ms; }},
         {"shed_leave_lag", [](AgentSettings& s) { s.shed_leave_lag = 500ms; }},
+        {"component_check_interval", [](AgentSettings& s) { s.component_check_interval = 0s; }},
     };
     for (const auto& c : cases) {
         AgentSettings s;
@@ -94,4 +95,20 @@ TEST_CASE("agent_settings: capture_interval 0 (back to back) is allowed") {
     s.capture_interval = 0ms;
     s.shed_capture_interval = 0ms;
     CHECK_NOTHROW(s.validate());
+}
+
+TEST_CASE("agent_settings: restart policies are validated and named, with the field inside them") {
+    AgentSettings s;
+    s.critical_restart_policy.max_backoff = 1s;  // below the default base_backoff of 2 s
+    CHECK(validation_error(s) == "AgentSettings.critical_restart_policy: max_backoff must not be less than base_backoff");
+    AgentSettings t;
+    t.auxiliary_restart_policy.backoff_multiplier = 0.5;
+    CHECK(validation_error(t).rfind("AgentSettings.auxiliary_restart_policy: backoff_multiplier", 0) == 0);
+}
+
+TEST_CASE("agent_settings: auxiliary components back off longer than critical ones by default") {
+    const AgentSettings s;
+    CHECK(s.auxiliary_restart_policy.base_backoff > s.critical_restart_policy.base_backoff);
+    CHECK(s.auxiliary_restart_policy.max_backoff > s.critical_restart_policy.max_backoff);
+    CHECK(s.critical_restart_policy.max_restart_attempts == 5);
 }

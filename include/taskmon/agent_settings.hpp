@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 
+#include <taskmon/restart_policy.hpp>
+
 namespace taskmon {
 
 /// Settings of one Supervisor run. An aggregate for designated initializers; durations accept `2s`, `1500ms`.
@@ -65,6 +67,15 @@ struct AgentSettings {
     /// Leave shedding only when the event loop's timer drift is below this (and CPU is below its threshold).
     Duration shed_leave_lag = std::chrono::milliseconds{100};
 
+    // --- supervision of the six components ---------------------------------------------------------------
+    /// perception, perception_watchdog, decision_loop, actuation_loop: a give-up fails the run.
+    RestartPolicy critical_restart_policy{};
+    /// pause_handler, load_shedding_monitor: lower priority, so a longer backoff; a give-up degrades the run.
+    RestartPolicy auxiliary_restart_policy{.base_backoff = std::chrono::seconds{10},
+                                           .max_backoff = std::chrono::minutes{5}};
+    /// How often run() reads the components' stats to notice a give-up.
+    Duration component_check_interval = std::chrono::seconds{1};
+
     /// Throws std::invalid_argument naming the first invalid field ("AgentSettings.max_steps must be > 0").
     void validate() const {
         require(max_steps > 0, "max_steps", "must be > 0");
@@ -90,6 +101,9 @@ struct AgentSettings {
         require(shed_enter_lag > Duration::zero(), "shed_enter_lag", "must be > 0");
         require(shed_leave_lag >= Duration::zero() && shed_leave_lag < shed_enter_lag, "shed_leave_lag",
                 "must be in [0, shed_enter_lag)");
+        taskmon::validate(critical_restart_policy, "AgentSettings.critical_restart_policy");
+        taskmon::validate(auxiliary_restart_policy, "AgentSettings.auxiliary_restart_policy");
+        require(component_check_interval > Duration::zero(), "component_check_interval", "must be > 0");
     }
 
 private:

@@ -11,3 +11,4 @@
 #include <taskmon/history.hpp>
 #include <taskmon/async_semaphore.hpp>
 #include <taskmon/io_semaphore.hpp>
+#include <taskmon/supervisor.hpp>

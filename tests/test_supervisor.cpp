@@ -1,0 +1,754 @@
+// The Supervisor end to end, in virtual time: every scenario below runs hours of simulated time in
+// milliseconds and is deterministic.
+#include <taskmon/testing/manual_clock.hpp>
+#include <taskmon/supervisor.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <string>
+#include <vector>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include "taskmon_catch.hpp"
+
+using namespace std::chrono_literals;
+using taskmon::ActionOutcome;
+using taskmon::ActionResult;
+using taskmon::AgentSettings;
+using taskmon::AgentStatus;
+using taskmon::DecisionFate;
+using taskmon::EventKind;
+using taskmon::StepOutcome;
+using taskmon::testing::ManualClock;
+using taskmon::testing::ManualTimer;
+
+namespace {
+
+using Sup = taskmon::Supervisor<int, std::string, std::string, ManualClock>;
+using History = Sup::HistoryType;
+using Decision = Sup::DecisionType;
+using Context = Sup::Context;
+
+asio::awaitable<void> sleep_for(ManualClock::duration d) {
+    ManualTimer timer{co_await asio::this_coro::executor, d};
+    co_await timer.async_wait(asio::use_awaitable);
+}
+
+std::shared_ptr<spdlog::logger> quiet_logger() {
+    return std::make_shared<spdlog::logger>("supervisor-test", std::make_shared<spdlog::sinks::null_sink_mt>());
+}
+
+/// Fast settings for tests: small intervals, quick restarts, long enough limits.
+AgentSettings fast_settings() {
+    AgentSettings s;
+    s.capture_interval = 100ms;
+    s.shed_capture_interval = 1s;
+    s.capture_timeout = 5s;
+    s.decide_timeout = 5s;
+    s.act_timeout = 5s;
+    s.perception_timeout = 4s;
+    s.watchdog_startup_grace = 4s;
+    s.critical_restart_policy = {.max_restart_attempts = 5, .base_backoff = 100ms, .max_backoff = 1s};
+    s.auxiliary_restart_policy = {.max_restart_attempts = 5, .base_backoff = 1s, .max_backoff = 10s};
+    return s;
+}
+
+/// A scripted agent: perceive returns 1, 2, 3 ...; decide and act are per-test functions. Records calls.
+struct Agent {
+    std::function<asio::awaitable<int>(int call)> perceive_fn = [](int call) -> asio::awaitable<int> {
+        co_await sleep_for(10ms);
+        co_return call;
+    };
+    std::function<Decision(int observation, const Context&)> decide_fn = [](int, const Context& ctx) {
+        return Decision::act({"move-" + std::to_string(ctx.step)});
+    };
+    std::function<asio::awaitable<ActionResult>(const std::string&)> act_fn =
+        [](const std::string&) -> asio::awaitable<ActionResult> {
+        co_await sleep_for(50ms);
+        co_return ActionResult::ok();
+    };
+
+    int perceive_calls = 0;
+    std::vector<int> decided_on;
+    std::vector<Context> contexts;
+    std::vector<std::string> acted;
+
+    Sup::Functions functions() {
+        return {.perceive = [this]() { return perceive_fn(++perceive_calls); },
+                .decide = [this](const int& obs, const Context& ctx) -> asio::awaitable<Decision> {
+                    decided_on.push_back(obs);
+                    contexts.push_back(ctx);
+                    co_await sleep_for(20ms);
+                    co_return decide_fn(obs, ctx);
+                },
+                .act = [this](const std::string& action) {
+                    acted.push_back(action);
+                    return act_fn(action);
+                }};
+    }
+};
+
+/// Virtual time, an io_context and one Supervisor run.
+struct Harness {
+    taskmon::testing::ManualTime time;
+    asio::io_context io;
+    taskmon::testing::VirtualTimeRunner runner{io, time};
+    Agent agent;
+    std::optional<History> history;
+    std::vector<std::string> hook_log;
+
+    std::unique_ptr<Sup> make(AgentSettings settings, Sup::Hooks hooks = {}, taskmon::CpuSource cpu = {}) {
+        if (!cpu) cpu = [] { return std::optional<taskmon::CpuUsage>{taskmon::CpuUsage{10.0, 5.0}}; };
+        return std::make_unique<Sup>(io.get_executor(), agent.functions(), std::move(settings), std::move(hooks),
+                                     quiet_logger(), std::move(cpu));
+    }
+
+    void start(Sup& sup) {
+        asio::co_spawn(
+            io, [this, &sup]() -> asio::awaitable<void> { history = co_await sup.run(); }, asio::detached);
+    }
+
+    /// Drives virtual time until run() returned (or `limit` of virtual time passed).
+    bool finish(ManualClock::duration limit = 24h) {
+        return runner.run_until([this] { return history.has_value(); }, limit);
+    }
+
+    void at(ManualClock::duration when, std::function<void()> f) {
+        asio::co_spawn(
+            io,
+            [when, f = std::move(f)]() -> asio::awaitable<void> {
+                co_await sleep_for(when);
+                f();
+            },
+            asio::detached);
+    }
+};
+
+std::size_t count(const History& h, EventKind kind) { return h.events_of(kind).size(); }
+
+}  // namespace
+
+TEST_CASE("supervisor: invalid construction names the problem") {
+    asio::io_context io;
+    Agent agent;
+    auto functions = agent.functions();
+    functions.decide = nullptr;
+    CHECK_THROWS_WITH(Sup(io.get_executor(), functions, fast_settings(), {}, quiet_logger()),
+                      "AgentFunctions.decide is empty");
+    AgentSettings bad = fast_settings();
+    bad.max_steps = 0;
+    CHECK_THROWS_WITH(Sup(io.get_executor(), agent.functions(), bad, {}, quiet_logger()),
+                      "AgentSettings.max_steps must be > 0");
+}
+
+TEST_CASE("supervisor: a run to completed returns the history with the result") {
+    Harness h;
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 3 ? Decision::done("clean", {"final-sweep"}) : Decision::act({"a", "b"});
+    };
+    auto sup = h.make(fast_settings());
+    CHECK(sup->status() == AgentStatus::pending);
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::completed);
+    CHECK(sup->status() == AgentStatus::completed);
+    CHECK(hist.is_done());
+    CHECK(hist.is_successful());
+    CHECK(hist.final_result() == std::optional<std::string>{"clean"});
+    REQUIRE(hist.number_of_steps() == 3);
+    CHECK(hist.steps[0].number == 1);
+    CHECK(hist.steps[2].number == 3);
+    CHECK(hist.steps[2].actions.size() == 1);
+    CHECK(hist.steps[2].actions[0].outcome == ActionOutcome::succeeded);
+    CHECK(h.agent.acted == std::vector<std::string>{"a", "b", "a", "b", "final-sweep"});
+    CHECK(hist.status_path() ==
+          std::vector<AgentStatus>{AgentStatus::pending, AgentStatus::running, AgentStatus::completed});
+    CHECK(hist.counters.decisions_executed == 3);
+    CHECK(hist.counters.actions_succeeded == 5);
+    CHECK(hist.errors().empty());
+    CHECK(hist.total_duration() > 0ns);
+    CHECK(hist.reason == "step 3 said done");
+    // Every observation was either decided on or counted as dropped.
+    CHECK(hist.counters.observations_published == hist.counters.observations_dropped + 3);
+}
+
+TEST_CASE("supervisor: each step decides on an observation captured after the previous step finished") {
+    Harness h;
+    auto sup = h.make([] {
+        auto s = fast_settings();
+        s.max_steps = 5;
+        return s;
+    }());
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& steps = h.history->steps;
+    REQUIRE(steps.size() == 5);
+    for (std::size_t i = 1; i < steps.size(); ++i) {
+        CHECK(steps[i].observation_sequence > steps[i - 1].observation_sequence);
+        // captured_at = finished_at of the previous step or later: age at decide time is bounded by the gap.
+        CHECK(steps[i].started_at - steps[i].observation_age >= steps[i - 1].finished_at);
+    }
+}
+
+TEST_CASE("supervisor: a run without done ends as max_steps_reached") {
+    Harness h;
+    auto settings = fast_settings();
+    settings.max_steps = 4;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    REQUIRE(h.finish());
+    CHECK(h.history->status == AgentStatus::max_steps_reached);
+    CHECK(h.history->number_of_steps() == 4);
+    CHECK_FALSE(h.history->is_done());
+    CHECK(h.agent.decided_on.size() == 4);  // no fifth decide() was started
+}
+
+TEST_CASE("supervisor: max_failures consecutive step failures fail the run") {
+    Harness h;
+    h.agent.decide_fn = [](int, const Context&) -> Decision { throw std::runtime_error("model unavailable"); };
+    auto sup = h.make(fast_settings());
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::failed);
+    CHECK(hist.number_of_steps() == 3);
+    for (const auto& step : hist.steps) {
+        CHECK(step.outcome == StepOutcome::failed);
+        CHECK_FALSE(step.fate.has_value());
+        CHECK_THAT(step.error, Catch::Matchers::Contains("model unavailable"));
+    }
+    CHECK_THAT(hist.reason, Catch::Matchers::Contains("3 consecutive step failures"));
+    CHECK(hist.errors().size() == 4);  // three step errors and the run's reason
+    // A failed decide() is a step failure, not a component failure.
+    CHECK(count(hist, EventKind::component_failed) == 0);
+}
+
+TEST_CASE("supervisor: a success resets the consecutive failure count") {
+    Harness h;
+    h.agent.decide_fn = [](int, const Context& ctx) -> Decision {
+        if (ctx.step % 3 != 0) throw std::runtime_error("flaky");
+        return Decision::act({"ok"});
+    };
+    auto settings = fast_settings();
+    settings.max_steps = 9;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    REQUIRE(h.finish());
+    CHECK(h.history->status == AgentStatus::max_steps_reached);
+    CHECK(h.history->counters.steps_failed == 6);
+    CHECK(h.agent.contexts.back().consecutive_failures == 2);
+}
+
+TEST_CASE("supervisor: decide() is bounded by decide_timeout") {
+    Harness h;
+    auto settings = fast_settings();
+    settings.max_failures = 1;
+    settings.decide_timeout = 2s;
+    Agent& agent = h.agent;
+    auto sup = std::make_unique<Sup>(
+        h.io.get_executor(),
+        Sup::Functions{.perceive = [&agent] { return agent.perceive_fn(++agent.perceive_calls); },
+                       .decide = [](const int&, const Context&) -> asio::awaitable<Decision> {
+                           co_await sleep_for(1h);
+                           co_return Decision::act({});
+                       },
+                       .act = [](const std::string&) -> asio::awaitable<ActionResult> {
+                           co_return ActionResult::ok();
+                       }},
+        settings, Sup::Hooks{}, quiet_logger(),
+        [] { return std::optional<taskmon::CpuUsage>{}; });
+    h.start(*sup);
+    REQUIRE(h.finish());
+    CHECK(h.history->status == AgentStatus::failed);
+    REQUIRE(h.history->number_of_steps() == 1);
+    CHECK_THAT(h.history->steps[0].error, Catch::Matchers::Contains("decide() timed out after 2.0s"));
+    CHECK(h.history->steps[0].finished_at - h.history->steps[0].started_at == 2s);
+}
+
+TEST_CASE("supervisor: a failed action skips the rest of its decision and fails the step") {
+    Harness h;
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 2 ? Decision::done("ok") : Decision::act({"good", "bad", "never"});
+    };
+    h.agent.act_fn = [](const std::string& action) -> asio::awaitable<ActionResult> {
+        co_return action == "bad" ? ActionResult::failure("wall ahead") : ActionResult::ok("moved");
+    };
+    auto sup = h.make(fast_settings());
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& step = h.history->steps.at(0);
+    CHECK(step.outcome == StepOutcome::failed);
+    CHECK(step.fate == DecisionFate::failed);
+    CHECK(step.actions[0].outcome == ActionOutcome::succeeded);
+    CHECK(step.actions[0].result.extracted_content == std::optional<std::string>{"moved"});
+    CHECK(step.actions[1].outcome == ActionOutcome::failed);
+    CHECK(step.actions[2].outcome == ActionOutcome::skipped);
+    CHECK(h.agent.acted == std::vector<std::string>{"good", "bad"});
+    CHECK(h.history->status == AgentStatus::completed);
+}
+
+TEST_CASE("supervisor: a decision with more than max_actions_per_step actions runs none of them") {
+    Harness h;
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 2 ? Decision::done("ok") : Decision::act({"1", "2", "3"});
+    };
+    auto settings = fast_settings();
+    settings.max_actions_per_step = 2;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    REQUIRE(h.finish());
+    CHECK(h.history->steps.at(0).fate == DecisionFate::failed);
+    CHECK_THAT(h.history->steps.at(0).error, Catch::Matchers::Contains("max_actions_per_step is 2"));
+    CHECK(h.agent.acted.empty());
+    CHECK(h.history->status == AgentStatus::completed);
+}
+
+TEST_CASE("supervisor: stop() ends the run as stopped and interrupts the action in flight") {
+    Harness h;
+    h.agent.act_fn = [](const std::string&) -> asio::awaitable<ActionResult> {
+        co_await sleep_for(1h);
+        co_return ActionResult::ok();
+    };
+    auto settings = fast_settings();
+    settings.act_timeout = 2h;
+    settings.max_decision_age = 3h;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    h.at(10s, [&] { sup->stop("operator said so"); });
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::stopped);
+    CHECK(hist.reason == "operator said so");
+    CHECK(hist.status_path() == std::vector<AgentStatus>{AgentStatus::pending, AgentStatus::running,
+                                                         AgentStatus::stopping, AgentStatus::stopped});
+    REQUIRE(hist.number_of_steps() == 1);
+    CHECK(hist.steps[0].fate == DecisionFate::interrupted);
+    CHECK(hist.steps[0].actions[0].outcome == ActionOutcome::interrupted);
+    CHECK(count(hist, EventKind::action_interrupted) == 1);
+    CHECK(count(hist, EventKind::component_failed) == 0);  // closing is not a failure
+    CHECK(h.time.elapsed() < 11s);
+}
+
+TEST_CASE("supervisor: stop() before run() ends the run at once as stopped") {
+    Harness h;
+    std::vector<std::string> hooks;
+    Sup::Hooks callbacks{.on_run_start = [&] { hooks.push_back("run_start"); },
+                         .on_run_end = [&](const History&) { hooks.push_back("run_end"); }};
+    auto sup = h.make(fast_settings(), callbacks);
+    sup->stop();
+    h.start(*sup);
+    REQUIRE(h.finish());
+    CHECK(h.history->status == AgentStatus::stopped);
+    CHECK(h.history->number_of_steps() == 0);
+    CHECK(h.agent.perceive_calls == 0);
+    CHECK(hooks == std::vector<std::string>{"run_end"});
+}
+
+TEST_CASE("supervisor: run() may be called only once") {
+    Harness h;
+    auto sup = h.make(fast_settings());
+    sup->stop();
+    h.start(*sup);
+    REQUIRE(h.finish());
+    bool threw = false;
+    asio::co_spawn(
+        h.io,
+        [&]() -> asio::awaitable<void> {
+            try {
+                co_await sup->run();
+            } catch (const std::logic_error&) {
+                threw = true;
+            }
+        },
+        asio::detached);
+    h.runner.run_for(1s);
+    CHECK(threw);
+}
+
+TEST_CASE("supervisor: terminal states absorb: a late stop() after completion changes nothing") {
+    Harness h;
+    h.agent.decide_fn = [](int, const Context&) { return Decision::done("quick"); };
+    auto sup = h.make(fast_settings());
+    h.start(*sup);
+    REQUIRE(h.finish());
+    sup->stop();
+    sup->pause();
+    sup->resume();
+    h.runner.run_for(1s);
+    CHECK(sup->status() == AgentStatus::completed);
+    CHECK(h.history->status == AgentStatus::completed);
+}
+
+TEST_CASE("supervisor: hooks run in order and a throwing hook is recorded, never escapes") {
+    Harness h;
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 2 ? Decision::done("ok") : Decision::act({"x"});
+    };
+    std::vector<std::string> log;
+    bool components_closed_at_end = false;
+    Sup* sup_ptr = nullptr;
+    Sup::Hooks hooks{
+        .on_run_start = [&] { log.push_back("run_start"); },
+        .on_step_start = [&](std::uint64_t n) {
+            log.push_back("step_start " + std::to_string(n));
+            if (n == 1) throw std::runtime_error("hook bug");
+        },
+        .on_step_end = [&](const Sup::Step& s) { log.push_back("step_end " + std::to_string(s.number)); },
+        .on_run_end = [&](const History& hist) {
+            log.push_back("run_end " + std::string{taskmon::to_string(hist.status)});
+            components_closed_at_end = true;
+            for (const auto& [name, stats] : sup_ptr->get_component_stats()) {
+                if (stats.state == taskmon::ComponentState::running) components_closed_at_end = false;
+            }
+            throw std::runtime_error("end hook bug");
+        },
+        .on_status_change = [&](const taskmon::StatusTransition& t) {
+            log.push_back("status " + std::string{taskmon::to_string(t.to)});
+        }};
+    auto sup = h.make(fast_settings(), hooks);
+    sup_ptr = sup.get();
+    h.start(*sup);
+    REQUIRE(h.finish());
+    CHECK(log == std::vector<std::string>{"status running", "run_start", "step_start 1", "step_end 1",
+                                          "step_start 2", "status completed", "step_end 2", "run_end completed"});
+    CHECK(components_closed_at_end);
+    CHECK(h.history->status == AgentStatus::completed);
+    // Both hook errors are in the returned history: on_run_end runs before run() hands it over.
+    CHECK(h.history->counters.hook_errors == 2);
+    REQUIRE(count(*h.history, EventKind::hook_error) == 2);
+    CHECK_THAT(h.history->events_of(EventKind::hook_error)[0].message, Catch::Matchers::Contains("on_step_start"));
+    CHECK_THAT(h.history->events_of(EventKind::hook_error)[1].message, Catch::Matchers::Contains("end hook bug"));
+}
+
+TEST_CASE("supervisor: a failing perception is restarted alone and no sibling is cancelled") {
+    Harness h;
+    h.agent.perceive_fn = [](int call) -> asio::awaitable<int> {
+        co_await sleep_for(10ms);
+        if (call == 3 || call == 4) throw std::runtime_error("sensor glitch");
+        co_return call;
+    };
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 4 ? Decision::done("ok") : Decision::act({"x"});
+    };
+    auto sup = h.make(fast_settings());
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::completed);
+    CHECK(hist.counters.capture_failures == 2);
+    CHECK(hist.counters.restarts.at("perception") == 2);
+    CHECK(hist.counters.restarts.size() == 1);  // nobody else was restarted
+    CHECK(count(hist, EventKind::component_failed) == 2);
+    for (const auto& e : hist.events_of(EventKind::component_failed)) {
+        CHECK(e.component == "perception");
+        CHECK_THAT(e.message, Catch::Matchers::Contains("sensor glitch"));
+    }
+    const auto stats = sup->get_component_stats();
+    CHECK(stats.at("perception").restart_count == 2);
+    CHECK(stats.at("decision_loop").restart_count == 0);
+    CHECK(stats.at("actuation_loop").restart_count == 0);
+    CHECK(stats.at("perception_watchdog").restart_count == 0);
+}
+
+TEST_CASE("supervisor: a critical give-up fails the run with the reason") {
+    Harness h;
+    h.agent.perceive_fn = [](int) -> asio::awaitable<int> {
+        co_await sleep_for(10ms);
+        throw std::runtime_error("camera unplugged");
+    };
+    auto settings = fast_settings();
+    settings.critical_restart_policy = {.max_restart_attempts = 3, .base_backoff = 100ms, .max_backoff = 1s};
+    settings.perception_timeout = 1h;  // keep the watchdog out of this
+    settings.watchdog_startup_grace = 1h;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::failed);
+    CHECK_THAT(hist.reason, Catch::Matchers::Contains("critical component perception gave up"));
+    CHECK_THAT(hist.reason, Catch::Matchers::Contains("camera unplugged"));
+    CHECK(count(hist, EventKind::component_gave_up) == 1);
+    CHECK(hist.counters.restarts.at("perception") == 3);
+    CHECK(h.agent.perceive_calls == 4);
+    CHECK(h.time.elapsed() < 1min);
+}
+
+TEST_CASE("supervisor: an action in flight when actuation crashes is interrupted and never replayed") {
+    Harness h;
+    int bad_calls = 0;
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 3 ? Decision::done("ok") : Decision::act({"grip", "lift", "place"});
+    };
+    h.agent.act_fn = [&](const std::string& action) -> asio::awaitable<ActionResult> {
+        co_await sleep_for(10ms);
+        if (action == "lift" && ++bad_calls == 1) throw std::runtime_error("motor driver fault");
+        co_return ActionResult::ok();
+    };
+    auto sup = h.make(fast_settings());
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::completed);
+    const auto& step = hist.steps.at(0);
+    CHECK(step.fate == DecisionFate::interrupted);
+    CHECK(step.actions[0].outcome == ActionOutcome::succeeded);
+    CHECK(step.actions[1].outcome == ActionOutcome::interrupted);
+    CHECK(step.actions[2].outcome == ActionOutcome::skipped);
+    // "lift" of step 1 ran exactly once and "place" never; step 2 ran its own actions after the restart.
+    CHECK(h.agent.acted == std::vector<std::string>{"grip", "lift", "grip", "lift", "place"});
+    CHECK(hist.counters.restarts.at("actuation_loop") == 1);
+    CHECK(count(hist, EventKind::action_interrupted) == 1);
+    CHECK(hist.counters.decisions_interrupted == 1);
+}
+
+TEST_CASE("supervisor: pause takes effect after the step in flight and a long pause spends no budget") {
+    Harness h;
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 4 ? Decision::done("ok") : Decision::act({"x"});
+    };
+    h.agent.act_fn = [](const std::string&) -> asio::awaitable<ActionResult> {
+        co_await sleep_for(2s);
+        co_return ActionResult::ok();
+    };
+    auto sup = h.make(fast_settings());
+    h.start(*sup);
+    std::size_t steps_at_pause = 0;
+    std::optional<AgentStatus> status_right_after_pause;
+    h.at(1s, [&] { sup->pause(); });
+    h.at(1s + 1ms, [&] { status_right_after_pause = sup->status(); });
+    h.at(1h, [&] {
+        steps_at_pause = h.agent.decided_on.size();
+        sup->inject_guidance("mind the cat");
+        sup->resume();
+    });
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(status_right_after_pause == AgentStatus::running);  // the step in flight finishes first
+    CHECK(hist.status == AgentStatus::completed);
+    CHECK(steps_at_pause == 1);
+    CHECK(hist.steps.at(0).outcome == StepOutcome::succeeded);
+    CHECK(hist.status_path() == std::vector<AgentStatus>{AgentStatus::pending, AgentStatus::running,
+                                                         AgentStatus::paused, AgentStatus::running,
+                                                         AgentStatus::completed});
+    for (const auto& [name, stats] : sup->get_component_stats()) {
+        INFO(name);
+        CHECK(stats.restart_count == 0);
+        CHECK(stats.failure_count == 0);
+    }
+    CHECK(hist.counters.watchdog_stalls == 0);
+    CHECK(count(hist, EventKind::component_failed) == 0);
+    // Guidance given while paused reaches the first decide() after resume.
+    REQUIRE(h.agent.contexts.size() == 4);
+    CHECK(h.agent.contexts[1].guidance == std::vector<std::string>{"mind the cat"});
+    CHECK(h.agent.contexts[2].guidance.empty());
+    CHECK(count(hist, EventKind::guidance_delivered) == 1);
+    // No capture while paused: perception captured only around the running stretches.
+    CHECK(h.agent.perceive_calls < 200);
+}
+
+TEST_CASE("supervisor: a perception stall restarts perception, holds actuation and recovers") {
+    Harness h;
+    h.agent.perceive_fn = [](int call) -> asio::awaitable<int> {
+        co_await sleep_for(call == 5 ? 10h : 10ms);  // the fifth capture hangs
+        co_return call;
+    };
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 6 ? Decision::done("ok") : Decision::act({"x"});
+    };
+    h.agent.act_fn = [](const std::string&) -> asio::awaitable<ActionResult> {
+        co_await sleep_for(100ms);
+        co_return ActionResult::ok();
+    };
+    auto settings = fast_settings();
+    settings.capture_timeout = 1h;  // the capture hangs past the watchdog, not the capture timeout
+    settings.capture_interval = 0ms;
+    settings.shed_capture_interval = 0ms;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::completed);
+    CHECK(hist.counters.watchdog_stalls == 1);
+    CHECK(count(hist, EventKind::watchdog_stall) == 1);
+    CHECK(count(hist, EventKind::watchdog_recovered) == 1);
+    CHECK(hist.counters.restarts.at("perception") == 1);
+    CHECK(count(hist, EventKind::component_failed) == 0);  // a restart we asked for is not a failure
+    const auto stall = hist.events_of(EventKind::watchdog_stall)[0].at;
+    const auto recovered = hist.events_of(EventKind::watchdog_recovered)[0].at;
+    CHECK(recovered > stall);
+    CHECK(recovered - stall < 1s);
+    CHECK(h.time.elapsed() < 1min);
+}
+
+TEST_CASE("supervisor: repeated stalls fail the run after max_consecutive_stalls") {
+    Harness h;
+    h.agent.perceive_fn = [](int call) -> asio::awaitable<int> {
+        co_await sleep_for(call == 1 ? 10ms : 10h);
+        co_return call;
+    };
+    auto settings = fast_settings();
+    settings.capture_timeout = 100h;
+    settings.max_consecutive_stalls = 3;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::failed);
+    CHECK_THAT(hist.reason, Catch::Matchers::Contains("perception stalled 3 times in a row"));
+    CHECK(hist.counters.watchdog_stalls == 3);
+    CHECK(hist.counters.restarts.at("perception") == 2);
+}
+
+TEST_CASE("supervisor: the watchdog grants a startup grace and is suspended while paused") {
+    Harness h;
+    h.agent.perceive_fn = [](int call) -> asio::awaitable<int> {
+        co_await sleep_for(call == 1 ? 7s : 10ms);  // slow first capture, inside the grace
+        co_return call;
+    };
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 2 ? Decision::done("ok") : Decision::act({"x"});
+    };
+    auto settings = fast_settings();
+    settings.perception_timeout = 4s;
+    settings.watchdog_startup_grace = 8s;
+    settings.capture_timeout = 10s;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    h.at(1s, [&] { sup->pause(); });
+    h.at(20min, [&] { sup->resume(); });
+    REQUIRE(h.finish());
+    CHECK(h.history->status == AgentStatus::completed);
+    CHECK(h.history->counters.watchdog_stalls == 0);
+}
+
+TEST_CASE("supervisor: shedding enters and leaves with hysteresis and slows perception") {
+    Harness h;
+    std::vector<double> cpu_script{50, 99, 97, 97, 97, 95, 50};
+    std::size_t sample = 0;
+    auto cpu = [&]() -> std::optional<taskmon::CpuUsage> {
+        const double value = sample < cpu_script.size() ? cpu_script[sample] : 50.0;
+        ++sample;
+        return taskmon::CpuUsage{value, 1.0};
+    };
+    auto settings = fast_settings();
+    settings.load_sample_interval = 1s;
+    settings.capture_interval = 100ms;
+    settings.shed_capture_interval = 2s;
+    settings.max_steps = 1000;
+    h.agent.decide_fn = [](int, const Context&) { return Decision::act({}); };
+    auto sup = h.make(settings, {}, cpu);
+    h.start(*sup);
+    // Samples at 1 s (50), 2 s (99: enter), 3-5 s (97: inside the band, stay), 6 s (95: leave).
+    int captures_before = 0, captures_shedding = 0;
+    bool shedding_seen_in_context = false;
+    h.at(2500ms, [&] { captures_before = h.agent.perceive_calls; });
+    h.at(5500ms, [&] {
+        captures_shedding = h.agent.perceive_calls - captures_before;
+        for (const auto& c : h.agent.contexts) shedding_seen_in_context |= c.shedding;
+    });
+    h.at(10s, [&] { sup->stop(); });
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    REQUIRE(count(hist, EventKind::load_shedding_entered) == 1);
+    REQUIRE(count(hist, EventKind::load_shedding_left) == 1);
+    CHECK(hist.events_of(EventKind::load_shedding_entered)[0].at == 2s);
+    CHECK(hist.events_of(EventKind::load_shedding_left)[0].at == 6s);
+    CHECK_THAT(hist.events_of(EventKind::load_shedding_entered)[0].message,
+               Catch::Matchers::Contains("cpu_percent=99.0"));
+    CHECK(hist.counters.load_shedding_entries == 1);
+    // 3 s of shedding at one capture per 2 s, instead of ~30 at 100 ms.
+    CHECK(captures_shedding <= 3);
+    CHECK(shedding_seen_in_context);
+    CHECK(hist.counters.watchdog_stalls == 0);  // shedding never starves the watchdog
+}
+
+TEST_CASE("supervisor: an auxiliary give-up degrades: the load monitor fails open") {
+    Harness h;
+    int samples = 0;
+    auto cpu = [&]() -> std::optional<taskmon::CpuUsage> {
+        if (++samples >= 3) throw std::runtime_error("/proc vanished");
+        return taskmon::CpuUsage{99.5, 1.0};
+    };
+    auto settings = fast_settings();
+    settings.auxiliary_restart_policy = {.max_restart_attempts = 2, .base_backoff = 1s, .max_backoff = 1s};
+    settings.max_steps = 10000;
+    h.agent.decide_fn = [](int, const Context&) { return Decision::act({}); };
+    auto sup = h.make(settings, {}, cpu);
+    h.start(*sup);
+    h.at(1min, [&] { sup->stop(); });
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::stopped);  // not failed: the monitor is auxiliary
+    REQUIRE(count(hist, EventKind::component_gave_up) == 1);
+    CHECK(hist.events_of(EventKind::component_gave_up)[0].component == "load_shedding_monitor");
+    REQUIRE(count(hist, EventKind::load_shedding_left) == 1);
+    CHECK_THAT(hist.events_of(EventKind::load_shedding_left)[0].message, Catch::Matchers::Contains("fail"));
+}
+
+TEST_CASE("supervisor: a decision that waits longer than max_decision_age expires and nothing runs") {
+    Harness h;
+    // Perception hangs after the first capture: the watchdog holds actuation, the first decision expires.
+    h.agent.perceive_fn = [](int call) -> asio::awaitable<int> {
+        co_await sleep_for(call == 1 ? 10ms : 10h);
+        co_return call;
+    };
+    h.agent.decide_fn = [](int, const Context&) { return Decision::act({"risky"}); };
+    auto settings = fast_settings();
+    settings.capture_timeout = 100h;
+    settings.perception_timeout = 2s;
+    settings.watchdog_startup_grace = 0s;
+    settings.max_decision_age = 3s;
+    settings.max_consecutive_stalls = 5;
+    // decide() takes long enough that the first stall (at 3 s) happens while deciding.
+    auto sup = std::make_unique<Sup>(
+        h.io.get_executor(),
+        Sup::Functions{.perceive = [&] { return h.agent.perceive_fn(++h.agent.perceive_calls); },
+                       .decide = [](const int&, const Context&) -> asio::awaitable<Decision> {
+                           co_await sleep_for(3500ms);
+                           co_return Decision::act({"risky"});
+                       },
+                       .act = [&](const std::string& a) -> asio::awaitable<ActionResult> {
+                           h.agent.acted.push_back(a);
+                           co_return ActionResult::ok();
+                       }},
+        settings, Sup::Hooks{}, quiet_logger(), [] { return std::optional<taskmon::CpuUsage>{}; });
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::failed);  // the stalls eventually fail it
+    REQUIRE(hist.number_of_steps() == 1);
+    CHECK(hist.steps[0].fate == DecisionFate::expired);
+    CHECK(hist.steps[0].actions[0].outcome == ActionOutcome::skipped);
+    CHECK(hist.counters.decisions_expired == 1);
+    CHECK(count(hist, EventKind::decision_expired) == 1);
+    CHECK(h.agent.acted.empty());
+}
+
+TEST_CASE("supervisor: status() and control calls work from another thread") {
+    Harness h;
+    auto settings = fast_settings();
+    settings.max_steps = 3;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    std::thread other{[&] {
+        (void)sup->status();
+        sup->inject_guidance("from another thread");
+    }};
+    other.join();
+    REQUIRE(h.finish());
+    CHECK(h.history->status == AgentStatus::max_steps_reached);
+    CHECK(h.agent.contexts.at(0).guidance == std::vector<std::string>{"from another thread"});
+}
