@@ -277,6 +277,31 @@ TEST_CASE("AsyncSemaphore: a waiter resumes on its own executor, never inside th
     CHECK_FALSE(resumed_inside_release);
 }
 
+TEST_CASE("AsyncSemaphore: a waiter on a strand resumes inside its strand") {
+    asio::io_context ctx;
+    AsyncSemaphore sem{1};
+    auto gate = sem.try_acquire();
+    auto strand = asio::make_strand(ctx);
+    std::atomic<bool> resumed{false};
+    std::atomic<bool> in_strand{false};
+    asio::co_spawn(
+        strand,
+        [&]() -> asio::awaitable<void> {
+            auto permit = co_await sem.acquire();
+            in_strand = strand.running_in_this_thread();
+            resumed = true;
+        },
+        asio::detached);
+    std::thread runner([&] { ctx.run(); });
+    while (sem.stats().waiting == 0) {
+        std::this_thread::yield();
+    }
+    gate.reset();  // released on this thread, outside the strand
+    runner.join();
+    CHECK(resumed);
+    CHECK(in_strand);
+}
+
 TEST_CASE("AsyncSemaphore: concurrency never exceeds the count (200 coroutines, 2 threads)") {
     asio::io_context ctx;
     AsyncSemaphore sem{4};

@@ -4,6 +4,7 @@
 // AsyncSemaphore: a counting, FIFO, resizable, cancellable asynchronous semaphore handing out RAII permits.
 #pragma once
 
+#include <taskmon/detail/config.hpp>
 #include <taskmon/detail/semaphore_waiter.hpp>
 
 #include <asio/any_io_executor.hpp>

@@ -14,6 +14,7 @@
 // static objects or detached threads stay valid until the process exits.
 #pragma once
 
+#include <taskmon/detail/config.hpp>
 #include <taskmon/async_semaphore.hpp>
 
 #include <asio/awaitable.hpp>

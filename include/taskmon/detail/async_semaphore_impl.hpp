@@ -11,12 +11,18 @@
 #include <asio/associated_executor.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/error.hpp>
+#include <asio/execution.hpp>
 #include <asio/executor_work_guard.hpp>
-#include <asio/post.hpp>
+#include <asio/io_context.hpp>
+#include <asio/prefer.hpp>
+#include <asio/recycling_allocator.hpp>
+#include <asio/require.hpp>
 #include <asio/system_executor.hpp>
 
 #include <memory>
+#include <optional>
 #include <stdexcept>
+#include <typeinfo>
 #include <utility>
 
 namespace taskmon {
@@ -69,6 +75,91 @@ inline void SemaphorePermit::release() noexcept {
 
 // ---- the pending acquire operation ------------------------------------------------------------------------
 
+namespace detail {
+
+// Keeps a waiting acquire's executor busy (outstanding work) and submits its completion there, never inline.
+// Standard executors are tracked through a preferred executor and run the completion with blocking.never
+// as a continuation (on an io_context thread that is the cheap thread-private queue); legacy executors
+// through executor_work_guard and post().
+template <typename Executor, typename = void>
+class SemaphoreHandlerWork {
+public:
+    explicit SemaphoreHandlerWork(const Executor& ex)
+        : work_(asio::prefer(ex, asio::execution::outstanding_work.tracked)),
+          executor_(asio::prefer(asio::require(ex, asio::execution::blocking.never),
+                                 asio::execution::relationship.continuation)) {}
+
+    // The submitting executor is prepared up front, untracked, so that completing copies no tracked executor.
+    template <typename Function>
+    void post(Function&& function) {
+        asio::execution::execute(executor_, std::forward<Function>(function));
+    }
+
+private:
+    using tracked_type =
+        std::decay_t<typename asio::prefer_result<Executor, asio::execution::outstanding_work_t::tracked_t>::type>;
+    using never_type =
+        std::decay_t<typename asio::require_result<Executor, asio::execution::blocking_t::never_t>::type>;
+    using submit_type = std::decay_t<
+        typename asio::prefer_result<never_type, asio::execution::relationship_t::continuation_t>::type>;
+
+    tracked_type work_;
+    submit_type executor_;
+};
+
+template <typename Executor>
+class SemaphoreHandlerWork<Executor, std::enable_if_t<!asio::execution::is_executor<Executor>::value>> {
+public:
+    explicit SemaphoreHandlerWork(const Executor& ex) : work_(ex) {}
+
+    template <typename Function>
+    void post(Function&& function) {
+        work_.get_executor().post(std::forward<Function>(function), std::allocator<void>());
+    }
+
+private:
+    asio::executor_work_guard<Executor> work_;
+};
+
+// The common case, a coroutine on an io_context: an any_io_executor wrapping io_context::executor_type. Unwrapping
+// it saves the type-erased executor copies that tracking work and submitting would otherwise make.
+template <>
+class SemaphoreHandlerWork<asio::any_io_executor, void> {
+public:
+    explicit SemaphoreHandlerWork(const asio::any_io_executor& ex) {
+        if (wraps_io_context_executor(ex)) {
+            io_.emplace(*ex.target<asio::io_context::executor_type>());
+        } else {
+            any_.emplace(ex);
+        }
+    }
+
+    template <typename Function>
+    void post(Function&& function) {
+        if (io_) {
+            io_->post(std::forward<Function>(function));
+        } else {
+            any_->post(std::forward<Function>(function));
+        }
+    }
+
+private:
+    // any_executor::target<T>() does not check T in Asio 1.22 (it casts whatever it holds), so compare the type.
+    static bool wraps_io_context_executor(const asio::any_io_executor& ex) noexcept {
+#if !defined(ASIO_NO_TYPEID)
+        return ex.target_type() == typeid(asio::io_context::executor_type);
+#else
+        (void)ex;
+        return false;
+#endif
+    }
+
+    std::optional<SemaphoreHandlerWork<asio::io_context::executor_type>> io_;
+    std::optional<SemaphoreHandlerWork<asio::any_io_executor, int>> any_;  // the generic primary template
+};
+
+}  // namespace detail
+
 // Installed in the acquire's cancellation slot. Looks at the semaphore only while the waiter is queued, so a
 // cancellation arriving after the acquire was granted or ended does nothing.
 class AsyncSemaphore::CancelHandler {
@@ -88,16 +179,21 @@ private:
 };
 
 // Owns the completion handler and keeps its executor busy while the acquire waits. Memory comes from the
-// handler's associated allocator and is freed before the handler is invoked.
+// handler's associated allocator (default: Asio's per-thread recycling allocator) and is freed before the
+// handler is invoked.
 template <typename Handler>
 class AsyncSemaphore::AcquireOp final : public detail::SemaphoreWaiter {
 public:
     using executor_type = asio::associated_executor_t<Handler, asio::system_executor>;
-    using allocator_type = typename std::allocator_traits<
-        asio::associated_allocator_t<Handler>>::template rebind_alloc<AcquireOp>;
+    using allocator_type = typename std::allocator_traits<asio::associated_allocator_t<
+        Handler, asio::recycling_allocator<void>>>::template rebind_alloc<AcquireOp>;
+
+    static allocator_type allocator_of(const Handler& handler) noexcept {
+        return allocator_type(asio::get_associated_allocator(handler, asio::recycling_allocator<void>()));
+    }
 
     static AcquireOp* create(Handler&& handler) {
-        allocator_type alloc(asio::get_associated_allocator(handler));
+        allocator_type alloc = allocator_of(handler);
         AcquireOp* op = std::allocator_traits<allocator_type>::allocate(alloc, 1);
         try {
             std::allocator_traits<allocator_type>::construct(alloc, op, std::move(handler));
@@ -136,7 +232,7 @@ private:
         ~Finisher() {
             if (op_ != nullptr) {
                 op_->disconnect_cancellation();
-                allocator_type alloc(asio::get_associated_allocator(op_->handler_));
+                allocator_type alloc = allocator_of(op_->handler_);
                 op_->free(alloc);
             }
         }
@@ -144,7 +240,7 @@ private:
         void operator()() {
             AcquireOp* op = std::exchange(op_, nullptr);
             op->disconnect_cancellation();
-            allocator_type alloc(asio::get_associated_allocator(op->handler_));
+            allocator_type alloc = allocator_of(op->handler_);
             Handler handler(std::move(op->handler_));
             const std::error_code ec = op->result;
             op->free(alloc);
@@ -159,8 +255,7 @@ private:
     static void do_complete(detail::SemaphoreWaiter* base, AsyncSemaphore& semaphore) noexcept {
         auto* op = static_cast<AcquireOp*>(base);
         SemaphorePermit permit = op->result ? SemaphorePermit{} : SemaphorePermit{semaphore};
-        auto executor = op->work_.get_executor();
-        asio::post(executor, Finisher{op, std::move(permit)});
+        op->work_.post(Finisher{op, std::move(permit)});
     }
 
     void disconnect_cancellation() noexcept {
@@ -174,7 +269,7 @@ private:
         std::allocator_traits<allocator_type>::deallocate(alloc, this, 1);
     }
 
-    asio::executor_work_guard<executor_type> work_;
+    detail::SemaphoreHandlerWork<executor_type> work_;
     Handler handler_;
     bool slot_connected_ = false;
 };
