@@ -3,6 +3,7 @@
 #include <taskmon/testing/manual_clock.hpp>
 #include <taskmon/supervisor.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -751,4 +752,40 @@ TEST_CASE("supervisor: status() and control calls work from another thread") {
     REQUIRE(h.finish());
     CHECK(h.history->status == AgentStatus::max_steps_reached);
     CHECK(h.agent.contexts.at(0).guidance == std::vector<std::string>{"from another thread"});
+}
+
+TEST_CASE("supervisor: a run on a two-thread io_context with the steady clock (for TSan)") {
+    using RealSup = taskmon::Supervisor<int, std::string>;
+    asio::io_context io{2};
+    std::atomic<int> perceived{0}, acted{0};
+    AgentSettings settings;
+    settings.max_steps = 20;
+    settings.capture_interval = 1ms;
+    settings.shed_capture_interval = 1ms;
+    settings.load_sample_interval = 5ms;
+    RealSup sup{io.get_executor(),
+                {.perceive = [&]() -> asio::awaitable<int> { co_return ++perceived; },
+                 .decide = [](const int& obs, const RealSup::Context&) -> asio::awaitable<RealSup::DecisionType> {
+                     co_return RealSup::DecisionType::act({"a" + std::to_string(obs), "b"});
+                 },
+                 .act = [&](const std::string&) -> asio::awaitable<ActionResult> {
+                     ++acted;
+                     co_return ActionResult::ok();
+                 }},
+                settings, {}, quiet_logger()};
+    std::optional<RealSup::HistoryType> history;
+    asio::co_spawn(
+        io, [&]() -> asio::awaitable<void> { history = co_await sup.run(); }, asio::detached);
+    std::thread helper{[&] {
+        sup.inject_guidance("hello");
+        (void)sup.get_component_stats();
+        io.run();
+    }};
+    io.run();
+    helper.join();
+    REQUIRE(history.has_value());
+    CHECK(history->status == AgentStatus::max_steps_reached);
+    CHECK(history->number_of_steps() == 20);
+    CHECK(acted == 40);
+    CHECK(history->counters.observations_published == static_cast<std::uint64_t>(perceived.load()));
 }
