@@ -6,6 +6,7 @@
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
@@ -19,6 +20,7 @@
 #include <chrono>
 #include <cstddef>
 #include <exception>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -171,6 +173,63 @@ TEST_CASE("AsyncSemaphore: async_acquire never completes inline, even with a fre
     REQUIRE(result);
     CHECK_FALSE(*result);
     CHECK(held.owns_permit());
+}
+
+TEST_CASE("AsyncSemaphore: async_acquire completes through any executor kind") {
+    AsyncSemaphore sem{1};
+    auto gate = sem.try_acquire();
+
+    // No associated executor: the completion runs on the system executor, on another thread.
+    struct SystemResult {
+        std::error_code ec;
+        bool owned = false;
+        std::thread::id thread;
+    };
+    std::promise<SystemResult> system_done;
+    sem.async_acquire([&](std::error_code ec, SemaphorePermit p) {
+        SystemResult r{ec, p.owns_permit(), std::this_thread::get_id()};
+        p.release();  // before the test thread goes on
+        system_done.set_value(r);
+    });
+    gate.reset();
+    const SystemResult system_result = system_done.get_future().get();
+    CHECK_FALSE(system_result.ec);
+    CHECK(system_result.owned);
+    CHECK(system_result.thread != std::this_thread::get_id());
+
+    // A legacy (Networking TS style) executor: io_context::strand.
+    asio::io_context ctx;
+    asio::io_context::strand legacy{ctx};
+    auto gate2 = sem.try_acquire();
+    REQUIRE(gate2);
+    bool in_strand = false;
+    sem.async_acquire(asio::bind_executor(legacy, [&](std::error_code ec, SemaphorePermit p) {
+        CHECK_FALSE(ec);
+        CHECK(p.owns_permit());
+        in_strand = legacy.running_in_this_thread();
+    }));
+    gate2.reset();
+    ctx.run();
+    CHECK(in_strand);
+
+    // as_tuple: errors as values instead of exceptions.
+    asio::io_context ctx2;
+    auto gate3 = sem.try_acquire();
+    REQUIRE(gate3);
+    std::error_code code;
+    asio::cancellation_signal signal;
+    asio::co_spawn(
+        ctx2,
+        [&]() -> asio::awaitable<void> {
+            auto [ec, permit] = co_await sem.async_acquire(asio::experimental::as_tuple(asio::use_awaitable));
+            code = ec;
+            CHECK_FALSE(permit.owns_permit());
+        },
+        asio::bind_cancellation_slot(signal.slot(), asio::detached));
+    ctx2.poll();
+    signal.emit(asio::cancellation_type::terminal);
+    ctx2.run();
+    CHECK(code == asio::error::operation_aborted);
 }
 
 TEST_CASE("AsyncSemaphore: waiters get permits in arrival order") {

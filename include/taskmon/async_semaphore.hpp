@@ -10,6 +10,7 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/cancellation_type.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include <atomic>
@@ -140,7 +141,8 @@ private:
 
     template <typename Handler>
     void start_acquire(Handler&& handler);
-    // Grants a permit to the queued waiter or queues it; mutex_ held. Returns true when granted at once.
+    // Grants the waiter a permit or queues it; mutex_ held. Returns true when it is done at once (granted, or
+    // failed because the semaphore is closed), false when queued.
     bool enqueue_locked(detail::SemaphoreWaiter* waiter);
     void cancel(detail::SemaphoreWaiter* waiter, asio::cancellation_type_t type);
     void release_one() noexcept;
