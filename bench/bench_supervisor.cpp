@@ -76,9 +76,10 @@ void BM_Supervisor(benchmark::State& state) {
     settings.max_steps = static_cast<std::size_t>(steps);
     settings.capture_interval = std::chrono::nanoseconds::zero();
     settings.shed_capture_interval = std::chrono::nanoseconds::zero();
+    int counter = 0;
     for (auto _ : state) {
         asio::io_context io{1};
-        int counter = 0;
+        counter = 0;
         Agent agent{io.get_executor(),
                     {.perceive = [&] { return perceive(counter); },
                      .decide = [](const int& observation, const Agent::Context&) { return decide(observation); },
@@ -98,6 +99,7 @@ void BM_Supervisor(benchmark::State& state) {
     }
     benchmark::DoNotOptimize(sink);
     report(state, steps);
+    state.counters["captures_per_step"] = static_cast<double>(counter) / static_cast<double>(steps);
 }
 
 }  // namespace

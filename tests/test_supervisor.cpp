@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
@@ -788,4 +790,19 @@ TEST_CASE("supervisor: a run on a two-thread io_context with the steady clock (f
     CHECK(history->number_of_steps() == 20);
     CHECK(acted == 40);
     CHECK(history->counters.observations_published == static_cast<std::uint64_t>(perceived.load()));
+}
+
+TEST_CASE("supervisor: cancelling the coroutine awaiting run() stops the run and still returns the history") {
+    Harness h;
+    auto sup = h.make(fast_settings());
+    asio::cancellation_signal cancel;
+    asio::co_spawn(
+        h.io, [&]() -> asio::awaitable<void> { h.history = co_await sup->run(); },
+        asio::bind_cancellation_slot(cancel.slot(), asio::detached));
+    h.at(5s, [&] { cancel.emit(asio::cancellation_type::terminal); });
+    REQUIRE(h.finish());
+    CHECK(h.history->status == AgentStatus::stopped);
+    CHECK(h.history->reason == "run() was cancelled");
+    CHECK(h.history->number_of_steps() > 0);
+    CHECK(count(*h.history, EventKind::component_failed) == 0);
 }

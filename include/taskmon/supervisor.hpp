@@ -286,6 +286,7 @@ private:
         std::optional<DecisionType> decision;
         TimePoint decided_at{};
         std::size_t action_index = 0;
+        bool finalized = false;  ///< recorded in the history; never recorded twice
     };
     using InFlightPtr = std::shared_ptr<InFlight>;
 
@@ -375,9 +376,13 @@ private:
 
     void post_control(Control control) {
         asio::post(strand_, [this, control] {
+            const char* what = control == Control::pause ? "pause" : "resume";
             if (ending()) {
-                logger_->info("{}() ignored: the run is {}", control == Control::pause ? "pause" : "resume",
-                              machine_.status());
+                logger_->info("{}() ignored: the run is {}", what, machine_.status());
+                return;
+            }
+            if (components_[components::pause_handler].gave_up) {
+                logger_->error("{}() dropped: component pause_handler gave up", what);
                 return;
             }
             controls_.push_back(control);
@@ -612,6 +617,7 @@ private:
             } else {
                 step = co_await queue_.async_pop(asio::use_awaitable);
             }
+            if (step->finalized) continue;  // already settled by a decision_loop recovery
             step->phase = Phase::accepted;
             const TimePoint expiry = step->decided_at + clock_duration(settings_.max_decision_age);
             co_await wait_until([this] { return !actuation_held_ || ending(); }, expiry);  // watchdog hold
@@ -695,6 +701,8 @@ private:
     /// Records a step and decides the status. `judge` is false for steps cut off by the end of the run.
     void finalize(const InFlightPtr& step, StepOutcome outcome, std::optional<DecisionFate> fate, std::string error,
                   bool judge = true) {
+        if (step->finalized) return;
+        step->finalized = true;
         auto& rec = step->record;
         rec.outcome = outcome;
         rec.fate = fate;
@@ -799,7 +807,12 @@ private:
                 if (gate_.reset("load_shedding_monitor gave up: failing open")) set_shedding(false, gate_.reason());
                 logger_->error("Component load_shedding_monitor gave up; load shedding is off (fail open)");
             } else {
-                logger_->error("Component pause_handler gave up; pause() and resume() no longer take effect");
+                // Requests nobody will apply would block new steps (see may_start_step): drop them, loudly.
+                logger_->error("Component pause_handler gave up; {} pending pause/resume request(s) dropped, later "
+                               "ones are dropped too",
+                               controls_.size());
+                controls_.clear();
+                notify();
             }
         }
     }
