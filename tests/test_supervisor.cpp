@@ -806,3 +806,54 @@ TEST_CASE("supervisor: cancelling the coroutine awaiting run() stops the run and
     CHECK(h.history->number_of_steps() > 0);
     CHECK(count(*h.history, EventKind::component_failed) == 0);
 }
+
+TEST_CASE("supervisor: observations older than max_observation_age are dropped, never decided on") {
+    Harness h;
+    h.agent.perceive_fn = [](int call) -> asio::awaitable<int> {
+        co_await sleep_for(3s);  // every observation is already 3 s old when published
+        co_return call;
+    };
+    auto settings = fast_settings();
+    settings.max_observation_age = 2s;
+    settings.capture_timeout = 10s;
+    settings.perception_timeout = 10s;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    h.at(1min, [&] { sup->stop(); });
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::stopped);
+    CHECK(hist.number_of_steps() == 0);
+    CHECK(h.agent.decided_on.empty());
+    CHECK(hist.counters.observations_published >= 15);
+    CHECK(hist.counters.observations_dropped == hist.counters.observations_published);
+    CHECK(hist.counters.watchdog_stalls == 0);  // perception is alive, just slow
+}
+
+TEST_CASE("supervisor: a step decides on the freshest observation and counts the ones it skipped") {
+    Harness h;
+    // Perception is fast (every 100 ms) and decide() slow (1 s): several observations pile up per step.
+    Agent& agent = h.agent;
+    auto settings = fast_settings();
+    settings.max_steps = 3;
+    auto sup = std::make_unique<Sup>(
+        h.io.get_executor(),
+        Sup::Functions{.perceive = [&agent] { return agent.perceive_fn(++agent.perceive_calls); },
+                       .decide = [&agent](const int& obs, const Context&) -> asio::awaitable<Decision> {
+                           agent.decided_on.push_back(obs);
+                           co_await sleep_for(1s);
+                           co_return Decision::act({"x"});
+                       },
+                       .act = [](const std::string&) -> asio::awaitable<ActionResult> {
+                           co_return ActionResult::ok();
+                       }},
+        settings, Sup::Hooks{}, quiet_logger(), [] { return std::optional<taskmon::CpuUsage>{}; });
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    REQUIRE(hist.number_of_steps() == 3);
+    CHECK(hist.counters.observations_dropped > 0);
+    CHECK(hist.counters.observations_published == hist.counters.observations_dropped + 3);
+    for (const auto& step : hist.steps) CHECK(step.observation_age <= 100ms);
+    CHECK(hist.steps[1].observation_sequence > hist.steps[0].observation_sequence + 1);  // some were skipped
+}
