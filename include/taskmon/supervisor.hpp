@@ -381,7 +381,8 @@ private:
                 logger_->info("{}() ignored: the run is {}", what, machine_.status());
                 return;
             }
-            if (components_[components::pause_handler].gave_up) {
+            if (const auto it = components_.find(components::pause_handler);
+                it != components_.end() && it->second.gave_up) {
                 logger_->error("{}() dropped: component pause_handler gave up", what);
                 return;
             }
@@ -391,6 +392,10 @@ private:
     }
 
     void request_stop(std::string reason) {
+        if (ending()) {
+            logger_->info("stop() ignored: the run is already {} reason=\"{}\"", machine_.status(), reason);
+            return;
+        }
         if (machine_.status() == AgentStatus::pending) {
             change_status(AgentStatus::stopped, std::move(reason));
         } else {
