@@ -376,6 +376,7 @@ TEST_CASE("close() during a backoff never calls the factory again", "[task_monit
     REQUIRE(script.starts.size() == 2);
     REQUIRE(monitor.get_component_stats().at("perception").is_restarting);
     CHECK(h.close(monitor) == 0s);
+    CHECK(h.lines_with("Cancelled pending restart of component perception").size() == 1);
     h.runner.run_for(2h);
     CHECK(script.starts.size() == 2);
     const auto stats = monitor.get_component_stats().at("perception");

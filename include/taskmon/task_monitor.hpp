@@ -14,6 +14,8 @@
 //   co_await monitor.close();
 #pragma once
 
+#include <taskmon/detail/config.hpp>
+
 #include <taskmon/component_stats.hpp>
 #include <taskmon/detail/monitor_event.hpp>
 #include <taskmon/restart_policy.hpp>
@@ -36,7 +38,7 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -89,25 +91,22 @@ inline ExitOutcome classify_exit(const std::exception_ptr& error) {
     if (!error) {
         return {};
     }
-    std::exception_ptr inner = error;
-    // awaitable operators wrap errors in multiple_exceptions: classify the first one.
+    // One rethrow in the common case: exceptions are the cost of a restart.
     try {
         std::rethrow_exception(error);
     } catch (const asio::multiple_exceptions& multiple) {
+        // awaitable operators wrap errors in multiple_exceptions: classify the first one.
         if (multiple.first_exception()) {
-            inner = multiple.first_exception();
+            return classify_exit(multiple.first_exception());
         }
-    } catch (...) {
-    }
-    try {
-        std::rethrow_exception(inner);
+        return {ExitOutcome::failed, describe(multiple)};
     } catch (const std::system_error& e) {
-        if (e.code() == asio::error::operation_aborted || e.code() == std::errc::operation_canceled) {
-            return {ExitOutcome::aborted, describe(inner)};
-        }
-        return {ExitOutcome::failed, describe(inner)};
+        const bool aborted = e.code() == asio::error::operation_aborted || e.code() == std::errc::operation_canceled;
+        return {aborted ? ExitOutcome::aborted : ExitOutcome::failed, describe(e)};
+    } catch (const std::exception& e) {
+        return {ExitOutcome::failed, describe(e)};
     } catch (...) {
-        return {ExitOutcome::failed, describe(inner)};
+        return {ExitOutcome::failed, "unknown exception"};
     }
 }
 
@@ -167,7 +166,9 @@ public:
         bool manual_pending = false;  // the scheduled restart was requested by restart()
         bool starting = false;        // the factory is being called
         std::uint64_t restart_gen = 0;
-        std::deque<time_point> window;  // times of automatic restarts within the restart window
+        // Times of automatic restarts within the restart window, oldest first; at most max_restart_attempts long.
+        // (A vector, not a deque: an empty libstdc++ deque already allocates ~600 bytes.)
+        std::vector<time_point> window;
         int consecutive = 0;            // k of the backoff formula
         std::chrono::nanoseconds last_delay{};
         std::optional<time_point> next_restart;
@@ -254,7 +255,7 @@ public:
             for (const auto& name : names) {
                 auto& c = *components_.at(name);
                 c.enabled = false;
-                cancel_pending_restart(c, ComponentState::stopped);
+                cancel_pending_restart(c, ComponentState::stopped, events);
                 request_stop(c, StopCause::disable);
             }
         }
@@ -418,6 +419,7 @@ private:
         const auto now = Clock::now();
         auto instance = std::make_shared<Instance>(++next_task_id_, now, std::move(origin));
         c.instance = instance;
+        ++live_instances_;
         c.restart_scheduled = false;
         c.manual_pending = false;
         c.next_restart.reset();
@@ -462,10 +464,11 @@ private:
     }
 
     /// Drops a scheduled restart (backoff or manual) of `c`.
-    void cancel_pending_restart(Component& c, ComponentState new_state) {
+    void cancel_pending_restart(Component& c, ComponentState new_state, Events& events) {
         if (!c.restart_scheduled && !c.starting) {
             return;
         }
+        events.push_back(event(MonitorEventKind::restart_cancelled, c));
         c.restart_scheduled = false;
         c.manual_pending = false;
         ++c.restart_gen;
@@ -488,6 +491,9 @@ private:
         const auto deadline = Clock::now() + std::chrono::duration_cast<typename Clock::duration>(delay);
         asio::post(strand_, [self = this->shared_from_this(), cp = &c, gen, delay, deadline] {
             if (delay == std::chrono::nanoseconds::zero()) {
+                if (cp->timer) {
+                    cp->timer->cancel();  // a backoff this restart replaces (restart() merged into it)
+                }
                 self->start_restart(*cp, gen);
                 return;
             }
@@ -514,9 +520,9 @@ private:
     void schedule_restart(Component& c, const std::string& reason, time_point now, Events& events) {
         const auto& policy = policy_of(c);
         const auto window = std::chrono::duration_cast<typename Clock::duration>(policy.restart_window);
-        while (!c.window.empty() && c.window.front() <= now - window) {
-            c.window.pop_front();
-        }
+        const auto expired = std::find_if(c.window.begin(), c.window.end(),
+                                          [&](const time_point& t) { return t > now - window; });
+        c.window.erase(c.window.begin(), expired);
         auto& s = c.stats;
         if (static_cast<int>(c.window.size()) >= policy.max_restart_attempts) {
             s.state = ComponentState::gave_up;
@@ -558,6 +564,7 @@ private:
             }
             c.restart_scheduled = false;
             c.starting = true;
+            ++starting_;
             factory = c.factory;
         }
         std::optional<asio::awaitable<void>> task;
@@ -572,6 +579,7 @@ private:
             std::lock_guard lock{mutex_};
             const bool manual = c.manual_pending;
             c.starting = false;
+            --starting_;
             c.manual_pending = false;
             if (closed_ || (!c.enabled && !manual) || gen != c.restart_gen) {
                 // Stopped while the factory ran (close or disable): do not start anything.
@@ -603,6 +611,7 @@ private:
             std::lock_guard lock{mutex_};
             if (c.instance == instance) {
                 c.instance.reset();
+                --live_instances_;
             }
             const auto now = Clock::now();
             auto& s = c.stats;
@@ -670,11 +679,13 @@ private:
 
     void begin_close() {
         std::chrono::nanoseconds longest{-1};
+        Events events;
         {
             std::lock_guard lock{mutex_};
             closing_ = true;
             for (auto& [name, c] : components_) {
                 if (c->restart_scheduled || c->starting) {
+                    events.push_back(event(MonitorEventKind::restart_cancelled, *c));
                     c->restart_scheduled = false;
                     c->manual_pending = false;
                     ++c->restart_gen;
@@ -696,6 +707,7 @@ private:
                 }
             }
         }
+        publish(events);
         if (longest >= std::chrono::nanoseconds::zero()) {
             close_timer_.expires_after(std::chrono::duration_cast<typename Clock::duration>(longest));
             close_timer_.async_wait([self = this->shared_from_this()](std::error_code ec) {
@@ -727,13 +739,8 @@ private:
     void maybe_finish_close() {
         {
             std::lock_guard lock{mutex_};
-            if (!closing_ || close_completed_) {
+            if (!closing_ || close_completed_ || live_instances_ != 0 || starting_ != 0) {
                 return;
-            }
-            for (const auto& [name, c] : components_) {
-                if (c->instance || c->starting) {
-                    return;
-                }
             }
         }
         close_timer_.cancel();
@@ -780,6 +787,8 @@ private:
     mutable std::mutex mutex_;
     std::map<std::string, std::unique_ptr<Component>> components_;  // never erased: pointers stay valid
     std::uint64_t next_task_id_ = 0;
+    std::size_t live_instances_ = 0;  // components with a live instance
+    std::size_t starting_ = 0;        // components whose factory is being called
     bool closed_ = false;
 
     // strand_ only

@@ -11,4 +11,7 @@
 #include <taskmon/history.hpp>
 #include <taskmon/async_semaphore.hpp>
 #include <taskmon/io_semaphore.hpp>
+#include <taskmon/restart_policy.hpp>
+#include <taskmon/component_stats.hpp>
+#include <taskmon/task_monitor.hpp>
 #include <taskmon/supervisor.hpp>

@@ -5,6 +5,8 @@
 // becomes one MonitorEvent; logging is one subscriber (metrics and health endpoints can become others).
 #pragma once
 
+#include <taskmon/detail/config.hpp>
+
 #include <fmt/format.h>
 #include <spdlog/logger.h>
 
@@ -14,7 +16,9 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <typeindex>
 #include <typeinfo>
+#include <unordered_map>
 
 #if __has_include(<cxxabi.h>)
 #include <cxxabi.h>
@@ -42,6 +46,7 @@ enum class MonitorEventKind {
     factory_failed,           ///< the restart factory threw
     stopped,                  ///< exited after a requested stop
     stop_timeout,             ///< ignored cancellation past shutdown_timeout
+    restart_cancelled,        ///< a pending restart was dropped by disable() or close()
     closed,                   ///< close() finished
 };
 
@@ -76,6 +81,26 @@ inline std::string demangle(const char* mangled) {
     return mangled;
 }
 
+/// Demangled name of `type`, cached per thread (demangling allocates).
+inline const std::string& type_name(const std::type_info& type) {
+    thread_local std::unordered_map<std::type_index, std::string> cache;
+    auto it = cache.find(type);
+    if (it == cache.end()) {
+        it = cache.emplace(type, demangle(type.name())).first;
+    }
+    return it->second;
+}
+
+/// "type: what" of an exception object, e.g. "std::runtime_error: Connection lost".
+inline std::string describe(const std::exception& e) {
+    const auto& type = type_name(typeid(e));
+    const char* what = e.what();
+    std::string out;
+    out.reserve(type.size() + 2 + std::char_traits<char>::length(what));
+    out.append(type).append(": ").append(what);
+    return out;
+}
+
 /// "type: what" of an exception, e.g. "std::runtime_error: Connection lost".
 inline std::string describe(const std::exception_ptr& error) {
     if (!error) {
@@ -84,7 +109,7 @@ inline std::string describe(const std::exception_ptr& error) {
     try {
         std::rethrow_exception(error);
     } catch (const std::exception& e) {
-        return demangle(typeid(e).name()) + ": " + e.what();
+        return describe(e);
     } catch (...) {
         return "unknown exception";
     }
@@ -214,6 +239,10 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
                        name, seconds, name, e.task_id, seconds);
             break;
         }
+        case MonitorEventKind::restart_cancelled:
+            logger.log(level_enum::info, "Cancelled pending restart of component {} component={} restart_count={}",
+                       name, name, e.restart_count);
+            break;
         case MonitorEventKind::closed:
             logger.log(level_enum::info, "TaskMonitor closed components={} unresponsive={}", e.count,
                        e.unresponsive);

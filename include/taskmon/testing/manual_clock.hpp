@@ -25,6 +25,8 @@
 //   a plain io_context::run() a pending ManualTimer therefore busy-polls: drive such contexts with the runner.
 #pragma once
 
+#include <taskmon/detail/config.hpp>
+
 #include <asio/basic_waitable_timer.hpp>
 #include <asio/io_context.hpp>
 #include <asio/wait_traits.hpp>
