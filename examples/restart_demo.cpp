@@ -1,0 +1,180 @@
+// restart_demo: a TaskMonitor supervising four components for a few seconds.
+//
+//   perception    throws now and then; restarted with backoff
+//   decision      is cancelled by someone else (an unexpected cancellation); restarted like a failure
+//   flaky_sensor  fails every time; gives up when the restart limit is hit
+//   actuation     runs steadily; untouched by its siblings' trouble
+//
+// Usage: restart_demo [--seed-timings] [--seed N]
+//   default          fast timings (backoff 50 ms doubling to 800 ms, 5 restarts per 10 s); exits after ~4 s
+//   --seed-timings   the ported design's timings (2 s doubling to 60 s, 5 restarts per hour); exits after ~75 s
+//   --seed N         seed of the demo's random failures and of the monitor's jitter (default 1)
+#include <taskmon/task_monitor.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <stdexcept>
+#include <string>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Timings {
+    taskmon::RestartPolicy policy;
+    std::chrono::milliseconds tick;      // how often components do a unit of work
+    std::chrono::milliseconds run_time;  // how long the demo runs before closing the monitor
+};
+
+Timings fast_timings() {
+    return {{.max_restart_attempts = 5,
+             .restart_window = 10s,
+             .base_backoff = 50ms,
+             .max_backoff = 800ms,
+             .jitter = taskmon::JitterKind::proportional,
+             .jitter_ratio = 0.1,
+             .reset_backoff_after = 1s,
+             .shutdown_timeout = 500ms},
+            50ms,
+            4s};
+}
+
+Timings seed_timings() {
+    return {taskmon::RestartPolicy{.max_restart_attempts = 5, .base_backoff = 2s, .max_backoff = 60s}, 1s, 75s};
+}
+
+/// Does a unit of work every tick and throws with probability 1/8 per tick.
+asio::awaitable<void> perception(std::chrono::milliseconds tick, std::mt19937& rng) {
+    asio::steady_timer timer{co_await asio::this_coro::executor};
+    for (;;) {
+        timer.expires_after(tick);
+        co_await timer.async_wait(asio::use_awaitable);
+        if (std::uniform_int_distribution<int>{0, 7}(rng) == 0) {
+            throw std::runtime_error("Connection lost");
+        }
+    }
+}
+
+/// Waits on a timer that `saboteur` may cancel behind its back: an operation_aborted it did not ask for.
+asio::awaitable<void> decision(std::chrono::milliseconds tick, std::shared_ptr<asio::steady_timer>& exposed) {
+    auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
+    exposed = timer;
+    for (;;) {
+        timer->expires_after(tick);
+        co_await timer->async_wait(asio::use_awaitable);
+    }
+}
+
+/// Fails shortly after every start: it will exhaust its restart budget.
+asio::awaitable<void> flaky_sensor(std::chrono::milliseconds tick) {
+    asio::steady_timer timer{co_await asio::this_coro::executor, tick};
+    co_await timer.async_wait(asio::use_awaitable);
+    throw std::runtime_error("sensor not responding");
+}
+
+asio::awaitable<void> actuation(std::chrono::milliseconds tick) {
+    asio::steady_timer timer{co_await asio::this_coro::executor};
+    for (;;) {
+        timer.expires_after(tick);
+        co_await timer.async_wait(asio::use_awaitable);
+    }
+}
+
+std::string format_time(const std::optional<std::chrono::system_clock::time_point>& t) {
+    if (!t) {
+        return "-";
+    }
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t->time_since_epoch()).count() % 1000;
+    return fmt::format("{:%H:%M:%S}.{:03}", std::chrono::floor<std::chrono::seconds>(*t), ms);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    bool seed_mode = false;
+    unsigned seed = 1;
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "--seed-timings") == 0) {
+            seed_mode = true;
+        } else if (std::strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
+            seed = static_cast<unsigned>(std::strtoul(argv[++i], nullptr, 10));
+        } else {
+            fmt::print(stderr, "usage: {} [--seed-timings] [--seed N]\n", argv[0]);
+            return 2;
+        }
+    }
+    const auto timings = seed_mode ? seed_timings() : fast_timings();
+
+    // Restarts are printed as they happen by the monitor's own log lines.
+    auto sink = std::make_shared<spdlog::sinks::stdout_color_sink_mt>();
+    auto logger = std::make_shared<spdlog::logger>("restart_demo", sink);
+    logger->set_pattern("%H:%M:%S.%e %^%-7l%$ %v");
+
+    asio::io_context io;
+    std::mt19937 rng{seed};
+    std::shared_ptr<asio::steady_timer> decision_timer;
+    taskmon::TaskMonitor monitor{io.get_executor(), timings.policy, logger, taskmon::seeded_random_source(seed)};
+
+    monitor.supervise("perception", [&] { return perception(timings.tick, rng); });
+    monitor.supervise("decision", [&] { return decision(timings.tick, decision_timer); });
+    monitor.supervise("flaky_sensor", [&] { return flaky_sensor(timings.tick); });
+    monitor.supervise("actuation", [&] { return actuation(timings.tick); });
+
+    fmt::print("restart_demo: {} timings (backoff {} doubling to {}, {} restarts per {}), running {}\n",
+               seed_mode ? "seed" : "fast", timings.policy.base_backoff, timings.policy.max_backoff,
+               timings.policy.max_restart_attempts, timings.policy.restart_window, timings.run_time);
+
+    asio::signal_set signals{io, SIGINT, SIGTERM};
+    signals.async_wait([&](std::error_code ec, int) {
+        if (!ec) {
+            io.stop();
+        }
+    });
+
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            asio::steady_timer timer{co_await asio::this_coro::executor};
+            // Someone else cancels decision's timer twice: unexpected cancellations.
+            for (int i = 0; i < 2; ++i) {
+                timer.expires_after(timings.run_time / 4 + timings.tick / 3);  // off the tick boundaries
+                co_await timer.async_wait(asio::use_awaitable);
+                if (decision_timer) {
+                    fmt::print("-- saboteur cancels decision's timer\n");
+                    decision_timer->cancel();
+                }
+            }
+            timer.expires_after(timings.run_time / 2);
+            co_await timer.async_wait(asio::use_awaitable);
+            fmt::print("-- closing the monitor\n");
+            co_await monitor.close();
+            signals.cancel();  // nothing left to wait for: run() returns
+        },
+        [](std::exception_ptr e) {
+            if (e) {
+                std::rethrow_exception(e);
+            }
+        });
+    io.run();
+
+    fmt::print("\n{:<13} {:<12} {:>8} {:>8} {:>10} {:>8} {:>13}  {}\n", "component", "state", "restarts",
+               "failures", "in_window", "enabled", "last_restart", "last_error");
+    for (const auto& [name, s] : monitor.get_component_stats()) {
+        fmt::print("{:<13} {:<12} {:>8} {:>8} {:>10} {:>8} {:>13}  {}\n", name, taskmon::to_string(s.state),
+                   s.restart_count, s.failure_count, s.restarts_in_window, s.enabled ? "yes" : "no",
+                   format_time(s.last_restart_time), s.last_error.empty() ? "-" : s.last_error);
+    }
+    return 0;
+}
