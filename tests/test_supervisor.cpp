@@ -857,3 +857,53 @@ TEST_CASE("supervisor: a step decides on the freshest observation and counts the
     for (const auto& step : hist.steps) CHECK(step.observation_age <= 100ms);
     CHECK(hist.steps[1].observation_sequence > hist.steps[0].observation_sequence + 1);  // some were skipped
 }
+
+TEST_CASE("supervisor: while shedding, the io_semaphore count is lowered and then restored") {
+    Harness h;
+    const std::size_t before = taskmon::get_io_semaphore_stats().capacity;
+    REQUIRE(before > 1);
+    std::vector<double> cpu_script{50, 99, 99, 50};
+    std::size_t sample = 0;
+    auto cpu = [&]() -> std::optional<taskmon::CpuUsage> {
+        const double value = sample < cpu_script.size() ? cpu_script[sample] : 50.0;
+        ++sample;
+        return taskmon::CpuUsage{value, 1.0};
+    };
+    auto settings = fast_settings();
+    settings.load_sample_interval = 1s;
+    settings.shed_io_semaphore_count = 1;
+    settings.max_steps = 1000;
+    h.agent.decide_fn = [](int, const Context&) { return Decision::act({}); };
+    auto sup = h.make(settings, {}, cpu);
+    h.start(*sup);
+    std::size_t during = 0, after_leave = 0;
+    h.at(2500ms, [&] { during = taskmon::get_io_semaphore_stats().capacity; });
+    h.at(4500ms, [&] { after_leave = taskmon::get_io_semaphore_stats().capacity; });
+    h.at(5s, [&] { sup->stop(); });
+    REQUIRE(h.finish());
+    CHECK(during == 1);
+    CHECK(after_leave == before);
+    CHECK(taskmon::get_io_semaphore_stats().capacity == before);
+    REQUIRE(count(*h.history, EventKind::load_shedding_entered) == 1);
+    CHECK_THAT(h.history->events_of(EventKind::load_shedding_entered)[0].message,
+               Catch::Matchers::Contains(fmt::format("io_semaphore_count={}->1", before)));
+}
+
+TEST_CASE("supervisor: a run that ends while shedding restores the io_semaphore count") {
+    Harness h;
+    const std::size_t before = taskmon::get_io_semaphore_stats().capacity;
+    auto settings = fast_settings();
+    settings.shed_io_semaphore_count = 1;
+    settings.max_steps = 1000;
+    h.agent.decide_fn = [](int, const Context&) { return Decision::act({}); };
+    auto sup = h.make(settings, {}, [] { return std::optional<taskmon::CpuUsage>{taskmon::CpuUsage{99.9, 50.0}}; });
+    h.start(*sup);
+    std::size_t during = 0;
+    h.at(3s, [&] { during = taskmon::get_io_semaphore_stats().capacity; });
+    h.at(4s, [&] { sup->stop(); });
+    REQUIRE(h.finish());
+    CHECK(during == 1);
+    CHECK(taskmon::get_io_semaphore_stats().capacity == before);
+    REQUIRE(count(*h.history, EventKind::load_shedding_left) == 1);
+    CHECK(h.history->events_of(EventKind::load_shedding_left)[0].message.rfind("the run ended", 0) == 0);
+}

@@ -66,6 +66,9 @@ struct AgentSettings {
     Duration shed_enter_lag = std::chrono::milliseconds{500};
     /// Leave shedding only when the event loop's timer drift is below this (and CPU is below its threshold).
     Duration shed_leave_lag = std::chrono::milliseconds{100};
+    /// While shedding, lower the global io_semaphore's count to this (restored when shedding ends and when
+    /// the run ends); 0 leaves the io_semaphore alone.
+    std::size_t shed_io_semaphore_count = 0;
 
     // --- supervision of the six components ---------------------------------------------------------------
     /// perception, perception_watchdog, decision_loop, actuation_loop: a give-up fails the run.

@@ -65,6 +65,7 @@
 #include <taskmon/agent_settings.hpp>
 #include <taskmon/agent_status.hpp>
 #include <taskmon/history.hpp>
+#include <taskmon/io_semaphore.hpp>
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/detail/bounded_queue.hpp>
 #include <taskmon/detail/latest_slot.hpp>
@@ -787,10 +788,31 @@ private:
     void set_shedding(bool on, const std::string& reason) {
         shedding_ = on;
         if (on) ++history_.counters.load_shedding_entries;
+        const auto io = on ? lower_io_semaphore() : restore_io_semaphore();
         record(on ? EventKind::load_shedding_entered : EventKind::load_shedding_left,
-               components::load_shedding_monitor, reason);
-        logger_->info("Load shedding {} component=load_shedding_monitor {}", on ? "entered" : "left", reason);
+               components::load_shedding_monitor, reason + io);
+        logger_->info("Load shedding {} component=load_shedding_monitor {}{}", on ? "entered" : "left", reason, io);
         notify();
+    }
+
+    /// While shedding: the global io_semaphore's count down to shed_io_semaphore_count (never up). Returns the
+    /// change as key=value text for the event, or "".
+    std::string lower_io_semaphore() {
+        const std::size_t target = settings_.shed_io_semaphore_count;
+        const std::size_t current = get_io_semaphore_stats().capacity;
+        if (target == 0 || target >= current) return {};
+        io_semaphore_restore_ = current;
+        set_io_semaphore_count(target);
+        return fmt::format(" io_semaphore_count={}->{}", current, target);
+    }
+
+    std::string restore_io_semaphore() {
+        if (!io_semaphore_restore_) return {};
+        const std::size_t count = *io_semaphore_restore_;
+        io_semaphore_restore_.reset();
+        const std::size_t current = get_io_semaphore_stats().capacity;
+        set_io_semaphore_count(count);
+        return fmt::format(" io_semaphore_count={}->{}", current, count);
     }
 
     /// Notices give-ups in the monitor's stats: a critical one fails the run; an auxiliary one degrades it.
@@ -845,6 +867,7 @@ private:
             closing_ = true;
             co_await monitor_.close();
             check_components();
+            if (shedding_) set_shedding(false, "the run ended");
             if (machine_.status() == AgentStatus::stopping) change_status(AgentStatus::stopped, stop_reason());
             settle_leftovers();
         }
@@ -950,6 +973,7 @@ private:
 
     detail::LoadShedGate gate_;
     bool shedding_ = false;
+    std::optional<std::size_t> io_semaphore_restore_;  ///< the count to restore when shedding ends
 };
 
 }  // namespace taskmon
