@@ -324,6 +324,53 @@ TEST_CASE("An unexpected cancellation is restarted like a failure", "[task_monit
     h.close(monitor);
 }
 
+TEST_CASE("A cancellation wrapped in multiple_exceptions is classified by its first exception", "[task_monitor]") {
+    Harness h;
+    int starts = 0;
+    auto component = [&]() -> asio::awaitable<void> {
+        if (++starts == 1) {
+            throw asio::multiple_exceptions(
+                std::make_exception_ptr(std::system_error(asio::error::operation_aborted)));
+        }
+        ManualTimer timer{co_await asio::this_coro::executor, 1h};
+        co_await timer.async_wait(asio::use_awaitable);
+    };
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    monitor.supervise("c", component);
+    h.runner.run_for(1s);
+    auto stats = monitor.get_component_stats().at("c");
+    CHECK(stats.task_cancelled);
+    CHECK(stats.failure_count == 1);
+    CHECK(h.lines_with("was cancelled unexpectedly").size() == 1);
+    h.runner.run_for(2s);
+    CHECK(starts == 2);
+    h.close(monitor);
+}
+
+TEST_CASE("Jittered backoff is reproducible with a seeded random source", "[task_monitor]") {
+    const auto delays = [](std::uint64_t seed) {
+        Harness h;
+        auto script = failing_now(6);
+        RestartPolicy policy{.max_restart_attempts = 10, .jitter = taskmon::JitterKind::full};
+        Monitor monitor{h.io.get_executor(), policy, h.logger, taskmon::seeded_random_source(seed)};
+        monitor.supervise("c", factory_of(script));
+        h.runner.run_for(1h);
+        h.close(monitor);
+        return gaps(script.starts);
+    };
+    const auto a = delays(99);
+    const auto b = delays(99);
+    const auto c = delays(100);
+    REQUIRE(a.size() == 6);
+    CHECK(a == b);
+    CHECK(a != c);
+    const std::vector<Duration> nominal{2s, 4s, 8s, 16s, 32s, 60s};
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        CHECK(a[i] >= 0s);
+        CHECK(a[i] <= nominal[i]);
+    }
+}
+
 TEST_CASE("Regression: a component failing right after a restart is restarted again", "[task_monitor]") {
     // The ported design dropped the exit of a component that failed again while its restart flag was still set.
     Harness h;
