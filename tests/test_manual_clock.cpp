@@ -202,3 +202,22 @@ TEST_CASE("The runner can be reused after the context ran out of work", "[manual
     CHECK(fired);
     CHECK(time.elapsed() == 3s);
 }
+
+TEST_CASE("A timer set to the end of time is never jumped to", "[manual_clock]") {
+    ManualTime time;
+    asio::io_context io;
+    ManualTimer never{io, ManualClock::time_point::max()};
+    ManualTimer soon{io, 3s};
+    bool never_fired = false;
+    bool soon_fired = false;
+    never.async_wait([&](std::error_code ec) { never_fired = !ec; });
+    soon.async_wait([&](std::error_code ec) { soon_fired = !ec; });
+    VirtualTimeRunner runner{io, time};
+    runner.run();
+    CHECK(soon_fired);
+    CHECK_FALSE(never_fired);
+    CHECK(time.elapsed() == 3s);
+    never.cancel();
+    runner.run();
+    CHECK(io.stopped());
+}

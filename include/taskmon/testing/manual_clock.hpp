@@ -272,7 +272,8 @@ private:
             }
             // Idle: nothing ran, so the reactor's last report is the current earliest virtual deadline.
             time_point next{};
-            const bool has_timer = !io_.stopped() && time_.next_deadline(next);
+            const bool has_timer =
+                !io_.stopped() && time_.next_deadline(next) && next != time_point::max();  // max: "never"
             if (!has_timer || (deadline && next > *deadline)) {
                 if (deadline && advance_to_deadline && time_.now() < *deadline) {
                     time_.advance_to(*deadline);
@@ -301,7 +302,10 @@ struct asio::wait_traits<taskmon::testing::ManualClock> {
 
     static clock::duration to_wait_duration(const clock::duration& d) noexcept {
         auto& time = taskmon::testing::ManualTime::current();
-        time.note_deadline(time.now() + d);
+        const auto now = time.now();
+        // Saturate: a timer at time_point::max() ("never") must not overflow, and is never jumped to.
+        const bool overflows = d > clock::time_point::max() - now;
+        time.note_deadline(overflows ? clock::time_point::max() : now + d);
         return clock::duration::zero();
     }
 
