@@ -6,6 +6,7 @@
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/io_context.hpp>
@@ -28,6 +29,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -588,6 +590,74 @@ TEST_CASE("AsyncSemaphore: a storm of 1000 waiters, half cancelled by timers, en
     CHECK(cancelled > 100);
     CHECK(flight.max.load() <= 4);
     CHECK(sem.stats() == make_stats(4, 4, 0, 0));
+}
+
+TEST_CASE("AsyncSemaphore: a release racing with a waiter queueing hands the permit on, stats stay consistent") {
+    // Each round: this thread takes the only permit and gives it to the releaser thread, which releases it while
+    // this thread starts an acquire. The release may find the semaphore idle (the acquire then takes the free
+    // permit), find the waiter queued (the permit passes to it under the lock), or lose its compare-and-swap to
+    // the waiter queueing; in every case the acquire must get the permit exactly once.
+    AsyncSemaphore sem{1};
+    asio::io_context ctx;
+    auto work = asio::make_work_guard(ctx);
+    std::thread completions([&] { ctx.run(); });
+
+    constexpr int rounds = 20000;
+    std::optional<SemaphorePermit> handed;
+    std::atomic<int> go{-1};
+    std::atomic<bool> stop{false};
+    std::thread releaser([&] {
+        for (int round = 0; round < rounds; ++round) {
+            while (go.load(std::memory_order_acquire) != round) {
+                if (stop.load()) {
+                    return;
+                }
+                std::this_thread::yield();
+            }
+            // Empty `handed` before the release: the next round refills it once the permit is back.
+            SemaphorePermit permit = std::move(*handed);
+            handed.reset();
+            permit.release();
+        }
+    });
+    std::atomic<bool> stats_ok{true};
+    std::thread observer([&] {
+        while (!stop.load()) {
+            const SemaphoreStats s = sem.stats();
+            if (s.capacity != 1 || s.in_use > 1 || s.waiting > 1 || s.available + s.in_use != 1 ||
+                (s.waiting > 0 && s.available > 0)) {
+                stats_ok = false;
+            }
+            std::this_thread::yield();
+        }
+    });
+
+    int granted = 0;
+    for (int round = 0; round < rounds; ++round) {
+        std::optional<SemaphorePermit> mine = sem.try_acquire();
+        if (!mine) {
+            FAIL_CHECK("round " << round << ": the permit was not free");
+            break;
+        }
+        handed = std::move(mine);
+        std::promise<std::pair<std::error_code, bool>> done;
+        go.store(round, std::memory_order_release);
+        sem.async_acquire(asio::bind_executor(ctx, [&](std::error_code ec, SemaphorePermit p) {
+            const bool owned = p.owns_permit();
+            p.release();  // before the next round starts
+            done.set_value({ec, owned});
+        }));
+        const auto [ec, owned] = done.get_future().get();
+        granted += !ec && owned;
+    }
+    stop = true;
+    releaser.join();
+    observer.join();
+    work.reset();
+    completions.join();
+    CHECK(granted == rounds);
+    CHECK(stats_ok);
+    CHECK(sem.stats() == make_stats(1, 1, 0, 0));
 }
 
 TEST_CASE("AsyncSemaphore: cancel and release racing on two threads never lose or duplicate a permit") {

@@ -146,6 +146,8 @@ private:
     bool enqueue_locked(detail::SemaphoreWaiter* waiter);
     void cancel(detail::SemaphoreWaiter* waiter, asio::cancellation_type_t type);
     void release_one() noexcept;
+    // Moves the first waiter to `out` as granted, without touching word_; mutex_ held, waiters_ non-empty.
+    void pass_to_front_locked(detail::SemaphoreWaiterList& out) noexcept;
     // Grants permits to queued waiters while the count allows; mutex_ held. Granted waiters are moved to `out`.
     void grant_waiters_locked(detail::SemaphoreWaiterList& out) noexcept;
     // Completes (posts) every waiter in the list; mutex_ not held.

@@ -336,6 +336,12 @@ inline bool AsyncSemaphore::enqueue_locked(detail::SemaphoreWaiter* waiter) {
         return true;
     }
     std::uint64_t word = word_.load(std::memory_order_acquire);
+    if (W::has_waiters(word)) {
+        // Others wait already: queue behind them. The flag is only cleared under mutex_, so no write is needed.
+        waiters_.push_back(waiter);
+        waiter->queued = true;
+        return false;
+    }
     for (;;) {
         if (!W::has_waiters(word) && W::has_free_permit(word)) {
             if (word_.compare_exchange_weak(word, word + W::in_use_one, std::memory_order_acq_rel)) {
@@ -399,21 +405,38 @@ inline void AsyncSemaphore::release_one() noexcept {
     detail::SemaphoreWaiterList granted;
     {
         std::lock_guard lock(mutex_);
-        word_.fetch_sub(W::in_use_one, std::memory_order_acq_rel);
-        grant_waiters_locked(granted);
+        if (waiters_.empty()) {
+            // The waiters left (cancelled, or closed) since the flag was seen: a plain release.
+            word_.fetch_sub(W::in_use_one, std::memory_order_release);
+        } else if (word = word_.load(std::memory_order_relaxed); W::in_use(word) <= W::capacity(word)) {
+            // (word_ is stable: waiters queue, so the flag is set and word_ changes only under mutex_.)
+            // The released permit passes straight to the first waiter; in_use stays as it is, which saves the
+            // decrement and re-increment a release followed by a grant would make.
+            pass_to_front_locked(granted);
+            if (waiters_.empty()) {
+                word_.fetch_and(~W::waiters_flag, std::memory_order_acq_rel);
+            }
+        } else {
+            // Still over capacity after a shrink: the permit goes back, nobody is admitted.
+            word_.fetch_sub(W::in_use_one, std::memory_order_acq_rel);
+        }
     }
     complete_all(granted);
+}
+
+inline void AsyncSemaphore::pass_to_front_locked(detail::SemaphoreWaiterList& out) noexcept {
+    detail::SemaphoreWaiter* w = waiters_.pop_front();
+    w->queued = false;
+    w->dequeued.store(true, std::memory_order_release);
+    w->result.clear();
+    out.push_back(w);
 }
 
 inline void AsyncSemaphore::grant_waiters_locked(detail::SemaphoreWaiterList& out) noexcept {
     using W = detail::SemaphoreWord;
     while (!waiters_.empty() && W::has_free_permit(word_.load(std::memory_order_acquire))) {
         word_.fetch_add(W::in_use_one, std::memory_order_acq_rel);
-        detail::SemaphoreWaiter* w = waiters_.pop_front();
-        w->queued = false;
-        w->dequeued.store(true, std::memory_order_release);
-        w->result.clear();
-        out.push_back(w);
+        pass_to_front_locked(out);
     }
     if (waiters_.empty()) {
         word_.fetch_and(~W::waiters_flag, std::memory_order_acq_rel);
