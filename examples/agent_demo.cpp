@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
         settings.critical_restart_policy = {.max_restart_attempts = 20, .base_backoff = 100ms, .max_backoff = 2s};
         settings.auxiliary_restart_policy = {.base_backoff = 500ms, .max_backoff = 5s};
     } else {
-        settings.capture_timeout = 30s;
+        settings.capture_timeout = 2min;  // so that the hang is caught by the watchdog, not by the capture timeout
     }
     const auto burst_from = seed_timings ? 12s : 2500ms;
     const auto burst_to = seed_timings ? 20s : 4500ms;
@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
             co_await sleep_for(15ms);
             if (n == 30) {
                 logger->warn("lidar: firmware hang (scan {})", n);
-                co_await sleep_for(60s);  // the watchdog restarts us long before this ends
+                co_await sleep_for(10min);  // the watchdog restarts us long before this ends
             }
             if (n % 23 == 0) throw std::runtime_error(fmt::format("lidar checksum error (scan {})", n));
             co_return Scan{world.robot, world.dirty};

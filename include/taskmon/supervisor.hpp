@@ -25,7 +25,8 @@
 //                         recorded as interrupted, never replayed); expires stale decisions; finalizes steps.
 //   pause_handler         applies pause() at a safe point (no step in flight) and resume().
 //   load_shedding_monitor samples CPU (/proc) and event-loop lag with hysteresis; while shedding, perception
-//                         slows down. Never sheds the watchdog, control or an accepted action.
+//                         slows down (and the io_semaphore count may be lowered). Never sheds the watchdog,
+//                         control or an accepted action.
 // The first four are critical (a give-up fails the run); the last two are auxiliary (a give-up degrades it).
 //
 // Threading: all state lives on one strand; every public member may be called from any thread. The
