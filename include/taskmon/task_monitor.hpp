@@ -157,7 +157,7 @@ public:
         std::string name;
         Strand strand;
         std::shared_ptr<const RestartFactory> factory;
-        std::optional<RestartPolicy> own_policy;
+        std::shared_ptr<const RestartPolicy> own_policy;  // null: the monitor's policy
         std::unique_ptr<Timer> timer;  // backoff; strand_ only
         std::shared_ptr<Instance> instance;
         bool registered = false;
@@ -229,7 +229,7 @@ public:
             check_not_registered(name, "supervise");
             auto& c = find_or_create(name);
             c.factory = origin;
-            c.own_policy = policy;
+            c.own_policy = policy ? std::make_shared<const RestartPolicy>(*policy) : nullptr;
             c.enabled = true;
             c.registered = true;
             spawn(c, std::move(task), std::move(origin), false, events);
