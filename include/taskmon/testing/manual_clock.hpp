@@ -23,6 +23,7 @@
 //   wait in real time; while one is pending the runner cannot tell that the context is idle in virtual time.
 // - asio::wait_traits<ManualClock> is specialised so that the reactor never sleeps on a virtual deadline. Under
 //   a plain io_context::run() a pending ManualTimer therefore busy-polls: drive such contexts with the runner.
+// - A timer at ManualClock::time_point::max() means "never": the runner does not jump to it.
 #pragma once
 
 #include <taskmon/detail/config.hpp>
@@ -178,7 +179,7 @@ private:
 
 inline ManualClock::time_point ManualClock::now() noexcept { return ManualTime::current().now(); }
 
-/// Drives an io_context in virtual time on the calling thread: runs every ready handler with poll(); when
+/// Drives an io_context in virtual time on the calling thread: runs every ready handler (poll_one); when
 /// nothing is ready, jumps the ManualTime to the earliest pending ManualClock deadline and continues.
 /// Every entry point returns the number of handlers it ran. Handlers run on the calling thread, so completion
 /// order is deterministic for a given program.
