@@ -1,6 +1,8 @@
 // AsyncSemaphore against the bare-Asio baselines, side by side in one run (figures in docs/benchmarks.md):
 //  (a) uncontended `co_await acquire()` + release  vs  `co_await` of a trivial nested awaitable
+//      (reference: the same nested awaitable plus one atomic fetch_add/fetch_sub pair, the thread-safe floor)
 //  (b) contended hand-off, 1 permit, 2 and 64 coroutines, one thread  vs  channel<void()> as a semaphore
+//      (references: the yield alone; the yield plus one bare `co_await defer`, the floor for a waiting acquire)
 //  (c) cancelling one waiter with 20 and 20,000 queued  vs  the same on a channel
 //  (d) (b) on a 2-thread pool (the channel needs a strand there: it is not thread-safe)
 #include <taskmon/async_semaphore.hpp>
@@ -9,6 +11,7 @@
 #include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/defer.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/channel.hpp>
 #include <asio/io_context.hpp>
@@ -26,6 +29,7 @@
 #include <memory>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -77,6 +81,40 @@ void BM_a_semaphore_acquire_release(benchmark::State& state) {
     });
 }
 
+// The floor for any thread-safe semaphore: a nested awaitable that takes a token with one atomic fetch_add and
+// gives it back with one fetch_sub in the token's destructor (no capacity check, no FIFO, no waiters). Two locked
+// read-modify-writes per acquire/release is the least a semaphore shared across threads can do.
+class AtomicToken {
+public:
+    AtomicToken() = default;
+    explicit AtomicToken(std::atomic<std::uint64_t>& count) noexcept : count_(&count) {}
+    AtomicToken(AtomicToken&& other) noexcept : count_(std::exchange(other.count_, nullptr)) {}
+    AtomicToken& operator=(AtomicToken&&) = delete;
+    ~AtomicToken() {
+        if (count_ != nullptr) {
+            count_->fetch_sub(1, std::memory_order_release);
+        }
+    }
+
+private:
+    std::atomic<std::uint64_t>* count_ = nullptr;
+};
+
+asio::awaitable<AtomicToken> take_token(std::atomic<std::uint64_t>& count) {
+    count.fetch_add(1, std::memory_order_acquire);
+    co_return AtomicToken{count};
+}
+
+void BM_a_reference_atomic_pair_floor(benchmark::State& state) {
+    std::atomic<std::uint64_t> count{0};
+    run_coroutine([&]() -> asio::awaitable<void> {
+        for (auto _ : state) {
+            auto token = co_await take_token(count);
+            benchmark::DoNotOptimize(token);
+        }
+    });
+}
+
 // For reference: what acquire() would cost without its inline fast path (an async operation every time).
 void BM_a_semaphore_async_acquire_no_fast_path(benchmark::State& state) {
     taskmon::AsyncSemaphore sem{1};
@@ -121,6 +159,30 @@ void BM_b_reference_yield_only(benchmark::State& state) {
                 ctx,
                 [&]() -> asio::awaitable<void> {
                     for (int r = 0; r < rounds; ++r) {
+                        co_await yield_once();
+                    }
+                },
+                asio::detached);
+        }
+        ctx.run();
+    }
+    per_item(state, "per_handoff", handoffs_per_iteration);
+}
+
+// The floor for a waiting primitive awaited through use_awaitable: the yield plus one Asio operation that does
+// nothing but complete through a posted continuation on the io_context's own executor (the path a granted
+// acquire takes). A waiting acquire pays at least this, before any semaphore logic.
+void BM_b_reference_yield_plus_defer(benchmark::State& state) {
+    const int coroutines = static_cast<int>(state.range(0));
+    const int rounds = handoffs_per_iteration / coroutines;
+    for (auto _ : state) {
+        asio::io_context ctx;
+        for (int c = 0; c < coroutines; ++c) {
+            asio::co_spawn(
+                ctx,
+                [&]() -> asio::awaitable<void> {
+                    for (int r = 0; r < rounds; ++r) {
+                        co_await asio::defer(ctx.get_executor(), asio::use_awaitable);
                         co_await yield_once();
                     }
                 },
@@ -310,12 +372,14 @@ void BM_d_semaphore_handoff_2_threads(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_a_baseline_nested_awaitable);
+BENCHMARK(BM_a_reference_atomic_pair_floor);
 BENCHMARK(BM_a_semaphore_acquire_release);
 BENCHMARK(BM_a_semaphore_async_acquire_no_fast_path);
 BENCHMARK(BM_a_semaphore_try_acquire_release);
 BENCHMARK(BM_a_channel_try_send_then_receive);
 
 BENCHMARK(BM_b_reference_yield_only)->Arg(2)->Arg(64);
+BENCHMARK(BM_b_reference_yield_plus_defer)->Arg(2);  // with 64 all coroutines run at once: not comparable
 BENCHMARK(BM_b_channel_handoff)->Arg(2)->Arg(64);
 BENCHMARK(BM_b_semaphore_handoff)->Arg(2)->Arg(64);
 
