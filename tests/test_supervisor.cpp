@@ -281,6 +281,56 @@ TEST_CASE("supervisor: decide() is bounded by decide_timeout") {
     CHECK(h.history->steps[0].finished_at - h.history->steps[0].started_at == 2s);
 }
 
+TEST_CASE("supervisor: act() is bounded by act_timeout; the actuation_loop goes on without a restart") {
+    Harness h;
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 3 ? Decision::done("ok") : Decision::act({ctx.step == 1 ? "stuck" : "fine"});
+    };
+    h.agent.act_fn = [](const std::string& action) -> asio::awaitable<ActionResult> {
+        co_await sleep_for(action == "stuck" ? 1h : 10ms);
+        co_return ActionResult::ok();
+    };
+    auto settings = fast_settings();
+    settings.act_timeout = 3s;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::completed);
+    REQUIRE(hist.number_of_steps() == 3);
+    const auto& first = hist.steps[0].actions.at(0);
+    CHECK(first.outcome == ActionOutcome::failed);
+    CHECK(first.result.error == "act() timed out after 3.0s");
+    CHECK(*first.finished_at - *first.started_at == 3s);
+    CHECK(hist.steps[1].actions.at(0).outcome == ActionOutcome::succeeded);
+    CHECK(hist.counters.restarts.empty());  // a timeout is a failed action, not a component failure
+    CHECK(count(hist, EventKind::component_failed) == 0);
+}
+
+TEST_CASE("supervisor: perceive() is bounded by capture_timeout; a timeout is a capture failure") {
+    Harness h;
+    h.agent.perceive_fn = [](int call) -> asio::awaitable<int> {
+        co_await sleep_for(call == 2 ? 1h : 10ms);
+        co_return call;
+    };
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 3 ? Decision::done("ok") : Decision::act({"x"});
+    };
+    auto settings = fast_settings();
+    settings.capture_timeout = 1s;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::completed);
+    CHECK(hist.counters.capture_failures == 1);
+    CHECK(hist.counters.restarts.at("perception") == 1);
+    REQUIRE(count(hist, EventKind::component_failed) == 1);
+    CHECK_THAT(hist.events_of(EventKind::component_failed)[0].message,
+               Catch::Matchers::Contains("perceive() timed out after 1.0s"));
+    CHECK(hist.events_of(EventKind::component_failed)[0].at < 2s);
+}
+
 TEST_CASE("supervisor: a failed action skips the rest of its decision and fails the step") {
     Harness h;
     h.agent.decide_fn = [](int, const Context& ctx) {

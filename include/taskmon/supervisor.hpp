@@ -69,7 +69,9 @@
 #include <taskmon/io_semaphore.hpp>
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/detail/bounded_queue.hpp>
+#include <taskmon/detail/call_deadline.hpp>
 #include <taskmon/detail/latest_slot.hpp>
+#include <taskmon/detail/waiter_list.hpp>
 #include <taskmon/detail/load_sampler.hpp>
 
 namespace taskmon {
@@ -99,7 +101,11 @@ struct DecisionContext {
     std::optional<StepRecord<Action, Result>> previous_step;
 };
 
-/// The user's agent. Each function is called on the Supervisor's strand and may switch executors inside.
+/// The user's agent. Each function is called on the Supervisor's strand and may switch executors inside. It
+/// runs inside the calling component's coroutine (no co_spawn per call), bounded by that component's deadline
+/// timer: on timeout, terminal cancellation is emitted on the operation it awaits, and the call ends with
+/// TimeoutError once it exits. It shares the component's cancellation state, so it must not reset it or turn
+/// throw_if_cancelled off.
 template <typename Observation, typename Action, typename Result = std::string>
 struct AgentFunctions {
     std::function<asio::awaitable<Observation>()> perceive{};
@@ -127,12 +133,6 @@ using CpuUsage = detail::CpuUsage;
 /// A source of CPU samples; the default reads /proc/self/stat and /proc/stat.
 using CpuSource = std::function<std::optional<CpuUsage>()>;
 
-/// Thrown inside the Supervisor when perceive(), decide() or act() exceeds its timeout.
-class TimeoutError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
 /// The six component names.
 namespace components {
 inline constexpr const char* perception = "perception";
@@ -145,47 +145,16 @@ inline constexpr const char* load_shedding_monitor = "load_shedding_monitor";
 
 namespace detail {
 
-struct TimeoutState {
-    asio::cancellation_signal signal;
-    bool timed_out = false;
-    bool finished = false;
+/// A waiter's condition, checked by the notifier: a pointer to a callable living in the waiting coroutine.
+struct ConditionRef {
+    const void* object = nullptr;
+    bool (*test)(const void*) = nullptr;
+    bool operator()() const { return test(object); }
+    template <typename F>
+    static ConditionRef to(const F& f) noexcept {
+        return {&f, [](const void* o) { return (*static_cast<const F*>(o))(); }};
+    }
 };
-
-/// Runs `op` on the current executor; after `timeout` it is cancelled (terminal) and TimeoutError(what) is
-/// thrown once it has exited. Cancellation of the caller is forwarded to `op`. An exception of `op` is
-/// rethrown as it is.
-template <typename Clock, typename T>
-asio::awaitable<T> with_timeout(asio::awaitable<T> op, typename Clock::duration timeout, std::string what) {
-    auto executor = co_await asio::this_coro::executor;
-    auto state = std::make_shared<TimeoutState>();
-    asio::basic_waitable_timer<Clock> timer{executor};
-    timer.expires_after(timeout);
-    timer.async_wait([state](asio::error_code ec) {
-        if (!ec && !state->finished) {
-            state->timed_out = true;
-            state->signal.emit(asio::cancellation_type::terminal);
-        }
-    });
-    asio::cancellation_state outer = co_await asio::this_coro::cancellation_state;
-    auto outer_slot = outer.slot();
-    if (outer_slot.is_connected()) {
-        outer_slot.assign([state](asio::cancellation_type_t type) { state->signal.emit(type); });
-    }
-    std::exception_ptr error;
-    T value{};
-    try {
-        value = co_await asio::co_spawn(executor, std::move(op),
-                                        asio::bind_cancellation_slot(state->signal.slot(), asio::use_awaitable));
-    } catch (...) {
-        error = std::current_exception();
-    }
-    state->finished = true;
-    if (outer_slot.is_connected()) outer_slot.clear();
-    timer.cancel();
-    if (state->timed_out) throw TimeoutError(what);
-    if (error) std::rethrow_exception(error);
-    co_return value;
-}
 
 inline bool is_operation_aborted(const std::exception_ptr& error) {
     try {
@@ -230,7 +199,6 @@ public:
           cpu_source_(std::move(cpu_source)),
           monitor_(executor, settings_.critical_restart_policy, logger_),
           slot_(strand_),
-          changes_(strand_),
           queue_(strand_, settings_.decision_queue_capacity),
           gate_(detail::LoadThresholds{settings_.shed_enter_cpu_percent, settings_.shed_leave_cpu_percent,
                                        settings_.shed_enter_lag, settings_.shed_leave_lag}) {
@@ -310,11 +278,19 @@ private:
     Offset offset(TimePoint t) const { return std::chrono::duration_cast<Offset>(t - started_at_); }
     Offset now_offset() const { return offset(Clock::now()); }
 
-    void notify() { changes_.publish(0, Clock::now()); }
+    /// Called after every state change: wakes exactly the waiters whose condition now holds.
+    void notify() {
+        waiters_.complete_if([](const detail::ConditionRef& condition) { return condition(); },
+                             [](const detail::ConditionRef&) { return std::tuple<>{}; });
+    }
 
-    /// Waits on the strand until pred() holds (re-checked after every state change), or until `deadline`.
+    /// Waits on the strand until pred() holds, or until `deadline`. Returns at once (no suspension, no timer)
+    /// when it already holds; otherwise parks until a notify() finds it true. Cancellation (any type) throws
+    /// operation_aborted.
     template <typename Pred>
     asio::awaitable<void> wait_until(Pred pred, std::optional<TimePoint> deadline = std::nullopt) {
+        const auto done = [&] { return pred() || (deadline && Clock::now() >= *deadline); };
+        if (done()) co_return;
         std::optional<Timer> timer;
         if (deadline) {
             timer.emplace(strand_);
@@ -323,8 +299,12 @@ private:
                 if (!ec) notify();
             });
         }
-        while (!pred() && !(deadline && Clock::now() >= *deadline)) {
-            co_await changes_.async_wait_newer(changes_.sequence(), asio::use_awaitable);
+        while (!done()) {
+            co_await asio::async_initiate<const asio::use_awaitable_t<>, void(asio::error_code)>(
+                [this](auto handler, detail::ConditionRef condition) {
+                    waiters_.park(std::move(handler), condition, strand_);
+                },
+                asio::use_awaitable, detail::ConditionRef::to(done));
         }
     }
 
@@ -407,16 +387,36 @@ private:
 
     // --- components ------------------------------------------------------------------------------------------
 
-    using ComponentBody = asio::awaitable<void> (Supervisor::*)();
+    using Deadline = detail::CallDeadline<Clock>;
+    using DeadlinePtr = std::shared_ptr<Deadline>;
+    using ComponentBody = asio::awaitable<void> (Supervisor::*)(Deadline&);
 
     /// One instance of a component as the TaskMonitor runs it (on its own strand): hops onto our strand, where
-    /// all Supervisor state lives. Cancellation from the monitor is forwarded by co_spawn.
+    /// all Supervisor state lives. The instance runs bound to its own CallDeadline's signal: the bounded calls
+    /// of perception, decision_loop and actuation_loop emit their timeouts there; cancellation from the monitor
+    /// is posted to our strand and forwarded there (so every emission happens on our strand).
     asio::awaitable<void> enter(const char* name, ComponentBody body) {
-        co_await asio::co_spawn(strand_, instance(name, (this->*body)()), asio::use_awaitable);
+        auto deadline = std::make_shared<Deadline>(strand_);
+        asio::cancellation_state outer = co_await asio::this_coro::cancellation_state;
+        auto outer_slot = outer.slot();
+        if (outer_slot.is_connected()) {
+            outer_slot.assign([deadline, strand = strand_](asio::cancellation_type_t type) {
+                asio::post(strand, [deadline, type] { deadline->cancel(type); });
+            });
+        }
+        std::exception_ptr error;
+        try {
+            co_await asio::co_spawn(strand_, instance(name, (this->*body)(*deadline), deadline),
+                                    asio::bind_cancellation_slot(deadline->slot(), asio::use_awaitable));
+        } catch (...) {
+            error = std::current_exception();
+        }
+        if (outer_slot.is_connected()) outer_slot.clear();
+        if (error) std::rethrow_exception(error);
     }
 
     /// Wraps one instance of a component: counts restarts and records every failure before the monitor sees it.
-    asio::awaitable<void> instance(const char* name, asio::awaitable<void> body) {
+    asio::awaitable<void> instance(const char* name, asio::awaitable<void> body, DeadlinePtr deadline) {
         auto& info = components_[name];
         info.cancel_requested = false;  // a restart requested before this instance existed was not for it
         if (++info.instances > 1) {
@@ -429,6 +429,7 @@ private:
         } catch (...) {
             error = std::current_exception();
         }
+        deadline->finish();
         if (!error) co_return;
         // Every exit while the run closes is requested; so is the cancellation of a restart we asked for.
         const bool requested = closing_ || (detail::is_operation_aborted(error) && info.cancel_requested);
@@ -442,7 +443,7 @@ private:
         std::rethrow_exception(error);
     }
 
-    asio::awaitable<void> perception() {
+    asio::awaitable<void> perception(Deadline& deadline) {
         if (components_[components::perception].instances > 1) grant_grace();
         Timer timer{strand_};
         for (;;) {
@@ -451,15 +452,16 @@ private:
             const TimePoint start = Clock::now();
             ObservationPtr observation;
             try {
-                observation = co_await detail::with_timeout<Clock>(
-                    capture(), clock_duration(settings_.capture_timeout),
-                    "perceive() timed out after " + detail::seconds_text(settings_.capture_timeout));
+                Observation captured = co_await detail::bounded_call<Observation>(
+                    deadline, detail::deadline_after(start, clock_duration(settings_.capture_timeout)),
+                    capture_timeout_text_, [this] { return agent_.perceive(); });
+                observation = std::make_shared<const Observation>(std::move(captured));
             } catch (...) {
                 if (!detail::is_operation_aborted(std::current_exception())) ++history_.counters.capture_failures;
                 throw;
             }
             slot_.publish(std::move(observation), start);  // captured_at: when the capture began
-            on_publish();
+            on_publish(Clock::now());
             const Duration interval =
                 clock_duration(shedding_ ? settings_.shed_capture_interval : settings_.capture_interval);
             if (interval > Duration::zero()) {
@@ -471,13 +473,9 @@ private:
         }
     }
 
-    asio::awaitable<ObservationPtr> capture() {
-        co_return std::make_shared<const Observation>(co_await agent_.perceive());
-    }
-
-    void on_publish() {
+    void on_publish(TimePoint now) {
         ++history_.counters.observations_published;
-        last_publish_ = Clock::now();
+        last_publish_ = now;
         consecutive_stalls_ = 0;
         if (stalled_) {
             stalled_ = false;
@@ -494,7 +492,7 @@ private:
         grace_until_ = epoch_ + clock_duration(settings_.watchdog_startup_grace);
     }
 
-    asio::awaitable<void> perception_watchdog() {
+    asio::awaitable<void> perception_watchdog(Deadline&) {
         Timer timer{strand_};
         const Duration timeout = clock_duration(settings_.perception_timeout);
         const Duration period = timeout / 2;
@@ -529,17 +527,17 @@ private:
         }
     }
 
-    asio::awaitable<void> decision_loop() {
+    asio::awaitable<void> decision_loop(Deadline& deadline) {
         recover_decision();
         for (;;) {
-            co_await wait_until([this] { return may_start_step() || ending(); });
+            // One wait for both conditions: a safe point and an observation captured after the previous step
+            // finished (so a publish of a stale one, or the end of a step, wakes nobody).
+            co_await wait_until([this] { return (may_start_step() && fresh_observation()) || ending(); });
             if (ending()) co_return;
-            auto snapshot = co_await slot_.async_wait_newer(last_seen_sequence_, asio::use_awaitable);
-            snapshot = *slot_.latest();  // the freshest at the moment we resume
+            const auto& snapshot = *slot_.latest();  // the freshest at the moment we resume
             last_seen_sequence_ = snapshot.sequence;
             const TimePoint now = Clock::now();
-            if (!may_start_step() || snapshot.captured_at < previous_step_finished_at_ ||
-                now - snapshot.captured_at > clock_duration(settings_.max_observation_age)) {
+            if (now - snapshot.captured_at > clock_duration(settings_.max_observation_age)) {
                 continue;  // counted as dropped when a later observation is decided (or at the end)
             }
 
@@ -559,7 +557,7 @@ private:
             context.observation_age = step->record.observation_age;
             context.consecutive_failures = consecutive_failures_;
             context.shedding = shedding_;
-            context.previous_step = previous_step_;
+            if (!history_.steps.empty()) context.previous_step = history_.steps.back();
             if (!pending_guidance_.empty()) {
                 context.guidance.assign(std::make_move_iterator(pending_guidance_.begin()),
                                         std::make_move_iterator(pending_guidance_.end()));
@@ -569,11 +567,16 @@ private:
             }
 
             std::exception_ptr error;
-            std::shared_ptr<DecisionType> decision;
+            DecisionType decision;
+            // A named callable, not a temporary in the co_await expression (g++ 12 destroys such temporaries
+            // twice when they have non-trivial destructors).
+            const auto call = [this, observation = snapshot.value, &context] {
+                return agent_.decide(*observation, context);
+            };
             try {
-                decision = co_await detail::with_timeout<Clock>(
-                    decide(snapshot.value, std::move(context)), clock_duration(settings_.decide_timeout),
-                    "decide() timed out after " + detail::seconds_text(settings_.decide_timeout));
+                decision = co_await detail::bounded_call<DecisionType>(
+                    deadline, detail::deadline_after(now, clock_duration(settings_.decide_timeout)),
+                    decide_timeout_text_, call);
             } catch (...) {
                 error = std::current_exception();
             }
@@ -582,21 +585,25 @@ private:
                 finalize(step, StepOutcome::failed, std::nullopt, "decide() failed: " + detail::describe(error));
                 continue;
             }
-            step->record.decided_at = now_offset();
-            step->record.done = decision->is_done();
-            step->record.result = decision->result;
-            for (const auto& action : decision->actions) {
+            const TimePoint decided_at = Clock::now();
+            step->record.decided_at = offset(decided_at);
+            step->record.done = decision.is_done();
+            step->record.result = decision.result;
+            step->record.actions.reserve(decision.actions.size());
+            for (const auto& action : decision.actions) {
                 step->record.actions.push_back(ActionRecord<Action>{action, ActionOutcome::skipped, {}, {}, {}});
             }
-            step->decision = std::move(*decision);
-            step->decided_at = Clock::now();
+            step->decision = std::move(decision);
+            step->decided_at = decided_at;
             step->phase = Phase::queued;
-            co_await queue_.async_push(step, asio::use_awaitable);
+            if (!queue_.try_push(step)) co_await queue_.async_push(step, asio::use_awaitable);
         }
     }
 
-    asio::awaitable<std::shared_ptr<DecisionType>> decide(ObservationPtr observation, Context context) {
-        co_return std::make_shared<DecisionType>(co_await agent_.decide(*observation, context));
+    /// The slot holds an observation not yet seen, captured after the previous step finished.
+    bool fresh_observation() const {
+        const auto& latest = slot_.latest();
+        return latest && latest->sequence > last_seen_sequence_ && latest->captured_at >= previous_step_finished_at_;
     }
 
     bool may_start_step() const {
@@ -615,12 +622,14 @@ private:
         }
     }
 
-    asio::awaitable<void> actuation_loop() {
+    asio::awaitable<void> actuation_loop(Deadline& deadline) {
         recover_actuation();
         for (;;) {
             InFlightPtr step;
             if (current_ && current_->phase == Phase::accepted) {
                 step = current_;  // taken before our previous instance died, nothing started: safe to run
+            } else if (auto popped = queue_.try_pop()) {
+                step = std::move(*popped);
             } else {
                 step = co_await queue_.async_pop(asio::use_awaitable);
             }
@@ -629,9 +638,10 @@ private:
             const TimePoint expiry = step->decided_at + clock_duration(settings_.max_decision_age);
             co_await wait_until([this] { return !actuation_held_ || ending(); }, expiry);  // watchdog hold
             if (ending()) co_return;  // the run ends; run() records the step as interrupted
-            if (Clock::now() >= expiry) {
+            TimePoint now = Clock::now();
+            if (now >= expiry) {
                 ++history_.counters.decisions_expired;
-                const auto age = detail::seconds_text(Clock::now() - step->decided_at);
+                const auto age = detail::seconds_text(now - step->decided_at);
                 record(EventKind::decision_expired, components::actuation_loop,
                        fmt::format("age={} max_decision_age={}", age,
                                    detail::seconds_text(settings_.max_decision_age)),
@@ -654,16 +664,17 @@ private:
                 auto& rec = step->record.actions[i];
                 step->phase = Phase::acting;
                 step->action_index = i;
-                rec.started_at = now_offset();
+                rec.started_at = offset(now);  // the previous action's end, or the check above
                 ActionResult result;
                 try {
-                    result = co_await detail::with_timeout<Clock>(
-                        act(actions[i]), clock_duration(settings_.act_timeout),
-                        "act() timed out after " + detail::seconds_text(settings_.act_timeout));
+                    result = co_await detail::bounded_call<ActionResult>(
+                        deadline, detail::deadline_after(now, clock_duration(settings_.act_timeout)),
+                        act_timeout_text_, [this, &action = actions[i]] { return agent_.act(action); });
                 } catch (const TimeoutError& e) {
                     result = ActionResult::failure(e.what());
                 }
-                rec.finished_at = now_offset();
+                now = Clock::now();
+                rec.finished_at = offset(now);
                 rec.result = std::move(result);
                 rec.outcome = rec.result.success ? ActionOutcome::succeeded : ActionOutcome::failed;
                 if (!rec.result.success) {
@@ -677,8 +688,6 @@ private:
             if (all_ok) finalize(step, StepOutcome::succeeded, DecisionFate::executed, "");
         }
     }
-
-    asio::awaitable<ActionResult> act(const Action& action) { co_return co_await agent_.act(action); }
 
     /// After an actuation_loop restart: the action that was in flight is interrupted (never replayed), the
     /// rest of its decision is skipped.
@@ -714,7 +723,8 @@ private:
         rec.outcome = outcome;
         rec.fate = fate;
         rec.error = std::move(error);
-        rec.finished_at = now_offset();
+        const TimePoint now = Clock::now();
+        rec.finished_at = offset(now);
         auto& c = history_.counters;
         ++c.steps;
         if (outcome == StepOutcome::failed) ++c.steps_failed;
@@ -735,19 +745,19 @@ private:
             }
         }
         consecutive_failures_ = outcome == StepOutcome::succeeded ? 0 : consecutive_failures_ + 1;
-        previous_step_finished_at_ = Clock::now();
+        previous_step_finished_at_ = now;
         if (outcome == StepOutcome::failed) {
             logger_->warn("Step {} failed: {} step={} error=\"{}\"", rec.number, rec.error, rec.number, rec.error);
         }
-        history_.steps.push_back(rec);
-        previous_step_ = rec;
+        history_.steps.push_back(std::move(step->record));  // the step is finalized: its record is not read again
+        const auto& done = history_.steps.back();
         if (current_ == step) current_.reset();
         if (judge) {
-            if (outcome == StepOutcome::succeeded && rec.done) {
-                change_status(AgentStatus::completed, fmt::format("step {} said done", rec.number));
+            if (outcome == StepOutcome::succeeded && done.done) {
+                change_status(AgentStatus::completed, fmt::format("step {} said done", done.number));
             } else if (consecutive_failures_ >= settings_.max_failures) {
                 change_status(AgentStatus::failed, fmt::format("{} consecutive step failures; last: {}",
-                                                               consecutive_failures_, rec.error));
+                                                               consecutive_failures_, done.error));
             } else if (history_.steps.size() >= settings_.max_steps) {
                 change_status(AgentStatus::max_steps_reached,
                               fmt::format("max_steps={} steps finalized", settings_.max_steps));
@@ -757,7 +767,7 @@ private:
         notify();
     }
 
-    asio::awaitable<void> pause_handler() {
+    asio::awaitable<void> pause_handler(Deadline&) {
         for (;;) {
             co_await wait_until([this] { return !controls_.empty(); });
             const Control control = controls_.front();
@@ -776,7 +786,7 @@ private:
         }
     }
 
-    asio::awaitable<void> load_shedding_monitor() {
+    asio::awaitable<void> load_shedding_monitor(Deadline&) {
         Timer timer{strand_};
         for (;;) {
             const auto lag =
@@ -935,6 +945,10 @@ private:
     asio::strand<asio::any_io_executor> strand_;
     Functions agent_;
     AgentSettings settings_;
+    std::string capture_timeout_text_ =
+        "perceive() timed out after " + detail::seconds_text(settings_.capture_timeout);
+    std::string decide_timeout_text_ = "decide() timed out after " + detail::seconds_text(settings_.decide_timeout);
+    std::string act_timeout_text_ = "act() timed out after " + detail::seconds_text(settings_.act_timeout);
     Hooks hooks_;
     std::shared_ptr<spdlog::logger> logger_;
     CpuSource cpu_source_;
@@ -951,11 +965,10 @@ private:
     bool closing_ = false;
 
     detail::LatestSlot<ObservationPtr, TimePoint> slot_;  ///< perception → decision_loop
-    detail::LatestSlot<int, TimePoint> changes_;          ///< bumped on every state change; wait_until() waits on it
+    detail::WaiterList<detail::ConditionRef> waiters_;     ///< wait_until()'s parked waits, woken by notify()
     detail::BoundedQueue<InFlightPtr> queue_;              ///< decision_loop → actuation_loop
 
     InFlightPtr current_;                    ///< the step in flight
-    std::optional<Step> previous_step_;
     std::uint64_t steps_begun_ = 0;
     std::uint64_t last_seen_sequence_ = 0;
     std::uint64_t last_decided_sequence_ = 0;
