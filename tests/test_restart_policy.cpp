@@ -117,3 +117,24 @@ TEST_CASE("validate() names the offending field", "[restart_policy]") {
     CHECK(message({.jitter_ratio = 2.0}) == "policy: jitter_ratio must be in [0, 1]");
     CHECK(message({.shutdown_timeout = -1ms}) == "policy: shutdown_timeout must not be negative");
 }
+
+TEST_CASE("validate() rejects durations too long to convert to nanoseconds", "[restart_policy]") {
+    const auto message = [](RestartPolicy p) -> std::string {
+        try {
+            taskmon::validate(p, "policy");
+        } catch (const std::invalid_argument& e) {
+            return e.what();
+        }
+        return "valid";
+    };
+    // milliseconds::max() as "forever" used to overflow when converted to nanoseconds (UB; a negative timeout).
+    using std::chrono::milliseconds;
+    CHECK(message({.shutdown_timeout = milliseconds::max()}) == "policy: shutdown_timeout must not exceed 100 years");
+    CHECK(message({.restart_window = milliseconds::max()}) == "policy: restart_window must not exceed 100 years");
+    CHECK(message({.reset_backoff_after = milliseconds::max()}) ==
+          "policy: reset_backoff_after must not exceed 100 years");
+    CHECK(message({.max_backoff = milliseconds::max()}) == "policy: max_backoff must not exceed 100 years");
+    CHECK(message({.base_backoff = milliseconds::max(), .max_backoff = milliseconds::max()}) ==
+          "policy: base_backoff must not exceed 100 years");
+    CHECK(message({.restart_window = std::chrono::hours{24 * 365 * 100}}) == "valid");
+}

@@ -90,6 +90,17 @@ inline void validate(const RestartPolicy& policy, std::string_view context = "Re
     if (!(policy.jitter_ratio >= 0.0 && policy.jitter_ratio <= 1.0)) fail("jitter_ratio", "must be in [0, 1]");
     if (policy.reset_backoff_after < milliseconds::zero()) fail("reset_backoff_after", "must not be negative");
     if (policy.shutdown_timeout < milliseconds::zero()) fail("shutdown_timeout", "must not be negative");
+    // Durations are converted to nanoseconds (about 292 years) and added to clock readings: bound them so that
+    // no conversion or deadline overflows.
+    constexpr std::chrono::hours longest{24 * 365 * 100};
+    const auto too_long = [&](std::string_view field, milliseconds value) {
+        if (value > longest) fail(field, "must not exceed 100 years");
+    };
+    too_long("restart_window", policy.restart_window);
+    too_long("base_backoff", policy.base_backoff);
+    too_long("max_backoff", policy.max_backoff);
+    too_long("reset_backoff_after", policy.reset_backoff_after);
+    too_long("shutdown_timeout", policy.shutdown_timeout);
     switch (policy.jitter) {
         case JitterKind::none:
         case JitterKind::full:
