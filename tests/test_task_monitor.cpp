@@ -923,3 +923,21 @@ TEST_CASE("The documented API compiles and runs as written", "[task_monitor]") {
     CHECK(runs == 1);
     static_assert(std::is_same_v<taskmon::TaskMonitor, taskmon::BasicTaskMonitor<std::chrono::steady_clock>>);
 }
+
+// ---- edge cases and regressions ----------------------------------------------------------------------------
+
+TEST_CASE("restart() of a component known only by its factory starts it once; register_task then throws",
+          "[task_monitor]") {
+    Harness h;
+    Script script;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    monitor.set_restart_factories({{"c", factory_of(script)}});
+    monitor.restart("c");
+    CHECK_THROWS_AS(monitor.register_task("c", scripted(script)), std::invalid_argument);
+    h.runner.run_for(1s);
+    CHECK(script.starts.size() == 1);
+    CHECK(script.max_live == 1);
+    CHECK(monitor.get_component_stats().at("c").state == ComponentState::running);
+    CHECK(h.close(monitor) == 0s);
+    CHECK(script.live == 0);
+}

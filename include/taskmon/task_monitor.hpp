@@ -286,6 +286,7 @@ public:
                 request_stop(c, StopCause::restart);
             } else {
                 events.push_back(event(MonitorEventKind::restart_requested, c));
+                c.registered = true;  // starting a component known only by its factory registers it
                 if (c.stats.state == ComponentState::gave_up) {
                     // A manual restart after giving up is a reset: the component gets a fresh budget.
                     c.window.clear();
