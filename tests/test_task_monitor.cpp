@@ -941,3 +941,29 @@ TEST_CASE("restart() of a component known only by its factory starts it once; re
     CHECK(h.close(monitor) == 0s);
     CHECK(script.live == 0);
 }
+
+TEST_CASE("A failure of an instance being restarted by restart() is recorded, not dropped", "[task_monitor]") {
+    Harness h;
+    int starts = 0;
+    auto component = [&]() -> asio::awaitable<void> {
+        ++starts;
+        ManualTimer timer{co_await asio::this_coro::executor, 1h};
+        try {
+            co_await timer.async_wait(asio::use_awaitable);
+        } catch (const std::system_error&) {
+            throw std::runtime_error("cleanup failed");  // fails while being stopped
+        }
+    };
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    monitor.supervise("c", component);
+    h.runner.run_for(1s);
+    monitor.restart("c");
+    h.runner.run_for(1s);
+    const auto stats = monitor.get_component_stats().at("c");
+    CHECK(starts == 2);
+    CHECK(stats.state == ComponentState::running);
+    CHECK(stats.restart_count == 1);
+    CHECK(stats.last_error == "std::runtime_error: cleanup failed");
+    CHECK(h.lines_with("stopped with an error").size() == 1);
+    h.close(monitor);
+}

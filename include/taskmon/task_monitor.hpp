@@ -623,6 +623,13 @@ private:
                 c.consecutive = 0;  // it ran long enough to count as stable
             }
             if (instance->stop == StopCause::restart && !closed_) {
+                if (outcome.kind == ExitOutcome::failed) {
+                    s.last_error = outcome.reason;  // it threw while being stopped: report it, then restart
+                    auto e = event(MonitorEventKind::stopped, c);
+                    e.task_id = instance->id;
+                    e.reason = outcome.reason;
+                    events.push_back(std::move(e));
+                }
                 c.manual_pending = true;
                 c.restart_scheduled = true;
                 s.state = ComponentState::restarting;
