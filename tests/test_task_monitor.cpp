@@ -967,3 +967,38 @@ TEST_CASE("A failure of an instance being restarted by restart() is recorded, no
     CHECK(h.lines_with("stopped with an error").size() == 1);
     h.close(monitor);
 }
+
+namespace {
+
+/// A sink that throws something that is not a std::exception (spdlog rethrows those) on every message.
+struct ThrowingSink final : spdlog::sinks::sink {
+    void log(const spdlog::details::log_msg&) override { throw 42; }
+    void flush() override {}
+    void set_pattern(const std::string&) override {}
+    void set_formatter(std::unique_ptr<spdlog::formatter>) override {}
+};
+
+}  // namespace
+
+TEST_CASE("A logger that throws never breaks supervision or close()", "[task_monitor]") {
+    ManualTime time;
+    asio::io_context io;
+    VirtualTimeRunner runner{io, time};
+    auto logger = std::make_shared<spdlog::logger>("throwing", std::make_shared<ThrowingSink>());
+    auto script = failing_now(2);
+    Script steady;
+    Monitor monitor{io.get_executor(), {.base_backoff = 1s, .max_backoff = 1s}, logger};
+    REQUIRE_NOTHROW(monitor.supervise("c", factory_of(script)));
+    REQUIRE_NOTHROW(monitor.supervise("steady", factory_of(steady)));
+    REQUIRE_NOTHROW(runner.run_for(1min));
+    CHECK(script.starts.size() == 3);
+    CHECK(monitor.get_component_stats().at("c").state == ComponentState::running);
+    REQUIRE_NOTHROW(monitor.restart("steady"));
+    REQUIRE_NOTHROW(runner.run_for(1s));
+    CHECK(steady.starts.size() == 2);
+    bool closed = false;
+    asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed = true; });
+    REQUIRE_NOTHROW(runner.run_until([&] { return closed; }, 1h));
+    CHECK(closed);
+    CHECK(time.elapsed() == 1min + 1s);  // close did not wait for a deadline
+}

@@ -778,9 +778,14 @@ private:
         }
     }
 
-    void publish(const Events& events) const {
+    /// Logs `events`. Never throws: spdlog passes on what a sink throws unless it is a std::exception (and an
+    /// error handler may throw), and a throwing logger must not break supervision or leave close() hanging.
+    void publish(const Events& events) const noexcept {
         for (const auto& e : events) {
-            log_event(*logger_, e);
+            try {
+                log_event(*logger_, e);
+            } catch (...) {  // NOLINT(bugprone-empty-catch): nowhere left to report it
+            }
         }
     }
 
