@@ -1002,3 +1002,23 @@ TEST_CASE("A logger that throws never breaks supervision or close()", "[task_mon
     CHECK(closed);
     CHECK(time.elapsed() == 1min + 1s);  // close did not wait for a deadline
 }
+
+TEST_CASE("The give-up line names a one-minute window like the hour: per minute", "[task_monitor]") {
+    Harness h;
+    auto script = failing_now(100);
+    Monitor monitor{h.io.get_executor(),
+                    {.max_restart_attempts = 2, .restart_window = 1min, .base_backoff = 1s, .max_backoff = 1s},
+                    h.logger};
+    monitor.supervise("c", factory_of(script));
+    h.runner.run_for(1h);
+    const auto gave_up = h.lines_with("exceeded restart limit");
+    REQUIRE(gave_up.size() == 1);
+    CHECK(gave_up[0].find("(2 attempts per minute). Stopping auto-restart.") != std::string::npos);
+    using taskmon::detail::format_window;
+    CHECK(format_window(1h) == "hour");
+    CHECK(format_window(2h) == "2 hours");
+    CHECK(format_window(90s) == "90 seconds");
+    CHECK(format_window(1s) == "second");
+    CHECK(format_window(1500ms) == "1500 ms");
+    h.close(monitor);
+}

@@ -124,13 +124,13 @@ inline std::string format_seconds(std::chrono::nanoseconds d) {
     return fmt::format("{:.3f}", seconds);
 }
 
-/// "hour", "10 minutes", "30 seconds", "1500 ms": the restart window in words for the give-up line.
+/// "hour", "10 minutes", "minute", "30 seconds", "1500 ms": the restart window in words for the give-up line
+/// ("5 attempts per hour", "per minute", "per 10 minutes").
 inline std::string format_window(std::chrono::nanoseconds window) {
     using namespace std::chrono;
     const auto plural = [](long long n, std::string_view unit) {
-        return fmt::format("{} {}{}", n, unit, n == 1 ? "" : "s");
+        return n == 1 ? std::string{unit} : fmt::format("{} {}s", n, unit);
     };
-    if (window == hours{1}) return "hour";
     if (window % hours{1} == nanoseconds::zero()) return plural(duration_cast<hours>(window).count(), "hour");
     if (window % minutes{1} == nanoseconds::zero()) {
         return plural(duration_cast<minutes>(window).count(), "minute");
