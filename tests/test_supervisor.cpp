@@ -281,6 +281,32 @@ TEST_CASE("supervisor: decide() is bounded by decide_timeout") {
     CHECK(h.history->steps[0].finished_at - h.history->steps[0].started_at == 2s);
 }
 
+TEST_CASE("supervisor: decide_timeout runs from the decide() call, not from before on_step_start") {
+    Harness h;
+    auto settings = fast_settings();
+    settings.max_steps = 2;
+    settings.decide_timeout = 2s;
+    // A slow on_step_start hook (1.5 s of virtual time) and a decide() of 1 s (the harness's is 20 ms; the hook
+    // adds the rest): decide() must still get its full 2 s.
+    Sup::Hooks hooks{.on_step_start = [&](std::uint64_t) { h.time.advance(1500ms); }};
+    Agent& agent = h.agent;
+    auto sup = std::make_unique<Sup>(
+        h.io.get_executor(),
+        Sup::Functions{.perceive = [&agent] { return agent.perceive_fn(++agent.perceive_calls); },
+                       .decide = [](const int&, const Context&) -> asio::awaitable<Decision> {
+                           co_await sleep_for(1s);
+                           co_return Decision::act({"x"});
+                       },
+                       .act = [](const std::string&) -> asio::awaitable<ActionResult> {
+                           co_return ActionResult::ok();
+                       }},
+        settings, hooks, quiet_logger(), [] { return std::optional<taskmon::CpuUsage>{}; });
+    h.start(*sup);
+    REQUIRE(h.finish());
+    CHECK(h.history->status == AgentStatus::max_steps_reached);
+    CHECK(h.history->counters.steps_failed == 0);
+}
+
 TEST_CASE("supervisor: act() is bounded by act_timeout; the actuation_loop goes on without a restart") {
     Harness h;
     h.agent.decide_fn = [](int, const Context& ctx) {

@@ -574,8 +574,10 @@ private:
                 return agent_.decide(*observation, context);
             };
             try {
+                // The timeout runs from the call, after on_step_start (a clock read only when there is a hook).
+                const TimePoint called_at = hooks_.on_step_start ? Clock::now() : now;
                 decision = co_await detail::bounded_call<DecisionType>(
-                    deadline, detail::deadline_after(now, clock_duration(settings_.decide_timeout)),
+                    deadline, detail::deadline_after(called_at, clock_duration(settings_.decide_timeout)),
                     decide_timeout_text_, call);
             } catch (...) {
                 error = std::current_exception();
