@@ -1022,3 +1022,248 @@ TEST_CASE("The give-up line names a one-minute window like the hour: per minute"
     CHECK(format_window(1500ms) == "1500 ms");
     h.close(monitor);
 }
+
+TEST_CASE("A monitor on a strand executor supervises, closes and is destroyed safely", "[task_monitor][strand]") {
+    // Regression: ~BasicTaskMonitor touched freed memory when the monitor's executor was a strand.
+    SECTION("closed, then destroyed") {
+        Harness h;
+        auto failing = failing_now(100);
+        Script steady;
+        {
+            Monitor monitor{asio::make_strand(h.io), {}, h.logger};
+            monitor.supervise("failing", factory_of(failing));
+            monitor.supervise("steady", factory_of(steady));
+            h.runner.run_for(5s);
+            CHECK(failing.starts.size() == 2);  // started at 0 and 2 s; the next start is due at 6 s
+            CHECK(monitor.get_component_stats().at("steady").state == ComponentState::running);
+            h.close(monitor);
+        }
+        h.runner.run();
+        CHECK(steady.live == 0);
+    }
+    SECTION("destroyed without close while instances and a backoff are pending") {
+        Harness h;
+        auto failing = failing_now(100);
+        Script steady;
+        {
+            Monitor monitor{asio::make_strand(h.io), {}, h.logger};
+            monitor.supervise("failing", factory_of(failing));
+            monitor.supervise("steady", factory_of(steady));
+            h.runner.run_for(1s);
+        }
+        h.runner.run();
+        CHECK(h.io.stopped());
+        CHECK(failing.starts.size() == 1);
+        CHECK(steady.live == 0);
+    }
+    SECTION("destroyed without close, then the io_context is destroyed without running") {
+        ManualTime time;
+        Script steady;
+        {
+            asio::io_context io;
+            {
+                Monitor monitor{asio::make_strand(io), {},
+                                std::make_shared<spdlog::logger>("null", std::make_shared<spdlog::sinks::null_sink_mt>())};
+                monitor.supervise("steady", factory_of(steady));
+                VirtualTimeRunner{io, time}.run_for(1s);
+            }
+        }
+        CHECK(steady.live == 0);
+    }
+}
+
+TEST_CASE("disable() then enable() during a backoff, then restart(), starts exactly one instance",
+          "[task_monitor]") {
+    Harness h;
+    auto script = failing_now(1);
+    Monitor monitor{h.io.get_executor(), {.base_backoff = 10s, .max_backoff = 10s}, h.logger};
+    monitor.supervise("c", factory_of(script));
+    h.runner.run_for(1s);
+    REQUIRE(monitor.get_component_stats().at("c").is_restarting);
+    monitor.disable({"c"});
+    monitor.enable({"c"});
+    auto stats = monitor.get_component_stats().at("c");
+    CHECK(stats.state == ComponentState::stopped);
+    CHECK_FALSE(stats.is_restarting);
+    h.runner.run_for(1min);
+    CHECK(script.starts.size() == 1);  // the dropped backoff never fires
+    monitor.restart("c");
+    monitor.restart("c");
+    h.runner.run_for(1min);
+    CHECK(script.starts.size() == 2);
+    CHECK(script.max_live == 1);
+    CHECK(monitor.get_component_stats().at("c").state == ComponentState::running);
+    h.close(monitor);
+}
+
+TEST_CASE("A normal return while a restart() is pending restarts once under every restart type",
+          "[task_monitor]") {
+    for (auto type : {RestartType::transient, RestartType::permanent, RestartType::temporary}) {
+        Harness h;
+        int starts = 0;
+        auto component = [&]() -> asio::awaitable<void> {
+            ++starts;
+            ManualTimer timer{co_await asio::this_coro::executor, 1h};
+            try {
+                co_await timer.async_wait(asio::use_awaitable);
+            } catch (const std::system_error&) {
+                co_return;  // returns normally when cancelled
+            }
+        };
+        Monitor monitor{h.io.get_executor(), {.restart_type = type}, h.logger};
+        monitor.supervise("c", component);
+        h.runner.run_for(1s);
+        monitor.restart("c");
+        h.runner.run_for(1s);
+        CHECK(starts == 2);
+        const auto stats = monitor.get_component_stats().at("c");
+        CHECK(stats.state == ComponentState::running);
+        CHECK(stats.restart_count == 1);
+        h.close(monitor);
+    }
+}
+
+TEST_CASE("A restart exactly one window old no longer counts, in the decision and in the stats",
+          "[task_monitor]") {
+    Harness h;
+    Script script;
+    script.lifetimes = {0s, 1h, 0s, 0s};  // fails at 0, is restarted at 1 s (a restart at t = 0), fails at 1 h + 1 s
+    Monitor monitor{h.io.get_executor(),
+                    {.max_restart_attempts = 1, .restart_window = 1h, .base_backoff = 1s, .max_backoff = 1s,
+                     .reset_backoff_after = 24h},
+                    h.logger};
+    monitor.supervise("c", factory_of(script));
+    h.runner.run_for(1h);
+    CHECK(monitor.get_component_stats().at("c").restarts_in_window == 0);  // the restart decided at 0 is 1 h old
+    h.runner.run_for(2s);
+    const auto stats = monitor.get_component_stats().at("c");
+    CHECK(stats.restart_count == 2);
+    CHECK(stats.restarts_in_window == 1);
+    h.runner.run_for(1min);
+    CHECK(monitor.get_component_stats().at("c").state == ComponentState::gave_up);
+    h.close(monitor);
+}
+
+TEST_CASE("set_restart_factories with one bad entry changes nothing", "[task_monitor]") {
+    Harness h;
+    Script a, b;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    try {
+        monitor.set_restart_factories({{"a", factory_of(a)}, {"b", {}}, {"c", factory_of(b)}});
+        FAIL("accepted an empty factory");
+    } catch (const std::invalid_argument& e) {
+        CHECK(std::string{e.what()}.find("'b'") != std::string::npos);
+    }
+    CHECK(monitor.get_component_stats().empty());
+    h.close(monitor);
+}
+
+TEST_CASE("close() called twice concurrently from two threads completes both", "[task_monitor][threads]") {
+    asio::io_context io;
+    auto work = asio::make_work_guard(io);
+    auto steady = []() -> asio::awaitable<void> {
+        asio::steady_timer timer{co_await asio::this_coro::executor, 24h};
+        co_await timer.async_wait(asio::use_awaitable);
+    };
+    auto logger = std::make_shared<spdlog::logger>("null", std::make_shared<spdlog::sinks::null_sink_mt>());
+    std::thread t1{[&] { io.run(); }};
+    std::thread t2{[&] { io.run(); }};
+    {
+        taskmon::TaskMonitor monitor{asio::make_strand(io), {}, logger};
+        for (int i = 0; i < 8; ++i) {
+            monitor.supervise("c" + std::to_string(i), steady);
+        }
+        std::promise<void> a, b;
+        std::thread closer{[&] { asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { a.set_value(); }); }};
+        asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { b.set_value(); });
+        closer.join();
+        CHECK(a.get_future().wait_for(30s) == std::future_status::ready);
+        CHECK(b.get_future().wait_for(30s) == std::future_status::ready);
+        for (const auto& [name, stats] : monitor.get_component_stats()) {
+            CHECK(stats.state == ComponentState::stopped);
+        }
+    }
+    work.reset();
+    t1.join();
+    t2.join();
+}
+
+TEST_CASE("A strand executor on a two-thread io_context is safe from other threads", "[task_monitor][threads]") {
+    asio::io_context io;
+    auto work = asio::make_work_guard(io);
+    std::atomic<int> starts{0};
+    auto flaky = [&]() -> asio::awaitable<void> {
+        starts.fetch_add(1);
+        asio::steady_timer timer{co_await asio::this_coro::executor, 1ms};
+        co_await timer.async_wait(asio::use_awaitable);
+        throw std::runtime_error("flaky");
+    };
+    auto logger = std::make_shared<spdlog::logger>("null", std::make_shared<spdlog::sinks::null_sink_mt>());
+    std::thread t1{[&] { io.run(); }};
+    std::thread t2{[&] { io.run(); }};
+    {
+        taskmon::TaskMonitor monitor{asio::make_strand(io),
+                                     {.max_restart_attempts = 1000, .base_backoff = 0ms, .max_backoff = 1ms},
+                                     logger};
+        std::thread other{[&] {
+            for (int i = 0; i < 4; ++i) {
+                monitor.supervise("flaky" + std::to_string(i), flaky);
+            }
+            for (int i = 0; i < 100; ++i) {
+                monitor.restart("flaky" + std::to_string(i % 4));
+                (void)monitor.get_component_stats();
+            }
+        }};
+        for (int i = 0; i < 100; ++i) {
+            (void)monitor.get_component_stats();
+        }
+        other.join();
+        const auto deadline = std::chrono::steady_clock::now() + 60s;
+        while (starts.load() < 20 && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(1ms);
+        }
+        CHECK(starts.load() >= 20);
+    }  // destroyed without close while instances run on both threads
+    work.reset();
+    t1.join();
+    t2.join();
+}
+
+TEST_CASE("supervise() with a factory that throws propagates it and changes nothing", "[task_monitor]") {
+    Harness h;
+    Script script;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    CHECK_THROWS_WITH(monitor.supervise("c", []() -> asio::awaitable<void> { throw std::runtime_error("no device"); }),
+                      "no device");
+    CHECK(monitor.get_component_stats().empty());
+    monitor.supervise("c", factory_of(script));
+    h.runner.run_for(1s);
+    CHECK(script.starts.size() == 1);
+    CHECK(monitor.get_component_stats().at("c").task_id == 1);
+    h.close(monitor);
+}
+
+TEST_CASE("close() started while a restart factory runs starts nothing", "[task_monitor]") {
+    Harness h;
+    auto script = failing_now(1);
+    int calls = 0;
+    bool closed = false;
+    Monitor* self = nullptr;
+    Monitor monitor{h.io.get_executor(), {.base_backoff = 1s, .max_backoff = 1s}, h.logger};
+    self = &monitor;
+    monitor.supervise("c", [&]() -> asio::awaitable<void> {
+        if (++calls == 2) {
+            (void)self->get_component_stats();  // no deadlock: the factory runs without the monitor's lock
+            asio::co_spawn(h.io, self->close(), [&](std::exception_ptr) { closed = true; });
+        }
+        return scripted(script);
+    });
+    h.runner.run_until([&] { return closed; }, 1h);
+    CHECK(closed);
+    CHECK(calls == 2);
+    CHECK(script.starts.size() == 1);  // the instance the factory made was never started
+    const auto stats = monitor.get_component_stats().at("c");
+    CHECK(stats.state == ComponentState::stopped);
+    CHECK_FALSE(stats.is_restarting);
+    CHECK(h.lines_with("TaskMonitor closed components=1 unresponsive=0").size() == 1);
+}
