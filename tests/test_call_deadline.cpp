@@ -3,8 +3,10 @@
 #include <taskmon/detail/call_deadline.hpp>
 
 #include <chrono>
+#include <exception>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
