@@ -875,7 +875,8 @@ public:
 
     /// Requests a manual restart: cancels the running instance and starts a new one from the factory once it
     /// exited (counts in restart_count, not against the restart limit). Merged into a restart already pending
-    /// (a pending backoff is cut short). After give-up it resets the component's restart budget. Throws
+    /// (a pending backoff is cut short). After give-up it resets the component's restart budget. A component
+    /// known only from set_restart_factories() is started and thereby registered. Throws
     /// std::invalid_argument for an unknown name or a component without a restart factory.
     void restart(const std::string& name) { state_->restart(name); }
 
