@@ -130,14 +130,16 @@ void BM_bare_spawn_cancel_100k(benchmark::State& state) {
 }
 BENCHMARK(BM_bare_spawn_cancel_100k)->Unit(benchmark::kMillisecond)->Iterations(5);
 
+/// Argument: the monitor's strand pool size (0: one strand per component).
 void BM_task_monitor_start_close_100k(benchmark::State& state) {
+    const auto pool = static_cast<std::size_t>(state.range(0));
     std::vector<std::string> names;
     for (int i = 0; i < many; ++i) {
         names.push_back("component-" + std::to_string(i));
     }
     for (auto _ : state) {
         asio::io_context io{1};
-        taskmon::TaskMonitor monitor{io.get_executor(), {}, null_logger()};
+        taskmon::TaskMonitor monitor{io.get_executor(), {}, null_logger(), {}, pool};
         for (const auto& name : names) {
             monitor.register_task(name, wait_forever());
         }
@@ -150,7 +152,11 @@ void BM_task_monitor_start_close_100k(benchmark::State& state) {
     }
     state.SetItemsProcessed(state.iterations() * many);
 }
-BENCHMARK(BM_task_monitor_start_close_100k)->Unit(benchmark::kMillisecond)->Iterations(5);
+BENCHMARK(BM_task_monitor_start_close_100k)
+    ->Arg(taskmon::default_strand_pool_size)
+    ->Arg(0)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(5);
 
 // ---- 3. bytes per component ----------------------------------------------------------------------------------
 
@@ -180,8 +186,9 @@ void BM_bytes_bare_spawn(benchmark::State& state) {
 BENCHMARK(BM_bytes_bare_spawn)->Iterations(1);
 
 /// The same coroutine supervised by a TaskMonitor (names are allocated beforehand and not counted, as the
-/// bare baseline has no names; the monitor's own copy of each name is counted).
+/// bare baseline has no names; the monitor's own copy of each name is counted). Argument: the strand pool size.
 void BM_bytes_task_monitor(benchmark::State& state) {
+    const auto pool = static_cast<std::size_t>(state.range(0));
     double per = 0;
     std::vector<std::string> names;
     for (int i = 0; i < sample; ++i) {
@@ -189,7 +196,7 @@ void BM_bytes_task_monitor(benchmark::State& state) {
     }
     for (auto _ : state) {
         asio::io_context io{1};
-        taskmon::TaskMonitor monitor{io.get_executor(), {}, null_logger()};
+        taskmon::TaskMonitor monitor{io.get_executor(), {}, null_logger(), {}, pool};
         const auto before = heap_in_use();
         for (const auto& name : names) {
             monitor.register_task(name, wait_forever());
@@ -204,7 +211,7 @@ void BM_bytes_task_monitor(benchmark::State& state) {
     }
     state.counters["bytes_per_coroutine"] = per;
 }
-BENCHMARK(BM_bytes_task_monitor)->Iterations(1);
+BENCHMARK(BM_bytes_task_monitor)->Arg(taskmon::default_strand_pool_size)->Arg(0)->Iterations(1);
 
 }  // namespace
 

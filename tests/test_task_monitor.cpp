@@ -1062,8 +1062,8 @@ TEST_CASE("A monitor on a strand executor supervises, closes and is destroyed sa
         {
             asio::io_context io;
             {
-                Monitor monitor{asio::make_strand(io), {},
-                                std::make_shared<spdlog::logger>("null", std::make_shared<spdlog::sinks::null_sink_mt>())};
+                auto sink = std::make_shared<spdlog::sinks::null_sink_mt>();
+                Monitor monitor{asio::make_strand(io), {}, std::make_shared<spdlog::logger>("null", sink)};
                 monitor.supervise("steady", factory_of(steady));
                 VirtualTimeRunner{io, time}.run_for(1s);
             }
@@ -1266,4 +1266,72 @@ TEST_CASE("close() started while a restart factory runs starts nothing", "[task_
     CHECK(stats.state == ComponentState::stopped);
     CHECK_FALSE(stats.is_restarting);
     CHECK(h.lines_with("TaskMonitor closed components=1 unresponsive=0").size() == 1);
+}
+
+TEST_CASE("Components sharing a pool strand are supervised independently", "[task_monitor][strand]") {
+    for (std::size_t pool : {std::size_t{0}, std::size_t{1}, std::size_t{2}}) {
+        Harness h;
+        auto failing = failing_now(100);
+        Script steady, other;
+        Monitor monitor{h.io.get_executor(), {}, h.logger, {}, pool};
+        monitor.supervise("failing", factory_of(failing));
+        monitor.supervise("steady", factory_of(steady));
+        monitor.supervise("other", factory_of(other));
+        h.runner.run_for(10min);
+        const auto stats = monitor.get_component_stats();
+        CHECK(stats.at("failing").state == ComponentState::gave_up);
+        CHECK(stats.at("steady").state == ComponentState::running);
+        CHECK(stats.at("steady").restart_count == 0);
+        monitor.restart("other");
+        monitor.disable({"steady"});
+        h.runner.run_for(1s);
+        CHECK(other.starts.size() == 2);
+        CHECK(other.max_live == 1);
+        CHECK(steady.live == 0);
+        CHECK(h.close(monitor) == 0s);
+        CHECK(other.live == 0);
+    }
+}
+
+TEST_CASE("Components on one pool strand never run at the same time on a two-thread io_context",
+          "[task_monitor][strand][threads]") {
+    asio::io_context io;
+    auto work = asio::make_work_guard(io);
+    std::atomic<int> inside{0};
+    std::atomic<int> max_inside{0};
+    std::atomic<int> steps{0};
+    auto busy = [&]() -> asio::awaitable<void> {
+        for (;;) {
+            const int now = inside.fetch_add(1) + 1;
+            int seen = max_inside.load();
+            while (now > seen && !max_inside.compare_exchange_weak(seen, now)) {
+            }
+            for (int i = 0; i < 100; ++i) {
+                std::this_thread::yield();  // stay inside long enough for the other thread to overlap
+            }
+            inside.fetch_sub(1);
+            steps.fetch_add(1);
+            co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+        }
+    };
+    auto logger = std::make_shared<spdlog::logger>("null", std::make_shared<spdlog::sinks::null_sink_mt>());
+    std::thread t1{[&] { io.run(); }};
+    std::thread t2{[&] { io.run(); }};
+    {
+        taskmon::TaskMonitor monitor{io.get_executor(), {}, logger, {}, 1};
+        monitor.supervise("a", busy);
+        monitor.supervise("b", busy);
+        const auto deadline = std::chrono::steady_clock::now() + 60s;
+        while (steps.load() < 200 && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(1ms);
+        }
+        CHECK(steps.load() >= 200);
+        std::promise<void> closed;
+        asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed.set_value(); });
+        closed.get_future().wait();
+    }
+    CHECK(max_inside.load() == 1);
+    work.reset();
+    t1.join();
+    t2.join();
 }

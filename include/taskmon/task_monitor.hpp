@@ -39,6 +39,7 @@
 #include <chrono>
 #include <cstdint>
 #include <algorithm>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -53,6 +54,10 @@ namespace taskmon {
 
 /// Creates a fresh instance of a component's coroutine; called on the monitor's strand for every restart.
 using RestartFactory = std::function<asio::awaitable<void>()>;
+
+/// Default number of strands a monitor shares among its components (Asio's legacy io_context::strand service
+/// shares 193 the same way). 0 means one strand per component.
+inline constexpr std::size_t default_strand_pool_size = 193;
 
 namespace detail {
 
@@ -119,7 +124,7 @@ inline ExitOutcome classify_exit(const std::exception_ptr& error) {
 ///   post carrying an older restart_gen is stale and ignored;
 /// - after closed_ is set no factory is called and no instance is started.
 /// Timers, co_spawn and completion callbacks run on strand_; cancellation of an instance is emitted on the
-/// component's own strand (the strand its coroutine runs on), since cancellation_signal is not thread-safe.
+/// component's strand (the pool strand its coroutine runs on), since cancellation_signal is not thread-safe.
 template <typename Clock>
 class MonitorState : public std::enable_shared_from_this<MonitorState<Clock>> {
 public:
@@ -129,8 +134,9 @@ public:
     using Strand = asio::strand<asio::any_io_executor>;
 
     MonitorState(asio::any_io_executor executor, RestartPolicy policy, std::shared_ptr<spdlog::logger> logger,
-                 RandomSource random)
-        : executor_{std::move(executor)},
+                 RandomSource random, std::size_t strand_pool_size)
+        : strand_pool_size_{strand_pool_size},
+          executor_{std::move(executor)},
           strand_{asio::make_strand(executor_)},
           policy_{policy},
           logger_{logger ? std::move(logger) : spdlog::default_logger()},
@@ -152,10 +158,9 @@ public:
     };
 
     struct Component {
-        Component(std::string n, const asio::any_io_executor& ex)
-            : name{std::move(n)}, strand{asio::make_strand(ex)} {}
+        Component(std::string n, const asio::any_io_executor& s) : name{std::move(n)}, strand{&s} {}
         std::string name;
-        Strand strand;
+        const asio::any_io_executor* strand;  // the pool strand its instances run on (strands_ never shrinks)
         std::shared_ptr<const RestartFactory> factory;
         std::shared_ptr<const RestartPolicy> own_policy;  // null: the monitor's policy
         std::unique_ptr<Timer> timer;  // backoff; strand_ only
@@ -395,9 +400,17 @@ private:
     Component& find_or_create(const std::string& name) {
         auto it = components_.find(name);
         if (it == components_.end()) {
-            it = components_.emplace(name, std::make_unique<Component>(name, executor_)).first;
+            it = components_.emplace(name, std::make_unique<Component>(name, strand_for_next_component())).first;
         }
         return *it->second;
+    }
+
+    /// Round-robin over a pool of strand_pool_size_ strands, created as first needed (one per component if 0).
+    const asio::any_io_executor& strand_for_next_component() {
+        if (strand_pool_size_ == 0 || strands_.size() < strand_pool_size_) {
+            return strands_.emplace_back(asio::make_strand(executor_));
+        }
+        return strands_[components_.size() % strand_pool_size_];
     }
 
     const RestartPolicy& policy_of(const Component& c) const { return c.own_policy ? *c.own_policy : policy_; }
@@ -438,7 +451,7 @@ private:
             events.push_back(event(MonitorEventKind::started, c));
         }
         auto slot = instance->signal.slot();
-        asio::co_spawn(c.strand, std::move(task),
+        asio::co_spawn(*c.strand, std::move(task),
                        asio::bind_cancellation_slot(
                            slot, asio::bind_executor(strand_, [self = this->shared_from_this(), cp = &c,
                                                                instance](std::exception_ptr error) {
@@ -460,7 +473,8 @@ private:
             c.stats.is_restarting = false;
         }
         if (!already) {
-            asio::post(c.strand, [instance = c.instance] { instance->signal.emit(asio::cancellation_type::terminal); });
+            asio::post(*c.strand,
+                       [instance = c.instance] { instance->signal.emit(asio::cancellation_type::terminal); });
         }
     }
 
@@ -789,6 +803,7 @@ private:
         }
     }
 
+    std::size_t strand_pool_size_;
     asio::any_io_executor executor_;
     Strand strand_;
     RestartPolicy policy_;
@@ -799,6 +814,9 @@ private:
 
     mutable std::mutex mutex_;
     std::map<std::string, std::unique_ptr<Component>> components_;  // never erased: pointers stay valid
+    // Components' strands, type-erased once: copies of an any_io_executor share its heap-held strand, where each
+    // conversion from a strand<> would allocate. Only grows, so references stay valid.
+    std::deque<asio::any_io_executor> strands_;
     std::uint64_t next_task_id_ = 0;
     std::size_t live_instances_ = 0;  // components with a live instance
     std::size_t starting_ = 0;        // components whose factory is being called
@@ -818,8 +836,9 @@ private:
 ///
 /// Thread safety: every member function may be called from any thread. State is guarded by one mutex and all
 /// asynchronous work (timers, completions, factory calls) runs on an internal strand of the executor; each
-/// component's coroutine runs on its own strand of the executor, so components run in parallel on a
-/// multi-threaded io_context but a component never runs concurrently with itself.
+/// component's coroutine runs on one of a pool of strands of the executor (strand_pool_size, assigned
+/// round-robin), so a component never runs concurrently with itself, and components on different strands run
+/// in parallel on a multi-threaded io_context.
 ///
 /// Errors: bad input throws std::invalid_argument naming the field or component and changes nothing; any
 /// mutating call after close() started throws std::logic_error.
@@ -831,9 +850,12 @@ public:
 
     /// Validates `policy` (std::invalid_argument naming the field). A null logger means spdlog's default logger
     /// (used, never modified). An empty random source means one seeded from std::random_device.
+    /// Components run on `strand_pool_size` strands of the executor shared round-robin (0: a strand each):
+    /// components sharing a strand never run at the same time on different threads.
     explicit BasicTaskMonitor(asio::any_io_executor executor, RestartPolicy policy = {},
-                              std::shared_ptr<spdlog::logger> logger = nullptr, RandomSource random = {})
-        : state_{make_state(std::move(executor), policy, std::move(logger), std::move(random))} {}
+                              std::shared_ptr<spdlog::logger> logger = nullptr, RandomSource random = {},
+                              std::size_t strand_pool_size = default_strand_pool_size)
+        : state_{make_state(std::move(executor), policy, std::move(logger), std::move(random), strand_pool_size)} {}
 
     /// Without close(), destruction stops supervision as close() would (pending restarts dropped, instances
     /// cancelled) but does not wait; callbacks still outstanding keep the shared state alive.
@@ -853,8 +875,8 @@ public:
     }
 
     /// Starts `task` under supervision as component `name` (not enabled for restart until enable()). The task
-    /// runs on its own strand of the monitor's executor. Throws std::invalid_argument for an empty or already
-    /// registered name.
+    /// runs on the component's pool strand of the monitor's executor. Throws std::invalid_argument for an empty
+    /// or already registered name.
     void register_task(const std::string& name, asio::awaitable<void> task) {
         state_->register_task(name, std::move(task));
     }
@@ -909,12 +931,14 @@ private:
     using State = detail::MonitorState<Clock>;
 
     static std::shared_ptr<State> make_state(asio::any_io_executor executor, const RestartPolicy& policy,
-                                             std::shared_ptr<spdlog::logger> logger, RandomSource random) {
+                                             std::shared_ptr<spdlog::logger> logger, RandomSource random,
+                                             std::size_t strand_pool_size) {
         validate(policy, "TaskMonitor policy");
         if (!executor) {
             throw std::invalid_argument("TaskMonitor: executor must not be empty");
         }
-        return std::make_shared<State>(std::move(executor), policy, std::move(logger), std::move(random));
+        return std::make_shared<State>(std::move(executor), policy, std::move(logger), std::move(random),
+                                       strand_pool_size);
     }
 
     std::shared_ptr<State> state_;
