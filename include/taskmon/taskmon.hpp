@@ -6,12 +6,18 @@
 
 #include <taskmon/detail/config.hpp>
 #include <taskmon/version.hpp>
+
+// TaskMonitor
+#include <taskmon/component_stats.hpp>
+#include <taskmon/restart_policy.hpp>
+#include <taskmon/task_monitor.hpp>
+
+// io_semaphore
+#include <taskmon/async_semaphore.hpp>
+#include <taskmon/io_semaphore.hpp>
+
+// Supervisor
 #include <taskmon/agent_settings.hpp>
 #include <taskmon/agent_status.hpp>
 #include <taskmon/history.hpp>
-#include <taskmon/async_semaphore.hpp>
-#include <taskmon/io_semaphore.hpp>
-#include <taskmon/restart_policy.hpp>
-#include <taskmon/component_stats.hpp>
-#include <taskmon/task_monitor.hpp>
 #include <taskmon/supervisor.hpp>
