@@ -70,6 +70,7 @@
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/detail/bounded_queue.hpp>
 #include <taskmon/detail/call_deadline.hpp>
+#include <taskmon/detail/exit_outcome.hpp>
 #include <taskmon/detail/latest_slot.hpp>
 #include <taskmon/detail/waiter_list.hpp>
 #include <taskmon/detail/load_sampler.hpp>
@@ -155,16 +156,6 @@ struct ConditionRef {
         return {&f, [](const void* o) { return (*static_cast<const F*>(o))(); }};
     }
 };
-
-inline bool is_operation_aborted(const std::exception_ptr& error) {
-    try {
-        std::rethrow_exception(error);
-    } catch (const std::system_error& e) {
-        return e.code() == asio::error::operation_aborted;
-    } catch (...) {
-        return false;
-    }
-}
 
 inline std::string seconds_text(std::chrono::nanoseconds d) { return format_seconds(d) + "s"; }
 
@@ -432,11 +423,12 @@ private:
         deadline->finish();
         if (!error) co_return;
         // Every exit while the run closes is requested; so is the cancellation of a restart we asked for.
-        const bool requested = closing_ || (detail::is_operation_aborted(error) && info.cancel_requested);
+        const auto outcome = detail::classify_exit(error);
+        const bool aborted = outcome.kind == detail::ExitOutcome::aborted;
+        const bool requested = closing_ || (aborted && info.cancel_requested);
         info.cancel_requested = false;
         if (!requested) {
-            const auto what = detail::is_operation_aborted(error) ? std::string{"unexpected cancellation"}
-                                                                  : detail::describe(error);
+            const auto what = aborted ? std::string{"unexpected cancellation"} : outcome.reason;
             record(EventKind::component_failed, name, fmt::format("error=\"{}\"", what));
             notify();
         }

@@ -8,6 +8,7 @@
 
 
 #include <taskmon/component_stats.hpp>
+#include <taskmon/detail/exit_outcome.hpp>
 #include <taskmon/detail/monitor_event.hpp>
 #include <taskmon/restart_policy.hpp>
 
@@ -20,8 +21,6 @@
 #include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
-#include <asio/error.hpp>
-#include <asio/multiple_exceptions.hpp>
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 #include <asio/use_awaitable.hpp>
@@ -70,35 +69,6 @@ private:
     };
     std::unique_ptr<Concept> impl_;
 };
-
-/// Outcome of an instance: normal return, failure (exception), or cancellation (operation_aborted).
-struct ExitOutcome {
-    enum Kind { returned, failed, aborted } kind = returned;
-    std::string reason;
-};
-
-inline ExitOutcome classify_exit(const std::exception_ptr& error) {
-    if (!error) {
-        return {};
-    }
-    // One rethrow in the common case: exceptions are the cost of a restart.
-    try {
-        std::rethrow_exception(error);
-    } catch (const asio::multiple_exceptions& multiple) {
-        // awaitable operators wrap errors in multiple_exceptions: classify the first one.
-        if (multiple.first_exception()) {
-            return classify_exit(multiple.first_exception());
-        }
-        return {ExitOutcome::failed, describe(multiple)};
-    } catch (const std::system_error& e) {
-        const bool aborted = e.code() == asio::error::operation_aborted || e.code() == std::errc::operation_canceled;
-        return {aborted ? ExitOutcome::aborted : ExitOutcome::failed, describe(e)};
-    } catch (const std::exception& e) {
-        return {ExitOutcome::failed, describe(e)};
-    } catch (...) {
-        return {ExitOutcome::failed, "unknown exception"};
-    }
-}
 
 /// The state shared by a monitor and every callback it has outstanding. Kept alive by those callbacks, so a
 /// monitor can be destroyed while its components still run.

@@ -1,0 +1,55 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
+// How a supervised coroutine ended, shared by TaskMonitor and Supervisor so both classify exits alike.
+#pragma once
+
+#include <taskmon/detail/config.hpp>
+
+#include <taskmon/detail/monitor_event.hpp>
+
+#include <asio/error.hpp>
+#include <asio/multiple_exceptions.hpp>
+
+#include <exception>
+#include <string>
+#include <system_error>
+
+namespace taskmon::detail {
+
+/// Outcome of an instance: normal return, failure (exception), or cancellation (operation_aborted).
+struct ExitOutcome {
+    enum Kind { returned, failed, aborted } kind = returned;
+    std::string reason;
+};
+
+inline ExitOutcome classify_exit(const std::exception_ptr& error) {
+    if (!error) {
+        return {};
+    }
+    // One rethrow in the common case: exceptions are the cost of a restart.
+    try {
+        std::rethrow_exception(error);
+    } catch (const asio::multiple_exceptions& multiple) {
+        // awaitable operators wrap errors in multiple_exceptions: classify the first one.
+        if (multiple.first_exception()) {
+            return classify_exit(multiple.first_exception());
+        }
+        return {ExitOutcome::failed, describe(multiple)};
+    } catch (const std::system_error& e) {
+        const bool aborted = e.code() == asio::error::operation_aborted || e.code() == std::errc::operation_canceled;
+        return {aborted ? ExitOutcome::aborted : ExitOutcome::failed, describe(e)};
+    } catch (const std::exception& e) {
+        return {ExitOutcome::failed, describe(e)};
+    } catch (...) {
+        return {ExitOutcome::failed, "unknown exception"};
+    }
+}
+
+/// True when `error` is a cancellation (operation_aborted or operation_canceled, also inside the
+/// asio::multiple_exceptions that awaitable operators throw).
+inline bool is_operation_aborted(const std::exception_ptr& error) {
+    return error && classify_exit(error).kind == ExitOutcome::aborted;
+}
+
+}  // namespace taskmon::detail
