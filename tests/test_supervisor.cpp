@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -21,10 +22,21 @@
 #include <asio/io_context.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "taskmon_catch.hpp"
+
+// Fault injection for the tests: reaches the Supervisor's internal state (declared a friend by Supervisor).
+namespace taskmon::detail {
+struct SupervisorAccess {
+    template <typename S>
+    static auto& state(S& supervisor) {
+        return *supervisor.state_;
+    }
+};
+}  // namespace taskmon::detail
 
 using namespace std::chrono_literals;
 using taskmon::ActionOutcome;
@@ -217,6 +229,29 @@ TEST_CASE("supervisor: a run without done ends as max_steps_reached") {
     CHECK(h.history->number_of_steps() == 4);
     CHECK_FALSE(h.history->is_done());
     CHECK(h.agent.decided_on.size() == 4);  // no fifth decide() was started
+}
+
+TEST_CASE("supervisor: max_history_items keeps the newest steps and counts the evicted ones") {
+    Harness h;
+    std::vector<std::uint64_t> hook_steps;
+    auto settings = fast_settings();
+    settings.max_steps = 12;
+    settings.max_history_items = 5;
+    auto sup = h.make(settings, {.on_step_end = [&](const Sup::Step& s) { hook_steps.push_back(s.number); }});
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::max_steps_reached);  // judged on all 12 steps, not on the 5 kept
+    REQUIRE(hist.steps.size() == 5);
+    for (std::size_t i = 0; i < hist.steps.size(); ++i) CHECK(hist.steps[i].number == 8 + i);
+    CHECK(hist.counters.steps_evicted == 7);
+    CHECK(hist.counters.steps == 12);
+    CHECK(hist.number_of_steps() == 12);
+    CHECK(hook_steps.size() == 12);  // every step reached on_step_end before it could be evicted
+    // decide() still sees the previous step after evictions.
+    REQUIRE(h.agent.contexts.size() == 12);
+    REQUIRE(h.agent.contexts[11].previous_step.has_value());
+    CHECK(h.agent.contexts[11].previous_step->number == 11);
 }
 
 TEST_CASE("supervisor: max_failures consecutive step failures fail the run") {
@@ -982,4 +1017,76 @@ TEST_CASE("supervisor: a run that ends while shedding restores the io_semaphore 
     CHECK(taskmon::get_io_semaphore_stats().capacity == before);
     REQUIRE(count(*h.history, EventKind::load_shedding_left) == 1);
     CHECK(h.history->events_of(EventKind::load_shedding_left)[0].message.rfind("the run ended", 0) == 0);
+}
+
+TEST_CASE("supervisor: destroying it right after a control call is safe: the posted call holds the state") {
+    Harness h;
+    std::vector<taskmon::StatusTransition> transitions;
+    auto sup = h.make(fast_settings(), {.on_status_change = [&](const taskmon::StatusTransition& t) {
+                                            transitions.push_back(t);
+                                        }});
+    sup->pause();
+    sup->resume();
+    sup->inject_guidance("too late");
+    sup->stop("last words");
+    sup.reset();  // before the executor ran any of the posted calls
+    h.runner.run_for(1s);
+    REQUIRE(transitions.size() == 1);
+    CHECK(transitions[0].from == AgentStatus::pending);
+    CHECK(transitions[0].to == AgentStatus::stopped);
+    CHECK(transitions[0].reason == "last words");
+}
+
+TEST_CASE("supervisor: destroying it during run() stops the run, which still returns the history") {
+    Harness h;
+    bool run_end_called = false;
+    auto settings = fast_settings();
+    settings.max_steps = 100000;
+    auto sup = h.make(settings, {.on_run_end = [&](const History&) { run_end_called = true; }});
+    h.start(*sup);
+    h.at(10s, [&] { sup.reset(); });
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::stopped);
+    CHECK(hist.reason == "the Supervisor was destroyed");
+    CHECK(hist.number_of_steps() > 10);
+    CHECK(count(hist, EventKind::component_failed) == 0);
+    CHECK(run_end_called);
+    CHECK(h.time.elapsed() < 11s);
+}
+
+namespace {
+/// A sink that throws something spdlog passes on (it only catches std::exception).
+class ThrowingSink final : public spdlog::sinks::base_sink<std::mutex> {
+protected:
+    void sink_it_(const spdlog::details::log_msg&) override { throw 42; }
+    void flush_() override {}
+};
+}  // namespace
+
+TEST_CASE("supervisor: a throwing log sink never breaks a loop or escapes run()") {
+    Harness h;
+    h.agent.perceive_fn = [](int call) -> asio::awaitable<int> {
+        co_await sleep_for(10ms);
+        if (call == 3) throw std::runtime_error("sensor glitch");  // logged by the monitor and the Supervisor
+        co_return call;
+    };
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 5 ? Decision::done("ok") : Decision::act({"x"});
+    };
+    h.agent.act_fn = [](const std::string&) -> asio::awaitable<ActionResult> {
+        co_await sleep_for(10ms);
+        co_return ActionResult::failure("slipped");  // failed steps are logged as warnings
+    };
+    auto logger = std::make_shared<spdlog::logger>("throwing", std::make_shared<ThrowingSink>());
+    logger->set_level(spdlog::level::trace);
+    auto settings = fast_settings();
+    settings.max_failures = 100;
+    Sup sup{h.io.get_executor(), h.agent.functions(), settings, {}, logger,
+            [] { return std::optional<taskmon::CpuUsage>{taskmon::CpuUsage{10.0, 5.0}}; }};
+    h.start(sup);
+    REQUIRE(h.finish());
+    CHECK(h.history->status == AgentStatus::completed);
+    CHECK(h.history->counters.restarts.at("perception") == 1);
+    CHECK(h.history->counters.steps_failed == 4);
 }

@@ -1,0 +1,925 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
+// Internal: the state and the six component loops of a Supervisor (see taskmon/supervisor.hpp). Held by
+// shared pointer: control calls post to the strand holding a reference, the run and every component instance
+// keep it alive, so destroying the Supervisor never leaves a posted call or a running loop with a dangling
+// pointer.
+#pragma once
+
+#include <taskmon/detail/config.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/basic_waitable_timer.hpp>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/post.hpp>
+#include <asio/strand.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <spdlog/logger.h>
+#include <spdlog/spdlog.h>
+
+#include <taskmon/agent_settings.hpp>
+#include <taskmon/agent_status.hpp>
+#include <taskmon/history.hpp>
+#include <taskmon/io_semaphore.hpp>
+#include <taskmon/supervisor.hpp>
+#include <taskmon/task_monitor.hpp>
+#include <taskmon/detail/bounded_queue.hpp>
+#include <taskmon/detail/call_deadline.hpp>
+#include <taskmon/detail/exit_outcome.hpp>
+#include <taskmon/detail/latest_slot.hpp>
+#include <taskmon/detail/load_sampler.hpp>
+#include <taskmon/detail/monitor_event.hpp>
+#include <taskmon/detail/waiter_list.hpp>
+
+namespace taskmon::detail {
+
+
+/// A waiter's condition, checked by the notifier: a pointer to a callable living in the waiting coroutine.
+struct ConditionRef {
+    const void* object = nullptr;
+    bool (*test)(const void*) = nullptr;
+    bool operator()() const { return test(object); }
+    template <typename F>
+    static ConditionRef to(const F& f) noexcept {
+        return {&f, [](const void* o) { return (*static_cast<const F*>(o))(); }};
+    }
+};
+
+inline std::string seconds_text(std::chrono::nanoseconds d) { return format_seconds(d) + "s"; }
+
+
+/// The state of one Supervisor run and its six component loops.
+///
+/// Invariants: everything below the atomics is touched only on strand_; the atomics (status_, run_claimed_)
+/// may be read from any thread. The object is owned by shared_ptr: by the Supervisor, by every control call
+/// posted to the strand, by run() while it runs and by every component instance, so it outlives them all.
+template <typename Observation, typename Action, typename Result, typename Clock>
+class SupervisorState : public std::enable_shared_from_this<SupervisorState<Observation, Action, Result, Clock>> {
+public:
+    using DecisionType = Decision<Action, Result>;
+    using Context = DecisionContext<Action, Result>;
+    using Functions = AgentFunctions<Observation, Action, Result>;
+    using Hooks = SupervisorHooks<Action, Result>;
+    using HistoryType = History<Action, Result>;
+    using Step = StepRecord<Action, Result>;
+    using Duration = typename Clock::duration;
+    using TimePoint = typename Clock::time_point;
+
+    SupervisorState(asio::any_io_executor executor, Functions agent, AgentSettings settings, Hooks hooks,
+                    std::shared_ptr<spdlog::logger> logger, CpuSource cpu_source)
+        : strand_(asio::make_strand(executor)),
+          agent_(std::move(agent)),
+          settings_(validated(std::move(settings))),
+          hooks_(std::move(hooks)),
+          logger_(logger ? std::move(logger) : spdlog::default_logger()),
+          cpu_source_(std::move(cpu_source)),
+          monitor_(executor, settings_.critical_restart_policy, logger_),
+          slot_(strand_),
+          queue_(strand_, settings_.decision_queue_capacity),
+          gate_(LoadThresholds{settings_.shed_enter_cpu_percent, settings_.shed_leave_cpu_percent,
+                               settings_.shed_enter_lag, settings_.shed_leave_lag}) {
+        if (!agent_.perceive) throw std::invalid_argument("AgentFunctions.perceive is empty");
+        if (!agent_.decide) throw std::invalid_argument("AgentFunctions.decide is empty");
+        if (!agent_.act) throw std::invalid_argument("AgentFunctions.act is empty");
+        if (!cpu_source_) {
+            cpu_source_ = [sampler = std::make_shared<CpuSampler>()] { return sampler->sample(); };
+        }
+    }
+
+    /// The run of `self` (Supervisor::run()). Throws std::logic_error at once on a second call.
+    static asio::awaitable<HistoryType> run(const std::shared_ptr<SupervisorState>& self) {
+        if (self->run_claimed_.exchange(true)) throw std::logic_error("Supervisor::run() may be called only once");
+        return run_from_caller(self);
+    }
+
+    void pause() { post_control(Control::pause); }
+    void resume() { post_control(Control::resume); }
+    void stop(std::string reason) {
+        asio::post(strand_, [self = this->shared_from_this(), reason = std::move(reason)]() mutable {
+            self->request_stop(std::move(reason));
+        });
+    }
+    void inject_guidance(std::string text) {
+        asio::post(strand_, [self = this->shared_from_this(), text = std::move(text)]() mutable {
+            self->pending_guidance_.push_back(std::move(text));
+            self->notify();
+        });
+    }
+    /// The Supervisor object is gone: a run in progress (or one still to be started by a run() awaitable
+    /// that outlived it) stops; its awaiter still receives the history.
+    void detach() {
+        if (run_claimed_.load()) stop("the Supervisor was destroyed");
+    }
+
+    AgentStatus status() const noexcept { return status_.load(std::memory_order_acquire); }
+
+    /// Testing seam: called on the strand as each component instance starts (component, instance number, from
+    /// 1); what it throws fails that instance as the component's own code would. Set it before run().
+    void set_instance_fault(std::function<void(const char*, std::uint64_t)> fault) {
+        instance_fault_ = std::move(fault);
+    }
+
+    std::map<std::string, ComponentStats> get_component_stats() const { return monitor_.get_component_stats(); }
+    const AgentSettings& settings() const noexcept { return settings_; }
+
+private:
+    using Timer = asio::basic_waitable_timer<Clock>;
+    using ObservationPtr = std::shared_ptr<const Observation>;
+
+    enum class Control { pause, resume };
+    enum class Phase { deciding, queued, accepted, acting };
+
+    /// The one step in flight (steps do not overlap: the next observation must postdate the previous step).
+    struct InFlight {
+        Step record;
+        Phase phase = Phase::deciding;
+        std::optional<DecisionType> decision;
+        TimePoint decided_at{};
+        std::size_t action_index = 0;
+        bool finalized = false;  ///< recorded in the history; never recorded twice
+    };
+    using InFlightPtr = std::shared_ptr<InFlight>;
+
+    struct ComponentInfo {
+        bool critical = true;
+        std::uint64_t instances = 0;
+        bool cancel_requested = false;  ///< a restart we asked for: its operation_aborted is not a failure
+        bool gave_up = false;
+    };
+
+    static AgentSettings validated(AgentSettings settings) {
+        settings.validate();
+        return settings;
+    }
+    static Duration clock_duration(std::chrono::nanoseconds d) { return std::chrono::duration_cast<Duration>(d); }
+
+    // --- bookkeeping (strand) --------------------------------------------------------------------------------
+
+    Offset offset(TimePoint t) const { return std::chrono::duration_cast<Offset>(t - started_at_); }
+    Offset now_offset() const { return offset(Clock::now()); }
+
+    /// Called after every state change: wakes exactly the waiters whose condition now holds.
+    void notify() {
+        waiters_.complete_if([](const ConditionRef& condition) { return condition(); },
+                             [](const ConditionRef&) { return std::tuple<>{}; });
+    }
+
+    /// Waits on the strand until pred() holds, or until `deadline`. Returns at once (no suspension, no timer)
+    /// when it already holds; otherwise parks until a notify() finds it true. Cancellation (any type) throws
+    /// operation_aborted.
+    template <typename Pred>
+    asio::awaitable<void> wait_until(Pred pred, std::optional<TimePoint> deadline = std::nullopt) {
+        const auto done = [&] { return pred() || (deadline && Clock::now() >= *deadline); };
+        if (done()) co_return;
+        std::optional<Timer> timer;
+        if (deadline) {
+            timer.emplace(strand_);
+            timer->expires_at(*deadline);
+            // Weak: the timer may fire after this wait ended and the state is gone.
+            timer->async_wait([weak = this->weak_from_this()](asio::error_code ec) {
+                if (const auto self = weak.lock(); self && !ec) self->notify();
+            });
+        }
+        while (!done()) {
+            co_await asio::async_initiate<const asio::use_awaitable_t<>, void(asio::error_code)>(
+                [this](auto handler, ConditionRef condition) {
+                    waiters_.park(std::move(handler), condition, strand_);
+                },
+                asio::use_awaitable, ConditionRef::to(done));
+        }
+    }
+
+    void record(EventKind kind, std::string component, std::string message,
+                std::optional<std::uint64_t> step = std::nullopt) {
+        history_.events.push_back(
+            Event{kind, now_offset(), std::move(component), std::move(message), std::nullopt, std::nullopt, step});
+    }
+
+    /// Logging never throws: a throwing sink or error handler must not break a loop or escape run().
+    template <typename... Args>
+    void log(spdlog::level::level_enum level, fmt::format_string<Args...> format, Args&&... args) const noexcept {
+        try {
+            logger_->log(level, format, std::forward<Args>(args)...);
+        } catch (...) {  // NOLINT(bugprone-empty-catch): nowhere left to report it
+        }
+    }
+
+    template <typename Hook, typename... Args>
+    void call_hook(const char* name, const Hook& hook, const Args&... args) {
+        if (!hook) return;
+        try {
+            hook(args...);
+        } catch (...) {
+            const auto what = describe(std::current_exception());
+            ++history_.counters.hook_errors;
+            record(EventKind::hook_error, "", fmt::format("hook={} error=\"{}\"", name, what));
+            log(spdlog::level::err, "Hook {} threw: {} hook={} error=\"{}\"", name, what, name, what);
+        }
+    }
+
+    /// Moves along the transition table; records the change, or a refused terminal trigger.
+    bool change_status(AgentStatus to, std::string reason) {
+        const AgentStatus from = machine_.status();
+        auto change = machine_.transition(to, reason);
+        if (!change) {
+            if (machine_.is_terminal() && is_terminal(to)) {
+                record(EventKind::terminal_refused, "",
+                       fmt::format("status={} refused={} reason=\"{}\"", from, to, reason));
+            } else {
+                log(spdlog::level::debug, "Status change refused from={} to={} reason=\"{}\"", from, to, reason);
+            }
+            return false;
+        }
+        history_.events.push_back(
+            Event{EventKind::status_changed, now_offset(), "", change->reason, change->from, change->to, {}});
+        status_.store(to, std::memory_order_release);
+        const auto level = to == AgentStatus::failed ? spdlog::level::err : spdlog::level::info;
+        log(level, "Agent status {} -> {} from={} to={} reason=\"{}\"", change->from, change->to,
+                     change->from, change->to, change->reason);
+        call_hook("on_status_change", hooks_.on_status_change, *change);
+        notify();
+        return true;
+    }
+
+    bool running() const { return machine_.status() == AgentStatus::running; }
+    bool ending() const { return machine_.is_terminal() || machine_.status() == AgentStatus::stopping; }
+
+    // --- control ---------------------------------------------------------------------------------------------
+
+    void post_control(Control control) {
+        asio::post(strand_, [self = this->shared_from_this(), control] { self->apply_control(control); });
+    }
+
+    void apply_control(Control control) {
+        const char* what = control == Control::pause ? "pause" : "resume";
+        if (ending()) {
+            log(spdlog::level::info, "{}() ignored: the run is {}", what, machine_.status());
+            return;
+        }
+        if (const auto it = components_.find(components::pause_handler);
+            it != components_.end() && it->second.gave_up) {
+            log(spdlog::level::err, "{}() dropped: component pause_handler gave up", what);
+            return;
+        }
+        controls_.push_back(control);
+        notify();
+    }
+
+    void request_stop(std::string reason) {
+        if (ending()) {
+            log(spdlog::level::info, "stop() ignored: the run is already {} reason=\"{}\"", machine_.status(), reason);
+            return;
+        }
+        if (machine_.status() == AgentStatus::pending) {
+            change_status(AgentStatus::stopped, std::move(reason));
+        } else {
+            change_status(AgentStatus::stopping, std::move(reason));
+        }
+    }
+
+    // --- components ------------------------------------------------------------------------------------------
+
+    using Deadline = CallDeadline<Clock>;
+    using DeadlinePtr = std::shared_ptr<Deadline>;
+    using ComponentBody = asio::awaitable<void> (SupervisorState::*)(Deadline&);
+
+    /// One instance of a component as the TaskMonitor runs it (on its own strand): hops onto our strand, where
+    /// all Supervisor state lives. The instance runs bound to its own CallDeadline's signal: the bounded calls
+    /// of perception, decision_loop and actuation_loop emit their timeouts there; cancellation from the monitor
+    /// is posted to our strand and forwarded there (so every emission happens on our strand).
+    /// `self` keeps the state alive while the instance runs (null: the Supervisor is gone; nothing to run).
+    static asio::awaitable<void> enter(std::shared_ptr<SupervisorState> self, const char* name, ComponentBody body) {
+        if (!self) co_return;
+        const auto& strand = self->strand_;
+        auto deadline = std::make_shared<Deadline>(strand);
+        asio::cancellation_state outer = co_await asio::this_coro::cancellation_state;
+        auto outer_slot = outer.slot();
+        if (outer_slot.is_connected()) {
+            outer_slot.assign([deadline, strand](asio::cancellation_type_t type) {
+                asio::post(strand, [deadline, type] { deadline->cancel(type); });
+            });
+        }
+        std::exception_ptr error;
+        try {
+            co_await asio::co_spawn(strand, self->instance(name, ((*self).*body)(*deadline), deadline),
+                                    asio::bind_cancellation_slot(deadline->slot(), asio::use_awaitable));
+        } catch (...) {
+            error = std::current_exception();
+        }
+        if (outer_slot.is_connected()) outer_slot.clear();
+        if (error) std::rethrow_exception(error);
+    }
+
+    /// Wraps one instance of a component: counts restarts and records every failure before the monitor sees it.
+    asio::awaitable<void> instance(const char* name, asio::awaitable<void> body, DeadlinePtr deadline) {
+        auto& info = components_[name];
+        info.cancel_requested = false;  // a restart requested before this instance existed was not for it
+        if (++info.instances > 1) {
+            ++history_.counters.restarts[name];
+            record(EventKind::component_restarted, name, fmt::format("instance={}", info.instances));
+        }
+        std::exception_ptr error;
+        try {
+            if (instance_fault_) instance_fault_(name, info.instances);
+            co_await std::move(body);
+        } catch (...) {
+            error = std::current_exception();
+        }
+        deadline->finish();
+        if (!error) co_return;
+        // Every exit while the run closes is requested; so is the cancellation of a restart we asked for.
+        const auto outcome = classify_exit(error);
+        const bool aborted = outcome.kind == ExitOutcome::aborted;
+        const bool requested = closing_ || (aborted && info.cancel_requested);
+        info.cancel_requested = false;
+        if (!requested) {
+            const auto what = aborted ? std::string{"unexpected cancellation"} : outcome.reason;
+            record(EventKind::component_failed, name, fmt::format("error=\"{}\"", what));
+            notify();
+        }
+        std::rethrow_exception(error);
+    }
+
+    asio::awaitable<void> perception(Deadline& deadline) {
+        if (components_[components::perception].instances > 1) grant_grace();
+        Timer timer{strand_};
+        for (;;) {
+            co_await wait_until([this] { return running() || ending(); });
+            if (ending()) co_return;  // close() cancels us; nothing more to capture
+            const TimePoint start = Clock::now();
+            ObservationPtr observation;
+            try {
+                Observation captured = co_await bounded_call<Observation>(
+                    deadline, deadline_after(start, clock_duration(settings_.capture_timeout)),
+                    capture_timeout_text_, [this] { return agent_.perceive(); });
+                observation = std::make_shared<const Observation>(std::move(captured));
+            } catch (...) {
+                if (!is_operation_aborted(std::current_exception())) ++history_.counters.capture_failures;
+                throw;
+            }
+            slot_.publish(std::move(observation), start);  // captured_at: when the capture began
+            on_publish(Clock::now());
+            const Duration interval =
+                clock_duration(shedding_ ? settings_.shed_capture_interval : settings_.capture_interval);
+            if (interval > Duration::zero()) {
+                timer.expires_at(start + interval);
+                co_await timer.async_wait(asio::use_awaitable);
+            } else {
+                co_await asio::post(strand_, asio::use_awaitable);  // let the other components run
+            }
+        }
+    }
+
+    void on_publish(TimePoint now) {
+        ++history_.counters.observations_published;
+        last_publish_ = now;
+        consecutive_stalls_ = 0;
+        if (stalled_) {
+            stalled_ = false;
+            actuation_held_ = false;
+            record(EventKind::watchdog_recovered, components::perception_watchdog,
+                   fmt::format("sequence={}", slot_.sequence()));
+            log(spdlog::level::info, "Perception recovered component=perception sequence={}", slot_.sequence());
+        }
+        notify();
+    }
+
+    void grant_grace() {
+        epoch_ = Clock::now();
+        grace_until_ = epoch_ + clock_duration(settings_.watchdog_startup_grace);
+    }
+
+    asio::awaitable<void> perception_watchdog(Deadline&) {
+        Timer timer{strand_};
+        const Duration timeout = clock_duration(settings_.perception_timeout);
+        const Duration period = timeout / 2;
+        for (;;) {
+            timer.expires_after(period);
+            co_await timer.async_wait(asio::use_awaitable);
+            if (!running()) continue;  // suspended while paused; resume grants a fresh grace
+            const TimePoint now = Clock::now();
+            if (now < grace_until_) continue;
+            const TimePoint reference = std::max(last_publish_, epoch_);
+            if (now - reference < timeout) continue;
+
+            ++consecutive_stalls_;
+            ++history_.counters.watchdog_stalls;
+            const auto silent = seconds_text(now - reference);
+            record(EventKind::watchdog_stall, components::perception_watchdog,
+                   fmt::format("silent_for={} stall={}/{}", silent, consecutive_stalls_,
+                               settings_.max_consecutive_stalls));
+            log(spdlog::level::warn, "Perception stalled: nothing published for {} component=perception stall={}/{}", silent,
+                          consecutive_stalls_, settings_.max_consecutive_stalls);
+            if (consecutive_stalls_ >= settings_.max_consecutive_stalls) {
+                change_status(AgentStatus::failed,
+                              fmt::format("perception stalled {} times in a row", consecutive_stalls_));
+                continue;
+            }
+            stalled_ = true;
+            actuation_held_ = true;
+            grant_grace();
+            components_[components::perception].cancel_requested = true;
+            monitor_.restart(components::perception);
+            notify();
+        }
+    }
+
+    asio::awaitable<void> decision_loop(Deadline& deadline) {
+        recover_decision();
+        for (;;) {
+            // One wait for both conditions: a safe point and an observation captured after the previous step
+            // finished (so a publish of a stale one, or the end of a step, wakes nobody).
+            co_await wait_until([this] { return (may_start_step() && fresh_observation()) || ending(); });
+            if (ending()) co_return;
+            const auto& snapshot = *slot_.latest();  // the freshest at the moment we resume
+            last_seen_sequence_ = snapshot.sequence;
+            const TimePoint now = Clock::now();
+            if (now - snapshot.captured_at > clock_duration(settings_.max_observation_age)) {
+                continue;  // counted as dropped when a later observation is decided (or at the end)
+            }
+
+            history_.counters.observations_dropped += snapshot.sequence - last_decided_sequence_ - 1;
+            last_decided_sequence_ = snapshot.sequence;
+            auto step = std::make_shared<InFlight>();
+            step->record.number = ++steps_begun_;
+            step->record.observation_sequence = snapshot.sequence;
+            step->record.observation_age = std::chrono::duration_cast<Offset>(now - snapshot.captured_at);
+            step->record.started_at = offset(now);
+            current_ = step;
+            call_hook("on_step_start", hooks_.on_step_start, step->record.number);
+
+            Context context;
+            context.step = step->record.number;
+            context.observation_sequence = snapshot.sequence;
+            context.observation_age = step->record.observation_age;
+            context.consecutive_failures = consecutive_failures_;
+            context.shedding = shedding_;
+            if (!history_.steps.empty()) context.previous_step = history_.steps.back();
+            if (!pending_guidance_.empty()) {
+                context.guidance.assign(std::make_move_iterator(pending_guidance_.begin()),
+                                        std::make_move_iterator(pending_guidance_.end()));
+                pending_guidance_.clear();
+                record(EventKind::guidance_delivered, components::decision_loop,
+                       fmt::format("items={}", context.guidance.size()), step->record.number);
+            }
+
+            std::exception_ptr error;
+            DecisionType decision;
+            // A named callable, not a temporary in the co_await expression (g++ 12 destroys such temporaries
+            // twice when they have non-trivial destructors).
+            const auto call = [this, observation = snapshot.value, &context] {
+                return agent_.decide(*observation, context);
+            };
+            try {
+                // The timeout runs from the call, after on_step_start (a clock read only when there is a hook).
+                const TimePoint called_at = hooks_.on_step_start ? Clock::now() : now;
+                decision = co_await bounded_call<DecisionType>(
+                    deadline, deadline_after(called_at, clock_duration(settings_.decide_timeout)),
+                    decide_timeout_text_, call);
+            } catch (...) {
+                error = std::current_exception();
+            }
+            if (error) {
+                if (is_operation_aborted(error)) std::rethrow_exception(error);  // our instance ends
+                finalize(step, StepOutcome::failed, std::nullopt, "decide() failed: " + describe(error));
+                continue;
+            }
+            const TimePoint decided_at = Clock::now();
+            step->record.decided_at = offset(decided_at);
+            step->record.done = decision.is_done();
+            step->record.result = decision.result;
+            step->record.actions.reserve(decision.actions.size());
+            for (const auto& action : decision.actions) {
+                step->record.actions.push_back(ActionRecord<Action>{action, ActionOutcome::skipped, {}, {}, {}});
+            }
+            step->decision = std::move(decision);
+            step->decided_at = decided_at;
+            step->phase = Phase::queued;
+            if (!queue_.try_push(step)) co_await queue_.async_push(step, asio::use_awaitable);
+        }
+    }
+
+    /// The slot holds an observation not yet seen, captured after the previous step finished.
+    bool fresh_observation() const {
+        const auto& latest = slot_.latest();
+        return latest && latest->sequence > last_seen_sequence_ && latest->captured_at >= previous_step_finished_at_;
+    }
+
+    bool may_start_step() const {
+        return running() && controls_.empty() && !current_ && steps_begun_ < settings_.max_steps;
+    }
+
+    /// After a decision_loop restart: a step whose decide() was in flight failed; one whose hand-over to
+    /// actuation was cut off is interrupted (its decision never reached actuation, so nothing ran).
+    void recover_decision() {
+        if (!current_) return;
+        if (current_->phase == Phase::deciding) {
+            finalize(current_, StepOutcome::failed, std::nullopt, "decision_loop failed while deciding");
+        } else if (current_->phase == Phase::queued && queue_.empty()) {
+            finalize(current_, StepOutcome::failed, DecisionFate::interrupted,
+                     "decision_loop failed before handing the decision to actuation");
+        }
+    }
+
+    asio::awaitable<void> actuation_loop(Deadline& deadline) {
+        recover_actuation();
+        for (;;) {
+            InFlightPtr step;
+            if (current_ && current_->phase == Phase::accepted) {
+                step = current_;  // taken before our previous instance died, nothing started: safe to run
+            } else if (auto popped = queue_.try_pop()) {
+                step = std::move(*popped);
+            } else {
+                step = co_await queue_.async_pop(asio::use_awaitable);
+            }
+            if (step->finalized) continue;  // already settled by a decision_loop recovery
+            step->phase = Phase::accepted;
+            const TimePoint expiry = step->decided_at + clock_duration(settings_.max_decision_age);
+            co_await wait_until([this] { return !actuation_held_ || ending(); }, expiry);  // watchdog hold
+            if (ending()) co_return;  // the run ends; run() records the step as interrupted
+            TimePoint now = Clock::now();
+            if (now >= expiry) {
+                ++history_.counters.decisions_expired;
+                const auto age = seconds_text(now - step->decided_at);
+                record(EventKind::decision_expired, components::actuation_loop,
+                       fmt::format("age={} max_decision_age={}", age,
+                                   seconds_text(settings_.max_decision_age)),
+                       step->record.number);
+                skip_remaining(*step, 0, "decision expired");
+                finalize(step, StepOutcome::failed, DecisionFate::expired,
+                         "decision expired after " + age + " waiting for actuation");
+                continue;
+            }
+            const auto& actions = step->decision->actions;
+            if (actions.size() > settings_.max_actions_per_step) {
+                skip_remaining(*step, 0, "too many actions");
+                finalize(step, StepOutcome::failed, DecisionFate::failed,
+                         fmt::format("decision has {} actions; max_actions_per_step is {}", actions.size(),
+                                     settings_.max_actions_per_step));
+                continue;
+            }
+            bool all_ok = true;
+            for (std::size_t i = 0; i < actions.size(); ++i) {
+                auto& rec = step->record.actions[i];
+                step->phase = Phase::acting;
+                step->action_index = i;
+                rec.started_at = offset(now);  // the previous action's end, or the check above
+                ActionResult result;
+                try {
+                    result = co_await bounded_call<ActionResult>(
+                        deadline, deadline_after(now, clock_duration(settings_.act_timeout)),
+                        act_timeout_text_, [this, &action = actions[i]] { return agent_.act(action); });
+                } catch (const TimeoutError& e) {
+                    result = ActionResult::failure(e.what());
+                }
+                now = Clock::now();
+                rec.finished_at = offset(now);
+                rec.result = std::move(result);
+                rec.outcome = rec.result.success ? ActionOutcome::succeeded : ActionOutcome::failed;
+                if (!rec.result.success) {
+                    all_ok = false;
+                    skip_remaining(*step, i + 1, "an earlier action failed");
+                    finalize(step, StepOutcome::failed, DecisionFate::failed,
+                             fmt::format("action {} failed: {}", i + 1, rec.result.error));
+                    break;
+                }
+            }
+            if (all_ok) finalize(step, StepOutcome::succeeded, DecisionFate::executed, "");
+        }
+    }
+
+    /// After an actuation_loop restart: the action that was in flight is interrupted (never replayed), the
+    /// rest of its decision is skipped.
+    void recover_actuation() {
+        if (!current_ || current_->phase != Phase::acting) return;
+        interrupt_in_flight(*current_, "actuation_loop failed during the action");
+        finalize(current_, StepOutcome::failed, DecisionFate::interrupted,
+                 fmt::format("action {} interrupted: actuation_loop failed", current_->action_index + 1));
+    }
+
+    void interrupt_in_flight(InFlight& step, const std::string& why) {
+        auto& rec = step.record.actions[step.action_index];
+        rec.outcome = ActionOutcome::interrupted;
+        rec.result = ActionResult::failure(why);
+        record(EventKind::action_interrupted, components::actuation_loop,
+               fmt::format("action={} reason=\"{}\"", step.action_index + 1, why), step.record.number);
+        skip_remaining(step, step.action_index + 1, why);
+    }
+
+    static void skip_remaining(InFlight& step, std::size_t from, const std::string& why) {
+        for (std::size_t i = from; i < step.record.actions.size(); ++i) {
+            step.record.actions[i].outcome = ActionOutcome::skipped;
+            step.record.actions[i].result = ActionResult::failure("skipped: " + why);
+        }
+    }
+
+    /// Records a step and decides the status. `judge` is false for steps cut off by the end of the run.
+    void finalize(const InFlightPtr& step, StepOutcome outcome, std::optional<DecisionFate> fate, std::string error,
+                  bool judge = true) {
+        if (step->finalized) return;
+        step->finalized = true;
+        auto& rec = step->record;
+        rec.outcome = outcome;
+        rec.fate = fate;
+        rec.error = std::move(error);
+        const TimePoint now = Clock::now();
+        rec.finished_at = offset(now);
+        auto& c = history_.counters;
+        ++c.steps;
+        if (outcome == StepOutcome::failed) ++c.steps_failed;
+        if (fate) {
+            switch (*fate) {
+            case DecisionFate::executed: ++c.decisions_executed; break;
+            case DecisionFate::failed: ++c.decisions_failed; break;
+            case DecisionFate::interrupted: ++c.decisions_interrupted; break;
+            case DecisionFate::expired: break;  // counted where it expired
+            }
+        }
+        for (const auto& action : rec.actions) {
+            switch (action.outcome) {
+            case ActionOutcome::succeeded: ++c.actions_succeeded; break;
+            case ActionOutcome::failed: ++c.actions_failed; break;
+            case ActionOutcome::skipped: ++c.actions_skipped; break;
+            case ActionOutcome::interrupted: ++c.actions_interrupted; break;
+            }
+        }
+        consecutive_failures_ = outcome == StepOutcome::succeeded ? 0 : consecutive_failures_ + 1;
+        previous_step_finished_at_ = now;
+        if (outcome == StepOutcome::failed) {
+            log(spdlog::level::warn, "Step {} failed: {} step={} error=\"{}\"", rec.number, rec.error, rec.number, rec.error);
+        }
+        history_.steps.push_back(std::move(step->record));  // the step is finalized: its record is not read again
+        const auto& done = history_.steps.back();
+        if (current_ == step) current_.reset();
+        if (judge) {
+            if (outcome == StepOutcome::succeeded && done.done) {
+                change_status(AgentStatus::completed, fmt::format("step {} said done", done.number));
+            } else if (consecutive_failures_ >= settings_.max_failures) {
+                change_status(AgentStatus::failed, fmt::format("{} consecutive step failures; last: {}",
+                                                               consecutive_failures_, done.error));
+            } else if (history_.counters.steps >= settings_.max_steps) {
+                change_status(AgentStatus::max_steps_reached,
+                              fmt::format("max_steps={} steps finalized", settings_.max_steps));
+            }
+        }
+        call_hook("on_step_end", hooks_.on_step_end, history_.steps.back());
+        if (settings_.max_history_items != 0 && history_.steps.size() > settings_.max_history_items) {
+            history_.steps.erase(history_.steps.begin());
+            ++history_.counters.steps_evicted;
+        }
+        notify();
+    }
+
+    asio::awaitable<void> pause_handler(Deadline&) {
+        for (;;) {
+            co_await wait_until([this] { return !controls_.empty(); });
+            const Control control = controls_.front();
+            if (control == Control::pause) {
+                co_await wait_until([this] { return !current_ || ending(); });  // the safe point
+                if (!change_status(AgentStatus::paused, "pause() called")) {
+                    log(spdlog::level::info, "pause() ignored: the run is {}", machine_.status());
+                }
+            } else if (change_status(AgentStatus::running, "resume() called")) {
+                grant_grace();
+            } else {
+                log(spdlog::level::info, "resume() ignored: the run is {}", machine_.status());
+            }
+            controls_.pop_front();
+            notify();
+        }
+    }
+
+    asio::awaitable<void> load_shedding_monitor(Deadline&) {
+        Timer timer{strand_};
+        for (;;) {
+            const auto lag =
+                co_await sleep_and_measure_lag(timer, clock_duration(settings_.load_sample_interval));
+            if (!gate_.update(LoadSample{cpu_source_(), lag})) continue;
+            set_shedding(gate_.shedding(), gate_.reason());
+        }
+    }
+
+    void set_shedding(bool on, const std::string& reason) {
+        shedding_ = on;
+        if (on) ++history_.counters.load_shedding_entries;
+        const auto io = on ? lower_io_semaphore() : restore_io_semaphore();
+        record(on ? EventKind::load_shedding_entered : EventKind::load_shedding_left,
+               components::load_shedding_monitor, reason + io);
+        log(spdlog::level::info, "Load shedding {} component=load_shedding_monitor {}{}", on ? "entered" : "left", reason, io);
+        notify();
+    }
+
+    /// While shedding: the global io_semaphore's count down to shed_io_semaphore_count (never up). Returns the
+    /// change as key=value text for the event, or "".
+    std::string lower_io_semaphore() {
+        const std::size_t target = settings_.shed_io_semaphore_count;
+        const std::size_t current = get_io_semaphore_stats().capacity;
+        if (target == 0 || target >= current) return {};
+        io_semaphore_restore_ = current;
+        set_io_semaphore_count(target);
+        return fmt::format(" io_semaphore_count={}->{}", current, target);
+    }
+
+    std::string restore_io_semaphore() {
+        if (!io_semaphore_restore_) return {};
+        const std::size_t count = *io_semaphore_restore_;
+        io_semaphore_restore_.reset();
+        const std::size_t current = get_io_semaphore_stats().capacity;
+        set_io_semaphore_count(count);
+        return fmt::format(" io_semaphore_count={}->{}", current, count);
+    }
+
+    /// Notices give-ups in the monitor's stats: a critical one fails the run; an auxiliary one degrades it.
+    void check_components() {
+        const auto stats = monitor_.get_component_stats();
+        for (auto& [name, info] : components_) {
+            const auto it = stats.find(name);
+            if (info.gave_up || it == stats.end()) continue;
+            const auto state = it->second.state;
+            if (state != ComponentState::gave_up && state != ComponentState::failed) continue;
+            info.gave_up = true;
+            const auto& error = it->second.last_error;
+            record(EventKind::component_gave_up, name,
+                   fmt::format("restart_count={} last_error=\"{}\"", it->second.restart_count, error));
+            if (info.critical) {
+                change_status(AgentStatus::failed,
+                              fmt::format("critical component {} gave up: {}", name, error));
+            } else if (name == components::load_shedding_monitor) {
+                if (gate_.reset("load_shedding_monitor gave up: failing open")) set_shedding(false, gate_.reason());
+                log(spdlog::level::err, "Component load_shedding_monitor gave up; load shedding is off (fail open)");
+            } else {
+                // Requests nobody will apply would block new steps (see may_start_step): drop them, loudly.
+                log(spdlog::level::err, "Component pause_handler gave up; {} pending pause/resume request(s) dropped, later "
+                               "ones are dropped too",
+                               controls_.size());
+                controls_.clear();
+                notify();
+            }
+        }
+    }
+
+    // --- run -------------------------------------------------------------------------------------------------
+
+    /// Runs on the caller's executor; `self` keeps the state alive until the run returned.
+    static asio::awaitable<HistoryType> run_from_caller(std::shared_ptr<SupervisorState> self) {
+        co_return co_await asio::co_spawn(self->strand_, self->run_on_strand(), asio::use_awaitable);
+    }
+
+    asio::awaitable<HistoryType> run_on_strand() {
+        started_at_ = Clock::now();
+        history_.started_wall_time = std::chrono::system_clock::now();
+        if (change_status(AgentStatus::running, "run() started")) {
+            call_hook("on_run_start", hooks_.on_run_start);
+            grant_grace();
+            start_components();
+            try {
+                while (!ending()) {
+                    check_components();
+                    if (ending()) break;
+                    co_await wait_until([this] { return ending(); },
+                                        Clock::now() + clock_duration(settings_.component_check_interval));
+                }
+            } catch (...) {
+                request_stop("run() was cancelled");  // the awaiting coroutine was cancelled
+            }
+            co_await asio::this_coro::reset_cancellation_state();
+            closing_ = true;
+            co_await monitor_.close();
+            check_components();
+            if (shedding_) set_shedding(false, "the run ended");
+            if (machine_.status() == AgentStatus::stopping) change_status(AgentStatus::stopped, stop_reason());
+            settle_leftovers();
+        }
+        history_.counters.observations_dropped += slot_.sequence() - last_decided_sequence_;
+        last_decided_sequence_ = slot_.sequence();
+        history_.status = machine_.status();
+        history_.reason = machine_.terminal_reason();
+        history_.ended_at = now_offset();
+        call_hook("on_run_end", hooks_.on_run_end, history_);
+        co_return history_;
+    }
+
+    std::string stop_reason() const {
+        for (auto it = history_.events.rbegin(); it != history_.events.rend(); ++it) {
+            if (it->kind == EventKind::status_changed && it->to == AgentStatus::stopping) return it->message;
+        }
+        return "stop() called";
+    }
+
+    void start_components() {
+        const auto add = [this](const char* name, bool critical, auto body) {
+            components_[name].critical = critical;
+            monitor_.supervise(
+                name, [weak = this->weak_from_this(), name, body] { return enter(weak.lock(), name, body); },
+                critical ? settings_.critical_restart_policy : settings_.auxiliary_restart_policy);
+        };
+        add(components::perception, true, &SupervisorState::perception);
+        add(components::perception_watchdog, true, &SupervisorState::perception_watchdog);
+        add(components::decision_loop, true, &SupervisorState::decision_loop);
+        add(components::actuation_loop, true, &SupervisorState::actuation_loop);
+        add(components::pause_handler, false, &SupervisorState::pause_handler);
+        add(components::load_shedding_monitor, false, &SupervisorState::load_shedding_monitor);
+    }
+
+    /// After the components closed: the step in flight (if any) ends interrupted; nothing vanishes.
+    void settle_leftovers() {
+        for (auto& queued : queue_.drain()) {
+            if (queued != current_) {
+                skip_remaining(*queued, 0, "the run ended first");
+                finalize(queued, StepOutcome::failed, DecisionFate::interrupted, "the run ended first", false);
+            }
+        }
+        if (!current_) return;
+        const auto why = fmt::format("the run ended ({})", machine_.status());
+        switch (current_->phase) {
+        case Phase::deciding:
+            finalize(current_, StepOutcome::failed, std::nullopt, "decide() was cut off: " + why, false);
+            break;
+        case Phase::queued:
+        case Phase::accepted:
+            skip_remaining(*current_, 0, why);
+            finalize(current_, StepOutcome::failed, DecisionFate::interrupted, "decision not run: " + why, false);
+            break;
+        case Phase::acting:
+            interrupt_in_flight(*current_, why);
+            finalize(current_, StepOutcome::failed, DecisionFate::interrupted,
+                     fmt::format("action {} interrupted: {}", current_->action_index + 1, why), false);
+            break;
+        }
+    }
+
+    // --- state -----------------------------------------------------------------------------------------------
+
+    asio::strand<asio::any_io_executor> strand_;
+    Functions agent_;
+    AgentSettings settings_;
+    std::string capture_timeout_text_ =
+        "perceive() timed out after " + seconds_text(settings_.capture_timeout);
+    std::string decide_timeout_text_ = "decide() timed out after " + seconds_text(settings_.decide_timeout);
+    std::string act_timeout_text_ = "act() timed out after " + seconds_text(settings_.act_timeout);
+    Hooks hooks_;
+    std::shared_ptr<spdlog::logger> logger_;
+    CpuSource cpu_source_;
+    mutable BasicTaskMonitor<Clock> monitor_;
+    std::function<void(const char*, std::uint64_t)> instance_fault_;  ///< see set_instance_fault()
+
+    std::atomic<bool> run_claimed_{false};
+    std::atomic<AgentStatus> status_{AgentStatus::pending};
+
+    // Everything below is guarded by strand_.
+    AgentStatusMachine machine_;
+    HistoryType history_;
+    TimePoint started_at_{};
+    std::map<std::string, ComponentInfo> components_;
+    bool closing_ = false;
+
+    LatestSlot<ObservationPtr, TimePoint> slot_;  ///< perception → decision_loop
+    WaiterList<ConditionRef> waiters_;     ///< wait_until()'s parked waits, woken by notify()
+    BoundedQueue<InFlightPtr> queue_;              ///< decision_loop → actuation_loop
+
+    InFlightPtr current_;                    ///< the step in flight
+    std::uint64_t steps_begun_ = 0;
+    std::uint64_t last_seen_sequence_ = 0;
+    std::uint64_t last_decided_sequence_ = 0;
+    std::size_t consecutive_failures_ = 0;
+    TimePoint previous_step_finished_at_{};
+
+    std::deque<Control> controls_;          ///< pause/resume requests, applied in order by pause_handler
+    std::deque<std::string> pending_guidance_;
+
+    TimePoint last_publish_{};
+    TimePoint epoch_{};        ///< start, resume or the last perception restart
+    TimePoint grace_until_{};
+    std::size_t consecutive_stalls_ = 0;
+    bool stalled_ = false;
+    bool actuation_held_ = false;
+
+    LoadShedGate gate_;
+    bool shedding_ = false;
+    std::optional<std::size_t> io_semaphore_restore_;  ///< the count to restore when shedding ends
+};
+
+}  // namespace taskmon::detail
