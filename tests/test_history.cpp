@@ -67,6 +67,14 @@ TEST_CASE("history: a completed run is done and successful with the final result
     CHECK(h.steps[1].duration() == 500ms);
 }
 
+TEST_CASE("history: number_of_steps counts the steps evicted from the front") {
+    History h;
+    h.steps.push_back(step(7, StepOutcome::succeeded));
+    h.steps.push_back(step(8, StepOutcome::succeeded));
+    h.counters.steps_evicted = 6;
+    CHECK(h.number_of_steps() == 8);
+}
+
 TEST_CASE("history: a done decision whose step failed is not done") {
     History h;
     auto last = step(1, StepOutcome::failed, true);

@@ -25,6 +25,9 @@ struct AgentSettings {
     std::size_t max_failures = 3;
     /// A decision with more actions is a step failure (none of its actions runs).
     std::size_t max_actions_per_step = 10;
+    /// Steps kept in History::steps; older ones are evicted (counted in counters.steps_evicted). 0 keeps every
+    /// step (max_steps bounds them). The original design kept 40 and dropped older ones silently.
+    std::size_t max_history_items = 0;
 
     // --- perception ----------------------------------------------------------------------------------------
     /// Bound on one perceive() call; a capture that takes longer is a capture failure.

@@ -163,7 +163,8 @@ struct HistoryCounters {
     std::uint64_t observations_published = 0;
     std::uint64_t observations_dropped = 0;  ///< superseded before decided, or older than max_observation_age
     std::uint64_t capture_failures = 0;      ///< perceive() threw or timed out
-    std::uint64_t steps = 0;
+    std::uint64_t steps = 0;                 ///< finalized, including those evicted from History::steps
+    std::uint64_t steps_evicted = 0;         ///< dropped from the front of History::steps (max_history_items)
     std::uint64_t steps_failed = 0;
     std::uint64_t decisions_executed = 0;
     std::uint64_t decisions_failed = 0;
@@ -181,8 +182,9 @@ struct HistoryCounters {
 
 /// The record of one Supervisor run.
 ///
-/// Invariants kept by the Supervisor: steps are in order of number, 1..n without gaps; status is terminal
-/// once run() returned; the counters agree with steps and events.
+/// Invariants kept by the Supervisor: steps are in order of number without gaps, from
+/// counters.steps_evicted + 1 to the last finalized step (all of them unless AgentSettings::max_history_items
+/// evicted the oldest); status is terminal once run() returned; the counters cover every step, evicted or not.
 template <typename Action, typename Result = std::string>
 class History {
 public:
@@ -207,8 +209,8 @@ public:
         if (!is_done()) return std::nullopt;
         return steps.back().result;
     }
-    /// Every error, in order: failed steps' errors, failed and interrupted actions' errors, and the failure
-    /// reason of a failed run.
+    /// Every error, in order: the kept steps' errors, their failed and interrupted actions' errors, and the
+    /// failure reason of a failed run.
     std::vector<std::string> errors() const {
         std::vector<std::string> out;
         for (const auto& step : steps) {
@@ -223,7 +225,8 @@ public:
         if (status == AgentStatus::failed && !reason.empty()) out.push_back(reason);
         return out;
     }
-    std::size_t number_of_steps() const noexcept { return steps.size(); }
+    /// Steps finalized in the run, including those evicted from `steps`.
+    std::size_t number_of_steps() const noexcept { return steps.size() + counters.steps_evicted; }
     /// From the start of the run to its end (or to the last record while it is still running).
     Offset total_duration() const noexcept {
         Offset end = ended_at;
