@@ -3,7 +3,7 @@
 //
 // TaskMonitor: runs named component coroutines, each under its own supervisor, and restarts them when they fail
 // or are cancelled unexpectedly, with exponential backoff, a sliding-window restart limit, a restart guard,
-// stats, structured logs and a bounded, clean shutdown.
+// stats, structured logs, a typed event stream and a bounded, clean shutdown.
 //
 //   taskmon::TaskMonitor monitor{io.get_executor(), {.max_restart_attempts = 5, .base_backoff = 2s}};
 //   monitor.set_restart_factories({{"perception", [] { return perception_loop(); }}});
@@ -11,12 +11,15 @@
 //   monitor.enable({"perception"});                          // restart only what is enabled
 //   monitor.supervise("actuation", [] { return actuation_loop(); });  // factory + register + enable
 //   auto stats = monitor.get_component_stats();
+//   auto subscription = monitor.subscribe([](const taskmon::MonitorEvent& e) { /* every state change */ });
 //   co_await monitor.close();
 #pragma once
 
 #include <taskmon/detail/config.hpp>
 
 #include <taskmon/component_stats.hpp>
+#include <taskmon/event_subscription.hpp>
+#include <taskmon/monitor_event.hpp>
 #include <taskmon/restart_policy.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -78,9 +81,12 @@ public:
         : state_{make_state(std::move(executor), policy, std::move(logger), std::move(random), strand_pool_size)} {}
 
     /// Without close(), destruction stops supervision as close() would (pending restarts dropped, instances
-    /// cancelled) but does not wait; callbacks still outstanding keep the shared state alive.
+    /// cancelled) but does not wait; callbacks still outstanding keep the shared state alive. Destruction first
+    /// unsubscribes every listener (waiting as EventSubscription::unsubscribe() does), so no listener runs once
+    /// the monitor is gone; the events of the shutdown it starts are logged only.
     ~BasicTaskMonitor() {
         if (state_) {
+            state_->listeners()->clear();
             state_->close(nullptr);
         }
     }
@@ -121,6 +127,35 @@ public:
     /// known only from set_restart_factories() is started and thereby registered. Throws
     /// std::invalid_argument for an unknown name or a component without a restart factory.
     void restart(const std::string& name) { state_->restart(name); }
+
+    /// Calls `listener` with every event published from now on, until the returned handle is destroyed or
+    /// unsubscribed (see taskmon/monitor_event.hpp for the kinds and their fields). Every event is logged
+    /// first, then delivered to each listener in the order they subscribed.
+    ///
+    /// Where it runs: on the thread that published the event, outside the monitor's mutex. Events from exits,
+    /// backoff timers, restarts and close() are published on the monitor's internal strand (a thread running
+    /// the executor); `started`, `restart_requested`, `restart_merged` and the `restart_cancelled` of
+    /// disable() are published synchronously by register_task(), supervise(), restart() and disable(), on the
+    /// thread that called them, before the call returns. Events published on one thread reach every listener in
+    /// that order; events from different threads may interleave, and a listener may then run on two threads at
+    /// once (MonitorEvent::sequence gives the order of the changes). A listener runs on the strand for most
+    /// events: keep it short, it delays the monitor.
+    ///
+    /// A listener may call back into the monitor (get_component_stats(), restart(), disable(), subscribe(),
+    /// unsubscribe...). The events such a call publishes on the same thread are delivered after the current
+    /// event has reached every listener, never recursively. A listener that throws has the exception logged
+    /// (error level, with the component and the event kind; once per throw) and changes nothing else: later
+    /// listeners and supervision carry on. A listener subscribed during a delivery receives the events
+    /// published after that delivery began.
+    ///
+    /// Throws std::invalid_argument for an empty listener and, like every mutating call, std::logic_error once
+    /// close() started; a listener subscribed before sees the shutdown (restart_cancelled, stopped,
+    /// stop_timeout, closed; a component that outlived its shutdown_timeout still reports `stopped` after
+    /// `closed`). Unsubscribing: see EventSubscription; destroying the monitor removes every listener.
+    [[nodiscard]] EventSubscription subscribe(MonitorEventListener listener) {
+        const auto id = state_->subscribe(std::move(listener));
+        return EventSubscription{state_->listeners(), id};
+    }
 
     /// A consistent snapshot of every component's stats.
     [[nodiscard]] std::map<std::string, ComponentStats> get_component_stats() const { return state_->snapshot(); }

@@ -9,6 +9,8 @@
 
 // TaskMonitor
 #include <taskmon/component_stats.hpp>
+#include <taskmon/event_subscription.hpp>
+#include <taskmon/monitor_event.hpp>
 #include <taskmon/restart_policy.hpp>
 #include <taskmon/task_monitor.hpp>
 

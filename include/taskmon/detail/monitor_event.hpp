@@ -1,11 +1,14 @@
 // taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
 //
-// Internal: the events a TaskMonitor emits, and their log lines. Every state change worth telling anyone about
-// becomes one MonitorEvent; logging is one subscriber (metrics and health endpoints can become others).
+// Internal: the log lines of a TaskMonitor's events (taskmon/monitor_event.hpp), and the text helpers they use.
+// Every state change worth telling anyone about becomes one MonitorEvent: it is logged, then handed to the
+// listeners of BasicTaskMonitor::subscribe().
 #pragma once
 
 #include <taskmon/detail/config.hpp>
+#include <taskmon/monitor_event.hpp>
+#include <taskmon/restart_policy.hpp>
 
 #include <fmt/format.h>
 #include <spdlog/logger.h>
@@ -30,43 +33,6 @@
 #include <utility>
 
 namespace taskmon::detail {
-
-enum class MonitorEventKind {
-    started,                  ///< first instance of a component started
-    failed,                   ///< an instance threw
-    cancelled_unexpectedly,   ///< an instance exited with operation_aborted the monitor did not request
-    completed,                ///< an instance returned normally and is not restarted
-    restart_scheduled,        ///< backoff started
-    restarted,                ///< a new instance is running
-    restart_requested,        ///< restart() accepted
-    restart_merged,           ///< restart() merged into a pending restart
-    gave_up,                  ///< restart limit exceeded
-    not_enabled,              ///< failed, but not enabled for restart
-    no_factory,               ///< failed, enabled, but no restart factory
-    factory_failed,           ///< the restart factory threw
-    stopped,                  ///< exited after a requested stop
-    stop_timeout,             ///< ignored cancellation past shutdown_timeout
-    restart_cancelled,        ///< a pending restart was dropped by disable() or close()
-    closed,                   ///< close() finished
-};
-
-struct MonitorEvent {
-    MonitorEvent(MonitorEventKind k, std::string name) : kind{k}, component{std::move(name)} {}
-
-    MonitorEventKind kind;
-    std::string component;
-    std::uint64_t task_id = 0;
-    int attempt = 0;
-    int restart_count = 0;
-    int failure_count = 0;
-    int limit = 0;
-    std::chrono::nanoseconds delay{};   ///< backoff, shutdown timeout
-    std::chrono::nanoseconds window{};  ///< restart window (gave_up)
-    std::string reason;
-    std::string_view restart_type;
-    std::size_t count = 0;         ///< closed: number of components
-    std::size_t unresponsive = 0;  ///< closed: components still running
-};
 
 /// Demangled dynamic type name of an exception object.
 inline std::string demangle(const char* mangled) {
@@ -178,7 +144,7 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             break;
         case MonitorEventKind::completed:
             logger.log(level_enum::info, "Component {} completed component={} task_id={} restart_type={}", name,
-                       name, e.task_id, e.restart_type);
+                       name, e.task_id, to_string(e.restart_type));
             break;
         case MonitorEventKind::restart_scheduled: {
             const auto seconds = format_seconds(e.delay);
@@ -247,6 +213,19 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             logger.log(level_enum::info, "TaskMonitor closed components={} unresponsive={}", e.count,
                        e.unresponsive);
             break;
+    }
+}
+
+/// Logs, at error level, an exception that an event listener threw while handling `e`.
+inline void log_listener_error(spdlog::logger& logger, const MonitorEvent& e, const std::exception_ptr& error) {
+    const auto kind = to_string(e.kind);
+    if (e.component.empty()) {
+        logger.log(spdlog::level::err, "Event listener threw handling {} kind={} reason={}", kind, kind,
+                   quote(describe(error)));
+    } else {
+        logger.log(spdlog::level::err,
+                   "Event listener threw handling {} of component {} component={} kind={} reason={}", kind,
+                   e.component, e.component, kind, quote(describe(error)));
     }
 }
 

@@ -9,7 +9,9 @@
 
 #include <taskmon/component_stats.hpp>
 #include <taskmon/detail/exit_outcome.hpp>
+#include <taskmon/detail/listener_registry.hpp>
 #include <taskmon/detail/monitor_event.hpp>
+#include <taskmon/monitor_event.hpp>
 #include <taskmon/restart_policy.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -36,6 +38,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -77,7 +80,8 @@ private:
 /// - a component has at most one live instance (`instance`), and while it has one, restart_scheduled is false;
 /// - restart_scheduled is true only between the decision to restart and the new instance starting; a timer or
 ///   post carrying an older restart_gen is stale and ignored;
-/// - after closed_ is set no factory is called and no instance is started.
+/// - after closed_ is set no factory is called and no instance is started;
+/// - events get their sequence number under mutex_, in the order of the changes they report.
 /// Timers, co_spawn and completion callbacks run on strand_; cancellation of an instance is emitted on the
 /// component's strand (the pool strand its coroutine runs on), since cancellation_signal is not thread-safe.
 template <typename Clock>
@@ -136,6 +140,7 @@ public:
     };
 
     using Events = std::vector<MonitorEvent>;
+    using Listeners = ListenerRegistry<MonitorEvent>;
 
     // ---- public operations (any thread) -------------------------------------------------------------
 
@@ -232,20 +237,21 @@ public:
             if (!c.factory) {
                 throw std::invalid_argument("restart: component '" + name + "' has no restart factory");
             }
+            const auto now = Clock::now();
             if (c.starting || (c.instance && c.instance->stop == StopCause::restart)) {
-                events.push_back(event(MonitorEventKind::restart_merged, c));
+                events.push_back(event(MonitorEventKind::restart_merged, c, now));
             } else if (c.restart_scheduled) {
                 // Merge into the pending restart and run it now instead of after the rest of the backoff.
-                events.push_back(event(MonitorEventKind::restart_merged, c));
+                events.push_back(event(MonitorEventKind::restart_merged, c, now));
                 c.manual_pending = true;
                 schedule_start(c, std::chrono::nanoseconds::zero());
             } else if (c.instance) {
-                events.push_back(event(MonitorEventKind::restart_requested, c));
+                events.push_back(event(MonitorEventKind::restart_requested, c, now));
                 c.stats.state = ComponentState::restarting;
                 c.stats.is_restarting = true;
                 request_stop(c, StopCause::restart);
             } else {
-                events.push_back(event(MonitorEventKind::restart_requested, c));
+                events.push_back(event(MonitorEventKind::restart_requested, c, now));
                 c.registered = true;  // starting a component known only by its factory registers it
                 if (c.stats.state == ComponentState::gave_up) {
                     // A manual restart after giving up is a reset: the component gets a fresh budget.
@@ -261,6 +267,19 @@ public:
         }
         publish(events);
     }
+
+    /// Adds a listener (see BasicTaskMonitor::subscribe) and returns its id in listeners().
+    std::uint64_t subscribe(MonitorEventListener listener) {
+        if (!listener) {
+            throw std::invalid_argument("subscribe: listener must not be empty");
+        }
+        std::lock_guard lock{mutex_};  // against close(): no subscription once closed_ is set
+        check_open("subscribe");
+        return listeners_->add(std::move(listener));
+    }
+
+    /// The listener registry; shared so that subscriptions can refer to it weakly.
+    const std::shared_ptr<Listeners>& listeners() const noexcept { return listeners_; }
 
     std::map<std::string, ComponentStats> snapshot() const {
         std::lock_guard lock{mutex_};
@@ -330,8 +349,6 @@ public:
     const RestartPolicy& policy() const noexcept { return policy_; }
 
 private:
-    using MonitorEventKind = detail::MonitorEventKind;
-
     // ---- validation (throws before anything changes) -------------------------------------------------
 
     static void check_name(const std::string& name, const char* what) {
@@ -385,8 +402,13 @@ private:
         return wall_origin_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - clock_origin_);
     }
 
-    MonitorEvent event(MonitorEventKind kind, const Component& c) const {
-        MonitorEvent e{kind, c.name};
+    /// The event `kind` of `c`, numbered and stamped with `now`, with the component's counters as they are.
+    MonitorEvent event(MonitorEventKind kind, const Component& c, time_point now) {
+        MonitorEvent e;
+        e.kind = kind;
+        e.component = c.name;
+        e.sequence = ++next_sequence_;
+        e.time = wall(now);
         e.task_id = c.stats.task_id;
         e.restart_count = c.stats.restart_count;
         e.failure_count = c.stats.failure_count;
@@ -412,9 +434,9 @@ private:
         if (is_restart) {
             ++s.restart_count;
             s.last_restart_time = wall(now);
-            events.push_back(event(MonitorEventKind::restarted, c));
+            events.push_back(event(MonitorEventKind::restarted, c, now));
         } else {
-            events.push_back(event(MonitorEventKind::started, c));
+            events.push_back(event(MonitorEventKind::started, c, now));
         }
         auto slot = instance->signal.slot();
         asio::co_spawn(*c.strand, std::move(task),
@@ -449,7 +471,7 @@ private:
         if (!c.restart_scheduled && !c.starting) {
             return;
         }
-        events.push_back(event(MonitorEventKind::restart_cancelled, c));
+        events.push_back(event(MonitorEventKind::restart_cancelled, c, Clock::now()));
         c.restart_scheduled = false;
         c.manual_pending = false;
         ++c.restart_gen;
@@ -510,7 +532,7 @@ private:
             s.task_done = true;
             s.is_restarting = false;
             c.next_restart.reset();
-            auto e = event(MonitorEventKind::gave_up, c);
+            auto e = event(MonitorEventKind::gave_up, c, now);
             e.limit = policy.max_restart_attempts;
             e.window = policy.restart_window;
             e.reason = reason;
@@ -526,7 +548,7 @@ private:
         c.next_restart = now + std::chrono::duration_cast<typename Clock::duration>(delay);
         s.state = ComponentState::restarting;
         s.is_restarting = true;
-        auto e = event(MonitorEventKind::restart_scheduled, c);
+        auto e = event(MonitorEventKind::restart_scheduled, c, now);
         e.attempt = c.consecutive;
         e.delay = delay;
         e.reason = reason;
@@ -572,10 +594,11 @@ private:
                 auto& s = c.stats;
                 ++s.failure_count;
                 s.last_error = describe(factory_error);
-                auto e = event(MonitorEventKind::factory_failed, c);
+                const auto now = Clock::now();
+                auto e = event(MonitorEventKind::factory_failed, c, now);
                 e.reason = s.last_error;
                 events.push_back(std::move(e));
-                schedule_restart(c, s.last_error, Clock::now(), events);
+                schedule_restart(c, s.last_error, now, events);
             } else {
                 spawn(c, std::move(*task), std::move(factory), true, events);
             }
@@ -605,7 +628,7 @@ private:
             if (instance->stop == StopCause::restart && !closed_) {
                 if (outcome.kind == ExitOutcome::failed) {
                     s.last_error = outcome.reason;  // it threw while being stopped: report it, then restart
-                    auto e = event(MonitorEventKind::stopped, c);
+                    auto e = event(MonitorEventKind::stopped, c, now);
                     e.task_id = instance->id;
                     e.reason = outcome.reason;
                     events.push_back(std::move(e));
@@ -622,7 +645,7 @@ private:
                                   : ComponentState::stopped;
                 }
                 s.is_restarting = false;
-                auto e = event(MonitorEventKind::stopped, c);
+                auto e = event(MonitorEventKind::stopped, c, now);
                 if (outcome.kind == ExitOutcome::failed) {
                     s.last_error = outcome.reason;
                     e.reason = outcome.reason;
@@ -634,9 +657,9 @@ private:
                     schedule_restart(c, "completed normally", now, events);
                 } else {
                     s.state = ComponentState::completed;
-                    auto e = event(MonitorEventKind::completed, c);
+                    auto e = event(MonitorEventKind::completed, c, now);
                     e.task_id = instance->id;
-                    e.restart_type = to_string(policy.restart_type);
+                    e.restart_type = policy.restart_type;
                     events.push_back(std::move(e));
                 }
             } else {
@@ -644,7 +667,7 @@ private:
                 s.last_error = outcome.reason;
                 auto e = event(outcome.kind == ExitOutcome::aborted ? MonitorEventKind::cancelled_unexpectedly
                                                                     : MonitorEventKind::failed,
-                               c);
+                               c, now);
                 e.task_id = instance->id;
                 e.reason = outcome.reason;
                 events.push_back(std::move(e));
@@ -652,10 +675,10 @@ private:
                     s.state = ComponentState::failed;
                 } else if (!c.enabled) {
                     s.state = ComponentState::failed;
-                    events.push_back(event(MonitorEventKind::not_enabled, c));
+                    events.push_back(event(MonitorEventKind::not_enabled, c, now));
                 } else if (!c.factory) {
                     s.state = ComponentState::failed;
-                    events.push_back(event(MonitorEventKind::no_factory, c));
+                    events.push_back(event(MonitorEventKind::no_factory, c, now));
                 } else {
                     schedule_restart(c, outcome.reason, now, events);
                 }
@@ -671,9 +694,10 @@ private:
         {
             std::lock_guard lock{mutex_};
             closing_ = true;
+            const auto now = Clock::now();
             for (auto& [name, c] : components_) {
                 if (c->restart_scheduled || c->starting) {
-                    events.push_back(event(MonitorEventKind::restart_cancelled, *c));
+                    events.push_back(event(MonitorEventKind::restart_cancelled, *c, now));
                     c->restart_scheduled = false;
                     c->manual_pending = false;
                     ++c->restart_gen;
@@ -711,10 +735,11 @@ private:
         Events events;
         {
             std::lock_guard lock{mutex_};
+            const auto now = Clock::now();
             for (auto& [name, c] : components_) {
                 if (c->instance) {
                     c->stats.state = ComponentState::unresponsive;
-                    auto e = event(MonitorEventKind::stop_timeout, *c);
+                    auto e = event(MonitorEventKind::stop_timeout, *c, now);
                     e.delay = policy_of(*c).shutdown_timeout;
                     events.push_back(std::move(e));
                 }
@@ -740,9 +765,12 @@ private:
             return;
         }
         close_completed_ = true;
-        MonitorEvent e{MonitorEventKind::closed, ""};
+        MonitorEvent e;
+        e.kind = MonitorEventKind::closed;
         {
             std::lock_guard lock{mutex_};
+            e.sequence = ++next_sequence_;
+            e.time = wall(Clock::now());
             e.count = components_.size();
             for (const auto& [name, c] : components_) {
                 if (c->instance) {
@@ -750,7 +778,7 @@ private:
                 }
             }
         }
-        publish({e});
+        publish(std::span<const MonitorEvent>{&e, 1});
         auto waiters = std::move(close_waiters_);
         close_waiters_.clear();
         for (auto& waiter : waiters) {
@@ -758,15 +786,22 @@ private:
         }
     }
 
-    /// Logs `events`. Never throws: spdlog passes on what a sink throws unless it is a std::exception (and an
-    /// error handler may throw), and a throwing logger must not break supervision or leave close() hanging.
-    void publish(const Events& events) const noexcept {
+    /// Logs `events`, then hands them to the listeners (on this thread, outside mutex_). Never throws: spdlog
+    /// passes on what a sink throws unless it is a std::exception (and an error handler may throw), a listener
+    /// may throw anything, and neither must break supervision or leave close() hanging.
+    void publish(std::span<const MonitorEvent> events) const noexcept {
         for (const auto& e : events) {
             try {
                 log_event(*logger_, e);
             } catch (...) {  // NOLINT(bugprone-empty-catch): nowhere left to report it
             }
         }
+        listeners_->publish(events, [this](const MonitorEvent& e, const std::exception_ptr& error) noexcept {
+            try {
+                log_listener_error(*logger_, e, error);
+            } catch (...) {  // NOLINT(bugprone-empty-catch): nowhere left to report it
+            }
+        });
     }
 
     std::size_t strand_pool_size_;
@@ -777,6 +812,7 @@ private:
     RandomSource random_;  // mutex_
     time_point clock_origin_;
     std::chrono::system_clock::time_point wall_origin_;
+    std::shared_ptr<Listeners> listeners_ = std::make_shared<Listeners>();
 
     mutable std::mutex mutex_;
     std::map<std::string, std::unique_ptr<Component>> components_;  // never erased: pointers stay valid
@@ -784,6 +820,7 @@ private:
     // conversion from a strand<> would allocate. Only grows, so references stay valid.
     std::deque<asio::any_io_executor> strands_;
     std::uint64_t next_task_id_ = 0;
+    std::uint64_t next_sequence_ = 0;
     std::size_t live_instances_ = 0;  // components with a live instance
     std::size_t starting_ = 0;        // components whose factory is being called
     bool closed_ = false;

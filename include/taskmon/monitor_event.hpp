@@ -1,0 +1,125 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
+// MonitorEvent: one state change of a TaskMonitor, as delivered to the listeners of
+// BasicTaskMonitor::subscribe() (and written as one log line).
+//
+//   auto subscription = monitor.subscribe([&](const taskmon::MonitorEvent& e) {
+//       if (e.kind == taskmon::MonitorEventKind::gave_up) {
+//           alert(e.component, e.reason);
+//       }
+//   });
+#pragma once
+
+#include <taskmon/restart_policy.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace taskmon {
+
+/// What happened. Every kind except `closed` concerns one component (MonitorEvent::component).
+enum class MonitorEventKind {
+    started,                 ///< first instance of a component started (register_task, supervise)
+    failed,                  ///< an instance threw
+    cancelled_unexpectedly,  ///< an instance exited with operation_aborted the monitor did not request
+    completed,               ///< an instance returned normally and is not restarted
+    restart_scheduled,       ///< backoff started: an automatic restart follows after `delay`
+    restarted,               ///< a new instance is running (automatic or manual restart)
+    restart_requested,       ///< restart() accepted
+    restart_merged,          ///< restart() merged into a pending restart
+    gave_up,                 ///< restart limit exceeded: no further automatic restarts
+    not_enabled,             ///< failed, but not enabled for restart
+    no_factory,              ///< failed, enabled, but no restart factory
+    factory_failed,          ///< the restart factory threw (a restart_scheduled or gave_up follows)
+    stopped,                 ///< exited after a requested stop (disable, close, or restart with an error)
+    stop_timeout,            ///< ignored cancellation past shutdown_timeout during close()
+    restart_cancelled,       ///< a pending restart was dropped by disable() or close()
+    closed,                  ///< close() finished (the component field is empty)
+};
+
+/// The enumerator's name, e.g. "restart_scheduled".
+[[nodiscard]] constexpr std::string_view to_string(MonitorEventKind kind) noexcept {
+    switch (kind) {
+        case MonitorEventKind::started: return "started";
+        case MonitorEventKind::failed: return "failed";
+        case MonitorEventKind::cancelled_unexpectedly: return "cancelled_unexpectedly";
+        case MonitorEventKind::completed: return "completed";
+        case MonitorEventKind::restart_scheduled: return "restart_scheduled";
+        case MonitorEventKind::restarted: return "restarted";
+        case MonitorEventKind::restart_requested: return "restart_requested";
+        case MonitorEventKind::restart_merged: return "restart_merged";
+        case MonitorEventKind::gave_up: return "gave_up";
+        case MonitorEventKind::not_enabled: return "not_enabled";
+        case MonitorEventKind::no_factory: return "no_factory";
+        case MonitorEventKind::factory_failed: return "factory_failed";
+        case MonitorEventKind::stopped: return "stopped";
+        case MonitorEventKind::stop_timeout: return "stop_timeout";
+        case MonitorEventKind::restart_cancelled: return "restart_cancelled";
+        case MonitorEventKind::closed: return "closed";
+    }
+    return "unknown";
+}
+
+/// One state change. A plain aggregate: fields that do not apply to the kind keep their default (0, empty).
+///
+/// Every component event (all kinds but `closed`) carries `component`, `sequence`, `time`, and the component's
+/// `task_id`, `restart_count` and `failure_count` as they are right after the change. The other fields:
+///
+/// | kind                              | also set                                           |
+/// |-----------------------------------|----------------------------------------------------|
+/// | failed, cancelled_unexpectedly    | reason (failure_count includes this failure)       |
+/// | completed                         | restart_type                                       |
+/// | restart_scheduled                 | attempt, delay (the backoff), reason               |
+/// | gave_up                           | limit, window, reason                              |
+/// | factory_failed                    | reason (failure_count includes it)                 |
+/// | stopped                           | reason, only if the instance threw while stopping  |
+/// | stop_timeout                      | delay (the shutdown_timeout)                       |
+/// | closed                            | count, unresponsive (component and task_id empty)  |
+struct MonitorEvent {
+    MonitorEventKind kind = MonitorEventKind::started;
+
+    /// The component's name; empty for `closed`.
+    std::string component{};
+
+    /// 1, 2, 3 … per monitor, in the order the state changes happened (assigned under the monitor's lock).
+    /// Listeners on different threads can receive events out of this order; sort by it to restore it.
+    std::uint64_t sequence = 0;
+
+    /// When the change happened, on the wall clock derived from the monitor's clock, exactly like
+    /// ComponentStats::last_restart_time (so `restarted`'s time equals the stats' last_restart_time, and under
+    /// a virtual clock it moves with virtual time). Listeners that queue events keep the time of occurrence.
+    std::chrono::system_clock::time_point time{};
+
+    /// The instance concerned: the one that started, exited, failed or was asked to stop; for restarted the new
+    /// one. For restart_scheduled, gave_up, factory_failed, restart_requested/merged/cancelled: the component's
+    /// current or last instance (0 if it never had one).
+    std::uint64_t task_id = 0;
+
+    int attempt = 0;        ///< restart_scheduled: k of the backoff formula (1 for the first restart in a row)
+    int restart_count = 0;  ///< restarts performed so far, automatic and manual (as in ComponentStats)
+    int failure_count = 0;  ///< failures so far: exceptions, unexpected cancellations, factory throws
+    int limit = 0;          ///< gave_up: the policy's max_restart_attempts
+
+    std::chrono::nanoseconds delay{};   ///< restart_scheduled: the backoff; stop_timeout: the shutdown_timeout
+    std::chrono::nanoseconds window{};  ///< gave_up: the policy's restart_window
+
+    /// failed, cancelled_unexpectedly, factory_failed, stopped: "type: what" of the exception (as in
+    /// ComponentStats::last_error); restart_scheduled, gave_up: what caused the restart ("completed normally"
+    /// for a permanent component that returned).
+    std::string reason{};
+
+    RestartType restart_type = RestartType::transient;  ///< completed: the component's restart type
+
+    std::size_t count = 0;         ///< closed: number of components the monitor knew
+    std::size_t unresponsive = 0;  ///< closed: components still running when close() gave up waiting
+};
+
+/// A subscriber of BasicTaskMonitor::subscribe().
+using MonitorEventListener = std::function<void(const MonitorEvent&)>;
+
+}  // namespace taskmon
