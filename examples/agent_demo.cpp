@@ -135,7 +135,6 @@ int main(int argc, char** argv) {
         settings.watchdog_startup_grace = 1s;
         settings.max_decision_age = 3s;
         settings.load_sample_interval = 200ms;
-        settings.component_check_interval = 200ms;
         settings.critical_restart_policy = {.max_restart_attempts = 20, .base_backoff = 100ms, .max_backoff = 2s};
         settings.auxiliary_restart_policy = {.base_backoff = 500ms, .max_backoff = 5s};
     } else {

@@ -73,7 +73,6 @@ TEST_CASE("agent_settings: every invalid field is named in the exception") {
         {"shed_leave_cpu_percent", [](AgentSettings& s) { s.shed_leave_cpu_percent = -1.0; }},
         {"shed_enter_lag", [](AgentSettings& s) { s.shed_enter_lag = 0ms; }},
         {"shed_leave_lag", [](AgentSettings& s) { s.shed_leave_lag = 500ms; }},
-        {"component_check_interval", [](AgentSettings& s) { s.component_check_interval = 0s; }},
     };
     for (const auto& c : cases) {
         AgentSettings s;

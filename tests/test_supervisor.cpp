@@ -1055,6 +1055,49 @@ TEST_CASE("supervisor: destroying it during run() stops the run, which still ret
     CHECK(h.time.elapsed() < 11s);
 }
 
+TEST_CASE("supervisor: a pause_handler give-up degrades: pending and later pause requests are dropped") {
+    Harness h;
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 20 ? Decision::done("ok") : Decision::act({"x"});
+    };
+    h.agent.act_fn = [](const std::string&) -> asio::awaitable<ActionResult> {
+        co_await sleep_for(200ms);
+        co_return ActionResult::ok();
+    };
+    auto settings = fast_settings();
+    settings.auxiliary_restart_policy = {.max_restart_attempts = 2, .base_backoff = 1s, .max_backoff = 1s,
+                                         .jitter = taskmon::JitterKind::none};
+    auto sup = h.make(settings);
+    int faults = 0;
+    taskmon::detail::SupervisorAccess::state(*sup).set_instance_fault([&](const char* component, std::uint64_t) {
+        if (std::string_view{component} == "pause_handler") {
+            ++faults;
+            throw std::runtime_error("pause_handler fault");
+        }
+    });
+    h.start(*sup);
+    h.at(500ms, [&] { sup->pause(); });  // queued while pause_handler is in backoff: blocks new steps
+    std::size_t steps_at_give_up = 0;
+    h.at(2100ms, [&] { steps_at_give_up = h.agent.decided_on.size(); });
+    h.at(3s, [&] { sup->pause(); });  // after the give-up: dropped, the run goes on
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(faults == 3);  // the first instance and two restarts
+    CHECK(hist.status == AgentStatus::completed);  // auxiliary: the run is degraded, not failed
+    CHECK(hist.status_path() == std::vector<AgentStatus>{AgentStatus::pending, AgentStatus::running,
+                                                         AgentStatus::completed});
+    REQUIRE(count(hist, EventKind::component_gave_up) == 1);
+    CHECK(hist.events_of(EventKind::component_gave_up)[0].component == "pause_handler");
+    CHECK(hist.counters.restarts.at("pause_handler") == 2);
+    CHECK(count(hist, EventKind::component_failed) == 3);
+    // The pause queued at 0.5 s held new steps until the give-up at 2 s dropped it.
+    CHECK(steps_at_give_up <= 3);
+    const auto gave_up_at = hist.events_of(EventKind::component_gave_up)[0].at;
+    CHECK(gave_up_at >= 2s);
+    CHECK(gave_up_at < 2100ms);
+    CHECK(hist.number_of_steps() == 20);
+}
+
 namespace {
 /// A sink that throws something spdlog passes on (it only catches std::exception).
 class ThrowingSink final : public spdlog::sinks::base_sink<std::mutex> {

@@ -79,8 +79,6 @@ struct AgentSettings {
     /// pause_handler, load_shedding_monitor: lower priority, so a longer backoff; a give-up degrades the run.
     RestartPolicy auxiliary_restart_policy{.base_backoff = std::chrono::seconds{10},
                                            .max_backoff = std::chrono::minutes{5}};
-    /// How often run() reads the components' stats to notice a give-up.
-    Duration component_check_interval = std::chrono::seconds{1};
 
     /// Throws std::invalid_argument naming the first invalid field ("AgentSettings.max_steps must be > 0").
     void validate() const {
@@ -109,7 +107,6 @@ struct AgentSettings {
                 "must be in [0, shed_enter_lag)");
         taskmon::validate(critical_restart_policy, "AgentSettings.critical_restart_policy");
         taskmon::validate(auxiliary_restart_policy, "AgentSettings.auxiliary_restart_policy");
-        require(component_check_interval > Duration::zero(), "component_check_interval", "must be > 0");
     }
 
 private:

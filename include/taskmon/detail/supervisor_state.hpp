@@ -44,6 +44,7 @@
 #include <taskmon/agent_status.hpp>
 #include <taskmon/history.hpp>
 #include <taskmon/io_semaphore.hpp>
+#include <taskmon/monitor_event.hpp>
 #include <taskmon/supervisor.hpp>
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/detail/bounded_queue.hpp>
@@ -752,6 +753,25 @@ private:
         return fmt::format(" io_semaphore_count={}->{}", current, count);
     }
 
+    /// Every monitor event that can leave a component without a running instance (a give-up above all) makes
+    /// check_components() run on our strand. The listener runs on the monitor's strand, so it only posts.
+    void watch_components() {
+        monitor_events_ = monitor_.subscribe([weak = this->weak_from_this(), strand = strand_](const MonitorEvent& e) {
+            switch (e.kind) {
+            case MonitorEventKind::gave_up:
+            case MonitorEventKind::failed:
+            case MonitorEventKind::cancelled_unexpectedly:
+            case MonitorEventKind::not_enabled:
+            case MonitorEventKind::no_factory:
+                asio::post(strand, [weak] {
+                    if (const auto self = weak.lock(); self && !self->run_returned_) self->check_components();
+                });
+                break;
+            default: break;
+            }
+        });
+    }
+
     /// Notices give-ups in the monitor's stats: a critical one fails the run; an auxiliary one degrades it.
     void check_components() {
         const auto stats = monitor_.get_component_stats();
@@ -794,14 +814,10 @@ private:
         if (change_status(AgentStatus::running, "run() started")) {
             call_hook("on_run_start", hooks_.on_run_start);
             grant_grace();
+            watch_components();
             start_components();
             try {
-                while (!ending()) {
-                    check_components();
-                    if (ending()) break;
-                    co_await wait_until([this] { return ending(); },
-                                        Clock::now() + clock_duration(settings_.component_check_interval));
-                }
+                co_await wait_until([this] { return ending(); });
             } catch (...) {
                 request_stop("run() was cancelled");  // the awaiting coroutine was cancelled
             }
@@ -818,6 +834,7 @@ private:
         history_.status = machine_.status();
         history_.reason = machine_.terminal_reason();
         history_.ended_at = now_offset();
+        run_returned_ = true;
         call_hook("on_run_end", hooks_.on_run_end, history_);
         co_return history_;
     }
@@ -885,6 +902,7 @@ private:
     CpuSource cpu_source_;
     mutable BasicTaskMonitor<Clock> monitor_;
     std::function<void(const char*, std::uint64_t)> instance_fault_;  ///< see set_instance_fault()
+    EventSubscription monitor_events_;  ///< see watch_components(); strand
 
     std::atomic<bool> run_claimed_{false};
     std::atomic<AgentStatus> status_{AgentStatus::pending};
@@ -895,6 +913,7 @@ private:
     TimePoint started_at_{};
     std::map<std::string, ComponentInfo> components_;
     bool closing_ = false;
+    bool run_returned_ = false;  ///< the history is final
 
     LatestSlot<ObservationPtr, TimePoint> slot_;  ///< perception → decision_loop
     WaiterList<ConditionRef> waiters_;     ///< wait_until()'s parked waits, woken by notify()
