@@ -1,5 +1,6 @@
 // TaskMonitor against the bare-Asio baseline, side by side in one run:
-//   1. restart latency (zero backoff, null logger) vs a bare co_spawn-and-wait of the same coroutine;
+//   1. restart latency (zero backoff, null logger) vs a bare co_spawn-and-wait of the same coroutine, without and
+//      with one event listener;
 //   2. start + close of 100k components vs 100k bare co_spawn + cancel;
 //   3. bytes per supervised component beyond what a bare co_spawn of the same coroutine costs (glibc only).
 #include <taskmon/task_monitor.hpp>
@@ -75,7 +76,8 @@ void BM_bare_spawn_and_wait(benchmark::State& state) {
 }
 BENCHMARK(BM_bare_spawn_and_wait);
 
-void BM_task_monitor_restart(benchmark::State& state) {
+/// Restarts of a component that fails at once, with `listeners` event listeners each counting what they get.
+void task_monitor_restart(benchmark::State& state, int listeners) {
     asio::io_context io{1};
     auto work = asio::make_work_guard(io);
     long long starts = 0;
@@ -85,6 +87,11 @@ void BM_task_monitor_restart(benchmark::State& state) {
                                   .base_backoff = 0ms,
                                   .max_backoff = 0ms},
                                  null_logger()};
+    long long events = 0;
+    std::vector<taskmon::EventSubscription> subscriptions;
+    for (int i = 0; i < listeners; ++i) {
+        subscriptions.push_back(monitor.subscribe([&events](const taskmon::MonitorEvent&) { ++events; }));
+    }
     monitor.supervise("c", [&] { return fail_at_once(starts); });
     while (starts == 0) {
         io.run_one();
@@ -96,13 +103,22 @@ void BM_task_monitor_restart(benchmark::State& state) {
         }
     }
     state.SetItemsProcessed(starts);
+    if (listeners > 0) {
+        state.counters["events_per_restart"] = static_cast<double>(events) / listeners / static_cast<double>(starts);
+    }
     bool closed = false;
     asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed = true; });
     while (!closed) {
         io.run_one();
     }
 }
+
+void BM_task_monitor_restart(benchmark::State& state) { task_monitor_restart(state, 0); }
 BENCHMARK(BM_task_monitor_restart);
+
+/// The same with one event listener subscribed: the cost of delivering failed, restart_scheduled, restarted.
+void BM_task_monitor_restart_one_listener(benchmark::State& state) { task_monitor_restart(state, 1); }
+BENCHMARK(BM_task_monitor_restart_one_listener);
 
 // ---- 2. start + close of 100k components ---------------------------------------------------------------------
 
