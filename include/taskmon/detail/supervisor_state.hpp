@@ -258,8 +258,8 @@ private:
             Event{EventKind::status_changed, now_offset(), "", change->reason, change->from, change->to, {}});
         status_.store(to, std::memory_order_release);
         const auto level = to == AgentStatus::failed ? spdlog::level::err : spdlog::level::info;
-        log(level, "Agent status {} -> {} from={} to={} reason=\"{}\"", change->from, change->to,
-                     change->from, change->to, change->reason);
+        log(level, "Agent status {} -> {} from={} to={} reason=\"{}\"", change->from, change->to, change->from,
+            change->to, change->reason);
         call_hook("on_status_change", hooks_.on_status_change, *change);
         notify();
         return true;
@@ -432,8 +432,9 @@ private:
             record(EventKind::watchdog_stall, components::perception_watchdog,
                    fmt::format("silent_for={} stall={}/{}", silent, consecutive_stalls_,
                                settings_.max_consecutive_stalls));
-            log(spdlog::level::warn, "Perception stalled: nothing published for {} component=perception stall={}/{}", silent,
-                          consecutive_stalls_, settings_.max_consecutive_stalls);
+            log(spdlog::level::warn,
+                "Perception stalled: nothing published for {} component=perception stall={}/{}", silent,
+                consecutive_stalls_, settings_.max_consecutive_stalls);
             if (consecutive_stalls_ >= settings_.max_consecutive_stalls) {
                 change_status(AgentStatus::failed,
                               fmt::format("perception stalled {} times in a row", consecutive_stalls_));
@@ -670,7 +671,8 @@ private:
         consecutive_failures_ = outcome == StepOutcome::succeeded ? 0 : consecutive_failures_ + 1;
         previous_step_finished_at_ = now;
         if (outcome == StepOutcome::failed) {
-            log(spdlog::level::warn, "Step {} failed: {} step={} error=\"{}\"", rec.number, rec.error, rec.number, rec.error);
+            log(spdlog::level::warn, "Step {} failed: {} step={} error=\"{}\"", rec.number, rec.error, rec.number,
+                rec.error);
         }
         history_.steps.push_back(std::move(step->record));  // the step is finalized: its record is not read again
         const auto& done = history_.steps.back();
@@ -729,7 +731,8 @@ private:
         const auto io = on ? lower_io_semaphore() : restore_io_semaphore();
         record(on ? EventKind::load_shedding_entered : EventKind::load_shedding_left,
                components::load_shedding_monitor, reason + io);
-        log(spdlog::level::info, "Load shedding {} component=load_shedding_monitor {}{}", on ? "entered" : "left", reason, io);
+        log(spdlog::level::info, "Load shedding {} component=load_shedding_monitor {}{}", on ? "entered" : "left",
+            reason, io);
         notify();
     }
 
@@ -792,9 +795,10 @@ private:
                 log(spdlog::level::err, "Component load_shedding_monitor gave up; load shedding is off (fail open)");
             } else {
                 // Requests nobody will apply would block new steps (see may_start_step): drop them, loudly.
-                log(spdlog::level::err, "Component pause_handler gave up; {} pending pause/resume request(s) dropped, later "
-                               "ones are dropped too",
-                               controls_.size());
+                log(spdlog::level::err,
+                    "Component pause_handler gave up; {} pending pause/resume request(s) dropped, later "
+                    "ones are dropped too",
+                    controls_.size());
                 controls_.clear();
                 notify();
             }
