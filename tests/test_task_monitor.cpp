@@ -2,6 +2,7 @@
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 
+#include "monitor_event_harness.hpp"
 #include "taskmon_catch.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -36,51 +37,7 @@ namespace {
 using Monitor = taskmon::BasicTaskMonitor<ManualClock>;
 using Duration = ManualClock::duration;
 
-/// Virtual time, an io_context, a runner and a logger whose lines the test can read.
-struct Harness {
-    ManualTime time;
-    asio::io_context io;
-    VirtualTimeRunner runner{io, time};
-    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(4096);
-    std::shared_ptr<spdlog::logger> logger = std::make_shared<spdlog::logger>("taskmon-test", sink);
-
-    Harness() {
-        sink->set_pattern("%l|%v");
-        logger->set_level(spdlog::level::trace);
-    }
-
-    [[nodiscard]] std::vector<std::string> lines() const {
-        auto out = sink->last_formatted();
-        for (auto& line : out) {
-            while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) {
-                line.pop_back();
-            }
-        }
-        return out;
-    }
-
-    [[nodiscard]] std::vector<std::string> lines_with(const std::string& needle) const {
-        std::vector<std::string> out;
-        for (auto& line : lines()) {
-            if (line.find(needle) != std::string::npos) {
-                out.push_back(line);
-            }
-        }
-        return out;
-    }
-
-    /// Runs monitor.close() to completion in virtual time; returns the virtual time it took.
-    Duration close(Monitor& monitor) {
-        bool done = false;
-        const auto start = time.now();
-        asio::co_spawn(io, monitor.close(), [&](std::exception_ptr e) {
-            REQUIRE_FALSE(e);
-            done = true;
-        });
-        REQUIRE(runner.run_until([&] { return done; }, 24h));
-        return time.now() - start;
-    }
-};
+using taskmon_test::Harness;  // virtual time, an io_context, a runner and a readable log
 
 /// What a scripted component does: lives for lifetimes[i] (virtual time) on its i-th start, then throws; past
 /// the end of the script it runs until cancelled.

@@ -1,5 +1,6 @@
-// Test helpers for the TaskMonitor event stream (test_monitor_event.cpp, test_event_subscription.cpp): virtual
-// time with a readable log, scripted components, and a listener that records what it is given.
+// Test helpers for the TaskMonitor (test_task_monitor.cpp, test_monitor_event.cpp,
+// test_event_subscription.cpp): virtual time with a readable log, scripted components, and a listener that
+// records what it is given.
 #pragma once
 
 #include <taskmon/monitor_event.hpp>
