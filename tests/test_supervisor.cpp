@@ -1133,3 +1133,79 @@ TEST_CASE("supervisor: a throwing log sink never breaks a loop or escapes run()"
     CHECK(h.history->counters.restarts.at("perception") == 1);
     CHECK(h.history->counters.steps_failed == 4);
 }
+
+namespace {
+/// The state of `sup`, weakly (to check that it is destroyed).
+template <typename S>
+auto weak_state(S& sup) {
+    return taskmon::detail::SupervisorAccess::state(sup).weak_from_this();
+}
+
+/// An act() that ignores cancellation: its wait has no cancellation slot (like an uncancellable device call).
+asio::awaitable<void> uncancellable_sleep(ManualClock::duration d) {
+    ManualTimer timer{co_await asio::this_coro::executor, d};
+    co_await timer.async_wait(asio::bind_cancellation_slot(asio::cancellation_slot{}, asio::use_awaitable));
+}
+}  // namespace
+
+TEST_CASE("supervisor: the state is destroyed once run() returned and the Supervisor is gone") {
+    Harness h;
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 3 ? Decision::done("ok") : Decision::act({"x"});
+    };
+    auto sup = h.make(fast_settings());
+    const auto weak = weak_state(*sup);
+    h.start(*sup);
+    REQUIRE(h.finish());
+    CHECK(h.history->status == AgentStatus::completed);
+    sup.reset();
+    h.runner.run_for(1min);
+    CHECK(weak.expired());
+}
+
+TEST_CASE("supervisor: after stop(), an action that ignores cancellation finishes but no later action starts") {
+    Harness h;
+    h.agent.decide_fn = [](int, const Context&) { return Decision::act({"first", "second"}); };
+    h.agent.act_fn = [](const std::string&) -> asio::awaitable<ActionResult> {
+        co_await uncancellable_sleep(1s);  // shorter than the shutdown_timeout (5 s)
+        co_return ActionResult::ok();
+    };
+    auto sup = h.make(fast_settings());
+    const auto weak = weak_state(*sup);
+    h.start(*sup);
+    h.at(500ms, [&] { sup->stop(); });  // during "first" of step 1
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::stopped);
+    CHECK(h.agent.acted == std::vector<std::string>{"first"});  // "second" is never started
+    REQUIRE(hist.number_of_steps() == 1);
+    CHECK(hist.steps[0].fate == DecisionFate::interrupted);
+    CHECK(hist.steps[0].actions[1].outcome == ActionOutcome::skipped);
+    sup.reset();
+    h.runner.run_for(1min);
+    CHECK(h.agent.acted == std::vector<std::string>{"first"});
+    CHECK(weak.expired());
+}
+
+TEST_CASE("supervisor: an action still running past the shutdown_timeout never starts another after run() returned") {
+    Harness h;
+    h.agent.decide_fn = [](int, const Context&) { return Decision::act({"first", "second"}); };
+    h.agent.act_fn = [](const std::string&) -> asio::awaitable<ActionResult> {
+        co_await uncancellable_sleep(1min);  // longer than the shutdown_timeout (5 s)
+        co_return ActionResult::ok();
+    };
+    auto sup = h.make(fast_settings());
+    const auto weak = weak_state(*sup);
+    h.start(*sup);
+    h.at(500ms, [&] { sup->stop(); });
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::stopped);
+    REQUIRE(hist.number_of_steps() == 1);
+    CHECK(hist.steps[0].actions[0].outcome == ActionOutcome::interrupted);
+    CHECK(hist.steps[0].actions[1].outcome == ActionOutcome::skipped);
+    sup.reset();
+    h.runner.run_for(1h);  // the first action returns long after run() did
+    CHECK(h.agent.acted == std::vector<std::string>{"first"});
+    CHECK(weak.expired());
+}

@@ -597,6 +597,9 @@ private:
                 } catch (const TimeoutError& e) {
                     result = ActionResult::failure(e.what());
                 }
+                // act() ignored the close() cancellation past the shutdown_timeout: run() has already recorded
+                // the step (moved into the history) as interrupted. Touch nothing and start nothing.
+                if (step->finalized) co_return;
                 now = Clock::now();
                 rec.finished_at = offset(now);
                 rec.result = std::move(result);
@@ -607,6 +610,15 @@ private:
                     finalize(step, StepOutcome::failed, DecisionFate::failed,
                              fmt::format("action {} failed: {}", i + 1, rec.result.error));
                     break;
+                }
+                if (ending() && i + 1 < actions.size()) {
+                    // The run ends (act() finished despite the cancellation): no further action starts.
+                    all_ok = false;
+                    const auto why = fmt::format("the run is {}", machine_.status());
+                    skip_remaining(*step, i + 1, why);
+                    finalize(step, StepOutcome::failed, DecisionFate::interrupted,
+                             fmt::format("actions {}-{} not started: {}", i + 2, actions.size(), why), false);
+                    co_return;
                 }
             }
             if (all_ok) finalize(step, StepOutcome::succeeded, DecisionFate::executed, "");
