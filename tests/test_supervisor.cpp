@@ -1209,3 +1209,18 @@ TEST_CASE("supervisor: an action still running past the shutdown_timeout never s
     CHECK(h.agent.acted == std::vector<std::string>{"first"});
     CHECK(weak.expired());
 }
+TEST_CASE("supervisor: destroying the io_context during a run frees the state") {
+    std::weak_ptr<taskmon::detail::SupervisorState<int, std::string, std::string, ManualClock>> weak;
+    {
+        Harness h;
+        auto settings = fast_settings();
+        settings.max_steps = 100000;
+        auto sup = h.make(settings);
+        weak = weak_state(*sup);
+        h.start(*sup);
+        h.runner.run_for(10s);
+        REQUIRE_FALSE(h.history.has_value());
+        sup.reset();
+    }  // the io_context is destroyed with the run suspended
+    CHECK(weak.expired());
+}

@@ -10,20 +10,83 @@
 
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <tuple>
 #include <type_traits>
+#include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include <asio/any_io_executor.hpp>
 #include <asio/associated_cancellation_slot.hpp>
 #include <asio/associated_executor.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/error.hpp>
+#include <asio/execution/context.hpp>
 #include <asio/execution/outstanding_work.hpp>
+#include <asio/execution_context.hpp>
+#include <asio/query.hpp>
 #include <asio/post.hpp>
 #include <asio/prefer.hpp>
 
 namespace taskmon::detail {
+
+/// An operation parked in a WaiterList, as the execution context's shutdown sees it.
+class ParkedOperation {
+public:
+    /// Deletes the operation without invoking it and without touching its cancellation slot (the signal may
+    /// already be gone: the context is being destroyed and no handler runs any more).
+    virtual void abandon() noexcept = 0;
+
+protected:
+    ~ParkedOperation() = default;
+};
+
+/// A WaiterList as the execution context's shutdown sees it.
+class ParkedOperationList {
+public:
+    /// Unlinks every parked operation into `out` (the list is empty afterwards).
+    virtual void release_parked(std::vector<ParkedOperation*>& out) noexcept = 0;
+
+protected:
+    ~ParkedOperationList() = default;
+};
+
+/// The lists holding parked operations on one execution context. Shared by the context's service and the lists,
+/// so a list outliving its context can still unregister.
+struct ParkedOperationRegistry {
+    std::mutex mutex;
+    std::unordered_set<ParkedOperationList*> lists;
+    bool shut_down = false;
+};
+
+/// Destroys the operations parked in WaiterLists when their execution context shuts down, as the context does
+/// with its own pending operations (destroying an io_context destroys suspended coroutines). Without it a
+/// coroutine parked in a list that its own frame keeps alive (through a shared owner) would never be freed.
+class ParkedOperationService : public asio::execution_context::service {
+public:
+    using key_type = ParkedOperationService;
+    static inline asio::execution_context::id id;
+
+    explicit ParkedOperationService(asio::execution_context& context) : asio::execution_context::service(context) {}
+
+    const std::shared_ptr<ParkedOperationRegistry>& registry() const noexcept { return registry_; }
+
+private:
+    void shutdown() override {
+        std::vector<ParkedOperation*> parked;
+        {
+            std::lock_guard lock{registry_->mutex};
+            registry_->shut_down = true;
+            for (auto* list : registry_->lists) list->release_parked(parked);
+            registry_->lists.clear();
+        }
+        // Outside the lock: destroying a coroutine may destroy (and so unregister) other lists.
+        for (auto* op : parked) op->abandon();
+    }
+
+    std::shared_ptr<ParkedOperationRegistry> registry_ = std::make_shared<ParkedOperationRegistry>();
+};
 
 /// Parked operations completing with `void(asio::error_code, Args...)`, each carrying a `Payload` (what the
 /// operation needs to complete: a sequence number to wait past, an item to push ...).
@@ -34,10 +97,11 @@ namespace taskmon::detail {
 /// asio::error::operation_aborted and removes it (its payload is discarded).
 ///
 /// Not thread-safe: use the list, and emit cancellation, on one strand. Destroying the list destroys parked
-/// handlers without invoking them (like destroying an io_context).
+/// handlers without invoking them (like destroying an io_context). So does the shutdown of the execution context
+/// of the first park (see ParkedOperationService).
 template <typename Payload, typename... Args>
-class WaiterList {
-    struct Waiter {
+class WaiterList final : private ParkedOperationList {
+    struct Waiter : ParkedOperation {
         Waiter* prev = nullptr;
         Waiter* next = nullptr;
         bool linked = false;
@@ -84,6 +148,8 @@ class WaiterList {
             if (slot.is_connected()) slot.clear();
             delete this;
         }
+
+        void abandon() noexcept override { delete this; }
     };
 
     struct CancellationHandler {
@@ -101,6 +167,10 @@ public:
     WaiterList(const WaiterList&) = delete;
     WaiterList& operator=(const WaiterList&) = delete;
     ~WaiterList() {
+        if (registry_) {
+            std::lock_guard lock{registry_->mutex};
+            registry_->lists.erase(this);
+        }
         while (head_ != nullptr) {
             Waiter* w = head_;
             unlink(w);
@@ -115,6 +185,7 @@ public:
     template <typename Handler>
     void park(Handler&& handler, Payload payload, const asio::any_io_executor& fallback) {
         using Op = Operation<std::decay_t<Handler>>;
+        if (!registry_) register_with(fallback);
         auto* op = new Op(std::forward<Handler>(handler), std::move(payload), fallback);
         link_back(op);
         if (op->slot.is_connected()) op->slot.template emplace<CancellationHandler>(CancellationHandler{this, op});
@@ -162,6 +233,21 @@ public:
     }
 
 private:
+    void register_with(const asio::any_io_executor& executor) {
+        auto& context = asio::query(executor, asio::execution::context);
+        registry_ = asio::use_service<ParkedOperationService>(context).registry();
+        std::lock_guard lock{registry_->mutex};
+        if (!registry_->shut_down) registry_->lists.insert(this);
+    }
+
+    void release_parked(std::vector<ParkedOperation*>& out) noexcept override {
+        while (head_ != nullptr) {
+            Waiter* w = head_;
+            unlink(w);
+            out.push_back(w);
+        }
+    }
+
     void link_back(Waiter* w) noexcept {
         w->prev = tail_;
         w->next = nullptr;
@@ -181,6 +267,7 @@ private:
     Waiter* head_ = nullptr;
     Waiter* tail_ = nullptr;
     std::size_t size_ = 0;
+    std::shared_ptr<ParkedOperationRegistry> registry_;  ///< set at the first park
 };
 
 }  // namespace taskmon::detail
