@@ -1224,3 +1224,24 @@ TEST_CASE("supervisor: destroying the io_context during a run frees the state") 
     }  // the io_context is destroyed with the run suspended
     CHECK(weak.expired());
 }
+
+TEST_CASE("supervisor: destroying the io_context while shedding restores the io_semaphore count") {
+    const std::size_t before = taskmon::get_io_semaphore_stats().capacity;
+    std::size_t during = 0;
+    {
+        Harness h;
+        auto settings = fast_settings();
+        settings.shed_io_semaphore_count = 1;
+        settings.max_steps = 100000;
+        auto sup = h.make(settings, {},
+                          [] { return std::optional<taskmon::CpuUsage>{taskmon::CpuUsage{99.9, 50.0}}; });
+        h.start(*sup);
+        h.runner.run_for(5s);
+        REQUIRE_FALSE(h.history.has_value());
+        during = taskmon::get_io_semaphore_stats().capacity;
+        sup.reset();
+    }  // the io_context is destroyed with the run suspended, shedding
+    CHECK(during == 1);
+    CHECK(taskmon::get_io_semaphore_stats().capacity == before);
+    taskmon::set_io_semaphore_count(before);  // leave the process-wide semaphore as the other tests expect
+}

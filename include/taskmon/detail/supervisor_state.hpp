@@ -110,6 +110,19 @@ public:
         }
     }
 
+    /// A run cut off without an end (its io_context destroyed mid-run) still gives back the io_semaphore count
+    /// it lowered while shedding.
+    ~SupervisorState() {
+        if (!io_semaphore_restore_) return;
+        try {
+            set_io_semaphore_count(*io_semaphore_restore_);
+        } catch (...) {  // NOLINT(bugprone-empty-catch): the semaphore is closed; nothing to give back
+        }
+    }
+
+    SupervisorState(const SupervisorState&) = delete;
+    SupervisorState& operator=(const SupervisorState&) = delete;
+
     /// The run of `self` (Supervisor::run()). Throws std::logic_error at once on a second call.
     static asio::awaitable<HistoryType> run(const std::shared_ptr<SupervisorState>& self) {
         if (self->run_claimed_.exchange(true)) throw std::logic_error("Supervisor::run() may be called only once");
