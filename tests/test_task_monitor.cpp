@@ -5,7 +5,10 @@
 #include "monitor_event_harness.hpp"
 #include "taskmon_catch.hpp"
 
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
@@ -1291,4 +1294,43 @@ TEST_CASE("Components on one pool strand never run at the same time on a two-thr
     work.reset();
     t1.join();
     t2.join();
+}
+
+namespace {
+/// Sleeps `d` of virtual time on a wait not bound to the coroutine's cancellation: close() can not end it.
+asio::awaitable<void> ignores_cancellation_for(Duration d) {
+    ManualTimer timer{co_await asio::this_coro::executor, d};
+    co_await timer.async_wait(asio::bind_cancellation_slot(asio::cancellation_slot{}, asio::use_awaitable));
+}
+}  // namespace
+
+TEST_CASE("task_monitor: destroying the io_context while close() waits frees the coroutine awaiting it") {
+    // The coroutine owns the monitor and waits in its close(): without the context's shutdown destroying the
+    // parked completion, coroutine → monitor → parked completion → coroutine would never be freed.
+    std::weak_ptr<int> token_seen;
+    {
+        ManualTime time;
+        asio::io_context io;
+        VirtualTimeRunner runner{io, time};
+        auto monitor = std::make_shared<Monitor>(
+            io.get_executor(), taskmon::RestartPolicy{.shutdown_timeout = 1min},
+            std::make_shared<spdlog::logger>("null", std::make_shared<spdlog::sinks::null_sink_mt>()));
+        monitor->register_task("stubborn", ignores_cancellation_for(1h));
+        auto token = std::make_shared<int>(0);
+        token_seen = token;
+        bool closed = false;
+        asio::co_spawn(
+            io,
+            [monitor, token, &closed]() -> asio::awaitable<void> {
+                co_await monitor->close();
+                closed = true;
+            },
+            asio::detached);
+        monitor.reset();
+        token.reset();
+        runner.run_for(10s);  // close() waits for the stubborn component (shutdown_timeout 1 min)
+        REQUIRE_FALSE(closed);
+        REQUIRE_FALSE(token_seen.expired());
+    }
+    CHECK(token_seen.expired());
 }

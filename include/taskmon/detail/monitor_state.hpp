@@ -11,6 +11,7 @@
 #include <taskmon/detail/exit_outcome.hpp>
 #include <taskmon/detail/listener_registry.hpp>
 #include <taskmon/detail/monitor_event.hpp>
+#include <taskmon/detail/waiter_list.hpp>
 #include <taskmon/monitor_event.hpp>
 #include <taskmon/restart_policy.hpp>
 
@@ -39,6 +40,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <tuple>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -50,28 +52,6 @@ namespace detail {
 
 /// Why the monitor asked an instance to stop.
 enum class StopCause { none, restart, disable, close };
-
-/// A move-only type-erased void() callable (std::move_only_function is C++23).
-class UniqueTask {
-public:
-    UniqueTask() = default;
-    template <typename F>
-    explicit UniqueTask(F f) : impl_{std::make_unique<Model<F>>(std::move(f))} {}
-    void operator()() { impl_->call(); }
-
-private:
-    struct Concept {
-        virtual ~Concept() = default;
-        virtual void call() = 0;
-    };
-    template <typename F>
-    struct Model final : Concept {
-        explicit Model(F f) : f_{std::move(f)} {}
-        void call() override { std::move(f_)(); }
-        F f_;
-    };
-    std::unique_ptr<Concept> impl_;
-};
 
 /// The state shared by a monitor and every callback it has outstanding. Kept alive by those callbacks, so a
 /// monitor can be destroyed while its components still run.
@@ -302,41 +282,42 @@ public:
     }
 
     /// close() for BasicTaskMonitor::close(): `handler` completes through its associated executor (default: the
-    /// monitor's executor), with post semantics, once the close is done.
+    /// monitor's executor), with post semantics, once the close is done. While it waits it is parked in
+    /// close_waiters_, so the shutdown of the execution context destroys it (and the coroutine it resumes) like
+    /// any pending operation.
     template <typename Handler>
     void async_close(Handler handler) {
         auto executor = asio::get_associated_executor(handler, executor_);  // before the handler is moved
-        UniqueTask done{[executor, handler = std::move(handler)]() mutable {
-            asio::post(executor, std::move(handler));
-        }};
-        close(&done);
+        close_then([waiter = asio::bind_executor(executor, [h = std::move(handler)](asio::error_code) mutable {
+                        std::move(h)();
+                    })](MonitorState& state) mutable {
+            if (state.close_completed_) {
+                state.close_waiters_.complete_now(std::move(waiter), state.strand_, asio::error_code{});
+            } else {
+                state.close_waiters_.park(std::move(waiter), std::tuple<>{}, state.strand_);
+            }
+        });
     }
 
-    /// Starts closing (idempotent) and calls `done` on strand_ once every instance exited or the shutdown
-    /// deadline passed. `done` may be empty (destruction without close()).
-    void close(UniqueTask* done) {
+    /// Starts closing without waiting (destruction without close()).
+    void close(std::nullptr_t) {
+        close_then([](MonitorState&) {});
+    }
+
+    /// Starts closing (idempotent), then calls `then(*this)` on strand_.
+    template <typename Then>
+    void close_then(Then then) {
         bool first = false;
         {
             std::lock_guard lock{mutex_};
             first = !closed_;
             closed_ = true;  // from here on no factory is called and nothing is started
         }
-        auto self = this->shared_from_this();
-        std::shared_ptr<UniqueTask> waiter;
-        if (done) {
-            waiter = std::make_shared<UniqueTask>(std::move(*done));
-        }
-        asio::post(strand_, [self, first, waiter] {
+        asio::post(strand_, [self = this->shared_from_this(), first, then = std::move(then)]() mutable {
             if (first) {
                 self->begin_close();
             }
-            if (waiter) {
-                if (self->close_completed_) {
-                    (*waiter)();
-                } else {
-                    self->close_waiters_.push_back(std::move(*waiter));
-                }
-            }
+            then(*self);
         });
     }
 
@@ -779,11 +760,7 @@ private:
             }
         }
         publish(std::span<const MonitorEvent>{&e, 1});
-        auto waiters = std::move(close_waiters_);
-        close_waiters_.clear();
-        for (auto& waiter : waiters) {
-            waiter();
-        }
+        close_waiters_.complete_all(asio::error_code{});
     }
 
     /// Logs `events`, then hands them to the listeners (on this thread, outside mutex_). Never throws: spdlog
@@ -829,7 +806,7 @@ private:
     Timer close_timer_;
     bool closing_ = false;  // also read under mutex_
     bool close_completed_ = false;
-    std::vector<UniqueTask> close_waiters_;
+    WaiterList<std::tuple<>> close_waiters_;  // completions of close(); destroyed unrun at context shutdown
 };
 
 }  // namespace detail
