@@ -1245,3 +1245,67 @@ TEST_CASE("supervisor: destroying the io_context while shedding restores the io_
     CHECK(taskmon::get_io_semaphore_stats().capacity == before);
     taskmon::set_io_semaphore_count(before);  // leave the process-wide semaphore as the other tests expect
 }
+
+TEST_CASE("supervisor: destroying the io_context while run() waits for close() frees the state") {
+    std::weak_ptr<taskmon::detail::SupervisorState<int, std::string, std::string, ManualClock>> weak;
+    {
+        Harness h;
+        h.agent.act_fn = [](const std::string&) -> asio::awaitable<ActionResult> {
+            co_await uncancellable_sleep(1min);  // outlives the close() that stop() starts
+            co_return ActionResult::ok();
+        };
+        auto sup = h.make(fast_settings());
+        weak = weak_state(*sup);
+        h.start(*sup);
+        h.at(500ms, [&] { sup->stop(); });
+        h.runner.run_for(2s);
+        REQUIRE_FALSE(h.history.has_value());
+        sup.reset();
+    }  // the io_context is destroyed while run() waits in the TaskMonitor's close()
+    CHECK(weak.expired());
+}
+
+TEST_CASE("supervisor: a TimeoutError thrown by act() itself is an unknown effect (interrupted), not a timeout") {
+    Harness h;
+    int calls = 0;
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 2 ? Decision::done("ok") : Decision::act({"push", "pull"});
+    };
+    h.agent.act_fn = [&](const std::string&) -> asio::awaitable<ActionResult> {
+        co_await sleep_for(10ms);
+        if (++calls == 1) throw taskmon::TimeoutError("the gripper's own timeout");
+        co_return ActionResult::ok();
+    };
+    auto sup = h.make(fast_settings());
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::completed);
+    const auto& step = hist.steps.at(0);
+    CHECK(step.fate == DecisionFate::interrupted);
+    CHECK(step.actions[0].outcome == ActionOutcome::interrupted);
+    CHECK(step.actions[1].outcome == ActionOutcome::skipped);
+    CHECK(hist.counters.restarts.at("actuation_loop") == 1);
+}
+
+TEST_CASE("supervisor: a critical component under a temporary policy fails the run at its first failure") {
+    Harness h;
+    h.agent.perceive_fn = [](int call) -> asio::awaitable<int> {
+        co_await sleep_for(10ms);
+        if (call == 3) throw std::runtime_error("lens cracked");
+        co_return call;
+    };
+    auto settings = fast_settings();
+    settings.critical_restart_policy.restart_type = taskmon::RestartType::temporary;
+    settings.max_steps = 1000;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::failed);
+    CHECK_THAT(hist.reason, Catch::Matchers::Contains("critical component perception gave up"));
+    CHECK_THAT(hist.reason, Catch::Matchers::Contains("lens cracked"));
+    REQUIRE(count(hist, EventKind::component_gave_up) == 1);
+    CHECK(hist.events_of(EventKind::component_gave_up)[0].at < 1s);  // noticed at once, not polled
+    CHECK(h.agent.perceive_calls == 3);
+}

@@ -35,6 +35,13 @@ public:
 
 namespace detail {
 
+/// What bounded_call() throws when its deadline passed: a TimeoutError the caller can tell apart from one the
+/// call itself threw.
+class DeadlineExceeded final : public TimeoutError {
+public:
+    using TimeoutError::TimeoutError;
+};
+
 /// The cancellation scope and call deadline of one loop instance.
 ///
 /// Invariants: cancellation is emitted on signal() only on the loop's strand: by the timer (only while a call
@@ -128,7 +135,7 @@ TimePoint deadline_after(TimePoint now, Duration timeout) {
 
 /// Runs `call()` (returning asio::awaitable<T>) in the current coroutine, which must be bound to
 /// `deadline.slot()` and run on its strand. When `deadline_at` passes first, terminal cancellation is emitted
-/// on the coroutine's slot, and once the call has exited (however it exits) TimeoutError(what) is thrown and
+/// on the coroutine's slot, and once the call has exited (however it exits) DeadlineExceeded(what) is thrown and
 /// the coroutine's cancellation state is reset, so the loop can go on. A cancellation from outside (cancel())
 /// is never turned into a timeout. Exceptions of the call propagate unchanged.
 template <typename T, typename Clock, typename Call>
@@ -144,7 +151,7 @@ asio::awaitable<T> bounded_call(CallDeadline<Clock>& deadline, typename Clock::t
     }
     if (deadline.disarm() && !deadline.cancelled()) {
         co_await asio::this_coro::reset_cancellation_state();
-        throw TimeoutError(what);
+        throw DeadlineExceeded(what);
     }
     if (error) std::rethrow_exception(error);
     co_return std::move(*value);

@@ -517,6 +517,9 @@ private:
             } catch (...) {
                 error = std::current_exception();
             }
+            // decide() ignored the close() cancellation past the shutdown_timeout: run() has already recorded the
+            // step (moved into the history). Touch nothing and hand nothing on.
+            if (step->finalized) co_return;
             if (error) {
                 if (is_operation_aborted(error)) std::rethrow_exception(error);  // our instance ends
                 finalize(step, StepOutcome::failed, std::nullopt, "decide() failed: " + describe(error));
@@ -607,7 +610,7 @@ private:
                     result = co_await bounded_call<ActionResult>(
                         deadline, deadline_after(now, clock_duration(settings_.act_timeout)),
                         act_timeout_text_, [this, &action = actions[i]] { return agent_.act(action); });
-                } catch (const TimeoutError& e) {
+                } catch (const DeadlineExceeded& e) {  // ours; a TimeoutError act() throws means "effect unknown"
                     result = ActionResult::failure(e.what());
                 }
                 // act() ignored the close() cancellation past the shutdown_timeout: run() has already recorded
@@ -784,49 +787,68 @@ private:
     /// Every monitor event that can leave a component without a running instance (a give-up above all) makes
     /// check_components() run on our strand. The listener runs on the monitor's strand, so it only posts.
     void watch_components() {
-        monitor_events_ = monitor_.subscribe([weak = this->weak_from_this(), strand = strand_](const MonitorEvent& e) {
-            switch (e.kind) {
-            case MonitorEventKind::gave_up:
-            case MonitorEventKind::failed:
-            case MonitorEventKind::cancelled_unexpectedly:
-            case MonitorEventKind::not_enabled:
-            case MonitorEventKind::no_factory:
-                asio::post(strand, [weak] {
-                    if (const auto self = weak.lock(); self && !self->run_returned_) self->check_components();
+        monitor_events_ = monitor_.subscribe(
+            [weak = this->weak_from_this(), strand = strand_,
+             temporary = std::pair{settings_.critical_restart_policy.restart_type == RestartType::temporary,
+                                   settings_.auxiliary_restart_policy.restart_type == RestartType::temporary}](
+                const MonitorEvent& e) {
+                switch (e.kind) {
+                case MonitorEventKind::failed:
+                case MonitorEventKind::cancelled_unexpectedly:
+                    // Final only for a temporary component (never restarted); otherwise a restart follows.
+                    if (!(is_critical(e.component) ? temporary.first : temporary.second)) return;
+                    break;
+                case MonitorEventKind::gave_up:
+                case MonitorEventKind::not_enabled:
+                case MonitorEventKind::no_factory: break;
+                default: return;
+                }
+                // Acts on the event itself, not on the stats read later: a restart() in between (the
+                // watchdog's) resets a give-up in the stats but must not hide it.
+                asio::post(strand, [weak, name = e.component, restart_count = e.restart_count,
+                                    error = e.reason.empty() ? std::string{to_string(e.kind)} : e.reason] {
+                    if (const auto self = weak.lock(); self && !self->run_returned_) {
+                        self->component_ended(name, error, restart_count);
+                    }
                 });
-                break;
-            default: break;
-            }
-        });
+            });
     }
 
-    /// Notices give-ups in the monitor's stats: a critical one fails the run; an auxiliary one degrades it.
+    static bool is_critical(std::string_view name) {
+        return name == components::perception || name == components::perception_watchdog ||
+               name == components::decision_loop || name == components::actuation_loop;
+    }
+
+    /// After close(): a component that ended for good without its event having been handled yet.
     void check_components() {
-        const auto stats = monitor_.get_component_stats();
-        for (auto& [name, info] : components_) {
-            const auto it = stats.find(name);
-            if (info.gave_up || it == stats.end()) continue;
-            const auto state = it->second.state;
-            if (state != ComponentState::gave_up && state != ComponentState::failed) continue;
-            info.gave_up = true;
-            const auto& error = it->second.last_error;
-            record(EventKind::component_gave_up, name,
-                   fmt::format("restart_count={} last_error=\"{}\"", it->second.restart_count, error));
-            if (info.critical) {
-                change_status(AgentStatus::failed,
-                              fmt::format("critical component {} gave up: {}", name, error));
-            } else if (name == components::load_shedding_monitor) {
-                if (gate_.reset("load_shedding_monitor gave up: failing open")) set_shedding(false, gate_.reason());
-                log(spdlog::level::err, "Component load_shedding_monitor gave up; load shedding is off (fail open)");
-            } else {
-                // Requests nobody will apply would block new steps (see may_start_step): drop them, loudly.
-                log(spdlog::level::err,
-                    "Component pause_handler gave up; {} pending pause/resume request(s) dropped, later "
-                    "ones are dropped too",
-                    controls_.size());
-                controls_.clear();
-                notify();
+        for (const auto& [name, stats] : monitor_.get_component_stats()) {
+            if (stats.state == ComponentState::gave_up || stats.state == ComponentState::failed) {
+                component_ended(name, stats.last_error, stats.restart_count);
             }
+        }
+    }
+
+    /// A component will not run again: a critical one fails the run; an auxiliary one degrades it. Once per
+    /// component.
+    void component_ended(const std::string& name, const std::string& error, int restart_count) {
+        const auto it = components_.find(name);
+        if (it == components_.end() || it->second.gave_up) return;
+        it->second.gave_up = true;
+        record(EventKind::component_gave_up, name,
+               fmt::format("restart_count={} last_error=\"{}\"", restart_count, error));
+        if (it->second.critical) {
+            change_status(AgentStatus::failed, fmt::format("critical component {} gave up: {}", name, error));
+        } else if (name == components::load_shedding_monitor) {
+            if (gate_.reset("load_shedding_monitor gave up: failing open")) set_shedding(false, gate_.reason());
+            log(spdlog::level::err, "Component load_shedding_monitor gave up; load shedding is off (fail open)");
+        } else {
+            // Requests nobody will apply would block new steps (see may_start_step): drop them, loudly.
+            log(spdlog::level::err,
+                "Component pause_handler gave up; {} pending pause/resume request(s) dropped, later ones are "
+                "dropped too",
+                controls_.size());
+            controls_.clear();
+            notify();
         }
     }
 
