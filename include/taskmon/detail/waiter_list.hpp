@@ -15,7 +15,6 @@
 #include <type_traits>
 #include <unordered_set>
 #include <utility>
-#include <vector>
 
 #include <asio/any_io_executor.hpp>
 #include <asio/associated_cancellation_slot.hpp>
@@ -38,6 +37,8 @@ public:
     /// already be gone: the context is being destroyed and no handler runs any more).
     virtual void abandon() noexcept = 0;
 
+    ParkedOperation* next_abandoned = nullptr;  ///< the shutdown's chain (no allocation while shutting down)
+
 protected:
     ~ParkedOperation() = default;
 };
@@ -45,8 +46,8 @@ protected:
 /// A WaiterList as the execution context's shutdown sees it.
 class ParkedOperationList {
 public:
-    /// Unlinks every parked operation into `out` (the list is empty afterwards).
-    virtual void release_parked(std::vector<ParkedOperation*>& out) noexcept = 0;
+    /// Unlinks every parked operation onto the front of the chain `out` (the list is empty afterwards).
+    virtual void release_parked(ParkedOperation*& out) noexcept = 0;
 
 protected:
     ~ParkedOperationList() = default;
@@ -74,7 +75,7 @@ public:
 
 private:
     void shutdown() override {
-        std::vector<ParkedOperation*> parked;
+        ParkedOperation* parked = nullptr;
         {
             std::lock_guard lock{registry_->mutex};
             registry_->shut_down = true;
@@ -82,7 +83,10 @@ private:
             registry_->lists.clear();
         }
         // Outside the lock: destroying a coroutine may destroy (and so unregister) other lists.
-        for (auto* op : parked) op->abandon();
+        while (parked != nullptr) {
+            auto* op = std::exchange(parked, parked->next_abandoned);
+            op->abandon();
+        }
     }
 
     std::shared_ptr<ParkedOperationRegistry> registry_ = std::make_shared<ParkedOperationRegistry>();
@@ -240,11 +244,12 @@ private:
         if (!registry_->shut_down) registry_->lists.insert(this);
     }
 
-    void release_parked(std::vector<ParkedOperation*>& out) noexcept override {
+    void release_parked(ParkedOperation*& out) noexcept override {
         while (head_ != nullptr) {
             Waiter* w = head_;
             unlink(w);
-            out.push_back(w);
+            w->next_abandoned = out;
+            out = w;
         }
     }
 
