@@ -21,6 +21,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <tuple>
 #include <utility>
@@ -178,7 +179,6 @@ private:
     using InFlightPtr = std::shared_ptr<InFlight>;
 
     struct ComponentInfo {
-        bool critical = true;
         std::uint64_t instances = 0;
         bool cancel_requested = false;  ///< a restart we asked for: its operation_aborted is not a failure
         bool gave_up = false;
@@ -784,8 +784,8 @@ private:
         return fmt::format(" io_semaphore_count={}->{}", current, count);
     }
 
-    /// Every monitor event that can leave a component without a running instance (a give-up above all) makes
-    /// check_components() run on our strand. The listener runs on the monitor's strand, so it only posts.
+    /// Every monitor event that leaves a component without a running instance for good (a give-up above all)
+    /// reaches component_ended() on our strand. The listener runs on the monitor's strand, so it only posts.
     void watch_components() {
         monitor_events_ = monitor_.subscribe(
             [weak = this->weak_from_this(), strand = strand_,
@@ -814,6 +814,7 @@ private:
             });
     }
 
+    /// perception, perception_watchdog, decision_loop and actuation_loop; the other two are auxiliary.
     static bool is_critical(std::string_view name) {
         return name == components::perception || name == components::perception_watchdog ||
                name == components::decision_loop || name == components::actuation_loop;
@@ -836,7 +837,7 @@ private:
         it->second.gave_up = true;
         record(EventKind::component_gave_up, name,
                fmt::format("restart_count={} last_error=\"{}\"", restart_count, error));
-        if (it->second.critical) {
+        if (is_critical(name)) {
             change_status(AgentStatus::failed, fmt::format("critical component {} gave up: {}", name, error));
         } else if (name == components::load_shedding_monitor) {
             if (gate_.reset("load_shedding_monitor gave up: failing open")) set_shedding(false, gate_.reason());
@@ -898,18 +899,18 @@ private:
     }
 
     void start_components() {
-        const auto add = [this](const char* name, bool critical, auto body) {
-            components_[name].critical = critical;
+        const auto add = [this](const char* name, auto body) {
+            components_.try_emplace(name);
             monitor_.supervise(
                 name, [weak = this->weak_from_this(), name, body] { return enter(weak.lock(), name, body); },
-                critical ? settings_.critical_restart_policy : settings_.auxiliary_restart_policy);
+                is_critical(name) ? settings_.critical_restart_policy : settings_.auxiliary_restart_policy);
         };
-        add(components::perception, true, &SupervisorState::perception);
-        add(components::perception_watchdog, true, &SupervisorState::perception_watchdog);
-        add(components::decision_loop, true, &SupervisorState::decision_loop);
-        add(components::actuation_loop, true, &SupervisorState::actuation_loop);
-        add(components::pause_handler, false, &SupervisorState::pause_handler);
-        add(components::load_shedding_monitor, false, &SupervisorState::load_shedding_monitor);
+        add(components::perception, &SupervisorState::perception);
+        add(components::perception_watchdog, &SupervisorState::perception_watchdog);
+        add(components::decision_loop, &SupervisorState::decision_loop);
+        add(components::actuation_loop, &SupervisorState::actuation_loop);
+        add(components::pause_handler, &SupervisorState::pause_handler);
+        add(components::load_shedding_monitor, &SupervisorState::load_shedding_monitor);
     }
 
     /// After the components closed: the step in flight (if any) ends interrupted; nothing vanishes.
