@@ -725,7 +725,7 @@ TEST_CASE("Bad names are rejected and change nothing", "[task_monitor]") {
     CHECK(message_of([&] { monitor.register_task("a", scripted(a)); }).find("duplicate component name 'a'") !=
           std::string::npos);
     CHECK(message_of([&] { monitor.supervise("a", factory_of(a)); }).find("'a'") != std::string::npos);
-    CHECK(message_of([&] { monitor.supervise("b", {}); }).find("factory") != std::string::npos);
+    CHECK(message_of([&] { monitor.supervise("b", taskmon::RestartFactory{}); }).find("factory") != std::string::npos);
     CHECK(message_of([&] { monitor.supervise("b", factory_of(a), RestartPolicy{.max_backoff = 1s}); })
               .find("max_backoff") != std::string::npos);
     CHECK(message_of([&] { monitor.set_restart_factories({{"", factory_of(a)}}); }).find("empty") !=

@@ -22,7 +22,8 @@ enum class ComponentState {
     completed,     ///< returned normally and its restart type does not restart it
     failed,        ///< failed and is not restarted (temporary, not enabled, or no restart factory)
     gave_up,       ///< the restart limit was exceeded; no further automatic restarts
-    unresponsive,  ///< ignored cancellation for longer than its shutdown_timeout during close()
+    unresponsive,  ///< ignored a requested stop for longer than its shutdown_timeout (still waited for)
+    quarantined,   ///< gave up under GiveUpMode::quarantine; a trial instance starts at next_trial_at
 };
 
 [[nodiscard]] constexpr std::string_view to_string(ComponentState state) noexcept {
@@ -36,6 +37,7 @@ enum class ComponentState {
         case ComponentState::failed: return "failed";
         case ComponentState::gave_up: return "gave_up";
         case ComponentState::unresponsive: return "unresponsive";
+        case ComponentState::quarantined: return "quarantined";
     }
     return "unknown";
 }
@@ -55,6 +57,18 @@ struct ComponentStats {
     int restarts_in_window = 0;  ///< automatic restarts within the last restart_window
     std::optional<std::chrono::system_clock::time_point> next_restart_at;  ///< wall clock, while restarting
     std::uint64_t task_id = 0;   ///< id of the current (or last) instance, unique within the monitor
+
+    std::uint64_t generation = 0;  ///< instances of this component started so far (1 for the first)
+    /// The current instance is ready: it called ComponentContext::ready(), or its policy has no
+    /// startup_timeout (then ready once started). False when no instance is live.
+    bool ready = false;
+    /// Time since the current instance's last heartbeat (or ready(), idle(), busy(), or its start); empty when
+    /// no instance is live.
+    std::optional<std::chrono::nanoseconds> last_heartbeat_age;
+    bool idle = false;  ///< the current instance last declared itself idle()
+    bool in_trial = false;  ///< the live instance is a quarantine trial (the breaker is half-open)
+    std::optional<std::chrono::system_clock::time_point> next_trial_at;  ///< wall clock, while quarantined
+    std::chrono::nanoseconds quarantine_cooldown{};  ///< the current (or next) cooldown; 0 if never quarantined
 };
 
 }  // namespace taskmon

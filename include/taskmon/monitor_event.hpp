@@ -40,6 +40,16 @@ enum class MonitorEventKind {
     stop_timeout,            ///< ignored cancellation past shutdown_timeout during close()
     restart_cancelled,       ///< a pending restart was dropped by disable() or close()
     closed,                  ///< close() finished (the component field is empty)
+    ready,                   ///< the instance called ComponentContext::ready() (only under a startup_timeout)
+    watchdog_timeout,        ///< a ready instance missed its heartbeat deadline: cancelled, counts as a failure
+    startup_timeout,         ///< an instance did not call ready() within startup_timeout: likewise
+    quarantined,             ///< gave up under GiveUpMode::quarantine: a trial instance follows after `delay`
+    trial_started,           ///< a quarantine trial instance is running (a `restarted` precedes it)
+    quarantine_closed,       ///< the trial stayed ready for reset_backoff_after: breaker closed, window cleared
+    escalated,               ///< gave up under GiveUpMode::escalate: handed to async_wait_escalation()
+    reset,                   ///< reset(): restart history cleared by hand
+    removed,                 ///< remove_and_wait(): the component left the monitor
+    policy_updated,          ///< update_policy(): the new policy applies from the next decision
 };
 
 /// The enumerator's name, e.g. "restart_scheduled".
@@ -61,6 +71,16 @@ enum class MonitorEventKind {
         case MonitorEventKind::stop_timeout: return "stop_timeout";
         case MonitorEventKind::restart_cancelled: return "restart_cancelled";
         case MonitorEventKind::closed: return "closed";
+        case MonitorEventKind::ready: return "ready";
+        case MonitorEventKind::watchdog_timeout: return "watchdog_timeout";
+        case MonitorEventKind::startup_timeout: return "startup_timeout";
+        case MonitorEventKind::quarantined: return "quarantined";
+        case MonitorEventKind::trial_started: return "trial_started";
+        case MonitorEventKind::quarantine_closed: return "quarantine_closed";
+        case MonitorEventKind::escalated: return "escalated";
+        case MonitorEventKind::reset: return "reset";
+        case MonitorEventKind::removed: return "removed";
+        case MonitorEventKind::policy_updated: return "policy_updated";
     }
     return "unknown";
 }
@@ -72,11 +92,15 @@ enum class MonitorEventKind {
 ///
 /// | kind                              | also set                                           |
 /// |-----------------------------------|----------------------------------------------------|
-/// | failed, cancelled_unexpectedly    | reason (failure_count includes this failure)       |
+/// | failed, cancelled_unexpectedly    | reason, failure_class (failure_count includes it)  |
 /// | completed                         | restart_type                                       |
 /// | restart_scheduled                 | attempt, delay (the backoff), reason               |
-/// | gave_up                           | limit, window, reason                              |
-/// | factory_failed                    | reason (failure_count includes it)                 |
+/// | gave_up                           | limit, window, reason (limit 0: a fatal failure)   |
+/// | factory_failed                    | reason, failure_class (failure_count includes it)  |
+/// | watchdog_timeout, startup_timeout | reason, delay (the timeout), failure_class         |
+/// | quarantined                       | delay (the cooldown), attempt (trials so far), reason |
+/// | escalated                         | limit, window, reason (as gave_up)                 |
+/// | removed                           | unresponsive (1 if the instance outlived shutdown_timeout) |
 /// | stopped                           | reason, only if the instance threw while stopping  |
 /// | stop_timeout                      | delay (the shutdown_timeout)                       |
 /// | closed                            | count, unresponsive (component and task_id empty)  |
@@ -114,9 +138,11 @@ struct MonitorEvent {
     std::string reason{};
 
     RestartType restart_type = RestartType::transient;  ///< completed: the component's restart type
+    FailureClass failure_class = FailureClass::counted;  ///< failures: how RestartPolicy::classify_failure counted it
 
     std::size_t count = 0;         ///< closed: number of components the monitor knew
-    std::size_t unresponsive = 0;  ///< closed: components still running when close() gave up waiting
+    std::size_t unresponsive = 0;  ///< closed: components still running when close() gave up waiting; removed: 1
+                                   ///< if the instance was still running at its shutdown_timeout
 };
 
 /// A subscriber of BasicTaskMonitor::subscribe().

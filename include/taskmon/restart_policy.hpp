@@ -8,12 +8,15 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace taskmon {
 
@@ -32,6 +35,77 @@ enum class JitterKind {
     decorrelated,  ///< min(max_backoff, U[base_backoff, 3 * previous delay])
     proportional,  ///< d * (1 + U[-jitter_ratio, +jitter_ratio])
 };
+
+/// What happens when a component exceeds its restart limit (or a failure is classified fatal).
+enum class GiveUpMode {
+    stop,        ///< state gave_up; no further automatic restarts until reset() or restart() (default)
+    quarantine,  ///< a circuit breaker: after quarantine_cooldown one trial instance starts (see RestartPolicy)
+    escalate,    ///< state gave_up, and the give-up is handed to the monitor's owner (async_wait_escalation)
+};
+
+/// How a failure counts, as decided by RestartPolicy::classify_failure.
+enum class FailureClass {
+    counted,      ///< restarted with backoff and counted against the restart window (default)
+    not_counted,  ///< restarted with backoff, not counted against the restart window
+    fatal,        ///< not restarted: the component gives up at once (in its policy's GiveUpMode)
+};
+
+/// Decides how a failure counts. Receives the instance's exception: a std::system_error with
+/// asio::error::operation_aborted for an unexpected cancellation, a taskmon::LivenessTimeout for a missed
+/// watchdog or startup deadline. Called on the monitor's strand; an exception it throws is logged and the
+/// failure counts as FailureClass::counted.
+using FailureClassifier = std::function<FailureClass(const std::exception_ptr&)>;
+
+namespace detail {
+
+/// True if `error` holds an exception of (a type derived from) one of `Exceptions`.
+template <typename... Exceptions>
+[[nodiscard]] bool holds_any_of(const std::exception_ptr& error) {
+    if constexpr (sizeof...(Exceptions) == 0) {
+        return false;
+    } else {
+        return [&]<typename First, typename... Rest>(std::type_identity<First>, std::type_identity<Rest>...) {
+            try {
+                std::rethrow_exception(error);
+            } catch (const First&) {
+                return true;
+            } catch (...) {
+                return holds_any_of<Rest...>(error);
+            }
+        }(std::type_identity<Exceptions>{}...);
+    }
+}
+
+}  // namespace detail
+
+/// A classifier giving `result` to failures whose exception is (derived from) one of `Exceptions`, and
+/// FailureClass::counted to every other failure:
+///   .classify_failure = taskmon::classify_as<taskmon::FailureClass::fatal, std::invalid_argument>()
+template <FailureClass result, typename... Exceptions>
+[[nodiscard]] FailureClassifier classify_as() {
+    static_assert(sizeof...(Exceptions) > 0, "classify_as needs at least one exception type");
+    return [](const std::exception_ptr& error) {
+        return error && detail::holds_any_of<Exceptions...>(error) ? result : FailureClass::counted;
+    };
+}
+
+[[nodiscard]] constexpr std::string_view to_string(GiveUpMode mode) noexcept {
+    switch (mode) {
+        case GiveUpMode::stop: return "stop";
+        case GiveUpMode::quarantine: return "quarantine";
+        case GiveUpMode::escalate: return "escalate";
+    }
+    return "unknown";
+}
+
+[[nodiscard]] constexpr std::string_view to_string(FailureClass kind) noexcept {
+    switch (kind) {
+        case FailureClass::counted: return "counted";
+        case FailureClass::not_counted: return "not_counted";
+        case FailureClass::fatal: return "fatal";
+    }
+    return "unknown";
+}
 
 [[nodiscard]] constexpr std::string_view to_string(RestartType type) noexcept {
     switch (type) {
@@ -56,8 +130,18 @@ enum class JitterKind {
 /// Restart policy of a monitor (its default) or of one component. Designed for designated initializers:
 ///   taskmon::RestartPolicy{.max_restart_attempts = 5, .base_backoff = 2s, .max_backoff = 60s}
 /// The k-th consecutive restart waits min(max_backoff, base_backoff * backoff_multiplier^(k-1)), then jitter.
-/// k resets to 0 once a component has run reset_backoff_after without failing. A restart is refused (the
-/// component gives up) when max_restart_attempts restarts already happened within the last restart_window.
+/// k resets to 0 once a component has been ready (see startup_timeout) for reset_backoff_after without failing.
+/// A restart is refused (the component gives up, in give_up_mode) when max_restart_attempts counted restarts
+/// already happened within the last restart_window.
+///
+/// Liveness (all off by default; a component reports through its ComponentContext, see component_context.hpp):
+/// - startup_timeout > 0: the instance must call ready() within it; until then it is not ready. With 0 an
+///   instance is ready as soon as it starts.
+/// - watchdog_timeout > 0: once ready, a busy instance must heartbeat() at least this often; an idle() one at
+///   least every idle_timeout (0: never, so a loop legitimately waiting for work never trips it).
+///   extend_deadline(d) pushes the deadline to at least now + d for a long operation.
+/// A missed deadline cancels the instance and counts as a failure with reason "watchdog timeout" or "startup
+/// timeout", through the normal backoff and window.
 struct RestartPolicy {
     int max_restart_attempts = 5;
     std::chrono::milliseconds restart_window = std::chrono::hours{1};
@@ -68,9 +152,26 @@ struct RestartPolicy {
     double jitter_ratio = 0.0;  ///< used by JitterKind::proportional, in [0, 1]
     std::chrono::milliseconds reset_backoff_after = std::chrono::minutes{10};
     RestartType restart_type = RestartType::transient;
-    /// How long close() waits for the component to exit after cancelling it.
+    /// How long a requested stop (close, disable, restart, remove_and_wait, a liveness timeout) waits for the
+    /// instance to exit before it is reported unresponsive (stop_timeout).
     std::chrono::milliseconds shutdown_timeout = std::chrono::seconds{5};
+
+    std::chrono::milliseconds watchdog_timeout{0};  ///< 0: no watchdog
+    std::chrono::milliseconds idle_timeout{0};      ///< watchdog deadline while idle(); 0: none
+    std::chrono::milliseconds startup_timeout{0};   ///< 0: ready at start; else ready() must come within it
+
+    GiveUpMode give_up_mode = GiveUpMode::stop;
+    /// quarantine: the first cooldown before a trial instance; doubled at each failed trial, up to the max.
+    /// A trial that stays ready for reset_backoff_after closes the breaker and clears the window.
+    std::chrono::milliseconds quarantine_cooldown = std::chrono::minutes{15};
+    std::chrono::milliseconds max_quarantine_cooldown = std::chrono::hours{4};
+
+    /// Empty: every failure is FailureClass::counted.
+    FailureClassifier classify_failure{};
 };
+
+/// Unlimited restart attempts: max_restart_attempts = unlimited_restarts never gives up.
+inline constexpr int unlimited_restarts = std::numeric_limits<int>::max();
 
 /// Throws std::invalid_argument naming the first invalid field of `policy`; `context` prefixes the message
 /// (e.g. the component name).
@@ -90,6 +191,16 @@ inline void validate(const RestartPolicy& policy, std::string_view context = "Re
     if (!(policy.jitter_ratio >= 0.0 && policy.jitter_ratio <= 1.0)) fail("jitter_ratio", "must be in [0, 1]");
     if (policy.reset_backoff_after < milliseconds::zero()) fail("reset_backoff_after", "must not be negative");
     if (policy.shutdown_timeout < milliseconds::zero()) fail("shutdown_timeout", "must not be negative");
+    if (policy.watchdog_timeout < milliseconds::zero()) fail("watchdog_timeout", "must not be negative");
+    if (policy.idle_timeout < milliseconds::zero()) fail("idle_timeout", "must not be negative");
+    if (policy.idle_timeout > milliseconds::zero() && policy.watchdog_timeout == milliseconds::zero()) {
+        fail("idle_timeout", "needs a watchdog_timeout");
+    }
+    if (policy.startup_timeout < milliseconds::zero()) fail("startup_timeout", "must not be negative");
+    if (policy.quarantine_cooldown <= milliseconds::zero()) fail("quarantine_cooldown", "must be positive");
+    if (policy.max_quarantine_cooldown < policy.quarantine_cooldown) {
+        fail("max_quarantine_cooldown", "must not be less than quarantine_cooldown");
+    }
     // Durations are converted to nanoseconds (about 292 years) and added to clock readings: bound them so that
     // no conversion or deadline overflows.
     constexpr std::chrono::hours longest{24 * 365 * 100};
@@ -101,6 +212,10 @@ inline void validate(const RestartPolicy& policy, std::string_view context = "Re
     too_long("max_backoff", policy.max_backoff);
     too_long("reset_backoff_after", policy.reset_backoff_after);
     too_long("shutdown_timeout", policy.shutdown_timeout);
+    too_long("watchdog_timeout", policy.watchdog_timeout);
+    too_long("idle_timeout", policy.idle_timeout);
+    too_long("startup_timeout", policy.startup_timeout);
+    too_long("max_quarantine_cooldown", policy.max_quarantine_cooldown);
     switch (policy.jitter) {
         case JitterKind::none:
         case JitterKind::full:
@@ -114,6 +229,12 @@ inline void validate(const RestartPolicy& policy, std::string_view context = "Re
         case RestartType::transient:
         case RestartType::temporary: break;
         default: fail("restart_type", "is not a RestartType");
+    }
+    switch (policy.give_up_mode) {
+        case GiveUpMode::stop:
+        case GiveUpMode::quarantine:
+        case GiveUpMode::escalate: break;
+        default: fail("give_up_mode", "is not a GiveUpMode");
     }
 }
 
@@ -141,6 +262,33 @@ using RandomSource = std::function<double()>;
     const double raw = base * std::pow(policy.backoff_multiplier, exponent);
     const double delay = std::isfinite(raw) ? std::min(cap, raw) : cap;
     return ns{static_cast<ns::rep>(delay)};
+}
+
+/// True when a crash loop under `policy` gives up before any restart waits the full max_backoff: the
+/// max_restart_attempts restarts all fit in one restart_window and the last of them still waits less than
+/// max_backoff (the defaults do: 2, 4, 8, 16, 32 s, then the 6th restart is refused). The monitor logs a
+/// warning for such a policy, since max_backoff then never applies.
+[[nodiscard]] inline bool gives_up_before_max_backoff(const RestartPolicy& policy) {
+    const int attempts = policy.max_restart_attempts;
+    constexpr int longest_check = 10'000;  // beyond it (an unusual policy) no warning is given
+    if (attempts > longest_check || policy.base_backoff == policy.max_backoff) {
+        return false;
+    }
+    if (attempts == 0) {
+        return true;
+    }
+    std::chrono::nanoseconds total{};
+    for (int k = 1; k <= attempts; ++k) {
+        const auto delay = nominal_backoff(policy, k);
+        if (delay >= policy.max_backoff) {
+            return false;
+        }
+        total += delay;
+        if (total >= policy.restart_window) {
+            return false;  // older restarts leave the window before the limit is reached
+        }
+    }
+    return true;
 }
 
 /// The delay before the k-th consecutive restart with the policy's jitter applied and clamped to

@@ -11,12 +11,21 @@
 //   monitor.enable({"perception"});                          // restart only what is enabled
 //   monitor.supervise("actuation", [] { return actuation_loop(); });  // factory + register + enable
 //   auto stats = monitor.get_component_stats();
+//   monitor.supervise("poller", [](taskmon::ComponentContext ctx) -> asio::awaitable<void> {
+//       ctx.ready(); for (;;) { ctx.heartbeat(); co_await poll(); }
+//   }, taskmon::RestartPolicy{.watchdog_timeout = 10s, .give_up_mode = taskmon::GiveUpMode::quarantine});
+//   auto stats = monitor.get_component_stats();
 //   auto subscription = monitor.subscribe([](const taskmon::MonitorEvent& e) { /* every state change */ });
+//   monitor.update_policy("poller", new_policy);   // from the next decision on
+//   monitor.reset("poller");                        // clear a give-up or a quarantine by hand
+//   co_await monitor.remove_and_wait("poller");     // stop it and forget it
+//   auto escalation = co_await monitor.async_wait_escalation();  // GiveUpMode::escalate give-ups
 //   co_await monitor.close();
 #pragma once
 
 #include <taskmon/detail/config.hpp>
 
+#include <taskmon/component_context.hpp>
 #include <taskmon/component_stats.hpp>
 #include <taskmon/event_subscription.hpp>
 #include <taskmon/monitor_event.hpp>
@@ -25,6 +34,7 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/error.hpp>
 #include <asio/use_awaitable.hpp>
 #include <spdlog/logger.h>
 
@@ -43,6 +53,10 @@ namespace taskmon {
 
 /// Creates a fresh instance of a component's coroutine; called on the monitor's strand for every restart.
 using RestartFactory = std::function<asio::awaitable<void>()>;
+
+/// A factory handed the new instance's ComponentContext (liveness: heartbeat, idle/busy, ready...). Take the
+/// context by value: the coroutine keeps its own copy.
+using ContextFactory = std::function<asio::awaitable<void>(ComponentContext)>;
 
 /// Default number of strands a monitor shares among its components (Asio's legacy io_context::strand service
 /// shares 193 the same way). 0 means one strand per component.
@@ -100,6 +114,11 @@ public:
         state_->set_restart_factories(std::move(factories));
     }
 
+    /// The same for factories that take their instance's ComponentContext.
+    void set_restart_factories(std::map<std::string, ContextFactory> factories) {
+        state_->set_restart_factories(std::move(factories));
+    }
+
     /// Starts `task` under supervision as component `name` (not enabled for restart until enable()). The task
     /// runs on the component's pool strand of the monitor's executor. Throws std::invalid_argument for an empty
     /// or already registered name.
@@ -117,7 +136,13 @@ public:
 
     /// Factory + register + enable in one call, with an optional per-component policy. The factory is called
     /// once now on the calling thread; if it throws, the exception propagates and nothing has changed.
+    /// Works at any time before close(): components may be added while others run.
     void supervise(const std::string& name, RestartFactory factory, std::optional<RestartPolicy> policy = {}) {
+        state_->supervise(name, std::move(factory), std::move(policy));
+    }
+
+    /// The same with a factory that takes its instance's ComponentContext (needed to heartbeat or call ready()).
+    void supervise(const std::string& name, ContextFactory factory, std::optional<RestartPolicy> policy = {}) {
         state_->supervise(name, std::move(factory), std::move(policy));
     }
 
@@ -127,6 +152,49 @@ public:
     /// known only from set_restart_factories() is started and thereby registered. Throws
     /// std::invalid_argument for an unknown name or a component without a restart factory.
     void restart(const std::string& name) { state_->restart(name); }
+
+    /// Clears the component's restart history by hand: sliding window, backoff, quarantine cooldown. A component
+    /// that gave up, or is quarantined, starts a new instance now (not a trial). Publishes `reset`. Throws
+    /// std::invalid_argument for an unknown name, or a gave_up / quarantined component without a factory.
+    void reset(const std::string& name) { state_->reset(name); }
+
+    /// Replaces the component's policy (validated first: std::invalid_argument naming the field). It applies
+    /// from the next decision: a pending backoff keeps its timer, the next failure uses the new limits, and a
+    /// running instance's liveness deadlines use the new timeouts from the next check (an instance started
+    /// without a liveness record — no context and no liveness policy then — stays unwatched until it restarts).
+    /// Publishes `policy_updated`.
+    void update_policy(const std::string& name, RestartPolicy policy) {
+        state_->update_policy(name, std::move(policy));
+    }
+
+    /// Stops the component for good and removes it from the monitor (its name may then be used again):
+    /// disables it, drops a pending restart, cancels the running instance and waits for it to exit, then
+    /// publishes `removed` and completes. An instance that ignores cancellation for longer than its
+    /// shutdown_timeout is reported (stop_timeout), removed anyway (`removed` with unresponsive = 1; it is then
+    /// waited for only by close()), and the operation completes with asio::error::timed_out. Signature
+    /// void(std::error_code); completes through the token's associated executor (post semantics). Concurrent
+    /// calls for one component complete together. Throws std::invalid_argument for an unknown name and
+    /// std::logic_error after close() — with use_awaitable when awaited, otherwise from the call. If close()
+    /// finishes first, a removal still waiting completes with timed_out.
+    template <typename CompletionToken = asio::use_awaitable_t<>>
+    auto remove_and_wait(const std::string& name, CompletionToken&& token = {}) {
+        return asio::async_initiate<CompletionToken, void(std::error_code)>(
+            [state = state_](auto handler, const std::string& component) {
+                state->async_remove(component, std::move(handler));
+            },
+            token, name);
+    }
+
+    /// Waits for the next give-up of a component under GiveUpMode::escalate and completes with its `escalated`
+    /// event (component, reason, limit, window). Escalations are queued until taken, oldest first, so none is
+    /// lost between two waits. Completes with asio::error::operation_aborted once close() finished and none is
+    /// left. Signature void(std::error_code, MonitorEvent); completes through the token's associated executor.
+    ///   std::future<taskmon::MonitorEvent> escalation = monitor.async_wait_escalation(asio::use_future);
+    template <typename CompletionToken = asio::use_awaitable_t<>>
+    auto async_wait_escalation(CompletionToken&& token = {}) {
+        return asio::async_initiate<CompletionToken, void(std::error_code, MonitorEvent)>(
+            [state = state_](auto handler) { state->async_wait_escalation(std::move(handler)); }, token);
+    }
 
     /// Calls `listener` with every event published from now on, until the returned handle is destroyed or
     /// unsubscribed (see taskmon/monitor_event.hpp for the kinds and their fields). Every event is logged

@@ -8,6 +8,7 @@
 #include <taskmon/version.hpp>
 
 // TaskMonitor
+#include <taskmon/component_context.hpp>
 #include <taskmon/component_stats.hpp>
 #include <taskmon/event_subscription.hpp>
 #include <taskmon/monitor_event.hpp>

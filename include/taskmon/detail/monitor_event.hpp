@@ -213,6 +213,67 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             logger.log(level_enum::info, "TaskMonitor closed components={} unresponsive={}", e.count,
                        e.unresponsive);
             break;
+        case MonitorEventKind::ready:
+            logger.log(level_enum::info, "Component {} is ready component={} task_id={}", name, name, e.task_id);
+            break;
+        case MonitorEventKind::watchdog_timeout: {
+            const auto seconds = format_seconds(e.delay);
+            logger.log(level_enum::err,
+                       "Component {} missed its watchdog deadline ({}s without a heartbeat); cancelling it "
+                       "component={} task_id={} failure_count={} timeout={} failure_class={} reason={}",
+                       name, seconds, name, e.task_id, e.failure_count, seconds, to_string(e.failure_class),
+                       quote(e.reason));
+            break;
+        }
+        case MonitorEventKind::startup_timeout: {
+            const auto seconds = format_seconds(e.delay);
+            logger.log(level_enum::err,
+                       "Component {} did not become ready within {}s; cancelling it component={} task_id={} "
+                       "failure_count={} timeout={} failure_class={} reason={}",
+                       name, seconds, name, e.task_id, e.failure_count, seconds, to_string(e.failure_class),
+                       quote(e.reason));
+            break;
+        }
+        case MonitorEventKind::quarantined: {
+            const auto seconds = format_seconds(e.delay);
+            logger.log(level_enum::err,
+                       "Component {} quarantined; one trial instance in {}s component={} cooldown={} trials={} "
+                       "reason={}",
+                       name, seconds, name, seconds, e.attempt, quote(e.reason));
+            break;
+        }
+        case MonitorEventKind::trial_started:
+            logger.log(level_enum::warn, "Quarantine trial of component {} started component={} task_id={}", name,
+                       name, e.task_id);
+            break;
+        case MonitorEventKind::quarantine_closed:
+            logger.log(level_enum::info,
+                       "Component {} passed its quarantine trial; circuit closed, restart window cleared "
+                       "component={} task_id={}",
+                       name, name, e.task_id);
+            break;
+        case MonitorEventKind::escalated:
+            logger.log(level_enum::critical,
+                       "Component {} gave up; escalating to the monitor's owner component={} restart_count={} "
+                       "reason={}",
+                       name, name, e.restart_count, quote(e.reason));
+            break;
+        case MonitorEventKind::reset:
+            logger.log(level_enum::info, "Restart history of component {} reset by hand component={}", name, name);
+            break;
+        case MonitorEventKind::removed:
+            if (e.unresponsive == 0) {
+                logger.log(level_enum::info, "Component {} removed component={}", name, name);
+            } else {
+                logger.log(level_enum::err,
+                           "Component {} removed while its instance still ignores cancellation component={} "
+                           "task_id={} unresponsive=1",
+                           name, name, e.task_id);
+            }
+            break;
+        case MonitorEventKind::policy_updated:
+            logger.log(level_enum::info, "Policy of component {} updated component={}", name, name);
+            break;
     }
 }
 

@@ -6,7 +6,7 @@
 
 #include <taskmon/task_monitor.hpp>
 
-
+#include <taskmon/component_context.hpp>
 #include <taskmon/component_stats.hpp>
 #include <taskmon/detail/exit_outcome.hpp>
 #include <taskmon/detail/listener_registry.hpp>
@@ -24,15 +24,16 @@
 #include <asio/bind_executor.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/error.hpp>
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/wait_traits.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <algorithm>
 #include <deque>
 #include <functional>
 #include <map>
@@ -40,9 +41,10 @@
 #include <mutex>
 #include <optional>
 #include <span>
-#include <tuple>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -51,24 +53,41 @@ namespace taskmon {
 namespace detail {
 
 /// Why the monitor asked an instance to stop.
-enum class StopCause { none, restart, disable, close };
+enum class StopCause { none, restart, disable, close, remove, liveness };
+
+/// What a component's instances are made from: a plain factory or one that takes the instance's context.
+struct ComponentFactory {
+    RestartFactory plain;
+    ContextFactory contextual;
+
+    asio::awaitable<void> operator()(ComponentContext context) const {
+        return contextual ? contextual(std::move(context)) : plain();
+    }
+};
+
+/// The most restarts a window remembers under unlimited_restarts (restarts_in_window saturates there).
+inline constexpr std::size_t unlimited_window_memory = 10'000;
 
 /// The state shared by a monitor and every callback it has outstanding. Kept alive by those callbacks, so a
 /// monitor can be destroyed while its components still run.
 ///
 /// Invariants (all guarded by mutex_):
 /// - a component has at most one live instance (`instance`), and while it has one, restart_scheduled is false;
-/// - restart_scheduled is true only between the decision to restart and the new instance starting; a timer or
-///   post carrying an older restart_gen is stale and ignored;
+/// - restart_scheduled is true only between the decision to restart (or to quarantine) and the new instance
+///   starting; a timer or post carrying an older restart_gen is stale and ignored;
 /// - after closed_ is set no factory is called and no instance is started;
+/// - a component leaves components_ only through remove_and_wait(); callbacks hold it by shared_ptr, and one
+///   whose instance outlived its shutdown_timeout stays in detached_ until that instance exits;
 /// - events get their sequence number under mutex_, in the order of the changes they report.
-/// Timers, co_spawn and completion callbacks run on strand_; cancellation of an instance is emitted on the
-/// component's strand (the pool strand its coroutine runs on), since cancellation_signal is not thread-safe.
+/// Timers, co_spawn completions, waiter lists and factory calls of restarts run on strand_; cancellation of an
+/// instance is emitted on the component's strand (the pool strand its coroutine runs on), since
+/// cancellation_signal is not thread-safe.
 template <typename Clock>
 class MonitorState : public std::enable_shared_from_this<MonitorState<Clock>> {
 public:
     using clock = Clock;
     using time_point = typename Clock::time_point;
+    using duration = typename Clock::duration;
     using Timer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, asio::any_io_executor>;
     using Strand = asio::strand<asio::any_io_executor>;
 
@@ -77,22 +96,58 @@ public:
         : strand_pool_size_{strand_pool_size},
           executor_{std::move(executor)},
           strand_{asio::make_strand(executor_)},
-          policy_{policy},
+          policy_{std::move(policy)},
           logger_{logger ? std::move(logger) : spdlog::default_logger()},
           random_{random ? std::move(random) : nondeterministic_random_source()},
           clock_origin_{Clock::now()},
           wall_origin_{std::chrono::system_clock::now()},
-          close_timer_{strand_} {}
+          close_timer_{strand_} {
+        warn_if_max_backoff_unreachable(policy_, "the TaskMonitor's default policy");
+    }
+
+    struct Component;
+
+    /// An instance's liveness record (see InstanceLiveness); made only for instances that take a context or
+    /// run under a liveness policy.
+    class Liveness final : public InstanceLiveness {
+    public:
+        Liveness(std::uint64_t id, std::uint64_t generation, std::int64_t started,
+                 std::weak_ptr<MonitorState> state, std::weak_ptr<Component> component) noexcept
+            : InstanceLiveness{id, generation, &now_ns, started},
+              state_{std::move(state)},
+              component_{std::move(component)} {}
+
+        using InstanceLiveness::mark_ready;
+
+    private:
+        void on_ready() noexcept override {
+            if (auto state = state_.lock()) {
+                try {
+                    state->notify_ready(component_, id());
+                } catch (...) {  // NOLINT(bugprone-empty-catch): post allocation failed; the watch still sees it
+                }
+            }
+        }
+
+        std::weak_ptr<MonitorState> state_;
+        std::weak_ptr<Component> component_;
+    };
 
     struct Instance {
-        Instance(std::uint64_t i, time_point s, std::shared_ptr<const RestartFactory> f)
-            : id{i}, started{s}, origin{std::move(f)} {}
+        Instance(std::uint64_t i, time_point s, std::shared_ptr<const ComponentFactory> f,
+                 std::shared_ptr<Liveness> l)
+            : id{i}, started{s}, origin{std::move(f)}, liveness{std::move(l)} {}
         std::uint64_t id;
         time_point started;
         // The factory this instance came from: a coroutine lambda's frame refers to the closure object, so the
         // closure must outlive the instance even if the factory is replaced.
-        std::shared_ptr<const RestartFactory> origin;
+        std::shared_ptr<const ComponentFactory> origin;
+        std::shared_ptr<Liveness> liveness;  // null: ready at start, nothing to watch
+        time_point stop_deadline{};          // a requested stop is reported unresponsive after it
         StopCause stop = StopCause::none;
+        bool tripped_startup = false;            // StopCause::liveness: which deadline it missed
+        bool reported_unresponsive = false;
+        FailureClass trip_class = FailureClass::counted;
         asio::cancellation_signal signal;
     };
 
@@ -100,31 +155,46 @@ public:
         Component(std::string n, const asio::any_io_executor& s) : name{std::move(n)}, strand{&s} {}
         std::string name;
         const asio::any_io_executor* strand;  // the pool strand its instances run on (strands_ never shrinks)
-        std::shared_ptr<const RestartFactory> factory;
+        std::shared_ptr<const ComponentFactory> factory;
         std::shared_ptr<const RestartPolicy> own_policy;  // null: the monitor's policy
-        std::unique_ptr<Timer> timer;  // backoff; strand_ only
+        std::unique_ptr<Timer> timer;        // backoff and quarantine cooldown; strand_ only
+        std::unique_ptr<Timer> watch_timer;  // liveness, stop deadlines, trial probation; strand_ only
         std::shared_ptr<Instance> instance;
+        // Times of counted restarts within the restart window, oldest first; at most max_restart_attempts long.
+        // (A vector, not a deque: an empty libstdc++ deque already allocates ~600 bytes.)
+        std::vector<time_point> window;
+        std::string last_error;
+        std::optional<time_point> next_restart;
+        time_point last_restart{};  // valid when restart_count > 0
+        std::chrono::nanoseconds last_delay{};
+        std::chrono::nanoseconds quarantine_cooldown{};
+        std::uint64_t restart_gen = 0;
+        std::uint64_t task_id = 0;
+        std::uint64_t generation = 0;
+        int restart_count = 0;
+        int failure_count = 0;
+        int consecutive = 0;  // k of the backoff formula
+        int trials = 0;       // quarantine trials since the breaker last closed
+        ComponentState state = ComponentState::not_started;
         bool registered = false;
         bool enabled = false;
         bool restart_scheduled = false;
-        bool manual_pending = false;  // the scheduled restart was requested by restart()
+        bool manual_pending = false;  // the scheduled restart was requested by restart() or reset()
         bool starting = false;        // the factory is being called
-        std::uint64_t restart_gen = 0;
-        // Times of automatic restarts within the restart window, oldest first; at most max_restart_attempts long.
-        // (A vector, not a deque: an empty libstdc++ deque already allocates ~600 bytes.)
-        std::vector<time_point> window;
-        int consecutive = 0;            // k of the backoff formula
-        std::chrono::nanoseconds last_delay{};
-        std::optional<time_point> next_restart;
-        ComponentStats stats;
+        bool task_cancelled = false;
+        bool in_trial = false;        // the live instance is a quarantine trial
+        bool removing = false;        // remove_and_wait() was called
+        bool removed = false;         // left components_
     };
+    using ComponentPtr = std::shared_ptr<Component>;
 
     using Events = std::vector<MonitorEvent>;
     using Listeners = ListenerRegistry<MonitorEvent>;
 
     // ---- public operations (any thread) -------------------------------------------------------------
 
-    void set_restart_factories(std::map<std::string, RestartFactory> factories) {
+    template <typename Factory>
+    void set_restart_factories(std::map<std::string, Factory> factories) {
         for (const auto& [name, factory] : factories) {
             check_name(name, "set_restart_factories");
             if (!factory) {
@@ -134,7 +204,7 @@ public:
         std::lock_guard lock{mutex_};
         check_open("set_restart_factories");
         for (auto& [name, factory] : factories) {
-            find_or_create(name).factory = std::make_shared<const RestartFactory>(std::move(factory));
+            find_or_create(name)->factory = make_factory(std::move(factory));
         }
     }
 
@@ -145,14 +215,15 @@ public:
             std::lock_guard lock{mutex_};
             check_open("register_task");
             check_not_registered(name, "register_task");
-            auto& c = find_or_create(name);
-            c.registered = true;
-            spawn(c, std::move(task), nullptr, false, events);
+            auto c = find_or_create(name);
+            c->registered = true;
+            spawn(c, std::move(task), nullptr, reserve_instance(c), events);
         }
         publish(events);
     }
 
-    void supervise(const std::string& name, RestartFactory factory, std::optional<RestartPolicy> policy) {
+    template <typename Factory>
+    void supervise(const std::string& name, Factory factory, std::optional<RestartPolicy> policy) {
         check_name(name, "supervise");
         if (!factory) {
             throw std::invalid_argument("supervise: factory of component '" + name + "' is empty");
@@ -160,24 +231,47 @@ public:
         if (policy) {
             validate(*policy, "supervise: policy of component '" + name + "'");
         }
+        auto origin = make_factory(std::move(factory));
+        Reservation reservation;
+        ComponentPtr provisional;
         {
             std::lock_guard lock{mutex_};
             check_open("supervise");
             check_not_registered(name, "supervise");
+            // A record for the liveness back-reference; it joins components_ only if the factory succeeds.
+            auto it = components_.find(std::string_view{name});
+            provisional = it != components_.end() ? it->second : make_component(name);
+            reservation = reserve_instance(provisional, origin.get(), policy ? &*policy : nullptr);
         }
-        auto origin = std::make_shared<const RestartFactory>(std::move(factory));
-        auto task = (*origin)();  // outside the lock: user code; if it throws nothing has changed
+        std::optional<asio::awaitable<void>> task;
+        try {
+            task.emplace((*origin)(context_of(reservation)));  // outside the lock: user code
+        } catch (...) {
+            std::lock_guard lock{mutex_};
+            release(reservation);  // if it throws nothing has changed
+            throw;
+        }
         Events events;
         {
             std::lock_guard lock{mutex_};
             check_open("supervise");
             check_not_registered(name, "supervise");
-            auto& c = find_or_create(name);
+            auto it = components_.find(std::string_view{name});
+            if (it != components_.end() && it->second != provisional) {
+                throw std::invalid_argument("supervise: component '" + name + "' changed concurrently");
+            }
+            if (it == components_.end()) {
+                insert(provisional);
+            }
+            auto& c = *provisional;
             c.factory = origin;
-            c.own_policy = policy ? std::make_shared<const RestartPolicy>(*policy) : nullptr;
+            c.own_policy = policy ? std::make_shared<const RestartPolicy>(std::move(*policy)) : nullptr;
             c.enabled = true;
             c.registered = true;
-            spawn(c, std::move(task), std::move(origin), false, events);
+            spawn(provisional, std::move(*task), std::move(origin), std::move(reservation), events);
+        }
+        if (const auto& own = provisional->own_policy) {
+            warn_if_max_backoff_unreachable(*own, "the policy of component '" + name + "'");
         }
         publish(events);
     }
@@ -187,7 +281,10 @@ public:
         check_open("enable");
         check_known(names, "enable");
         for (const auto& name : names) {
-            components_.at(name)->enabled = true;
+            check_not_removing(name, "enable");
+        }
+        for (const auto& name : names) {
+            at(name).enabled = true;
         }
     }
 
@@ -198,8 +295,8 @@ public:
             check_open("disable");
             check_known(names, "disable");
             for (const auto& name : names) {
-                auto& c = *components_.at(name);
-                c.enabled = false;
+                const auto& c = components_.find(std::string_view{name})->second;
+                c->enabled = false;
                 cancel_pending_restart(c, ComponentState::stopped, events);
                 request_stop(c, StopCause::disable);
             }
@@ -213,7 +310,9 @@ public:
             std::lock_guard lock{mutex_};
             check_open("restart");
             check_known({name}, "restart");
-            auto& c = *components_.at(name);
+            check_not_removing(name, "restart");
+            const auto& cp = components_.find(std::string_view{name})->second;
+            auto& c = *cp;
             if (!c.factory) {
                 throw std::invalid_argument("restart: component '" + name + "' has no restart factory");
             }
@@ -221,30 +320,70 @@ public:
             if (c.starting || (c.instance && c.instance->stop == StopCause::restart)) {
                 events.push_back(event(MonitorEventKind::restart_merged, c, now));
             } else if (c.restart_scheduled) {
-                // Merge into the pending restart and run it now instead of after the rest of the backoff.
+                // Merge into the pending restart (or quarantine trial) and run it now.
                 events.push_back(event(MonitorEventKind::restart_merged, c, now));
-                c.manual_pending = true;
-                schedule_start(c, std::chrono::nanoseconds::zero());
-            } else if (c.instance) {
-                events.push_back(event(MonitorEventKind::restart_requested, c, now));
-                c.stats.state = ComponentState::restarting;
-                c.stats.is_restarting = true;
-                request_stop(c, StopCause::restart);
-            } else {
-                events.push_back(event(MonitorEventKind::restart_requested, c, now));
-                c.registered = true;  // starting a component known only by its factory registers it
-                if (c.stats.state == ComponentState::gave_up) {
-                    // A manual restart after giving up is a reset: the component gets a fresh budget.
-                    c.window.clear();
-                    c.consecutive = 0;
+                if (c.state == ComponentState::quarantined) {
+                    clear_budget(c);  // a manual restart out of quarantine is a reset, not a trial
                 }
                 c.manual_pending = true;
-                c.restart_scheduled = true;
-                c.stats.state = ComponentState::restarting;
-                c.stats.is_restarting = true;
-                schedule_start(c, std::chrono::nanoseconds::zero());
+                schedule_start(cp, std::chrono::nanoseconds::zero());
+            } else if (c.instance) {
+                events.push_back(event(MonitorEventKind::restart_requested, c, now));
+                c.state = ComponentState::restarting;
+                request_stop(cp, StopCause::restart);
+            } else {
+                events.push_back(event(MonitorEventKind::restart_requested, c, now));
+                if (c.state == ComponentState::gave_up) {
+                    clear_budget(c);  // a manual restart after giving up is a reset: a fresh budget
+                }
+                start_now(cp);
             }
         }
+        publish(events);
+    }
+
+    void reset(const std::string& name) {
+        Events events;
+        {
+            std::lock_guard lock{mutex_};
+            check_open("reset");
+            check_known({name}, "reset");
+            check_not_removing(name, "reset");
+            const auto& cp = components_.find(std::string_view{name})->second;
+            auto& c = *cp;
+            const bool stuck = c.state == ComponentState::gave_up || c.state == ComponentState::quarantined;
+            if (stuck && !c.factory) {
+                throw std::invalid_argument("reset: component '" + name + "' has no restart factory");
+            }
+            clear_budget(c);
+            events.push_back(event(MonitorEventKind::reset, c, Clock::now()));
+            if (c.state == ComponentState::quarantined) {
+                c.manual_pending = true;  // the pending trial becomes a plain restart, now
+                c.state = ComponentState::restarting;
+                schedule_start(cp, std::chrono::nanoseconds::zero());
+            } else if (c.state == ComponentState::gave_up && !c.instance && !c.starting) {
+                start_now(cp);
+            }
+        }
+        publish(events);
+    }
+
+    void update_policy(const std::string& name, RestartPolicy policy) {
+        validate(policy, "update_policy: policy of component '" + name + "'");
+        Events events;
+        {
+            std::lock_guard lock{mutex_};
+            check_open("update_policy");
+            check_known({name}, "update_policy");
+            check_not_removing(name, "update_policy");
+            const auto& cp = components_.find(std::string_view{name})->second;
+            cp->own_policy = std::make_shared<const RestartPolicy>(policy);
+            events.push_back(event(MonitorEventKind::policy_updated, *cp, Clock::now()));
+            if (cp->instance) {
+                post_watch(cp);  // new liveness timeouts apply from the next check
+            }
+        }
+        warn_if_max_backoff_unreachable(policy, "the policy of component '" + name + "'");
         publish(events);
     }
 
@@ -266,17 +405,7 @@ public:
         const auto now = Clock::now();
         std::map<std::string, ComponentStats> out;
         for (const auto& [name, c] : components_) {
-            ComponentStats s = c->stats;
-            s.enabled = c->enabled;
-            const auto window = std::chrono::duration_cast<typename Clock::duration>(policy_of(*c).restart_window);
-            s.restarts_in_window = 0;
-            for (const auto& t : c->window) {
-                if (t > now - window) {
-                    ++s.restarts_in_window;
-                }
-            }
-            s.next_restart_at = c->next_restart ? std::optional{wall(*c->next_restart)} : std::nullopt;
-            out.emplace(name, std::move(s));
+            out.emplace(std::string{name}, stats_of(*c, now));
         }
         return out;
     }
@@ -296,6 +425,60 @@ public:
             } else {
                 state.close_waiters_.park(std::move(waiter), std::tuple<>{}, state.strand_);
             }
+        });
+    }
+
+    /// remove_and_wait(): validates and starts the removal on the calling thread (throws like every mutating
+    /// call), then parks `handler` (void(error_code)) until the component left the monitor.
+    template <typename Handler>
+    void async_remove(const std::string& name, Handler handler) {
+        Events events;
+        ComponentPtr cp;
+        {
+            std::lock_guard lock{mutex_};
+            check_open("remove_and_wait");
+            check_known({name}, "remove_and_wait");
+            cp = components_.find(std::string_view{name})->second;
+            auto& c = *cp;
+            if (!c.removing) {
+                c.removing = true;
+                c.enabled = false;
+                cancel_pending_restart(cp, ComponentState::stopped, events);
+                if (c.instance) {
+                    request_stop(cp, StopCause::remove);
+                } else if (!c.starting) {
+                    erase(c, false, events);
+                }
+            }
+        }
+        publish(events);
+        auto executor = asio::get_associated_executor(handler, executor_);
+        asio::post(strand_, [self = this->shared_from_this(), cp = std::move(cp),
+                             waiter = asio::bind_executor(executor, std::move(handler))]() mutable {
+            std::optional<asio::error_code> result;
+            {
+                std::lock_guard lock{self->mutex_};
+                if (cp->removed) {
+                    result = cp->instance ? asio::error::timed_out : asio::error_code{};
+                }
+            }
+            if (result) {
+                self->remove_waiters_.complete_now(std::move(waiter), self->strand_, *result);
+            } else {
+                self->remove_waiters_.park(std::move(waiter), std::move(cp), self->strand_);
+            }
+        });
+    }
+
+    /// async_wait_escalation(): completes `handler` (void(error_code, MonitorEvent)) with the oldest escalation
+    /// not yet handed out, or with operation_aborted once close() finished and none is left.
+    template <typename Handler>
+    void async_wait_escalation(Handler handler) {
+        auto executor = asio::get_associated_executor(handler, executor_);
+        asio::post(strand_, [self = this->shared_from_this(),
+                             waiter = asio::bind_executor(executor, std::move(handler))]() mutable {
+            self->escalation_waiters_.park(std::move(waiter), std::tuple<>{}, self->strand_);
+            self->deliver_escalations();
         });
     }
 
@@ -329,7 +512,46 @@ public:
     const asio::any_io_executor& executor() const noexcept { return executor_; }
     const RestartPolicy& policy() const noexcept { return policy_; }
 
+    /// Liveness::on_ready: posts the readiness of instance `id` to strand_.
+    void notify_ready(const std::weak_ptr<Component>& component, std::uint64_t id) {
+        asio::post(strand_, [self = this->shared_from_this(), component, id] {
+            if (auto cp = component.lock()) {
+                self->on_ready(cp, id);
+            }
+        });
+    }
+
 private:
+    struct Reservation {
+        std::uint64_t id = 0;
+        std::shared_ptr<Liveness> liveness;
+    };
+
+    static std::int64_t now_ns() noexcept {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+    }
+
+    static time_point from_ns(std::int64_t ns) {
+        return time_point{std::chrono::duration_cast<duration>(std::chrono::nanoseconds{ns})};
+    }
+
+    static bool has_liveness(const RestartPolicy& p) {
+        return p.watchdog_timeout > std::chrono::milliseconds::zero() ||
+               p.startup_timeout > std::chrono::milliseconds::zero();
+    }
+
+    static std::shared_ptr<const ComponentFactory> make_factory(RestartFactory factory) {
+        return std::make_shared<const ComponentFactory>(ComponentFactory{std::move(factory), {}});
+    }
+
+    static std::shared_ptr<const ComponentFactory> make_factory(ContextFactory factory) {
+        return std::make_shared<const ComponentFactory>(ComponentFactory{{}, std::move(factory)});
+    }
+
+    static ComponentContext context_of(const Reservation& r) {
+        return r.liveness ? ComponentContextAccess::make(r.liveness) : ComponentContext{};
+    }
+
     // ---- validation (throws before anything changes) -------------------------------------------------
 
     static void check_name(const std::string& name, const char* what) {
@@ -345,7 +567,7 @@ private:
     }
 
     void check_not_registered(const std::string& name, const char* what) const {
-        auto it = components_.find(name);
+        auto it = components_.find(std::string_view{name});
         if (it != components_.end() && it->second->registered) {
             throw std::invalid_argument(std::string{what} + ": duplicate component name '" + name + "'");
         }
@@ -353,20 +575,53 @@ private:
 
     void check_known(const std::vector<std::string>& names, const char* what) const {
         for (const auto& name : names) {
-            if (components_.find(name) == components_.end()) {
+            if (components_.find(std::string_view{name}) == components_.end()) {
                 throw std::invalid_argument(std::string{what} + ": unknown component '" + name + "'");
             }
         }
     }
 
+    void check_not_removing(const std::string& name, const char* what) const {
+        if (components_.find(std::string_view{name})->second->removing) {
+            throw std::invalid_argument(std::string{what} + ": component '" + name + "' is being removed");
+        }
+    }
+
+    void warn_if_max_backoff_unreachable(const RestartPolicy& p, const std::string& whose) const noexcept {
+        if (!gives_up_before_max_backoff(p)) {
+            return;
+        }
+        try {
+            logger_->warn(
+                "Restart policy never reaches its max_backoff: {} gives up after {} restarts per {} before any "
+                "backoff reaches {}s; on give-up it will {} policy={} max_restart_attempts={} max_backoff={}",
+                whose, p.max_restart_attempts, format_window(p.restart_window), format_seconds(p.max_backoff),
+                p.give_up_mode == GiveUpMode::stop         ? "stop (consider give_up_mode = quarantine)"
+                : p.give_up_mode == GiveUpMode::quarantine ? "quarantine"
+                                                           : "escalate",
+                quote(whose), p.max_restart_attempts, format_seconds(p.max_backoff));
+        } catch (...) {  // NOLINT(bugprone-empty-catch): a warning must not break construction
+        }
+    }
+
     // ---- helpers (mutex_ held) -----------------------------------------------------------------------
 
-    Component& find_or_create(const std::string& name) {
-        auto it = components_.find(name);
-        if (it == components_.end()) {
-            it = components_.emplace(name, std::make_unique<Component>(name, strand_for_next_component())).first;
+    Component& at(const std::string& name) { return *components_.find(std::string_view{name})->second; }
+
+    ComponentPtr make_component(const std::string& name) {
+        return std::make_shared<Component>(name, strand_for_next_component());
+    }
+
+    void insert(const ComponentPtr& c) { components_.emplace(std::string_view{c->name}, c); }
+
+    ComponentPtr find_or_create(const std::string& name) {
+        auto it = components_.find(std::string_view{name});
+        if (it != components_.end()) {
+            return it->second;
         }
-        return *it->second;
+        auto c = make_component(name);
+        insert(c);
+        return c;
     }
 
     /// Round-robin over a pool of strand_pool_size_ strands, created as first needed (one per component if 0).
@@ -374,13 +629,49 @@ private:
         if (strand_pool_size_ == 0 || strands_.size() < strand_pool_size_) {
             return strands_.emplace_back(asio::make_strand(executor_));
         }
-        return strands_[components_.size() % strand_pool_size_];
+        return strands_[next_strand_++ % strand_pool_size_];
     }
 
     const RestartPolicy& policy_of(const Component& c) const { return c.own_policy ? *c.own_policy : policy_; }
 
     std::chrono::system_clock::time_point wall(time_point t) const {
         return wall_origin_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - clock_origin_);
+    }
+
+    ComponentStats stats_of(const Component& c, time_point now) const {
+        ComponentStats s;
+        s.enabled = c.enabled;
+        s.restart_count = c.restart_count;
+        s.state = c.state;
+        s.is_restarting = c.state == ComponentState::restarting;
+        s.task_done = !c.instance;
+        s.task_cancelled = c.task_cancelled;
+        if (c.restart_count > 0) {
+            s.last_restart_time = wall(c.last_restart);
+        }
+        s.last_error = c.last_error;
+        s.failure_count = c.failure_count;
+        const auto window = std::chrono::duration_cast<duration>(policy_of(c).restart_window);
+        s.restarts_in_window = static_cast<int>(
+            std::count_if(c.window.begin(), c.window.end(), [&](const time_point& t) { return t > now - window; }));
+        if (c.next_restart) {
+            (c.state == ComponentState::quarantined ? s.next_trial_at : s.next_restart_at) = wall(*c.next_restart);
+        }
+        s.task_id = c.task_id;
+        s.generation = c.generation;
+        s.in_trial = c.in_trial && c.instance;
+        s.quarantine_cooldown = c.quarantine_cooldown;
+        if (const auto& i = c.instance) {
+            if (const auto& l = i->liveness) {
+                s.ready = l->ready_at() != InstanceLiveness::never;
+                s.last_heartbeat_age = now - from_ns(l->last_beat());
+                s.idle = l->idle();
+            } else {
+                s.ready = true;
+                s.last_heartbeat_age = now - i->started;
+            }
+        }
+        return s;
     }
 
     /// The event `kind` of `c`, numbered and stamped with `now`, with the component's counters as they are.
@@ -390,65 +681,123 @@ private:
         e.component = c.name;
         e.sequence = ++next_sequence_;
         e.time = wall(now);
-        e.task_id = c.stats.task_id;
-        e.restart_count = c.stats.restart_count;
-        e.failure_count = c.stats.failure_count;
+        e.task_id = c.task_id;
+        e.restart_count = c.restart_count;
+        e.failure_count = c.failure_count;
         return e;
     }
 
+    /// Reserves the next instance of `c`: its task id and, if it takes a context or runs under a liveness
+    /// policy, its liveness record (made before the factory is called, which receives its context).
+    Reservation reserve_instance(const ComponentPtr& c, const ComponentFactory* factory = nullptr,
+                                 const RestartPolicy* policy = nullptr) {
+        Reservation r;
+        r.id = ++next_task_id_;
+        const auto& p = policy ? *policy : policy_of(*c);
+        if ((factory && factory->contextual) || has_liveness(p)) {
+            r.liveness = std::make_shared<Liveness>(r.id, c->generation + 1, now_ns(), this->weak_from_this(), c);
+            if (p.startup_timeout == std::chrono::milliseconds::zero()) {
+                r.liveness->mark_ready(now_ns());
+            }
+        }
+        return r;
+    }
+
+    /// Gives back a reservation whose factory threw (its id, if no later one was taken).
+    void release(const Reservation& r) {
+        if (next_task_id_ == r.id) {
+            --next_task_id_;
+        }
+    }
+
     /// Starts a new instance of `c` on its strand. Its exit is reported to on_exit on strand_.
-    void spawn(Component& c, asio::awaitable<void> task, std::shared_ptr<const RestartFactory> origin,
-               bool is_restart, Events& events) {
+    void spawn(const ComponentPtr& cp, asio::awaitable<void> task, std::shared_ptr<const ComponentFactory> origin,
+               Reservation reservation, Events& events, bool is_restart = false) {
+        auto& c = *cp;
         const auto now = Clock::now();
-        auto instance = std::make_shared<Instance>(++next_task_id_, now, std::move(origin));
+        const bool watched = static_cast<bool>(reservation.liveness);
+        auto instance =
+            std::make_shared<Instance>(reservation.id, now, std::move(origin), std::move(reservation.liveness));
         c.instance = instance;
         ++live_instances_;
+        ++c.generation;
         c.restart_scheduled = false;
         c.manual_pending = false;
         c.next_restart.reset();
-        auto& s = c.stats;
-        s.task_id = instance->id;
-        s.state = ComponentState::running;
-        s.task_done = false;
-        s.task_cancelled = false;
-        s.is_restarting = false;
+        c.task_id = instance->id;
+        c.state = ComponentState::running;
+        c.task_cancelled = false;
         if (is_restart) {
-            ++s.restart_count;
-            s.last_restart_time = wall(now);
+            ++c.restart_count;
+            c.last_restart = now;
             events.push_back(event(MonitorEventKind::restarted, c, now));
+            if (c.in_trial) {
+                events.push_back(event(MonitorEventKind::trial_started, c, now));
+            }
         } else {
             events.push_back(event(MonitorEventKind::started, c, now));
+        }
+        if (watched || c.in_trial) {
+            post_watch(cp);
         }
         auto slot = instance->signal.slot();
         asio::co_spawn(*c.strand, std::move(task),
                        asio::bind_cancellation_slot(
-                           slot, asio::bind_executor(strand_, [self = this->shared_from_this(), cp = &c,
+                           slot, asio::bind_executor(strand_, [self = this->shared_from_this(), cp,
                                                                instance](std::exception_ptr error) {
-                               self->on_exit(*cp, instance, error);
+                               self->on_exit(cp, instance, error);
                            })));
     }
 
-    /// Asks the live instance (if any) to stop; the exit arrives at on_exit.
-    void request_stop(Component& c, StopCause cause) {
+    /// Asks the live instance (if any) to stop; the exit arrives at on_exit. Outside close(), a stop that is
+    /// not confirmed within shutdown_timeout is reported (see evaluate_watch).
+    void request_stop(const ComponentPtr& cp, StopCause cause) {
+        auto& c = *cp;
         if (!c.instance) {
             return;
         }
-        const bool already = c.instance->stop != StopCause::none;
-        if (c.instance->stop != StopCause::close) {
-            c.instance->stop = cause;  // close wins; otherwise the latest request decides what follows the exit
+        auto& instance = *c.instance;
+        const bool already = instance.stop != StopCause::none;
+        if (instance.stop != StopCause::close) {
+            instance.stop = cause;  // close wins; otherwise the latest request decides what follows the exit
         }
-        if (cause != StopCause::restart) {
-            c.stats.state = ComponentState::stopping;
-            c.stats.is_restarting = false;
+        if (cause != StopCause::restart && cause != StopCause::liveness) {
+            c.state = ComponentState::stopping;
         }
         if (!already) {
+            instance.stop_deadline =
+                Clock::now() + std::chrono::duration_cast<duration>(policy_of(c).shutdown_timeout);
+            if (cause != StopCause::close) {
+                post_watch(cp);
+            }
             asio::post(*c.strand,
                        [instance = c.instance] { instance->signal.emit(asio::cancellation_type::terminal); });
         }
     }
 
-    /// Drops a scheduled restart (backoff or manual) of `c`.
-    void cancel_pending_restart(Component& c, ComponentState new_state, Events& events) {
+    /// Makes `c` (no live instance) start from its factory now, as a manual restart.
+    void start_now(const ComponentPtr& cp) {
+        auto& c = *cp;
+        c.registered = true;  // starting a component known only by its factory registers it
+        c.manual_pending = true;
+        c.restart_scheduled = true;
+        c.state = ComponentState::restarting;
+        schedule_start(cp, std::chrono::nanoseconds::zero());
+    }
+
+    /// Forgets the restart history: window, backoff, quarantine.
+    static void clear_budget(Component& c) {
+        c.window.clear();
+        c.consecutive = 0;
+        c.last_delay = {};
+        c.quarantine_cooldown = {};
+        c.trials = 0;
+        c.in_trial = false;
+    }
+
+    /// Drops a scheduled restart (backoff, manual or quarantine trial) of `c`.
+    void cancel_pending_restart(const ComponentPtr& cp, ComponentState new_state, Events& events) {
+        auto& c = *cp;
         if (!c.restart_scheduled && !c.starting) {
             return;
         }
@@ -458,27 +807,43 @@ private:
         ++c.restart_gen;
         c.next_restart.reset();
         if (!c.instance) {
-            c.stats.state = new_state;
-            c.stats.is_restarting = false;
-            c.stats.task_done = true;
+            c.state = new_state;
         }
-        asio::post(strand_, [self = this->shared_from_this(), cp = &c] {
+        asio::post(strand_, [cp] {
             if (cp->timer) {
                 cp->timer->cancel();
             }
         });
     }
 
+    /// Removes `c` from components_ (remove_and_wait): at its exit, or at its shutdown_timeout if it outlived
+    /// it (then it waits in detached_ for its exit).
+    void erase(Component& c, bool unresponsive, Events& events) {
+        auto it = components_.find(std::string_view{c.name});
+        if (it == components_.end() || it->second.get() != &c) {
+            return;
+        }
+        if (unresponsive) {
+            detached_.push_back(it->second);
+        }
+        components_.erase(it);
+        c.removed = true;
+        auto e = event(MonitorEventKind::removed, c, Clock::now());
+        e.unresponsive = unresponsive ? 1 : 0;
+        events.push_back(std::move(e));
+        remove_done_ = true;
+    }
+
     /// Starts the scheduled restart of `c` after `delay` (on strand_).
-    void schedule_start(Component& c, std::chrono::nanoseconds delay) {
-        const auto gen = ++c.restart_gen;
-        const auto deadline = Clock::now() + std::chrono::duration_cast<typename Clock::duration>(delay);
-        asio::post(strand_, [self = this->shared_from_this(), cp = &c, gen, delay, deadline] {
+    void schedule_start(const ComponentPtr& cp, std::chrono::nanoseconds delay) {
+        const auto gen = ++cp->restart_gen;
+        const auto deadline = Clock::now() + std::chrono::duration_cast<duration>(delay);
+        asio::post(strand_, [self = this->shared_from_this(), cp, gen, delay, deadline] {
             if (delay == std::chrono::nanoseconds::zero()) {
                 if (cp->timer) {
                     cp->timer->cancel();  // a backoff this restart replaces (restart() merged into it)
                 }
-                self->start_restart(*cp, gen);
+                self->start_restart(cp, gen);
                 return;
             }
             {
@@ -493,68 +858,325 @@ private:
             cp->timer->expires_at(deadline);
             cp->timer->async_wait([self, cp, gen](std::error_code ec) {
                 if (!ec) {
-                    self->start_restart(*cp, gen);
+                    self->start_restart(cp, gen);
                 }
             });
         });
     }
 
-    /// Decides what follows a failure, unexpected cancellation or permanent-type return: a backoff, or giving
-    /// up when the sliding window is full.
-    void schedule_restart(Component& c, const std::string& reason, time_point now, Events& events) {
+    /// How `error` counts under `c`'s policy (a classifier that throws is logged; the failure then counts).
+    FailureClass classify(const Component& c, const std::exception_ptr& error) const noexcept {
+        const auto& classifier = policy_of(c).classify_failure;
+        if (!classifier) {
+            return FailureClass::counted;
+        }
+        try {
+            const auto result = classifier(error);
+            switch (result) {
+                case FailureClass::counted:
+                case FailureClass::not_counted:
+                case FailureClass::fatal: return result;
+            }
+            throw std::invalid_argument("returned an invalid FailureClass");
+        } catch (...) {
+            try {
+                logger_->error("Failure classifier of component {} threw; the failure counts component={} reason={}",
+                               c.name, c.name, quote(describe(std::current_exception())));
+            } catch (...) {  // NOLINT(bugprone-empty-catch): nowhere left to report it
+            }
+            return FailureClass::counted;
+        }
+    }
+
+    /// What follows a failure (exception, unexpected cancellation, factory throw, liveness timeout) already
+    /// counted in failure_count and reported: nothing, a restart with backoff, or a give-up.
+    void after_failure(const ComponentPtr& cp, const std::string& reason, FailureClass cls, time_point now,
+                       Events& events) {
+        auto& c = *cp;
+        if (policy_of(c).restart_type == RestartType::temporary) {
+            c.state = ComponentState::failed;
+        } else if (!c.enabled) {
+            c.state = ComponentState::failed;
+            events.push_back(event(MonitorEventKind::not_enabled, c, now));
+        } else if (!c.factory) {
+            c.state = ComponentState::failed;
+            events.push_back(event(MonitorEventKind::no_factory, c, now));
+        } else if (cls == FailureClass::fatal && !c.in_trial) {
+            give_up(cp, reason, now, events, true);
+        } else {
+            schedule_restart(cp, reason, now, cls != FailureClass::not_counted, events);
+        }
+    }
+
+    /// Decides what follows a failure or a permanent-type return: a backoff, or giving up when the sliding
+    /// window is full. A failed quarantine trial reopens the breaker instead.
+    void schedule_restart(const ComponentPtr& cp, const std::string& reason, time_point now, bool counted,
+                          Events& events) {
+        auto& c = *cp;
         const auto& policy = policy_of(c);
-        const auto window = std::chrono::duration_cast<typename Clock::duration>(policy.restart_window);
+        if (c.in_trial) {
+            c.in_trial = false;
+            quarantine(cp, reason, now, events);
+            return;
+        }
+        const auto window = std::chrono::duration_cast<duration>(policy.restart_window);
         const auto expired = std::find_if(c.window.begin(), c.window.end(),
                                           [&](const time_point& t) { return t > now - window; });
         c.window.erase(c.window.begin(), expired);
-        auto& s = c.stats;
-        if (static_cast<int>(c.window.size()) >= policy.max_restart_attempts) {
-            s.state = ComponentState::gave_up;
-            s.task_done = true;
-            s.is_restarting = false;
-            c.next_restart.reset();
-            auto e = event(MonitorEventKind::gave_up, c, now);
-            e.limit = policy.max_restart_attempts;
-            e.window = policy.restart_window;
-            e.reason = reason;
-            events.push_back(std::move(e));
+        if (counted && static_cast<std::int64_t>(c.window.size()) >= policy.max_restart_attempts) {
+            give_up(cp, reason, now, events, false);
             return;
         }
         ++c.consecutive;
         const auto delay = jittered_backoff(policy, c.consecutive, c.last_delay, random_);
         c.last_delay = delay;
-        c.window.push_back(now);
+        if (counted) {
+            if (c.window.size() >= unlimited_window_memory) {
+                c.window.erase(c.window.begin());
+            }
+            c.window.push_back(now);
+        }
         c.restart_scheduled = true;
         c.manual_pending = false;
-        c.next_restart = now + std::chrono::duration_cast<typename Clock::duration>(delay);
-        s.state = ComponentState::restarting;
-        s.is_restarting = true;
+        c.next_restart = now + std::chrono::duration_cast<duration>(delay);
+        c.state = ComponentState::restarting;
         auto e = event(MonitorEventKind::restart_scheduled, c, now);
         e.attempt = c.consecutive;
         e.delay = delay;
         e.reason = reason;
         events.push_back(std::move(e));
-        schedule_start(c, delay);
+        schedule_start(cp, delay);
+    }
+
+    /// The restart limit is reached (or the failure is fatal): stop, quarantine or escalate.
+    void give_up(const ComponentPtr& cp, const std::string& reason, time_point now, Events& events, bool fatal) {
+        auto& c = *cp;
+        const auto& policy = policy_of(c);
+        if (policy.give_up_mode == GiveUpMode::quarantine) {
+            quarantine(cp, reason, now, events);
+            return;
+        }
+        c.state = ComponentState::gave_up;
+        c.next_restart.reset();
+        auto e = event(MonitorEventKind::gave_up, c, now);
+        e.limit = fatal ? 0 : policy.max_restart_attempts;
+        e.window = policy.restart_window;
+        e.reason = reason;
+        if (policy.give_up_mode == GiveUpMode::escalate) {
+            auto escalation = e;
+            escalation.kind = MonitorEventKind::escalated;
+            escalation.sequence = ++next_sequence_;
+            events.push_back(std::move(e));
+            events.push_back(escalation);
+            escalations_.push_back(std::move(escalation));
+            asio::post(strand_, [self = this->shared_from_this()] { self->deliver_escalations(); });
+        } else {
+            events.push_back(std::move(e));
+        }
+    }
+
+    /// Opens (or reopens, with the cooldown doubled) the circuit breaker: a trial instance follows the cooldown.
+    void quarantine(const ComponentPtr& cp, const std::string& reason, time_point now, Events& events) {
+        auto& c = *cp;
+        const auto& policy = policy_of(c);
+        const std::chrono::nanoseconds first = policy.quarantine_cooldown;
+        const std::chrono::nanoseconds cap = policy.max_quarantine_cooldown;
+        c.quarantine_cooldown = c.quarantine_cooldown == std::chrono::nanoseconds::zero()
+                                    ? first
+                                    : std::min(cap, c.quarantine_cooldown * 2);
+        c.state = ComponentState::quarantined;
+        c.restart_scheduled = true;
+        c.manual_pending = false;
+        c.next_restart = now + std::chrono::duration_cast<duration>(c.quarantine_cooldown);
+        auto e = event(MonitorEventKind::quarantined, c, now);
+        e.delay = c.quarantine_cooldown;
+        e.attempt = c.trials;
+        e.reason = reason;
+        events.push_back(std::move(e));
+        schedule_start(cp, c.quarantine_cooldown);
+    }
+
+    /// The trial stayed ready for reset_backoff_after: the breaker closes and the budget is fresh.
+    void close_breaker(Component& c, time_point now, Events& events) {
+        clear_budget(c);
+        events.push_back(event(MonitorEventKind::quarantine_closed, c, now));
+    }
+
+    /// Schedules a liveness / stop-deadline / probation check of `c` on strand_.
+    void post_watch(const ComponentPtr& cp) {
+        asio::post(strand_, [self = this->shared_from_this(), cp] { self->check_watch(cp); });
+    }
+
+    /// When the live instance last became ready (its start if it needs no ready()); empty if not ready.
+    static std::optional<time_point> ready_time(const Instance& i) {
+        if (!i.liveness) {
+            return i.started;
+        }
+        const auto at = i.liveness->ready_at();
+        return at == InstanceLiveness::never ? std::nullopt : std::optional{from_ns(at)};
+    }
+
+    /// Applies every deadline of `c`'s live instance that has passed (liveness trip, unresponsive stop,
+    /// breaker close) and returns when to look again (nothing: no deadline pending).
+    std::optional<time_point> evaluate_watch(const ComponentPtr& cp, time_point now, Events& events) {
+        auto& c = *cp;
+        if (!c.instance) {
+            return std::nullopt;
+        }
+        auto& i = *c.instance;
+        if (i.stop != StopCause::none) {
+            if (i.stop == StopCause::close || i.reported_unresponsive) {
+                return std::nullopt;  // close() reports its own deadline
+            }
+            if (now < i.stop_deadline) {
+                return i.stop_deadline;
+            }
+            report_unresponsive(c, now, events);
+            if (i.stop == StopCause::remove) {
+                erase(c, true, events);
+            }
+            return std::nullopt;
+        }
+        const auto& policy = policy_of(c);
+        std::optional<time_point> next;
+        const auto sooner = [&next](time_point t) { next = next ? std::min(*next, t) : t; };
+        const auto ready = ready_time(i);
+        if (const auto& l = i.liveness) {
+            if (!ready) {
+                const auto deadline = i.started + std::chrono::duration_cast<duration>(policy.startup_timeout);
+                if (policy.startup_timeout > std::chrono::milliseconds::zero()) {
+                    if (now >= deadline) {
+                        trip(cp, true, now, events);
+                        return i.stop_deadline;
+                    }
+                    sooner(deadline);
+                }
+            } else if (policy.watchdog_timeout > std::chrono::milliseconds::zero()) {
+                const bool idle = l->idle();
+                const auto timeout = idle ? policy.idle_timeout : policy.watchdog_timeout;
+                const auto last = from_ns(l->last_beat());
+                std::optional<time_point> deadline;
+                if (timeout > std::chrono::milliseconds::zero()) {
+                    deadline = last + std::chrono::duration_cast<duration>(timeout);
+                }
+                if (const auto extended = l->extended_until(); extended != InstanceLiveness::never) {
+                    deadline = std::max(deadline.value_or(from_ns(extended)), from_ns(extended));
+                }
+                if (deadline && now >= *deadline) {
+                    trip(cp, false, now, events);
+                    return i.stop_deadline;
+                }
+                if (deadline) {
+                    sooner(*deadline);
+                }
+                if (idle || !deadline) {
+                    // An idle instance may turn busy() at any moment without telling the monitor: look again
+                    // within one watchdog_timeout, so a busy instance that stops heartbeating is caught on time.
+                    sooner(now + std::chrono::duration_cast<duration>(policy.watchdog_timeout));
+                }
+            }
+        }
+        if (c.in_trial && ready) {
+            const auto end = *ready + std::chrono::duration_cast<duration>(policy.reset_backoff_after);
+            if (now >= end) {
+                close_breaker(c, now, events);
+            } else {
+                sooner(end);
+            }
+        }
+        return next;
+    }
+
+    /// A liveness deadline passed: the instance is cancelled and charged with a failure.
+    void trip(const ComponentPtr& cp, bool startup, time_point now, Events& events) {
+        auto& c = *cp;
+        auto& i = *c.instance;
+        const auto& policy = policy_of(c);
+        const std::string reason = startup ? "startup timeout" : "watchdog timeout";
+        i.tripped_startup = startup;
+        i.trip_class = classify(c, std::make_exception_ptr(LivenessTimeout{reason}));
+        ++c.failure_count;
+        c.last_error = reason;
+        auto e = event(startup ? MonitorEventKind::startup_timeout : MonitorEventKind::watchdog_timeout, c, now);
+        e.reason = reason;
+        e.failure_class = i.trip_class;
+        e.delay = startup ? policy.startup_timeout
+                          : (i.liveness && i.liveness->idle() ? policy.idle_timeout : policy.watchdog_timeout);
+        events.push_back(std::move(e));
+        c.state = ComponentState::restarting;
+        request_stop(cp, StopCause::liveness);
+    }
+
+    void report_unresponsive(Component& c, time_point now, Events& events) {
+        c.instance->reported_unresponsive = true;
+        c.state = ComponentState::unresponsive;
+        auto e = event(MonitorEventKind::stop_timeout, c, now);
+        e.delay = policy_of(c).shutdown_timeout;
+        events.push_back(std::move(e));
     }
 
     // ---- completion handlers (strand_) ---------------------------------------------------------------
 
-    void start_restart(Component& c, std::uint64_t gen) {
-        std::shared_ptr<const RestartFactory> factory;
+    void check_watch(const ComponentPtr& cp) {
+        Events events;
+        std::optional<time_point> next;
         {
             std::lock_guard lock{mutex_};
-            if (gen != c.restart_gen || !c.restart_scheduled || closed_ || c.instance) {
+            next = evaluate_watch(cp, Clock::now(), events);
+        }
+        publish(events);
+        complete_removals();
+        if (next) {
+            if (!cp->watch_timer) {
+                cp->watch_timer = std::make_unique<Timer>(strand_);
+            }
+            cp->watch_timer->expires_at(*next);
+            cp->watch_timer->async_wait([self = this->shared_from_this(), cp](std::error_code ec) {
+                if (!ec) {
+                    self->check_watch(cp);
+                }
+            });
+        } else if (cp->watch_timer) {
+            cp->watch_timer->cancel();
+        }
+    }
+
+    void on_ready(const ComponentPtr& cp, std::uint64_t id) {
+        Events events;
+        {
+            std::lock_guard lock{mutex_};
+            if (!cp->instance || cp->instance->id != id || cp->instance->stop != StopCause::none) {
+                return;
+            }
+            events.push_back(event(MonitorEventKind::ready, *cp, Clock::now()));
+        }
+        publish(events);
+        check_watch(cp);  // the startup deadline is over: the watchdog (and a trial's probation) starts
+    }
+
+    void start_restart(const ComponentPtr& cp, std::uint64_t gen) {
+        auto& c = *cp;
+        std::shared_ptr<const ComponentFactory> factory;
+        Reservation reservation;
+        {
+            std::lock_guard lock{mutex_};
+            if (gen != c.restart_gen || !c.restart_scheduled || closed_ || c.instance || c.removing) {
                 return;
             }
             c.restart_scheduled = false;
             c.starting = true;
             ++starting_;
             factory = c.factory;
+            if (c.state == ComponentState::quarantined && !c.manual_pending) {
+                c.in_trial = true;
+                ++c.trials;
+            }
+            reservation = reserve_instance(cp, factory.get());
         }
         std::optional<asio::awaitable<void>> task;
         std::exception_ptr factory_error;
         try {
-            task.emplace((*factory)());
+            task.emplace((*factory)(context_of(reservation)));
         } catch (...) {
             factory_error = std::current_exception();
         }
@@ -565,31 +1187,41 @@ private:
             c.starting = false;
             --starting_;
             c.manual_pending = false;
-            if (closed_ || (!c.enabled && !manual) || gen != c.restart_gen) {
-                // Stopped while the factory ran (close or disable): do not start anything.
-                c.stats.state = ComponentState::stopped;
-                c.stats.is_restarting = false;
-                c.stats.task_done = true;
+            if (closed_ || (!c.enabled && !manual) || gen != c.restart_gen || c.removing) {
+                // Stopped while the factory ran (close, disable or remove): do not start anything.
+                c.state = ComponentState::stopped;
+                c.in_trial = false;
                 c.next_restart.reset();
+                if (c.removing) {
+                    erase(c, false, events);
+                }
             } else if (factory_error) {
-                auto& s = c.stats;
-                ++s.failure_count;
-                s.last_error = describe(factory_error);
+                release(reservation);
+                ++c.failure_count;
+                c.last_error = describe(factory_error);
                 const auto now = Clock::now();
+                const auto cls = classify(c, factory_error);
                 auto e = event(MonitorEventKind::factory_failed, c, now);
-                e.reason = s.last_error;
+                e.reason = c.last_error;
+                e.failure_class = cls;
                 events.push_back(std::move(e));
-                schedule_restart(c, s.last_error, now, events);
+                if (cls == FailureClass::fatal && !c.in_trial) {
+                    give_up(cp, c.last_error, now, events, true);
+                } else {
+                    schedule_restart(cp, c.last_error, now, cls != FailureClass::not_counted, events);
+                }
             } else {
-                spawn(c, std::move(*task), std::move(factory), true, events);
+                spawn(cp, std::move(*task), std::move(factory), std::move(reservation), events, true);
             }
         }
         task.reset();
         publish(events);
+        complete_removals();
         maybe_finish_close();
     }
 
-    void on_exit(Component& c, const std::shared_ptr<Instance>& instance, std::exception_ptr error) {
+    void on_exit(const ComponentPtr& cp, const std::shared_ptr<Instance>& instance, std::exception_ptr error) {
+        auto& c = *cp;
         auto outcome = classify_exit(error);
         Events events;
         {
@@ -599,74 +1231,114 @@ private:
                 --live_instances_;
             }
             const auto now = Clock::now();
-            auto& s = c.stats;
-            s.task_done = true;
-            s.task_cancelled = outcome.kind == ExitOutcome::aborted;
+            c.task_cancelled = outcome.kind == ExitOutcome::aborted;
             const auto& policy = policy_of(c);
-            if (now - instance->started >= policy.reset_backoff_after) {
-                c.consecutive = 0;  // it ran long enough to count as stable
+            if (const auto ready = ready_time(*instance);
+                ready && now - *ready >= policy.reset_backoff_after) {
+                c.consecutive = 0;  // it was ready long enough to count as stable
             }
-            if (instance->stop == StopCause::restart && !closed_) {
+            if (c.removed) {
+                std::erase(detached_, cp);
+            }
+            if (c.watch_timer) {
+                c.watch_timer->cancel();  // strand_: nothing left to watch until the next instance
+            }
+            if (instance->stop == StopCause::restart && !closed_ && !c.removing) {
                 if (outcome.kind == ExitOutcome::failed) {
-                    s.last_error = outcome.reason;  // it threw while being stopped: report it, then restart
+                    c.last_error = outcome.reason;  // it threw while being stopped: report it, then restart
                     auto e = event(MonitorEventKind::stopped, c, now);
                     e.task_id = instance->id;
                     e.reason = outcome.reason;
                     events.push_back(std::move(e));
                 }
+                c.in_trial = false;
                 c.manual_pending = true;
                 c.restart_scheduled = true;
-                s.state = ComponentState::restarting;
-                s.is_restarting = true;
-                schedule_start(c, std::chrono::nanoseconds::zero());
-            } else if (instance->stop != StopCause::none || closed_) {
-                if (s.state != ComponentState::gave_up) {
-                    s.state = instance->stop == StopCause::none && outcome.kind == ExitOutcome::returned
+                c.state = ComponentState::restarting;
+                schedule_start(cp, std::chrono::nanoseconds::zero());
+            } else if (instance->stop == StopCause::liveness && !closed_ && !c.removing) {
+                after_failure(cp, instance->tripped_startup ? "startup timeout" : "watchdog timeout",
+                              instance->trip_class, now, events);
+            } else if (instance->stop != StopCause::none || closed_ || c.removing) {
+                if (c.state != ComponentState::gave_up) {
+                    c.state = instance->stop == StopCause::none && outcome.kind == ExitOutcome::returned
                                   ? ComponentState::completed
                                   : ComponentState::stopped;
                 }
-                s.is_restarting = false;
+                c.in_trial = false;
                 auto e = event(MonitorEventKind::stopped, c, now);
                 if (outcome.kind == ExitOutcome::failed) {
-                    s.last_error = outcome.reason;
+                    c.last_error = outcome.reason;
                     e.reason = outcome.reason;
                 }
                 e.task_id = instance->id;
                 events.push_back(std::move(e));
+                if (c.removing) {
+                    erase(c, false, events);
+                }
             } else if (outcome.kind == ExitOutcome::returned) {
+                if (c.in_trial) {
+                    c.in_trial = false;
+                    close_breaker(c, now, events);  // a trial that finished its work succeeded
+                }
                 if (policy.restart_type == RestartType::permanent && c.enabled && c.factory) {
-                    schedule_restart(c, "completed normally", now, events);
+                    schedule_restart(cp, "completed normally", now, true, events);
                 } else {
-                    s.state = ComponentState::completed;
+                    c.state = ComponentState::completed;
                     auto e = event(MonitorEventKind::completed, c, now);
                     e.task_id = instance->id;
                     e.restart_type = policy.restart_type;
                     events.push_back(std::move(e));
                 }
             } else {
-                ++s.failure_count;
-                s.last_error = outcome.reason;
+                ++c.failure_count;
+                c.last_error = outcome.reason;
+                const auto cls = classify(c, error);
                 auto e = event(outcome.kind == ExitOutcome::aborted ? MonitorEventKind::cancelled_unexpectedly
                                                                     : MonitorEventKind::failed,
                                c, now);
                 e.task_id = instance->id;
                 e.reason = outcome.reason;
+                e.failure_class = cls;
                 events.push_back(std::move(e));
-                if (policy.restart_type == RestartType::temporary) {
-                    s.state = ComponentState::failed;
-                } else if (!c.enabled) {
-                    s.state = ComponentState::failed;
-                    events.push_back(event(MonitorEventKind::not_enabled, c, now));
-                } else if (!c.factory) {
-                    s.state = ComponentState::failed;
-                    events.push_back(event(MonitorEventKind::no_factory, c, now));
-                } else {
-                    schedule_restart(c, outcome.reason, now, events);
-                }
+                after_failure(cp, outcome.reason, cls, now, events);
             }
         }
         publish(events);
+        complete_removals();
         maybe_finish_close();
+    }
+
+    /// Completes the remove_and_wait() calls whose component left components_: without error once its
+    /// instance exited, with timed_out if it outlived its shutdown_timeout.
+    void complete_removals() {
+        std::lock_guard lock{mutex_};  // completion only posts the handlers
+        if (!remove_done_) {
+            return;
+        }
+        remove_done_ = false;
+        remove_waiters_.complete_matching(asio::error_code{},
+                                          [](const ComponentPtr& c) { return c->removed && !c->instance; });
+        remove_waiters_.complete_matching(asio::error::timed_out, [](const ComponentPtr& c) { return c->removed; });
+    }
+
+    /// Hands queued escalations to waiting async_wait_escalation() calls, oldest first.
+    void deliver_escalations() {
+        for (;;) {
+            MonitorEvent e;
+            {
+                std::lock_guard lock{mutex_};
+                if (escalations_.empty() || escalation_waiters_.empty()) {
+                    break;
+                }
+                e = std::move(escalations_.front());
+                escalations_.erase(escalations_.begin());
+            }
+            escalation_waiters_.complete_front(asio::error_code{}, std::move(e));
+        }
+        if (close_completed_) {
+            escalation_waiters_.complete_all(asio::error::operation_aborted);
+        }
     }
 
     void begin_close() {
@@ -675,34 +1347,28 @@ private:
         {
             std::lock_guard lock{mutex_};
             closing_ = true;
-            const auto now = Clock::now();
             for (auto& [name, c] : components_) {
-                if (c->restart_scheduled || c->starting) {
-                    events.push_back(event(MonitorEventKind::restart_cancelled, *c, now));
-                    c->restart_scheduled = false;
-                    c->manual_pending = false;
-                    ++c->restart_gen;
-                    c->next_restart.reset();
-                    if (!c->instance) {
-                        c->stats.state = ComponentState::stopped;
-                        c->stats.is_restarting = false;
-                        c->stats.task_done = true;
-                    }
-                }
+                cancel_pending_restart(c, ComponentState::stopped, events);
                 if (c->timer) {
                     c->timer->cancel();  // backoff timers first: no factory runs after close starts
                 }
             }
-            for (auto& [name, c] : components_) {
+            const auto stop = [&](const ComponentPtr& c) {
                 if (c->instance) {
-                    request_stop(*c, StopCause::close);
+                    request_stop(c, StopCause::close);
                     longest = std::max<std::chrono::nanoseconds>(longest, policy_of(*c).shutdown_timeout);
                 }
+            };
+            for (auto& [name, c] : components_) {
+                stop(c);
+            }
+            for (auto& c : detached_) {
+                stop(c);
             }
         }
         publish(events);
         if (longest >= std::chrono::nanoseconds::zero()) {
-            close_timer_.expires_after(std::chrono::duration_cast<typename Clock::duration>(longest));
+            close_timer_.expires_after(std::chrono::duration_cast<duration>(longest));
             close_timer_.async_wait([self = this->shared_from_this()](std::error_code ec) {
                 if (!ec) {
                     self->on_close_deadline();
@@ -718,11 +1384,8 @@ private:
             std::lock_guard lock{mutex_};
             const auto now = Clock::now();
             for (auto& [name, c] : components_) {
-                if (c->instance) {
-                    c->stats.state = ComponentState::unresponsive;
-                    auto e = event(MonitorEventKind::stop_timeout, *c, now);
-                    e.delay = policy_of(*c).shutdown_timeout;
-                    events.push_back(std::move(e));
+                if (c->instance && !c->instance->reported_unresponsive) {
+                    report_unresponsive(*c, now, events);
                 }
             }
         }
@@ -758,9 +1421,12 @@ private:
                     ++e.unresponsive;
                 }
             }
+            e.unresponsive += detached_.size();
         }
         publish(std::span<const MonitorEvent>{&e, 1});
         close_waiters_.complete_all(asio::error_code{});
+        remove_waiters_.complete_all(asio::error::timed_out);  // still running when close() gave up waiting
+        deliver_escalations();
     }
 
     /// Logs `events`, then hands them to the listeners (on this thread, outside mutex_). Never throws: spdlog
@@ -792,14 +1458,19 @@ private:
     std::shared_ptr<Listeners> listeners_ = std::make_shared<Listeners>();
 
     mutable std::mutex mutex_;
-    std::map<std::string, std::unique_ptr<Component>> components_;  // never erased: pointers stay valid
+    // Keyed by a view of the component's own name (the record outlives its entry).
+    std::map<std::string_view, ComponentPtr, std::less<>> components_;
+    std::vector<ComponentPtr> detached_;  // removed, but their instance outlived shutdown_timeout
     // Components' strands, type-erased once: copies of an any_io_executor share its heap-held strand, where each
     // conversion from a strand<> would allocate. Only grows, so references stay valid.
     std::deque<asio::any_io_executor> strands_;
+    std::size_t next_strand_ = 0;
     std::uint64_t next_task_id_ = 0;
     std::uint64_t next_sequence_ = 0;
     std::size_t live_instances_ = 0;  // components with a live instance
     std::size_t starting_ = 0;        // components whose factory is being called
+    std::vector<MonitorEvent> escalations_;  // not yet handed to async_wait_escalation()
+    bool remove_done_ = false;               // a removal finished: complete_removals() has work
     bool closed_ = false;
 
     // strand_ only
@@ -807,6 +1478,8 @@ private:
     bool closing_ = false;  // also read under mutex_
     bool close_completed_ = false;
     WaiterList<std::tuple<>> close_waiters_;  // completions of close(); destroyed unrun at context shutdown
+    WaiterList<ComponentPtr> remove_waiters_;
+    WaiterList<std::tuple<>, MonitorEvent> escalation_waiters_;
 };
 
 }  // namespace detail

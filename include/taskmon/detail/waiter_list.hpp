@@ -231,6 +231,20 @@ public:
         }
     }
 
+    /// Completes every parked operation for which `pred(payload)` is true, in order, with (ec, Args{}...).
+    template <typename Pred>
+    void complete_matching(asio::error_code ec, Pred pred) {
+        Waiter* w = head_;
+        while (w != nullptr) {
+            Waiter* next = w->next;
+            if (pred(w->payload)) {
+                unlink(w);
+                w->complete(ec, Args{}...);
+            }
+            w = next;
+        }
+    }
+
     /// Completes every parked operation with (ec, Args{}...).
     void complete_all(asio::error_code ec) {
         while (head_ != nullptr) complete_front(ec, Args{}...);
