@@ -173,16 +173,18 @@ public:
     /// shutdown_timeout is reported (stop_timeout), removed anyway (`removed` with unresponsive = 1; it is then
     /// waited for only by close()), and the operation completes with asio::error::timed_out. Signature
     /// void(std::error_code); completes through the token's associated executor (post semantics). Concurrent
-    /// calls for one component complete together. Throws std::invalid_argument for an unknown name and
-    /// std::logic_error after close() — with use_awaitable when awaited, otherwise from the call. If close()
-    /// finishes first, a removal still waiting completes with timed_out.
+    /// calls for one component complete together. The removal starts at the call, whatever the token (also if
+    /// a use_awaitable result is never awaited). Throws, from the call, std::invalid_argument for an unknown
+    /// name and std::logic_error after close(). If close() finishes first, a removal still waiting completes
+    /// with timed_out.
     template <typename CompletionToken = asio::use_awaitable_t<>>
     auto remove_and_wait(const std::string& name, CompletionToken&& token = {}) {
+        auto record = state_->begin_remove(name);  // validates and starts now, whatever the token
         return asio::async_initiate<CompletionToken, void(std::error_code)>(
-            [state = state_](auto handler, const std::string& component) {
-                state->async_remove(component, std::move(handler));
+            [state = state_](auto handler, std::shared_ptr<void> removal) {
+                state->async_wait_removed(std::move(removal), std::move(handler));
             },
-            token, name);
+            token, std::move(record));
     }
 
     /// Waits for the next give-up of a component under GiveUpMode::escalate and completes with its `escalated`

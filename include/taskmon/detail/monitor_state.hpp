@@ -428,10 +428,9 @@ public:
         });
     }
 
-    /// remove_and_wait(): validates and starts the removal on the calling thread (throws like every mutating
-    /// call), then parks `handler` (void(error_code)) until the component left the monitor.
-    template <typename Handler>
-    void async_remove(const std::string& name, Handler handler) {
+    /// remove_and_wait(), first half: validates (throws like every mutating call) and starts the removal.
+    /// Returns the record for async_wait_removed().
+    std::shared_ptr<void> begin_remove(const std::string& name) {
         Events events;
         ComponentPtr cp;
         {
@@ -452,14 +451,23 @@ public:
             }
         }
         publish(events);
+        return cp;
+    }
+
+    /// remove_and_wait(), second half: parks `handler` (void(error_code)) until the component of `record`
+    /// (from begin_remove) left the monitor. Never throws.
+    template <typename Handler>
+    void async_wait_removed(std::shared_ptr<void> record, Handler handler) {
         auto executor = asio::get_associated_executor(handler, executor_);
-        asio::post(strand_, [self = this->shared_from_this(), cp = std::move(cp),
+        asio::post(strand_, [self = this->shared_from_this(), cp = std::static_pointer_cast<Component>(record),
                              waiter = asio::bind_executor(executor, std::move(handler))]() mutable {
             std::optional<asio::error_code> result;
             {
                 std::lock_guard lock{self->mutex_};
                 if (cp->removed) {
                     result = cp->instance ? asio::error::timed_out : asio::error_code{};
+                } else if (self->close_completed_) {
+                    result = asio::error::timed_out;
                 }
             }
             if (result) {

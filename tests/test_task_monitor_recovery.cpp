@@ -1,0 +1,428 @@
+// Tests for what taskmon/task_monitor.hpp does when a component exhausts its restarts: give-up modes (stop,
+// quarantine as a circuit breaker, escalate), failure classification, reset(), and the warning for policies that
+// never reach their max_backoff. Everything runs in virtual time.
+#include <taskmon/task_monitor.hpp>
+
+#include "monitor_event_harness.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/use_future.hpp>
+
+#include <chrono>
+#include <future>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
+
+using namespace std::chrono_literals;
+using taskmon::ComponentState;
+using taskmon::FailureClass;
+using taskmon::GiveUpMode;
+using taskmon::MonitorEvent;
+using taskmon::MonitorEventKind;
+using taskmon::RestartPolicy;
+using taskmon::testing::ManualTimer;
+using taskmon_test::Duration;
+using taskmon_test::Harness;
+using taskmon_test::Monitor;
+using taskmon_test::Recorder;
+
+namespace {
+
+/// Times of the events of `kind`, measured from the first event recorded (the component's start).
+std::vector<Duration> times_of(const Recorder& recorder, MonitorEventKind kind) {
+    std::vector<Duration> out;
+    for (const auto& e : recorder.of(kind)) {
+        out.push_back(std::chrono::duration_cast<Duration>(e.time - recorder.events.front().time));
+    }
+    return out;
+}
+
+/// Fails `failures` times (each `lifetime` after its start), then runs until cancelled. `starts` counts starts.
+struct Flaky {
+    int failures;
+    Duration lifetime = 0s;
+    int starts = 0;
+
+    taskmon::RestartFactory factory() {
+        return [this]() -> asio::awaitable<void> {
+            const bool fail = starts++ < failures;
+            ManualTimer timer{co_await asio::this_coro::executor, fail ? lifetime : Duration{24h}};
+            co_await timer.async_wait(asio::use_awaitable);
+            if (fail) {
+                throw std::runtime_error("Connection lost");
+            }
+        };
+    }
+};
+
+/// Two restarts per hour, 1 s backoff: a component failing at once gives up at 2 s (third failure).
+RestartPolicy quick(GiveUpMode mode) {
+    return RestartPolicy{.max_restart_attempts = 2,
+                         .base_backoff = 1s,
+                         .max_backoff = 1s,
+                         .reset_backoff_after = 10min,
+                         .give_up_mode = mode};
+}
+
+}  // namespace
+
+TEST_CASE("recovery: quarantine opens, trials, reopens with the doubled cooldown, and closes",
+          "[task_monitor][quarantine]") {
+    Harness h;
+    Recorder recorder;
+    // Fails 4 times: 3 to exhaust the budget (t = 0, 1, 2 s), then the first trial (15 min) fails, the second
+    // (30 min later) stays up.
+    Flaky flaky{4};
+    Monitor monitor{h.io.get_executor(), quick(GiveUpMode::quarantine), h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.supervise("db", flaky.factory());
+    h.runner.run_for(3s);
+    auto stats = monitor.get_component_stats().at("db");
+    CHECK(stats.state == ComponentState::quarantined);
+    CHECK(stats.quarantine_cooldown == 15min);
+    REQUIRE(stats.next_trial_at);
+    CHECK_FALSE(stats.next_restart_at);
+    CHECK(times_of(recorder, MonitorEventKind::quarantined) == std::vector<Duration>{2s});
+    CHECK(recorder.of(MonitorEventKind::gave_up).empty());
+
+    h.runner.run_for(2h);
+    // Trial 1 at 2 s + 15 min fails at once: reopened with 30 min; trial 2 at +30 min runs; closed 10 min later.
+    const Duration trial1 = 2s + 15min;
+    const Duration trial2 = trial1 + 30min;
+    CHECK(times_of(recorder, MonitorEventKind::trial_started) == std::vector<Duration>{trial1, trial2});
+    CHECK(times_of(recorder, MonitorEventKind::quarantined) == std::vector<Duration>{2s, trial1});
+    const auto quarantined = recorder.of(MonitorEventKind::quarantined);
+    CHECK(quarantined[0].delay == 15min);
+    CHECK(quarantined[1].delay == 30min);
+    CHECK(quarantined[1].attempt == 1);
+    CHECK(quarantined[1].reason == "std::runtime_error: Connection lost");
+    CHECK(times_of(recorder, MonitorEventKind::quarantine_closed) == std::vector<Duration>{trial2 + 10min});
+    stats = monitor.get_component_stats().at("db");
+    CHECK(stats.state == ComponentState::running);
+    CHECK_FALSE(stats.in_trial);
+    CHECK(stats.restarts_in_window == 0);  // the window is cleared
+    CHECK(stats.quarantine_cooldown == 0s);
+    CHECK(flaky.starts == 5);
+    CHECK(h.lines_with("error|Component db quarantined; one trial instance in 900.0s").size() == 1);
+    h.close(monitor);
+}
+
+TEST_CASE("recovery: after the breaker closes a failure starts from a fresh budget", "[task_monitor][quarantine]") {
+    Harness h;
+    Recorder recorder;
+    Flaky flaky{3, 0s};
+    Monitor monitor{h.io.get_executor(), quick(GiveUpMode::quarantine), h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.supervise("db", flaky.factory());
+    h.runner.run_for(15min + 10min + 1min);  // quarantined at 2 s, trial at 15 min passes, closed at 25 min
+    REQUIRE(recorder.of(MonitorEventKind::quarantine_closed).size() == 1);
+    monitor.restart("db");  // a manual restart: the budget is untouched by it
+    h.runner.run_for(1s);
+    CHECK(monitor.get_component_stats().at("db").state == ComponentState::running);
+    CHECK(monitor.get_component_stats().at("db").restarts_in_window == 0);
+    h.close(monitor);
+}
+
+TEST_CASE("recovery: the quarantine cooldown doubles up to its cap", "[task_monitor][quarantine]") {
+    Harness h;
+    Recorder recorder;
+    Flaky flaky{1000};
+    auto policy = quick(GiveUpMode::quarantine);
+    policy.quarantine_cooldown = 1min;
+    policy.max_quarantine_cooldown = 5min;
+    Monitor monitor{h.io.get_executor(), policy, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.supervise("db", flaky.factory());
+    h.runner.run_for(1h);
+    std::vector<Duration> cooldowns;
+    for (const auto& e : recorder.of(MonitorEventKind::quarantined)) {
+        cooldowns.push_back(std::chrono::duration_cast<Duration>(e.delay));
+    }
+    REQUIRE(cooldowns.size() >= 6);
+    cooldowns.resize(6);
+    CHECK(cooldowns == std::vector<Duration>{1min, 2min, 4min, 5min, 5min, 5min});
+    CHECK(recorder.of(MonitorEventKind::gave_up).empty());
+    h.close(monitor);
+}
+
+TEST_CASE("recovery: reset() ends a quarantine at once, without a trial", "[task_monitor][quarantine]") {
+    Harness h;
+    Recorder recorder;
+    Flaky flaky{3};
+    Monitor monitor{h.io.get_executor(), quick(GiveUpMode::quarantine), h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.supervise("db", flaky.factory());
+    h.runner.run_for(1min);
+    REQUIRE(monitor.get_component_stats().at("db").state == ComponentState::quarantined);
+    monitor.reset("db");
+    h.runner.run_for(1s);
+    auto stats = monitor.get_component_stats().at("db");
+    CHECK(stats.state == ComponentState::running);
+    CHECK_FALSE(stats.in_trial);
+    CHECK(stats.quarantine_cooldown == 0s);
+    CHECK(recorder.of(MonitorEventKind::trial_started).empty());
+    CHECK(recorder.of(MonitorEventKind::reset).size() == 1);
+    h.runner.run_for(1h);  // the cancelled cooldown never fires a trial
+    CHECK(recorder.of(MonitorEventKind::trial_started).empty());
+    CHECK(flaky.starts == 4);
+    h.close(monitor);
+}
+
+TEST_CASE("recovery: reset() restarts a component that gave up, with a fresh budget", "[task_monitor]") {
+    Harness h;
+    Recorder recorder;
+    Flaky flaky{5};
+    Monitor monitor{h.io.get_executor(), quick(GiveUpMode::stop), h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.supervise("db", flaky.factory());
+    h.runner.run_for(1min);
+    REQUIRE(monitor.get_component_stats().at("db").state == ComponentState::gave_up);
+    monitor.reset("db");
+    h.runner.run_for(1min);
+    // Fresh budget: two more restarts, then a second give-up (failures 4 and 5, then 6th start runs).
+    CHECK(recorder.of(MonitorEventKind::gave_up).size() == 1);
+    CHECK(monitor.get_component_stats().at("db").state == ComponentState::running);
+    CHECK(flaky.starts == 6);
+    h.close(monitor);
+}
+
+TEST_CASE("recovery: reset() of a running component only clears its history", "[task_monitor]") {
+    Harness h;
+    Flaky flaky{1};
+    Monitor monitor{h.io.get_executor(), quick(GiveUpMode::stop), h.logger};
+    monitor.supervise("db", flaky.factory());
+    h.runner.run_for(10s);
+    REQUIRE(monitor.get_component_stats().at("db").restarts_in_window == 1);
+    const auto task_id = monitor.get_component_stats().at("db").task_id;
+    monitor.reset("db");
+    h.runner.run_for(1s);
+    auto stats = monitor.get_component_stats().at("db");
+    CHECK(stats.restarts_in_window == 0);
+    CHECK(stats.task_id == task_id);
+    CHECK_THROWS_WITH(monitor.reset("nope"), "reset: unknown component 'nope'");
+    h.close(monitor);
+    CHECK_THROWS_AS(monitor.reset("db"), std::logic_error);
+}
+
+TEST_CASE("recovery: escalate hands the give-up to the owner", "[task_monitor][escalate]") {
+    Harness h;
+    Recorder recorder;
+    Flaky flaky{100};
+    Monitor monitor{h.io.get_executor(), quick(GiveUpMode::escalate), h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    std::optional<MonitorEvent> escalation;
+    asio::co_spawn(
+        h.io, [&]() -> asio::awaitable<void> { escalation = co_await monitor.async_wait_escalation(); },
+        [](std::exception_ptr e) { REQUIRE_FALSE(e); });
+    monitor.supervise("acceptor", flaky.factory());
+    h.runner.run_for(1min);
+    REQUIRE(escalation);
+    CHECK(escalation->kind == MonitorEventKind::escalated);
+    CHECK(escalation->component == "acceptor");
+    CHECK(escalation->limit == 2);
+    CHECK(escalation->reason == "std::runtime_error: Connection lost");
+    CHECK(recorder.kinds().back() == "escalated");
+    CHECK(monitor.get_component_stats().at("acceptor").state == ComponentState::gave_up);
+    CHECK(h.lines_with("critical|Component acceptor gave up; escalating").size() == 1);
+    h.close(monitor);
+}
+
+TEST_CASE("recovery: an escalation before anyone waits is kept for the next wait", "[task_monitor][escalate]") {
+    Harness h;
+    Flaky a{100};
+    Flaky b{100};
+    Monitor monitor{h.io.get_executor(), quick(GiveUpMode::escalate), h.logger};
+    monitor.supervise("a", a.factory());
+    h.runner.run_for(1min);
+    monitor.supervise("b", b.factory());
+    h.runner.run_for(1min);
+    std::vector<std::string> seen;
+    for (int i = 0; i < 2; ++i) {
+        monitor.async_wait_escalation([&](std::error_code ec, MonitorEvent e) {
+            REQUIRE_FALSE(ec);
+            seen.push_back(e.component);
+        });
+    }
+    h.runner.run_for(1s);
+    CHECK(seen == std::vector<std::string>{"a", "b"});
+    h.close(monitor);
+}
+
+TEST_CASE("recovery: a wait for an escalation ends with operation_aborted at close()", "[task_monitor][escalate]") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), quick(GiveUpMode::escalate), h.logger};
+    Flaky healthy{0};
+    monitor.supervise("fine", healthy.factory());
+    std::optional<std::error_code> result;
+    monitor.async_wait_escalation([&](std::error_code ec, const MonitorEvent&) { result = ec; });
+    h.runner.run_for(1min);
+    CHECK_FALSE(result);
+    h.close(monitor);
+    h.runner.run_for(1s);
+    REQUIRE(result);
+    CHECK(*result == asio::error::operation_aborted);
+    std::optional<std::error_code> late;  // after close, a wait ends at once
+    monitor.async_wait_escalation([&](std::error_code ec, const MonitorEvent&) { late = ec; });
+    h.runner.run_for(1s);
+    CHECK(late == std::optional<std::error_code>{asio::error::operation_aborted});
+}
+
+TEST_CASE("recovery: escalations reach main() through use_future", "[task_monitor][escalate]") {
+    Harness h;
+    Flaky flaky{100};
+    Monitor monitor{h.io.get_executor(), quick(GiveUpMode::escalate), h.logger};
+    auto escalation = monitor.async_wait_escalation(asio::use_future);
+    monitor.supervise("acceptor", flaky.factory());
+    h.runner.run_for(1min);
+    // use_future completes the promise from its own executor: wait for it (at once, unless it never comes).
+    REQUIRE(escalation.wait_for(60s) == std::future_status::ready);
+    CHECK(escalation.get().component == "acceptor");
+    h.close(monitor);
+}
+
+TEST_CASE("recovery: a fatal classification gives up at once", "[task_monitor][classify]") {
+    Harness h;
+    Recorder recorder;
+    auto policy = quick(GiveUpMode::stop);
+    policy.classify_failure = taskmon::classify_as<FailureClass::fatal, std::invalid_argument>();
+    Monitor monitor{h.io.get_executor(), policy, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.supervise("parser", []() -> asio::awaitable<void> {
+        co_await asio::this_coro::executor;
+        throw std::invalid_argument("bad configuration");
+    });
+    h.runner.run_for(1min);
+    CHECK(recorder.kinds() == taskmon_test::Names{"started", "failed", "gave_up"});
+    CHECK(recorder.of(MonitorEventKind::failed).at(0).failure_class == FailureClass::fatal);
+    CHECK(recorder.of(MonitorEventKind::gave_up).at(0).limit == 0);
+    CHECK(monitor.get_component_stats().at("parser").state == ComponentState::gave_up);
+    CHECK(monitor.get_component_stats().at("parser").restart_count == 0);
+    h.close(monitor);
+}
+
+TEST_CASE("recovery: a fatal failure under quarantine quarantines at once", "[task_monitor][classify]") {
+    Harness h;
+    Recorder recorder;
+    auto policy = quick(GiveUpMode::quarantine);
+    policy.classify_failure = [](const std::exception_ptr&) { return FailureClass::fatal; };
+    Monitor monitor{h.io.get_executor(), policy, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    Flaky flaky{1};
+    monitor.supervise("db", flaky.factory());
+    h.runner.run_for(1s);
+    CHECK(recorder.kinds() == taskmon_test::Names{"started", "failed", "quarantined"});
+    h.close(monitor);
+}
+
+TEST_CASE("recovery: not_counted failures restart with backoff but never fill the window",
+          "[task_monitor][classify]") {
+    Harness h;
+    Recorder recorder;
+    auto policy = quick(GiveUpMode::stop);
+    policy.max_backoff = 8s;
+    policy.classify_failure = taskmon::classify_as<FailureClass::not_counted, std::runtime_error>();
+    Monitor monitor{h.io.get_executor(), policy, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    Flaky flaky{10};
+    monitor.supervise("db", flaky.factory());
+    h.runner.run_for(1h);
+    CHECK(recorder.of(MonitorEventKind::gave_up).empty());
+    CHECK(flaky.starts == 11);
+    auto scheduled = recorder.of(MonitorEventKind::restart_scheduled);
+    REQUIRE(scheduled.size() == 10);
+    CHECK(scheduled[3].delay == 8s);  // 1, 2, 4, 8: the backoff still grows
+    CHECK(recorder.of(MonitorEventKind::failed).at(0).failure_class == FailureClass::not_counted);
+    CHECK(monitor.get_component_stats().at("db").restarts_in_window == 0);
+    h.close(monitor);
+}
+
+TEST_CASE("recovery: a classifier that throws is logged and the failure counts", "[task_monitor][classify]") {
+    Harness h;
+    auto policy = quick(GiveUpMode::stop);
+    policy.classify_failure = [](const std::exception_ptr&) -> FailureClass { throw std::logic_error("oops"); };
+    Monitor monitor{h.io.get_executor(), policy, h.logger};
+    Flaky flaky{1};
+    monitor.supervise("db", flaky.factory());
+    h.runner.run_for(10s);
+    CHECK(monitor.get_component_stats().at("db").restarts_in_window == 1);
+    CHECK(h.lines_with("error|Failure classifier of component db threw").size() == 1);
+    h.close(monitor);
+}
+
+TEST_CASE("recovery: classify_as matches derived types and leaves others counted", "[restart_policy][classify]") {
+    const auto classifier = taskmon::classify_as<FailureClass::fatal, std::logic_error, std::bad_alloc>();
+    CHECK(classifier(std::make_exception_ptr(std::invalid_argument{"x"})) == FailureClass::fatal);
+    CHECK(classifier(std::make_exception_ptr(std::bad_alloc{})) == FailureClass::fatal);
+    CHECK(classifier(std::make_exception_ptr(std::runtime_error{"x"})) == FailureClass::counted);
+    CHECK(classifier(std::make_exception_ptr(42)) == FailureClass::counted);
+    CHECK(classifier(nullptr) == FailureClass::counted);
+}
+
+TEST_CASE("recovery: a policy that gives up before reaching max_backoff is warned about once",
+          "[task_monitor][policy]") {
+    Harness h;
+    {
+        Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};  // the design's defaults
+        h.close(monitor);
+    }
+    const auto warnings = h.lines_with("warning|Restart policy never reaches its max_backoff");
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].find("gives up after 5 restarts per hour before any backoff reaches 60.0s") !=
+          std::string::npos);
+    Monitor reaches{h.io.get_executor(), RestartPolicy{.max_restart_attempts = 6}, h.logger};
+    reaches.supervise("x", []() -> asio::awaitable<void> { co_return; },
+                      RestartPolicy{.max_restart_attempts = 2, .base_backoff = 1s, .max_backoff = 10s});
+    CHECK(h.lines_with("Restart policy never reaches").size() == 2);
+    CHECK(h.lines_with("the policy of component 'x'").size() == 1);
+    h.close(reaches);
+}
+
+TEST_CASE("recovery: gives_up_before_max_backoff", "[restart_policy]") {
+    CHECK(taskmon::gives_up_before_max_backoff(RestartPolicy{}));  // 2+4+8+16+32 s, then refused
+    CHECK_FALSE(taskmon::gives_up_before_max_backoff(RestartPolicy{.max_restart_attempts = 6}));
+    CHECK_FALSE(taskmon::gives_up_before_max_backoff(RestartPolicy{.max_restart_attempts = taskmon::unlimited_restarts}));
+    // The restarts do not fit in the window: old ones expire before the limit is reached.
+    CHECK_FALSE(taskmon::gives_up_before_max_backoff(RestartPolicy{.restart_window = 10s}));
+    CHECK_FALSE(taskmon::gives_up_before_max_backoff(RestartPolicy{.base_backoff = 60s}));
+}
+
+TEST_CASE("recovery: unlimited_restarts never gives up", "[task_monitor]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(),
+                    RestartPolicy{.max_restart_attempts = taskmon::unlimited_restarts,
+                                  .base_backoff = 1s,
+                                  .max_backoff = 1s},
+                    h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    Flaky flaky{1000};
+    monitor.supervise("db", flaky.factory());
+    h.runner.run_for(10min);
+    CHECK(recorder.of(MonitorEventKind::gave_up).empty());
+    CHECK(flaky.starts > 500);
+    CHECK(monitor.get_component_stats().at("db").restarts_in_window ==
+          static_cast<int>(recorder.of(MonitorEventKind::restart_scheduled).size()));
+    h.close(monitor);
+}
+
+TEST_CASE("recovery: new policy fields are validated", "[restart_policy]") {
+    const auto message = [](const RestartPolicy& p) {
+        try {
+            taskmon::validate(p);
+        } catch (const std::invalid_argument& e) {
+            return std::string{e.what()};
+        }
+        return std::string{"valid"};
+    };
+    CHECK(message({.watchdog_timeout = -1s}) == "RestartPolicy: watchdog_timeout must not be negative");
+    CHECK(message({.idle_timeout = 1s}) == "RestartPolicy: idle_timeout needs a watchdog_timeout");
+    CHECK(message({.startup_timeout = -1s}) == "RestartPolicy: startup_timeout must not be negative");
+    CHECK(message({.quarantine_cooldown = 0s}) == "RestartPolicy: quarantine_cooldown must be positive");
+    CHECK(message({.quarantine_cooldown = 2h, .max_quarantine_cooldown = 1h}) ==
+          "RestartPolicy: max_quarantine_cooldown must not be less than quarantine_cooldown");
+    CHECK(message({.give_up_mode = static_cast<GiveUpMode>(7)}) == "RestartPolicy: give_up_mode is not a GiveUpMode");
+    CHECK(message({.watchdog_timeout = 10s, .idle_timeout = 1min, .startup_timeout = 1min}) == "valid");
+}
