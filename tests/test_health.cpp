@@ -131,9 +131,9 @@ TEST_CASE("health: a component that gives up makes the report not live with its 
     CHECK_FALSE(report.ready);
     REQUIRE(report.readiness_failures.size() == 1);
     CHECK(report.readiness_failures[0].subject == "crashing");
-    CHECK(report.readiness_failures[0].reason == "restarting: std::runtime_error: Connection lost");
+    CHECK(report.readiness_failures[0].reason == "restarting (last error: std::runtime_error: Connection lost)");
     CHECK(taskmon::health_summary(report) ==
-          "live, not ready: crashing: restarting: std::runtime_error: Connection lost");
+          "live, not ready: crashing: restarting (last error: std::runtime_error: Connection lost)");
 
     // Two restarts later the limit is exceeded.
     REQUIRE(h.runner.run_until(
