@@ -232,7 +232,12 @@ private:
         if (!interval || closed_) {
             return;
         }
-        watchdog_timer_.expires_after(std::chrono::duration_cast<typename Clock::duration>(*interval));
+        // On a fixed schedule (no drift from the time a reading takes); after a stall, from now (no burst).
+        const auto period = std::chrono::duration_cast<typename Clock::duration>(*interval);
+        const auto now = Clock::now();
+        const auto next = watchdog_armed_ ? watchdog_timer_.expiry() + period : now + period;
+        watchdog_timer_.expires_at(next > now ? next : now + period);
+        watchdog_armed_ = true;
         watchdog_timer_.async_wait([weak = this->weak_from_this()](const std::error_code& ec) {
             const auto self = weak.lock();
             if (!self || ec || self->closed_) {
@@ -387,6 +392,7 @@ private:
     bool closed_ = false;
     bool ready_sent_ = false;
     bool was_live_ = true;
+    bool watchdog_armed_ = false;
     std::string last_status_;
 
     mutable std::mutex stats_mutex_;
