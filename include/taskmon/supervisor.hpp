@@ -35,6 +35,8 @@
 
 #include <taskmon/detail/config.hpp>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -42,6 +44,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -122,6 +125,13 @@ inline constexpr const char* decision_loop = "decision_loop";
 inline constexpr const char* actuation_loop = "actuation_loop";
 inline constexpr const char* pause_handler = "pause_handler";
 inline constexpr const char* load_shedding_monitor = "load_shedding_monitor";
+/// The critical components: a give-up of one fails the run. The one place this is decided.
+inline constexpr std::array<const char*, 4> critical{perception, perception_watchdog, decision_loop,
+                                                      actuation_loop};
+/// True for the names in `critical`.
+constexpr bool is_critical(std::string_view name) noexcept {
+    return std::find(critical.begin(), critical.end(), name) != critical.end();
+}
 }  // namespace components
 namespace detail {
 template <typename Observation, typename Action, typename Result, typename Clock>
@@ -180,6 +190,10 @@ public:
         return state_->get_component_stats();
     }
     [[nodiscard]] const AgentSettings& settings() const noexcept { return state_->settings(); }
+    /// components::critical, for code that sees only this type (taskmon/health.hpp).
+    [[nodiscard]] static constexpr const std::array<const char*, 4>& critical_components() noexcept {
+        return components::critical;
+    }
 
 private:
     using State = detail::SupervisorState<Observation, Action, Result, Clock>;

@@ -15,6 +15,9 @@
 #include <taskmon/restart_policy.hpp>
 #include <taskmon/task_monitor.hpp>
 
+// Health (live / ready) of a TaskMonitor or a Supervisor
+#include <taskmon/health.hpp>
+
 // io_semaphore
 #include <taskmon/async_semaphore.hpp>
 #include <taskmon/io_semaphore.hpp>

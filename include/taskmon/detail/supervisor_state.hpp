@@ -814,11 +814,9 @@ private:
             });
     }
 
-    /// perception, perception_watchdog, decision_loop and actuation_loop; the other two are auxiliary.
-    static bool is_critical(std::string_view name) {
-        return name == components::perception || name == components::perception_watchdog ||
-               name == components::decision_loop || name == components::actuation_loop;
-    }
+    /// components::critical (perception, perception_watchdog, decision_loop, actuation_loop); the other two
+    /// are auxiliary.
+    static bool is_critical(std::string_view name) { return components::is_critical(name); }
 
     /// After close(): a component that ended for good without its event having been handled yet.
     void check_components() {
