@@ -42,6 +42,7 @@ taskmon::ComponentStats stats_in(ComponentState state, std::string last_error = 
     s.state = state;
     s.last_error = std::move(last_error);
     s.restart_count = restarts;
+    s.ready = state == ComponentState::running;  // a running instance with no startup_timeout is ready
     return s;
 }
 
@@ -64,7 +65,18 @@ TEST_CASE("health: the rules of one component") {
     CHECK_FALSE(taskmon::component_is_ready(stats_in(S::restarting)));
     CHECK_FALSE(taskmon::component_is_ready(stats_in(S::not_started)));
 
-    // A state added later (the liveness work adds one) is live, not ready, and still gets a reason.
+    auto starting = stats_in(S::running);
+    starting.ready = false;  // under a startup_timeout, before ready()
+    CHECK(taskmon::component_is_live(starting));
+    CHECK_FALSE(taskmon::component_is_ready(starting));
+    CHECK(taskmon::component_health_reason(starting) == "running, not ready yet");
+    const auto quarantined = stats_in(S::quarantined, "std::runtime_error: x");
+    CHECK(taskmon::component_is_live(quarantined));
+    CHECK_FALSE(taskmon::component_is_ready(quarantined));
+    CHECK(taskmon::component_health_reason(quarantined) ==
+          "quarantined until its next trial: std::runtime_error: x");
+
+    // A state added later is live, not ready, and still gets a reason.
     const auto future = stats_in(static_cast<S>(42), "boom");
     CHECK(taskmon::component_is_live(future));
     CHECK_FALSE(taskmon::component_is_ready(future));
@@ -113,6 +125,29 @@ TEST_CASE("health: running components are live and ready and the renderings say 
     CHECK(taskmon::probe_summary(report, HealthProbe::liveness) == "ok");
     CHECK(taskmon::probe_summary(report, HealthProbe::readiness) == "ok");
     CHECK(taskmon::probe_details(report, HealthProbe::readiness) == "[+]a ok\n[+]b ok\nreadiness check passed\n");
+    h.close(monitor);
+}
+
+TEST_CASE("health: a component under a startup_timeout is ready once it says so") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    monitor.supervise(
+        "db",
+        [](taskmon::ComponentContext ctx) -> asio::awaitable<void> {
+            taskmon::testing::ManualTimer timer{co_await asio::this_coro::executor, 20s};
+            co_await timer.async_wait(asio::use_awaitable);  // connecting
+            ctx.ready();
+            timer.expires_after(24h);
+            co_await timer.async_wait(asio::use_awaitable);
+        },
+        RestartPolicy{.startup_timeout = 1min});
+    h.runner.run_for(10s);
+    auto report = taskmon::check_health(monitor);
+    CHECK(report.live);
+    CHECK_FALSE(report.ready);
+    CHECK(taskmon::health_summary(report) == "live, not ready: db: running, not ready yet");
+    h.runner.run_for(20s);
+    CHECK(taskmon::check_health(monitor).ready);
     h.close(monitor);
 }
 

@@ -13,7 +13,7 @@
 //
 // Rules (one function each, so each can change in one place):
 //   component_is_live(stats)   false for gave_up, failed (not restarted) and unresponsive; true otherwise.
-//   component_is_ready(stats)  true only for running.
+//   component_is_ready(stats)  true only for running and ready (ComponentStats::ready).
 //   live  = every critical component is live.
 //   ready = live, every critical component is known and ready, and (for a Supervisor) the run is running.
 // Non-critical components are listed with their state and reason but never change live or ready.
@@ -51,10 +51,10 @@ class Supervisor;
     }
 }
 
-/// The readiness rule of one component: running. The one place to change when ComponentStats gains a `ready`
-/// flag (then: `return stats.state == ComponentState::running && stats.ready;`).
+/// The readiness rule of one component: running and ready (it called ComponentContext::ready(), or its policy
+/// has no startup_timeout). A quarantined component is live (it is still tried) but not ready.
 [[nodiscard]] constexpr bool component_is_ready(const ComponentStats& stats) noexcept {
-    return stats.state == ComponentState::running;
+    return stats.state == ComponentState::running && stats.ready;
 }
 
 /// Why a component is not live or not ready, in a few words ("gave up after 5 restarts: std::runtime_error:
@@ -83,6 +83,7 @@ class Supervisor;
         case ComponentState::stopping: return "stopping";
         case ComponentState::stopped: return "stopped";
         case ComponentState::completed: return "completed";
+        case ComponentState::quarantined: return with_error("quarantined until its next trial");
     }
     return with_error("in state " + std::string{to_string(stats.state)});
 }
