@@ -25,6 +25,7 @@
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/error.hpp>
+#include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 #include <asio/use_awaitable.hpp>
@@ -45,6 +46,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -63,6 +65,39 @@ struct ComponentFactory {
     asio::awaitable<void> operator()(ComponentContext context) const {
         return contextual ? contextual(std::move(context)) : plain();
     }
+};
+
+/// A strand of `executor`, type-erased. On an io_context's own executor the strand is made of that concrete
+/// executor: a strand<io_context::executor_type> (24 bytes) fits any_io_executor's small-object buffer, so the
+/// executor copies Asio makes per coroutine and per handler (work tracking) never allocate, where a
+/// strand<any_io_executor> (72 bytes) is copied to the heap each time.
+inline asio::any_io_executor make_strand_executor(const asio::any_io_executor& executor) {
+    using IoExecutor = asio::io_context::executor_type;
+    if (executor.target_type() == typeid(IoExecutor)) {
+        return asio::make_strand(*executor.target<IoExecutor>());
+    }
+    return asio::make_strand(executor);
+}
+
+/// A string that costs one pointer until it is first set (most components never fail).
+class LazyText {
+public:
+    LazyText& operator=(std::string text) {
+        if (text_) {
+            *text_ = std::move(text);
+        } else {
+            text_ = std::make_unique<std::string>(std::move(text));
+        }
+        return *this;
+    }
+
+    [[nodiscard]] const std::string& str() const noexcept {
+        static const std::string empty;
+        return text_ ? *text_ : empty;
+    }
+
+private:
+    std::unique_ptr<std::string> text_;
 };
 
 /// The most restarts a window remembers under unlimited_restarts (restarts_in_window saturates there).
@@ -89,13 +124,12 @@ public:
     using time_point = typename Clock::time_point;
     using duration = typename Clock::duration;
     using Timer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, asio::any_io_executor>;
-    using Strand = asio::strand<asio::any_io_executor>;
 
     MonitorState(asio::any_io_executor executor, RestartPolicy policy, std::shared_ptr<spdlog::logger> logger,
                  RandomSource random, std::size_t strand_pool_size)
         : strand_pool_size_{strand_pool_size},
           executor_{std::move(executor)},
-          strand_{asio::make_strand(executor_)},
+          strand_{make_strand_executor(executor_)},
           policy_{std::move(policy)},
           logger_{logger ? std::move(logger) : spdlog::default_logger()},
           random_{random ? std::move(random) : nondeterministic_random_source()},
@@ -163,14 +197,14 @@ public:
         // Times of counted restarts within the restart window, oldest first; at most max_restart_attempts long.
         // (A vector, not a deque: an empty libstdc++ deque already allocates ~600 bytes.)
         std::vector<time_point> window;
-        std::string last_error;
+        LazyText last_error;
         std::optional<time_point> next_restart;
         time_point last_restart{};  // valid when restart_count > 0
         std::chrono::nanoseconds last_delay{};
         std::chrono::nanoseconds quarantine_cooldown{};
-        std::uint64_t restart_gen = 0;
+        std::uint32_t restart_gen = 0;  // compared for equality only: wrapping is harmless
         std::uint64_t task_id = 0;
-        std::uint64_t generation = 0;
+        std::uint32_t generation = 0;
         int restart_count = 0;
         int failure_count = 0;
         int consecutive = 0;  // k of the backoff formula
@@ -635,7 +669,7 @@ private:
     /// Round-robin over a pool of strand_pool_size_ strands, created as first needed (one per component if 0).
     const asio::any_io_executor& strand_for_next_component() {
         if (strand_pool_size_ == 0 || strands_.size() < strand_pool_size_) {
-            return strands_.emplace_back(asio::make_strand(executor_));
+            return strands_.emplace_back(make_strand_executor(executor_));
         }
         return strands_[next_strand_++ % strand_pool_size_];
     }
@@ -657,7 +691,7 @@ private:
         if (c.restart_count > 0) {
             s.last_restart_time = wall(c.last_restart);
         }
-        s.last_error = c.last_error;
+        s.last_error = c.last_error.str();
         s.failure_count = c.failure_count;
         const auto window = std::chrono::duration_cast<duration>(policy_of(c).restart_window);
         s.restarts_in_window = static_cast<int>(
@@ -749,12 +783,17 @@ private:
             post_watch(cp);
         }
         auto slot = instance->signal.slot();
+        // The handler runs on the component's strand and hands the exit to strand_ itself: one post, as a
+        // handler bound to strand_ would cost, without keeping a copy of strand_ in every coroutine's state.
         asio::co_spawn(*c.strand, std::move(task),
                        asio::bind_cancellation_slot(
-                           slot, asio::bind_executor(strand_, [self = this->shared_from_this(), cp,
-                                                               instance](std::exception_ptr error) {
-                               self->on_exit(cp, instance, error);
-                           })));
+                           slot, [self = this->shared_from_this(), cp, instance](std::exception_ptr error) mutable {
+                               auto& strand = self->strand_;
+                               asio::post(strand, [self = std::move(self), cp = std::move(cp),
+                                                   instance = std::move(instance), error = std::move(error)] {
+                                   self->on_exit(cp, instance, error);
+                               });
+                           }));
     }
 
     /// Asks the live instance (if any) to stop; the exit arrives at on_exit. Outside close(), a stop that is
@@ -1210,13 +1249,13 @@ private:
                 const auto now = Clock::now();
                 const auto cls = classify(c, factory_error);
                 auto e = event(MonitorEventKind::factory_failed, c, now);
-                e.reason = c.last_error;
+                e.reason = c.last_error.str();
                 e.failure_class = cls;
                 events.push_back(std::move(e));
                 if (cls == FailureClass::fatal && !c.in_trial) {
-                    give_up(cp, c.last_error, now, events, true);
+                    give_up(cp, c.last_error.str(), now, events, true);
                 } else {
-                    schedule_restart(cp, c.last_error, now, cls != FailureClass::not_counted, events);
+                    schedule_restart(cp, c.last_error.str(), now, cls != FailureClass::not_counted, events);
                 }
             } else {
                 spawn(cp, std::move(*task), std::move(factory), std::move(reservation), events, true);
@@ -1457,7 +1496,7 @@ private:
 
     std::size_t strand_pool_size_;
     asio::any_io_executor executor_;
-    Strand strand_;
+    asio::any_io_executor strand_;  // a strand of executor_ (make_strand_executor)
     RestartPolicy policy_;
     std::shared_ptr<spdlog::logger> logger_;
     RandomSource random_;  // mutex_
