@@ -2,7 +2,9 @@
 //   1. restart latency (zero backoff, null logger) vs a bare co_spawn-and-wait of the same coroutine, without and
 //      with one event listener;
 //   2. start + close of 100k components vs 100k bare co_spawn + cancel;
-//   3. bytes per supervised component beyond what a bare co_spawn of the same coroutine costs (glibc only).
+//   3. bytes per supervised component beyond what a bare co_spawn of the same coroutine costs (glibc only), also
+//      for a watched component (context factory and watchdog policy);
+//   4. the cost of ComponentContext::heartbeat().
 #include <taskmon/task_monitor.hpp>
 
 #include <asio/bind_cancellation_slot.hpp>
@@ -228,6 +230,56 @@ void BM_bytes_task_monitor(benchmark::State& state) {
     state.counters["bytes_per_coroutine"] = per;
 }
 BENCHMARK(BM_bytes_task_monitor)->Arg(taskmon::default_strand_pool_size)->Arg(0)->Iterations(1);
+
+/// The same coroutine under a watchdog: a context factory and a liveness policy (a liveness record per instance
+/// and a watch timer per component).
+void BM_bytes_task_monitor_watched(benchmark::State& state) {
+    double per = 0;
+    std::vector<std::string> names;
+    for (int i = 0; i < sample; ++i) {
+        names.push_back("component-" + std::to_string(i));
+    }
+    for (auto _ : state) {
+        asio::io_context io{1};
+        taskmon::TaskMonitor monitor{io.get_executor(), {.watchdog_timeout = 1h}, null_logger()};
+        const auto before = heap_in_use();
+        for (const auto& name : names) {
+            monitor.supervise(name, [](taskmon::ComponentContext) { return wait_forever(); });
+        }
+        io.poll();
+        per = static_cast<double>(heap_in_use() - before) / sample;
+        bool closed = false;
+        asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed = true; });
+        while (!closed) {
+            io.run_one();
+        }
+    }
+    state.counters["bytes_per_coroutine"] = per;
+}
+BENCHMARK(BM_bytes_task_monitor_watched)->Iterations(1);
+
+// ---- 4. a heartbeat -----------------------------------------------------------------------------------------
+
+/// ComponentContext::heartbeat() of a live, watched instance: a clock read and relaxed atomic stores.
+void BM_component_context_heartbeat(benchmark::State& state) {
+    asio::io_context io{1};
+    taskmon::TaskMonitor monitor{io.get_executor(), {.watchdog_timeout = 1h}, null_logger()};
+    taskmon::ComponentContext context;
+    monitor.supervise("beating", [&context](taskmon::ComponentContext ctx) {
+        context = ctx;
+        return wait_forever();
+    });
+    io.poll();
+    for (auto _ : state) {
+        context.heartbeat();
+    }
+    bool closed = false;
+    asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed = true; });
+    while (!closed) {
+        io.run_one();
+    }
+}
+BENCHMARK(BM_component_context_heartbeat);
 
 }  // namespace
 
