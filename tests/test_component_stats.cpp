@@ -11,7 +11,8 @@ using taskmon::ComponentState;
 TEST_CASE("every ComponentState has its own name") {
     const ComponentState all[] = {ComponentState::not_started, ComponentState::running,  ComponentState::restarting,
                                   ComponentState::stopping,    ComponentState::stopped,  ComponentState::completed,
-                                  ComponentState::failed,      ComponentState::gave_up, ComponentState::unresponsive};
+                                  ComponentState::failed,      ComponentState::gave_up, ComponentState::unresponsive,
+                                  ComponentState::quarantined};
     std::set<std::string_view> names;
     for (const auto state : all) {
         const auto name = taskmon::to_string(state);
@@ -36,4 +37,11 @@ TEST_CASE("a default ComponentStats describes a component with no live instance"
     CHECK(stats.failure_count == 0);
     CHECK(stats.restarts_in_window == 0);
     CHECK_FALSE(stats.next_restart_at.has_value());
+    CHECK(stats.generation == 0);
+    CHECK_FALSE(stats.ready);
+    CHECK_FALSE(stats.last_heartbeat_age.has_value());
+    CHECK_FALSE(stats.idle);
+    CHECK_FALSE(stats.in_trial);
+    CHECK_FALSE(stats.next_trial_at.has_value());
+    CHECK(stats.quarantine_cooldown == std::chrono::nanoseconds::zero());
 }

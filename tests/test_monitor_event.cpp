@@ -52,6 +52,11 @@ constexpr MonitorEventKind all_kinds[] = {
     MonitorEventKind::no_factory,        MonitorEventKind::factory_failed,
     MonitorEventKind::stopped,           MonitorEventKind::stop_timeout,
     MonitorEventKind::restart_cancelled, MonitorEventKind::closed,
+    MonitorEventKind::ready,             MonitorEventKind::watchdog_timeout,
+    MonitorEventKind::startup_timeout,   MonitorEventKind::quarantined,
+    MonitorEventKind::trial_started,     MonitorEventKind::quarantine_closed,
+    MonitorEventKind::escalated,         MonitorEventKind::reset,
+    MonitorEventKind::removed,           MonitorEventKind::policy_updated,
 };
 
 }  // namespace
@@ -63,14 +68,17 @@ TEST_CASE("to_string names every MonitorEventKind by its enumerator", "[monitor_
     const Names expected{"started",           "failed",         "cancelled_unexpectedly", "completed",
                          "restart_scheduled", "restarted",      "restart_requested",      "restart_merged",
                          "gave_up",           "not_enabled",    "no_factory",             "factory_failed",
-                         "stopped",           "stop_timeout",   "restart_cancelled",      "closed"};
+                         "stopped",           "stop_timeout",   "restart_cancelled",      "closed",
+                         "ready",             "watchdog_timeout", "startup_timeout",    "quarantined",
+                         "trial_started",     "quarantine_closed", "escalated",         "reset",
+                         "removed",           "policy_updated"};
     Names names;
     for (auto kind : all_kinds) {
         names.emplace_back(to_string(kind));
     }
     CHECK(names == expected);
     CHECK(std::set<std::string>(names.begin(), names.end()).size() == std::size(all_kinds));
-    CHECK(static_cast<int>(MonitorEventKind::closed) + 1 == static_cast<int>(std::size(all_kinds)));
+    CHECK(static_cast<int>(MonitorEventKind::policy_updated) + 1 == static_cast<int>(std::size(all_kinds)));
     CHECK(to_string(static_cast<MonitorEventKind>(99)) == "unknown");
 }
 

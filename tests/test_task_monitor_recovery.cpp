@@ -426,3 +426,14 @@ TEST_CASE("recovery: new policy fields are validated", "[restart_policy]") {
     CHECK(message({.give_up_mode = static_cast<GiveUpMode>(7)}) == "RestartPolicy: give_up_mode is not a GiveUpMode");
     CHECK(message({.watchdog_timeout = 10s, .idle_timeout = 1min, .startup_timeout = 1min}) == "valid");
 }
+
+TEST_CASE("recovery: GiveUpMode and FailureClass have names", "[restart_policy]") {
+    static_assert(taskmon::to_string(GiveUpMode::quarantine) == "quarantine");
+    CHECK(taskmon::to_string(GiveUpMode::stop) == "stop");
+    CHECK(taskmon::to_string(GiveUpMode::escalate) == "escalate");
+    CHECK(taskmon::to_string(static_cast<GiveUpMode>(9)) == "unknown");
+    CHECK(taskmon::to_string(FailureClass::counted) == "counted");
+    CHECK(taskmon::to_string(FailureClass::not_counted) == "not_counted");
+    CHECK(taskmon::to_string(FailureClass::fatal) == "fatal");
+    CHECK(taskmon::to_string(static_cast<FailureClass>(9)) == "unknown");
+}
