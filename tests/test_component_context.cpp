@@ -391,3 +391,18 @@ TEST_CASE("component_context: heartbeats from another thread are seen", "[compon
     CHECK(recorder.of(MonitorEventKind::watchdog_timeout).empty());
     h.close(monitor);
 }
+
+TEST_CASE("component_context: ready() called by the factory itself is reported once", "[component_context]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{.startup_timeout = 10s}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.supervise("eager", [](ComponentContext ctx) {
+        ctx.ready();  // before the coroutine even starts
+        return sleep_for(24h);
+    });
+    h.runner.run_for(1min);
+    CHECK(recorder.kinds() == taskmon_test::Names{"started", "ready"});
+    CHECK(monitor.get_component_stats().at("eager").ready);
+    h.close(monitor);
+}

@@ -181,6 +181,7 @@ public:
         StopCause stop = StopCause::none;
         bool tripped_startup = false;            // StopCause::liveness: which deadline it missed
         bool reported_unresponsive = false;
+        bool ready_reported = false;  // its `ready` event was published
         FailureClass trip_class = FailureClass::counted;
         asio::cancellation_signal signal;
     };
@@ -779,6 +780,12 @@ private:
         } else {
             events.push_back(event(MonitorEventKind::started, c, now));
         }
+        if (watched && policy_of(c).startup_timeout > std::chrono::milliseconds::zero() &&
+            instance->liveness->ready_at() != InstanceLiveness::never) {
+            // ready() came from the factory itself, before the instance existed: its notice found no instance.
+            instance->ready_reported = true;
+            events.push_back(event(MonitorEventKind::ready, c, now));
+        }
         if (watched || c.in_trial) {
             post_watch(cp);
         }
@@ -1192,9 +1199,11 @@ private:
         Events events;
         {
             std::lock_guard lock{mutex_};
-            if (!cp->instance || cp->instance->id != id || cp->instance->stop != StopCause::none) {
+            auto& i = cp->instance;
+            if (!i || i->id != id || i->stop != StopCause::none || i->ready_reported) {
                 return;
             }
+            i->ready_reported = true;
             events.push_back(event(MonitorEventKind::ready, *cp, Clock::now()));
         }
         publish(events);
