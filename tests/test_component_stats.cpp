@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "taskmon_catch.hpp"
+#include "enum_names.hpp"
 
 using taskmon::ComponentState;
 
@@ -36,4 +37,9 @@ TEST_CASE("a default ComponentStats describes a component with no live instance"
     CHECK(stats.failure_count == 0);
     CHECK(stats.restarts_in_window == 0);
     CHECK_FALSE(stats.next_restart_at.has_value());
+}
+
+TEST_CASE("fmt formats every ComponentState as its name") {
+    taskmon_test::check_enum_names(ComponentState::not_started, ComponentState::unresponsive);
+    CHECK(fmt::format("{:<12}|", ComponentState::gave_up) == "gave_up     |");
 }

@@ -4,6 +4,8 @@
 // ComponentStats: a snapshot of one supervised component, as returned by TaskMonitor::get_component_stats().
 #pragma once
 
+#include <taskmon/detail/enum_formatter.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -25,6 +27,7 @@ enum class ComponentState {
     unresponsive,  ///< ignored cancellation for longer than its shutdown_timeout during close()
 };
 
+/// The enumerator's name ("gave_up"); fmt::format("{}", state) prints the same.
 [[nodiscard]] constexpr std::string_view to_string(ComponentState state) noexcept {
     switch (state) {
         case ComponentState::not_started: return "not_started";

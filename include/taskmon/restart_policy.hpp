@@ -4,6 +4,8 @@
 // RestartPolicy: when and how fast a supervised component is restarted, and when the monitor gives up on it.
 #pragma once
 
+#include <taskmon/detail/enum_formatter.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -33,6 +35,7 @@ enum class JitterKind {
     proportional,  ///< d * (1 + U[-jitter_ratio, +jitter_ratio])
 };
 
+/// The enumerator's name ("transient"); fmt::format("{}", type) prints the same.
 [[nodiscard]] constexpr std::string_view to_string(RestartType type) noexcept {
     switch (type) {
         case RestartType::permanent: return "permanent";
@@ -42,6 +45,7 @@ enum class JitterKind {
     return "unknown";
 }
 
+/// The enumerator's name ("decorrelated"); fmt::format("{}", kind) prints the same.
 [[nodiscard]] constexpr std::string_view to_string(JitterKind kind) noexcept {
     switch (kind) {
         case JitterKind::none: return "none";
