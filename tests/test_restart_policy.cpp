@@ -5,6 +5,7 @@
 #include "enum_names.hpp"
 
 #include <chrono>
+#include <limits>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -145,4 +146,9 @@ TEST_CASE("fmt formats every RestartType and JitterKind as its name", "[restart_
     taskmon_test::check_enum_names(JitterKind::none, JitterKind::proportional);
     CHECK(fmt::format("{} {}", taskmon::RestartType::transient, JitterKind::decorrelated) ==
           "transient decorrelated");
+}
+
+TEST_CASE("unlimited_restart_attempts is a valid max_restart_attempts", "[restart_policy]") {
+    static_assert(taskmon::unlimited_restart_attempts == std::numeric_limits<int>::max());
+    CHECK_NOTHROW(taskmon::validate(RestartPolicy{.max_restart_attempts = taskmon::unlimited_restart_attempts}));
 }

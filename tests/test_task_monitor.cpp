@@ -1473,3 +1473,24 @@ TEST_CASE("async_close with asio::use_future: destroying the io_context first br
         CHECK(e.code() == std::future_errc::broken_promise);
     }
 }
+
+// ---- unlimited_restart_attempts ---------------------------------------------------------------------------
+
+TEST_CASE("unlimited_restart_attempts never gives up, however many restarts fall in the window",
+          "[task_monitor]") {
+    Harness h;
+    auto failing = failing_now(500);
+    Monitor monitor{h.io.get_executor(),
+                    {.max_restart_attempts = taskmon::unlimited_restart_attempts, .restart_window = 1h,
+                     .base_backoff = 1s, .max_backoff = 1s},
+                    h.logger};
+    monitor.supervise("crashy", factory_of(failing));
+    REQUIRE(h.runner.run_until([&] { return failing.starts.size() == 501; }, 1h));
+    const auto stats = monitor.get_component_stats().at("crashy");
+    CHECK(stats.state == ComponentState::running);
+    CHECK(stats.restart_count == 500);
+    CHECK(stats.failure_count == 500);
+    CHECK(stats.restarts_in_window == 500);  // all within the hour: any finite limit below 500 would have refused
+    CHECK(h.lines_with("exceeded restart limit").empty());
+    CHECK(h.close(monitor) == 0s);
+}

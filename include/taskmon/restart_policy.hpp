@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <random>
 #include <stdexcept>
@@ -57,13 +58,19 @@ enum class JitterKind {
     return "unknown";
 }
 
+/// The max_restart_attempts that never gives up: no number of restarts within the restart_window is refused, so
+/// the component is restarted (with backoff) for as long as it keeps failing. The monitor still remembers when
+/// each automatic restart of the last restart_window happened (ComponentStats::restarts_in_window): 8 bytes each.
+inline constexpr int unlimited_restart_attempts = std::numeric_limits<int>::max();
+
 /// Restart policy of a monitor (its default) or of one component. Designed for designated initializers:
 ///   taskmon::RestartPolicy{.max_restart_attempts = 5, .base_backoff = 2s, .max_backoff = 60s}
 /// The k-th consecutive restart waits min(max_backoff, base_backoff * backoff_multiplier^(k-1)), then jitter.
 /// k resets to 0 once a component has run reset_backoff_after without failing. A restart is refused (the
-/// component gives up) when max_restart_attempts restarts already happened within the last restart_window.
+/// component gives up) when max_restart_attempts restarts already happened within the last restart_window;
+/// unlimited_restart_attempts never gives up.
 struct RestartPolicy {
-    int max_restart_attempts = 5;
+    int max_restart_attempts = 5;  ///< >= 0; 0 gives up at the first failure; unlimited_restart_attempts never
     std::chrono::milliseconds restart_window = std::chrono::hours{1};
     std::chrono::milliseconds base_backoff = std::chrono::seconds{2};
     std::chrono::milliseconds max_backoff = std::chrono::seconds{60};
