@@ -21,7 +21,9 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -1252,6 +1254,45 @@ TEST_CASE("Components sharing a pool strand are supervised independently", "[tas
         CHECK(h.close(monitor) == 0s);
         CHECK(other.live == 0);
     }
+}
+
+TEST_CASE("A component's executor is its pool strand: shared beyond strand_pool_size, inherited by its children",
+          "[task_monitor][strand]") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {}, h.logger, {}, 2};
+    std::map<std::string, asio::any_io_executor> seen;
+    std::optional<bool> child_on_parent_strand;
+    std::optional<bool> child_on_plain_executor;
+    auto component = [&](std::string name) -> asio::awaitable<void> {
+        const auto ex = co_await asio::this_coro::executor;
+        seen[name] = ex;
+        if (name == "a") {
+            auto on_parent = [&, ex]() -> asio::awaitable<void> {
+                child_on_parent_strand = (co_await asio::this_coro::executor) == ex;
+            };
+            auto on_plain = [&, ex]() -> asio::awaitable<void> {
+                child_on_plain_executor = (co_await asio::this_coro::executor) == ex;
+            };
+            asio::co_spawn(ex, std::move(on_parent), asio::detached);
+            asio::co_spawn(monitor.get_executor(), std::move(on_plain), asio::detached);
+        }
+        ManualTimer timer{ex, 1h};
+        co_await timer.async_wait(asio::use_awaitable);
+    };
+    monitor.supervise("a", [&] { return component("a"); });
+    monitor.supervise("b", [&] { return component("b"); });
+    monitor.supervise("c", [&] { return component("c"); });
+    h.runner.run_for(1s);
+    REQUIRE(seen.size() == 3);
+    CHECK(seen["a"] != monitor.get_executor());
+    CHECK(monitor.get_executor() == h.io.get_executor());
+    CHECK(seen["a"] != seen["b"]);
+    CHECK(seen["c"] == seen["a"]);  // a pool of two strands: the third component shares the first one's
+    REQUIRE(child_on_parent_strand.has_value());
+    CHECK(*child_on_parent_strand);
+    REQUIRE(child_on_plain_executor.has_value());
+    CHECK_FALSE(*child_on_plain_executor);
+    CHECK(h.close(monitor) == 0s);
 }
 
 TEST_CASE("Components on one pool strand never run at the same time on a two-thread io_context",
