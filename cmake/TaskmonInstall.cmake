@@ -1,5 +1,5 @@
 # Install rules: headers, the exported target taskmon::taskmon, the CMake package (with the Asio find module it
-# depends on), and a pkg-config file.
+# depends on), a pkg-config file, and the license (share/doc/taskmon/LICENSE).
 include_guard(GLOBAL)
 include(CMakePackageConfigHelpers)
 
@@ -44,4 +44,9 @@ string(REGEX REPLACE "/$" "" TASKMON_PC_TO_PREFIX "${TASKMON_PC_TO_PREFIX}")
 configure_file("${PROJECT_SOURCE_DIR}/cmake/taskmon.pc.in" "${PROJECT_BINARY_DIR}/taskmon.pc" @ONLY)
 install(FILES "${PROJECT_BINARY_DIR}/taskmon.pc"
     DESTINATION "${TASKMON_INSTALL_PKGCONFIGDIR}"
+    COMPONENT taskmon_development)
+
+# The MIT license asks that its text accompany every copy; header-only copies are made by installing.
+install(FILES "${PROJECT_SOURCE_DIR}/LICENSE"
+    DESTINATION "${CMAKE_INSTALL_DOCDIR}"
     COMPONENT taskmon_development)

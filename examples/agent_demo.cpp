@@ -199,18 +199,22 @@ int main(int argc, char** argv) {
                             static_cast<unsigned long long>(step.number), what.c_str(),
                             std::string{taskmon::to_string(step.outcome)}.c_str(), world.robot.x, world.robot.y,
                             world.dirty.size(), step.error.empty() ? "" : "  ", step.error.c_str());
-            },
-        .on_status_change =
-            [&](const taskmon::StatusTransition& t) {
-                std::printf("%6.2fs  STATUS %s -> %s (%s)\n", stamp(), std::string{taskmon::to_string(t.from)}.c_str(),
-                            std::string{taskmon::to_string(t.to)}.c_str(), t.reason.c_str());
             }};
+    // Status changes are not printed here: the Supervisor's own log line ("Agent status running -> paused ...")
+    // already shows each one.
 
     // A simulated CPU burst: the load monitor reads this instead of /proc so the demo behaves the same on any
     // machine. Everything else (timers, lag) is real.
+    bool in_burst = false;
     taskmon::CpuSource cpu = [&]() -> std::optional<taskmon::CpuUsage> {
         const auto t = since_start();
         const bool burst = t >= burst_from && t < burst_to;
+        if (burst != in_burst) {
+            in_burst = burst;
+            std::printf(burst ? "%6.2fs  simulated CPU burst starts: the load monitor now reads 99.3 %% CPU\n"
+                              : "%6.2fs  simulated CPU burst ends: back to 35 %% CPU\n",
+                        stamp());
+        }
         return taskmon::CpuUsage{burst ? 99.3 : 35.0, burst ? 60.0 : 8.0};
     };
 

@@ -7,7 +7,8 @@
 // Listeners:
 //   console  prints every event with the fields its kind carries
 //   metrics  counts restarts, failures and give-ups per component, printed at the end in Prometheus' text format
-//   breaker  after a give-up, tries one restart() after a cooldown (a circuit breaker's half-open trial)
+//   breaker  after a give-up, grants one trial restart after a cooldown (a circuit breaker's half-open state):
+//            if the trial instance fails too, the component is disabled for good instead of restarted
 //
 // Usage: monitor_events_demo [--seed N]   (seed of lidar's random failures, default 1)
 #include <taskmon/monitor_event.hpp>
@@ -123,25 +124,33 @@ private:
     std::map<std::pair<std::string_view, std::string>, long> counters_;
 };
 
-/// After a component gives up, waits `cooldown` and asks for one more try (once per component), like a circuit
-/// breaker's half-open state. The listener only starts a timer: it must not block the monitor's strand.
+/// After a component gives up, waits `cooldown` and grants it one trial (once per component), like a circuit
+/// breaker's half-open state. restart() after a give-up would hand the component a fresh restart budget, so the
+/// breaker watches the trial instance: if it fails, the breaker opens again by disabling the component, which
+/// drops the restart the failure scheduled. The listener only starts a timer or calls the monitor: it must not
+/// block the monitor's strand.
 class Breaker {
 public:
     Breaker(taskmon::TaskMonitor& monitor, std::chrono::milliseconds cooldown)
         : monitor_{monitor}, cooldown_{cooldown} {}
 
     void on_event(const MonitorEvent& e) {
-        if (e.kind != MonitorEventKind::gave_up || !tried_.insert(e.component).second) {
-            return;
+        switch (e.kind) {
+            case MonitorEventKind::gave_up:
+                if (tried_.insert(e.component).second) {
+                    schedule_trial(e.component);
+                }
+                break;
+            case MonitorEventKind::failed:
+            case MonitorEventKind::cancelled_unexpectedly:
+            case MonitorEventKind::factory_failed:
+                if (on_trial_.erase(e.component) != 0) {
+                    fmt::print("-- breaker: the trial of {} failed; disabling it\n", e.component);
+                    monitor_.disable({e.component});
+                }
+                break;
+            default: break;
         }
-        auto timer = std::make_shared<asio::steady_timer>(monitor_.get_executor(), cooldown_);
-        timers_.push_back(timer);
-        timer->async_wait([this, timer, name = e.component](std::error_code ec) {
-            if (!ec) {
-                fmt::print("-- breaker: trial restart of {} after {}\n", name, cooldown_);
-                monitor_.restart(name);  // a manual restart after a give-up also grants a fresh budget
-            }
-        });
     }
 
     /// Drops the trials still waiting (before the monitor closes: restart() would throw after close()).
@@ -152,11 +161,24 @@ public:
     }
 
 private:
+    void schedule_trial(const std::string& name) {
+        auto timer = std::make_shared<asio::steady_timer>(monitor_.get_executor(), cooldown_);
+        timers_.push_back(timer);
+        timer->async_wait([this, timer, name](std::error_code ec) {
+            if (!ec) {
+                fmt::print("-- breaker: one trial restart of {} after {}\n", name, cooldown_);
+                on_trial_.insert(name);
+                monitor_.restart(name);
+            }
+        });
+    }
+
     // The demo's io_context runs on one thread, so listeners never run concurrently here; with a thread pool
     // these would need a mutex like Metrics'.
     taskmon::TaskMonitor& monitor_;
     std::chrono::milliseconds cooldown_;
-    std::set<std::string> tried_;
+    std::set<std::string> tried_;     // components given their one trial
+    std::set<std::string> on_trial_;  // trial restarted, first exit not seen yet
     std::vector<std::shared_ptr<asio::steady_timer>> timers_;
 };
 

@@ -6,13 +6,19 @@
 //   actuation     runs steadily; untouched by its siblings' trouble
 //
 // Usage: restart_demo [--seed-timings] [--seed N]
-//   default          fast timings (backoff 50 ms doubling to 800 ms, 5 restarts per 10 s); exits after ~4 s
-//   --seed-timings   the ported design's timings (2 s doubling to 60 s, 5 restarts per hour); exits after ~75 s
+//   default          fast timings (backoff 50 ms doubling to 800 ms, 5 restarts per 10 seconds); exits after
+//                    4 seconds
+//   --seed-timings   the ported design's timings (backoff 2 seconds doubling to 60 seconds, 5 restarts per
+//                    hour); exits after 75 seconds
 //   --seed N         seed of the demo's random failures and of the monitor's jitter (default 1)
+//
+// Ctrl-C (SIGINT) or SIGTERM closes the monitor early, cleanly: components are cancelled and waited for, and the
+// stats table is printed as after a normal run.
 #include <taskmon/task_monitor.hpp>
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <asio/redirect_error.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
@@ -21,12 +27,17 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
 
 using namespace std::chrono_literals;
 
@@ -92,6 +103,25 @@ asio::awaitable<void> actuation(std::chrono::milliseconds tick) {
     }
 }
 
+/// A duration in the words of the monitor's own log lines: "50 ms", "10 seconds", "minute", "hour".
+std::string words(std::chrono::milliseconds d, bool singular_without_one = false) {
+    using namespace std::chrono;
+    const auto unit = [&](long long n, std::string_view name) {
+        if (n == 1) {
+            return singular_without_one ? std::string{name} : fmt::format("1 {}", name);
+        }
+        return fmt::format("{} {}s", n, name);
+    };
+    if (d.count() != 0 && d % hours{1} == milliseconds::zero()) return unit(duration_cast<hours>(d).count(), "hour");
+    if (d.count() != 0 && d % minutes{1} == milliseconds::zero()) {
+        return unit(duration_cast<minutes>(d).count(), "minute");
+    }
+    if (d.count() != 0 && d % seconds{1} == milliseconds::zero()) {
+        return unit(duration_cast<seconds>(d).count(), "second");
+    }
+    return fmt::format("{} ms", d.count());
+}
+
 std::string format_time(const std::optional<std::chrono::system_clock::time_point>& t) {
     if (!t) {
         return "-";
@@ -117,6 +147,13 @@ int main(int argc, char** argv) {
     }
     const auto timings = seed_mode ? seed_timings() : fast_timings();
 
+    // Before the monitor's first log line ("Started component ..."): what this run is about to do.
+    fmt::print("restart_demo: {} timings (backoff {} doubling to {}, {} restarts per {}), running {}\n",
+               seed_mode ? "seed" : "fast", words(timings.policy.base_backoff), words(timings.policy.max_backoff),
+               timings.policy.max_restart_attempts, words(timings.policy.restart_window, true),
+               words(timings.run_time));
+    std::fflush(stdout);  // the log lines go through their own stream
+
     // Restarts are printed as they happen by the monitor's own log lines.
     auto sink = std::make_shared<spdlog::sinks::stdout_color_sink_mt>();
     auto logger = std::make_shared<spdlog::logger>("restart_demo", sink);
@@ -132,35 +169,52 @@ int main(int argc, char** argv) {
     monitor.supervise("flaky_sensor", [&] { return flaky_sensor(timings.tick); });
     monitor.supervise("actuation", [&] { return actuation(timings.tick); });
 
-    fmt::print("restart_demo: {} timings (backoff {} doubling to {}, {} restarts per {}), running {}\n",
-               seed_mode ? "seed" : "fast", timings.policy.base_backoff, timings.policy.max_backoff,
-               timings.policy.max_restart_attempts, timings.policy.restart_window, timings.run_time);
-
+    // One way out, taken at the end of the script or on SIGINT/SIGTERM, whichever comes first: close the monitor
+    // (cancel every component and wait for them), and cancel what else keeps the io_context busy, so that
+    // io.run() returns once the close completed. Everything here runs on the io_context's one thread.
     asio::signal_set signals{io, SIGINT, SIGTERM};
-    signals.async_wait([&](std::error_code ec, int) {
+    asio::steady_timer script_timer{io};
+    bool closing = false;
+    const auto shut_down = [&](std::string_view why) {
+        if (std::exchange(closing, true)) {
+            return;
+        }
+        fmt::print("-- {}: closing the monitor\n", why);
+        std::fflush(stdout);
+        signals.cancel();
+        script_timer.cancel();
+        monitor.async_close([] { fmt::print("-- monitor closed\n"); });
+    };
+    signals.async_wait([&](std::error_code ec, int signal) {
         if (!ec) {
-            io.stop();
+            shut_down(signal == SIGINT ? "SIGINT" : "SIGTERM");
         }
     });
 
     asio::co_spawn(
         io,
         [&]() -> asio::awaitable<void> {
-            asio::steady_timer timer{co_await asio::this_coro::executor};
+            std::error_code ec;
+            const auto sleep = [&](std::chrono::milliseconds d) {
+                script_timer.expires_after(d);
+                return script_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            };
             // Someone else cancels decision's timer twice: unexpected cancellations.
             for (int i = 0; i < 2; ++i) {
-                timer.expires_after(timings.run_time / 4 + timings.tick / 3);  // off the tick boundaries
-                co_await timer.async_wait(asio::use_awaitable);
+                co_await sleep(timings.run_time / 4 + timings.tick / 3);  // off the tick boundaries
+                if (ec) {
+                    co_return;  // shut down early
+                }
                 if (decision_timer) {
                     fmt::print("-- saboteur cancels decision's timer\n");
+                    std::fflush(stdout);
                     decision_timer->cancel();
                 }
             }
-            timer.expires_after(timings.run_time / 2);
-            co_await timer.async_wait(asio::use_awaitable);
-            fmt::print("-- closing the monitor\n");
-            co_await monitor.close();
-            signals.cancel();  // nothing left to wait for: run() returns
+            co_await sleep(timings.run_time / 2);
+            if (!ec) {
+                shut_down("time is up");
+            }
         },
         [](std::exception_ptr e) {
             if (e) {
@@ -172,7 +226,7 @@ int main(int argc, char** argv) {
     fmt::print("\n{:<13} {:<12} {:>8} {:>8} {:>10} {:>8} {:>13}  {}\n", "component", "state", "restarts",
                "failures", "in_window", "enabled", "last_restart", "last_error");
     for (const auto& [name, s] : monitor.get_component_stats()) {
-        fmt::print("{:<13} {:<12} {:>8} {:>8} {:>10} {:>8} {:>13}  {}\n", name, taskmon::to_string(s.state),
+        fmt::print("{:<13} {:<12} {:>8} {:>8} {:>10} {:>8} {:>13}  {}\n", name, s.state,
                    s.restart_count, s.failure_count, s.restarts_in_window, s.enabled ? "yes" : "no",
                    format_time(s.last_restart_time), s.last_error.empty() ? "-" : s.last_error);
     }

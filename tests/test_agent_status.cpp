@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "taskmon_catch.hpp"
+#include "enum_names.hpp"
 
 using taskmon::AgentStatus;
 using taskmon::AgentStatusMachine;
@@ -95,4 +96,8 @@ TEST_CASE("agent_status: stop goes through stopping and can only end stopped or 
     CHECK_FALSE(machine.transition(AgentStatus::completed, "late done"));
     REQUIRE(machine.transition(AgentStatus::stopped, "components closed"));
     CHECK(machine.terminal_reason() == "components closed");
+}
+
+TEST_CASE("agent_status: fmt formats every status as its name") {
+    taskmon_test::check_enum_names(AgentStatus::pending, AgentStatus::failed);
 }

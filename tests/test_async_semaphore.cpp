@@ -33,6 +33,7 @@
 #include <variant>
 #include <vector>
 
+#include "enum_names.hpp"
 #include "taskmon_catch.hpp"
 
 namespace Catch {
@@ -853,4 +854,9 @@ TEST_CASE("AsyncSemaphore: close ends waiting and later acquires with an error, 
     CHECK_THROWS_AS(sem.set_count(2), std::logic_error);
     sem.close();  // idempotent
     CHECK(sem.stats() == make_stats(1, 1, 0, 0));
+}
+
+TEST_CASE("AsyncSemaphore: fmt formats SemaphoreErrc as its name") {
+    taskmon_test::check_enum_names(taskmon::SemaphoreErrc::closed, taskmon::SemaphoreErrc::closed);
+    CHECK(fmt::format("{}", taskmon::SemaphoreErrc::closed) == "closed");
 }

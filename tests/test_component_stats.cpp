@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "taskmon_catch.hpp"
+#include "enum_names.hpp"
 
 using taskmon::ComponentState;
 
@@ -44,4 +45,9 @@ TEST_CASE("a default ComponentStats describes a component with no live instance"
     CHECK_FALSE(stats.in_trial);
     CHECK_FALSE(stats.next_trial_at.has_value());
     CHECK(stats.quarantine_cooldown == std::chrono::nanoseconds::zero());
+}
+
+TEST_CASE("fmt formats every ComponentState as its name") {
+    taskmon_test::check_enum_names(ComponentState::not_started, ComponentState::unresponsive);
+    CHECK(fmt::format("{:<12}|", ComponentState::gave_up) == "gave_up     |");
 }

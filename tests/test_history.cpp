@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "taskmon_catch.hpp"
+#include "enum_names.hpp"
 
 using namespace std::chrono_literals;
 using taskmon::ActionOutcome;
@@ -135,4 +136,11 @@ TEST_CASE("history: outcome names") {
     CHECK(taskmon::to_string(DecisionFate::expired) == "expired");
     CHECK(taskmon::to_string(StepOutcome::failed) == "failed");
     CHECK(taskmon::to_string(EventKind::component_gave_up) == "component_gave_up");
+}
+
+TEST_CASE("history: fmt formats every ActionOutcome, DecisionFate, StepOutcome and EventKind as its name") {
+    taskmon_test::check_enum_names(ActionOutcome::succeeded, ActionOutcome::interrupted);
+    taskmon_test::check_enum_names(DecisionFate::executed, DecisionFate::expired);
+    taskmon_test::check_enum_names(StepOutcome::succeeded, StepOutcome::failed);
+    taskmon_test::check_enum_names(EventKind::status_changed, EventKind::terminal_refused);
 }

@@ -6,6 +6,7 @@
 
 #include "monitor_event_harness.hpp"
 #include "taskmon_catch.hpp"
+#include "enum_names.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
@@ -564,4 +565,9 @@ TEST_CASE("Events from several threads reach listeners that come and go", "[moni
     CHECK(std::adjacent_find(sequences.begin(), sequences.end()) == sequences.end());  // each event once
     CHECK(sequences.front() == 1);
     CHECK(sequences.back() == sequences.size());  // none lost: 1..n, the closed event last
+}
+
+TEST_CASE("fmt formats every MonitorEventKind as its name", "[monitor_event]") {
+    taskmon_test::check_enum_names(MonitorEventKind::started, MonitorEventKind::closed);
+    CHECK(fmt::format("{}", MonitorEventKind::restart_scheduled) == "restart_scheduled");
 }

@@ -2,8 +2,10 @@
 #include <taskmon/restart_policy.hpp>
 
 #include "taskmon_catch.hpp"
+#include "enum_names.hpp"
 
 #include <chrono>
+#include <limits>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -137,4 +139,16 @@ TEST_CASE("validate() rejects durations too long to convert to nanoseconds", "[r
     CHECK(message({.base_backoff = milliseconds::max(), .max_backoff = milliseconds::max()}) ==
           "policy: base_backoff must not exceed 100 years");
     CHECK(message({.restart_window = std::chrono::hours{24 * 365 * 100}}) == "valid");
+}
+
+TEST_CASE("fmt formats every RestartType and JitterKind as its name", "[restart_policy]") {
+    taskmon_test::check_enum_names(taskmon::RestartType::permanent, taskmon::RestartType::temporary);
+    taskmon_test::check_enum_names(JitterKind::none, JitterKind::proportional);
+    CHECK(fmt::format("{} {}", taskmon::RestartType::transient, JitterKind::decorrelated) ==
+          "transient decorrelated");
+}
+
+TEST_CASE("unlimited_restart_attempts is a valid max_restart_attempts", "[restart_policy]") {
+    static_assert(taskmon::unlimited_restart_attempts == std::numeric_limits<int>::max());
+    CHECK_NOTHROW(taskmon::validate(RestartPolicy{.max_restart_attempts = taskmon::unlimited_restart_attempts}));
 }

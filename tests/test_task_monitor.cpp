@@ -13,6 +13,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
+#include <asio/use_future.hpp>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 
@@ -20,7 +21,9 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -1253,6 +1256,45 @@ TEST_CASE("Components sharing a pool strand are supervised independently", "[tas
     }
 }
 
+TEST_CASE("A component's executor is its pool strand: shared beyond strand_pool_size, inherited by its children",
+          "[task_monitor][strand]") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {}, h.logger, {}, 2};
+    std::map<std::string, asio::any_io_executor> seen;
+    std::optional<bool> child_on_parent_strand;
+    std::optional<bool> child_on_plain_executor;
+    auto component = [&](std::string name) -> asio::awaitable<void> {
+        const auto ex = co_await asio::this_coro::executor;
+        seen[name] = ex;
+        if (name == "a") {
+            auto on_parent = [&, ex]() -> asio::awaitable<void> {
+                child_on_parent_strand = (co_await asio::this_coro::executor) == ex;
+            };
+            auto on_plain = [&, ex]() -> asio::awaitable<void> {
+                child_on_plain_executor = (co_await asio::this_coro::executor) == ex;
+            };
+            asio::co_spawn(ex, std::move(on_parent), asio::detached);
+            asio::co_spawn(monitor.get_executor(), std::move(on_plain), asio::detached);
+        }
+        ManualTimer timer{ex, 1h};
+        co_await timer.async_wait(asio::use_awaitable);
+    };
+    monitor.supervise("a", [&] { return component("a"); });
+    monitor.supervise("b", [&] { return component("b"); });
+    monitor.supervise("c", [&] { return component("c"); });
+    h.runner.run_for(1s);
+    REQUIRE(seen.size() == 3);
+    CHECK(seen["a"] != monitor.get_executor());
+    CHECK(monitor.get_executor() == h.io.get_executor());
+    CHECK(seen["a"] != seen["b"]);
+    CHECK(seen["c"] == seen["a"]);  // a pool of two strands: the third component shares the first one's
+    REQUIRE(child_on_parent_strand.has_value());
+    CHECK(*child_on_parent_strand);
+    REQUIRE(child_on_plain_executor.has_value());
+    CHECK_FALSE(*child_on_plain_executor);
+    CHECK(h.close(monitor) == 0s);
+}
+
 TEST_CASE("Components on one pool strand never run at the same time on a two-thread io_context",
           "[task_monitor][strand][threads]") {
     asio::io_context io;
@@ -1333,4 +1375,163 @@ TEST_CASE("task_monitor: destroying the io_context while close() waits frees the
         REQUIRE_FALSE(token_seen.expired());
     }
     CHECK(token_seen.expired());
+}
+
+// ---- async_close ---------------------------------------------------------------------------------------------
+
+namespace {
+/// Exits `cleanup` of virtual time after being cancelled (a component with some cleanup to do).
+asio::awaitable<void> slow_to_stop(Duration cleanup, bool& exited) {
+    ManualTimer timer{co_await asio::this_coro::executor, 24h};
+    try {
+        co_await timer.async_wait(asio::use_awaitable);
+    } catch (const std::system_error&) {
+    }
+    co_await asio::this_coro::reset_cancellation_state();
+    timer.expires_after(cleanup);
+    co_await timer.async_wait(asio::use_awaitable);
+    exited = true;
+}
+
+std::shared_ptr<spdlog::logger> null_logger() {
+    return std::make_shared<spdlog::logger>("null", std::make_shared<spdlog::sinks::null_sink_mt>());
+}
+}  // namespace
+
+TEST_CASE("async_close with a callback: called on the monitor's executor once the close completed",
+          "[task_monitor][async_close]") {
+    Harness h;
+    bool exited = false;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    monitor.supervise("cleaner", [&] { return slow_to_stop(2s, exited); });
+    h.runner.run_for(1s);
+    const auto start = h.time.now();
+    int calls = 0;
+    bool on_executor = false;
+    Duration took{};
+    monitor.async_close([&] {
+        ++calls;
+        on_executor = h.io.get_executor().running_in_this_thread();
+        took = h.time.now() - start;
+    });
+    CHECK(calls == 0);  // never inside the call
+    CHECK_THROWS_AS(monitor.supervise("late", [&] { return slow_to_stop(0s, exited); }), std::logic_error);
+    REQUIRE(h.runner.run_until([&] { return calls > 0; }, 1h));
+    CHECK(calls == 1);
+    CHECK(on_executor);
+    CHECK(took == 2s);  // it waited for the component's cleanup
+    CHECK(exited);
+    CHECK(monitor.get_component_stats().at("cleaner").state == ComponentState::stopped);
+    CHECK(h.lines_with("TaskMonitor closed components=1 unresponsive=0").size() == 1);
+}
+
+TEST_CASE("async_close is idempotent: every call completes once, with the first close, and later ones at once",
+          "[task_monitor][async_close]") {
+    Harness h;
+    bool exited = false;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    monitor.supervise("cleaner", [&] { return slow_to_stop(3s, exited); });
+    h.runner.run_for(1s);
+    const auto start = h.time.now();
+    std::vector<Duration> completed;
+    const auto record = [&] { completed.push_back(h.time.now() - start); };
+    monitor.async_close(record);
+    monitor.async_close(record);
+    asio::co_spawn(
+        h.io,
+        [&]() -> asio::awaitable<void> {
+            co_await monitor.async_close(asio::use_awaitable);
+            record();
+        },
+        asio::detached);
+    asio::co_spawn(h.io, monitor.close(), [&](std::exception_ptr e) {
+        CHECK_FALSE(e);
+        record();
+    });
+    h.runner.run();
+    CHECK(completed == std::vector<Duration>(4, Duration{3s}));
+    CHECK(exited);
+
+    // After the close: completes without waiting, still never inside the call.
+    monitor.async_close(record);
+    CHECK(completed.size() == 4);
+    h.runner.run();
+    REQUIRE(completed.size() == 5);
+    CHECK(completed.back() == 3s);
+    CHECK(h.lines_with("TaskMonitor closed").size() == 1);
+}
+
+TEST_CASE("async_close with asio::use_future, the io_context running on another thread",
+          "[task_monitor][async_close][threads]") {
+    asio::io_context io;
+    auto work = asio::make_work_guard(io);
+    std::thread runner{[&] { io.run(); }};
+    std::atomic<int> live{0};
+    auto steady = [&]() -> asio::awaitable<void> {
+        ++live;
+        struct Exit {
+            std::atomic<int>& n;
+            ~Exit() { --n; }
+        } exit_guard{live};
+        asio::steady_timer timer{co_await asio::this_coro::executor, 24h};
+        co_await timer.async_wait(asio::use_awaitable);
+    };
+    {
+        taskmon::TaskMonitor monitor{io.get_executor(), {}, null_logger()};
+        monitor.supervise("a", steady);
+        monitor.supervise("b", steady);
+        std::future<void> closed = monitor.async_close(asio::use_future);
+        REQUIRE(closed.wait_for(30s) == std::future_status::ready);
+        CHECK_NOTHROW(closed.get());
+        CHECK(live == 0);
+        for (const auto& [name, stats] : monitor.get_component_stats()) {
+            CHECK(stats.state == ComponentState::stopped);
+        }
+        // Idempotent: a second future is ready too.
+        auto again = monitor.async_close(asio::use_future);
+        CHECK(again.wait_for(30s) == std::future_status::ready);
+    }
+    work.reset();
+    runner.join();
+}
+
+TEST_CASE("async_close with asio::use_future: destroying the io_context first breaks the promise",
+          "[task_monitor][async_close]") {
+    ManualTime time;
+    Script steady;  // outlives the io_context, which destroys the component's frame
+    std::future<void> closed;
+    {
+        asio::io_context io;
+        Monitor monitor{io.get_executor(), {}, null_logger()};
+        monitor.supervise("steady", factory_of(steady));
+        closed = monitor.async_close(asio::use_future);
+    }  // nobody ran the io_context
+    REQUIRE(closed.wait_for(0s) == std::future_status::ready);
+    try {
+        closed.get();
+        FAIL("the future should report a broken promise");
+    } catch (const std::future_error& e) {
+        CHECK(e.code() == std::future_errc::broken_promise);
+    }
+}
+
+// ---- unlimited_restart_attempts ---------------------------------------------------------------------------
+
+TEST_CASE("unlimited_restart_attempts never gives up, however many restarts fall in the window",
+          "[task_monitor]") {
+    Harness h;
+    auto failing = failing_now(500);
+    Monitor monitor{h.io.get_executor(),
+                    {.max_restart_attempts = taskmon::unlimited_restart_attempts, .restart_window = 1h,
+                     .base_backoff = 1s, .max_backoff = 1s},
+                    h.logger};
+    monitor.supervise("crashy", factory_of(failing));
+    REQUIRE(h.runner.run_until([&] { return failing.starts.size() == 501; }, 1h));
+    const auto stats = monitor.get_component_stats().at("crashy");
+    CHECK(stats.state == ComponentState::running);
+    CHECK(stats.restart_count == 500);
+    CHECK(stats.failure_count == 500);
+    CHECK(stats.restarts_in_window == 500);  // all within the hour: any finite limit below 500 would have refused
+    CHECK(h.lines_with("exceeded restart limit").empty());
+    CHECK(h.close(monitor) == 0s);
 }

@@ -383,17 +383,17 @@ TEST_CASE("recovery: a policy that gives up before reaching max_backoff is warne
 TEST_CASE("recovery: gives_up_before_max_backoff", "[restart_policy]") {
     CHECK(taskmon::gives_up_before_max_backoff(RestartPolicy{}));  // 2+4+8+16+32 s, then refused
     CHECK_FALSE(taskmon::gives_up_before_max_backoff(RestartPolicy{.max_restart_attempts = 6}));
-    CHECK_FALSE(taskmon::gives_up_before_max_backoff(RestartPolicy{.max_restart_attempts = taskmon::unlimited_restarts}));
+    CHECK_FALSE(taskmon::gives_up_before_max_backoff(RestartPolicy{.max_restart_attempts = taskmon::unlimited_restart_attempts}));
     // The restarts do not fit in the window: old ones expire before the limit is reached.
     CHECK_FALSE(taskmon::gives_up_before_max_backoff(RestartPolicy{.restart_window = 10s}));
     CHECK_FALSE(taskmon::gives_up_before_max_backoff(RestartPolicy{.base_backoff = 60s}));
 }
 
-TEST_CASE("recovery: unlimited_restarts never gives up", "[task_monitor]") {
+TEST_CASE("recovery: unlimited_restart_attempts never gives up", "[task_monitor]") {
     Harness h;
     Recorder recorder;
     Monitor monitor{h.io.get_executor(),
-                    RestartPolicy{.max_restart_attempts = taskmon::unlimited_restarts,
+                    RestartPolicy{.max_restart_attempts = taskmon::unlimited_restart_attempts,
                                   .base_backoff = 1s,
                                   .max_backoff = 1s},
                     h.logger};

@@ -13,13 +13,13 @@
 // trigger wins and later ones are refused (and can be recorded as such by the caller).
 #pragma once
 
+#include <taskmon/detail/enum_formatter.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <fmt/format.h>
 
 namespace taskmon {
 
@@ -37,7 +37,7 @@ enum class AgentStatus : std::uint8_t {
 
 inline constexpr std::size_t agent_status_count = 8;
 
-/// The status's name as used in logs and history ("max_steps_reached").
+/// The status's name as used in logs and history ("max_steps_reached"); fmt::format("{}", status) prints the same.
 constexpr std::string_view to_string(AgentStatus status) noexcept {
     switch (status) {
     case AgentStatus::pending: return "pending";
@@ -118,11 +118,3 @@ private:
 };
 
 }  // namespace taskmon
-
-template <>
-struct fmt::formatter<taskmon::AgentStatus> : fmt::formatter<std::string_view> {
-    template <typename FormatContext>
-    auto format(taskmon::AgentStatus status, FormatContext& ctx) const {
-        return fmt::formatter<std::string_view>::format(taskmon::to_string(status), ctx);
-    }
-};

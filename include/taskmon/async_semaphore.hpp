@@ -5,6 +5,7 @@
 #pragma once
 
 #include <taskmon/detail/config.hpp>
+#include <taskmon/detail/enum_formatter.hpp>
 #include <taskmon/detail/semaphore_waiter.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -19,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <type_traits>
 
@@ -30,6 +32,15 @@ class AsyncSemaphore;
 enum class SemaphoreErrc {
     closed = 1,  ///< the semaphore was closed before a permit could be granted
 };
+
+/// The enumerator's name ("closed"); fmt::format("{}", e) prints the same. The error_code's message() is the
+/// sentence for users.
+[[nodiscard]] constexpr std::string_view to_string(SemaphoreErrc e) noexcept {
+    switch (e) {
+        case SemaphoreErrc::closed: return "closed";
+    }
+    return "unknown";
+}
 
 const std::error_category& semaphore_category() noexcept;
 std::error_code make_error_code(SemaphoreErrc e) noexcept;

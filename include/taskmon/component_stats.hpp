@@ -4,6 +4,8 @@
 // ComponentStats: a snapshot of one supervised component, as returned by TaskMonitor::get_component_stats().
 #pragma once
 
+#include <taskmon/detail/enum_formatter.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -26,6 +28,7 @@ enum class ComponentState {
     quarantined,   ///< gave up under GiveUpMode::quarantine; a trial instance starts at next_trial_at
 };
 
+/// The enumerator's name ("gave_up"); fmt::format("{}", state) prints the same.
 [[nodiscard]] constexpr std::string_view to_string(ComponentState state) noexcept {
     switch (state) {
         case ComponentState::not_started: return "not_started";

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <taskmon/agent_status.hpp>
+#include <taskmon/detail/enum_formatter.hpp>
 
 namespace taskmon {
 
@@ -76,7 +77,11 @@ constexpr std::string_view to_string(DecisionFate fate) noexcept {
 }
 
 constexpr std::string_view to_string(StepOutcome outcome) noexcept {
-    return outcome == StepOutcome::succeeded ? "succeeded" : "failed";
+    switch (outcome) {
+    case StepOutcome::succeeded: return "succeeded";
+    case StepOutcome::failed: return "failed";
+    }
+    return "unknown";
 }
 
 /// Offset from the start of the run.

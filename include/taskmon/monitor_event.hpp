@@ -11,6 +11,7 @@
 //   });
 #pragma once
 
+#include <taskmon/detail/enum_formatter.hpp>
 #include <taskmon/restart_policy.hpp>
 
 #include <chrono>
@@ -52,7 +53,7 @@ enum class MonitorEventKind {
     policy_updated,          ///< update_policy(): the new policy applies from the next decision
 };
 
-/// The enumerator's name, e.g. "restart_scheduled".
+/// The enumerator's name, e.g. "restart_scheduled"; fmt::format("{}", kind) prints the same.
 [[nodiscard]] constexpr std::string_view to_string(MonitorEventKind kind) noexcept {
     switch (kind) {
         case MonitorEventKind::started: return "started";

@@ -4,6 +4,8 @@
 // RestartPolicy: when and how fast a supervised component is restarted, and when the monitor gives up on it.
 #pragma once
 
+#include <taskmon/detail/enum_formatter.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -107,6 +109,7 @@ template <FailureClass result, typename... Exceptions>
     return "unknown";
 }
 
+/// The enumerator's name ("transient"); fmt::format("{}", type) prints the same.
 [[nodiscard]] constexpr std::string_view to_string(RestartType type) noexcept {
     switch (type) {
         case RestartType::permanent: return "permanent";
@@ -116,6 +119,7 @@ template <FailureClass result, typename... Exceptions>
     return "unknown";
 }
 
+/// The enumerator's name ("decorrelated"); fmt::format("{}", kind) prints the same.
 [[nodiscard]] constexpr std::string_view to_string(JitterKind kind) noexcept {
     switch (kind) {
         case JitterKind::none: return "none";
@@ -127,12 +131,18 @@ template <FailureClass result, typename... Exceptions>
     return "unknown";
 }
 
+/// The max_restart_attempts that never gives up: no number of restarts within the restart_window is refused, so
+/// the component is restarted (with backoff) for as long as it keeps failing. The monitor still remembers when
+/// each automatic restart of the last restart_window happened (ComponentStats::restarts_in_window), 8 bytes
+/// each, up to the latest 10,000 (restarts_in_window saturates there).
+inline constexpr int unlimited_restart_attempts = std::numeric_limits<int>::max();
+
 /// Restart policy of a monitor (its default) or of one component. Designed for designated initializers:
 ///   taskmon::RestartPolicy{.max_restart_attempts = 5, .base_backoff = 2s, .max_backoff = 60s}
 /// The k-th consecutive restart waits min(max_backoff, base_backoff * backoff_multiplier^(k-1)), then jitter.
 /// k resets to 0 once a component has been ready (see startup_timeout) for reset_backoff_after without failing.
 /// A restart is refused (the component gives up, in give_up_mode) when max_restart_attempts counted restarts
-/// already happened within the last restart_window.
+/// already happened within the last restart_window; unlimited_restart_attempts never gives up.
 ///
 /// Liveness (all off by default; a component reports through its ComponentContext, see component_context.hpp):
 /// - startup_timeout > 0: the instance must call ready() within it; until then it is not ready. With 0 an
@@ -143,7 +153,7 @@ template <FailureClass result, typename... Exceptions>
 /// A missed deadline cancels the instance and counts as a failure with reason "watchdog timeout" or "startup
 /// timeout", through the normal backoff and window.
 struct RestartPolicy {
-    int max_restart_attempts = 5;
+    int max_restart_attempts = 5;  ///< >= 0; 0 gives up at the first failure; unlimited_restart_attempts never
     std::chrono::milliseconds restart_window = std::chrono::hours{1};
     std::chrono::milliseconds base_backoff = std::chrono::seconds{2};
     std::chrono::milliseconds max_backoff = std::chrono::seconds{60};
@@ -170,8 +180,6 @@ struct RestartPolicy {
     FailureClassifier classify_failure{};
 };
 
-/// Unlimited restart attempts: max_restart_attempts = unlimited_restarts never gives up.
-inline constexpr int unlimited_restarts = std::numeric_limits<int>::max();
 
 /// Throws std::invalid_argument naming the first invalid field of `policy`; `context` prefixes the message
 /// (e.g. the component name).

@@ -20,7 +20,7 @@
 //   monitor.reset("poller");                        // clear a give-up or a quarantine by hand
 //   co_await monitor.remove_and_wait("poller");     // stop it and forget it
 //   auto escalation = co_await monitor.async_wait_escalation();  // GiveUpMode::escalate give-ups
-//   co_await monitor.close();
+//   co_await monitor.close();              // or monitor.async_close(callback), async_close(asio::use_future)
 #pragma once
 
 #include <taskmon/detail/config.hpp>
@@ -234,11 +234,24 @@ public:
     /// starts), then cancels every instance and waits until all exited or the longest shutdown_timeout passed;
     /// components still running then are logged and reported as unresponsive. Resumes on the awaiting
     /// coroutine's executor. Concurrent and repeated calls all complete when the first close completes.
-    asio::awaitable<void> close() {
-        // Not a coroutine itself: the returned awaitable owns the initiation, which holds the shared state.
-        return asio::async_initiate<decltype(asio::use_awaitable), void()>(
-            [state = state_](auto handler) { state->async_close(std::move(handler)); },
-            asio::use_awaitable);
+    /// Same as `async_close(asio::use_awaitable)`.
+    asio::awaitable<void> close() { return async_close(asio::use_awaitable); }
+
+    /// close() for any completion token with the signature void(): a callback, asio::use_future (a
+    /// std::future<void>), asio::use_awaitable, asio::experimental::deferred.
+    ///
+    /// The close starts when the operation is initiated (at once for a callback or use_future; at co_await for
+    /// use_awaitable). The handler is called once the close completed, never inside this call, through its
+    /// associated executor with post semantics: a plain callback runs on the monitor's executor, a coroutine
+    /// resumes on its own executor, and use_future's future becomes ready on Asio's system executor. Someone must
+    /// run the monitor's executor meanwhile. Not cancellable: the handler's cancellation slot is ignored and the
+    /// close goes on. If the execution context is destroyed first, the handler is destroyed without being called
+    /// (use_future: the future reports std::future_errc::broken_promise).
+    template <asio::completion_token_for<void()> CompletionToken>
+    auto async_close(CompletionToken&& token) {
+        // The initiation holds the shared state, so a deferred operation (use_awaitable) may outlive the monitor.
+        return asio::async_initiate<CompletionToken, void()>(
+            [state = state_](auto handler) { state->async_close(std::move(handler)); }, token);
     }
 
     [[nodiscard]] executor_type get_executor() const noexcept { return state_->executor(); }

@@ -11,7 +11,8 @@ foreach(expected
         share/cmake/taskmon/taskmonConfigVersion.cmake
         share/cmake/taskmon/taskmonTargets.cmake
         share/cmake/taskmon/Findasio.cmake
-        share/pkgconfig/taskmon.pc)
+        share/pkgconfig/taskmon.pc
+        share/doc/taskmon/LICENSE)
     if(NOT EXISTS "${PREFIX}/${expected}")
         message(FATAL_ERROR "the install lacks ${expected}")
     endif()
@@ -19,4 +20,8 @@ endforeach()
 file(READ "${PREFIX}/share/pkgconfig/taskmon.pc" pc)
 if(NOT pc MATCHES "prefix=\\\${pcfiledir}/")
     message(FATAL_ERROR "taskmon.pc must locate its prefix relative to itself:\n${pc}")
+endif()
+file(READ "${PREFIX}/share/doc/taskmon/LICENSE" license)
+if(NOT license MATCHES "^MIT License")
+    message(FATAL_ERROR "share/doc/taskmon/LICENSE is not taskmon's MIT license:\n${license}")
 endif()

@@ -100,7 +100,7 @@ private:
     std::unique_ptr<std::string> text_;
 };
 
-/// The most restarts a window remembers under unlimited_restarts (restarts_in_window saturates there).
+/// The most restarts a window remembers under unlimited_restart_attempts (restarts_in_window saturates there).
 inline constexpr std::size_t unlimited_window_memory = 10'000;
 
 /// The state shared by a monitor and every callback it has outstanding. Kept alive by those callbacks, so a

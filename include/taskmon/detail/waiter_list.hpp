@@ -120,9 +120,11 @@ class WaiterList final : private ParkedOperationList {
 
     template <typename Handler>
     struct Operation final : Waiter {
-        using Executor = decltype(asio::prefer(
+        // Decayed: for an executor without outstanding_work (use_future's, the system executor), prefer() hands
+        // back its argument as an rvalue reference, and a reference member would dangle.
+        using Executor = std::decay_t<decltype(asio::prefer(
             asio::get_associated_executor(std::declval<Handler&>(), std::declval<asio::any_io_executor>()),
-            asio::execution::outstanding_work.tracked));
+            asio::execution::outstanding_work.tracked))>;
 
         Handler handler;
         Executor work;
