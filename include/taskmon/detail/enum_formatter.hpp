@@ -6,8 +6,8 @@
 // enumerator's name. Every public header declaring such an enumeration includes this one; a new enumeration gets
 // the formatter by declaring `constexpr std::string_view to_string(E) noexcept` next to it.
 //
-// Enumerations of other namespaces are left alone, even when they have a to_string() of their own: an
-// application's own formatters never compete with this one.
+// Enumerations of other namespaces (nested ones such as taskmon::testing included) are left alone, even when
+// they have a to_string() of their own: an application's own formatters never compete with this one.
 #pragma once
 
 #include <fmt/format.h>
