@@ -722,7 +722,7 @@ private:
             for (const auto& m : l.marks) kinds[static_cast<int>(m.kind)] = true;
         }
         for (const auto& m : t_.run.marks) kinds[static_cast<int>(m.kind)] = true;
-        constexpr std::string_view mark_names[] = {"restart (#attempt, delay)", "failure", "warning", "note"};
+        constexpr std::string_view mark_names[] = {"restart (#n, backoff)", "failure", "warning", "note"};
         for (int k = 0; k < 4; ++k) {
             if (kinds[k]) legend_.push_back({true, std::string{mark_names[k]}, static_cast<TimelineMarkKind>(k)});
         }
