@@ -350,6 +350,24 @@ TEST_CASE("timeline: History events of every kind land on their lane, including 
     CHECK(t.run.marks[1].detail == "failed: critical component perception gave up");
 }
 
+TEST_CASE("timeline: a History with absurd offsets (read from JSON, say) is drawn without overflow") {
+    taskmon::History<std::string> h;
+    h.started_wall_time = at(1'000'000s);
+    using taskmon::Event;
+    using taskmon::EventKind;
+    h.events = {
+        Event{EventKind::component_failed, Offset::min(), "perception", "", {}, {}, {}},
+        Event{EventKind::component_restarted, Offset::max(), "perception", "instance=99999999999999999999", {}, {}, {}},
+    };
+    h.ended_at = Offset::max();
+    const auto t = taskmon::timeline_of(h);
+    REQUIRE(t.lanes.size() == 1);
+    CHECK(t.lanes[0].marks.size() == 2);
+    const auto svg = taskmon::render_svg(t);
+    CHECK(count(svg, "<g class=\"mark restart\">") == 1);
+    CHECK(taskmon::detail::timeline::tick_offsets(Offset::max(), Offset::max() / 3).size() == 4);
+}
+
 TEST_CASE("timeline: status changes and notes recorded by hand") {
     TimelineRecorder recorder{at(0s)};
     using taskmon::AgentStatus;

@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -300,6 +301,13 @@ inline Fact terminal_mark(Clock::time_point at, AgentStatus status, const std::s
     return f;
 }
 
+/// a - b, saturated at the limits of Offset.
+inline Offset difference(Offset a, Offset b) noexcept {
+    Offset::rep out = 0;
+    if (__builtin_sub_overflow(a.count(), b.count(), &out)) return b < Offset::zero() ? Offset::max() : Offset::min();
+    return Offset{out};
+}
+
 /// "key=value" from a History event message, or empty.
 inline std::string message_value(std::string_view message, std::string_view key) {
     const auto needle = std::string{key} + "=";
@@ -319,7 +327,13 @@ inline std::string message_value(std::string_view message, std::string_view key)
 template <typename Action, typename Result>
 void facts_of(const History<Action, Result>& history, std::vector<Fact>& out) {
     const auto at = [&](Offset offset) {
-        return history.started_wall_time + std::chrono::duration_cast<Clock::duration>(offset);
+        // Saturating: offsets read from elsewhere (JSON) may be anything.
+        using T = Clock::time_point;
+        const auto since = std::chrono::duration_cast<Clock::duration>(offset);
+        const auto start = history.started_wall_time;
+        if (since > Clock::duration::zero() && start > T::max() - since) return T::max();
+        if (since < Clock::duration::zero() && start < T::min() - since) return T::min();
+        return start + since;
     };
     const auto lane_fact = [&](Fact::Type type, Offset offset, const std::string& lane) {
         Fact f;
@@ -371,11 +385,12 @@ void facts_of(const History<Action, Result>& history, std::vector<Fact>& out) {
         case EventKind::component_restarted: {
             const auto instance = message_value(e.message, "instance");
             std::uint64_t n = 0;
-            for (const char c : instance) n = c >= '0' && c <= '9' ? n * 10 + static_cast<std::uint64_t>(c - '0') : n;
-            const std::string number = n > 1 ? fmt::format("#{}", n - 1) : std::string{"#?"};
+            const auto parsed = std::from_chars(instance.data(), instance.data() + instance.size(), n);
+            const bool known = parsed.ec == std::errc{} && parsed.ptr == instance.data() + instance.size() && n > 1;
+            const std::string number = known ? fmt::format("#{}", n - 1) : std::string{"#?"};
             Fact f = lane_fact(Fact::Type::lane_mark, e.at, e.component);
             if (const auto it = failed_at.find(e.component); it != failed_at.end()) {
-                const auto down = e.at - it->second;
+                const auto down = difference(e.at, it->second);
                 f.mark = TimelineMark{TimelineMarkKind::restart, {}, number + " " + short_duration(down),
                                       fmt::format("restart {} ({}) after {} backing off since its failure", number,
                                                   e.message, short_duration(down))};
@@ -435,9 +450,13 @@ inline Timeline fold(std::vector<Fact> facts, std::optional<Clock::time_point> o
     Clock::time_point last = t.origin;
     for (const auto& f : facts) last = std::max(last, f.at);
     if (until) last = *until;
-    t.end = std::max(Offset::zero(), std::chrono::duration_cast<Offset>(last - t.origin));
+    const auto since_origin = [&](Clock::time_point at) {
+        return difference(std::chrono::duration_cast<Offset>(at.time_since_epoch()),
+                          std::chrono::duration_cast<Offset>(t.origin.time_since_epoch()));
+    };
+    t.end = std::max(Offset::zero(), since_origin(last));
     const auto offset = [&](Clock::time_point at) {
-        return std::clamp(std::chrono::duration_cast<Offset>(at - t.origin), Offset::zero(), t.end);
+        return std::clamp(since_origin(at), Offset::zero(), t.end);
     };
 
     std::map<std::string, std::size_t> lane_index;
@@ -622,6 +641,13 @@ inline Offset tick_step(Offset span, int ticks) {
         }
     }
     return Offset{static_cast<Offset::rep>(step)};
+}
+
+/// 0, step, 2 step ... up to `end` (without overflowing near Offset::max()).
+inline std::vector<Offset> tick_offsets(Offset end, Offset step) {
+    std::vector<Offset> out{Offset::zero()};
+    while (end - out.back() >= step) out.push_back(out.back() + step);
+    return out;
 }
 
 inline std::string tick_label(Offset at, Offset step) {
@@ -842,8 +868,9 @@ private:
         const double bar = std::round(h * 0.36);
         // Grid lines first, under everything.
         const auto step = tick_step(t_.end > Offset::zero() ? t_.end : Offset{std::chrono::seconds{1}}, 10);
+        const auto ticks = tick_offsets(t_.end, step);
         put("<g class=\"grid\" stroke=\"#eceff1\" stroke-width=\"1\">");
-        for (Offset at{}; at <= t_.end; at += step) {
+        for (const Offset at : ticks) {
             put("<line x1=\"{0:.2f}\" y1=\"{1:.1f}\" x2=\"{0:.2f}\" y2=\"{2:.1f}\"/>", x(at), run_y_.value_or(lanes_y_),
                 axis_y_);
         }
@@ -903,9 +930,10 @@ private:
 
     void draw_axis() {
         const auto step = tick_step(t_.end > Offset::zero() ? t_.end : Offset{std::chrono::seconds{1}}, 10);
+        const auto ticks = tick_offsets(t_.end, step);
         put("<g class=\"axis\">\n<line x1=\"{:.2f}\" y1=\"{:.1f}\" x2=\"{:.2f}\" y2=\"{:.1f}\" stroke=\"#455a64\"/>\n",
             plot_x0_, axis_y_, plot_x1_, axis_y_);
-        for (Offset at{}; at <= t_.end; at += step) {
+        for (const Offset at : ticks) {
             put("<line x1=\"{0:.2f}\" y1=\"{1:.1f}\" x2=\"{0:.2f}\" y2=\"{2:.1f}\" stroke=\"#455a64\"/>"
                 "<text x=\"{0:.2f}\" y=\"{3:.1f}\" text-anchor=\"middle\" font-size=\"11\" "
                 "fill=\"#37474f\">{4}</text>\n",
