@@ -22,6 +22,16 @@ install(EXPORT taskmonTargets
     DESTINATION "${TASKMON_INSTALL_CMAKEDIR}"
     COMPONENT taskmon_development)
 
+# Optional integrations: each target in its own export file, which the package config loads only when the
+# integration's library is found.
+if(TARGET taskmon_json)
+    install(TARGETS taskmon_json EXPORT taskmonJsonTargets)
+    install(EXPORT taskmonJsonTargets
+        NAMESPACE taskmon::
+        DESTINATION "${TASKMON_INSTALL_CMAKEDIR}"
+        COMPONENT taskmon_development)
+endif()
+
 configure_package_config_file(
     "${PROJECT_SOURCE_DIR}/cmake/taskmonConfig.cmake.in"
     "${PROJECT_BINARY_DIR}/taskmonConfig.cmake"

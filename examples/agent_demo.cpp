@@ -7,7 +7,9 @@
 //
 //   agent_demo                 fast timings (default)
 //   agent_demo --seed-timings  the ported design's timings (15 s watchdog, 2 s..60 s backoff): slower
+//   agent_demo --timeline run.svg   also writes a picture of the run (see docs/operations.md)
 #include <taskmon/supervisor.hpp>
+#include <taskmon/timeline.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -106,10 +108,18 @@ void draw(const World& world) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    const bool seed_timings = argc > 1 && std::string_view{argv[1]} == "--seed-timings";
-    if (argc > 1 && !seed_timings) {
-        std::fprintf(stderr, "usage: %s [--seed-timings]\n", argv[0]);
-        return 2;
+    bool seed_timings = false;
+    std::optional<std::string> timeline_path;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg{argv[i]};
+        if (arg == "--seed-timings") {
+            seed_timings = true;
+        } else if (arg == "--timeline" && i + 1 < argc) {
+            timeline_path = argv[++i];
+        } else {
+            std::fprintf(stderr, "usage: %s [--seed-timings] [--timeline run.svg]\n", argv[0]);
+            return 2;
+        }
     }
 
     auto logger = std::make_shared<spdlog::logger>("agent", std::make_shared<spdlog::sinks::stdout_color_sink_mt>());
@@ -285,6 +295,15 @@ int main(int argc, char** argv) {
         if (e.kind == taskmon::EventKind::status_changed || e.kind == taskmon::EventKind::component_restarted) continue;
         std::printf("  %7.2fs  %-22s %-22s %s\n", std::chrono::duration<double>(e.at).count(),
                     std::string{taskmon::to_string(e.kind)}.c_str(), e.component.c_str(), e.message.c_str());
+    }
+    if (timeline_path) {
+        try {
+            taskmon::write_svg(*timeline_path, taskmon::timeline_of(h), {.title = "agent_demo: a robot vacuum"});
+            std::printf("\nTimeline of the run written to %s\n", timeline_path->c_str());
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "agent_demo: %s\n", e.what());
+            return 1;
+        }
     }
     return h.status == taskmon::AgentStatus::completed ? 0 : 1;
 }

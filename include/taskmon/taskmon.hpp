@@ -27,3 +27,6 @@
 #include <taskmon/agent_status.hpp>
 #include <taskmon/history.hpp>
 #include <taskmon/supervisor.hpp>
+
+// Operations (core: no extra dependency; the optional integrations have their own headers and targets)
+#include <taskmon/timeline.hpp>

@@ -7,6 +7,8 @@
 
 taskmon_packages_for() {
     local packages="cmake ninja-build g++ pkg-config libasio-dev libfmt-dev libspdlog-dev catch2 libbenchmark-dev ccache"
+    # Optional integrations and their checks: taskmon/history_json.hpp; xmllint for the timeline SVG tests.
+    packages="$packages nlohmann-json3-dev libxml2-utils"
     case "$1" in
         clang) packages="$packages clang" ;;
     esac
@@ -70,7 +72,8 @@ taskmon_require_packages() {
     echo "taskmon: this is not a Debian/Ubuntu system, so nothing was installed." >&2
     echo "taskmon: missing: $missing" >&2
     echo "taskmon: needed: CMake >= 3.25, Ninja, a C++20 compiler (g++ >= 12 or clang++ >= 14), pkg-config," >&2
-    echo "taskmon:         Asio >= 1.22 (standalone), fmt >= 9, spdlog >= 1.10, Catch2 2.13 or 3, Google Benchmark." >&2
+    echo "taskmon:         Asio >= 1.22 (standalone), fmt >= 9, spdlog >= 1.10, Catch2 2.13 or 3, Google Benchmark;" >&2
+    echo "taskmon:         optional: nlohmann/json >= 3.11 (History as JSON), xmllint (timeline SVG checks)." >&2
     echo "taskmon: on Debian these are: $packages" >&2
     exit 1
 }

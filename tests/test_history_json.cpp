@@ -1,0 +1,512 @@
+// Tests for taskmon/history_json.hpp: a lossless round trip of every field of a History (hand-made edge cases
+// and a real Supervisor run in virtual time), the JSON shape, and the errors for malformed input.
+#include <taskmon/history_json.hpp>
+#include <taskmon/supervisor.hpp>
+#include <taskmon/testing/manual_clock.hpp>
+
+#include "taskmon_catch.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <spdlog/sinks/null_sink.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+using namespace std::chrono_literals;
+using taskmon::ActionOutcome;
+using taskmon::ActionResult;
+using taskmon::AgentStatus;
+using taskmon::DecisionFate;
+using taskmon::Event;
+using taskmon::EventKind;
+using taskmon::JsonFieldError;
+using taskmon::Offset;
+using taskmon::StepOutcome;
+using json = nlohmann::json;
+
+namespace robot {
+
+/// A user's Action type with its own JSON mapping, found by ADL like taskmon's.
+struct Move {
+    std::string direction;
+    int cells = 0;
+};
+void to_json(json& j, const Move& m) { j = json{{"direction", m.direction}, {"cells", m.cells}}; }
+void from_json(const json& j, Move& m) {
+    m.direction = j.at("direction").get<std::string>();
+    m.cells = j.at("cells").get<int>();
+    if (m.cells < 0) throw std::invalid_argument("Move.cells must not be negative");
+}
+
+}  // namespace robot
+
+namespace {
+
+using History = taskmon::History<robot::Move, std::string>;
+using TextHistory = taskmon::History<std::string, std::string>;
+using SystemTime = std::chrono::system_clock::time_point;
+
+// ---- field-by-field equality -------------------------------------------------------------------------------------
+
+void check_equal(const ActionResult& a, const ActionResult& b) {
+    CHECK(a.success == b.success);
+    CHECK(a.error == b.error);
+    CHECK(a.extracted_content == b.extracted_content);
+}
+
+template <typename Action>
+void check_equal(const taskmon::ActionRecord<Action>& a, const taskmon::ActionRecord<Action>& b,
+                 const std::function<void(const Action&, const Action&)>& same_action) {
+    same_action(a.action, b.action);
+    CHECK(a.outcome == b.outcome);
+    check_equal(a.result, b.result);
+    CHECK(a.started_at == b.started_at);
+    CHECK(a.finished_at == b.finished_at);
+}
+
+template <typename Action>
+void check_equal(const taskmon::History<Action, std::string>& a, const taskmon::History<Action, std::string>& b,
+                 const std::function<void(const Action&, const Action&)>& same_action) {
+    CHECK(a.status == b.status);
+    CHECK(a.reason == b.reason);
+    CHECK(a.started_wall_time == b.started_wall_time);
+    CHECK(a.ended_at == b.ended_at);
+    for (const auto& [name, member] : taskmon::detail::history_json::counter_fields) {
+        INFO("counter " << name);
+        CHECK(a.counters.*member == b.counters.*member);
+    }
+    CHECK(a.counters.restarts == b.counters.restarts);
+    REQUIRE(a.steps.size() == b.steps.size());
+    for (std::size_t i = 0; i < a.steps.size(); ++i) {
+        INFO("step " << i);
+        const auto& x = a.steps[i];
+        const auto& y = b.steps[i];
+        CHECK(x.number == y.number);
+        CHECK(x.observation_sequence == y.observation_sequence);
+        CHECK(x.observation_age == y.observation_age);
+        CHECK(x.outcome == y.outcome);
+        CHECK(x.fate == y.fate);
+        CHECK(x.done == y.done);
+        CHECK(x.result == y.result);
+        CHECK(x.error == y.error);
+        CHECK(x.started_at == y.started_at);
+        CHECK(x.decided_at == y.decided_at);
+        CHECK(x.finished_at == y.finished_at);
+        REQUIRE(x.actions.size() == y.actions.size());
+        for (std::size_t k = 0; k < x.actions.size(); ++k) check_equal(x.actions[k], y.actions[k], same_action);
+    }
+    REQUIRE(a.events.size() == b.events.size());
+    for (std::size_t i = 0; i < a.events.size(); ++i) {
+        INFO("event " << i);
+        const auto& x = a.events[i];
+        const auto& y = b.events[i];
+        CHECK(x.kind == y.kind);
+        CHECK(x.at == y.at);
+        CHECK(x.component == y.component);
+        CHECK(x.message == y.message);
+        CHECK(x.from == y.from);
+        CHECK(x.to == y.to);
+        CHECK(x.step == y.step);
+    }
+}
+
+void same_move(const robot::Move& a, const robot::Move& b) {
+    CHECK(a.direction == b.direction);
+    CHECK(a.cells == b.cells);
+}
+void same_text(const std::string& a, const std::string& b) { CHECK(a == b); }
+
+// ---- a History with every edge case ------------------------------------------------------------------------------
+
+constexpr std::uint64_t u64_max = std::numeric_limits<std::uint64_t>::max();
+constexpr Offset offset_max = Offset::max();
+constexpr Offset offset_min = Offset::min();
+
+History edge_cases() {
+    History h;
+    h.status = AgentStatus::max_steps_reached;
+    h.reason = "max_steps=3 reached \"quoted\" \\ backslash \n newline \t tab ü 日本";
+    h.started_wall_time = SystemTime{} + 1'764'671'142'123'456'789ns;  // 2025-12-02T10:25:42.123456789Z
+    h.ended_at = 123'456'789'012ns;
+
+    robot::Move north{"north", 2};
+    History::Step s1;
+    s1.number = 1;
+    s1.observation_sequence = 7;
+    s1.observation_age = 0ns;
+    s1.outcome = StepOutcome::succeeded;
+    s1.fate = DecisionFate::executed;
+    s1.done = false;
+    s1.started_at = 1ns;
+    s1.decided_at = 2ns;
+    s1.finished_at = 3ns;
+    s1.actions.push_back({north, ActionOutcome::succeeded, ActionResult::ok("vacuumed (1,2)"), 2ns, 3ns});
+    s1.actions.push_back({robot::Move{"", 0}, ActionOutcome::succeeded, ActionResult::ok(""), 2ns, 3ns});
+    h.steps.push_back(s1);
+
+    History::Step s2;  // decide() failed: no fate, no decided_at, no actions
+    s2.number = 2;
+    s2.observation_sequence = u64_max;
+    s2.observation_age = offset_max;
+    s2.outcome = StepOutcome::failed;
+    s2.error = "decide() timed out after 60s";
+    s2.started_at = offset_min;
+    s2.finished_at = offset_max;
+    h.steps.push_back(s2);
+
+    History::Step s3;  // done with an empty result, actions of every outcome
+    s3.number = 3;
+    s3.outcome = StepOutcome::failed;
+    s3.fate = DecisionFate::interrupted;
+    s3.done = true;
+    s3.result = "";
+    s3.started_at = -5s;
+    s3.decided_at = 0ns;
+    s3.finished_at = 10s;
+    s3.actions.push_back({north, ActionOutcome::failed, ActionResult::failure("wheel slipped"), 1s, 2s});
+    s3.actions.push_back({north, ActionOutcome::interrupted, ActionResult::failure("instance died"), 2s, std::nullopt});
+    s3.actions.push_back({north, ActionOutcome::skipped, ActionResult::failure("an earlier action failed"),
+                          std::nullopt, std::nullopt});
+    h.steps.push_back(s3);
+
+    for (auto fate : {DecisionFate::failed, DecisionFate::expired}) {
+        History::Step s;
+        s.number = h.steps.size() + 1;
+        s.fate = fate;
+        h.steps.push_back(s);
+    }
+
+    h.events.push_back(Event{EventKind::status_changed, 0ns, "", "run() started", AgentStatus::pending,
+                             AgentStatus::running, std::nullopt});
+    h.events.push_back(Event{EventKind::status_changed, 1s, "", "pause()", AgentStatus::running, AgentStatus::paused,
+                             std::nullopt});
+    h.events.push_back(Event{EventKind::component_failed, 2s, "perception",
+                             "error=\"std::runtime_error: <bad> & \"worse\"\"", std::nullopt, std::nullopt, 0});
+    h.events.push_back(
+        Event{EventKind::decision_expired, 3s, "actuation_loop", "age=31s", std::nullopt, std::nullopt, u64_max});
+    // Every kind, every status as `to`, to check every name both ways.
+    for (unsigned k = 0; k <= static_cast<unsigned>(EventKind::terminal_refused); ++k) {
+        h.events.push_back(Event{static_cast<EventKind>(k), Offset{k}, "c", "", std::nullopt, std::nullopt, k});
+    }
+    for (unsigned s = 0; s < taskmon::agent_status_count; ++s) {
+        h.events.push_back(Event{EventKind::status_changed, 4s, "", "", std::nullopt, static_cast<AgentStatus>(s),
+                                 std::nullopt});
+    }
+
+    h.counters.observations_published = u64_max;
+    std::uint64_t n = 1;
+    for (const auto& [name, member] : taskmon::detail::history_json::counter_fields) h.counters.*member = n++;
+    h.counters.restarts = {{"perception", 3}, {"pause_handler", 0}, {"odd \"name\" ü", u64_max}};
+    return h;
+}
+
+History round_trip(const History& h) {
+    const json j = h;
+    const auto text = j.dump(2);
+    return json::parse(text).get<History>();
+}
+
+json edge_cases_json() { return json(edge_cases()); }
+
+/// Expects from_json to throw a JsonFieldError at `path` whose message contains `problem`.
+template <typename T = History>
+void expect_error(const json& j, const std::string& path, const std::string& problem) {
+    try {
+        (void)j.get<T>();
+        FAIL("no exception for a bad " << path);
+    } catch (const JsonFieldError& e) {
+        CHECK(e.path() == path);
+        CHECK_THAT(e.problem(), Catch::Matchers::Contains(problem));
+        CHECK_THAT(std::string{e.what()}, Catch::Matchers::Contains("taskmon JSON: " + path));
+    }
+}
+
+// The library's rule: bad input is a std::invalid_argument.
+static_assert(std::is_base_of_v<std::invalid_argument, JsonFieldError>);
+
+// ---- a real run ----------------------------------------------------------------------------------------------------
+
+using Sup = taskmon::Supervisor<int, std::string, std::string, taskmon::testing::ManualClock>;
+
+asio::awaitable<void> sleep_for(taskmon::testing::ManualClock::duration d) {
+    taskmon::testing::ManualTimer timer{co_await asio::this_coro::executor, d};
+    co_await timer.async_wait(asio::use_awaitable);
+}
+
+/// A Supervisor run in virtual time with failed actions, a perception failure and restart, a pause, and done.
+TextHistory real_run() {
+    taskmon::testing::ManualTime time;
+    asio::io_context io;
+    taskmon::testing::VirtualTimeRunner runner{io, time};
+    taskmon::AgentSettings settings;
+    settings.capture_interval = 100ms;
+    settings.critical_restart_policy = {.max_restart_attempts = 5, .base_backoff = 300ms, .max_backoff = 2s};
+    int captures = 0;
+    Sup::Functions agent{
+        .perceive = [&captures]() -> asio::awaitable<int> {
+            const int n = ++captures;
+            co_await sleep_for(10ms);
+            if (n == 4) throw std::runtime_error("lidar checksum error");
+            co_return n;
+        },
+        .decide = [](const int&, const Sup::Context& ctx) -> asio::awaitable<Sup::DecisionType> {
+            co_await sleep_for(20ms);
+            if (ctx.step == 8) co_return Sup::DecisionType::done("clean", {"vacuum"});
+            co_return Sup::DecisionType::act({"move-" + std::to_string(ctx.step), "vacuum"});
+        },
+        .act = [](const std::string& action) -> asio::awaitable<ActionResult> {
+            co_await sleep_for(50ms);
+            if (action == "move-3") co_return ActionResult::failure("wheel slipped");
+            co_return ActionResult::ok(action);
+        }};
+    Sup robot{io.get_executor(), std::move(agent), settings, {},
+              std::make_shared<spdlog::logger>("json-test", std::make_shared<spdlog::sinks::null_sink_mt>()),
+              [] { return std::optional<taskmon::CpuUsage>{taskmon::CpuUsage{10.0, 5.0}}; }};
+    std::optional<TextHistory> history;
+    asio::co_spawn(
+        io, [&]() -> asio::awaitable<void> { history = co_await robot.run(); }, asio::detached);
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            co_await sleep_for(500ms);
+            robot.pause();
+            co_await sleep_for(500ms);
+            robot.resume();
+        },
+        asio::detached);
+    REQUIRE(runner.run_until([&] { return history.has_value(); }, 1h));
+    return *history;
+}
+
+}  // namespace
+
+// ---- round trips -------------------------------------------------------------------------------------------------
+
+TEST_CASE("history_json: every field survives a round trip through JSON text, edge cases included") {
+    const auto original = edge_cases();
+    const auto back = round_trip(original);
+    check_equal<robot::Move>(original, back, same_move);
+    // And a second trip gives the very same JSON.
+    CHECK(json(back) == json(original));
+}
+
+TEST_CASE("history_json: a real Supervisor run survives a round trip") {
+    const auto original = real_run();
+    REQUIRE(original.status == AgentStatus::completed);
+    REQUIRE(original.steps.size() == 8);
+    REQUIRE_FALSE(original.events_of(EventKind::component_restarted).empty());
+    REQUIRE(original.counters.actions_failed == 1);
+    const auto back = json::parse(json(original).dump()).get<TextHistory>();
+    check_equal<std::string>(original, back, same_text);
+    CHECK(back.is_successful());
+    CHECK(back.final_result() == original.final_result());
+    CHECK(back.status_path() == original.status_path());
+    CHECK(back.errors() == original.errors());
+    CHECK(back.total_duration() == original.total_duration());
+}
+
+TEST_CASE("history_json: wall times keep their nanoseconds, before and after 1970 and at the clock's limits") {
+    using std::chrono::system_clock;
+    const std::vector<SystemTime> times{
+        SystemTime{},
+        SystemTime{} + 1ns,
+        SystemTime{} - 1ns,
+        SystemTime{} + 951'782'400s,  // 2000-02-29
+        SystemTime{} + 1'764'671'142'123'456'789ns,
+        system_clock::time_point::min(),
+        system_clock::time_point::max(),
+    };
+    for (const auto t : times) {
+        History h;
+        h.started_wall_time = t;
+        const json j = h;
+        INFO(j["started_wall_time"].get<std::string>());
+        CHECK(j.get<History>().started_wall_time == t);
+    }
+    History h;
+    h.started_wall_time = SystemTime{} + 1'764'671'142'123'456'789ns;
+    CHECK(json(h)["started_wall_time"] == "2025-12-02T10:25:42.123456789Z");
+    h.started_wall_time = SystemTime{} - 1ns;
+    CHECK(json(h)["started_wall_time"] == "1969-12-31T23:59:59.999999999Z");
+    // Fewer fractional digits, or none, are accepted on input.
+    auto j = json(History{});
+    j["started_wall_time"] = "2025-12-02T10:25:42.5Z";
+    CHECK(j.get<History>().started_wall_time == SystemTime{} + 1'764'671'142'500'000'000ns);
+    j["started_wall_time"] = "2025-12-02T10:25:42Z";
+    CHECK(j.get<History>().started_wall_time == SystemTime{} + 1'764'671'142s);
+}
+
+TEST_CASE("history_json: the JSON uses names for enums, *_ns integers for offsets and null for empty optionals") {
+    const json j = edge_cases();
+    CHECK(j["format"] == "taskmon.history.v1");
+    CHECK(j["status"] == "max_steps_reached");
+    CHECK(j["ended_at_ns"] == 123'456'789'012);
+    CHECK(j["counters"]["restarts"]["perception"] == 3);
+    const auto& s1 = j["steps"][0];
+    CHECK(s1["fate"] == "executed");
+    CHECK(s1["outcome"] == "succeeded");
+    CHECK(s1["result"].is_null());
+    CHECK(s1["decided_at_ns"] == 2);
+    CHECK(s1["actions"][0]["action"] == json{{"direction", "north"}, {"cells", 2}});
+    CHECK(s1["actions"][0]["result"] ==
+          json{{"success", true}, {"error", ""}, {"extracted_content", "vacuumed (1,2)"}});
+    const auto& s2 = j["steps"][1];
+    CHECK(s2["fate"].is_null());
+    CHECK(s2["decided_at_ns"].is_null());
+    CHECK(s2["observation_sequence"] == u64_max);
+    CHECK(j["steps"][2]["result"] == "");  // engaged but empty: not null
+    CHECK(j["steps"][2]["actions"][2]["started_at_ns"].is_null());
+    const auto& e0 = j["events"][0];
+    CHECK(e0 == json{{"kind", "status_changed"}, {"at_ns", 0},   {"component", ""}, {"message", "run() started"},
+                     {"from", "pending"},        {"to", "running"}, {"step", nullptr}});
+    CHECK(json(EventKind::load_shedding_entered) == "load_shedding_entered");
+    CHECK(json(ActionOutcome::interrupted) == "interrupted");
+    CHECK(json(DecisionFate::expired).get<DecisionFate>() == DecisionFate::expired);
+}
+
+TEST_CASE("history_json: the functions are found by ADL for each type, so they work inside the user's own JSON") {
+    const auto h = edge_cases();
+    const json report{{"robot", "R2"}, {"history", h}, {"last_event", h.events.back()}, {"counters", h.counters}};
+    const auto back = report["history"].get<History>();
+    check_equal<robot::Move>(h, back, same_move);
+    CHECK(report["last_event"].get<Event>().to == h.events.back().to);
+    CHECK(report["counters"].get<taskmon::HistoryCounters>().restarts == h.counters.restarts);
+    auto step = report["history"]["steps"][2].get<History::Step>();
+    CHECK(step.actions.size() == 3);
+    CHECK(report["history"]["steps"][0]["actions"][0].get<taskmon::ActionRecord<robot::Move>>().action.cells == 2);
+}
+
+TEST_CASE("history_json: absent optional keys read as empty; unknown keys are ignored") {
+    auto j = edge_cases_json();
+    j["steps"][0].erase("fate");
+    j["steps"][0].erase("decided_at_ns");
+    j["events"][0].erase("from");
+    j["steps"][0]["a_future_field"] = 42;
+    j.erase("format");
+    const auto h = j.get<History>();
+    CHECK_FALSE(h.steps[0].fate.has_value());
+    CHECK_FALSE(h.steps[0].decided_at.has_value());
+    CHECK_FALSE(h.events[0].from.has_value());
+    CHECK(h.events[0].to == AgentStatus::running);
+}
+
+// ---- malformed input -----------------------------------------------------------------------------------------------
+
+TEST_CASE("history_json: malformed input names the field by its path") {
+    SECTION("not an object") { expect_error(json::array(), "", "expected an object, got array"); }
+    SECTION("a missing field") {
+        auto j = edge_cases_json();
+        j.erase("status");
+        expect_error(j, "status", "missing");
+    }
+    SECTION("a missing field deep inside") {
+        auto j = edge_cases_json();
+        j["steps"][2]["actions"][1].erase("outcome");
+        expect_error(j, "steps[2].actions[1].outcome", "missing");
+    }
+    SECTION("a wrong type") {
+        auto j = edge_cases_json();
+        j["steps"][1]["done"] = "yes";
+        expect_error(j, "steps[1].done", "expected a boolean, got string");
+    }
+    SECTION("an unknown enum name lists the valid ones") {
+        auto j = edge_cases_json();
+        j["steps"][2]["actions"][0]["outcome"] = "exploded";
+        expect_error(j, "steps[2].actions[0].outcome",
+                     "unknown ActionOutcome \"exploded\" (expected succeeded, failed, skipped or interrupted)");
+    }
+    SECTION("an enum given as a number") {
+        auto j = edge_cases_json();
+        j["events"][0]["to"] = 1;
+        expect_error(j, "events[0].to", "expected a name (AgentStatus), got number");
+    }
+    SECTION("a negative count") {
+        auto j = edge_cases_json();
+        j["counters"]["steps"] = -1;
+        expect_error(j, "counters.steps", "expected a non-negative integer, got -1");
+    }
+    SECTION("a negative count in the restarts map") {
+        auto j = edge_cases_json();
+        j["counters"]["restarts"]["perception"] = -3;
+        expect_error(j, "counters.restarts.perception", "non-negative");
+    }
+    SECTION("a fractional offset") {
+        auto j = edge_cases_json();
+        j["events"][3]["at_ns"] = 1.5;
+        expect_error(j, "events[3].at_ns", "expected an integer number of nanoseconds, got number");
+    }
+    SECTION("an offset beyond the range of nanoseconds") {
+        auto j = edge_cases_json();
+        j["ended_at_ns"] = u64_max;
+        expect_error(j, "ended_at_ns", "out of range");
+    }
+    SECTION("a bad wall time") {
+        for (const char* text : {"2025-13-02T10:25:42Z", "2025-02-30T10:25:42Z", "2025-12-02 10:25:42Z",
+                                 "2025-12-02T10:25:42", "2025-12-02T24:00:00Z", "2025-12-02T10:25:42.Z",
+                                 "2025-12-02T10:25:42.1234567891Z", "yesterday", "9999-12-31T23:59:59Z"}) {
+            INFO(text);
+            auto j = edge_cases_json();
+            j["started_wall_time"] = text;
+            expect_error(j, "started_wall_time", "");
+        }
+    }
+    SECTION("another format") {
+        auto j = edge_cases_json();
+        j["format"] = "taskmon.history.v2";
+        expect_error(j, "format", "unsupported format \"taskmon.history.v2\"");
+    }
+    SECTION("an array where an object is expected") {
+        auto j = edge_cases_json();
+        j["steps"][0]["actions"][0]["result"] = json::array();
+        expect_error(j, "steps[0].actions[0].result", "expected an object, got array");
+    }
+    SECTION("steps not an array") {
+        auto j = edge_cases_json();
+        j["steps"] = json::object();
+        expect_error(j, "steps", "expected an array, got object");
+    }
+    SECTION("the user's Action type refuses its JSON") {
+        auto j = edge_cases_json();
+        j["steps"][0]["actions"][1]["action"]["cells"] = -1;
+        expect_error(j, "steps[0].actions[1].action", "Move.cells must not be negative");
+        j["steps"][0]["actions"][1]["action"] = "north";
+        expect_error(j, "steps[0].actions[1].action", "");
+    }
+    SECTION("a Result of the wrong type") {
+        auto j = edge_cases_json();
+        j["steps"][2]["result"] = 12;
+        expect_error(j, "steps[2].result", "");
+    }
+    SECTION("a nested type read on its own names its own fields") {
+        expect_error<Event>(json{{"kind", "status_changed"}, {"at_ns", 0}}, "component", "missing");
+        expect_error<ActionResult>(json{{"success", 1}, {"error", ""}}, "success", "expected a boolean");
+    }
+}
+
+TEST_CASE("history_json: a failed read leaves the target unchanged") {
+    const auto original = edge_cases();
+    auto target = original;
+    auto j = edge_cases_json();
+    j["steps"][4]["outcome"] = "maybe";
+    j["status"] = "completed";  // read before the bad step: must not be applied either
+    CHECK_THROWS_AS(taskmon::from_json(j, target), JsonFieldError);
+    check_equal<robot::Move>(original, target, same_move);
+}
+
+TEST_CASE("history_json: a value without a name is refused on output, not written as a number") {
+    CHECK_THROWS_WITH(json(static_cast<AgentStatus>(200)),
+                      Catch::Matchers::Contains("AgentStatus value 200 has no name"));
+    CHECK_THROWS_AS(json(static_cast<EventKind>(250)), std::invalid_argument);
+}

@@ -1,0 +1,521 @@
+// Tests for taskmon/timeline.hpp: what a TimelineRecorder makes of a TaskMonitor run and of a Supervisor
+// History (both in virtual time, so every time is exact), states and event kinds it does not know, and the SVG
+// (its structure here; its well-formedness is checked by xmllint on the files of timeline_samples.cpp).
+#include <taskmon/timeline.hpp>
+
+#include "monitor_event_harness.hpp"
+#include "taskmon_catch.hpp"
+#include "timeline_scenarios.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using taskmon::MonitorEvent;
+using taskmon::MonitorEventKind;
+using taskmon::Offset;
+using taskmon::Timeline;
+using taskmon::TimelineLane;
+using taskmon::TimelineMarkKind;
+using taskmon::TimelineRecorder;
+using taskmon::TimelineSpan;
+using namespace taskmon_test;
+using SystemTime = std::chrono::system_clock::time_point;
+
+namespace {
+
+std::size_t count(std::string_view text, std::string_view needle) {
+    std::size_t n = 0;
+    for (auto pos = text.find(needle); pos != std::string_view::npos; pos = text.find(needle, pos + needle.size())) {
+        ++n;
+    }
+    return n;
+}
+
+const TimelineLane& lane(const Timeline& t, const std::string& name) {
+    const auto it = std::find_if(t.lanes.begin(), t.lanes.end(), [&](const TimelineLane& l) { return l.name == name; });
+    REQUIRE(it != t.lanes.end());
+    return *it;
+}
+
+std::vector<std::string> names(const std::vector<TimelineLane>& lanes) {
+    std::vector<std::string> out;
+    for (const auto& l : lanes) out.push_back(l.name);
+    return out;
+}
+
+std::vector<std::string> states(const std::vector<TimelineSpan>& spans) {
+    std::vector<std::string> out;
+    for (const auto& s : spans) out.push_back(s.state);
+    return out;
+}
+
+std::vector<taskmon::TimelineMark> marks_of(const TimelineLane& l, TimelineMarkKind kind) {
+    std::vector<taskmon::TimelineMark> out;
+    for (const auto& m : l.marks) {
+        if (m.kind == kind) out.push_back(m);
+    }
+    return out;
+}
+
+/// The span of `l` covering `at` (begin <= at < end).
+const TimelineSpan* span_at(const TimelineLane& l, Offset at) {
+    for (const auto& s : l.spans) {
+        if (s.begin <= at && at < s.end) return &s;
+    }
+    return nullptr;
+}
+
+SystemTime at(Offset d) { return SystemTime{} + std::chrono::duration_cast<SystemTime::duration>(d); }
+
+void check_well_ordered(const Timeline& t) {
+    const auto check_spans = [&](const std::vector<TimelineSpan>& spans) {
+        for (std::size_t i = 0; i < spans.size(); ++i) {
+            CHECK(spans[i].begin < spans[i].end);
+            CHECK(spans[i].begin >= Offset::zero());
+            CHECK(spans[i].end <= t.end);
+            if (i > 0) CHECK(spans[i - 1].end <= spans[i].begin);
+        }
+    };
+    check_spans(t.run.spans);
+    for (const auto& l : t.lanes) {
+        INFO("lane " << l.name);
+        check_spans(l.spans);
+        for (std::size_t i = 1; i < l.marks.size(); ++i) CHECK(l.marks[i - 1].at <= l.marks[i].at);
+    }
+}
+
+}  // namespace
+
+// ---- a TaskMonitor run -------------------------------------------------------------------------------------------
+
+TEST_CASE("timeline: a TaskMonitor run gets one lane per component, in the order they started") {
+    MonitorRun run;
+    const auto t = run.recorder.timeline();
+    CHECK(names(t.lanes) == std::vector<std::string>{"ingest", "uploader", "cache"});
+    CHECK(t.end == 12s);  // closed at 12 s of virtual time; offset 0 is the first event
+    check_well_ordered(t);
+}
+
+TEST_CASE("timeline: lane states change at the exact virtual times of the events") {
+    MonitorRun run;
+    const auto t = run.recorder.timeline();
+    const auto& ingest = lane(t, "ingest");
+    CHECK(states(ingest.spans) ==
+          std::vector<std::string>{"running", "backing_off", "running", "backing_off", "running"});
+    REQUIRE(ingest.spans.size() == 5);
+    CHECK(ingest.spans[0].begin == 0s);
+    CHECK(ingest.spans[0].end == 2s);   // the first failure
+    CHECK(ingest.spans[1].end == 3s);   // 1 s of backoff
+    CHECK(ingest.spans[2].end == 6s);   // the second instance lived 3 s
+    CHECK(ingest.spans[4].end == 12s);  // running until the monitor closed
+
+    const auto& uploader = lane(t, "uploader");
+    REQUIRE_FALSE(uploader.spans.empty());
+    CHECK(uploader.spans.back().state == "gave_up");
+    CHECK(uploader.spans.back().begin == 7s);  // restarts after 1 s, 2 s and 4 s of backoff, then the limit
+    CHECK(uploader.spans.back().end == 12s);
+    const auto give_ups = marks_of(uploader, TimelineMarkKind::failure);
+    REQUIRE_FALSE(give_ups.empty());
+    CHECK(give_ups.back().label == "gave up");
+    CHECK_THAT(give_ups.back().detail, Catch::Matchers::Contains("more than 3 restarts within 10m00s"));
+
+    const auto& cache = lane(t, "cache");
+    CHECK(states(cache.spans) == std::vector<std::string>{"running"});  // the manual restart took no time
+    const auto restarts = marks_of(cache, TimelineMarkKind::restart);
+    REQUIRE(restarts.size() == 1);
+    CHECK(restarts[0].label == "manual");
+    CHECK(restarts[0].at == 10s);
+    REQUIRE_FALSE(t.run.marks.empty());
+    CHECK(t.run.marks.back().label == "closed");
+}
+
+TEST_CASE("timeline: every automatic restart is marked with its attempt and backoff, as the monitor reported it") {
+    MonitorRun run;
+    const auto t = run.recorder.timeline();
+    const auto origin = t.origin;
+    std::size_t checked = 0;
+    std::map<std::string, MonitorEvent> scheduled;
+    for (const auto& e : run.reference.events) {
+        if (e.kind == MonitorEventKind::restart_scheduled) scheduled[e.component] = e;
+        if (e.kind != MonitorEventKind::restarted || !scheduled.count(e.component)) continue;
+        const auto& s = scheduled[e.component];
+        const Offset when = e.time - origin;
+        INFO(e.component << " restarted at " << when.count() << "ns");
+        const auto marks = marks_of(lane(t, e.component), TimelineMarkKind::restart);
+        const auto it = std::find_if(marks.begin(), marks.end(), [&](const auto& m) { return m.at == when; });
+        REQUIRE(it != marks.end());
+        CHECK(it->label == "#" + std::to_string(s.attempt) + " " + taskmon::detail::timeline::short_duration(s.delay));
+        // The backoff is drawn from the scheduling to the restart (back-to-back backoffs of a component that
+        // fails at once on every start make one span).
+        const auto* backoff = span_at(lane(t, e.component), s.time - origin);
+        REQUIRE(backoff != nullptr);
+        CHECK(backoff->state == "backing_off");
+        CHECK(backoff->begin <= s.time - origin);
+        CHECK(backoff->end >= s.time - origin + s.delay);
+        scheduled.erase(e.component);
+        ++checked;
+    }
+    CHECK(checked == 5);  // ingest twice, uploader three times
+    const auto& uploader = lane(t, "uploader");
+    CHECK(states(uploader.spans) == std::vector<std::string>{"backing_off", "gave_up"});
+    CHECK(uploader.spans[0].begin == 0s);
+    CHECK(marks_of(lane(t, "ingest"), TimelineMarkKind::restart)[0].label == "#1 1s");
+    CHECK(marks_of(lane(t, "uploader"), TimelineMarkKind::restart)[2].label == "#3 4s");
+    CHECK(marks_of(lane(t, "ingest"), TimelineMarkKind::failure).size() == 2);
+}
+
+TEST_CASE("timeline: events delivered out of order are drawn where they happened") {
+    MonitorRun run;
+    const auto in_order = run.recorder.timeline();
+    TimelineRecorder reversed;
+    for (auto it = run.reference.events.rbegin(); it != run.reference.events.rend(); ++it) reversed.record(*it);
+    const auto t = reversed.timeline();
+    CHECK(t.origin == in_order.origin);
+    CHECK(t.end == in_order.end);
+    REQUIRE(names(t.lanes) == names(in_order.lanes));
+    for (std::size_t i = 0; i < t.lanes.size(); ++i) {
+        REQUIRE(t.lanes[i].spans.size() == in_order.lanes[i].spans.size());
+        for (std::size_t k = 0; k < t.lanes[i].spans.size(); ++k) {
+            CHECK(t.lanes[i].spans[k].state == in_order.lanes[i].spans[k].state);
+            CHECK(t.lanes[i].spans[k].begin == in_order.lanes[i].spans[k].begin);
+            CHECK(t.lanes[i].spans[k].end == in_order.lanes[i].spans[k].end);
+        }
+        REQUIRE(t.lanes[i].marks.size() == in_order.lanes[i].marks.size());
+        for (std::size_t k = 0; k < t.lanes[i].marks.size(); ++k) {
+            CHECK(t.lanes[i].marks[k].label == in_order.lanes[i].marks[k].label);
+            CHECK(t.lanes[i].marks[k].at == in_order.lanes[i].marks[k].at);
+        }
+    }
+}
+
+TEST_CASE("timeline: timeline(until) cuts the picture at that time") {
+    MonitorRun run;
+    const auto origin = run.recorder.timeline().origin;
+    const auto t = run.recorder.timeline(origin + 5s);
+    CHECK(t.end == 5s);
+    check_well_ordered(t);
+    CHECK(lane(t, "uploader").spans.back().state == "backing_off");  // between the 3rd failure and restart
+    CHECK(marks_of(lane(t, "cache"), TimelineMarkKind::restart).empty());
+}
+
+TEST_CASE("timeline: detach() stops recording; the recorder may outlive the monitor or die first") {
+    Harness h;
+    Script forever;
+    std::optional<TimelineRecorder> recorder{std::in_place};
+    {
+        Monitor monitor{h.io.get_executor(), {}, h.logger};
+        recorder->attach(monitor);
+        monitor.supervise("worker", factory_of(forever));
+        h.runner.run_for(1s);
+        recorder->detach();
+        monitor.restart("worker");
+        h.runner.run_for(1s);
+        h.close(monitor);
+    }
+    const auto t = recorder->timeline(recorder->timeline().origin + 2s);  // it saw nothing after 0 s
+    REQUIRE(t.lanes.size() == 1);
+    CHECK(t.lanes[0].marks.empty());  // the restart came after detach()
+    CHECK(states(t.lanes[0].spans) == std::vector<std::string>{"running"});
+
+    // A recorder destroyed while attached leaves the monitor working.
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    recorder->attach(monitor);
+    recorder.reset();
+    Script another;
+    monitor.supervise("worker", factory_of(another));
+    monitor.restart("worker");
+    h.runner.run_for(1s);
+    h.close(monitor);
+    CHECK(monitor.get_component_stats().at("worker").restart_count == 1);
+}
+
+TEST_CASE("timeline: concurrent recording and reading lose nothing") {
+    TimelineRecorder recorder{SystemTime{}};
+    constexpr int threads = 4;
+    constexpr int per_thread = 500;
+    std::vector<std::thread> workers;
+    for (int w = 0; w < threads; ++w) {
+        workers.emplace_back([&recorder, w] {
+            const auto name = "worker-" + std::to_string(w);
+            for (int i = 0; i < per_thread; ++i) {
+                recorder.record({.kind = MonitorEventKind::restarted, .component = name,
+                                 .sequence = static_cast<std::uint64_t>(w * per_thread + i + 1),
+                                 .time = at(std::chrono::milliseconds{i})});
+                if (i % 100 == 0) (void)recorder.timeline();
+            }
+        });
+    }
+    for (auto& t : workers) t.join();
+    const auto t = recorder.timeline();
+    REQUIRE(t.lanes.size() == threads);
+    for (const auto& l : t.lanes) CHECK(l.marks.size() == per_thread);
+}
+
+// ---- a Supervisor run --------------------------------------------------------------------------------------------
+
+TEST_CASE("timeline: a Supervisor run's History shows its six components, statuses, pause and restarts") {
+    SupervisorRun run;
+    const auto& history = *run.history;
+    REQUIRE(history.status == taskmon::AgentStatus::completed);
+    const auto t = taskmon::timeline_of(history);
+    check_well_ordered(t);
+    CHECK(t.origin == history.started_wall_time);
+    CHECK(t.end == history.total_duration());
+    CHECK(names(t.lanes) == std::vector<std::string>{"perception", "perception_watchdog", "decision_loop",
+                                                     "actuation_loop", "pause_handler", "load_shedding_monitor"});
+    // Status row: running, paused from 1 s (at the step boundary) until the resume at 2 s, running; the end as
+    // a mark.
+    CHECK(states(t.run.spans) == std::vector<std::string>{"running", "paused", "running"});
+    REQUIRE(t.overlays.size() == 1);
+    CHECK(t.overlays[0].state == "paused");
+    CHECK(t.overlays[0].begin == t.run.spans[1].begin);
+    CHECK(t.overlays[0].end == 2s);
+    REQUIRE_FALSE(t.run.marks.empty());
+    CHECK(t.run.marks.back().label == "completed");
+    CHECK(t.run.marks.back().at == t.end);
+
+    // perception failed twice; each restart is marked with how long it was down (the 300 ms, then 600 ms backoff).
+    const auto& perception = lane(t, "perception");
+    const auto failures = marks_of(perception, TimelineMarkKind::failure);
+    const auto restarts = marks_of(perception, TimelineMarkKind::restart);
+    REQUIRE(failures.size() == 2);
+    REQUIRE(restarts.size() == history.counters.restarts.at("perception"));
+    REQUIRE(restarts.size() == 2);
+    CHECK(restarts[0].at - failures[0].at == 300ms);
+    CHECK(restarts[0].label == "#1 300ms");
+    CHECK(restarts[1].label == "#2 600ms");
+    CHECK_THAT(failures[0].detail, Catch::Matchers::Contains("lidar checksum error <5>"));
+    const auto* backoff = span_at(perception, failures[0].at);
+    REQUIRE(backoff != nullptr);
+    CHECK(backoff->state == "backing_off");
+    CHECK(backoff->end == restarts[0].at);
+    for (const auto& name : {"perception_watchdog", "decision_loop", "actuation_loop"}) {
+        CHECK(states(lane(t, name).spans) == std::vector<std::string>{"running"});
+    }
+}
+
+TEST_CASE("timeline: History events of every kind land on their lane, including kinds added later") {
+    taskmon::History<std::string> h;
+    h.started_wall_time = at(0s);
+    using taskmon::AgentStatus;
+    using taskmon::Event;
+    using taskmon::EventKind;
+    h.events = {
+        Event{EventKind::status_changed, 0s, "", "run() started", AgentStatus::pending, AgentStatus::running, {}},
+        Event{EventKind::watchdog_stall, 1s, "perception_watchdog", "silent_for=4s stall=1/3", {}, {}, {}},
+        Event{EventKind::component_restarted, 1s, "perception", "instance=2", {}, {}, {}},
+        Event{EventKind::watchdog_recovered, 2s, "perception_watchdog", "sequence=9", {}, {}, {}},
+        Event{EventKind::load_shedding_entered, 2s, "load_shedding_monitor", "trigger=cpu", {}, {}, {}},
+        Event{EventKind::load_shedding_left, 4s, "load_shedding_monitor", "cpu_percent=35.0", {}, {}, {}},
+        Event{EventKind::decision_expired, 5s, "actuation_loop", "age=31s", {}, {}, 4},
+        Event{EventKind::hook_error, 5s, "", "hook=on_step_end error=\"boom\"", {}, {}, {}},
+        Event{EventKind::component_failed, 6s, "pause_handler", "error=\"x\"", {}, {}, {}},
+        Event{EventKind::component_gave_up, 6s, "pause_handler", "restart_count=5", {}, {}, {}},
+        Event{static_cast<EventKind>(77), 7s, "decision_loop", "from the future", {}, {}, {}},
+        Event{EventKind::status_changed, 8s, "", "critical component perception gave up", AgentStatus::running,
+              AgentStatus::failed, {}},
+    };
+    h.ended_at = 8s;
+    const auto t = taskmon::timeline_of(h);
+    const auto& watchdog = lane(t, "perception_watchdog");
+    REQUIRE(watchdog.marks.size() == 2);
+    CHECK(watchdog.marks[0].kind == TimelineMarkKind::warning);
+    CHECK(watchdog.marks[0].label == "stall 1/3");
+    CHECK(watchdog.marks[1].label == "recovered");
+    const auto restart = marks_of(lane(t, "perception"), TimelineMarkKind::restart);
+    REQUIRE(restart.size() == 1);
+    CHECK(restart[0].label == "#1 requested");  // no failure before it: the watchdog's restart
+    REQUIRE(t.overlays.size() == 1);
+    CHECK(t.overlays[0].state == "load_shedding");
+    CHECK(t.overlays[0].begin == 2s);
+    CHECK(t.overlays[0].end == 4s);
+    CHECK(lane(t, "actuation_loop").marks.at(0).label == "expired");
+    CHECK(lane(t, "pause_handler").spans.back().state == "gave_up");
+    CHECK(lane(t, "pause_handler").spans.back().begin == 6s);
+    CHECK(lane(t, "decision_loop").marks.at(0).label == "unknown");  // shown, by the name to_string() gives
+    CHECK(lane(t, "decision_loop").marks.at(0).detail == "unknown: from the future");
+    REQUIRE(t.run.marks.size() == 2);
+    CHECK(t.run.marks[0].label == "hook error");
+    CHECK(t.run.marks[1].label == "failed");
+    CHECK(t.run.marks[1].kind == TimelineMarkKind::failure);
+    CHECK(t.run.marks[1].detail == "failed: critical component perception gave up");
+}
+
+TEST_CASE("timeline: a History with absurd offsets (read from JSON, say) is drawn without overflow") {
+    taskmon::History<std::string> h;
+    h.started_wall_time = at(1'000'000s);
+    using taskmon::Event;
+    using taskmon::EventKind;
+    h.events = {
+        Event{EventKind::component_failed, Offset::min(), "perception", "", {}, {}, {}},
+        Event{EventKind::component_restarted, Offset::max(), "perception", "instance=99999999999999999999", {}, {}, {}},
+    };
+    h.ended_at = Offset::max();
+    const auto t = taskmon::timeline_of(h);
+    REQUIRE(t.lanes.size() == 1);
+    CHECK(t.lanes[0].marks.size() == 2);
+    const auto svg = taskmon::render_svg(t);
+    CHECK(count(svg, "<g class=\"mark restart\">") == 1);
+    CHECK(taskmon::detail::timeline::tick_offsets(Offset::max(), Offset::max() / 3).size() == 4);
+}
+
+TEST_CASE("timeline: status changes and notes recorded by hand") {
+    TimelineRecorder recorder{at(0s)};
+    using taskmon::AgentStatus;
+    recorder.record_status({AgentStatus::pending, AgentStatus::running, "run() started"}, at(0s));
+    recorder.record_status({AgentStatus::running, AgentStatus::paused, "operator"}, at(1s));
+    recorder.record_status({AgentStatus::paused, AgentStatus::running, "resume()"}, at(3s));
+    recorder.record_status({AgentStatus::running, AgentStatus::stopped, "stop() called"}, at(4s));
+    recorder.record_note(at(2s), "camera", "recalibrated", "by the operator", TimelineMarkKind::warning);
+    const auto t = recorder.timeline(at(5s));
+    CHECK(states(t.run.spans) == std::vector<std::string>{"running", "paused", "running", "stopped"});
+    CHECK(t.run.spans[1].detail == "operator");
+    REQUIRE(t.overlays.size() == 1);
+    CHECK(t.overlays[0].begin == 1s);
+    CHECK(t.overlays[0].end == 3s);
+    REQUIRE(t.lanes.size() == 1);
+    CHECK(t.lanes[0].name == "camera");
+    CHECK(t.lanes[0].marks.at(0).kind == TimelineMarkKind::warning);
+    CHECK(t.run.marks.at(0).label == "stopped");
+}
+
+TEST_CASE("timeline: an unknown MonitorEventKind leaves the lane state alone and is shown by its name") {
+    CHECK_FALSE(taskmon::detail::timeline::state_after(MonitorEvent{.kind = static_cast<MonitorEventKind>(99)}));
+    CHECK(taskmon::detail::timeline::state_after(MonitorEvent{.kind = MonitorEventKind::gave_up}) == "gave_up");
+    const auto t = hostile_timeline();
+    for (const auto& l : t.lanes) {
+        const auto notes = marks_of(l, TimelineMarkKind::note);
+        REQUIRE(notes.size() == 1);
+        CHECK(notes[0].label == "unknown");
+        CHECK(notes[0].at == 2s);
+    }
+}
+
+// ---- the SVG -----------------------------------------------------------------------------------------------------
+
+TEST_CASE("timeline: the SVG has a lane group per component and a mark per restart and failure") {
+    MonitorRun run;
+    const auto svg = taskmon::render_svg(run.recorder.timeline(), {.title = "ingest service"});
+    CHECK(svg.rfind("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"", 0) == 0);
+    CHECK(svg.size() > 1000);
+    CHECK(svg.substr(svg.size() - 7) == "</svg>\n");
+    CHECK(count(svg, "<g class=\"lane\"") == 3);
+    for (const auto* name : {"ingest", "uploader", "cache"}) {
+        CHECK(count(svg, std::string{"<g class=\"lane\" data-lane=\""} + name + "\">") == 1);
+    }
+    CHECK(count(svg, "<g class=\"mark restart\">") == 6);
+    CHECK(count(svg, "<g class=\"mark failure\">") == 2 + 4 + 1);  // ingest, uploader, and its give-up
+    CHECK(count(svg, "data-state=\"gave_up\"") == 1);
+    CHECK(count(svg, ">#1 1s<") == 2);  // ingest's and uploader's first restarts
+    CHECK(count(svg, ">ingest service</text>") == 1);
+    CHECK(count(svg, ">0s</text>") == 1);   // the time axis, from 0 …
+    CHECK(count(svg, ">12s</text>") == 1);  // … to the end
+    CHECK(count(svg, ">backing off</text>") >= 1);  // the legend names the states
+}
+
+TEST_CASE("timeline: the SVG of a Supervisor run has the status row, the pause shade and six lanes") {
+    SupervisorRun run;
+    const auto svg = taskmon::render_svg(taskmon::timeline_of(*run.history));
+    CHECK(count(svg, "<g class=\"lane\"") == 6);
+    CHECK(count(svg, "<g class=\"run\">") == 1);
+    CHECK(count(svg, "class=\"status\" data-state=\"paused\"") == 1);
+    CHECK(count(svg, "class=\"overlay-shade\"") == 1);
+    CHECK(count(svg, "class=\"status-change\"") == 2);
+    CHECK(count(svg, "<g class=\"mark restart\">") == 2);
+}
+
+TEST_CASE("timeline: every text in the SVG is escaped; invalid UTF-8 and control characters are replaced") {
+    const auto svg = taskmon::render_svg(hostile_timeline(), {.title = "<b>&\"'"});
+    CHECK(count(svg, "<script") == 0);
+    CHECK(count(svg, "&lt;script&gt;alert(&apos;x&apos;)&lt;/script&gt;") >= 1);
+    CHECK(count(svg, "a &amp; b &quot;quoted&quot;") >= 1);
+    CHECK(count(svg, "&lt;b&gt;&amp;&quot;&apos;") == 2);  // <title> and the heading
+    CHECK(count(svg, "]]>") == 0);
+    CHECK(count(svg, "ümlaut · 日本語 ✓") >= 1);
+    CHECK(count(svg, "bad\xEF\xBF\xBD\xEF\xBF\xBD utf8 \xEF\xBF\xBD\xEF\xBF\xBD ctrl") >= 1);
+    for (const char c : svg) {
+        const auto u = static_cast<unsigned char>(c);
+        CHECK((u >= 0x20 || u == '\n'));
+        CHECK(u != 0xFF);
+    }
+    // Every '<' opens markup.
+    for (auto pos = svg.find('<'); pos != std::string::npos; pos = svg.find('<', pos + 1)) {
+        const char next = svg[pos + 1];
+        CHECK((std::isalpha(static_cast<unsigned char>(next)) || next == '/' || next == '?'));
+    }
+    // Unknown states: drawn in the neutral colour, named in the legend.
+    CHECK(count(svg, "data-state=\"warming_up&lt;&amp;&gt;\"") == 1);
+    CHECK(count(svg, ">warming up&lt;&amp;&gt;</text>") >= 1);
+    CHECK(count(svg, "data-state=\"quarantined\"") == 1);
+    CHECK(count(svg, "fill=\"#8e24aa\"") >= 2);  // quarantined: its own colour, in the lane and the legend
+}
+
+TEST_CASE("timeline: xml_escape keeps valid UTF-8 and replaces what XML 1.0 cannot hold") {
+    using taskmon::detail::timeline::xml_escape;
+    const std::string fffd = "\xEF\xBF\xBD";
+    CHECK(xml_escape("a<b>&\"'") == "a&lt;b&gt;&amp;&quot;&apos;");
+    CHECK(xml_escape("tab\tnew\nline\r") == "tab\tnew\nline\r");
+    CHECK(xml_escape("ü日✓😀") == "ü日✓😀");
+    CHECK(xml_escape(std::string{"\x00", 1}) == fffd);
+    CHECK(xml_escape("\x1b[31m") == fffd + "[31m");
+    CHECK(xml_escape("\xc3\x28") == fffd + "(");              // a lead byte without its continuation
+    CHECK(xml_escape("\xc0\xaf") == fffd + fffd);             // overlong
+    CHECK(xml_escape("\xe0\x80\xaf") == fffd + fffd + fffd);  // overlong, three bytes
+    CHECK(xml_escape("\xed\xa0\x80") == fffd + fffd + fffd);  // a surrogate
+    CHECK(xml_escape("\xf4\x90\x80\x80") == fffd + fffd + fffd + fffd);  // beyond U+10FFFF
+    CHECK(xml_escape("\xef\xbf\xbe") == fffd);                // U+FFFE
+    CHECK(xml_escape("\xe2\x82") == fffd + fffd);             // cut short
+}
+
+TEST_CASE("timeline: short durations and axis ticks read well") {
+    using taskmon::detail::timeline::short_duration;
+    using taskmon::detail::timeline::tick_label;
+    using taskmon::detail::timeline::tick_step;
+    CHECK(short_duration(500ns) == "500ns");
+    CHECK(short_duration(1500ns) == "1.5µs");
+    CHECK(short_duration(12340us) == "12.3ms");
+    CHECK(short_duration(400ms) == "400ms");
+    CHECK(short_duration(401'200us) == "401ms");
+    CHECK(short_duration(1s) == "1s");
+    CHECK(short_duration(1500ms) == "1.5s");
+    CHECK(short_duration(12'340ms) == "12.3s");
+    CHECK(short_duration(125s) == "2m05s");
+    CHECK(short_duration(3h + 5min) == "3h05m");
+    CHECK(tick_step(12s, 10) == 2s);
+    CHECK(tick_step(3040ms, 10) == 500ms);
+    CHECK(tick_step(10s, 10) == 1s);
+    CHECK(tick_step(0ns, 10) == 1ns);
+    CHECK(tick_label(2500ms, 500ms) == "2.5s");
+    CHECK(tick_label(2s, 1s) == "2s");
+    CHECK(tick_label(3min, 1min) == "3m");
+}
+
+TEST_CASE("timeline: an empty recorder gives an empty picture that still renders") {
+    TimelineRecorder recorder;
+    const auto t = recorder.timeline();
+    CHECK(t.lanes.empty());
+    CHECK(t.end == 0ns);
+    const auto svg = taskmon::render_svg(t);
+    CHECK(count(svg, "no components recorded") == 1);
+    CHECK(count(svg, "<g class=\"lane\"") == 0);
+}
+
+TEST_CASE("timeline: bad styles are refused; write_svg names the file it cannot write") {
+    const Timeline t;
+    CHECK_THROWS_WITH(taskmon::render_svg(t, {.width = 100}), "TimelineStyle.width must be >= 480");
+    CHECK_THROWS_WITH(taskmon::render_svg(t, {.lane_height = 10}), "TimelineStyle.lane_height must be >= 30");
+    Timeline backwards;
+    backwards.end = -1s;
+    CHECK_THROWS_AS(taskmon::render_svg(backwards), std::invalid_argument);
+    CHECK_THROWS_WITH(taskmon::write_svg("/nonexistent-dir/run.svg", t),
+                      Catch::Matchers::Contains("cannot write /nonexistent-dir/run.svg"));
+}
