@@ -1,8 +1,12 @@
-// restart_demo: a TaskMonitor supervising four components for a few seconds.
+// restart_demo: a TaskMonitor supervising six components for a few seconds.
 //
 //   perception    throws now and then; restarted with backoff
 //   decision      is cancelled by someone else (an unexpected cancellation); restarted like a failure
 //   flaky_sensor  fails every time; gives up when the restart limit is hit
+//   tracker       heartbeats through its ComponentContext, then hangs once: the watchdog restarts it
+//   uplink        fails its first four starts: after the third its circuit breaker opens (quarantine), the
+//                 first trial fails and reopens it with the cooldown doubled, the second trial stays up and
+//                 closes it
 //   actuation     runs steadily; untouched by its siblings' trouble
 //
 // Usage: restart_demo [--seed-timings] [--seed N]
@@ -64,6 +68,38 @@ Timings fast_timings() {
 
 Timings seed_timings() {
     return {taskmon::RestartPolicy{.max_restart_attempts = 5, .base_backoff = 2s, .max_backoff = 60s}, 1s, 75s};
+}
+
+/// Heartbeats every tick; its first instance stops heartbeating (hangs, but still honours cancellation) after
+/// `hang_after`, so the watchdog cancels and restarts it.
+asio::awaitable<void> tracker(taskmon::ComponentContext ctx, std::chrono::milliseconds tick,
+                              std::chrono::milliseconds hang_after) {
+    asio::steady_timer timer{co_await asio::this_coro::executor};
+    const auto start = std::chrono::steady_clock::now();
+    for (;;) {
+        if (ctx.generation() == 1 && std::chrono::steady_clock::now() - start >= hang_after) {
+            fmt::print("-- tracker hangs (no more heartbeats)\n");
+            std::fflush(stdout);
+            timer.expires_after(24h);
+            co_await timer.async_wait(asio::use_awaitable);
+        }
+        ctx.heartbeat();
+        timer.expires_after(tick);
+        co_await timer.async_wait(asio::use_awaitable);
+    }
+}
+
+/// Fails a tick after each of its first `failures` starts, then runs steadily.
+asio::awaitable<void> uplink(std::chrono::milliseconds tick, int& starts, int failures) {
+    asio::steady_timer timer{co_await asio::this_coro::executor, tick};
+    co_await timer.async_wait(asio::use_awaitable);
+    if (++starts <= failures) {
+        throw std::runtime_error("link down");
+    }
+    for (;;) {
+        timer.expires_after(tick);
+        co_await timer.async_wait(asio::use_awaitable);
+    }
 }
 
 /// Does a unit of work every tick and throws with probability 1/8 per tick.
@@ -167,6 +203,22 @@ int main(int argc, char** argv) {
     monitor.supervise("perception", [&] { return perception(timings.tick, rng); });
     monitor.supervise("decision", [&] { return decision(timings.tick, decision_timer); });
     monitor.supervise("flaky_sensor", [&] { return flaky_sensor(timings.tick); });
+    // tracker: a watchdog of four ticks; it hangs a third into the run.
+    auto watched = timings.policy;
+    watched.watchdog_timeout = 4 * timings.tick;
+    monitor.supervise(
+        "tracker",
+        [&](taskmon::ComponentContext ctx) { return tracker(std::move(ctx), timings.tick, timings.run_time / 3); },
+        watched);
+    // uplink: two restarts per window, then a circuit breaker (cooldown doubling); stable after 20 ticks.
+    auto breaker = timings.policy;
+    breaker.max_restart_attempts = 2;
+    breaker.give_up_mode = taskmon::GiveUpMode::quarantine;
+    breaker.quarantine_cooldown = 10 * timings.tick;
+    breaker.max_quarantine_cooldown = 40 * timings.tick;
+    breaker.reset_backoff_after = 20 * timings.tick;
+    int uplink_starts = 0;
+    monitor.supervise("uplink", [&] { return uplink(timings.tick, uplink_starts, 4); }, breaker);
     monitor.supervise("actuation", [&] { return actuation(timings.tick); });
 
     // One way out, taken at the end of the script or on SIGINT/SIGTERM, whichever comes first: close the monitor
