@@ -25,31 +25,10 @@ using taskmon_test::Duration;
 using taskmon_test::Harness;
 using taskmon_test::Monitor;
 using taskmon_test::Recorder;
-
-namespace {
-
-/// Sleeps `d` of virtual time.
-asio::awaitable<void> sleep_for(Duration d) {
-    ManualTimer timer{co_await asio::this_coro::executor, d};
-    co_await timer.async_wait(asio::use_awaitable);
-}
-
-/// Sleeps `d` on a wait not bound to the coroutine's cancellation: a requested stop can not end it.
-asio::awaitable<void> sleep_ignoring_cancellation(Duration d) {
-    ManualTimer timer{co_await asio::this_coro::executor, d};
-    co_await timer.async_wait(asio::bind_cancellation_slot(asio::cancellation_slot{}, asio::use_awaitable));
-}
-
-/// Times of the events of `kind`, measured from the first event recorded (the component's start).
-std::vector<Duration> times_of(const Recorder& recorder, MonitorEventKind kind) {
-    std::vector<Duration> out;
-    for (const auto& e : recorder.of(kind)) {
-        out.push_back(std::chrono::duration_cast<Duration>(e.time - recorder.events.front().time));
-    }
-    return out;
-}
-
-}  // namespace
+using taskmon_test::since_first;
+using taskmon_test::sleep_for;
+using taskmon_test::sleep_ignoring_cancellation;
+using taskmon_test::times_of;
 
 TEST_CASE("component_context: a detached context does nothing", "[component_context]") {
     const ComponentContext detached;

@@ -28,17 +28,9 @@ using taskmon_test::Duration;
 using taskmon_test::Harness;
 using taskmon_test::Monitor;
 using taskmon_test::Recorder;
+using taskmon_test::times_of;
 
 namespace {
-
-/// Times of the events of `kind`, measured from the first event recorded (the component's start).
-std::vector<Duration> times_of(const Recorder& recorder, MonitorEventKind kind) {
-    std::vector<Duration> out;
-    for (const auto& e : recorder.of(kind)) {
-        out.push_back(std::chrono::duration_cast<Duration>(e.time - recorder.events.front().time));
-    }
-    return out;
-}
 
 /// Fails `failures` times (each `lifetime` after its start), then runs until cancelled. `starts` counts starts.
 struct Flaky {

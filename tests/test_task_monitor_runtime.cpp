@@ -23,27 +23,16 @@ using taskmon_test::Duration;
 using taskmon_test::Harness;
 using taskmon_test::Monitor;
 using taskmon_test::Recorder;
+using taskmon_test::since_first;
+using taskmon_test::sleep_for;
+using taskmon_test::sleep_ignoring_cancellation;
+using taskmon_test::times_of;
 
 namespace {
-
-asio::awaitable<void> sleep_for(Duration d) {
-    ManualTimer timer{co_await asio::this_coro::executor, d};
-    co_await timer.async_wait(asio::use_awaitable);
-}
-
-/// Sleeps `d` on a wait not bound to the coroutine's cancellation: a requested stop can not end it.
-asio::awaitable<void> sleep_ignoring_cancellation(Duration d) {
-    ManualTimer timer{co_await asio::this_coro::executor, d};
-    co_await timer.async_wait(asio::bind_cancellation_slot(asio::cancellation_slot{}, asio::use_awaitable));
-}
 
 /// Starts remove_and_wait(name) as a callback; the result lands in `result`.
 void remove(Monitor& monitor, const std::string& name, std::optional<std::error_code>& result) {
     monitor.remove_and_wait(name, [&result](std::error_code ec) { result = ec; });
-}
-
-Duration since_first(const Recorder& recorder, const taskmon::MonitorEvent& e) {
-    return std::chrono::duration_cast<Duration>(e.time - recorder.events.front().time);
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 
 #include "taskmon_catch.hpp"
 
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 #include <asio/this_coro.hpp>
@@ -134,5 +136,31 @@ struct Recorder {
         return out;
     }
 };
+
+/// Sleeps `d` of virtual time.
+inline asio::awaitable<void> sleep_for(Duration d) {
+    taskmon::testing::ManualTimer timer{co_await asio::this_coro::executor, d};
+    co_await timer.async_wait(asio::use_awaitable);
+}
+
+/// Sleeps `d` on a wait not bound to the coroutine's cancellation: a requested stop can not end it.
+inline asio::awaitable<void> sleep_ignoring_cancellation(Duration d) {
+    taskmon::testing::ManualTimer timer{co_await asio::this_coro::executor, d};
+    co_await timer.async_wait(asio::bind_cancellation_slot(asio::cancellation_slot{}, asio::use_awaitable));
+}
+
+/// When `e` happened, measured from the first event `recorder` received (usually the component's start).
+inline Duration since_first(const Recorder& recorder, const taskmon::MonitorEvent& e) {
+    return std::chrono::duration_cast<Duration>(e.time - recorder.events.front().time);
+}
+
+/// since_first() of every event of `kind`.
+inline std::vector<Duration> times_of(const Recorder& recorder, taskmon::MonitorEventKind kind) {
+    std::vector<Duration> out;
+    for (const auto& e : recorder.of(kind)) {
+        out.push_back(since_first(recorder, e));
+    }
+    return out;
+}
 
 }  // namespace taskmon_test

@@ -343,10 +343,7 @@ public:
         Events events;
         {
             std::lock_guard lock{mutex_};
-            check_open("restart");
-            check_known({name}, "restart");
-            check_not_removing(name, "restart");
-            const auto& cp = components_.find(std::string_view{name})->second;
+            const auto& cp = open_component(name, "restart");
             auto& c = *cp;
             if (!c.factory) {
                 throw std::invalid_argument("restart: component '" + name + "' has no restart factory");
@@ -381,10 +378,7 @@ public:
         Events events;
         {
             std::lock_guard lock{mutex_};
-            check_open("reset");
-            check_known({name}, "reset");
-            check_not_removing(name, "reset");
-            const auto& cp = components_.find(std::string_view{name})->second;
+            const auto& cp = open_component(name, "reset");
             auto& c = *cp;
             const bool stuck = c.state == ComponentState::gave_up || c.state == ComponentState::quarantined;
             if (stuck && !c.factory) {
@@ -408,10 +402,7 @@ public:
         Events events;
         {
             std::lock_guard lock{mutex_};
-            check_open("update_policy");
-            check_known({name}, "update_policy");
-            check_not_removing(name, "update_policy");
-            const auto& cp = components_.find(std::string_view{name})->second;
+            const auto& cp = open_component(name, "update_policy");
             cp->own_policy = std::make_shared<const RestartPolicy>(policy);
             events.push_back(event(MonitorEventKind::policy_updated, *cp, Clock::now()));
             if (cp->instance) {
@@ -622,6 +613,15 @@ private:
                 throw std::invalid_argument(std::string{what} + ": unknown component '" + name + "'");
             }
         }
+    }
+
+    /// The component `name` for a mutating call `what`: throws once closed, for an unknown name, or for a
+    /// component being removed.
+    const ComponentPtr& open_component(const std::string& name, const char* what) const {
+        check_open(what);
+        check_known({name}, what);
+        check_not_removing(name, what);
+        return components_.find(std::string_view{name})->second;
     }
 
     void check_not_removing(const std::string& name, const char* what) const {
