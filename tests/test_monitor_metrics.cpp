@@ -1,0 +1,138 @@
+// Tests for taskmon/monitor_metrics.hpp: restarts counted by cause from the event stream, the component gauges,
+// the io_semaphore gauges, all in virtual time.
+#include <taskmon/monitor_metrics.hpp>
+#include <taskmon/task_monitor.hpp>
+#include <taskmon/testing/manual_clock.hpp>
+
+#include "monitor_event_harness.hpp"
+#include "taskmon_catch.hpp"
+
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using taskmon::MetricFamily;
+using taskmon::RestartReason;
+using taskmon_test::Harness;
+using taskmon_test::Monitor;
+using taskmon_test::Script;
+
+namespace {
+
+/// The value of the sample of `family` whose labels include every pair of `labels`; nullopt if none.
+std::optional<double> value_of(const std::vector<MetricFamily>& families, const std::string& family,
+                               const std::vector<taskmon::MetricLabel>& labels = {}) {
+    for (const auto& f : families) {
+        if (f.name != family) continue;
+        for (const auto& s : f.samples) {
+            bool all = true;
+            for (const auto& l : labels) {
+                all = all && std::find(s.labels.begin(), s.labels.end(), l) != s.labels.end();
+            }
+            if (all) return s.value;
+        }
+    }
+    return std::nullopt;
+}
+
+asio::awaitable<void> returns_at_once() { co_return; }
+
+}  // namespace
+
+TEST_CASE("MonitorMetrics counts restarts by cause and reports state, up and backoff") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 5, .base_backoff = 2s}, h.logger};
+    taskmon::MonitorMetrics metrics{monitor};
+    Script script = taskmon_test::failing_now(2);
+    monitor.supervise("db", taskmon_test::factory_of(script));
+    h.runner.run_for(1ms);  // first failure: backoff of 2 s pending
+
+    auto m = metrics.collect();
+    CHECK(value_of(m, "taskmon_component_state", {{"component", "db"}, {"state", "restarting"}}) == 1.0);
+    CHECK(value_of(m, "taskmon_component_state", {{"component", "db"}, {"state", "running"}}) == 0.0);
+    CHECK(value_of(m, "taskmon_component_up", {{"component", "db"}}) == 0.0);
+    CHECK(value_of(m, "taskmon_backoff_seconds", {{"component", "db"}}) == 2.0);
+    CHECK(value_of(m, "taskmon_component_failures_total", {{"component", "db"}}) == 1.0);
+    CHECK(value_of(m, "taskmon_restarts_total", {{"component", "db"}, {"reason", "failed"}}) == 0.0);
+
+    h.runner.run_for(2s);  // restarted, failed again: backoff 4 s
+    CHECK(value_of(metrics.collect(), "taskmon_backoff_seconds", {{"component", "db"}}) == 4.0);
+    h.runner.run_for(4s);  // restarted; runs now
+
+    m = metrics.collect();
+    CHECK(value_of(m, "taskmon_restarts_total", {{"component", "db"}, {"reason", "failed"}}) == 2.0);
+    CHECK(value_of(m, "taskmon_restarts_total", {{"component", "db"}, {"reason", "manual"}}) == 0.0);
+    CHECK(value_of(m, "taskmon_component_failures_total", {{"component", "db"}}) == 2.0);
+    CHECK(value_of(m, "taskmon_component_up", {{"component", "db"}}) == 1.0);
+    CHECK(value_of(m, "taskmon_component_state", {{"component", "db"}, {"state", "running"}}) == 1.0);
+    CHECK(value_of(m, "taskmon_backoff_seconds", {{"component", "db"}}) == 0.0);
+    // Every reason is present (0 until seen), so rate() works from the first scrape.
+    for (const auto reason : taskmon::all_restart_reasons) {
+        CHECK(value_of(m, "taskmon_restarts_total", {{"component", "db"}, {"reason", std::string{to_string(reason)}}}));
+    }
+
+    monitor.restart("db");
+    h.runner.run_for(1ms);
+    CHECK(metrics.restarts("db", RestartReason::manual) == 1);
+    CHECK(metrics.restarts("db", RestartReason::failed) == 2);
+    // The counts agree with the monitor's own restart_count.
+    CHECK(monitor.get_component_stats().at("db").restart_count == 3);
+    h.close(monitor);
+}
+
+TEST_CASE("MonitorMetrics: a permanent component that returns restarts with reason completed") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {.base_backoff = 1s}, h.logger};
+    taskmon::MonitorMetrics metrics{monitor};
+    monitor.supervise("loop", [] { return returns_at_once(); },
+                      taskmon::RestartPolicy{.base_backoff = 1s, .restart_type = taskmon::RestartType::permanent});
+    h.runner.run_for(1500ms);
+    CHECK(metrics.restarts("loop", RestartReason::completed) == 1);
+    CHECK(metrics.restarts("loop", RestartReason::failed) == 0);
+    h.close(monitor);
+}
+
+TEST_CASE("MonitorMetrics: give-up shows in state and up and a restart whose cause it missed counts as unknown") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 1, .base_backoff = 1s}, h.logger};
+    Script script = taskmon_test::failing_now(2);
+    monitor.supervise("db", taskmon_test::factory_of(script));
+    h.runner.run_for(1ms);  // failed; restart pending
+    taskmon::MonitorMetrics metrics{monitor};  // subscribes after the failure
+    h.runner.run_for(2s);   // restarted (cause unseen), failed again: gave up
+    auto m = metrics.collect();
+    CHECK(value_of(m, "taskmon_restarts_total", {{"component", "db"}, {"reason", "unknown"}}) == 1.0);
+    CHECK(value_of(m, "taskmon_component_state", {{"component", "db"}, {"state", "gave_up"}}) == 1.0);
+    CHECK(value_of(m, "taskmon_component_up", {{"component", "db"}}) == 0.0);
+    CHECK(value_of(m, "taskmon_backoff_seconds", {{"component", "db"}}) == 0.0);
+    h.close(monitor);
+}
+
+TEST_CASE("MonitorMetrics renders as text with constant labels and the io_semaphore gauges") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    taskmon::MonitorMetrics metrics{monitor, {.const_labels = {{"monitor", "ingest"}}}};
+    taskmon::MonitorMetrics without_io{monitor, {.io_semaphore = false}};
+    Script script;
+    monitor.supervise("db", taskmon_test::factory_of(script));
+    h.runner.run_for(1ms);
+    const auto text = taskmon::render_text_format(metrics.collect());
+    CHECK(text.find("# TYPE taskmon_restarts_total counter\n") != std::string::npos);
+    CHECK(text.find("taskmon_restarts_total{monitor=\"ingest\",component=\"db\",reason=\"failed\"} 0\n") !=
+          std::string::npos);
+    CHECK(text.find("taskmon_component_up{monitor=\"ingest\",component=\"db\"} 1\n") != std::string::npos);
+    const auto io = taskmon::get_io_semaphore_stats();
+    CHECK(text.find("taskmon_io_semaphore_capacity{monitor=\"ingest\"} " + std::to_string(io.capacity) + "\n") !=
+          std::string::npos);
+    CHECK(text.find("taskmon_io_semaphore_in_use{monitor=\"ingest\"} ") != std::string::npos);
+    CHECK(text.find("taskmon_io_semaphore_waiting{monitor=\"ingest\"} ") != std::string::npos);
+    CHECK(taskmon::render_text_format(without_io.collect()).find("io_semaphore") == std::string::npos);
+
+    CHECK_THROWS_AS((taskmon::MonitorMetrics{monitor, {.const_labels = {{"component", "x"}}}}), std::invalid_argument);
+    CHECK_THROWS_AS((taskmon::MonitorMetrics{monitor, {.const_labels = {{"bad-name", "x"}}}}), std::invalid_argument);
+    h.close(monitor);
+    CHECK_THROWS_AS(taskmon::MonitorMetrics{monitor}, std::logic_error);  // closed: nothing to subscribe to
+}
