@@ -14,6 +14,9 @@ install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/taskmon"
     FILES_MATCHING PATTERN "*.hpp")
 
 install(TARGETS taskmon EXPORT taskmonTargets)
+if(TARGET taskmon_systemd)
+    install(TARGETS taskmon_systemd EXPORT taskmonTargets)
+endif()
 install(EXPORT taskmonTargets
     NAMESPACE taskmon::
     DESTINATION "${TASKMON_INSTALL_CMAKEDIR}"

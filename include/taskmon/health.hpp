@@ -8,7 +8,7 @@
 //   auto report = taskmon::check_health(monitor, taskmon::CriticalComponents::only({"db", "http"}));
 //   auto report = taskmon::check_health(agent);                         // a Supervisor: its four critical loops
 //   if (!report.live) { /* a critical component gave up: restart the process */ }
-//   std::string line = taskmon::health_summary(report);                 // "live, not ready: db: restarting: …"
+//   std::string line = taskmon::health_summary(report);                 // "live, not ready: db: restarting (last error: …)"
 //   std::string body = taskmon::probe_details(report, taskmon::HealthProbe::readiness);  // "[+]db ok\n…"
 //
 // Rules (one function each, so each can change in one place):
@@ -58,7 +58,7 @@ class Supervisor;
 }
 
 /// Why a component is not live or not ready, in a few words ("gave up after 5 restarts: std::runtime_error:
-/// Connection lost", "restarting: …", "not started"); empty for a live and ready component.
+/// Connection lost", "restarting (last error: …)", "not started"); empty for a live and ready component.
 [[nodiscard]] inline std::string component_health_reason(const ComponentStats& stats) {
     const auto with_error = [&](std::string text) {
         if (!stats.last_error.empty()) {
@@ -76,7 +76,8 @@ class Supervisor;
                               (stats.restart_count == 1 ? "" : "s"));
         case ComponentState::failed: return with_error("failed and is not restarted");
         case ComponentState::unresponsive: return "unresponsive: ignored cancellation past its shutdown_timeout";
-        case ComponentState::restarting: return with_error("restarting");
+        case ComponentState::restarting:
+            return stats.last_error.empty() ? "restarting" : "restarting (last error: " + stats.last_error + ")";
         case ComponentState::running: return "running, not ready yet";
         case ComponentState::not_started: return "not started";
         case ComponentState::stopping: return "stopping";
@@ -244,7 +245,7 @@ inline void append_failures(std::string& out, const std::vector<HealthFailure>& 
 }  // namespace detail
 
 /// One line covering both probes, for logs and systemd STATUS: "live, ready (3 components)",
-/// "live, not ready: db: restarting: std::runtime_error: Connection lost", "not live: db: gave up after 5
+/// "live, not ready: db: restarting (last error: std::runtime_error: Connection lost)", "not live: db: gave up after 5
 /// restarts: …" (failures separated by "; "). No newline (a reason's own newlines are replaced by spaces).
 [[nodiscard]] inline std::string health_summary(const HealthReport& report) {
     std::string out;
@@ -277,7 +278,7 @@ inline void append_failures(std::string& out, const std::vector<HealthFailure>& 
 
 /// A probe's per-component listing in the style of Kubernetes' `?verbose`, one line each, '\n'-terminated:
 ///   [+]db ok
-///   [-]http failed: restarting: std::runtime_error: bind failed
+///   [-]http failed: restarting (last error: std::runtime_error: bind failed)
 ///   [+]metrics ok (not critical)
 ///   [!]cache not ready (not critical): restarting
 ///   [-]agent failed: run is paused                   (Supervisor reports: the run's status)

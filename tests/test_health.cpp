@@ -1,0 +1,329 @@
+// Tests for taskmon/health.hpp: the health rules on a real TaskMonitor (and a Supervisor) in virtual time, and
+// the renderings.
+#include <taskmon/health.hpp>
+#include <taskmon/supervisor.hpp>
+#include <taskmon/task_monitor.hpp>
+#include <taskmon/testing/manual_clock.hpp>
+
+#include "monitor_event_harness.hpp"
+#include "taskmon_catch.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <spdlog/sinks/null_sink.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+using namespace std::chrono_literals;
+using taskmon::ComponentState;
+using taskmon::CriticalComponents;
+using taskmon::HealthProbe;
+using taskmon::RestartPolicy;
+using taskmon_test::factory_of;
+using taskmon_test::failing_now;
+using taskmon_test::Harness;
+using taskmon_test::Monitor;
+using taskmon_test::Script;
+
+namespace {
+
+/// Fails at once on every start: with max_restart_attempts = 2 it gives up after two restarts.
+RestartPolicy quick_give_up() { return {.max_restart_attempts = 2, .base_backoff = 1s, .max_backoff = 1s}; }
+
+taskmon::ComponentStats stats_in(ComponentState state, std::string last_error = {}, int restarts = 0) {
+    taskmon::ComponentStats s;
+    s.state = state;
+    s.last_error = std::move(last_error);
+    s.restart_count = restarts;
+    return s;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_CASE("health: the rules of one component") {
+    using S = ComponentState;
+    for (const auto state : {S::not_started, S::running, S::restarting, S::stopping, S::stopped, S::completed}) {
+        CAPTURE(taskmon::to_string(state));
+        CHECK(taskmon::component_is_live(stats_in(state)));
+    }
+    for (const auto state : {S::gave_up, S::failed, S::unresponsive}) {
+        CAPTURE(taskmon::to_string(state));
+        CHECK_FALSE(taskmon::component_is_live(stats_in(state)));
+        CHECK_FALSE(taskmon::component_is_ready(stats_in(state)));
+    }
+    CHECK(taskmon::component_is_ready(stats_in(S::running)));
+    CHECK_FALSE(taskmon::component_is_ready(stats_in(S::restarting)));
+    CHECK_FALSE(taskmon::component_is_ready(stats_in(S::not_started)));
+
+    // A state added later (the liveness work adds one) is live, not ready, and still gets a reason.
+    const auto future = stats_in(static_cast<S>(42), "boom");
+    CHECK(taskmon::component_is_live(future));
+    CHECK_FALSE(taskmon::component_is_ready(future));
+    CHECK(taskmon::component_health_reason(future) == "in state unknown: boom");
+
+    CHECK(taskmon::component_health_reason(stats_in(S::running)).empty());
+    CHECK(taskmon::component_health_reason(stats_in(S::gave_up, "std::runtime_error: x", 1)) ==
+          "gave up after 1 restart: std::runtime_error: x");
+    CHECK(taskmon::component_health_reason(stats_in(S::restarting)) == "restarting");
+}
+
+TEST_CASE("health: a monitor with nothing registered is live but not ready") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    const auto report = taskmon::check_health(monitor);
+    CHECK(report.live);
+    CHECK_FALSE(report.ready);
+    REQUIRE(report.readiness_failures.size() == 1);
+    CHECK(report.readiness_failures[0].subject == "monitor");
+    CHECK(taskmon::health_summary(report) == "live, not ready: monitor: no component is registered");
+
+    // Nothing critical: trivially live and ready.
+    CHECK(taskmon::check_health(monitor, CriticalComponents::only({})).ready);
+    h.close(monitor);
+}
+
+TEST_CASE("health: running components are live and ready and the renderings say so") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    Script a, b;
+    monitor.supervise("a", factory_of(a));
+    monitor.supervise("b", factory_of(b));
+    h.runner.poll();
+
+    const auto report = taskmon::check_health(monitor);
+    CHECK(report.live);
+    CHECK(report.ready);
+    CHECK(report.liveness_failures.empty());
+    CHECK(report.readiness_failures.empty());
+    REQUIRE(report.components.size() == 2);
+    CHECK(report.components[0].name == "a");
+    CHECK(report.components[0].critical);
+    CHECK(report.components[0].state == ComponentState::running);
+    CHECK(report.components[0].reason.empty());
+    CHECK(taskmon::health_summary(report) == "live, ready (2 components)");
+    CHECK(taskmon::probe_summary(report, HealthProbe::liveness) == "ok");
+    CHECK(taskmon::probe_summary(report, HealthProbe::readiness) == "ok");
+    CHECK(taskmon::probe_details(report, HealthProbe::readiness) == "[+]a ok\n[+]b ok\nreadiness check passed\n");
+    h.close(monitor);
+}
+
+TEST_CASE("health: a component that gives up makes the report not live with its reason") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    Script steady;
+    Script crashing = failing_now(100);
+    monitor.supervise("steady", factory_of(steady));
+    monitor.supervise("crashing", factory_of(crashing), quick_give_up());
+
+    // First failure: a restart is pending. Live, not ready, with the error.
+    h.runner.poll();
+    auto report = taskmon::check_health(monitor);
+    CHECK(report.live);
+    CHECK_FALSE(report.ready);
+    REQUIRE(report.readiness_failures.size() == 1);
+    CHECK(report.readiness_failures[0].subject == "crashing");
+    CHECK(report.readiness_failures[0].reason == "restarting (last error: std::runtime_error: Connection lost)");
+    CHECK(taskmon::health_summary(report) ==
+          "live, not ready: crashing: restarting (last error: std::runtime_error: Connection lost)");
+
+    // Two restarts later the limit is exceeded.
+    REQUIRE(h.runner.run_until(
+        [&] { return monitor.get_component_stats().at("crashing").state == ComponentState::gave_up; }, 1h));
+    report = taskmon::check_health(monitor);
+    CHECK_FALSE(report.live);
+    CHECK_FALSE(report.ready);
+    REQUIRE(report.liveness_failures.size() == 1);
+    CHECK(report.liveness_failures[0].subject == "crashing");
+    CHECK(report.liveness_failures[0].reason == "gave up after 2 restarts: std::runtime_error: Connection lost");
+    REQUIRE(report.readiness_failures.size() == 1);  // a liveness failure is a readiness failure too
+    CHECK(report.find("steady")->live);
+    CHECK(report.find("steady")->ready);
+    CHECK_FALSE(report.find("crashing")->live);
+    CHECK(taskmon::health_summary(report) ==
+          "not live: crashing: gave up after 2 restarts: std::runtime_error: Connection lost");
+    CHECK(taskmon::probe_summary(report, HealthProbe::liveness) ==
+          "failed: crashing: gave up after 2 restarts: std::runtime_error: Connection lost");
+    CHECK(taskmon::probe_details(report, HealthProbe::liveness) ==
+          "[-]crashing failed: gave up after 2 restarts: std::runtime_error: Connection lost\n"
+          "[+]steady ok\n"
+          "liveness check failed\n");
+
+    // restart() after a give-up resets the budget: live again, and ready once it runs.
+    crashing.lifetimes.clear();  // from now on it runs until cancelled
+    monitor.restart("crashing");
+    h.runner.poll();
+    report = taskmon::check_health(monitor);
+    CHECK(report.live);
+    CHECK(report.ready);
+    h.close(monitor);
+}
+
+TEST_CASE("health: a component that failed and is not restarted is not live") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    Script once = failing_now(1);
+    monitor.register_task("once", taskmon_test::scripted(once));  // not enabled: never restarted
+    h.runner.poll();
+    const auto report = taskmon::check_health(monitor);
+    CHECK_FALSE(report.live);
+    REQUIRE(report.liveness_failures.size() == 1);
+    CHECK(report.liveness_failures[0].reason == "failed and is not restarted: std::runtime_error: Connection lost");
+    h.close(monitor);
+}
+
+TEST_CASE("health: only the critical components decide and named ones not registered yet are not ready") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    Script db;
+    Script cache = failing_now(100);
+    monitor.supervise("db", factory_of(db));
+    monitor.supervise("cache", factory_of(cache), quick_give_up());
+    REQUIRE(h.runner.run_until(
+        [&] { return monitor.get_component_stats().at("cache").state == ComponentState::gave_up; }, 1h));
+
+    const auto critical = CriticalComponents::only({"db", "http"});
+    auto report = taskmon::check_health(monitor, critical);
+    CHECK(report.live);  // cache gave up, but it is not critical
+    CHECK_FALSE(report.ready);
+    REQUIRE(report.readiness_failures.size() == 1);
+    CHECK(report.readiness_failures[0].subject == "http");
+    CHECK(report.readiness_failures[0].reason == "not registered");
+    REQUIRE(report.components.size() == 3);  // sorted: cache, db, http
+    CHECK(report.components[0].name == "cache");
+    CHECK_FALSE(report.components[0].critical);
+    CHECK_FALSE(report.components[0].live);
+    CHECK(report.components[2].name == "http");
+    CHECK_FALSE(report.components[2].known);
+    CHECK(taskmon::probe_details(report, HealthProbe::readiness) ==
+          "[!]cache not ready (not critical): gave up after 2 restarts: std::runtime_error: Connection lost\n"
+          "[+]db ok\n"
+          "[-]http failed: not registered\n"
+          "readiness check failed\n");
+    CHECK(taskmon::probe_details(report, HealthProbe::liveness) ==
+          "[!]cache not live (not critical): gave up after 2 restarts: std::runtime_error: Connection lost\n"
+          "[+]db ok\n"
+          "[+]http ok\n"
+          "liveness check passed\n");
+
+    Script http;
+    monitor.supervise("http", factory_of(http));
+    h.runner.poll();
+    report = taskmon::check_health(monitor, critical);
+    CHECK(report.live);
+    CHECK(report.ready);
+    CHECK(taskmon::health_summary(report) == "live, ready (3 components)");
+    h.close(monitor);
+}
+
+TEST_CASE("health: after close() components are stopped so live but not ready") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    Script a;
+    monitor.supervise("a", factory_of(a));
+    h.runner.poll();
+    h.close(monitor);
+    const auto report = taskmon::check_health(monitor);
+    CHECK(report.live);
+    CHECK_FALSE(report.ready);
+    CHECK(taskmon::probe_summary(report, HealthProbe::readiness) == "failed: a: stopped");
+}
+
+TEST_CASE("health: reasons with newlines stay on one line in every rendering") {
+    std::map<std::string, taskmon::ComponentStats> stats{
+        {"x", stats_in(ComponentState::gave_up, "std::runtime_error: line one\nline two", 3)}};
+    const auto report = taskmon::check_health(stats);
+    CHECK_FALSE(contains(taskmon::health_summary(report), "\n"));
+    CHECK_FALSE(contains(taskmon::probe_summary(report, HealthProbe::liveness), "\n"));
+    CHECK(taskmon::probe_details(report, HealthProbe::liveness) ==
+          "[-]x failed: gave up after 3 restarts: std::runtime_error: line one line two\nliveness check failed\n");
+}
+
+// --- Supervisor --------------------------------------------------------------------------------------------
+
+namespace {
+
+using taskmon::testing::ManualClock;
+using Sup = taskmon::Supervisor<int, std::string, std::string, ManualClock>;
+
+asio::awaitable<void> sleep_for(ManualClock::duration d) {
+    taskmon::testing::ManualTimer timer{co_await asio::this_coro::executor, d};
+    co_await timer.async_wait(asio::use_awaitable);
+}
+
+/// An agent whose perceive() fails once `camera_broken` is set; decide() never finishes the run.
+struct Agent {
+    bool camera_broken = false;
+
+    Sup::Functions functions() {
+        return {.perceive = [this]() -> asio::awaitable<int> {
+                    co_await sleep_for(10ms);
+                    if (camera_broken) throw std::runtime_error("camera unplugged");
+                    co_return 1;
+                },
+                .decide = [](const int&, const Sup::Context& ctx) -> asio::awaitable<Sup::DecisionType> {
+                    co_await sleep_for(20ms);
+                    co_return Sup::DecisionType::act({"move-" + std::to_string(ctx.step)});
+                },
+                .act = [](const std::string&) -> asio::awaitable<taskmon::ActionResult> {
+                    co_await sleep_for(50ms);
+                    co_return taskmon::ActionResult::ok();
+                }};
+    }
+};
+
+}  // namespace
+
+TEST_CASE("health: a Supervisor's report follows its critical components and its run status") {
+    taskmon::testing::ManualTime time;
+    asio::io_context io;
+    taskmon::testing::VirtualTimeRunner runner{io, time};
+    Agent agent;
+    taskmon::AgentSettings settings;
+    settings.capture_interval = 100ms;
+    settings.perception_timeout = 1h;  // keep the watchdog out of this
+    settings.watchdog_startup_grace = 1h;
+    settings.critical_restart_policy = {.max_restart_attempts = 2, .base_backoff = 100ms, .max_backoff = 1s};
+    auto logger = std::make_shared<spdlog::logger>("health-test", std::make_shared<spdlog::sinks::null_sink_mt>());
+    Sup sup{io.get_executor(), agent.functions(), settings, {}, logger,
+            [] { return std::optional<taskmon::CpuUsage>{taskmon::CpuUsage{10.0, 5.0}}; }};
+
+    CHECK(Sup::critical_components().size() == 4);
+    CHECK(taskmon::components::is_critical("decision_loop"));
+    CHECK_FALSE(taskmon::components::is_critical("pause_handler"));
+
+    auto report = taskmon::check_health(sup);
+    CHECK(report.live);
+    CHECK_FALSE(report.ready);
+    CHECK(report.agent_status == taskmon::AgentStatus::pending);
+    CHECK(report.readiness_failures.back().subject == "agent");
+    CHECK(report.readiness_failures.back().reason == "run is pending");
+
+    std::optional<Sup::HistoryType> history;
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> { history = co_await sup.run(); }, asio::detached);
+    REQUIRE(runner.run_until([&] { return taskmon::check_health(sup).ready; }, 1min));
+    report = taskmon::check_health(sup);
+    CHECK(report.live);
+    CHECK(report.components.size() == 6);
+    CHECK(report.find("perception")->critical);
+    CHECK_FALSE(report.find("pause_handler")->critical);
+
+    agent.camera_broken = true;
+    REQUIRE(runner.run_until([&] { return history.has_value(); }, 1h));
+    report = taskmon::check_health(sup);
+    CHECK_FALSE(report.live);
+    CHECK(report.agent_status == taskmon::AgentStatus::failed);
+    const auto summary = taskmon::health_summary(report);
+    CAPTURE(summary);
+    CHECK(contains(summary, "not live: "));
+    CHECK(contains(summary, "perception: gave up after 2 restarts: std::runtime_error: camera unplugged"));
+    CHECK(contains(summary, "agent: run is failed"));
+}
