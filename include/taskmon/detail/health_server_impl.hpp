@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace taskmon {
 namespace detail {
 
@@ -282,22 +284,24 @@ private:
                 co_return;  // the client went away before completing a request: nothing to answer
             }
             if (ec) co_return;
+            // Parse only what fits in the limit: whether the headers ended within it decides 413 or 431.
+            const auto allowed = std::min(n, settings_.max_request_bytes - total);
             total += n;
-            if (total > settings_.max_request_bytes) {
-                ++too_large_;
-                const int status = request.headers_done ? 413 : 431;
-                logger_->debug("health server: request larger than max_request_bytes ({}); answering {}",
-                               settings_.max_request_bytes, status);
-                co_await respond(c, status, "request too large\n", "text/plain; charset=utf-8", false);
-                co_return;
-            }
-            http_parser_execute(&parser, &ParsedRequest::settings(), buffer.data(), n);
+            http_parser_execute(&parser, &ParsedRequest::settings(), buffer.data(), allowed);
             const auto error = HTTP_PARSER_ERRNO(&parser);
             if (error != HPE_OK && error != HPE_PAUSED) {
                 ++bad_requests_;
                 logger_->debug("health server: malformed request: {}", http_errno_description(error));
                 co_await respond(c, 400, fmt::format("bad request: {}\n", http_errno_description(error)),
                                  "text/plain; charset=utf-8", false);
+                co_return;
+            }
+            if (!request.complete && total > settings_.max_request_bytes) {
+                ++too_large_;
+                const int status = request.headers_done ? 413 : 431;
+                logger_->debug("health server: request larger than max_request_bytes ({}); answering {}",
+                               settings_.max_request_bytes, status);
+                co_await respond(c, status, "request too large\n", "text/plain; charset=utf-8", false);
                 co_return;
             }
         }
