@@ -338,6 +338,12 @@ TEST_CASE("HealthServer: oversized requests get 431 or 413") {
     RawClient over{f.port()};
     over.send(request_of_size(1025));
     CHECK(over.receive_all(5s).data.rfind("HTTP/1.1 431 ", 0) == 0);
+    // Exactly the limit without the end of the headers, then more in a later read: still 431 (not 400).
+    RawClient in_two_reads{f.port()};
+    in_two_reads.send("GET /livez HTTP/1.1\r\nX-Pad: " + std::string(1024 - 28, 'p'));
+    CHECK(in_two_reads.receive_all(100ms).data.empty());  // read, parsed, waiting for more
+    in_two_reads.send("more\r\n\r\n");
+    CHECK(in_two_reads.receive_all(5s).data.rfind("HTTP/1.1 431 ", 0) == 0);
     // Headers within the limit, the body beyond it, all in one segment: 413.
     RawClient body{f.port()};
     body.send("POST /livez HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'b'));

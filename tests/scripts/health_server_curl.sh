@@ -35,7 +35,8 @@ expect() {
     local want="$1" url="$2" got
     shift 2
     got=$(curl -sS --max-time 10 -o "$work/body" -w '%{http_code}' "$@" "$url" || true)
-    [ "$got" = "$want" ] || fail "$url $*: status $got, expected $want (body: $(head -c 300 "$work/body" 2>/dev/null))"
+    local args="$*"
+    [ "$got" = "$want" ] || fail "$url ${args:0:120}: status $got, expected $want (body: $(head -c 300 "$work/body" 2>/dev/null))"
 }
 # contains TEXT: the last body contains TEXT (a fixed string)
 contains() { grep -qF -- "$1" "$work/body" || fail "body lacks: $1 (body: $(head -c 400 "$work/body"))"; }

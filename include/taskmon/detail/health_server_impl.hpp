@@ -287,7 +287,9 @@ private:
             // Parse only what fits in the limit: whether the headers ended within it decides 413 or 431.
             const auto allowed = std::min(n, settings_.max_request_bytes - total);
             total += n;
-            http_parser_execute(&parser, &ParsedRequest::settings(), buffer.data(), allowed);
+            if (allowed > 0) {  // a length of 0 would tell http_parser the stream ended
+                http_parser_execute(&parser, &ParsedRequest::settings(), buffer.data(), allowed);
+            }
             const auto error = HTTP_PARSER_ERRNO(&parser);
             if (error != HPE_OK && error != HPE_PAUSED) {
                 ++bad_requests_;
