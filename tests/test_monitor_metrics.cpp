@@ -7,8 +7,16 @@
 #include "monitor_event_harness.hpp"
 #include "taskmon_catch.hpp"
 
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <spdlog/sinks/null_sink.h>
+
 #include <chrono>
 #include <optional>
+#include <thread>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -135,4 +143,34 @@ TEST_CASE("MonitorMetrics renders as text with constant labels and the io_semaph
     CHECK_THROWS_AS((taskmon::MonitorMetrics{monitor, {.const_labels = {{"bad-name", "x"}}}}), std::invalid_argument);
     h.close(monitor);
     CHECK_THROWS_AS(taskmon::MonitorMetrics{monitor}, std::logic_error);  // closed: nothing to subscribe to
+}
+
+TEST_CASE("MonitorMetrics: collect() from another thread while two threads run the monitor") {
+    asio::io_context io;
+    auto logger = std::make_shared<spdlog::logger>("metrics-threads", std::make_shared<spdlog::sinks::null_sink_mt>());
+    taskmon::TaskMonitor monitor{io.get_executor(), {.max_restart_attempts = 1000, .base_backoff = 1ms,
+                                                     .max_backoff = 1ms}, logger};
+    taskmon::MonitorMetrics metrics{monitor};
+    const auto fails = []() -> asio::awaitable<void> {
+        co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+        throw std::runtime_error("flaky");
+    };
+    monitor.supervise("a", fails);
+    monitor.supervise("b", fails);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 2; ++i) threads.emplace_back([&] { io.run(); });
+    double seen = 0;
+    for (int i = 0; i < 2000 && seen < 40; ++i) {
+        const auto m = metrics.collect();
+        seen = value_of(m, "taskmon_restarts_total", {{"component", "a"}, {"reason", "failed"}}).value_or(0) +
+               value_of(m, "taskmon_restarts_total", {{"component", "b"}, {"reason", "failed"}}).value_or(0);
+        std::this_thread::yield();
+    }
+    bool closed = false;
+    asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed = true; });
+    for (auto& t : threads) t.join();
+    CHECK(closed);
+    const auto stats = monitor.get_component_stats();
+    CHECK(metrics.restarts("a", RestartReason::failed) == static_cast<std::uint64_t>(stats.at("a").restart_count));
+    CHECK(metrics.restarts("b", RestartReason::failed) == static_cast<std::uint64_t>(stats.at("b").restart_count));
 }
