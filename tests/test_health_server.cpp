@@ -194,6 +194,7 @@ struct Fixture {
     taskmon::TaskMonitor monitor{io.get_executor(), {}, logger};
     taskmon::MonitorMetrics metrics{monitor};
     std::atomic<int> ticks{0};
+    bool heartbeat_stopped = false;  // used on the io thread only
     asio::steady_timer heartbeat{io};
     std::unique_ptr<taskmon::HealthServer> server;
     std::thread thread;
@@ -216,7 +217,8 @@ struct Fixture {
     void tick() {
         heartbeat.expires_after(5ms);
         heartbeat.async_wait([this](asio::error_code ec) {
-            if (ec) return;
+            // cancel() cannot stop a completion already queued: the flag does.
+            if (ec || heartbeat_stopped) return;
             ++ticks;
             tick();
         });
@@ -231,6 +233,7 @@ struct Fixture {
             io,
             [this]() -> asio::awaitable<void> {
                 co_await server->close();
+                heartbeat_stopped = true;
                 heartbeat.cancel();
                 co_await monitor.close();
             },
