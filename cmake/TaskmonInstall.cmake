@@ -31,6 +31,20 @@ if(TARGET taskmon_json)
         DESTINATION "${TASKMON_INSTALL_CMAKEDIR}"
         COMPONENT taskmon_development)
 endif()
+if(TARGET taskmon_health_server)
+    install(TARGETS taskmon_health_server EXPORT taskmonHealthServerTargets)
+    install(EXPORT taskmonHealthServerTargets
+        NAMESPACE taskmon::
+        DESTINATION "${TASKMON_INSTALL_CMAKEDIR}"
+        COMPONENT taskmon_development)
+endif()
+if(TARGET taskmon_prometheus)
+    install(TARGETS taskmon_prometheus EXPORT taskmonPrometheusTargets)
+    install(EXPORT taskmonPrometheusTargets
+        NAMESPACE taskmon::
+        DESTINATION "${TASKMON_INSTALL_CMAKEDIR}"
+        COMPONENT taskmon_development)
+endif()
 
 configure_package_config_file(
     "${PROJECT_SOURCE_DIR}/cmake/taskmonConfig.cmake.in"
@@ -44,6 +58,7 @@ install(FILES
     "${PROJECT_BINARY_DIR}/taskmonConfig.cmake"
     "${PROJECT_BINARY_DIR}/taskmonConfigVersion.cmake"
     "${PROJECT_SOURCE_DIR}/cmake/Findasio.cmake"
+    "${PROJECT_SOURCE_DIR}/cmake/Findhttp_parser.cmake"
     DESTINATION "${TASKMON_INSTALL_CMAKEDIR}"
     COMPONENT taskmon_development)
 

@@ -8,8 +8,17 @@
 //   agent_demo                 fast timings (default)
 //   agent_demo --seed-timings  the ported design's timings (15 s watchdog, 2 s..60 s backoff): slower
 //   agent_demo --timeline run.svg   also writes a picture of the run (see docs/operations.md)
+//   agent_demo --http 127.0.0.1:8080
+//                              also serves /livez, /readyz and /metrics for the robot while it runs
+//                              (try: curl 'http://127.0.0.1:8080/readyz?verbose'); needs taskmon::health_server
+#include <taskmon/agent_metrics.hpp>
+#include <taskmon/monitor_metrics.hpp>
 #include <taskmon/supervisor.hpp>
 #include <taskmon/timeline.hpp>
+#if TASKMON_DEMO_HTTP
+#include <taskmon/health.hpp>
+#include <taskmon/health_server.hpp>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -110,17 +119,26 @@ void draw(const World& world) {
 int main(int argc, char** argv) {
     bool seed_timings = false;
     std::optional<std::string> timeline_path;
+    std::optional<std::string> http;  // "address:port"
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg{argv[i]};
         if (arg == "--seed-timings") {
             seed_timings = true;
         } else if (arg == "--timeline" && i + 1 < argc) {
             timeline_path = argv[++i];
+        } else if (arg == "--http" && i + 1 < argc) {
+            http = argv[++i];
         } else {
-            std::fprintf(stderr, "usage: %s [--seed-timings] [--timeline run.svg]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--seed-timings] [--timeline run.svg] [--http ADDRESS:PORT]\n", argv[0]);
             return 2;
         }
     }
+#if !TASKMON_DEMO_HTTP
+    if (http) {
+        std::fprintf(stderr, "--http: this agent_demo was built without taskmon::health_server (libhttp-parser-dev)\n");
+        return 2;
+    }
+#endif
 
     auto logger = std::make_shared<spdlog::logger>("agent", std::make_shared<spdlog::sinks::stdout_color_sink_mt>());
     logger->set_pattern("%^[%H:%M:%S.%e] %l%$ %v");
@@ -228,7 +246,46 @@ int main(int argc, char** argv) {
         return taskmon::CpuUsage{burst ? 99.3 : 35.0, burst ? 60.0 : 8.0};
     };
 
-    Robot robot{io.get_executor(), std::move(agent), settings, std::move(hooks), logger, std::move(cpu)};
+    // Metrics for /metrics: steps through the hooks, components through the Supervisor's event stream.
+    taskmon::AgentMetrics agent_metrics;
+    Robot robot{io.get_executor(), std::move(agent), settings, agent_metrics.wrap(std::move(hooks)), logger,
+                std::move(cpu)};
+    taskmon::MonitorMetrics component_metrics{robot};
+
+#if TASKMON_DEMO_HTTP
+    std::unique_ptr<taskmon::HealthServer> server;
+    if (http) {
+        const auto colon = http->rfind(':');
+        std::string address = colon == std::string::npos ? std::string{} : http->substr(0, colon);
+        if (address.size() > 1 && address.front() == '[' && address.back() == ']') {
+            address = address.substr(1, address.size() - 2);  // [::1]:8080
+        }
+        int port = -1;
+        try {
+            port = colon == std::string::npos ? -1 : std::stoi(http->substr(colon + 1));
+        } catch (const std::exception&) {
+        }
+        if (address.empty() || port < 0 || port > 65535) {
+            std::fprintf(stderr, "--http: expected ADDRESS:PORT, e.g. 127.0.0.1:8080, got '%s'\n", http->c_str());
+            return 2;
+        }
+        try {
+            server = std::make_unique<taskmon::HealthServer>(
+                io.get_executor(),
+                taskmon::HealthEndpoints{.health = [&] { return taskmon::check_health(robot); },
+                                         .metrics =
+                                             [&] {
+                                                 auto families = agent_metrics.collect();
+                                                 taskmon::merge_families(families, component_metrics.collect());
+                                                 return families;
+                                             }},
+                taskmon::HealthServerSettings{.address = address, .port = static_cast<std::uint16_t>(port)}, logger);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "--http %s: %s\n", http->c_str(), e.what());
+            return 2;
+        }
+    }
+#endif
 
     // The operator: pause, leave a note, resume. Also a safety net: stop after 25 s (fast) / 120 s (seed).
     asio::steady_timer operator_timer{io};
@@ -243,6 +300,9 @@ int main(int argc, char** argv) {
             history = co_await robot.run();
             operator_timer.cancel();
             deadline.cancel();
+#if TASKMON_DEMO_HTTP
+            if (server) co_await server->close();  // io.run() returns once the server is closed too
+#endif
         },
         asio::detached);
     asio::co_spawn(

@@ -55,6 +55,8 @@
 #include <taskmon/agent_settings.hpp>
 #include <taskmon/agent_status.hpp>
 #include <taskmon/component_stats.hpp>
+#include <taskmon/event_subscription.hpp>
+#include <taskmon/monitor_event.hpp>
 #include <taskmon/history.hpp>
 #include <taskmon/detail/load_sampler.hpp>
 
@@ -188,6 +190,12 @@ public:
     /// The six components' stats from the TaskMonitor (empty before run()).
     [[nodiscard]] std::map<std::string, ComponentStats> get_component_stats() const {
         return state_->get_component_stats();
+    }
+    /// Subscribes to the event stream of the TaskMonitor that runs the six components (see
+    /// BasicTaskMonitor::subscribe for where listeners run and how to unsubscribe). Subscribe before run() to
+    /// see every event; throws std::logic_error once the run's components are closed.
+    [[nodiscard]] EventSubscription subscribe(MonitorEventListener listener) {
+        return state_->subscribe(std::move(listener));
     }
     [[nodiscard]] const AgentSettings& settings() const noexcept { return state_->settings(); }
     /// components::critical, for code that sees only this type (taskmon/health.hpp).

@@ -4,11 +4,20 @@
 # taskmon_require_packages PRESET
 #   On Debian or Ubuntu, run as root: installs the missing packages with apt-get (only the missing ones).
 #   Elsewhere, or without root: prints the exact packages (Debian names) or files that are missing and exits 1.
+#   libhttp-parser-dev and prometheus-cpp-dev build the optional targets taskmon::health_server and
+#   taskmon::prometheus (CMake skips them when absent); curl is the client of their tests.
+#   TASKMON_WITH_PROMTOOL=1 also installs Debian's prometheus package for `promtool check metrics` (22 MB
+#   download, about 330 MB installed, a system user and a service: not installed by default; without it
+#   that one test is skipped).
 
 taskmon_packages_for() {
     local packages="cmake ninja-build g++ pkg-config libasio-dev libfmt-dev libspdlog-dev catch2 libbenchmark-dev ccache"
     # Optional integrations and their checks: taskmon/history_json.hpp; xmllint for the timeline SVG tests.
     packages="$packages nlohmann-json3-dev libxml2-utils"
+    packages="$packages libhttp-parser-dev prometheus-cpp-dev curl"
+    if [ "${TASKMON_WITH_PROMTOOL:-0}" = 1 ]; then
+        packages="$packages prometheus"
+    fi
     case "$1" in
         clang) packages="$packages clang" ;;
     esac
@@ -74,6 +83,7 @@ taskmon_require_packages() {
     echo "taskmon: needed: CMake >= 3.25, Ninja, a C++20 compiler (g++ >= 12 or clang++ >= 14), pkg-config," >&2
     echo "taskmon:         Asio >= 1.22 (standalone), fmt >= 9, spdlog >= 1.10, Catch2 2.13 or 3, Google Benchmark;" >&2
     echo "taskmon:         optional: nlohmann/json >= 3.11 (History as JSON), xmllint (timeline SVG checks)." >&2
+    echo "taskmon:         optional: http_parser 2.9, prometheus-cpp 1.0, curl (the HTTP endpoints and their tests)." >&2
     echo "taskmon: on Debian these are: $packages" >&2
     exit 1
 }

@@ -158,6 +158,7 @@ public:
     }
 
     std::map<std::string, ComponentStats> get_component_stats() const { return monitor_.get_component_stats(); }
+    EventSubscription subscribe(MonitorEventListener listener) { return monitor_.subscribe(std::move(listener)); }
     const AgentSettings& settings() const noexcept { return settings_; }
 
 private:

@@ -1,0 +1,229 @@
+// Tests for taskmon/monitor_metrics.hpp: restarts counted by cause from the event stream, the component gauges,
+// the io_semaphore gauges, all in virtual time.
+#include <taskmon/monitor_metrics.hpp>
+#include <taskmon/task_monitor.hpp>
+#include <taskmon/testing/manual_clock.hpp>
+
+#include "monitor_event_harness.hpp"
+#include "taskmon_catch.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <spdlog/sinks/null_sink.h>
+
+#include <chrono>
+#include <optional>
+#include <thread>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using taskmon::MetricFamily;
+using taskmon::RestartReason;
+using taskmon_test::Harness;
+using taskmon_test::Monitor;
+using taskmon_test::Script;
+
+namespace {
+
+/// The value of the sample of `family` whose labels include every pair of `labels`; nullopt if none.
+std::optional<double> value_of(const std::vector<MetricFamily>& families, const std::string& family,
+                               const std::vector<taskmon::MetricLabel>& labels = {}) {
+    for (const auto& f : families) {
+        if (f.name != family) continue;
+        for (const auto& s : f.samples) {
+            bool all = true;
+            for (const auto& l : labels) {
+                all = all && std::find(s.labels.begin(), s.labels.end(), l) != s.labels.end();
+            }
+            if (all) return s.value;
+        }
+    }
+    return std::nullopt;
+}
+
+asio::awaitable<void> returns_at_once() { co_return; }
+
+}  // namespace
+
+TEST_CASE("MonitorMetrics counts restarts by cause and reports state, up and backoff") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 5, .base_backoff = 2s}, h.logger};
+    taskmon::MonitorMetrics metrics{monitor};
+    Script script = taskmon_test::failing_now(2);
+    monitor.supervise("db", taskmon_test::factory_of(script));
+    h.runner.run_for(1ms);  // first failure: backoff of 2 s pending
+
+    auto m = metrics.collect();
+    CHECK(value_of(m, "taskmon_component_state", {{"component", "db"}, {"state", "restarting"}}) == 1.0);
+    CHECK(value_of(m, "taskmon_component_state", {{"component", "db"}, {"state", "running"}}) == 0.0);
+    CHECK(value_of(m, "taskmon_component_up", {{"component", "db"}}) == 0.0);
+    CHECK(value_of(m, "taskmon_backoff_seconds", {{"component", "db"}}) == 2.0);
+    CHECK(value_of(m, "taskmon_component_failures_total", {{"component", "db"}}) == 1.0);
+    CHECK(value_of(m, "taskmon_restarts_total", {{"component", "db"}, {"reason", "failed"}}) == 0.0);
+
+    h.runner.run_for(2s);  // restarted, failed again: backoff 4 s
+    CHECK(value_of(metrics.collect(), "taskmon_backoff_seconds", {{"component", "db"}}) == 4.0);
+    h.runner.run_for(4s);  // restarted; runs now
+
+    m = metrics.collect();
+    CHECK(value_of(m, "taskmon_restarts_total", {{"component", "db"}, {"reason", "failed"}}) == 2.0);
+    CHECK(value_of(m, "taskmon_restarts_total", {{"component", "db"}, {"reason", "manual"}}) == 0.0);
+    CHECK(value_of(m, "taskmon_component_failures_total", {{"component", "db"}}) == 2.0);
+    CHECK(value_of(m, "taskmon_component_up", {{"component", "db"}}) == 1.0);
+    CHECK(value_of(m, "taskmon_component_state", {{"component", "db"}, {"state", "running"}}) == 1.0);
+    CHECK(value_of(m, "taskmon_backoff_seconds", {{"component", "db"}}) == 0.0);
+    // Every reason is present (0 until seen), so rate() works from the first scrape.
+    for (const auto reason : taskmon::all_restart_reasons) {
+        CHECK(value_of(m, "taskmon_restarts_total", {{"component", "db"}, {"reason", std::string{to_string(reason)}}}));
+    }
+
+    monitor.restart("db");
+    h.runner.run_for(1ms);
+    CHECK(metrics.restarts("db", RestartReason::manual) == 1);
+    CHECK(metrics.restarts("db", RestartReason::failed) == 2);
+    // The counts agree with the monitor's own restart_count.
+    CHECK(monitor.get_component_stats().at("db").restart_count == 3);
+    h.close(monitor);
+}
+
+TEST_CASE("MonitorMetrics: a permanent component that returns restarts with reason completed") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {.base_backoff = 1s}, h.logger};
+    taskmon::MonitorMetrics metrics{monitor};
+    monitor.supervise("loop", [] { return returns_at_once(); },
+                      taskmon::RestartPolicy{.base_backoff = 1s, .restart_type = taskmon::RestartType::permanent});
+    h.runner.run_for(1500ms);
+    CHECK(metrics.restarts("loop", RestartReason::completed) == 1);
+    CHECK(metrics.restarts("loop", RestartReason::failed) == 0);
+    h.close(monitor);
+}
+
+TEST_CASE("MonitorMetrics: give-up shows in state and up and a restart whose cause it missed counts as unknown") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 1, .base_backoff = 1s}, h.logger};
+    Script script = taskmon_test::failing_now(2);
+    monitor.supervise("db", taskmon_test::factory_of(script));
+    h.runner.run_for(1ms);  // failed; restart pending
+    taskmon::MonitorMetrics metrics{monitor};  // subscribes after the failure
+    h.runner.run_for(2s);   // restarted (cause unseen), failed again: gave up
+    auto m = metrics.collect();
+    CHECK(value_of(m, "taskmon_restarts_total", {{"component", "db"}, {"reason", "unknown"}}) == 1.0);
+    CHECK(value_of(m, "taskmon_component_state", {{"component", "db"}, {"state", "gave_up"}}) == 1.0);
+    CHECK(value_of(m, "taskmon_component_up", {{"component", "db"}}) == 0.0);
+    CHECK(value_of(m, "taskmon_backoff_seconds", {{"component", "db"}}) == 0.0);
+    h.close(monitor);
+}
+
+TEST_CASE("MonitorMetrics renders as text with constant labels and the io_semaphore gauges") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    taskmon::MonitorMetrics metrics{monitor, {.const_labels = {{"monitor", "ingest"}}}};
+    taskmon::MonitorMetrics without_io{monitor, {.io_semaphore = false}};
+    Script script;
+    monitor.supervise("db", taskmon_test::factory_of(script));
+    h.runner.run_for(1ms);
+    const auto text = taskmon::render_text_format(metrics.collect());
+    CHECK(text.find("# TYPE taskmon_restarts_total counter\n") != std::string::npos);
+    CHECK(text.find("taskmon_restarts_total{monitor=\"ingest\",component=\"db\",reason=\"failed\"} 0\n") !=
+          std::string::npos);
+    CHECK(text.find("taskmon_component_up{monitor=\"ingest\",component=\"db\"} 1\n") != std::string::npos);
+    const auto io = taskmon::get_io_semaphore_stats();
+    CHECK(text.find("taskmon_io_semaphore_capacity{monitor=\"ingest\"} " + std::to_string(io.capacity) + "\n") !=
+          std::string::npos);
+    CHECK(text.find("taskmon_io_semaphore_in_use{monitor=\"ingest\"} ") != std::string::npos);
+    CHECK(text.find("taskmon_io_semaphore_waiting{monitor=\"ingest\"} ") != std::string::npos);
+    CHECK(taskmon::render_text_format(without_io.collect()).find("io_semaphore") == std::string::npos);
+
+    CHECK_THROWS_AS((taskmon::MonitorMetrics{monitor, {.const_labels = {{"component", "x"}}}}), std::invalid_argument);
+    CHECK_THROWS_AS((taskmon::MonitorMetrics{monitor, {.const_labels = {{"bad-name", "x"}}}}), std::invalid_argument);
+    h.close(monitor);
+    CHECK_THROWS_AS(taskmon::MonitorMetrics{monitor}, std::logic_error);  // closed: nothing to subscribe to
+}
+
+TEST_CASE("MonitorMetrics: collect() from another thread while two threads run the monitor") {
+    asio::io_context io;
+    auto logger = std::make_shared<spdlog::logger>("metrics-threads", std::make_shared<spdlog::sinks::null_sink_mt>());
+    taskmon::TaskMonitor monitor{io.get_executor(), {.max_restart_attempts = 1000, .base_backoff = 1ms,
+                                                     .max_backoff = 1ms}, logger};
+    taskmon::MonitorMetrics metrics{monitor};
+    const auto fails = []() -> asio::awaitable<void> {
+        co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+        throw std::runtime_error("flaky");
+    };
+    monitor.supervise("a", fails);
+    monitor.supervise("b", fails);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 2; ++i) threads.emplace_back([&] { io.run(); });
+    double seen = 0;
+    for (int i = 0; i < 2000 && seen < 40; ++i) {
+        const auto m = metrics.collect();
+        seen = value_of(m, "taskmon_restarts_total", {{"component", "a"}, {"reason", "failed"}}).value_or(0) +
+               value_of(m, "taskmon_restarts_total", {{"component", "b"}, {"reason", "failed"}}).value_or(0);
+        std::this_thread::yield();
+    }
+    bool closed = false;
+    asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed = true; });
+    for (auto& t : threads) t.join();
+    CHECK(closed);
+    const auto stats = monitor.get_component_stats();
+    CHECK(metrics.restarts("a", RestartReason::failed) == static_cast<std::uint64_t>(stats.at("a").restart_count));
+    CHECK(metrics.restarts("b", RestartReason::failed) == static_cast<std::uint64_t>(stats.at("b").restart_count));
+}
+
+TEST_CASE("MonitorMetrics: liveness timeouts and quarantine trials have their own reasons") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {.base_backoff = 1s, .max_backoff = 1s}, h.logger};
+    taskmon::MonitorMetrics metrics{monitor};
+    int hung_starts = 0;
+    monitor.supervise(
+        "hung",
+        [&](taskmon::ComponentContext ctx) -> asio::awaitable<void> {
+            if (++hung_starts == 1) {
+                co_await taskmon_test::sleep_for(1h);  // never heartbeats: the watchdog restarts it
+            }
+            for (;;) {
+                ctx.heartbeat();
+                co_await taskmon_test::sleep_for(1s);
+            }
+        },
+        taskmon::RestartPolicy{.base_backoff = 1s, .max_backoff = 1s, .watchdog_timeout = 10s});
+    Script flaky = taskmon_test::failing_now(2);  // the budget of one restart is gone at the 2nd failure
+    monitor.supervise("flaky", taskmon_test::factory_of(flaky),
+                      taskmon::RestartPolicy{.max_restart_attempts = 1,
+                                             .base_backoff = 1s,
+                                             .max_backoff = 1s,
+                                             .give_up_mode = taskmon::GiveUpMode::quarantine,
+                                             .quarantine_cooldown = 1min});
+    h.runner.run_for(2min);
+    CHECK(metrics.restarts("hung", RestartReason::watchdog_timeout) == 1);
+    CHECK(metrics.restarts("flaky", RestartReason::failed) == 1);
+    CHECK(metrics.restarts("flaky", RestartReason::quarantine_trial) == 1);
+    const auto m = metrics.collect();
+    CHECK(value_of(m, "taskmon_component_up", {{"component", "hung"}}) == 1.0);
+    h.close(monitor);
+}
+
+TEST_CASE("MonitorMetrics: a component is up only once ready") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    taskmon::MonitorMetrics metrics{monitor};
+    monitor.supervise(
+        "db",
+        [](taskmon::ComponentContext ctx) -> asio::awaitable<void> {
+            co_await taskmon_test::sleep_for(5s);
+            ctx.ready();
+            co_await taskmon_test::sleep_for(1h);
+        },
+        taskmon::RestartPolicy{.startup_timeout = 1min});
+    h.runner.run_for(1s);
+    CHECK(value_of(metrics.collect(), "taskmon_component_up", {{"component", "db"}}) == 0.0);
+    CHECK(value_of(metrics.collect(), "taskmon_component_state", {{"component", "db"}, {"state", "running"}}) == 1.0);
+    h.runner.run_for(5s);
+    CHECK(value_of(metrics.collect(), "taskmon_component_up", {{"component", "db"}}) == 1.0);
+    h.close(monitor);
+}
