@@ -439,3 +439,53 @@ TEST_CASE("recovery: GiveUpMode and FailureClass have names", "[restart_policy]"
     CHECK(taskmon::to_string(FailureClass::fatal) == "fatal");
     CHECK(taskmon::to_string(static_cast<FailureClass>(9)) == "unknown");
 }
+
+TEST_CASE("recovery: reset() while a trial's factory runs starts it as a plain instance", "[task_monitor][quarantine]") {
+    // The factory of the trial calls reset() (another thread could, between the start's two critical sections).
+    Harness h;
+    Recorder recorder;
+    Monitor* self = nullptr;
+    int starts = 0;
+    Monitor monitor{h.io.get_executor(), quick(GiveUpMode::quarantine), h.logger};
+    self = &monitor;
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.supervise("db", [&]() -> asio::awaitable<void> {
+        if (++starts == 4) {
+            self->reset("db");  // the first trial's factory call
+        }
+        const bool fail = starts <= 3;
+        return [](bool fail) -> asio::awaitable<void> {
+            ManualTimer timer{co_await asio::this_coro::executor, fail ? Duration{0s} : Duration{24h}};
+            co_await timer.async_wait(asio::use_awaitable);
+            if (fail) {
+                throw std::runtime_error("Connection lost");
+            }
+        }(fail);
+    });
+    h.runner.run_for(1h);
+    auto stats = monitor.get_component_stats().at("db");
+    CHECK(stats.state == ComponentState::running);
+    CHECK_FALSE(stats.in_trial);
+    CHECK(starts == 4);
+    CHECK(recorder.of(MonitorEventKind::trial_started).empty());
+    h.close(monitor);
+}
+
+TEST_CASE("recovery: restart() of a running trial ends the quarantine", "[task_monitor][quarantine]") {
+    Harness h;
+    Recorder recorder;
+    Flaky flaky{3};
+    Monitor monitor{h.io.get_executor(), quick(GiveUpMode::quarantine), h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.supervise("db", flaky.factory());
+    h.runner.run_for(15min + 1min);  // quarantined at 2 s, the trial runs from 15 min 2 s
+    REQUIRE(monitor.get_component_stats().at("db").in_trial);
+    monitor.restart("db");
+    h.runner.run_for(1s);
+    auto stats = monitor.get_component_stats().at("db");
+    CHECK(stats.state == ComponentState::running);
+    CHECK_FALSE(stats.in_trial);
+    CHECK(stats.quarantine_cooldown == 0s);
+    CHECK(recorder.of(MonitorEventKind::trial_started).size() == 1);
+    h.close(monitor);
+}

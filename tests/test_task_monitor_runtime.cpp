@@ -304,3 +304,22 @@ TEST_CASE("runtime: components added while others run are supervised alike", "[t
     CHECK(monitor.get_component_stats().at("late").restart_count == 1);
     h.close(monitor);
 }
+
+TEST_CASE("runtime: remove_and_wait of a component already reported unresponsive completes at once",
+          "[task_monitor][remove]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{.shutdown_timeout = 2s}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.supervise("stubborn", []() -> asio::awaitable<void> { co_await sleep_ignoring_cancellation(1h); });
+    monitor.restart("stubborn");
+    h.runner.run_for(3s);
+    REQUIRE(monitor.get_component_stats().at("stubborn").state == ComponentState::unresponsive);
+    std::optional<std::error_code> result;
+    remove(monitor, "stubborn", result);
+    h.runner.run_for(1ms);
+    CHECK(result == std::optional<std::error_code>{asio::error::timed_out});
+    CHECK(monitor.get_component_stats().empty());
+    CHECK(recorder.of(MonitorEventKind::removed).at(0).unresponsive == 1);
+    CHECK(h.close(monitor) == 2s);  // close() still waits for it, up to its shutdown_timeout
+}

@@ -53,9 +53,11 @@ public:
 
     void heartbeat() noexcept { last_beat_.store(now_(), std::memory_order_relaxed); }
 
+    /// The beat is stored before the mode (release) and read after it (acquire): a watchdog that sees busy
+    /// after an idle period also sees the beat busy() wrote, never the one from before the idle period.
     void set_idle(bool idle) noexcept {
         last_beat_.store(now_(), std::memory_order_relaxed);
-        idle_.store(idle, std::memory_order_relaxed);
+        idle_.store(idle, std::memory_order_release);
     }
 
     void extend_deadline(std::chrono::nanoseconds d) noexcept {
@@ -86,7 +88,7 @@ public:
     [[nodiscard]] std::int64_t extended_until() const noexcept {
         return extended_until_.load(std::memory_order_relaxed);
     }
-    [[nodiscard]] bool idle() const noexcept { return idle_.load(std::memory_order_relaxed); }
+    [[nodiscard]] bool idle() const noexcept { return idle_.load(std::memory_order_acquire); }
     /// When ready() was first called; `never` if not (yet).
     [[nodiscard]] std::int64_t ready_at() const noexcept { return ready_at_.load(std::memory_order_acquire); }
 

@@ -54,8 +54,8 @@ enum class FailureClass {
 
 /// Decides how a failure counts. Receives the instance's exception: a std::system_error with
 /// asio::error::operation_aborted for an unexpected cancellation, a taskmon::LivenessTimeout for a missed
-/// watchdog or startup deadline. Called on the monitor's strand; an exception it throws is logged and the
-/// failure counts as FailureClass::counted.
+/// watchdog or startup deadline. Called on the monitor's strand with the monitor's lock held: it must not call
+/// the monitor. An exception it throws is logged and the failure counts as FailureClass::counted.
 using FailureClassifier = std::function<FailureClass(const std::exception_ptr&)>;
 
 namespace detail {

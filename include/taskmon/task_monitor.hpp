@@ -10,7 +10,6 @@
 //   monitor.register_task("perception", perception_loop());   // starts it under supervision
 //   monitor.enable({"perception"});                          // restart only what is enabled
 //   monitor.supervise("actuation", [] { return actuation_loop(); });  // factory + register + enable
-//   auto stats = monitor.get_component_stats();
 //   monitor.supervise("poller", [](taskmon::ComponentContext ctx) -> asio::awaitable<void> {
 //       ctx.ready(); for (;;) { ctx.heartbeat(); co_await poll(); }
 //   }, taskmon::RestartPolicy{.watchdog_timeout = 10s, .give_up_mode = taskmon::GiveUpMode::quarantine});

@@ -157,7 +157,7 @@ public:
         void on_ready() noexcept override {
             if (auto state = state_.lock()) {
                 try {
-                    state->notify_ready(component_, id());
+                    state->notify_ready(component_, this);
                 } catch (...) {  // NOLINT(bugprone-empty-catch): post allocation failed; the watch still sees it
                 }
             }
@@ -292,7 +292,7 @@ public:
             check_open("supervise");
             check_not_registered(name, "supervise");
             auto it = components_.find(std::string_view{name});
-            if (it != components_.end() && it->second != provisional) {
+            if ((it != components_.end() && it->second != provisional) || provisional->removing) {
                 throw std::invalid_argument("supervise: component '" + name + "' changed concurrently");
             }
             if (it == components_.end()) {
@@ -300,13 +300,13 @@ public:
             }
             auto& c = *provisional;
             c.factory = origin;
-            c.own_policy = policy ? std::make_shared<const RestartPolicy>(std::move(*policy)) : nullptr;
+            c.own_policy = policy ? std::make_shared<const RestartPolicy>(*policy) : nullptr;
             c.enabled = true;
             c.registered = true;
             spawn(provisional, std::move(*task), std::move(origin), std::move(reservation), events);
         }
-        if (const auto& own = provisional->own_policy) {
-            warn_if_max_backoff_unreachable(*own, "the policy of component '" + name + "'");
+        if (policy) {
+            warn_if_max_backoff_unreachable(*policy, "the policy of component '" + name + "'");
         }
         publish(events);
     }
@@ -361,6 +361,9 @@ public:
                 schedule_start(cp, std::chrono::nanoseconds::zero());
             } else if (c.instance) {
                 events.push_back(event(MonitorEventKind::restart_requested, c, now));
+                if (c.in_trial) {
+                    clear_budget(c);  // a manual restart ends a quarantine trial like reset()
+                }
                 c.state = ComponentState::restarting;
                 request_stop(cp, StopCause::restart);
             } else {
@@ -386,7 +389,7 @@ public:
             }
             clear_budget(c);
             events.push_back(event(MonitorEventKind::reset, c, Clock::now()));
-            if (c.state == ComponentState::quarantined) {
+            if (c.state == ComponentState::quarantined && !c.starting) {
                 c.manual_pending = true;  // the pending trial becomes a plain restart, now
                 c.state = ComponentState::restarting;
                 schedule_start(cp, std::chrono::nanoseconds::zero());
@@ -469,7 +472,10 @@ public:
                 c.removing = true;
                 c.enabled = false;
                 cancel_pending_restart(cp, ComponentState::stopped, events);
-                if (c.instance) {
+                if (c.instance && c.instance->reported_unresponsive) {
+                    c.instance->stop = StopCause::remove;  // it already outlived a requested stop: gone now
+                    erase(c, true, events);
+                } else if (c.instance) {
                     request_stop(cp, StopCause::remove);
                 } else if (!c.starting) {
                     erase(c, false, events);
@@ -546,11 +552,12 @@ public:
     const asio::any_io_executor& executor() const noexcept { return executor_; }
     const RestartPolicy& policy() const noexcept { return policy_; }
 
-    /// Liveness::on_ready: posts the readiness of instance `id` to strand_.
-    void notify_ready(const std::weak_ptr<Component>& component, std::uint64_t id) {
-        asio::post(strand_, [self = this->shared_from_this(), component, id] {
+    /// Liveness::on_ready: posts the readiness of the instance owning `liveness` to strand_ (compared by
+    /// identity: the task id of a factory that threw is reused).
+    void notify_ready(const std::weak_ptr<Component>& component, const Liveness* liveness) {
+        asio::post(strand_, [self = this->shared_from_this(), component, liveness] {
             if (auto cp = component.lock()) {
-                self->on_ready(cp, id);
+                self->on_ready(cp, liveness);
             }
         });
     }
@@ -947,6 +954,10 @@ private:
     void after_failure(const ComponentPtr& cp, const std::string& reason, FailureClass cls, time_point now,
                        Events& events) {
         auto& c = *cp;
+        const bool terminal = policy_of(c).restart_type == RestartType::temporary || !c.enabled || !c.factory;
+        if (terminal) {
+            c.in_trial = false;  // a trial that ends here is not resumed by a later manual restart
+        }
         if (policy_of(c).restart_type == RestartType::temporary) {
             c.state = ComponentState::failed;
         } else if (!c.enabled) {
@@ -1195,12 +1206,12 @@ private:
         }
     }
 
-    void on_ready(const ComponentPtr& cp, std::uint64_t id) {
+    void on_ready(const ComponentPtr& cp, const Liveness* liveness) {
         Events events;
         {
             std::lock_guard lock{mutex_};
             auto& i = cp->instance;
-            if (!i || i->id != id || i->stop != StopCause::none || i->ready_reported) {
+            if (!i || i->liveness.get() != liveness || i->stop != StopCause::none || i->ready_reported) {
                 return;
             }
             i->ready_reported = true;
