@@ -205,8 +205,10 @@ BENCHMARK(BM_bytes_bare_spawn)->Iterations(1);
 
 /// The same coroutine supervised by a TaskMonitor (names are allocated beforehand and not counted, as the
 /// bare baseline has no names; the monitor's own copy of each name is counted). Argument: the strand pool size.
-void BM_bytes_task_monitor(benchmark::State& state) {
-    const auto pool = static_cast<std::size_t>(state.range(0));
+/// Live heap bytes per component once `sample` components, added by `add(monitor, name)` to a monitor with
+/// `policy` and `pool` strands, are suspended; then closes the monitor.
+template <typename Add>
+void measure_bytes(benchmark::State& state, const taskmon::RestartPolicy& policy, std::size_t pool, Add add) {
     double per = 0;
     std::vector<std::string> names;
     for (int i = 0; i < sample; ++i) {
@@ -214,10 +216,10 @@ void BM_bytes_task_monitor(benchmark::State& state) {
     }
     for (auto _ : state) {
         asio::io_context io{1};
-        taskmon::TaskMonitor monitor{io.get_executor(), {}, null_logger(), {}, pool};
+        taskmon::TaskMonitor monitor{io.get_executor(), policy, null_logger(), {}, pool};
         const auto before = heap_in_use();
         for (const auto& name : names) {
-            monitor.register_task(name, wait_forever());
+            add(monitor, name);
         }
         io.poll();
         per = static_cast<double>(heap_in_use() - before) / sample;
@@ -229,32 +231,22 @@ void BM_bytes_task_monitor(benchmark::State& state) {
     }
     state.counters["bytes_per_coroutine"] = per;
 }
+
+void BM_bytes_task_monitor(benchmark::State& state) {
+    measure_bytes(state, {}, static_cast<std::size_t>(state.range(0)),
+                  [](taskmon::TaskMonitor& monitor, const std::string& name) {
+                      monitor.register_task(name, wait_forever());
+                  });
+}
 BENCHMARK(BM_bytes_task_monitor)->Arg(taskmon::default_strand_pool_size)->Arg(0)->Iterations(1);
 
 /// The same coroutine under a watchdog: a context factory and a liveness policy (a liveness record per instance
 /// and a watch timer per component).
 void BM_bytes_task_monitor_watched(benchmark::State& state) {
-    double per = 0;
-    std::vector<std::string> names;
-    for (int i = 0; i < sample; ++i) {
-        names.push_back("component-" + std::to_string(i));
-    }
-    for (auto _ : state) {
-        asio::io_context io{1};
-        taskmon::TaskMonitor monitor{io.get_executor(), {.watchdog_timeout = 1h}, null_logger()};
-        const auto before = heap_in_use();
-        for (const auto& name : names) {
-            monitor.supervise(name, [](taskmon::ComponentContext) { return wait_forever(); });
-        }
-        io.poll();
-        per = static_cast<double>(heap_in_use() - before) / sample;
-        bool closed = false;
-        asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed = true; });
-        while (!closed) {
-            io.run_one();
-        }
-    }
-    state.counters["bytes_per_coroutine"] = per;
+    measure_bytes(state, {.watchdog_timeout = 1h}, taskmon::default_strand_pool_size,
+                  [](taskmon::TaskMonitor& monitor, const std::string& name) {
+                      monitor.supervise(name, [](taskmon::ComponentContext) { return wait_forever(); });
+                  });
 }
 BENCHMARK(BM_bytes_task_monitor_watched)->Iterations(1);
 

@@ -216,21 +216,16 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
         case MonitorEventKind::ready:
             logger.log(level_enum::info, "Component {} is ready component={} task_id={}", name, name, e.task_id);
             break;
-        case MonitorEventKind::watchdog_timeout: {
-            const auto seconds = format_seconds(e.delay);
-            logger.log(level_enum::err,
-                       "Component {} missed its watchdog deadline ({}s without a heartbeat); cancelling it "
-                       "component={} task_id={} failure_count={} timeout={} failure_class={} reason={}",
-                       name, seconds, name, e.task_id, e.failure_count, seconds, to_string(e.failure_class),
-                       quote(e.reason));
-            break;
-        }
+        case MonitorEventKind::watchdog_timeout:
         case MonitorEventKind::startup_timeout: {
             const auto seconds = format_seconds(e.delay);
+            const auto what = e.kind == MonitorEventKind::watchdog_timeout
+                                  ? fmt::format("missed its watchdog deadline ({}s without a heartbeat)", seconds)
+                                  : fmt::format("did not become ready within {}s", seconds);
             logger.log(level_enum::err,
-                       "Component {} did not become ready within {}s; cancelling it component={} task_id={} "
-                       "failure_count={} timeout={} failure_class={} reason={}",
-                       name, seconds, name, e.task_id, e.failure_count, seconds, to_string(e.failure_class),
+                       "Component {} {}; cancelling it component={} task_id={} failure_count={} timeout={} "
+                       "failure_class={} reason={}",
+                       name, what, name, e.task_id, e.failure_count, seconds, to_string(e.failure_class),
                        quote(e.reason));
             break;
         }
