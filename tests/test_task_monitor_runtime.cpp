@@ -305,6 +305,26 @@ TEST_CASE("runtime: components added while others run are supervised alike", "[t
     h.close(monitor);
 }
 
+TEST_CASE("runtime: a component may supervise another on its own strand that calls the monitor at once",
+          "[task_monitor]") {
+    Harness h;
+    // One strand for every component: the parent's coroutine runs on the strand the child is started on.
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger, {}, 1};
+    std::optional<ComponentState> child_saw;
+    monitor.supervise("parent", [&]() -> asio::awaitable<void> {
+        monitor.supervise("child", [&]() -> asio::awaitable<void> {
+            child_saw = monitor.get_component_stats().at("parent").state;  // before its first suspension
+            co_await sleep_for(24h);
+        });
+        co_await sleep_for(24h);
+    });
+    h.runner.run_for(1s);
+    REQUIRE(child_saw);
+    CHECK(*child_saw == ComponentState::running);
+    CHECK(monitor.get_component_stats().at("child").state == ComponentState::running);
+    h.close(monitor);
+}
+
 TEST_CASE("runtime: remove_and_wait of a component already reported unresponsive completes at once",
           "[task_monitor][remove]") {
     Harness h;

@@ -796,18 +796,28 @@ private:
         if (watched || c.in_trial) {
             post_watch(cp);
         }
-        auto slot = instance->signal.slot();
-        // The handler runs on the component's strand and hands the exit to strand_ itself: one post, as a
-        // handler bound to strand_ would cost, without keeping a copy of strand_ in every coroutine's state.
-        asio::co_spawn(*c.strand, std::move(task),
-                       asio::bind_cancellation_slot(
-                           slot, [self = this->shared_from_this(), cp, instance](std::exception_ptr error) mutable {
-                               auto& strand = self->strand_;
-                               asio::post(strand, [self = std::move(self), cp = std::move(cp),
-                                                   instance = std::move(instance), error = std::move(error)] {
-                                   self->on_exit(cp, instance, error);
-                               });
-                           }));
+        // co_spawn is called from a post to the component's strand, never here under mutex_: called from a
+        // coroutine on that same strand (a component supervising another), co_spawn would run the new coroutine
+        // inline, and a new coroutine that calls the monitor before its first suspension would deadlock. The
+        // post costs nothing extra: co_spawn from outside the strand posts its start the same way. A stop
+        // requested meanwhile is emitted by a later post to the same strand, so after the slot is bound.
+        asio::post(*c.strand, [self = this->shared_from_this(), cp, instance, task = std::move(task)]() mutable {
+            auto slot = instance->signal.slot();
+            const auto& strand = *cp->strand;
+            // The handler runs on the component's strand and hands the exit to strand_ itself: one post, as a
+            // handler bound to strand_ would cost, without keeping a copy of strand_ in every coroutine's state.
+            asio::co_spawn(strand, std::move(task),
+                           asio::bind_cancellation_slot(
+                               slot, [self = std::move(self), cp = std::move(cp),
+                                      instance = std::move(instance)](std::exception_ptr error) mutable {
+                                   auto& monitor_strand = self->strand_;
+                                   asio::post(monitor_strand,
+                                              [self = std::move(self), cp = std::move(cp),
+                                               instance = std::move(instance), error = std::move(error)] {
+                                                  self->on_exit(cp, instance, error);
+                                              });
+                               }));
+        });
     }
 
     /// Asks the live instance (if any) to stop; the exit arrives at on_exit. Outside close(), a stop that is
