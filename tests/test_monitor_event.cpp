@@ -58,6 +58,9 @@ constexpr MonitorEventKind all_kinds[] = {
     MonitorEventKind::trial_started,     MonitorEventKind::quarantine_closed,
     MonitorEventKind::escalated,         MonitorEventKind::reset,
     MonitorEventKind::removed,           MonitorEventKind::policy_updated,
+    MonitorEventKind::group_started,     MonitorEventKind::group_restarting,
+    MonitorEventKind::group_restarted,   MonitorEventKind::group_gave_up,
+    MonitorEventKind::group_shutdown,
 };
 
 }  // namespace
@@ -72,14 +75,15 @@ TEST_CASE("to_string names every MonitorEventKind by its enumerator", "[monitor_
                          "stopped",           "stop_timeout",   "restart_cancelled",      "closed",
                          "ready",             "watchdog_timeout", "startup_timeout",    "quarantined",
                          "trial_started",     "quarantine_closed", "escalated",         "reset",
-                         "removed",           "policy_updated"};
+                         "removed",           "policy_updated", "group_started",     "group_restarting",
+                         "group_restarted",   "group_gave_up",  "group_shutdown"};
     Names names;
     for (auto kind : all_kinds) {
         names.emplace_back(to_string(kind));
     }
     CHECK(names == expected);
     CHECK(std::set<std::string>(names.begin(), names.end()).size() == std::size(all_kinds));
-    CHECK(static_cast<int>(MonitorEventKind::policy_updated) + 1 == static_cast<int>(std::size(all_kinds)));
+    CHECK(static_cast<int>(MonitorEventKind::group_shutdown) + 1 == static_cast<int>(std::size(all_kinds)));
     CHECK(to_string(static_cast<MonitorEventKind>(99)) == "unknown");
 }
 

@@ -103,6 +103,23 @@ TEST_CASE("MonitorMetrics: a permanent component that returns restarts with reas
     h.close(monitor);
 }
 
+TEST_CASE("MonitorMetrics: members restarted with their group count as reason group") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), taskmon::RestartPolicy{.base_backoff = 1s, .max_backoff = 1s}, h.logger};
+    taskmon::MonitorMetrics metrics{monitor};
+    Script broken = taskmon_test::failing_now(1);
+    Script steady;
+    monitor.supervise_group("pair",
+                            {{.name = "broken", .factory = taskmon_test::factory_of(broken)},
+                             {.name = "steady", .factory = taskmon_test::factory_of(steady)}},
+                            {.strategy = taskmon::RestartStrategy::one_for_all});
+    h.runner.run_for(10s);
+    CHECK(metrics.restarts("broken", RestartReason::failed) == 1);
+    CHECK(metrics.restarts("steady", RestartReason::group) == 1);
+    CHECK(metrics.restarts("steady", RestartReason::unknown) == 0);
+    h.close(monitor);
+}
+
 TEST_CASE("MonitorMetrics: give-up shows in state and up and a restart whose cause it missed counts as unknown") {
     Harness h;
     Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 1, .base_backoff = 1s}, h.logger};

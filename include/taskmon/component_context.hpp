@@ -19,9 +19,12 @@
 
 #include <taskmon/detail/config.hpp>
 
+#include <asio/awaitable.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <stdexcept>
@@ -192,5 +195,12 @@ struct ComponentContextAccess {
 };
 
 }  // namespace detail
+
+/// Creates a fresh instance of a component's coroutine; called on the monitor's strand for every restart.
+using RestartFactory = std::function<asio::awaitable<void>()>;
+
+/// A factory handed the new instance's ComponentContext (liveness: heartbeat, idle/busy, ready...). Take the
+/// context by value: the coroutine keeps its own copy.
+using ContextFactory = std::function<asio::awaitable<void>(ComponentContext)>;
 
 }  // namespace taskmon

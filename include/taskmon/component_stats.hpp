@@ -72,6 +72,7 @@ struct ComponentStats {
     bool in_trial = false;  ///< the live instance is a quarantine trial (the breaker is half-open)
     std::optional<std::chrono::system_clock::time_point> next_trial_at;  ///< wall clock, while quarantined
     std::chrono::nanoseconds quarantine_cooldown{};  ///< the current (or next) cooldown; 0 if never quarantined
+    std::string group;  ///< the group it belongs to (TaskMonitor::supervise_group), empty if none
 };
 
 }  // namespace taskmon

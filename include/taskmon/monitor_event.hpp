@@ -20,10 +20,12 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace taskmon {
 
-/// What happened. Every kind except `closed` concerns one component (MonitorEvent::component).
+/// What happened. Every kind except `closed` and the group kinds concerns one component (MonitorEvent::component);
+/// the group kinds concern MonitorEvent::group.
 enum class MonitorEventKind {
     started,                 ///< first instance of a component started (register_task, supervise)
     failed,                  ///< an instance threw
@@ -51,6 +53,11 @@ enum class MonitorEventKind {
     reset,                   ///< reset(): restart history cleared by hand
     removed,                 ///< remove_and_wait(): the component left the monitor
     policy_updated,          ///< update_policy(): the new policy applies from the next decision
+    group_started,           ///< every member of a new group was started in order (`group`, `members`)
+    group_restarting,        ///< a group restart began: `members` are stopped in reverse order, then started
+    group_restarted,         ///< the members of a group restart all started again
+    group_gave_up,           ///< a group exceeded its max_restarts (or a member escalated): it is given up
+    group_shutdown,          ///< auto_shutdown: a significant member ended, the group's members are stopped
 };
 
 /// The enumerator's name, e.g. "restart_scheduled"; fmt::format("{}", kind) prints the same.
@@ -82,6 +89,11 @@ enum class MonitorEventKind {
         case MonitorEventKind::reset: return "reset";
         case MonitorEventKind::removed: return "removed";
         case MonitorEventKind::policy_updated: return "policy_updated";
+        case MonitorEventKind::group_started: return "group_started";
+        case MonitorEventKind::group_restarting: return "group_restarting";
+        case MonitorEventKind::group_restarted: return "group_restarted";
+        case MonitorEventKind::group_gave_up: return "group_gave_up";
+        case MonitorEventKind::group_shutdown: return "group_shutdown";
     }
     return "unknown";
 }
@@ -105,6 +117,11 @@ enum class MonitorEventKind {
 /// | stopped                           | reason, only if the instance threw while stopping  |
 /// | stop_timeout                      | delay (the shutdown_timeout)                       |
 /// | closed                            | count, unresponsive (component and task_id empty)  |
+/// | group_started, group_restarted    | group, members (component and task_id empty)       |
+/// | group_restarting                  | group, members (those restarted), component (the member whose failure caused it), delay, reason |
+/// | group_gave_up                     | group, component (the cause), limit, window, reason |
+/// | group_shutdown                    | group, members, component (the significant member that ended) |
+/// | escalated of a group              | group, limit, window, reason (component empty)     |
 struct MonitorEvent {
     MonitorEventKind kind = MonitorEventKind::started;
 
@@ -144,6 +161,13 @@ struct MonitorEvent {
     std::size_t count = 0;         ///< closed: number of components the monitor knew
     std::size_t unresponsive = 0;  ///< closed: components still running when close() gave up waiting; removed: 1
                                    ///< if the instance was still running at its shutdown_timeout
+
+    /// The group of the component (empty if it belongs to none); for the group kinds, the group concerned.
+    std::string group{};
+
+    /// group_started, group_restarting, group_restarted, group_shutdown: the group's members concerned
+    /// (components and nested groups), in start order.
+    std::vector<std::string> members{};
 };
 
 /// A subscriber of BasicTaskMonitor::subscribe().

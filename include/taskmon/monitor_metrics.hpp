@@ -57,12 +57,14 @@ enum class RestartReason {
     watchdog_timeout,        ///< the instance missed its heartbeat deadline (ComponentContext)
     startup_timeout,         ///< the instance did not call ready() within its startup_timeout
     quarantine_trial,        ///< a trial instance after a quarantine cooldown
+    group,                   ///< restarted with its group (one_for_all, rest_for_one) after another member failed
 };
 
-inline constexpr std::array<RestartReason, 9> all_restart_reasons{
+inline constexpr std::array<RestartReason, 10> all_restart_reasons{
     RestartReason::failed,           RestartReason::cancelled_unexpectedly, RestartReason::completed,
     RestartReason::factory_failed,   RestartReason::manual,                 RestartReason::unknown,
-    RestartReason::watchdog_timeout, RestartReason::startup_timeout,        RestartReason::quarantine_trial};
+    RestartReason::watchdog_timeout, RestartReason::startup_timeout,        RestartReason::quarantine_trial,
+    RestartReason::group};
 
 [[nodiscard]] constexpr std::string_view to_string(RestartReason reason) noexcept {
     switch (reason) {
@@ -75,6 +77,7 @@ inline constexpr std::array<RestartReason, 9> all_restart_reasons{
         case RestartReason::watchdog_timeout: return "watchdog_timeout";
         case RestartReason::startup_timeout: return "startup_timeout";
         case RestartReason::quarantine_trial: return "quarantine_trial";
+        case RestartReason::group: return "group";
     }
     return "unknown";
 }
@@ -243,6 +246,11 @@ private:
                 case MonitorEventKind::restart_merged:
                     if (!c.cause) c.cause = RestartReason::manual;
                     c.pending_backoff = {};  // the merge cuts a pending backoff short
+                    break;
+                case MonitorEventKind::stopped:
+                    // A group member stopped without a failure of its own: its group restarts it (or keeps it
+                    // stopped, and the next cause replaces this one).
+                    if (!e.group.empty() && !c.cause) c.cause = RestartReason::group;
                     break;
                 case MonitorEventKind::restarted:
                     ++restarts[e.component][c.cause.value_or(RestartReason::unknown)];

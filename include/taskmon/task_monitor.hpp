@@ -10,6 +10,8 @@
 //   monitor.register_task("perception", perception_loop());   // starts it under supervision
 //   monitor.enable({"perception"});                          // restart only what is enabled
 //   monitor.supervise("actuation", [] { return actuation_loop(); });  // factory + register + enable
+//   monitor.supervise_group("link", {{.name = "socket", .factory = open}, {.name = "reader", .factory = read}},
+//                           {.strategy = taskmon::RestartStrategy::one_for_all});  // live and die together
 //   monitor.supervise("poller", [](taskmon::ComponentContext ctx) -> asio::awaitable<void> {
 //       ctx.ready(); for (;;) { ctx.heartbeat(); co_await poll(); }
 //   }, taskmon::RestartPolicy{.watchdog_timeout = 10s, .give_up_mode = taskmon::GiveUpMode::quarantine});
@@ -25,6 +27,7 @@
 #include <taskmon/detail/config.hpp>
 
 #include <taskmon/component_context.hpp>
+#include <taskmon/component_group.hpp>
 #include <taskmon/component_stats.hpp>
 #include <taskmon/event_subscription.hpp>
 #include <taskmon/monitor_event.hpp>
@@ -49,13 +52,6 @@
 #include <vector>
 
 namespace taskmon {
-
-/// Creates a fresh instance of a component's coroutine; called on the monitor's strand for every restart.
-using RestartFactory = std::function<asio::awaitable<void>()>;
-
-/// A factory handed the new instance's ComponentContext (liveness: heartbeat, idle/busy, ready...). Take the
-/// context by value: the coroutine keeps its own copy.
-using ContextFactory = std::function<asio::awaitable<void>(ComponentContext)>;
 
 /// Default number of strands a monitor shares among its components (Asio's legacy io_context::strand service
 /// shares 193 the same way). 0 means one strand per component.
@@ -144,6 +140,29 @@ public:
     void supervise(const std::string& name, ContextFactory factory, std::optional<RestartPolicy> policy = {}) {
         state_->supervise(name, std::move(factory), std::move(policy));
     }
+
+    /// Starts group `name` of `members` under supervision, nested in group `parent` (empty: a top-level group;
+    /// a nested group joins its parent's members last). Members start in order on the monitor's strand, each
+    /// once the one before is ready (GroupPolicy::start_after_ready), and stop in reverse order, each waited for
+    /// up to its shutdown_timeout; close() stops a tree that way. A member's failure restarts what
+    /// policy.strategy names: one_for_one the member alone, one_for_all every member, rest_for_one the member
+    /// and those after it; the members concerned are stopped in reverse order and confirmed gone (or reported
+    /// unresponsive at their shutdown_timeout: such a member is started again only once it exited), then
+    /// started in order after the failing member's backoff. Members failing meanwhile join the same restart.
+    /// Each restart counts against the member's own limit and the group's max_restarts; a group over its limit
+    /// gives up and is restarted by its parent group as one failed member, and a top-level group is stopped
+    /// and escalated (async_wait_escalation(), MonitorEvent::group set, component empty). A member giving up
+    /// under GiveUpMode::escalate gives its group up the same way; under stop it stays down alone.
+    /// Members are components like any other (stats, events, restart(), disable()), but remove_and_wait()
+    /// refuses them. Throws std::invalid_argument (a bad name, policy or member; a name already used by a group
+    /// or component; an unknown parent) and std::logic_error after close(); nothing has changed then.
+    void supervise_group(const std::string& name, std::vector<GroupMember> members, const GroupPolicy& policy = {},
+                         const std::string& parent = {}) {
+        state_->supervise_group(name, std::move(members), policy, parent);
+    }
+
+    /// A consistent snapshot of every group.
+    [[nodiscard]] std::map<std::string, GroupStats> get_group_stats() const { return state_->group_snapshot(); }
 
     /// Requests a manual restart: cancels the running instance and starts a new one from the factory once it
     /// exited (counts in restart_count, not against the restart limit). Merged into a restart already pending

@@ -172,6 +172,11 @@ inline std::optional<std::string> state_after(const MonitorEvent& e) {
     case MonitorEventKind::quarantine_closed:
     case MonitorEventKind::reset:
     case MonitorEventKind::policy_updated:
+    case MonitorEventKind::group_started:  // group kinds: the members' own events move their lanes
+    case MonitorEventKind::group_restarting:
+    case MonitorEventKind::group_restarted:
+    case MonitorEventKind::group_gave_up:
+    case MonitorEventKind::group_shutdown:
     case MonitorEventKind::closed: return std::nullopt;
     }
     const auto name = to_string(e.kind);

@@ -11,6 +11,7 @@
 #include <taskmon/restart_policy.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/logger.h>
 
 #include <chrono>
@@ -248,10 +249,16 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
                        name, name, e.task_id);
             break;
         case MonitorEventKind::escalated:
-            logger.log(level_enum::critical,
-                       "Component {} gave up; escalating to the monitor's owner component={} restart_count={} "
-                       "reason={}",
-                       name, name, e.restart_count, quote(e.reason));
+            if (e.component.empty()) {
+                logger.log(level_enum::critical,
+                           "Group {} gave up; escalating to the monitor's owner group={} reason={}", e.group,
+                           e.group, quote(e.reason));
+            } else {
+                logger.log(level_enum::critical,
+                           "Component {} gave up; escalating to the monitor's owner component={} restart_count={} "
+                           "reason={}",
+                           name, name, e.restart_count, quote(e.reason));
+            }
             break;
         case MonitorEventKind::reset:
             logger.log(level_enum::info, "Restart history of component {} reset by hand component={}", name, name);
@@ -268,6 +275,35 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             break;
         case MonitorEventKind::policy_updated:
             logger.log(level_enum::info, "Policy of component {} updated component={}", name, name);
+            break;
+        case MonitorEventKind::group_started:
+            logger.log(level_enum::info, "Started group {} group={} members={}", e.group, e.group,
+                       quote(fmt::format("{}", fmt::join(e.members, ","))));
+            break;
+        case MonitorEventKind::group_restarting: {
+            const auto seconds = format_seconds(e.delay);
+            logger.log(level_enum::warn,
+                       "Restarting group {} after {}s delay: member {} failed group={} component={} members={} "
+                       "backoff={} reason={}",
+                       e.group, seconds, name, e.group, name, quote(fmt::format("{}", fmt::join(e.members, ","))),
+                       seconds, quote(e.reason));
+            break;
+        }
+        case MonitorEventKind::group_restarted:
+            logger.log(level_enum::info, "Successfully restarted group {} group={} members={}", e.group, e.group,
+                       quote(fmt::format("{}", fmt::join(e.members, ","))));
+            break;
+        case MonitorEventKind::group_gave_up:
+            logger.log(level_enum::err,
+                       "Group {} has exceeded its restart limit ({} restarts per {}); giving it up group={} "
+                       "component={} reason={}",
+                       e.group, e.limit, format_window(e.window), e.group, name, quote(e.reason));
+            break;
+        case MonitorEventKind::group_shutdown:
+            logger.log(level_enum::info,
+                       "Significant member {} of group {} ended; shutting the group down group={} component={} "
+                       "members={}",
+                       name, e.group, e.group, name, quote(fmt::format("{}", fmt::join(e.members, ","))));
             break;
     }
 }

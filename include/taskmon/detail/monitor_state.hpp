@@ -7,6 +7,7 @@
 #include <taskmon/task_monitor.hpp>
 
 #include <taskmon/component_context.hpp>
+#include <taskmon/component_group.hpp>
 #include <taskmon/component_stats.hpp>
 #include <taskmon/detail/exit_outcome.hpp>
 #include <taskmon/detail/listener_registry.hpp>
@@ -41,6 +42,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -55,7 +57,7 @@ namespace taskmon {
 namespace detail {
 
 /// Why the monitor asked an instance to stop.
-enum class StopCause { none, restart, disable, close, remove, liveness };
+enum class StopCause { none, restart, disable, close, remove, liveness, group };
 
 /// What a component's instances are made from: a plain factory or one that takes the instance's context.
 struct ComponentFactory {
@@ -140,6 +142,8 @@ public:
     }
 
     struct Component;
+    struct Group;
+    struct RestartUnit;
 
     /// An instance's liveness record (see InstanceLiveness); made only for instances that take a context or
     /// run under a liveness policy.
@@ -220,8 +224,49 @@ public:
         bool in_trial = false;        // the live instance is a quarantine trial
         bool removing = false;        // remove_and_wait() was called
         bool removed = false;         // left components_
+        // Groups (supervise_group): the group it belongs to, and the unit driving it through a group restart,
+        // an ordered start or stop (while `unit` is set, the unit alone starts it: no restart of its own).
+        Group* group = nullptr;
+        std::shared_ptr<RestartUnit> unit;
+        bool significant = false;
+        bool drive_restart = false;  // in `unit`: to be started again (else kept stopped)
+        bool unit_started = false;   // in `unit`: started by it already
     };
     using ComponentPtr = std::shared_ptr<Component>;
+
+    /// A member of a group: a component or a nested group.
+    struct Member {
+        ComponentPtr component;
+        Group* group = nullptr;
+        [[nodiscard]] const std::string& name() const { return component ? component->name : group->name; }
+    };
+
+    /// A group of supervise_group(). Groups are never removed: they live as long as the state.
+    struct Group {
+        std::string name;
+        GroupPolicy policy;
+        Group* parent = nullptr;
+        std::vector<Member> members;     // start order
+        std::vector<time_point> window;  // restarts counted against policy.max_restarts, oldest first
+        GroupState state = GroupState::starting;
+        int restart_count = 0;
+    };
+
+    /// One ordered stop-then-start of some components of one tree: a group's first start, a group restart, an
+    /// auto_shutdown, a top-level give-up, or close(). It stops the components it drives that are not yet
+    /// restarted in reverse tree order (each waited for up to its shutdown_timeout), waits until resume_at,
+    /// then starts those to restart in tree order (each after the one before is ready). A failure among them
+    /// makes a new unit that absorbs this one (`merged`), so a component is driven by one unit at most.
+    struct RestartUnit {
+        enum class Phase { stopping, waiting, starting };
+        explicit RestartUnit(Group& r) : root{&r} {}
+        Group* root;
+        Phase phase = Phase::stopping;
+        time_point resume_at{};
+        std::unique_ptr<Timer> timer;  // stop deadlines and the backoff; strand_ only
+        std::vector<Group*> starting, restarting, shutting;  // groups whose state it settles when done
+        bool merged = false;
+    };
 
     using Events = std::vector<MonitorEvent>;
     using Listeners = ListenerRegistry<MonitorEvent>;
@@ -349,7 +394,7 @@ public:
                 throw std::invalid_argument("restart: component '" + name + "' has no restart factory");
             }
             const auto now = Clock::now();
-            if (c.starting || (c.instance && c.instance->stop == StopCause::restart)) {
+            if (c.unit || c.starting || (c.instance && c.instance->stop == StopCause::restart)) {
                 events.push_back(event(MonitorEventKind::restart_merged, c, now));
             } else if (c.restart_scheduled) {
                 // Merge into the pending restart (or quarantine trial) and run it now.
@@ -389,11 +434,11 @@ public:
             }
             clear_budget(c);
             events.push_back(event(MonitorEventKind::reset, c, Clock::now()));
-            if (c.state == ComponentState::quarantined && !c.starting) {
+            if (c.state == ComponentState::quarantined && !c.starting && !c.unit) {
                 c.manual_pending = true;  // the pending trial becomes a plain restart, now
                 c.state = ComponentState::restarting;
                 schedule_start(cp, std::chrono::nanoseconds::zero());
-            } else if (c.state == ComponentState::gave_up && !c.instance && !c.starting) {
+            } else if (c.state == ComponentState::gave_up && !c.instance && !c.starting && !c.unit) {
                 start_now(cp);
             }
         }
@@ -414,6 +459,112 @@ public:
         }
         warn_if_max_backoff_unreachable(policy, "the policy of component '" + name + "'");
         publish(events);
+    }
+
+    void supervise_group(const std::string& name, std::vector<GroupMember> members, const GroupPolicy& policy,
+                         const std::string& parent) {
+        const auto where = "supervise_group: group '" + name + "'";
+        if (name.empty()) {
+            throw std::invalid_argument("supervise_group: group name must not be empty");
+        }
+        validate(policy, where + " policy");
+        std::set<std::string_view> seen;
+        for (const auto& m : members) {
+            if (m.name.empty()) {
+                throw std::invalid_argument(where + ": a member name is empty");
+            }
+            if (m.name == name || !seen.insert(m.name).second) {
+                throw std::invalid_argument(where + ": duplicate member name '" + m.name + "'");
+            }
+            if (!m.factory == !m.context_factory) {
+                throw std::invalid_argument(where + ": member '" + m.name +
+                                            "' needs exactly one of factory and context_factory");
+            }
+            if (m.policy) {
+                validate(*m.policy, where + ": policy of member '" + m.name + "'");
+            }
+        }
+        auto group = std::make_unique<Group>();
+        group->name = name;
+        group->policy = policy;
+        std::vector<ComponentPtr> made;
+        Events events;
+        {
+            std::lock_guard lock{mutex_};
+            check_open("supervise_group");
+            if (groups_.count(name) != 0 || components_.count(name) != 0) {
+                throw std::invalid_argument(where + ": the name is already used by a group or component");
+            }
+            if (!parent.empty()) {
+                auto it = groups_.find(parent);
+                if (it == groups_.end()) {
+                    throw std::invalid_argument(where + ": unknown parent group '" + parent + "'");
+                }
+                group->parent = it->second.get();
+                const auto state = group->parent->state;
+                if (state == GroupState::shutting_down || state == GroupState::shut_down ||
+                    state == GroupState::gave_up) {
+                    throw std::invalid_argument(where + ": parent group '" + parent + "' is " +
+                                                std::string{to_string(state)});
+                }
+            }
+            for (const auto& m : members) {
+                if (groups_.count(m.name) != 0 || components_.count(m.name) != 0) {
+                    throw std::invalid_argument(where + ": member name '" + m.name +
+                                                "' is already used by a group or component");
+                }
+            }
+            for (auto& m : members) {  // nothing has changed so far
+                auto c = make_component(m.name);
+                c->factory = m.factory ? make_factory(std::move(m.factory)) : make_factory(std::move(m.context_factory));
+                c->own_policy = m.policy ? std::make_shared<const RestartPolicy>(*m.policy) : nullptr;
+                c->enabled = true;
+                c->registered = true;
+                c->group = group.get();
+                c->significant = m.significant;
+                made.push_back(std::move(c));
+            }
+            auto& g = *groups_.emplace(name, std::move(group)).first->second;
+            for (auto& c : made) {
+                insert(c);
+                g.members.push_back(Member{c, nullptr});
+            }
+            if (g.parent) {
+                g.parent->members.push_back(Member{nullptr, &g});
+            }
+            std::vector<ComponentPtr> leaves;
+            leaves_of(g, leaves);
+            enlist(root_of(g), leaves, true, Clock::now()).starting.push_back(&g);
+        }
+        for (const auto& m : members) {
+            if (m.policy) {
+                warn_if_max_backoff_unreachable(*m.policy, "the policy of component '" + m.name + "'");
+            }
+        }
+        publish(events);
+    }
+
+    std::map<std::string, GroupStats> group_snapshot() const {
+        std::lock_guard lock{mutex_};
+        const auto now = Clock::now();
+        std::map<std::string, GroupStats> out;
+        for (const auto& [name, g] : groups_) {
+            GroupStats s;
+            s.state = g->state;
+            s.strategy = g->policy.strategy;
+            if (g->parent) {
+                s.parent = g->parent->name;
+            }
+            for (const auto& m : g->members) {
+                s.members.push_back(m.name());
+            }
+            s.restart_count = g->restart_count;
+            const auto window = std::chrono::duration_cast<duration>(g->policy.restart_window);
+            s.restarts_in_window = static_cast<int>(std::count_if(
+                g->window.begin(), g->window.end(), [&](const time_point& t) { return t > now - window; }));
+            out.emplace(name, std::move(s));
+        }
+        return out;
     }
 
     /// Adds a listener (see BasicTaskMonitor::subscribe) and returns its id in listeners().
@@ -468,6 +619,10 @@ public:
             check_known({name}, "remove_and_wait");
             cp = components_.find(std::string_view{name})->second;
             auto& c = *cp;
+            if (c.group) {
+                throw std::invalid_argument("remove_and_wait: component '" + name + "' is a member of group '" +
+                                            c.group->name + "'");
+            }
             if (!c.removing) {
                 c.removing = true;
                 c.enabled = false;
@@ -612,6 +767,9 @@ private:
         if (it != components_.end() && it->second->registered) {
             throw std::invalid_argument(std::string{what} + ": duplicate component name '" + name + "'");
         }
+        if (groups_.count(name) != 0) {
+            throw std::invalid_argument(std::string{what} + ": '" + name + "' is the name of a group");
+        }
     }
 
     void check_known(const std::vector<std::string>& names, const char* what) const {
@@ -711,6 +869,9 @@ private:
         s.generation = c.generation;
         s.in_trial = c.in_trial && c.instance;
         s.quarantine_cooldown = c.quarantine_cooldown;
+        if (c.group) {
+            s.group = c.group->name;
+        }
         if (const auto& i = c.instance) {
             if (const auto& l = i->liveness) {
                 s.ready = l->ready_at() != InstanceLiveness::never;
@@ -734,6 +895,19 @@ private:
         e.task_id = c.task_id;
         e.restart_count = c.restart_count;
         e.failure_count = c.failure_count;
+        if (c.group) {
+            e.group = c.group->name;
+        }
+        return e;
+    }
+
+    /// The event `kind` of group `g`.
+    MonitorEvent group_event(MonitorEventKind kind, const Group& g, time_point now) {
+        MonitorEvent e;
+        e.kind = kind;
+        e.group = g.name;
+        e.sequence = ++next_sequence_;
+        e.time = wall(now);
         return e;
     }
 
@@ -970,12 +1144,15 @@ private:
         }
         if (policy_of(c).restart_type == RestartType::temporary) {
             c.state = ComponentState::failed;
+            member_ended(c, now, events);
         } else if (!c.enabled) {
             c.state = ComponentState::failed;
             events.push_back(event(MonitorEventKind::not_enabled, c, now));
+            member_ended(c, now, events);
         } else if (!c.factory) {
             c.state = ComponentState::failed;
             events.push_back(event(MonitorEventKind::no_factory, c, now));
+            member_ended(c, now, events);
         } else if (cls == FailureClass::fatal && !c.in_trial) {
             give_up(cp, reason, now, events, true);
         } else {
@@ -1020,6 +1197,9 @@ private:
         e.delay = delay;
         e.reason = reason;
         events.push_back(std::move(e));
+        if (c.group && group_member_failed(*c.group, Member{cp, nullptr}, reason, delay, counted, now, events)) {
+            return;  // the group restarts it (or gave up)
+        }
         schedule_start(cp, delay);
     }
 
@@ -1037,7 +1217,11 @@ private:
         e.limit = fatal ? 0 : policy.max_restart_attempts;
         e.window = policy.restart_window;
         e.reason = reason;
-        if (policy.give_up_mode == GiveUpMode::escalate) {
+        if (policy.give_up_mode == GiveUpMode::escalate && c.group) {
+            events.push_back(std::move(e));  // escalated to its group, which gives up as a whole
+            group_give_up(*c.group, c.name, 0, "member '" + c.name + "' escalated: " + reason, policy.base_backoff,
+                          now, events);
+        } else if (policy.give_up_mode == GiveUpMode::escalate) {
             auto escalation = e;
             escalation.kind = MonitorEventKind::escalated;
             escalation.sequence = ++next_sequence_;
@@ -1047,6 +1231,7 @@ private:
             asio::post(strand_, [self = this->shared_from_this()] { self->deliver_escalations(); });
         } else {
             events.push_back(std::move(e));
+            member_ended(c, now, events);
         }
     }
 
@@ -1190,6 +1375,411 @@ private:
         events.push_back(std::move(e));
     }
 
+    // ---- groups (mutex_ held, except advance() on strand_) -------------------------------------------
+
+    static Group& root_of(Group& g) {
+        auto* r = &g;
+        while (r->parent) {
+            r = r->parent;
+        }
+        return *r;
+    }
+
+    /// The components of `g` and of its nested groups, in start order.
+    static void leaves_of(const Group& g, std::vector<ComponentPtr>& out) {
+        for (const auto& m : g.members) {
+            leaves_of(m, out);
+        }
+    }
+
+    static void leaves_of(const Member& m, std::vector<ComponentPtr>& out) {
+        if (m.component) {
+            out.push_back(m.component);
+        } else {
+            leaves_of(*m.group, out);
+        }
+    }
+
+    /// `g` and every group nested in it.
+    static void subtree_of(Group& g, std::vector<Group*>& out) {
+        out.push_back(&g);
+        for (const auto& m : g.members) {
+            if (m.group) {
+                subtree_of(*m.group, out);
+            }
+        }
+    }
+
+    /// The components `u` drives, in start order.
+    static std::vector<ComponentPtr> leaves_of(const RestartUnit& u) {
+        std::vector<ComponentPtr> all;
+        leaves_of(*u.root, all);
+        std::erase_if(all, [&u](const ComponentPtr& c) { return c->unit.get() != &u; });
+        return all;
+    }
+
+    /// Counts a restart against `g`'s max_restarts; false if that is one too many.
+    bool count_group_restart(Group& g, time_point now) {
+        const auto window = std::chrono::duration_cast<duration>(g.policy.restart_window);
+        std::erase_if(g.window, [&](const time_point& t) { return t <= now - window; });
+        if (static_cast<std::int64_t>(g.window.size()) >= g.policy.max_restarts) {
+            return false;
+        }
+        if (g.window.size() >= unlimited_window_memory) {
+            g.window.erase(g.window.begin());
+        }
+        g.window.push_back(now);
+        return true;
+    }
+
+    /// Member `m` of `g` failed and its own policy restarts it after `delay`. Counts the restart against the
+    /// group's limit, then restarts what g's strategy names. Returns false when the member restarts on its own
+    /// (a one_for_one component that no unit drives).
+    bool group_member_failed(Group& g, const Member& m, const std::string& reason, std::chrono::nanoseconds delay,
+                             bool counted, time_point now, Events& events) {
+        if (counted && !count_group_restart(g, now)) {
+            group_give_up(g, m.name(), g.policy.max_restarts, reason, delay, now, events);
+            return true;
+        }
+        if (g.policy.strategy == RestartStrategy::one_for_one && m.component && !m.component->unit) {
+            return false;
+        }
+        auto first = g.members.begin();
+        auto last = g.members.end();
+        if (g.policy.strategy == RestartStrategy::one_for_one) {
+            first = std::find_if(g.members.begin(), g.members.end(), [&m](const Member& x) {
+                return x.component == m.component && x.group == m.group;
+            });
+            last = std::next(first);
+        } else if (g.policy.strategy == RestartStrategy::rest_for_one) {
+            first = std::find_if(g.members.begin(), g.members.end(), [&m](const Member& x) {
+                return x.component == m.component && x.group == m.group;
+            });
+        }
+        std::vector<ComponentPtr> leaves;
+        std::vector<Group*> groups;
+        auto e = group_event(MonitorEventKind::group_restarting, g, now);
+        e.component = m.name();
+        e.delay = delay;
+        e.reason = reason;
+        for (auto it = first; it != last; ++it) {
+            leaves_of(*it, leaves);
+            e.members.push_back(it->name());
+            if (it->group) {
+                subtree_of(*it->group, groups);
+            }
+        }
+        if (g.policy.strategy != RestartStrategy::one_for_one) {
+            groups.push_back(&g);
+        }
+        for (auto* x : groups) {
+            x->state = GroupState::restarting;
+        }
+        events.push_back(std::move(e));
+        auto& unit = enlist(root_of(g), leaves, true, now + std::chrono::duration_cast<duration>(delay));
+        unit.restarting.insert(unit.restarting.end(), groups.begin(), groups.end());
+        return true;
+    }
+
+    /// `g` gives up (its limit was exceeded, or a member escalated): its parent restarts it as a failed member
+    /// or, at the top of the tree, its members are stopped and it is escalated to the monitor's owner.
+    void group_give_up(Group& g, const std::string& cause, int limit, const std::string& reason,
+                       std::chrono::nanoseconds delay, time_point now, Events& events) {
+        auto e = group_event(MonitorEventKind::group_gave_up, g, now);
+        e.component = cause;
+        e.limit = limit;
+        e.window = g.policy.restart_window;
+        e.reason = reason;
+        events.push_back(e);
+        if (g.parent) {
+            g.window.clear();  // restarted as a whole: a fresh budget
+            group_member_failed(*g.parent, Member{nullptr, &g}, "group '" + g.name + "' gave up: " + reason, delay,
+                                true, now, events);
+            return;
+        }
+        std::vector<Group*> groups;
+        subtree_of(g, groups);
+        for (auto* x : groups) {
+            x->state = GroupState::gave_up;
+        }
+        std::vector<ComponentPtr> leaves;
+        leaves_of(g, leaves);
+        enlist(g, leaves, false, now);
+        e.kind = MonitorEventKind::escalated;
+        e.component.clear();
+        e.sequence = ++next_sequence_;
+        events.push_back(e);
+        escalations_.push_back(std::move(e));
+        asio::post(strand_, [self = this->shared_from_this()] { self->deliver_escalations(); });
+    }
+
+    /// `c` ended for good (completed, failed without restart, gave up): a significant member may end its group.
+    void member_ended(Component& c, time_point now, Events& events) {
+        if (c.group && c.significant) {
+            significant_ended(*c.group, c.name, now, events);
+        }
+    }
+
+    static bool has_ended(const Member& m) {
+        if (m.group) {
+            const auto s = m.group->state;
+            return s == GroupState::shutting_down || s == GroupState::shut_down || s == GroupState::gave_up;
+        }
+        const auto& c = *m.component;
+        const auto s = c.state;
+        return !c.instance && !c.restart_scheduled && !c.unit &&
+               (s == ComponentState::completed || s == ComponentState::failed || s == ComponentState::gave_up);
+    }
+
+    /// Significant member `who` of `g` ended: shuts `g` down if its auto_shutdown says so.
+    void significant_ended(Group& g, const std::string& who, time_point now, Events& events) {
+        if (g.state == GroupState::shutting_down || g.state == GroupState::shut_down ||
+            g.state == GroupState::gave_up || g.state == GroupState::stopped ||
+            g.policy.auto_shutdown == AutoShutdown::never) {
+            return;
+        }
+        if (g.policy.auto_shutdown == AutoShutdown::all_significant) {
+            for (const auto& m : g.members) {
+                const bool significant = m.component ? m.component->significant : m.group->policy.significant;
+                if (significant && !has_ended(m)) {
+                    return;
+                }
+            }
+        }
+        std::vector<Group*> groups;
+        subtree_of(g, groups);
+        for (auto* x : groups) {
+            x->state = GroupState::shutting_down;
+        }
+        auto e = group_event(MonitorEventKind::group_shutdown, g, now);
+        e.component = who;
+        for (const auto& m : g.members) {
+            e.members.push_back(m.name());
+        }
+        events.push_back(std::move(e));
+        std::vector<ComponentPtr> leaves;
+        leaves_of(g, leaves);
+        auto& unit = enlist(root_of(g), leaves, false, now);
+        unit.shutting.insert(unit.shutting.end(), groups.begin(), groups.end());
+        if (g.parent && g.policy.significant) {
+            significant_ended(*g.parent, g.name, now, events);
+        }
+    }
+
+    /// Hands `leaves` (components of the tree under `root`) to a new unit that stops them in reverse order and,
+    /// if `restart`, starts them again in order from `resume_at`. Units already driving any of them are
+    /// absorbed, with what they still had to do. Quarantined and given-up components are left alone by a
+    /// restart; temporary and disabled ones are stopped, not restarted.
+    RestartUnit& enlist(Group& root, const std::vector<ComponentPtr>& leaves, bool restart, time_point resume_at) {
+        auto unit = std::make_shared<RestartUnit>(root);
+        unit->resume_at = resume_at;
+        for (const auto& c : leaves) {
+            if (c->unit && c->unit != unit) {
+                absorb(unit, c->unit);
+            }
+        }
+        for (const auto& cp : leaves) {
+            auto& c = *cp;
+            const bool stuck = c.state == ComponentState::gave_up || c.state == ComponentState::quarantined;
+            if (restart && stuck) {
+                if (c.unit == unit) {
+                    c.drive_restart = false;  // absorbed: kept stopped
+                }
+                continue;
+            }
+            if (c.restart_scheduled) {  // a backoff or trial of its own: the unit replaces it
+                c.restart_scheduled = false;
+                c.manual_pending = false;
+                ++c.restart_gen;
+                c.next_restart.reset();
+                asio::post(strand_, [cp] {
+                    if (cp->timer) {
+                        cp->timer->cancel();
+                    }
+                });
+            }
+            c.in_trial = false;
+            c.unit = unit;
+            c.unit_started = false;
+            c.drive_restart = restart && c.enabled && c.factory &&
+                              policy_of(c).restart_type != RestartType::temporary;
+            if (c.drive_restart) {
+                c.state = ComponentState::restarting;
+            } else if (!c.instance &&
+                       (c.state == ComponentState::restarting || c.state == ComponentState::quarantined)) {
+                c.state = ComponentState::stopped;
+            }
+        }
+        for (const auto& c : leaves_of(*unit)) {
+            if (c->drive_restart && !c->unit_started) {
+                c->next_restart = unit->resume_at;  // absorbed ones too: the unit starts them together
+            }
+        }
+        asio::post(strand_, [self = this->shared_from_this(), unit] { self->advance(unit); });
+        return *unit;
+    }
+
+    /// Moves what `old` drives into `unit`. `old` by value: the caller's may be a component's own `unit`.
+    void absorb(const std::shared_ptr<RestartUnit>& unit, std::shared_ptr<RestartUnit> old) {
+        for (const auto& c : leaves_of(*old)) {
+            c->unit = unit;
+        }
+        old->merged = true;
+        unit->resume_at = std::max(unit->resume_at, old->resume_at);
+        for (auto list : {&RestartUnit::starting, &RestartUnit::restarting, &RestartUnit::shutting}) {
+            auto& to = (*unit).*list;
+            const auto& from = (*old).*list;
+            to.insert(to.end(), from.begin(), from.end());
+        }
+        asio::post(strand_, [old] {
+            if (old->timer) {
+                old->timer->cancel();
+            }
+        });
+    }
+
+    /// What a unit does next (mutex_ held): stop one more component, wait, start one more, or finish.
+    struct UnitStep {
+        ComponentPtr start;  // call start_restart(start, gen, first_start) next
+        std::uint32_t gen = 0;
+        bool first_start = false;
+        std::optional<time_point> wake;  // look again then (or on the exit / readiness it waits for)
+    };
+
+    UnitStep step(RestartUnit& u, time_point now, Events& events) {
+        UnitStep next;
+        const auto leaves = leaves_of(u);
+        if (u.phase == RestartUnit::Phase::stopping) {
+            for (auto it = leaves.rbegin(); it != leaves.rend(); ++it) {
+                auto& c = **it;
+                if (c.unit_started || !c.instance || c.instance->reported_unresponsive) {
+                    continue;
+                }
+                if (c.instance->stop == StopCause::none) {
+                    request_stop(*it, closed_ ? StopCause::close : StopCause::group);
+                    c.state = c.drive_restart && !closed_ ? ComponentState::restarting : ComponentState::stopping;
+                }
+                if (now < c.instance->stop_deadline) {
+                    next.wake = c.instance->stop_deadline;  // or its exit, whichever comes first
+                    return next;
+                }
+                report_unresponsive(c, now, events);  // it may still exit: it is not started again before
+            }
+            u.phase = RestartUnit::Phase::waiting;
+        }
+        if (u.phase == RestartUnit::Phase::waiting) {
+            const bool to_start = std::any_of(leaves.begin(), leaves.end(),
+                                              [](const ComponentPtr& c) { return c->drive_restart; });
+            if (to_start && !closed_ && now < u.resume_at) {
+                next.wake = u.resume_at;
+                return next;
+            }
+            u.phase = RestartUnit::Phase::starting;
+        }
+        for (const auto& cp : leaves) {
+            auto& c = *cp;
+            if (!c.drive_restart) {
+                continue;
+            }
+            if (c.unit_started) {
+                if (c.instance && c.group->policy.start_after_ready && !ready_time(*c.instance)) {
+                    return next;  // on_ready (or its failure) advances
+                }
+                continue;
+            }
+            if (closed_ || !c.enabled || !c.factory) {
+                c.drive_restart = false;
+                if (!c.instance) {
+                    c.state = ComponentState::stopped;
+                    c.next_restart.reset();
+                }
+                continue;
+            }
+            if (c.instance) {
+                return next;  // an instance that outlived its stop: never two live instances
+            }
+            c.unit_started = true;
+            c.restart_scheduled = true;
+            c.manual_pending = false;
+            next.start = cp;
+            next.gen = ++c.restart_gen;
+            next.first_start = c.generation == 0;
+            return next;
+        }
+        finish(u, leaves, now, events);
+        return next;
+    }
+
+    /// The unit did everything: its components are on their own again, its groups settle.
+    void finish(RestartUnit& u, const std::vector<ComponentPtr>& leaves, time_point now, Events& events) {
+        u.merged = true;  // done: stale timers and posts find nothing to do
+        for (const auto& c : leaves) {
+            c->unit.reset();
+            c->drive_restart = false;
+            c->unit_started = false;
+        }
+        const auto settle = [&](std::vector<Group*>& groups, GroupState from, GroupState to,
+                                std::optional<MonitorEventKind> kind) {
+            std::sort(groups.begin(), groups.end());
+            groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+            for (auto* g : groups) {
+                if (g->state != from) {
+                    continue;
+                }
+                g->state = to;
+                if (kind == MonitorEventKind::group_restarted) {
+                    ++g->restart_count;
+                }
+                if (kind) {
+                    auto e = group_event(*kind, *g, now);
+                    for (const auto& m : g->members) {
+                        e.members.push_back(m.name());
+                    }
+                    events.push_back(std::move(e));
+                }
+            }
+        };
+        if (closed_) {
+            return;
+        }
+        settle(u.starting, GroupState::starting, GroupState::running, MonitorEventKind::group_started);
+        settle(u.restarting, GroupState::restarting, GroupState::running, MonitorEventKind::group_restarted);
+        settle(u.shutting, GroupState::shutting_down, GroupState::shut_down, std::nullopt);
+    }
+
+    /// Runs unit `u` as far as it can go now (strand_): a stop requested, a component started, a timer armed.
+    void advance(const std::shared_ptr<RestartUnit>& u) {
+        for (;;) {
+            Events events;
+            UnitStep next;
+            {
+                std::lock_guard lock{mutex_};
+                if (u->merged) {
+                    return;
+                }
+                next = step(*u, Clock::now(), events);
+            }
+            publish(events);
+            if (next.start) {
+                start_restart(next.start, next.gen, next.first_start);  // publishes; a failure merges `u` away
+                continue;
+            }
+            if (next.wake) {
+                if (!u->timer) {
+                    u->timer = std::make_unique<Timer>(strand_);
+                }
+                u->timer->expires_at(*next.wake);
+                u->timer->async_wait([self = this->shared_from_this(), u](std::error_code ec) {
+                    if (!ec) {
+                        self->advance(u);
+                    }
+                });
+            }
+            maybe_finish_close();
+            return;
+        }
+    }
+
     // ---- completion handlers (strand_) ---------------------------------------------------------------
 
     void check_watch(const ComponentPtr& cp) {
@@ -1229,9 +1819,17 @@ private:
         }
         publish(events);
         check_watch(cp);  // the startup deadline is over: the watchdog (and a trial's probation) starts
+        std::shared_ptr<RestartUnit> unit;
+        {
+            std::lock_guard lock{mutex_};
+            unit = cp->unit;
+        }
+        if (unit) {
+            advance(unit);  // an ordered start may be waiting for this member to be ready
+        }
     }
 
-    void start_restart(const ComponentPtr& cp, std::uint64_t gen) {
+    void start_restart(const ComponentPtr& cp, std::uint64_t gen, bool first_start = false) {
         auto& c = *cp;
         std::shared_ptr<const ComponentFactory> factory;
         Reservation reservation;
@@ -1288,7 +1886,7 @@ private:
                     schedule_restart(cp, c.last_error.str(), now, cls != FailureClass::not_counted, events);
                 }
             } else {
-                spawn(cp, std::move(*task), std::move(factory), std::move(reservation), events, true);
+                spawn(cp, std::move(*task), std::move(factory), std::move(reservation), events, !first_start);
             }
         }
         task.reset();
@@ -1301,6 +1899,7 @@ private:
         auto& c = *cp;
         auto outcome = classify_exit(error);
         Events events;
+        std::shared_ptr<RestartUnit> unit;
         {
             std::lock_guard lock{mutex_};
             if (c.instance == instance) {
@@ -1320,7 +1919,18 @@ private:
             if (c.watch_timer) {
                 c.watch_timer->cancel();  // strand_: nothing left to watch until the next instance
             }
-            if (instance->stop == StopCause::restart && !closed_ && !c.removing) {
+            if (c.unit && instance->stop != StopCause::none && instance->stop != StopCause::liveness && !closed_) {
+                // Stopped for a group restart or an ordered stop: the unit decides what follows.
+                c.in_trial = false;
+                c.state = c.drive_restart && c.enabled ? ComponentState::restarting : ComponentState::stopped;
+                auto e = event(MonitorEventKind::stopped, c, now);
+                e.task_id = instance->id;
+                if (outcome.kind == ExitOutcome::failed) {
+                    c.last_error = outcome.reason;
+                    e.reason = outcome.reason;
+                }
+                events.push_back(std::move(e));
+            } else if (instance->stop == StopCause::restart && !closed_ && !c.removing) {
                 if (outcome.kind == ExitOutcome::failed) {
                     c.last_error = outcome.reason;  // it threw while being stopped: report it, then restart
                     auto e = event(MonitorEventKind::stopped, c, now);
@@ -1366,6 +1976,7 @@ private:
                     e.task_id = instance->id;
                     e.restart_type = policy.restart_type;
                     events.push_back(std::move(e));
+                    member_ended(c, now, events);
                 }
             } else {
                 ++c.failure_count;
@@ -1380,9 +1991,13 @@ private:
                 events.push_back(std::move(e));
                 after_failure(cp, outcome.reason, cls, now, events);
             }
+            unit = c.unit;
         }
         publish(events);
         complete_removals();
+        if (unit) {
+            advance(unit);  // it may be waiting for this exit
+        }
         maybe_finish_close();
     }
 
@@ -1431,11 +2046,33 @@ private:
                 }
             }
             const auto stop = [&](const ComponentPtr& c) {
-                if (c->instance) {
+                if (c->instance && !c->group) {
                     request_stop(c, StopCause::close);
                     longest = std::max<std::chrono::nanoseconds>(longest, policy_of(*c).shutdown_timeout);
                 }
             };
+            // Groups stop in reverse start order, one member at a time: a tree may take the sum of its
+            // members' shutdown_timeouts.
+            for (auto& [name, g] : groups_) {
+                g->state = GroupState::stopped;
+                if (g->parent) {
+                    continue;
+                }
+                std::vector<ComponentPtr> leaves;
+                leaves_of(*g, leaves);
+                std::chrono::nanoseconds sum{};
+                bool any = false;
+                for (const auto& c : leaves) {
+                    if (c->instance) {
+                        sum += policy_of(*c).shutdown_timeout;
+                        any = true;
+                    }
+                }
+                if (any) {
+                    longest = std::max(longest, sum);
+                }
+                enlist(*g, leaves, false, Clock::now());
+            }
             for (auto& [name, c] : components_) {
                 stop(c);
             }
@@ -1538,6 +2175,7 @@ private:
     // Keyed by a view of the component's own name (the record outlives its entry).
     std::map<std::string_view, ComponentPtr, std::less<>> components_;
     std::vector<ComponentPtr> detached_;  // removed, but their instance outlived shutdown_timeout
+    std::map<std::string, std::unique_ptr<Group>, std::less<>> groups_;  // never shrinks
     // Components' strands, type-erased once: copies of an any_io_executor share its heap-held strand, where each
     // conversion from a strand<> would allocate. Only grows, so references stay valid.
     std::deque<asio::any_io_executor> strands_;
