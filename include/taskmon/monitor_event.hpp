@@ -25,7 +25,7 @@ namespace taskmon {
 
 /// What happened. Every kind except `closed` concerns one component (MonitorEvent::component).
 enum class MonitorEventKind {
-    started,                 ///< first instance of a component started (register_task, supervise)
+    started,                 ///< first instance of a component started (register_task, supervise, spawn)
     failed,                  ///< an instance threw
     cancelled_unexpectedly,  ///< an instance exited with operation_aborted the monitor did not request
     completed,               ///< an instance returned normally and is not restarted
@@ -49,7 +49,7 @@ enum class MonitorEventKind {
     quarantine_closed,       ///< the trial stayed ready for reset_backoff_after: breaker closed, window cleared
     escalated,               ///< gave up under GiveUpMode::escalate: handed to async_wait_escalation()
     reset,                   ///< reset(): restart history cleared by hand
-    removed,                 ///< remove_and_wait(): the component left the monitor
+    removed,                 ///< the component left the monitor: remove_and_wait(), or a spawn()ed task ended
     policy_updated,          ///< update_policy(): the new policy applies from the next decision
 };
 
@@ -102,6 +102,7 @@ enum class MonitorEventKind {
 /// | quarantined                       | delay (the cooldown), attempt (trials so far), reason |
 /// | escalated                         | limit, window, reason (as gave_up)                 |
 /// | removed                           | unresponsive (1 if the instance outlived shutdown_timeout) |
+/// | any (spawn()ed component)         | spawned                                            |
 /// | stopped                           | reason, only if the instance threw while stopping  |
 /// | stop_timeout                      | delay (the shutdown_timeout)                       |
 /// | closed                            | count, unresponsive (component and task_id empty)  |
@@ -144,6 +145,10 @@ struct MonitorEvent {
     std::size_t count = 0;         ///< closed: number of components the monitor knew
     std::size_t unresponsive = 0;  ///< closed: components still running when close() gave up waiting; removed: 1
                                    ///< if the instance was still running at its shutdown_timeout
+
+    /// The component was started by BasicTaskMonitor::spawn() (a short-lived task that leaves the monitor when
+    /// it ends); its routine lines (started, completed, stopped without error, removed) are logged at debug.
+    bool spawned = false;
 };
 
 /// A subscriber of BasicTaskMonitor::subscribe().
