@@ -139,6 +139,10 @@ public:
     /// shutdown_timeout; past that it is reported unresponsive. No liveness watch or timer is made for it
     /// (the monitor policy's watchdog/startup timeouts do not apply) unless something asks it to stop.
     ///
+    /// The monitor keeps only the coroutine: unlike a factory, a coroutine lambda's closure is not kept alive, so
+    /// pass state as the coroutine's parameters (`[](tcp::socket s) -> asio::awaitable<void> {...}(std::move(s))`),
+    /// not as captures of a temporary lambda.
+    ///
     /// May be called from any thread, also from inside a component's coroutine (an accept loop spawning
     /// connections). The task starts before the call returns on another thread's strand; it may have run up to
     /// its first suspension inside this call when called from the strand it is assigned. Throws, changing
