@@ -21,7 +21,7 @@ SPDLOG_LEVEL=debug "$server" 0 2 >"$work/out" 2>&1 &
 pid=$!
 port=
 for _ in $(seq 200); do
-    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$work/out")
+    port=$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$work/out" 2>/dev/null || true)
     [ -n "$port" ] && break
     sleep 0.05
 done
