@@ -4,6 +4,8 @@
 //   2. start + close of 100k components vs 100k bare co_spawn + cancel;
 //   3. bytes per supervised component beyond what a bare co_spawn of the same coroutine costs (glibc only), also
 //      for a watched component (context factory and watchdog policy);
+//      and for a spawn()ed task; spawn() to removed of a task that returns at once, against a bare co_spawn run to
+//      its end;
 //   4. the cost of ComponentContext::heartbeat().
 #include <taskmon/task_monitor.hpp>
 
@@ -249,6 +251,41 @@ void BM_bytes_task_monitor_watched(benchmark::State& state) {
                   });
 }
 BENCHMARK(BM_bytes_task_monitor_watched)->Iterations(1);
+
+/// The same coroutine started by spawn() (a short-lived task: no factory, no liveness record, no timer).
+void BM_bytes_task_monitor_spawn(benchmark::State& state) {
+    measure_bytes(state, {}, taskmon::default_strand_pool_size,
+                  [](taskmon::TaskMonitor& monitor, const std::string& name) { monitor.spawn(name, wait_forever()); });
+}
+BENCHMARK(BM_bytes_task_monitor_spawn)->Iterations(1);
+
+/// A spawned task that returns at once, from spawn() until it left the monitor (started, completed, removed:
+/// three events, logged to a null logger), against a bare co_spawn of the same coroutine run to its end.
+asio::awaitable<void> return_at_once() { co_return; }
+
+void BM_bare_spawn_return(benchmark::State& state) {
+    asio::io_context io{1};
+    for (auto _ : state) {
+        asio::co_spawn(io, return_at_once(), [](std::exception_ptr) {});
+        io.run();
+        io.restart();
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_bare_spawn_return);
+
+void BM_task_monitor_spawn_return(benchmark::State& state) {
+    asio::io_context io{1};
+    taskmon::TaskMonitor monitor{io.get_executor(), {}, null_logger()};
+    const std::string name = "conn";
+    for (auto _ : state) {
+        monitor.spawn(name, return_at_once());
+        io.run();  // returns once the task left the monitor (nothing else is pending)
+        io.restart();
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_task_monitor_spawn_return);
 
 // ---- 4. a heartbeat -----------------------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ namespace taskmon {
 /// What happened. Every kind except `closed` and the group kinds concerns one component (MonitorEvent::component);
 /// the group kinds concern MonitorEvent::group.
 enum class MonitorEventKind {
-    started,                 ///< first instance of a component started (register_task, supervise)
+    started,                 ///< first instance of a component started (register_task, supervise, spawn)
     failed,                  ///< an instance threw
     cancelled_unexpectedly,  ///< an instance exited with operation_aborted the monitor did not request
     completed,               ///< an instance returned normally and is not restarted
@@ -51,7 +51,7 @@ enum class MonitorEventKind {
     quarantine_closed,       ///< the trial stayed ready for reset_backoff_after: breaker closed, window cleared
     escalated,               ///< gave up under GiveUpMode::escalate: handed to async_wait_escalation()
     reset,                   ///< reset(): restart history cleared by hand
-    removed,                 ///< remove_and_wait(): the component left the monitor
+    removed,                 ///< the component left the monitor: remove_and_wait(), or a spawn()ed task ended
     policy_updated,          ///< update_policy(): the new policy applies from the next decision
     group_started,           ///< every member of a new group was started in order (`group`, `members`)
     group_restarting,        ///< a group restart began: `members` are stopped in reverse order, then started
@@ -114,6 +114,7 @@ enum class MonitorEventKind {
 /// | quarantined                       | delay (the cooldown), attempt (trials so far), reason |
 /// | escalated                         | limit, window, reason (as gave_up)                 |
 /// | removed                           | unresponsive (1 if the instance outlived shutdown_timeout) |
+/// | any (spawn()ed component)         | spawned                                            |
 /// | stopped                           | reason, only if the instance threw while stopping  |
 /// | stop_timeout                      | delay (the shutdown_timeout)                       |
 /// | closed                            | count, unresponsive (component and task_id empty)  |
@@ -168,6 +169,10 @@ struct MonitorEvent {
     /// group_started, group_restarting, group_restarted, group_shutdown: the group's members concerned
     /// (components and nested groups), in start order.
     std::vector<std::string> members{};
+
+    /// The component was started by BasicTaskMonitor::spawn() (a short-lived task that leaves the monitor when
+    /// it ends); its routine lines (started, completed, stopped without error, removed) are logged at debug.
+    bool spawned = false;
 };
 
 /// A subscriber of BasicTaskMonitor::subscribe().

@@ -121,6 +121,31 @@ public:
         state_->register_task(name, std::move(task));
     }
 
+    /// Runs `task` as a short-lived supervised task (one per connection, per request...): a component `name`
+    /// on a pool strand of the monitor's executor, listed by get_component_stats() while it runs, never
+    /// restarted (no factory; like RestartType::temporary), and removed from the monitor when it ends, its name
+    /// free again. How it ended is published, then `removed`: `completed` (it returned), `failed` or
+    /// `cancelled_unexpectedly` (with the reason; logged at error / warn level; failure_class is always
+    /// counted, the classifier is not consulted), or `stopped` (close(), remove_and_wait() or disable() asked
+    /// it to stop). Its events carry MonitorEvent::spawned, and its routine lines (started, completed, stopped,
+    /// removed) are logged at debug level.
+    ///
+    /// close() cancels it like any component (terminal cancellation on its strand, so a wait on a timer, a
+    /// socket or an AsyncSemaphore / io_semaphore() acquire ends) and waits for it up to the monitor policy's
+    /// shutdown_timeout; past that it is reported unresponsive. No liveness watch or timer is made for it
+    /// (the monitor policy's watchdog/startup timeouts do not apply) unless something asks it to stop.
+    ///
+    /// The monitor keeps only the coroutine: unlike a factory, a coroutine lambda's closure is not kept alive, so
+    /// pass state as the coroutine's parameters (`[](tcp::socket s) -> asio::awaitable<void> {...}(std::move(s))`),
+    /// not as captures of a temporary lambda.
+    ///
+    /// May be called from any thread, also from inside a component's coroutine (an accept loop spawning
+    /// connections). The task starts before the call returns on another thread's strand; it may have run up to
+    /// its first suspension inside this call when called from the strand it is assigned. Throws, changing
+    /// nothing: std::invalid_argument for an empty name or one the monitor already knows (a live component, a
+    /// spawned task still running, a name from set_restart_factories()); std::logic_error once close() started.
+    void spawn(const std::string& name, asio::awaitable<void> task) { state_->spawn_task(name, std::move(task)); }
+
     /// Enables automatic restart of the named components (all names are checked before any is changed).
     /// Does not start anything by itself.
     void enable(const std::vector<std::string>& names) { state_->enable(names); }

@@ -130,9 +130,11 @@ inline std::string quote(std::string_view text) {
 inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
     using spdlog::level::level_enum;
     const auto& name = e.component;
+    // A spawn()ed task (one per connection on a busy server) logs its routine lines at debug.
+    const auto routine = e.spawned ? level_enum::debug : level_enum::info;
     switch (e.kind) {
         case MonitorEventKind::started:
-            logger.log(level_enum::info, "Started component {} component={} task_id={}", name, name, e.task_id);
+            logger.log(routine, "Started component {} component={} task_id={}", name, name, e.task_id);
             break;
         case MonitorEventKind::failed:
             logger.log(level_enum::err, "Component {} failed component={} task_id={} failure_count={} reason={}",
@@ -144,7 +146,7 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
                        name, name, e.task_id, e.failure_count, quote(e.reason));
             break;
         case MonitorEventKind::completed:
-            logger.log(level_enum::info, "Component {} completed component={} task_id={} restart_type={}", name,
+            logger.log(routine, "Component {} completed component={} task_id={} restart_type={}", name,
                        name, e.task_id, to_string(e.restart_type));
             break;
         case MonitorEventKind::restart_scheduled: {
@@ -191,7 +193,7 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             break;
         case MonitorEventKind::stopped:
             if (e.reason.empty()) {
-                logger.log(level_enum::info, "Component {} stopped component={} task_id={}", name, name,
+                logger.log(routine, "Component {} stopped component={} task_id={}", name, name,
                            e.task_id);
             } else {
                 logger.log(level_enum::warn, "Component {} stopped with an error component={} task_id={} reason={}",
@@ -265,7 +267,7 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             break;
         case MonitorEventKind::removed:
             if (e.unresponsive == 0) {
-                logger.log(level_enum::info, "Component {} removed component={}", name, name);
+                logger.log(routine, "Component {} removed component={}", name, name);
             } else {
                 logger.log(level_enum::err,
                            "Component {} removed while its instance still ignores cancellation component={} "

@@ -113,8 +113,11 @@ inline constexpr std::size_t unlimited_window_memory = 10'000;
 /// - restart_scheduled is true only between the decision to restart (or to quarantine) and the new instance
 ///   starting; a timer or post carrying an older restart_gen is stale and ignored;
 /// - after closed_ is set no factory is called and no instance is started;
-/// - a component leaves components_ only through remove_and_wait(); callbacks hold it by shared_ptr, and one
-///   whose instance outlived its shutdown_timeout stays in detached_ until that instance exits;
+/// - a component leaves components_ only through remove_and_wait(), or (spawned) when its task ends; callbacks
+///   hold it by shared_ptr, and one whose instance outlived its shutdown_timeout stays in detached_ until that
+///   instance exits;
+/// - a spawned component never has a factory call, a restart, a liveness record or a timer of its own, unless
+///   something asks it to stop (its stop deadline);
 /// - events get their sequence number under mutex_, in the order of the changes they report.
 /// Timers, co_spawn completions, waiter lists and factory calls of restarts run on strand_; cancellation of an
 /// instance is emitted on the component's strand (the pool strand its coroutine runs on), since
@@ -224,6 +227,7 @@ public:
         bool in_trial = false;        // the live instance is a quarantine trial
         bool removing = false;        // remove_and_wait() was called
         bool removed = false;         // left components_
+        bool spawned = false;         // spawn(): leaves components_ when its task ends, never restarted
         // Groups (supervise_group): the group it belongs to, and the unit driving it through a group restart,
         // an ordered start or stop (while `unit` is set, the unit alone starts it: no restart of its own).
         Group* group = nullptr;
@@ -298,6 +302,31 @@ public:
             auto c = find_or_create(name);
             c->registered = true;
             spawn(c, std::move(task), nullptr, reserve_instance(c), events);
+        }
+        publish(events);
+    }
+
+    /// BasicTaskMonitor::spawn(): `task` runs as a component that is never restarted and leaves the monitor
+    /// when it ends (see on_exit_spawned).
+    void spawn_task(const std::string& name, asio::awaitable<void> task) {
+        check_name(name, "spawn");
+        Events events;
+        {
+            std::lock_guard lock{mutex_};
+            check_open("spawn");
+            if (components_.find(std::string_view{name}) != components_.end()) {
+                throw std::invalid_argument("spawn: duplicate component name '" + name + "'");
+            }
+            if (groups_.count(name) != 0) {
+                throw std::invalid_argument("spawn: '" + name + "' is the name of a group");
+            }
+            auto c = make_component(name);
+            c->registered = true;
+            c->spawned = true;
+            insert(c);
+            Reservation reservation;  // no liveness record: a spawned task has no context to heartbeat with
+            reservation.id = ++next_task_id_;
+            spawn(c, std::move(task), nullptr, std::move(reservation), events);
         }
         publish(events);
     }
@@ -895,6 +924,7 @@ private:
         e.task_id = c.task_id;
         e.restart_count = c.restart_count;
         e.failure_count = c.failure_count;
+        e.spawned = c.spawned;
         if (c.group) {
             e.group = c.group->name;
         }
@@ -1919,7 +1949,10 @@ private:
             if (c.watch_timer) {
                 c.watch_timer->cancel();  // strand_: nothing left to watch until the next instance
             }
-            if (c.unit && instance->stop != StopCause::none && instance->stop != StopCause::liveness && !closed_) {
+            if (c.spawned) {
+                on_exit_spawned(c, *instance, outcome, now, events);
+            } else if (c.unit && instance->stop != StopCause::none && instance->stop != StopCause::liveness &&
+                       !closed_) {
                 // Stopped for a group restart or an ordered stop: the unit decides what follows.
                 c.in_trial = false;
                 c.state = c.drive_restart && c.enabled ? ComponentState::restarting : ComponentState::stopped;
@@ -1999,6 +2032,35 @@ private:
             advance(unit);  // it may be waiting for this exit
         }
         maybe_finish_close();
+    }
+
+    /// The task of a spawned component ended (mutex_ held): one event says how — completed, stopped (close,
+    /// remove_and_wait, disable; with the reason if it threw meanwhile), or failed / cancelled_unexpectedly
+    /// (counted in failure_count, never restarted) — then it leaves components_ (`removed`), its name free again.
+    void on_exit_spawned(Component& c, const Instance& instance, const ExitOutcome& outcome, time_point now,
+                         Events& events) {
+        auto e = event(MonitorEventKind::completed, c, now);
+        e.task_id = instance.id;
+        if (instance.stop != StopCause::none) {
+            e.kind = MonitorEventKind::stopped;
+            c.state = ComponentState::stopped;
+            if (outcome.kind == ExitOutcome::failed) {
+                c.last_error = outcome.reason;  // it threw while being stopped
+                e.reason = outcome.reason;
+            }
+        } else if (outcome.kind == ExitOutcome::returned) {
+            c.state = ComponentState::completed;
+            e.restart_type = RestartType::temporary;
+        } else {
+            e.kind = outcome.kind == ExitOutcome::aborted ? MonitorEventKind::cancelled_unexpectedly
+                                                          : MonitorEventKind::failed;
+            c.state = ComponentState::failed;
+            c.last_error = outcome.reason;
+            e.reason = outcome.reason;
+            e.failure_count = ++c.failure_count;
+        }
+        events.push_back(std::move(e));
+        erase(c, false, events);  // no-op if remove_and_wait() already erased it (unresponsive)
     }
 
     /// Completes the remove_and_wait() calls whose component left components_: without error once its

@@ -1,0 +1,505 @@
+// Tests for TaskMonitor::spawn() (taskmon/task_monitor.hpp): short-lived supervised tasks that are listed while
+// they run, never restarted, and leave the monitor when they end. Everything but the last test runs in virtual
+// time.
+#include <taskmon/async_semaphore.hpp>
+#include <taskmon/io_semaphore.hpp>
+#include <taskmon/task_monitor.hpp>
+
+#include "monitor_event_harness.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+// g++ 12 at -O1 (the asan preset) reports a maybe-uninitialized inside Asio's own use_future.hpp (the
+// promise_handler constructor); silenced for that header only.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <asio/use_future.hpp>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#include <spdlog/sinks/null_sink.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using taskmon::ComponentState;
+using taskmon::MonitorEventKind;
+using taskmon::RestartPolicy;
+using taskmon_test::Harness;
+using taskmon_test::Monitor;
+using taskmon_test::Names;
+using taskmon_test::Recorder;
+using taskmon_test::sleep_for;
+using taskmon_test::sleep_ignoring_cancellation;
+
+namespace {
+
+/// The event kinds `recorder` saw for `component`, in order.
+Names kinds_of(const Recorder& recorder, const std::string& component) {
+    Names out;
+    for (const auto& e : recorder.events) {
+        if (e.component == component) {
+            out.emplace_back(to_string(e.kind));
+        }
+    }
+    return out;
+}
+
+/// Whether the message `what` of `e` names `needle`.
+bool names(const std::exception& e, const std::string& needle) {
+    return std::string{e.what()}.find(needle) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("spawn: a spawned task is listed while it runs and leaves the monitor when it returns",
+          "[task_monitor][spawn]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    bool finished = false;
+    monitor.spawn("conn-1", [](bool& done) -> asio::awaitable<void> {
+        co_await sleep_for(5s);
+        done = true;
+    }(finished));
+    h.runner.run_for(1s);
+    const auto stats = monitor.get_component_stats();
+    REQUIRE(stats.count("conn-1") == 1);
+    CHECK(stats.at("conn-1").state == ComponentState::running);
+    CHECK_FALSE(stats.at("conn-1").task_done);
+    CHECK_FALSE(stats.at("conn-1").enabled);
+    h.runner.run_for(5s);
+    CHECK(finished);
+    CHECK(monitor.get_component_stats().empty());
+    CHECK(kinds_of(recorder, "conn-1") == Names{"started", "completed", "removed"});
+    for (const auto& e : recorder.events) {
+        CHECK(e.spawned);
+        CHECK(e.task_id == recorder.events.front().task_id);
+    }
+    CHECK(recorder.of(MonitorEventKind::completed).at(0).restart_type == taskmon::RestartType::temporary);
+    // Routine lines of spawned tasks are debug lines: a busy server logs nothing per connection at info.
+    const auto lines = h.lines_with("conn-1");
+    REQUIRE(lines.size() == 3);
+    for (const auto& line : lines) {
+        CHECK(line.rfind("debug|", 0) == 0);
+    }
+    h.runner.run_for(24h);
+    CHECK(recorder.events.size() == 3);  // nothing restarts it
+    h.close(monitor);
+}
+
+TEST_CASE("spawn: a throwing task is reported and removed and never restarted", "[task_monitor][spawn]") {
+    Harness h;
+    Recorder recorder;
+    // A policy that would restart a supervised component at once: it must not apply to a spawned task.
+    Monitor monitor{h.io.get_executor(), RestartPolicy{.base_backoff = 0s, .restart_type = taskmon::RestartType::permanent},
+                    h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    int starts = 0;
+    monitor.spawn("conn-7", [](int& n) -> asio::awaitable<void> {
+        ++n;
+        co_await sleep_for(2s);
+        throw std::runtime_error("peer sent garbage");
+    }(starts));
+    h.runner.run_for(1h);
+    CHECK(starts == 1);
+    CHECK(monitor.get_component_stats().empty());
+    CHECK(kinds_of(recorder, "conn-7") == Names{"started", "failed", "removed"});
+    const auto failed = recorder.of(MonitorEventKind::failed).at(0);
+    CHECK(failed.reason == "std::runtime_error: peer sent garbage");
+    CHECK(failed.failure_count == 1);
+    CHECK(failed.spawned);
+    const auto errors = h.lines_with("Component conn-7 failed");
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].rfind("error|", 0) == 0);
+    CHECK(errors[0].find("reason=\"std::runtime_error: peer sent garbage\"") != std::string::npos);
+    h.close(monitor);
+}
+
+TEST_CASE("spawn: a task ending with operation_aborted it was not asked for is reported as cancelled_unexpectedly",
+          "[task_monitor][spawn]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.spawn("conn-2", []() -> asio::awaitable<void> {
+        co_await sleep_for(1s);
+        throw std::system_error(asio::error::operation_aborted);
+    }());
+    h.runner.run_for(2s);
+    CHECK(monitor.get_component_stats().empty());
+    CHECK(kinds_of(recorder, "conn-2") == Names{"started", "cancelled_unexpectedly", "removed"});
+    const auto lines = h.lines_with("conn-2 was cancelled unexpectedly");
+    REQUIRE(lines.size() == 1);
+    CHECK(lines[0].rfind("warning|", 0) == 0);
+    h.close(monitor);
+}
+
+TEST_CASE("spawn: close cancels running spawned tasks and waits for them", "[task_monitor][spawn][close]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.supervise("acceptor", []() -> asio::awaitable<void> { co_await sleep_for(24h); });
+    int cancelled = 0;
+    for (int i = 0; i < 3; ++i) {
+        monitor.spawn("conn-" + std::to_string(i), [](int& n) -> asio::awaitable<void> {
+            try {
+                co_await sleep_for(24h);
+            } catch (const std::system_error&) {
+                ++n;
+                throw;
+            }
+        }(cancelled));
+    }
+    h.runner.run_for(1s);
+    CHECK(monitor.get_component_stats().size() == 4);
+    CHECK(h.close(monitor) == 0s);
+    CHECK(cancelled == 3);
+    for (int i = 0; i < 3; ++i) {
+        CHECK(kinds_of(recorder, "conn-" + std::to_string(i)) == Names{"started", "stopped", "removed"});
+    }
+    const auto stats = monitor.get_component_stats();
+    CHECK(stats.size() == 1);  // supervised components stay listed after close; spawned tasks are gone
+    CHECK(stats.count("acceptor") == 1);
+    const auto closed = recorder.of(MonitorEventKind::closed).at(0);
+    CHECK(closed.count == 1);
+    CHECK(closed.unresponsive == 0);
+    CHECK(recorder.events.back().kind == MonitorEventKind::closed);
+    CHECK(h.lines_with("stopped with an error").empty());
+}
+
+TEST_CASE("spawn: close cancels a spawned task parked in io_semaphore", "[task_monitor][spawn][close]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    const auto capacity = taskmon::get_io_semaphore_stats().capacity;
+    taskmon::set_io_semaphore_count(1);
+    bool holder_has_permit = false;
+    bool waiter_got_permit = false;
+    monitor.spawn("holder", [](bool& has) -> asio::awaitable<void> {
+        auto permit = co_await taskmon::io_semaphore();
+        has = true;
+        co_await sleep_for(24h);
+    }(holder_has_permit));
+    monitor.spawn("waiter", [](bool& got) -> asio::awaitable<void> {
+        auto permit = co_await taskmon::io_semaphore();
+        got = true;
+        co_await sleep_for(24h);
+    }(waiter_got_permit));
+    h.runner.run_for(1s);
+    REQUIRE(holder_has_permit);
+    REQUIRE(taskmon::get_io_semaphore_stats().waiting == 1);
+    CHECK(h.close(monitor) == 0s);
+    CHECK_FALSE(waiter_got_permit);
+    CHECK(kinds_of(recorder, "waiter") == Names{"started", "stopped", "removed"});
+    CHECK(kinds_of(recorder, "holder") == Names{"started", "stopped", "removed"});
+    CHECK(recorder.of(MonitorEventKind::closed).at(0).unresponsive == 0);
+    const auto semaphore = taskmon::get_io_semaphore_stats();
+    CHECK(semaphore.waiting == 0);
+    CHECK(semaphore.in_use == 0);
+    CHECK(monitor.get_component_stats().empty());
+    taskmon::set_io_semaphore_count(capacity);
+}
+
+TEST_CASE("spawn: close cancels a spawned task parked in an AsyncSemaphore acquire", "[task_monitor][spawn][close]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    taskmon::AsyncSemaphore semaphore{1};
+    auto held = semaphore.try_acquire();
+    REQUIRE(held);
+    monitor.spawn("waiter", [](taskmon::AsyncSemaphore& s) -> asio::awaitable<void> {
+        auto permit = co_await s.acquire();
+        co_await sleep_for(24h);
+    }(semaphore));
+    h.runner.run_for(1s);
+    REQUIRE(semaphore.stats().waiting == 1);
+    CHECK(h.close(monitor) == 0s);
+    CHECK(semaphore.stats().waiting == 0);
+    CHECK(kinds_of(recorder, "waiter") == Names{"started", "stopped", "removed"});
+}
+
+TEST_CASE("spawn: a spawned task that ignores cancellation is reported unresponsive at the shutdown_timeout",
+          "[task_monitor][spawn][close]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{.shutdown_timeout = 5s}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.spawn("stuck", []() -> asio::awaitable<void> { co_await sleep_ignoring_cancellation(1h); }());
+    h.runner.run_for(1s);
+    CHECK(h.close(monitor) == 5s);
+    CHECK(kinds_of(recorder, "stuck") == Names{"started", "stop_timeout"});
+    CHECK(recorder.of(MonitorEventKind::closed).at(0).unresponsive == 1);
+    CHECK(monitor.get_component_stats().at("stuck").state == ComponentState::unresponsive);
+    h.runner.run_for(1h);
+    CHECK(kinds_of(recorder, "stuck") == Names{"started", "stop_timeout", "stopped", "removed"});
+    CHECK(monitor.get_component_stats().empty());
+}
+
+TEST_CASE("spawn: a duplicate or empty name is rejected and changes nothing", "[task_monitor][spawn]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.supervise("svc", []() -> asio::awaitable<void> { co_await sleep_for(24h); });
+    monitor.set_restart_factories({{"later", taskmon::RestartFactory{[]() -> asio::awaitable<void> { co_return; }}}});
+    monitor.spawn("conn", []() -> asio::awaitable<void> { co_await sleep_for(24h); }());
+    h.runner.run_for(1s);
+    const auto before = monitor.get_component_stats();
+    const auto events_before = recorder.events.size();
+    bool ran = false;
+    const auto task = [&ran]() -> asio::awaitable<void> {
+        ran = true;
+        co_return;
+    };
+    for (const std::string name : {"svc", "conn", "later"}) {
+        try {
+            monitor.spawn(name, task());
+            FAIL("spawn accepted the duplicate name " << name);
+        } catch (const std::invalid_argument& e) {
+            CHECK(names(e, "spawn: duplicate component name '" + name + "'"));
+        }
+    }
+    CHECK_THROWS_AS(monitor.spawn("", task()), std::invalid_argument);
+    h.runner.run_for(1s);
+    CHECK_FALSE(ran);
+    CHECK(recorder.events.size() == events_before);
+    const auto after = monitor.get_component_stats();
+    REQUIRE(after.size() == before.size());
+    CHECK(after.at("svc").task_id == before.at("svc").task_id);
+    CHECK(after.at("conn").task_id == before.at("conn").task_id);
+    CHECK(after.at("later").state == ComponentState::not_started);
+    // A supervised name can not take a spawned task's name either.
+    CHECK_THROWS_AS(monitor.supervise("conn", []() -> asio::awaitable<void> { co_return; }), std::invalid_argument);
+    h.close(monitor);
+}
+
+TEST_CASE("spawn: after close spawn throws logic_error and changes nothing", "[task_monitor][spawn][close]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    h.close(monitor);
+    const auto events_before = recorder.events.size();
+    bool ran = false;
+    try {
+        monitor.spawn("conn", [](bool& r) -> asio::awaitable<void> {
+            r = true;
+            co_return;
+        }(ran));
+        FAIL("spawn after close was accepted");
+    } catch (const std::logic_error& e) {
+        CHECK(names(e, "spawn: the TaskMonitor is closed"));
+    }
+    h.runner.run_for(1s);
+    CHECK_FALSE(ran);
+    CHECK(monitor.get_component_stats().empty());
+    CHECK(recorder.events.size() == events_before);
+}
+
+TEST_CASE("spawn: the name is free again once the task ended", "[task_monitor][spawn]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    int runs = 0;
+    const auto task = [&runs](bool fail) -> asio::awaitable<void> {
+        ++runs;
+        co_await sleep_for(1s);
+        if (fail) {
+            throw std::runtime_error("reset by peer");
+        }
+    };
+    monitor.spawn("conn", task(false));
+    CHECK_THROWS_AS(monitor.spawn("conn", task(false)), std::invalid_argument);  // still running
+    h.runner.run_for(2s);
+    monitor.spawn("conn", task(true));  // after a return
+    h.runner.run_for(2s);
+    monitor.spawn("conn", task(false));  // after a failure
+    h.runner.run_for(2s);
+    CHECK(runs == 3);
+    CHECK(kinds_of(recorder, "conn") == Names{"started", "completed", "removed", "started", "failed", "removed",
+                                              "started", "completed", "removed"});
+    // Each run is a new instance, and its failure count starts afresh.
+    const auto started = recorder.of(MonitorEventKind::started);
+    CHECK(started.at(0).task_id < started.at(1).task_id);
+    CHECK(started.at(1).task_id < started.at(2).task_id);
+    CHECK(recorder.of(MonitorEventKind::failed).at(0).failure_count == 1);
+    // A spawned task's name can then go to a supervised component.
+    monitor.supervise("conn", []() -> asio::awaitable<void> { co_await sleep_for(24h); });
+    h.runner.run_for(1s);
+    CHECK(monitor.get_component_stats().at("conn").state == ComponentState::running);
+    h.close(monitor);
+}
+
+TEST_CASE("spawn: remove_and_wait stops a spawned task and frees its name", "[task_monitor][spawn][remove]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.spawn("conn", []() -> asio::awaitable<void> { co_await sleep_for(24h); }());
+    h.runner.run_for(1s);
+    std::optional<std::error_code> result;
+    monitor.remove_and_wait("conn", [&result](std::error_code ec) { result = ec; });
+    h.runner.run_for(1s);
+    REQUIRE(result);
+    CHECK_FALSE(*result);
+    CHECK(kinds_of(recorder, "conn") == Names{"started", "stopped", "removed"});
+    CHECK(recorder.of(MonitorEventKind::removed).size() == 1);
+    CHECK(monitor.get_component_stats().empty());
+    monitor.spawn("conn", []() -> asio::awaitable<void> { co_return; }());
+    h.runner.run_for(1s);
+    CHECK(kinds_of(recorder, "conn").size() == 6);
+    h.close(monitor);
+}
+
+TEST_CASE("spawn: a supervised accept loop spawns one task per connection from its coroutine",
+          "[task_monitor][spawn]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    int served = 0;
+    int accepted = 0;
+    monitor.supervise("acceptor", [&]() -> asio::awaitable<void> {
+        for (;;) {
+            co_await sleep_for(1s);  // "accept"
+            const int n = ++accepted;
+            monitor.spawn("conn-" + std::to_string(n), [](int& s, int seconds) -> asio::awaitable<void> {
+                co_await sleep_for(std::chrono::seconds{seconds});
+                ++s;
+            }(served, 3 + n % 2));
+        }
+    });
+    h.runner.run_for(500ms);
+    h.runner.run_for(5s);  // connections 1..5 accepted at 1..5 s; 1 (4 s) and 2 (3 s) are done
+    CHECK(accepted == 5);
+    CHECK(served == 2);
+    const auto stats = monitor.get_component_stats();
+    CHECK(stats.size() == 4);  // the acceptor and connections 3, 4, 5
+    CHECK(stats.count("conn-1") == 0);
+    CHECK(stats.count("conn-3") == 1);
+    CHECK(h.close(monitor) == 0s);
+    CHECK(served == 2);
+    CHECK(monitor.get_component_stats().size() == 1);
+    CHECK(recorder.of(MonitorEventKind::completed).size() == 2);
+    CHECK(recorder.of(MonitorEventKind::removed).size() == 5);
+    CHECK(recorder.of(MonitorEventKind::closed).at(0).unresponsive == 0);
+}
+
+TEST_CASE("spawn: a spawned task spawns further tasks", "[task_monitor][spawn]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    int leaves = 0;
+    // State goes in as parameters, not captures: the temporary closure is gone once spawn() returns.
+    monitor.spawn("parent", [](Monitor& m, int& n) -> asio::awaitable<void> {
+        for (int i = 0; i < 3; ++i) {
+            co_await sleep_for(1s);
+            m.spawn("child-" + std::to_string(i), [](int& leaf) -> asio::awaitable<void> {
+                co_await sleep_for(1s);
+                ++leaf;
+            }(n));
+        }
+    }(monitor, leaves));
+    h.runner.run_for(10s);
+    CHECK(leaves == 3);
+    CHECK(monitor.get_component_stats().empty());
+    CHECK(recorder.of(MonitorEventKind::removed).size() == 4);
+    h.close(monitor);
+}
+
+// A shared pool strand: co_spawn of a task assigned the caller's own strand would run it inline, up to its
+// first suspension; the new task calls the monitor in that first step (a deadlock while co_spawn ran under the
+// monitor's mutex).
+TEST_CASE("spawn: a task spawned onto its parent's strand may call the monitor before it first suspends",
+          "[task_monitor][spawn][inline-start]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger, {}, 1};  // one strand for all
+    auto subscription = monitor.subscribe(recorder.listener());
+    std::size_t seen = 0;
+    monitor.spawn("parent", [](Monitor& m, std::size_t& s) -> asio::awaitable<void> {
+        co_await sleep_for(1s);
+        m.spawn("child", [](Monitor& m2, std::size_t& s2) -> asio::awaitable<void> {
+            s2 = m2.get_component_stats().size();
+            m2.spawn("grandchild", []() -> asio::awaitable<void> { co_await sleep_for(1s); }());
+            co_await sleep_for(1s);
+        }(m, s));
+        co_await sleep_for(5s);
+    }(monitor, seen));
+    h.runner.run_for(10s);
+    CHECK(seen >= 2);
+    CHECK(monitor.get_component_stats().empty());
+    CHECK(recorder.of(MonitorEventKind::removed).size() == 3);
+    h.close(monitor);
+}
+
+TEST_CASE("spawn: tasks spawned from two threads while the monitor runs all end and leave",
+          "[task_monitor][spawn][threads]") {
+    asio::io_context io;
+    auto work = asio::make_work_guard(io);
+    taskmon::TaskMonitor monitor{io.get_executor(), RestartPolicy{}, 
+                                 std::make_shared<spdlog::logger>("spawn-threads", std::make_shared<spdlog::sinks::null_sink_mt>())};
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::size_t removed = 0;
+    auto subscription = monitor.subscribe([&](const taskmon::MonitorEvent& e) {
+        if (e.kind == MonitorEventKind::removed) {
+            std::lock_guard lock{mutex};
+            ++removed;
+            changed.notify_all();
+        }
+    });
+    std::vector<std::thread> runners;
+    for (int i = 0; i < 2; ++i) {
+        runners.emplace_back([&io] { io.run(); });
+    }
+    constexpr int per_thread = 200;
+    std::atomic<int> ran{0};
+    std::vector<std::thread> spawners;
+    for (int t = 0; t < 2; ++t) {
+        spawners.emplace_back([&, t] {
+            for (int i = 0; i < per_thread; ++i) {
+                monitor.spawn("t" + std::to_string(t) + "-" + std::to_string(i), [](std::atomic<int>& r) -> asio::awaitable<void> {
+                    r.fetch_add(1, std::memory_order_relaxed);
+                    co_return;
+                }(ran));
+            }
+        });
+    }
+    for (auto& s : spawners) {
+        s.join();
+    }
+    {
+        std::unique_lock lock{mutex};
+        changed.wait(lock, [&] { return removed == 2 * per_thread; });
+    }
+    CHECK(ran.load() == 2 * per_thread);
+    CHECK(monitor.get_component_stats().empty());
+    auto closed = monitor.async_close(asio::use_future);
+    closed.get();
+    work.reset();
+    for (auto& r : runners) {
+        r.join();
+    }
+}
