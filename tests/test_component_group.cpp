@@ -3,6 +3,7 @@
 #include <taskmon/component_group.hpp>
 #include <taskmon/task_monitor.hpp>
 
+#include "enum_names.hpp"
 #include "monitor_event_harness.hpp"
 
 #include <asio/this_coro.hpp>
@@ -357,6 +358,8 @@ TEST_CASE("groups: a nested group over its limit gives up and is restarted by it
     CHECK(gave_up[0].group == "inner");
     CHECK(gave_up[0].component == "g1");
     CHECK(gave_up[0].limit == 2);
+    CHECK(h.lines_with("Group inner has exceeded its restart limit (2 restarts per minute); giving it up").size() ==
+          1);
     const auto restarting = r.of(MonitorEventKind::group_restarting);
     REQUIRE(restarting.size() == 3);
     CHECK(restarting[2].group == "top");
@@ -408,6 +411,7 @@ TEST_CASE("groups: the top of a tree over its limit stops its members and escala
     CHECK(monitor.get_component_stats().at("x").state == ComponentState::stopped);
     CHECK(h.lines_with("Group top gave up; escalating to the monitor's owner group=top").size() == 1);
     h.close(monitor);
+    CHECK(monitor.get_group_stats().at("top").state == GroupState::gave_up);  // close() keeps how it ended
 }
 
 TEST_CASE("groups: a member giving up under GiveUpMode::escalate gives its group up", "[group][escalation]") {
@@ -427,6 +431,8 @@ TEST_CASE("groups: a member giving up under GiveUpMode::escalate gives its group
     REQUIRE(gave_up.size() == 1);
     CHECK(gave_up[0].component == "a");
     CHECK(gave_up[0].limit == 0);
+    CHECK(gave_up[0].window == Duration::zero());
+    CHECK(h.lines_with("Group g gives up: member a escalated group=g component=a").size() == 1);
     REQUIRE(r.of(MonitorEventKind::escalated).size() == 1);
     CHECK(r.of(MonitorEventKind::escalated)[0].group == "g");
     CHECK(b.live == 0);
@@ -569,4 +575,21 @@ TEST_CASE("groups: a nested group cannot join a parent that has shut down", "[gr
                       "supervise_group: group 'child': parent group 'g' is shut_down");
     CHECK(monitor.get_group_stats().size() == 1);
     h.close(monitor);
+}
+
+TEST_CASE("groups: the group enumerations have names and fmt prints them", "[group]") {
+    taskmon_test::check_enum_names(RestartStrategy::one_for_one, RestartStrategy::rest_for_one);
+    taskmon_test::check_enum_names(AutoShutdown::never, AutoShutdown::all_significant);
+    taskmon_test::check_enum_names(GroupState::starting, GroupState::stopped);
+    CHECK(fmt::format("{}", RestartStrategy::one_for_all) == "one_for_all");
+}
+
+TEST_CASE("groups: GroupPolicy validation names the field", "[group]") {
+    CHECK_NOTHROW(taskmon::validate(GroupPolicy{}));
+    CHECK_THROWS_WITH(taskmon::validate(GroupPolicy{.restart_window = 0s}, "g"),
+                      "g: restart_window must be positive");
+    CHECK_THROWS_WITH(taskmon::validate(GroupPolicy{.strategy = static_cast<RestartStrategy>(7)}),
+                      "GroupPolicy: strategy is not a RestartStrategy");
+    CHECK_THROWS_WITH(taskmon::validate(GroupPolicy{.auto_shutdown = static_cast<AutoShutdown>(7)}),
+                      "GroupPolicy: auto_shutdown is not an AutoShutdown");
 }

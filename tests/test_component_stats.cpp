@@ -48,6 +48,6 @@ TEST_CASE("a default ComponentStats describes a component with no live instance"
 }
 
 TEST_CASE("fmt formats every ComponentState as its name") {
-    taskmon_test::check_enum_names(ComponentState::not_started, ComponentState::unresponsive);
+    taskmon_test::check_enum_names(ComponentState::not_started, ComponentState::quarantined);
     CHECK(fmt::format("{:<12}|", ComponentState::gave_up) == "gave_up     |");
 }

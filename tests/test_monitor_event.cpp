@@ -572,6 +572,6 @@ TEST_CASE("Events from several threads reach listeners that come and go", "[moni
 }
 
 TEST_CASE("fmt formats every MonitorEventKind as its name", "[monitor_event]") {
-    taskmon_test::check_enum_names(MonitorEventKind::started, MonitorEventKind::closed);
+    taskmon_test::check_enum_names(MonitorEventKind::started, MonitorEventKind::group_shutdown);
     CHECK(fmt::format("{}", MonitorEventKind::restart_scheduled) == "restart_scheduled");
 }

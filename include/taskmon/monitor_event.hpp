@@ -120,7 +120,7 @@ enum class MonitorEventKind {
 /// | closed                            | count, unresponsive (component and task_id empty)  |
 /// | group_started, group_restarted    | group, members (component and task_id empty)       |
 /// | group_restarting                  | group, members (those restarted), component (the member whose failure caused it), delay, reason |
-/// | group_gave_up                     | group, component (the cause), limit, window, reason |
+/// | group_gave_up                     | group, component (the cause), limit, window, reason (window 0: a member escalated) |
 /// | group_shutdown                    | group, members, component (the significant member that ended) |
 /// | escalated of a group              | group, limit, window, reason (component empty)     |
 struct MonitorEvent {

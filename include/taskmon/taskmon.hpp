@@ -9,6 +9,7 @@
 
 // TaskMonitor
 #include <taskmon/component_context.hpp>
+#include <taskmon/component_group.hpp>
 #include <taskmon/component_stats.hpp>
 #include <taskmon/event_subscription.hpp>
 #include <taskmon/monitor_event.hpp>

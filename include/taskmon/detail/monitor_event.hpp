@@ -296,10 +296,17 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
                        quote(fmt::format("{}", fmt::join(e.members, ","))));
             break;
         case MonitorEventKind::group_gave_up:
-            logger.log(level_enum::err,
-                       "Group {} has exceeded its restart limit ({} restarts per {}); giving it up group={} "
-                       "component={} reason={}",
-                       e.group, e.limit, format_window(e.window), e.group, name, quote(e.reason));
+            if (e.window == std::chrono::nanoseconds::zero()) {  // a member escalated; no limit involved
+                logger.log(level_enum::err, "Group {} gives up: member {} escalated group={} component={} reason={}",
+                           e.group, name, e.group, name, quote(e.reason));
+            } else {
+                logger.log(level_enum::err,
+                           "Group {} has exceeded its restart limit ({} per {}); giving it up group={} "
+                           "component={} limit={} reason={}",
+                           e.group, e.limit == 1 ? std::string{"1 restart"} : fmt::format("{} restarts", e.limit),
+                           format_window(e.window), e.group, name, e.limit,
+                           quote(e.reason));
+            }
             break;
         case MonitorEventKind::group_shutdown:
             logger.log(level_enum::info,

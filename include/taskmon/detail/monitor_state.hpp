@@ -1249,8 +1249,8 @@ private:
         e.reason = reason;
         if (policy.give_up_mode == GiveUpMode::escalate && c.group) {
             events.push_back(std::move(e));  // escalated to its group, which gives up as a whole
-            group_give_up(*c.group, c.name, 0, "member '" + c.name + "' escalated: " + reason, policy.base_backoff,
-                          now, events);
+            group_give_up(*c.group, c.name, std::nullopt, "member '" + c.name + "' escalated: " + reason,
+                          policy.base_backoff, now, events);
         } else if (policy.give_up_mode == GiveUpMode::escalate) {
             auto escalation = e;
             escalation.kind = MonitorEventKind::escalated;
@@ -1513,12 +1513,14 @@ private:
 
     /// `g` gives up (its limit was exceeded, or a member escalated): its parent restarts it as a failed member
     /// or, at the top of the tree, its members are stopped and it is escalated to the monitor's owner.
-    void group_give_up(Group& g, const std::string& cause, int limit, const std::string& reason,
+    void group_give_up(Group& g, const std::string& cause, std::optional<int> limit, const std::string& reason,
                        std::chrono::nanoseconds delay, time_point now, Events& events) {
         auto e = group_event(MonitorEventKind::group_gave_up, g, now);
         e.component = cause;
-        e.limit = limit;
-        e.window = g.policy.restart_window;
+        if (limit) {
+            e.limit = *limit;
+            e.window = g.policy.restart_window;
+        }
         e.reason = reason;
         events.push_back(e);
         if (g.parent) {
@@ -2116,7 +2118,9 @@ private:
             // Groups stop in reverse start order, one member at a time: a tree may take the sum of its
             // members' shutdown_timeouts.
             for (auto& [name, g] : groups_) {
-                g->state = GroupState::stopped;
+                if (g->state != GroupState::gave_up && g->state != GroupState::shut_down) {
+                    g->state = GroupState::stopped;  // the end states keep telling how the group ended
+                }
                 if (g->parent) {
                     continue;
                 }
