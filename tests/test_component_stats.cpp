@@ -45,6 +45,8 @@ TEST_CASE("a default ComponentStats describes a component with no live instance"
     CHECK_FALSE(stats.in_trial);
     CHECK_FALSE(stats.next_trial_at.has_value());
     CHECK(stats.quarantine_cooldown == std::chrono::nanoseconds::zero());
+    CHECK(stats.group.empty());
+    CHECK_FALSE(stats.spawned);
 }
 
 TEST_CASE("fmt formats every ComponentState as its name") {

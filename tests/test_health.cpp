@@ -362,3 +362,45 @@ TEST_CASE("health: a Supervisor's report follows its critical components and its
     CHECK(contains(summary, "perception: gave up after 2 restarts: std::runtime_error: camera unplugged"));
     CHECK(contains(summary, "agent: run is failed"));
 }
+
+TEST_CASE("health: spawned tasks are neither counted nor listed") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{.shutdown_timeout = 1s}, h.logger};
+    monitor.spawn("conn-1", []() -> asio::awaitable<void> {
+        co_await taskmon_test::sleep_ignoring_cancellation(1h);
+    }());
+    monitor.spawn("conn-2", []() -> asio::awaitable<void> { co_await taskmon_test::sleep_for(1h); }());
+    h.runner.run_for(1s);
+    REQUIRE(monitor.get_component_stats().size() == 2);
+
+    // Connections alone are not a registered component.
+    auto report = taskmon::check_health(monitor);
+    CHECK(report.live);
+    CHECK_FALSE(report.ready);
+    REQUIRE(report.readiness_failures.size() == 1);
+    CHECK(report.readiness_failures[0].subject == "monitor");
+    CHECK(report.components.empty());
+
+    Script db;
+    monitor.supervise("db", factory_of(db));
+    monitor.disable({"conn-1"});
+    h.runner.run_for(2s);  // conn-1 ignores the stop past its shutdown_timeout
+    REQUIRE(monitor.get_component_stats().at("conn-1").state == ComponentState::unresponsive);
+    report = taskmon::check_health(monitor);
+    CHECK(report.live);  // an unresponsive connection is not a reason to restart the process
+    CHECK(report.ready);
+    CHECK(report.find("conn-1") == nullptr);
+    CHECK(report.find("conn-2") == nullptr);
+    CHECK(report.components.size() == 1);
+    CHECK(taskmon::health_summary(report) == "live, ready (1 component)");
+    CHECK(taskmon::probe_details(report, HealthProbe::liveness) == "[+]db ok\nliveness check passed\n");
+
+    // Named as critical, a spawned task is still no component: "not registered", as one that does not exist.
+    report = taskmon::check_health(monitor, CriticalComponents::only({"db", "conn-2"}));
+    CHECK(report.live);
+    CHECK_FALSE(report.ready);
+    REQUIRE(report.readiness_failures.size() == 1);
+    CHECK(report.readiness_failures[0].subject == "conn-2");
+    CHECK(report.readiness_failures[0].reason == "not registered");
+    h.close(monitor);
+}

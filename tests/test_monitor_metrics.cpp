@@ -16,6 +16,8 @@
 
 #include <chrono>
 #include <optional>
+#include <set>
+#include <system_error>
 #include <thread>
 #include <stdexcept>
 #include <string>
@@ -44,6 +46,19 @@ std::optional<double> value_of(const std::vector<MetricFamily>& families, const 
         }
     }
     return std::nullopt;
+}
+
+/// Every value of the `component` label in `families`.
+std::set<std::string> components_in(const std::vector<MetricFamily>& families) {
+    std::set<std::string> out;
+    for (const auto& f : families) {
+        for (const auto& s : f.samples) {
+            for (const auto& [name, value] : s.labels) {
+                if (name == "component") out.insert(value);
+            }
+        }
+    }
+    return out;
 }
 
 asio::awaitable<void> returns_at_once() { co_return; }
@@ -242,5 +257,85 @@ TEST_CASE("MonitorMetrics: a component is up only once ready") {
     CHECK(value_of(metrics.collect(), "taskmon_component_state", {{"component", "db"}, {"state", "running"}}) == 1.0);
     h.runner.run_for(5s);
     CHECK(value_of(metrics.collect(), "taskmon_component_up", {{"component", "db"}}) == 1.0);
+    h.close(monitor);
+}
+
+TEST_CASE("MonitorMetrics: spawned tasks make no series and leave no bookkeeping behind") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    taskmon::MonitorMetrics metrics{monitor};
+    Script acceptor;
+    monitor.supervise("acceptor", taskmon_test::factory_of(acceptor));
+    for (int i = 0; i < 100; ++i) {
+        // Connections end after 1 to 3 s; every other one fails.
+        monitor.spawn("conn-" + std::to_string(i), [](int n) -> asio::awaitable<void> {
+            co_await taskmon_test::sleep_for(std::chrono::seconds{1 + n % 3});
+            if (n % 2 == 0) throw std::runtime_error("peer reset");
+        }(i));
+    }
+    h.runner.run_for(1500ms);  // a third of them ended, the others run
+    REQUIRE(monitor.get_component_stats().size() > 1);
+    CHECK(components_in(metrics.collect()) == std::set<std::string>{"acceptor"});
+    h.runner.run_for(5s);  // all ended
+    CHECK(monitor.get_component_stats().size() == 1);
+    CHECK(components_in(metrics.collect()) == std::set<std::string>{"acceptor"});
+    CHECK(metrics.tracked_components() == 0);  // the acceptor has nothing pending or counted yet
+    h.close(monitor);
+    CHECK(metrics.tracked_components() == 0);
+}
+
+TEST_CASE("MonitorMetrics: a removed component's series go with it and one added again under its name starts at 0") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {.base_backoff = 1s, .max_backoff = 1s}, h.logger};
+    taskmon::MonitorMetrics metrics{monitor};
+    Script flaky = taskmon_test::failing_now(2);
+    monitor.supervise("db", taskmon_test::factory_of(flaky));
+    Script steady;
+    monitor.supervise("cache", taskmon_test::factory_of(steady));
+    h.runner.run_for(3s);  // db failed and was restarted twice; it runs now
+    REQUIRE(metrics.restarts("db", RestartReason::failed) == 2);
+    CHECK(metrics.tracked_components() == 1);
+    std::optional<std::error_code> removed;
+    monitor.remove_and_wait("db", [&removed](std::error_code ec) { removed = ec; });
+    h.runner.run_for(1ms);
+    REQUIRE(removed);
+    CHECK_FALSE(*removed);
+    CHECK(components_in(metrics.collect()) == std::set<std::string>{"cache"});
+    CHECK(metrics.restarts("db", RestartReason::failed) == 0);
+    CHECK(metrics.tracked_components() == 0);
+
+    Script again;
+    monitor.supervise("db", taskmon_test::factory_of(again));
+    h.runner.run_for(1ms);
+    const auto m = metrics.collect();
+    CHECK(value_of(m, "taskmon_restarts_total", {{"component", "db"}, {"reason", "failed"}}) == 0.0);
+    CHECK(value_of(m, "taskmon_component_failures_total", {{"component", "db"}}) == 0.0);
+    h.close(monitor);
+}
+
+TEST_CASE("MonitorMetrics: a component removed while backing off or while ignoring cancellation leaves nothing behind") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {.base_backoff = 1min, .max_backoff = 1min, .shutdown_timeout = 1s},
+                    h.logger};
+    taskmon::MonitorMetrics metrics{monitor};
+    Script failing = taskmon_test::failing_now(1);
+    monitor.supervise("backing_off", taskmon_test::factory_of(failing));
+    monitor.supervise("stubborn", []() -> asio::awaitable<void> {
+        co_await taskmon_test::sleep_ignoring_cancellation(10s);
+    });
+    h.runner.run_for(1ms);  // backing_off failed: a restart is pending, its cause noted
+    CHECK(metrics.tracked_components() == 1);
+    std::optional<std::error_code> first;
+    std::optional<std::error_code> second;
+    monitor.remove_and_wait("backing_off", [&first](std::error_code ec) { first = ec; });
+    monitor.remove_and_wait("stubborn", [&second](std::error_code ec) { second = ec; });
+    h.runner.run_for(2s);  // stubborn is removed at its shutdown_timeout, still running
+    REQUIRE(first);
+    CHECK_FALSE(*first);
+    REQUIRE(second);
+    CHECK(*second == asio::error::timed_out);
+    h.runner.run_for(10s);  // stubborn's instance exits now: its late `stopped` must not bring it back
+    CHECK(metrics.tracked_components() == 0);
+    CHECK(components_in(metrics.collect()).empty());
     h.close(monitor);
 }

@@ -396,7 +396,9 @@ TEST_CASE("spawn: a supervised accept loop spawns one task per connection from i
     const auto stats = monitor.get_component_stats();
     CHECK(stats.size() == 4);  // the acceptor and connections 3, 4, 5
     CHECK(stats.count("conn-1") == 0);
-    CHECK(stats.count("conn-3") == 1);
+    REQUIRE(stats.count("conn-3") == 1);
+    CHECK(stats.at("conn-3").spawned);  // what health, metrics and timelines leave out
+    CHECK_FALSE(stats.at("acceptor").spawned);
     CHECK(h.close(monitor) == 0s);
     CHECK(served == 2);
     CHECK(monitor.get_component_stats().size() == 1);

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -236,6 +237,31 @@ TEST_CASE("timeline: detach() stops recording; the recorder may outlive the moni
     h.runner.run_for(1s);
     h.close(monitor);
     CHECK(monitor.get_component_stats().at("worker").restart_count == 1);
+}
+
+TEST_CASE("timeline: spawned tasks get no lane and leave no trace") {
+    Harness h;
+    TimelineRecorder recorder;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    recorder.attach(monitor);
+    Script acceptor;
+    monitor.supervise("acceptor", factory_of(acceptor));
+    monitor.spawn("conn-1", []() -> asio::awaitable<void> { co_await sleep_for(1s); }());
+    monitor.spawn("conn-2", []() -> asio::awaitable<void> {
+        co_await sleep_for(2s);
+        throw std::runtime_error("peer reset");
+    }());
+    monitor.spawn("conn-3", []() -> asio::awaitable<void> { co_await sleep_for(1h); }());  // stopped by close()
+    h.runner.run_for(3s);
+    h.close(monitor);
+    const auto t = recorder.timeline();
+    CHECK(names(t.lanes) == std::vector<std::string>{"acceptor"});
+
+    // Given by hand too: a spawned task's event is dropped, not kept until timeline() is called.
+    TimelineRecorder by_hand{SystemTime{}};
+    by_hand.record({.kind = MonitorEventKind::failed, .component = "conn-9", .sequence = 1, .time = at(1s),
+                    .reason = "std::runtime_error: peer reset", .spawned = true});
+    CHECK(by_hand.timeline().lanes.empty());
 }
 
 TEST_CASE("timeline: concurrent recording and reading lose nothing") {

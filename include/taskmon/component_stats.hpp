@@ -73,6 +73,9 @@ struct ComponentStats {
     std::optional<std::chrono::system_clock::time_point> next_trial_at;  ///< wall clock, while quarantined
     std::chrono::nanoseconds quarantine_cooldown{};  ///< the current (or next) cooldown; 0 if never quarantined
     std::string group;  ///< the group it belongs to (TaskMonitor::supervise_group), empty if none
+    /// A short-lived task started by TaskMonitor::spawn() (listed while it runs, never restarted). Health
+    /// reports, metrics and timelines leave such tasks out: one per connection would grow them without bound.
+    bool spawned = false;
 };
 
 }  // namespace taskmon

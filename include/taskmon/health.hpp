@@ -17,6 +17,8 @@
 //   live  = every critical component is live.
 //   ready = live, every critical component is known and ready, and (for a Supervisor) the run is running.
 // Non-critical components are listed with their state and reason but never change live or ready.
+// Spawned tasks (TaskMonitor::spawn(), ComponentStats::spawned: one per connection) are not components here:
+// never counted, never listed.
 #pragma once
 
 #include <taskmon/agent_status.hpp>
@@ -91,6 +93,7 @@ class Supervisor;
 /// Which components decide live and ready. Default: every component the monitor knows (an empty monitor is
 /// then not ready: nothing was registered yet). only(names): exactly these; a named component the monitor does
 /// not know (yet) is not ready ("not registered") but live; only({}) makes every report live and ready.
+/// Spawned tasks are never components of a report: a spawned task named here counts as not registered.
 class CriticalComponents {
 public:
     /// Every known component.
@@ -163,7 +166,8 @@ struct HealthReport {
     }
 };
 
-/// The report for a snapshot of component stats (as from get_component_stats()).
+/// The report for a snapshot of component stats (as from get_component_stats()). Entries with `spawned` set are
+/// skipped: they neither change live or ready nor appear in the report.
 [[nodiscard]] inline HealthReport check_health(const std::map<std::string, ComponentStats>& stats,
                                                const CriticalComponents& critical = {}) {
     HealthReport report;
@@ -187,13 +191,18 @@ struct HealthReport {
             ++named;
         }
     };
+    bool any = false;
     for (const auto& [name, s] : stats) {
+        if (s.spawned) {
+            continue;  // a named one stays in `named`: reported as not registered
+        }
+        any = true;
         add_unknown_before(&name);
         add(ComponentHealth{name, true, s.state, critical.contains(name), component_is_live(s),
                             component_is_ready(s), component_health_reason(s)});
     }
     add_unknown_before(nullptr);
-    if (critical.is_all() && stats.empty()) {
+    if (critical.is_all() && !any) {
         report.readiness_failures.push_back({"monitor", "no component is registered"});
     }
     report.live = report.liveness_failures.empty();

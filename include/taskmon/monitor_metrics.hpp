@@ -18,6 +18,9 @@
 //   taskmon_component_state{component,state}    gauge    1 for the current state, 0 for the others
 //   taskmon_backoff_seconds{component}          gauge    the backoff of the pending automatic restart, else 0
 //   taskmon_io_semaphore_{capacity,in_use,waiting}  gauge  the global io_semaphore (optional)
+//
+// Bounded by the long-lived components: a spawn()ed task (MonitorEvent::spawned, ComponentStats::spawned) makes
+// no series and no bookkeeping, and a removed component (remove_and_wait) takes its series and counters with it.
 #pragma once
 
 #include <taskmon/detail/config.hpp>
@@ -28,9 +31,11 @@
 #include <taskmon/metric_family.hpp>
 #include <taskmon/monitor_event.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -107,6 +112,12 @@ struct MonitorMetricsOptions {
 /// Metrics of one TaskMonitor or Supervisor. Counting starts at construction (subscribe()), so construct it
 /// right after the monitor, before components start; restarts whose cause it did not see count as `unknown`.
 ///
+/// Series: one set per component of the source's stats, except spawn()ed tasks (they would make one set per
+/// connection). A removed component's series leave the exposition with it, counters included (as a Prometheus
+/// client's remove() does); a component added later under the same name counts from 0 again, which rate() and
+/// increase() read as a counter reset. Memory: per component with a counted restart or a pending restart
+/// cause, until it is removed; nothing for spawned tasks.
+///
 /// Lifetime: `source` must outlive this object (collect() reads its stats). The subscription ends with this
 /// object; destroying it waits for a listener call running on another thread (EventSubscription).
 /// Thread safety: collect() may be called from any thread, concurrently with the events.
@@ -131,15 +142,16 @@ public:
     MonitorMetrics& operator=(const MonitorMetrics&) = delete;
 
     /// A snapshot of every family, in the order of the header comment. Components are those of the source's
-    /// stats (sorted by name); every component gets all six reasons of taskmon_restarts_total (0 until seen).
+    /// stats (sorted by name) but spawned tasks; every component gets every reason of taskmon_restarts_total
+    /// (0 until seen).
     [[nodiscard]] std::vector<MetricFamily> collect() const {
         const auto stats = stats_();
         std::map<std::string, std::map<RestartReason, std::uint64_t>> restarts;
         std::map<std::string, std::chrono::nanoseconds> backoff;
         {
             std::lock_guard lock{counts_->mutex};
-            restarts = counts_->restarts;
             for (const auto& [name, c] : counts_->components) {
+                if (!c.restarts.empty()) restarts[name] = c.restarts;
                 backoff[name] = c.pending_backoff;
             }
         }
@@ -157,6 +169,7 @@ public:
                                      "Backoff delay of the pending automatic restart in seconds; 0 when none.",
                                      MetricType::gauge, {}};
         for (const auto& [name, s] : stats) {
+            if (s.spawned) continue;
             const auto seen = restarts.find(name);
             for (const auto reason : all_restart_reasons) {
                 std::uint64_t n = 0;
@@ -201,31 +214,79 @@ public:
         return out;
     }
 
-    /// Restarts counted so far for one component and reason (0 if none).
+    /// Restarts counted so far for one component and reason (0 if none, and after the component was removed).
     [[nodiscard]] std::uint64_t restarts(const std::string& component, RestartReason reason) const {
         std::lock_guard lock{counts_->mutex};
-        const auto c = counts_->restarts.find(component);
-        if (c == counts_->restarts.end()) return 0;
-        const auto r = c->second.find(reason);
-        return r == c->second.end() ? 0 : r->second;
+        const auto c = counts_->components.find(component);
+        if (c == counts_->components.end()) return 0;
+        const auto r = c->second.restarts.find(reason);
+        return r == c->second.restarts.end() ? 0 : r->second;
+    }
+
+    /// Components this object keeps state for: those with a counted restart or a pending restart cause, not
+    /// removed. Never a spawned task. (What bounds its memory; for leak checks.)
+    [[nodiscard]] std::size_t tracked_components() const {
+        std::lock_guard lock{counts_->mutex};
+        return counts_->components.size();
     }
 
 private:
     struct ComponentCounts {
         std::optional<RestartReason> cause;      ///< what the next `restarted` is counted as
         std::chrono::nanoseconds pending_backoff{};
+        std::map<RestartReason, std::uint64_t> restarts;  ///< counted so far
+        std::uint64_t last_sequence = 0;         ///< of the latest event applied
     };
 
     /// Shared with the listener, which may outlive a collect() in flight. Guarded by `mutex`.
+    ///
+    /// Invariant: an entry of `components` has a cause or a counted restart. Entries are made only by events that
+    /// set a cause or count a restart, so an event of a component that is gone (the late `stopped` of an
+    /// instance that outlived its removal) makes none.
     struct Counts {
         std::mutex mutex;
-        std::map<std::string, std::map<RestartReason, std::uint64_t>> restarts;
         std::map<std::string, ComponentCounts> components;
 
         void on_event(const MonitorEvent& e) {
-            if (e.component.empty()) return;  // closed
+            if (e.component.empty() || e.spawned) return;  // closed, a group's escalation; spawned tasks
             std::lock_guard lock{mutex};
-            auto& c = components[e.component];
+            if (makes_entry(e)) {
+                apply(components[e.component], e);
+                return;
+            }
+            const auto it = components.find(e.component);
+            if (it == components.end()) return;  // nothing pending or counted: nothing to change
+            if (e.kind == MonitorEventKind::removed) {
+                // Events published on different threads may arrive out of order: keep the entry if events of a
+                // component added again under this name already arrived.
+                if (it->second.last_sequence < e.sequence) components.erase(it);
+                return;
+            }
+            apply(it->second, e);
+            if (!it->second.cause && it->second.restarts.empty()) components.erase(it);
+        }
+
+        /// Whether `e` counts a restart or says what the component's next restart will be counted as.
+        static bool makes_entry(const MonitorEvent& e) {
+            switch (e.kind) {
+                case MonitorEventKind::restarted:
+                case MonitorEventKind::failed:
+                case MonitorEventKind::cancelled_unexpectedly:
+                case MonitorEventKind::factory_failed:
+                case MonitorEventKind::restart_requested:
+                case MonitorEventKind::reset:
+                case MonitorEventKind::watchdog_timeout:
+                case MonitorEventKind::startup_timeout:
+                case MonitorEventKind::quarantined:
+                case MonitorEventKind::restart_scheduled:
+                case MonitorEventKind::restart_merged: return true;
+                case MonitorEventKind::stopped: return !e.group.empty();
+                default: return false;
+            }
+        }
+
+        static void apply(ComponentCounts& c, const MonitorEvent& e) {
+            c.last_sequence = std::max(c.last_sequence, e.sequence);
             switch (e.kind) {
                 case MonitorEventKind::failed: c.cause = RestartReason::failed; break;
                 case MonitorEventKind::cancelled_unexpectedly: c.cause = RestartReason::cancelled_unexpectedly; break;
@@ -253,17 +314,18 @@ private:
                     if (!e.group.empty() && !c.cause) c.cause = RestartReason::group;
                     break;
                 case MonitorEventKind::restarted:
-                    ++restarts[e.component][c.cause.value_or(RestartReason::unknown)];
-                    c = {};
+                    ++c.restarts[c.cause.value_or(RestartReason::unknown)];
+                    c.cause.reset();
+                    c.pending_backoff = {};
                     break;
                 case MonitorEventKind::gave_up:
                 case MonitorEventKind::escalated:
-                case MonitorEventKind::removed:
                 case MonitorEventKind::restart_cancelled:
                 case MonitorEventKind::completed:
                 case MonitorEventKind::not_enabled:
                 case MonitorEventKind::no_factory:
-                    c = {};
+                    c.cause.reset();
+                    c.pending_backoff = {};
                     break;
                 default: break;  // started, stopped, stop_timeout, kinds added later: no effect on the counts
             }

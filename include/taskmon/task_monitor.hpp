@@ -117,6 +117,9 @@ public:
     /// Starts `task` under supervision as component `name` (not enabled for restart until enable()). The task
     /// runs on the component's pool strand of the monitor's executor. Throws std::invalid_argument for an empty
     /// or already registered name.
+    ///
+    /// The monitor keeps only the coroutine, as spawn() does: a coroutine lambda's captures die with the temporary
+    /// closure when this call returns, so pass state as the coroutine's parameters (see spawn()).
     void register_task(const std::string& name, asio::awaitable<void> task) {
         state_->register_task(name, std::move(task));
     }

@@ -17,6 +17,9 @@
 // Lane states are names, an open set: running, backing_off, restarting, gave_up, failed, completed, stopped,
 // stopping, unresponsive, quarantined have their own colours; any other name is drawn in a neutral colour and
 // labelled with its name, so states added later show up without a change here.
+//
+// Tasks started with TaskMonitor::spawn() (MonitorEvent::spawned: one per connection) get no lane: their events
+// are dropped as they arrive, so a server's connections neither crowd the picture nor grow the recorder.
 #pragma once
 
 #include <algorithm>
@@ -1022,8 +1025,8 @@ public:
     TimelineRecorder(const TimelineRecorder&) = delete;
     TimelineRecorder& operator=(const TimelineRecorder&) = delete;
 
-    /// Records every event `monitor` (a BasicTaskMonitor<Clock>) publishes from now on, until detach() or
-    /// destruction. Throws what subscribe() throws (std::logic_error once the monitor's close() started).
+    /// Records every event `monitor` (a BasicTaskMonitor<Clock>) publishes from now on, but those of spawned
+    /// tasks, until detach() or destruction. Throws what subscribe() throws (std::logic_error once the monitor's close() started).
     template <typename Monitor>
     void attach(Monitor& monitor) {
         auto subscription = monitor.subscribe([this](const MonitorEvent& e) { record(e); });
@@ -1042,8 +1045,9 @@ public:
         subscriptions.clear();  // outside the lock: a listener call in flight needs it to finish
     }
 
-    /// One TaskMonitor event (attach() calls this for you).
+    /// One TaskMonitor event (attach() calls this for you). An event of a spawned task is dropped.
     void record(const MonitorEvent& event) {
+        if (event.spawned) return;
         const std::lock_guard lock{mutex_};
         monitor_events_.push_back(event);
     }

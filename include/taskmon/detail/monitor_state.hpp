@@ -901,6 +901,7 @@ private:
         if (c.group) {
             s.group = c.group->name;
         }
+        s.spawned = c.spawned;
         if (const auto& i = c.instance) {
             if (const auto& l = i->liveness) {
                 s.ready = l->ready_at() != InstanceLiveness::never;
