@@ -1599,7 +1599,8 @@ private:
     /// Hands `leaves` (components of the tree under `root`) to a new unit that stops them in reverse order and,
     /// if `restart`, starts them again in order from `resume_at`. Units already driving any of them are
     /// absorbed, with what they still had to do. Quarantined and given-up components are left alone by a
-    /// restart; temporary and disabled ones are stopped, not restarted.
+    /// restart; temporary and disabled ones are stopped, not restarted (a temporary one never started yet is
+    /// started).
     RestartUnit& enlist(Group& root, const std::vector<ComponentPtr>& leaves, bool restart, time_point resume_at) {
         auto unit = std::make_shared<RestartUnit>(root);
         unit->resume_at = resume_at;
@@ -1631,8 +1632,9 @@ private:
             c.in_trial = false;
             c.unit = unit;
             c.unit_started = false;
+            // A temporary member is started once (its first start), never restarted.
             c.drive_restart = restart && c.enabled && c.factory &&
-                              policy_of(c).restart_type != RestartType::temporary;
+                              (policy_of(c).restart_type != RestartType::temporary || c.generation == 0);
             if (c.drive_restart) {
                 c.state = ComponentState::restarting;
             } else if (!c.instance &&
