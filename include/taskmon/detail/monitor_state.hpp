@@ -1806,6 +1806,10 @@ private:
                         self->advance(u);
                     }
                 });
+            } else if (u->timer) {
+                // Done, or waiting for an exit or a readiness: a stop deadline armed before must not keep the
+                // context busy (after close() it would, until that deadline).
+                u->timer->cancel();
             }
             maybe_finish_close();
             return;
