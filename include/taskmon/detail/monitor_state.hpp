@@ -1237,6 +1237,12 @@ private:
     void give_up(const ComponentPtr& cp, const std::string& reason, time_point now, Events& events, bool fatal) {
         auto& c = *cp;
         const auto& policy = policy_of(c);
+        if (c.unit && !c.unit_started) {
+            // It failed on its own while a group restart stopped the others: that restart must not start it
+            // again (it stays down, or waits for its quarantine trial).
+            c.unit.reset();
+            c.drive_restart = false;
+        }
         if (policy.give_up_mode == GiveUpMode::quarantine) {
             quarantine(cp, reason, now, events);
             return;
@@ -1936,8 +1942,10 @@ private:
         auto outcome = classify_exit(error);
         Events events;
         std::shared_ptr<RestartUnit> unit;
+        std::shared_ptr<RestartUnit> unit_before;  // a give-up detaches the member from its unit
         {
             std::lock_guard lock{mutex_};
+            unit_before = c.unit;
             if (c.instance == instance) {
                 c.instance.reset();
                 --live_instances_;
@@ -2036,6 +2044,9 @@ private:
         complete_removals();
         if (unit) {
             advance(unit);  // it may be waiting for this exit
+        }
+        if (unit_before && unit_before != unit) {
+            advance(unit_before);  // a no-op if it was absorbed
         }
         maybe_finish_close();
     }
