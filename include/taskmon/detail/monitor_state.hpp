@@ -1255,6 +1255,12 @@ private:
         e.reason = reason;
         if (policy.give_up_mode == GiveUpMode::escalate && c.group) {
             events.push_back(std::move(e));  // escalated to its group, which gives up as a whole
+            if (c.group->parent) {
+                // The parent restarts the group as a whole, this member too (else it would be left alone as
+                // given up), with a fresh budget like the group's.
+                clear_budget(c);
+                c.state = ComponentState::restarting;
+            }
             group_give_up(*c.group, c.name, 0, "member '" + c.name + "' escalated: " + reason, policy.base_backoff,
                           now, events);
         } else if (policy.give_up_mode == GiveUpMode::escalate) {
