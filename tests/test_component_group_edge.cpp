@@ -269,6 +269,8 @@ TEST_CASE("group edge: nested rest_for_one inside one_for_all restarts the inner
     CHECK(restarting[0].members == Names{"q", "s"});
     CHECK(restarting[1].group == "top");
     CHECK(restarting[1].members == Names{"x", "inner"});
+    // One unit settles both groups: the nested one first, then its parent (never in address order).
+    CHECK(groups_of(r.of(MonitorEventKind::group_restarted)) == Names{"inner", "inner", "top"});
     for (const auto* role : {&x, &p, &q, &s}) {
         CHECK(role->max_live == 1);
     }

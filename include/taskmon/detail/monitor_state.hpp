@@ -563,7 +563,11 @@ public:
             }
             std::vector<ComponentPtr> leaves;
             leaves_of(g, leaves);
-            enlist(root_of(g), leaves, true, Clock::now()).starting.push_back(&g);
+            // The tree's other members still being started (or restarted) go first: the new group joins its
+            // parent's members last.
+            std::vector<ComponentPtr> tree;
+            leaves_of(root_of(g), tree);
+            enlist(root_of(g), leaves, true, Clock::now(), tree).starting.push_back(&g);
         }
         for (const auto& m : members) {
             if (m.policy) {
@@ -1609,13 +1613,19 @@ private:
     }
 
     /// Hands `leaves` (components of the tree under `root`) to a new unit that stops them in reverse order and,
-    /// if `restart`, starts them again in order from `resume_at`. Units already driving any of them are
-    /// absorbed, with what they still had to do. Quarantined and given-up components are left alone by a
+    /// if `restart`, starts them again in order from `resume_at`. Units already driving any of them (or any of
+    /// `before`, which it does not stop) are absorbed, with what they still had to do. Quarantined and given-up components are left alone by a
     /// restart; temporary and disabled ones are stopped, not restarted (a temporary one never started yet is
     /// started).
-    RestartUnit& enlist(Group& root, const std::vector<ComponentPtr>& leaves, bool restart, time_point resume_at) {
+    RestartUnit& enlist(Group& root, const std::vector<ComponentPtr>& leaves, bool restart, time_point resume_at,
+                        const std::vector<ComponentPtr>& before = {}) {
         auto unit = std::make_shared<RestartUnit>(root);
         unit->resume_at = resume_at;
+        for (const auto& c : before) {
+            if (c->unit && c->unit != unit) {
+                absorb(unit, c->unit);
+            }
+        }
         for (const auto& c : leaves) {
             if (c->unit && c->unit != unit) {
                 absorb(unit, c->unit);
@@ -1764,9 +1774,12 @@ private:
         }
         const auto settle = [&](std::vector<Group*>& groups, GroupState from, GroupState to,
                                 std::optional<MonitorEventKind> kind) {
-            std::sort(groups.begin(), groups.end());
-            groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+            std::vector<Group*> done;  // once each, in the order they were listed (never by address)
             for (auto* g : groups) {
+                if (std::find(done.begin(), done.end(), g) != done.end()) {
+                    continue;
+                }
+                done.push_back(g);
                 if (g->state != from) {
                     continue;
                 }
