@@ -188,6 +188,7 @@ public:
         StopCause stop = StopCause::none;
         bool tripped_startup = false;            // StopCause::liveness: which deadline it missed
         bool reported_unresponsive = false;
+        bool reported_in_close = false;  // reported after close() began (a group's member, at the end of its turn)
         bool ready_reported = false;  // its `ready` event was published
         FailureClass trip_class = FailureClass::counted;
         asio::cancellation_signal signal;
@@ -1415,6 +1416,7 @@ private:
 
     void report_unresponsive(Component& c, time_point now, Events& events) {
         c.instance->reported_unresponsive = true;
+        c.instance->reported_in_close = closed_;
         c.state = ComponentState::unresponsive;
         auto e = event(MonitorEventKind::stop_timeout, c, now);
         e.delay = policy_of(c).shutdown_timeout;
@@ -2208,7 +2210,18 @@ private:
     void maybe_finish_close() {
         {
             std::lock_guard lock{mutex_};
-            if (!closing_ || close_completed_ || live_instances_ != 0 || starting_ != 0) {
+            if (!closing_ || close_completed_ || starting_ != 0) {
+                return;
+            }
+            // Done once every instance exited, or was waited for by this close up to its shutdown_timeout and
+            // reported (a group's members, stopped one by one, are reported as their turn ends).
+            const auto waited_for = [](const ComponentPtr& c) {
+                return !c->instance || c->instance->reported_in_close;
+            };
+            if (live_instances_ != 0 &&
+                !(std::all_of(components_.begin(), components_.end(),
+                              [&](const auto& entry) { return waited_for(entry.second); }) &&
+                  std::all_of(detached_.begin(), detached_.end(), waited_for))) {
                 return;
             }
         }
