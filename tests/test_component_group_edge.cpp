@@ -884,3 +884,42 @@ TEST_CASE("group edge: destroying the monitor while a group restart stops an unr
     CHECK(b.starts == 1);
     CHECK(c.starts == 1);
 }
+
+// ---- open defects (hidden: [.]) -------------------------------------------------------------------------------
+
+TEST_CASE("group edge: restarts of a nested group by its parent count against its max_restarts",
+          "[.][defect][group][edge][intensity]") {
+    // GroupPolicy::max_restarts: "restarts of its members (and of the group by its parent) allowed within
+    // restart_window". A parent's one_for_all restart of the nested group is not counted in its window.
+    Harness h;
+    Journal j{h};
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    Role x{.fail_after = {1s}}, y{};
+    monitor.supervise_group("top", {member(j, "x", x, quick)}, {.strategy = RestartStrategy::one_for_all});
+    monitor.supervise_group("inner", {member(j, "y", y, quick)}, {.max_restarts = 5}, "top");
+    h.runner.run_for(10s);
+    CHECK(y.starts == 2);
+    const auto inner = monitor.get_group_stats().at("inner");
+    CHECK(inner.restart_count == 1);
+    CHECK(inner.restarts_in_window == 1);
+    h.close(monitor);
+}
+
+TEST_CASE("group edge: a one_for_one group reports group_restarting only with a group_restarted to match",
+          "[.][defect][group][edge][events]") {
+    // A one_for_one member failing on its own restarts alone without any group event, but one failing while a
+    // unit drives it (here: its factory throws during the group's first start) publishes group_restarting for
+    // the group, which never reaches state restarting and never publishes group_restarted.
+    Harness h;
+    Journal j{h};
+    Recorder r;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(r.listener());
+    Role a{}, b{};
+    b.factory_throws = {0};
+    monitor.supervise_group("g", {member(j, "a", a, quick), member(j, "b", b, quick)});
+    h.runner.run_for(10s);
+    CHECK(b.starts == 1);
+    CHECK(r.of(MonitorEventKind::group_restarting).size() == r.of(MonitorEventKind::group_restarted).size());
+    h.close(monitor);
+}
