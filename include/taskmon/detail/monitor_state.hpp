@@ -188,6 +188,7 @@ public:
         StopCause stop = StopCause::none;
         bool tripped_startup = false;            // StopCause::liveness: which deadline it missed
         bool reported_unresponsive = false;
+        bool reported_in_close = false;  // reported after close() began (a group's member, at the end of its turn)
         bool ready_reported = false;  // its `ready` event was published
         FailureClass trip_class = FailureClass::counted;
         asio::cancellation_signal signal;
@@ -563,7 +564,11 @@ public:
             }
             std::vector<ComponentPtr> leaves;
             leaves_of(g, leaves);
-            enlist(root_of(g), leaves, true, Clock::now()).starting.push_back(&g);
+            // The tree's other members still being started (or restarted) go first: the new group joins its
+            // parent's members last.
+            std::vector<ComponentPtr> tree;
+            leaves_of(root_of(g), tree);
+            enlist(root_of(g), leaves, true, Clock::now(), tree).starting.push_back(&g);
         }
         for (const auto& m : members) {
             if (m.policy) {
@@ -1238,6 +1243,12 @@ private:
     void give_up(const ComponentPtr& cp, const std::string& reason, time_point now, Events& events, bool fatal) {
         auto& c = *cp;
         const auto& policy = policy_of(c);
+        if (c.unit && !c.unit_started) {
+            // It failed on its own while a group restart stopped the others: that restart must not start it
+            // again (it stays down, or waits for its quarantine trial).
+            c.unit.reset();
+            c.drive_restart = false;
+        }
         if (policy.give_up_mode == GiveUpMode::quarantine) {
             quarantine(cp, reason, now, events);
             return;
@@ -1250,6 +1261,12 @@ private:
         e.reason = reason;
         if (policy.give_up_mode == GiveUpMode::escalate && c.group) {
             events.push_back(std::move(e));  // escalated to its group, which gives up as a whole
+            if (c.group->parent) {
+                // The parent restarts the group as a whole, this member too (else it would be left alone as
+                // given up), with a fresh budget like the group's.
+                clear_budget(c);
+                c.state = ComponentState::restarting;
+            }
             group_give_up(*c.group, c.name, std::nullopt, "member '" + c.name + "' escalated: " + reason,
                           policy.base_backoff, now, events);
         } else if (policy.give_up_mode == GiveUpMode::escalate) {
@@ -1400,6 +1417,7 @@ private:
 
     void report_unresponsive(Component& c, time_point now, Events& events) {
         c.instance->reported_unresponsive = true;
+        c.instance->reported_in_close = closed_;
         c.state = ComponentState::unresponsive;
         auto e = event(MonitorEventKind::stop_timeout, c, now);
         e.delay = policy_of(c).shutdown_timeout;
@@ -1600,12 +1618,19 @@ private:
     }
 
     /// Hands `leaves` (components of the tree under `root`) to a new unit that stops them in reverse order and,
-    /// if `restart`, starts them again in order from `resume_at`. Units already driving any of them are
-    /// absorbed, with what they still had to do. Quarantined and given-up components are left alone by a
-    /// restart; temporary and disabled ones are stopped, not restarted.
-    RestartUnit& enlist(Group& root, const std::vector<ComponentPtr>& leaves, bool restart, time_point resume_at) {
+    /// if `restart`, starts them again in order from `resume_at`. Units already driving any of them (or any of
+    /// `before`, which it does not stop) are absorbed, with what they still had to do. Quarantined and given-up components are left alone by a
+    /// restart; temporary and disabled ones are stopped, not restarted (a temporary one never started yet is
+    /// started).
+    RestartUnit& enlist(Group& root, const std::vector<ComponentPtr>& leaves, bool restart, time_point resume_at,
+                        const std::vector<ComponentPtr>& before = {}) {
         auto unit = std::make_shared<RestartUnit>(root);
         unit->resume_at = resume_at;
+        for (const auto& c : before) {
+            if (c->unit && c->unit != unit) {
+                absorb(unit, c->unit);
+            }
+        }
         for (const auto& c : leaves) {
             if (c->unit && c->unit != unit) {
                 absorb(unit, c->unit);
@@ -1634,8 +1659,9 @@ private:
             c.in_trial = false;
             c.unit = unit;
             c.unit_started = false;
+            // A temporary member is started once (its first start), never restarted.
             c.drive_restart = restart && c.enabled && c.factory &&
-                              policy_of(c).restart_type != RestartType::temporary;
+                              (policy_of(c).restart_type != RestartType::temporary || c.generation == 0);
             if (c.drive_restart) {
                 c.state = ComponentState::restarting;
             } else if (!c.instance &&
@@ -1753,9 +1779,12 @@ private:
         }
         const auto settle = [&](std::vector<Group*>& groups, GroupState from, GroupState to,
                                 std::optional<MonitorEventKind> kind) {
-            std::sort(groups.begin(), groups.end());
-            groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+            std::vector<Group*> done;  // once each, in the order they were listed (never by address)
             for (auto* g : groups) {
+                if (std::find(done.begin(), done.end(), g) != done.end()) {
+                    continue;
+                }
+                done.push_back(g);
                 if (g->state != from) {
                     continue;
                 }
@@ -1807,6 +1836,10 @@ private:
                         self->advance(u);
                     }
                 });
+            } else if (u->timer) {
+                // Done, or waiting for an exit or a readiness: a stop deadline armed before must not keep the
+                // context busy (after close() it would, until that deadline).
+                u->timer->cancel();
             }
             maybe_finish_close();
             return;
@@ -1933,8 +1966,10 @@ private:
         auto outcome = classify_exit(error);
         Events events;
         std::shared_ptr<RestartUnit> unit;
+        std::shared_ptr<RestartUnit> unit_before;  // a give-up detaches the member from its unit
         {
             std::lock_guard lock{mutex_};
+            unit_before = c.unit;
             if (c.instance == instance) {
                 c.instance.reset();
                 --live_instances_;
@@ -2033,6 +2068,9 @@ private:
         complete_removals();
         if (unit) {
             advance(unit);  // it may be waiting for this exit
+        }
+        if (unit_before && unit_before != unit) {
+            advance(unit_before);  // a no-op if it was absorbed
         }
         maybe_finish_close();
     }
@@ -2177,7 +2215,18 @@ private:
     void maybe_finish_close() {
         {
             std::lock_guard lock{mutex_};
-            if (!closing_ || close_completed_ || live_instances_ != 0 || starting_ != 0) {
+            if (!closing_ || close_completed_ || starting_ != 0) {
+                return;
+            }
+            // Done once every instance exited, or was waited for by this close up to its shutdown_timeout and
+            // reported (a group's members, stopped one by one, are reported as their turn ends).
+            const auto waited_for = [](const ComponentPtr& c) {
+                return !c->instance || c->instance->reported_in_close;
+            };
+            if (live_instances_ != 0 &&
+                !(std::all_of(components_.begin(), components_.end(),
+                              [&](const auto& entry) { return waited_for(entry.second); }) &&
+                  std::all_of(detached_.begin(), detached_.end(), waited_for))) {
                 return;
             }
         }
