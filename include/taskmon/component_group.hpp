@@ -89,10 +89,12 @@ enum class GroupState {
 /// give_up_mode, shutdown_timeout, liveness) on top of this.
 struct GroupPolicy {
     RestartStrategy strategy = RestartStrategy::one_for_one;
-    /// The group's intensity: restarts of its members (and of the group by its parent) allowed within
-    /// restart_window, over the whole group. One more gives the group up: its members are stopped and it is
-    /// escalated to its parent group (which restarts it by the parent's strategy) or, at the top of the tree,
-    /// to the monitor's owner. unlimited_restart_attempts (the default) means no group limit.
+    /// The group's intensity: restarts of its members allowed within restart_window, over the whole group (a
+    /// member failing while a group restart already stops it joins that restart and is not counted again).
+    /// One more gives the group up: it is escalated to its parent group, which restarts it by the parent's
+    /// strategy (counted against the parent's limit) with a fresh budget, or, at the top of the tree, its
+    /// members are stopped and it is escalated to the monitor's owner. unlimited_restart_attempts (the
+    /// default) means no group limit.
     int max_restarts = unlimited_restart_attempts;
     std::chrono::milliseconds restart_window = std::chrono::hours{1};
     AutoShutdown auto_shutdown = AutoShutdown::never;
@@ -120,7 +122,7 @@ struct GroupStats {
     std::string parent;                ///< empty for a top-level group
     std::vector<std::string> members;  ///< components and nested groups, in start order
     int restart_count = 0;             ///< group restarts done (strategy restarts, and restarts by its parent)
-    int restarts_in_window = 0;        ///< member and group restarts counted against max_restarts
+    int restarts_in_window = 0;        ///< member restarts counted against max_restarts (0 after a parent's restart)
 };
 
 /// Throws std::invalid_argument naming the first invalid field of `policy`; `context` prefixes the message.

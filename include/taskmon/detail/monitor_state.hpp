@@ -1191,6 +1191,11 @@ private:
             member_ended(c, now, events);
         } else if (cls == FailureClass::fatal && !c.in_trial) {
             give_up(cp, reason, now, events, true);
+        } else if (c.unit && c.drive_restart && !c.unit_started) {
+            // Already due to restart with its group (a member that fails as the others are stopped, often from
+            // the same cause): the failure joins that restart and counts against no limit, as OTP absorbs the
+            // exits of the children a restart is stopping.
+            c.state = ComponentState::restarting;
         } else {
             schedule_restart(cp, reason, now, cls != FailureClass::not_counted, events);
         }
@@ -1518,13 +1523,18 @@ private:
                 subtree_of(*it->group, groups);
             }
         }
+        for (auto* x : groups) {
+            x->window.clear();  // a group restarted by its parent starts over with a fresh budget (as in OTP)
+        }
         if (g.policy.strategy != RestartStrategy::one_for_one) {
             groups.push_back(&g);
         }
         for (auto* x : groups) {
             x->state = GroupState::restarting;
         }
-        events.push_back(std::move(e));
+        if (!groups.empty()) {
+            events.push_back(std::move(e));
+        }  // else a one_for_one member that a unit drives: restarted with that unit, no group restart of its own
         auto& unit = enlist(root_of(g), leaves, true, now + std::chrono::duration_cast<duration>(delay));
         unit.restarting.insert(unit.restarting.end(), groups.begin(), groups.end());
         return true;
