@@ -1999,66 +1999,10 @@ private:
             }
             if (c.spawned) {
                 on_exit_spawned(c, *instance, outcome, now, events);
-            } else if (c.unit && instance->stop != StopCause::none && instance->stop != StopCause::liveness &&
-                       !closed_) {
-                // Stopped for a group restart or an ordered stop: the unit decides what follows.
-                c.in_trial = false;
-                c.state = c.drive_restart && c.enabled ? ComponentState::restarting : ComponentState::stopped;
-                auto e = event(MonitorEventKind::stopped, c, now);
-                e.task_id = instance->id;
-                if (outcome.kind == ExitOutcome::failed) {
-                    c.last_error = outcome.reason;
-                    e.reason = outcome.reason;
-                }
-                events.push_back(std::move(e));
-            } else if (instance->stop == StopCause::restart && !closed_ && !c.removing) {
-                if (outcome.kind == ExitOutcome::failed) {
-                    c.last_error = outcome.reason;  // it threw while being stopped: report it, then restart
-                    auto e = event(MonitorEventKind::stopped, c, now);
-                    e.task_id = instance->id;
-                    e.reason = outcome.reason;
-                    events.push_back(std::move(e));
-                }
-                c.in_trial = false;
-                c.manual_pending = true;
-                c.restart_scheduled = true;
-                c.state = ComponentState::restarting;
-                schedule_start(cp, std::chrono::nanoseconds::zero());
-            } else if (instance->stop == StopCause::liveness && !closed_ && !c.removing) {
-                after_failure(cp, instance->tripped_startup ? "startup timeout" : "watchdog timeout",
-                              instance->trip_class, now, events);
             } else if (instance->stop != StopCause::none || closed_ || c.removing) {
-                if (c.state != ComponentState::gave_up) {
-                    c.state = instance->stop == StopCause::none && outcome.kind == ExitOutcome::returned
-                                  ? ComponentState::completed
-                                  : ComponentState::stopped;
-                }
-                c.in_trial = false;
-                auto e = event(MonitorEventKind::stopped, c, now);
-                if (outcome.kind == ExitOutcome::failed) {
-                    c.last_error = outcome.reason;
-                    e.reason = outcome.reason;
-                }
-                e.task_id = instance->id;
-                events.push_back(std::move(e));
-                if (c.removing) {
-                    erase(c, false, events);
-                }
+                after_requested_stop(cp, *instance, outcome, now, events);
             } else if (outcome.kind == ExitOutcome::returned) {
-                if (c.in_trial) {
-                    c.in_trial = false;
-                    close_breaker(c, now, events);  // a trial that finished its work succeeded
-                }
-                if (policy.restart_type == RestartType::permanent && c.enabled && c.factory) {
-                    schedule_restart(cp, "completed normally", now, true, events);
-                } else {
-                    c.state = ComponentState::completed;
-                    auto e = event(MonitorEventKind::completed, c, now);
-                    e.task_id = instance->id;
-                    e.restart_type = policy.restart_type;
-                    events.push_back(std::move(e));
-                    member_ended(c, now, events);
-                }
+                after_return(cp, *instance, now, events);
             } else {
                 ++c.failure_count;
                 c.last_error = outcome.reason;
@@ -2083,6 +2027,75 @@ private:
             advance(unit_before);  // a no-op if it was absorbed
         }
         maybe_finish_close();
+    }
+
+    /// The `stopped` event of `instance`, with the reason if it threw while being stopped (also kept in
+    /// last_error).
+    MonitorEvent stopped_event(Component& c, const Instance& instance, const ExitOutcome& outcome, time_point now) {
+        auto e = event(MonitorEventKind::stopped, c, now);
+        e.task_id = instance.id;
+        if (outcome.kind == ExitOutcome::failed) {
+            c.last_error = outcome.reason;
+            e.reason = outcome.reason;
+        }
+        return e;
+    }
+
+    /// An instance the monitor asked to stop (or any exit once closing or removing) ended (mutex_ held): what
+    /// follows depends on who asked — a group unit, restart(), a liveness trip, or a stop for good.
+    void after_requested_stop(const ComponentPtr& cp, const Instance& instance, const ExitOutcome& outcome,
+                              time_point now, Events& events) {
+        auto& c = *cp;
+        const bool open = !closed_ && !c.removing;
+        if (c.unit && instance.stop != StopCause::none && instance.stop != StopCause::liveness && !closed_) {
+            // Stopped for a group restart or an ordered stop: the unit decides what follows.
+            c.in_trial = false;
+            c.state = c.drive_restart && c.enabled ? ComponentState::restarting : ComponentState::stopped;
+            events.push_back(stopped_event(c, instance, outcome, now));
+        } else if (instance.stop == StopCause::restart && open) {
+            if (outcome.kind == ExitOutcome::failed) {
+                events.push_back(stopped_event(c, instance, outcome, now));  // it threw while being stopped
+            }
+            c.in_trial = false;
+            c.manual_pending = true;
+            c.restart_scheduled = true;
+            c.state = ComponentState::restarting;
+            schedule_start(cp, std::chrono::nanoseconds::zero());
+        } else if (instance.stop == StopCause::liveness && open) {
+            after_failure(cp, instance.tripped_startup ? "startup timeout" : "watchdog timeout", instance.trip_class,
+                          now, events);
+        } else {
+            if (c.state != ComponentState::gave_up) {
+                c.state = instance.stop == StopCause::none && outcome.kind == ExitOutcome::returned
+                              ? ComponentState::completed
+                              : ComponentState::stopped;
+            }
+            c.in_trial = false;
+            events.push_back(stopped_event(c, instance, outcome, now));
+            if (c.removing) {
+                erase(c, false, events);
+            }
+        }
+    }
+
+    /// An instance returned on its own (mutex_ held): a permanent component restarts, others complete.
+    void after_return(const ComponentPtr& cp, const Instance& instance, time_point now, Events& events) {
+        auto& c = *cp;
+        const auto& policy = policy_of(c);
+        if (c.in_trial) {
+            c.in_trial = false;
+            close_breaker(c, now, events);  // a trial that finished its work succeeded
+        }
+        if (policy.restart_type == RestartType::permanent && c.enabled && c.factory) {
+            schedule_restart(cp, "completed normally", now, true, events);
+        } else {
+            c.state = ComponentState::completed;
+            auto e = event(MonitorEventKind::completed, c, now);
+            e.task_id = instance.id;
+            e.restart_type = policy.restart_type;
+            events.push_back(std::move(e));
+            member_ended(c, now, events);
+        }
     }
 
     /// The task of a spawned component ended (mutex_ held): one event says how — completed, stopped (close,
