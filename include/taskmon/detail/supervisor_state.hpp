@@ -53,7 +53,7 @@
 #include <taskmon/detail/exit_outcome.hpp>
 #include <taskmon/detail/latest_slot.hpp>
 #include <taskmon/detail/load_sampler.hpp>
-#include <taskmon/detail/monitor_event.hpp>
+#include <taskmon/detail/log_text.hpp>
 #include <taskmon/detail/waiter_list.hpp>
 
 namespace taskmon::detail {
