@@ -352,7 +352,8 @@ int main(int argc, char** argv) {
     for (const auto& [kind, n] : kinds) std::printf("  %-22s %d\n", kind.c_str(), n);
     std::puts("\nNotable events:");
     for (const auto& e : h.events) {
-        if (e.kind == taskmon::EventKind::status_changed || e.kind == taskmon::EventKind::component_restarted) continue;
+        using Kind = taskmon::HistoryEventKind;
+        if (e.kind == Kind::status_changed || e.kind == Kind::component_restarted) continue;
         std::printf("  %7.2fs  %-22s %-22s %s\n", std::chrono::duration<double>(e.at).count(),
                     std::string{taskmon::to_string(e.kind)}.c_str(), e.component.c_str(), e.message.c_str());
     }

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "taskmon_catch.hpp"
@@ -12,8 +13,8 @@ using taskmon::ActionOutcome;
 using taskmon::ActionResult;
 using taskmon::AgentStatus;
 using taskmon::DecisionFate;
-using taskmon::Event;
-using taskmon::EventKind;
+using taskmon::HistoryEvent;
+using taskmon::HistoryEventKind;
 using taskmon::StepOutcome;
 
 using History = taskmon::History<std::string, std::string>;
@@ -112,21 +113,21 @@ TEST_CASE("history: total_duration covers the last step or event while the run i
     History h;
     h.steps.push_back(step(4, StepOutcome::succeeded));
     CHECK(h.total_duration() == 4500ms);
-    h.events.push_back(Event{EventKind::load_shedding_entered, 7s, "load_shedding_monitor", "cpu_percent=99",
-                             std::nullopt, std::nullopt, std::nullopt});
+    h.events.push_back(HistoryEvent{HistoryEventKind::load_shedding_entered, 7s, "load_shedding_monitor",
+                                    "cpu_percent=99", std::nullopt, std::nullopt, std::nullopt});
     CHECK(h.total_duration() == 7s);
 }
 
 TEST_CASE("history: events_of and status_path read the event log") {
     History h;
-    h.events.push_back(Event{EventKind::status_changed, 0s, "", "run() called", AgentStatus::pending,
+    h.events.push_back(HistoryEvent{HistoryEventKind::status_changed, 0s, "", "run() called", AgentStatus::pending,
                              AgentStatus::running, std::nullopt});
-    h.events.push_back(Event{EventKind::watchdog_stall, 15s, "perception_watchdog", "", std::nullopt,
+    h.events.push_back(HistoryEvent{HistoryEventKind::watchdog_stall, 15s, "perception_watchdog", "", std::nullopt,
                              std::nullopt, std::nullopt});
-    h.events.push_back(Event{EventKind::status_changed, 20s, "", "done", AgentStatus::running,
+    h.events.push_back(HistoryEvent{HistoryEventKind::status_changed, 20s, "", "done", AgentStatus::running,
                              AgentStatus::completed, 3});
-    CHECK(h.events_of(EventKind::watchdog_stall).size() == 1);
-    CHECK(h.events_of(EventKind::hook_error).empty());
+    CHECK(h.events_of(HistoryEventKind::watchdog_stall).size() == 1);
+    CHECK(h.events_of(HistoryEventKind::hook_error).empty());
     CHECK(h.status_path() ==
           std::vector<AgentStatus>{AgentStatus::pending, AgentStatus::running, AgentStatus::completed});
 }
@@ -135,12 +136,23 @@ TEST_CASE("history: outcome names") {
     CHECK(taskmon::to_string(ActionOutcome::interrupted) == "interrupted");
     CHECK(taskmon::to_string(DecisionFate::expired) == "expired");
     CHECK(taskmon::to_string(StepOutcome::failed) == "failed");
-    CHECK(taskmon::to_string(EventKind::component_gave_up) == "component_gave_up");
+    CHECK(taskmon::to_string(HistoryEventKind::component_gave_up) == "component_gave_up");
 }
 
-TEST_CASE("history: fmt formats every ActionOutcome, DecisionFate, StepOutcome and EventKind as its name") {
+TEST_CASE("history: fmt formats every ActionOutcome, DecisionFate, StepOutcome and HistoryEventKind as its name") {
     taskmon_test::check_enum_names(ActionOutcome::succeeded, ActionOutcome::interrupted);
     taskmon_test::check_enum_names(DecisionFate::executed, DecisionFate::expired);
     taskmon_test::check_enum_names(StepOutcome::succeeded, StepOutcome::failed);
-    taskmon_test::check_enum_names(EventKind::status_changed, EventKind::terminal_refused);
+    taskmon_test::check_enum_names(HistoryEventKind::status_changed, HistoryEventKind::terminal_refused);
 }
+
+// The former names stay for one release, as deprecated aliases of the same types.
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+static_assert(std::is_same_v<taskmon::Event, HistoryEvent>);
+static_assert(std::is_same_v<taskmon::EventKind, HistoryEventKind>);
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif

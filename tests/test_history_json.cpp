@@ -29,8 +29,8 @@ using taskmon::ActionOutcome;
 using taskmon::ActionResult;
 using taskmon::AgentStatus;
 using taskmon::DecisionFate;
-using taskmon::Event;
-using taskmon::EventKind;
+using taskmon::HistoryEvent;
+using taskmon::HistoryEventKind;
 using taskmon::JsonFieldError;
 using taskmon::Offset;
 using taskmon::StepOutcome;
@@ -188,21 +188,22 @@ History edge_cases() {
         h.steps.push_back(s);
     }
 
-    h.events.push_back(Event{EventKind::status_changed, 0ns, "", "run() started", AgentStatus::pending,
-                             AgentStatus::running, std::nullopt});
-    h.events.push_back(Event{EventKind::status_changed, 1s, "", "pause()", AgentStatus::running, AgentStatus::paused,
-                             std::nullopt});
-    h.events.push_back(Event{EventKind::component_failed, 2s, "perception",
-                             "error=\"std::runtime_error: <bad> & \"worse\"\"", std::nullopt, std::nullopt, 0});
-    h.events.push_back(
-        Event{EventKind::decision_expired, 3s, "actuation_loop", "age=31s", std::nullopt, std::nullopt, u64_max});
+    h.events.push_back(HistoryEvent{HistoryEventKind::status_changed, 0ns, "", "run() started", AgentStatus::pending,
+                                    AgentStatus::running, std::nullopt});
+    h.events.push_back(HistoryEvent{HistoryEventKind::status_changed, 1s, "", "pause()", AgentStatus::running,
+                                    AgentStatus::paused, std::nullopt});
+    h.events.push_back(HistoryEvent{HistoryEventKind::component_failed, 2s, "perception",
+                                    "error=\"std::runtime_error: <bad> & \"worse\"\"", std::nullopt, std::nullopt, 0});
+    h.events.push_back(HistoryEvent{HistoryEventKind::decision_expired, 3s, "actuation_loop", "age=31s", std::nullopt,
+                                    std::nullopt, u64_max});
     // Every kind, every status as `to`, to check every name both ways.
-    for (unsigned k = 0; k <= static_cast<unsigned>(EventKind::terminal_refused); ++k) {
-        h.events.push_back(Event{static_cast<EventKind>(k), Offset{k}, "c", "", std::nullopt, std::nullopt, k});
+    for (unsigned k = 0; k <= static_cast<unsigned>(HistoryEventKind::terminal_refused); ++k) {
+        h.events.push_back(
+            HistoryEvent{static_cast<HistoryEventKind>(k), Offset{k}, "c", "", std::nullopt, std::nullopt, k});
     }
     for (unsigned s = 0; s < taskmon::agent_status_count; ++s) {
-        h.events.push_back(Event{EventKind::status_changed, 4s, "", "", std::nullopt, static_cast<AgentStatus>(s),
-                                 std::nullopt});
+        h.events.push_back(HistoryEvent{HistoryEventKind::status_changed, 4s, "", "", std::nullopt,
+                                        static_cast<AgentStatus>(s), std::nullopt});
     }
 
     h.counters.observations_published = u64_max;
@@ -306,7 +307,7 @@ TEST_CASE("history_json: a real Supervisor run survives a round trip") {
     const auto original = real_run();
     REQUIRE(original.status == AgentStatus::completed);
     REQUIRE(original.steps.size() == 8);
-    REQUIRE_FALSE(original.events_of(EventKind::component_restarted).empty());
+    REQUIRE_FALSE(original.events_of(HistoryEventKind::component_restarted).empty());
     REQUIRE(original.counters.actions_failed == 1);
     const auto back = json::parse(json(original).dump()).get<TextHistory>();
     check_equal<std::string>(original, back, same_text);
@@ -371,7 +372,7 @@ TEST_CASE("history_json: the JSON uses names for enums, *_ns integers for offset
     const auto& e0 = j["events"][0];
     CHECK(e0 == json{{"kind", "status_changed"}, {"at_ns", 0},   {"component", ""}, {"message", "run() started"},
                      {"from", "pending"},        {"to", "running"}, {"step", nullptr}});
-    CHECK(json(EventKind::load_shedding_entered) == "load_shedding_entered");
+    CHECK(json(HistoryEventKind::load_shedding_entered) == "load_shedding_entered");
     CHECK(json(ActionOutcome::interrupted) == "interrupted");
     CHECK(json(DecisionFate::expired).get<DecisionFate>() == DecisionFate::expired);
 }
@@ -381,7 +382,7 @@ TEST_CASE("history_json: the functions are found by ADL for each type, so they w
     const json report{{"robot", "R2"}, {"history", h}, {"last_event", h.events.back()}, {"counters", h.counters}};
     const auto back = report["history"].get<History>();
     check_equal<robot::Move>(h, back, same_move);
-    CHECK(report["last_event"].get<Event>().to == h.events.back().to);
+    CHECK(report["last_event"].get<HistoryEvent>().to == h.events.back().to);
     CHECK(report["counters"].get<taskmon::HistoryCounters>().restarts == h.counters.restarts);
     auto step = report["history"]["steps"][2].get<History::Step>();
     CHECK(step.actions.size() == 3);
@@ -490,7 +491,7 @@ TEST_CASE("history_json: malformed input names the field by its path") {
         expect_error(j, "steps[2].result", "");
     }
     SECTION("a nested type read on its own names its own fields") {
-        expect_error<Event>(json{{"kind", "status_changed"}, {"at_ns", 0}}, "component", "missing");
+        expect_error<HistoryEvent>(json{{"kind", "status_changed"}, {"at_ns", 0}}, "component", "missing");
         expect_error<ActionResult>(json{{"success", 1}, {"error", ""}}, "success", "expected a boolean");
     }
 }
@@ -508,5 +509,5 @@ TEST_CASE("history_json: a failed read leaves the target unchanged") {
 TEST_CASE("history_json: a value without a name is refused on output, not written as a number") {
     CHECK_THROWS_WITH(json(static_cast<AgentStatus>(200)),
                       Catch::Matchers::Contains("AgentStatus value 200 has no name"));
-    CHECK_THROWS_AS(json(static_cast<EventKind>(250)), std::invalid_argument);
+    CHECK_THROWS_AS(json(static_cast<HistoryEventKind>(250)), std::invalid_argument);
 }

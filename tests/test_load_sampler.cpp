@@ -15,7 +15,7 @@
 
 using namespace std::chrono_literals;
 using taskmon::detail::CpuSampler;
-using taskmon::detail::CpuUsage;
+using taskmon::CpuUsage;
 using taskmon::detail::LoadSample;
 using taskmon::detail::LoadShedGate;
 using taskmon::detail::LoadThresholds;

@@ -44,7 +44,7 @@ using taskmon::ActionResult;
 using taskmon::AgentSettings;
 using taskmon::AgentStatus;
 using taskmon::DecisionFate;
-using taskmon::EventKind;
+using taskmon::HistoryEventKind;
 using taskmon::StepOutcome;
 using taskmon::testing::ManualClock;
 using taskmon::testing::ManualTimer;
@@ -151,7 +151,7 @@ struct Harness {
     }
 };
 
-std::size_t count(const History& h, EventKind kind) { return h.events_of(kind).size(); }
+std::size_t count(const History& h, HistoryEventKind kind) { return h.events_of(kind).size(); }
 
 }  // namespace
 
@@ -271,7 +271,7 @@ TEST_CASE("supervisor: max_failures consecutive step failures fail the run") {
     CHECK_THAT(hist.reason, Catch::Matchers::Contains("3 consecutive step failures"));
     CHECK(hist.errors().size() == 4);  // three step errors and the run's reason
     // A failed decide() is a step failure, not a component failure.
-    CHECK(count(hist, EventKind::component_failed) == 0);
+    CHECK(count(hist, HistoryEventKind::component_failed) == 0);
 }
 
 TEST_CASE("supervisor: a success resets the consecutive failure count") {
@@ -365,7 +365,7 @@ TEST_CASE("supervisor: act() is bounded by act_timeout; the actuation_loop goes 
     CHECK(*first.finished_at - *first.started_at == 3s);
     CHECK(hist.steps[1].actions.at(0).outcome == ActionOutcome::succeeded);
     CHECK(hist.counters.restarts.empty());  // a timeout is a failed action, not a component failure
-    CHECK(count(hist, EventKind::component_failed) == 0);
+    CHECK(count(hist, HistoryEventKind::component_failed) == 0);
 }
 
 TEST_CASE("supervisor: perceive() is bounded by capture_timeout; a timeout is a capture failure") {
@@ -386,10 +386,10 @@ TEST_CASE("supervisor: perceive() is bounded by capture_timeout; a timeout is a 
     CHECK(hist.status == AgentStatus::completed);
     CHECK(hist.counters.capture_failures == 1);
     CHECK(hist.counters.restarts.at("perception") == 1);
-    REQUIRE(count(hist, EventKind::component_failed) == 1);
-    CHECK_THAT(hist.events_of(EventKind::component_failed)[0].message,
+    REQUIRE(count(hist, HistoryEventKind::component_failed) == 1);
+    CHECK_THAT(hist.events_of(HistoryEventKind::component_failed)[0].message,
                Catch::Matchers::Contains("perceive() timed out after 1.0s"));
-    CHECK(hist.events_of(EventKind::component_failed)[0].at < 2s);
+    CHECK(hist.events_of(HistoryEventKind::component_failed)[0].at < 2s);
 }
 
 TEST_CASE("supervisor: a failed action skips the rest of its decision and fails the step") {
@@ -451,8 +451,8 @@ TEST_CASE("supervisor: stop() ends the run as stopped and interrupts the action 
     REQUIRE(hist.number_of_steps() == 1);
     CHECK(hist.steps[0].fate == DecisionFate::interrupted);
     CHECK(hist.steps[0].actions[0].outcome == ActionOutcome::interrupted);
-    CHECK(count(hist, EventKind::action_interrupted) == 1);
-    CHECK(count(hist, EventKind::component_failed) == 0);  // closing is not a failure
+    CHECK(count(hist, HistoryEventKind::action_interrupted) == 1);
+    CHECK(count(hist, HistoryEventKind::component_failed) == 0);  // closing is not a failure
     CHECK(h.time.elapsed() < 11s);
 }
 
@@ -542,9 +542,10 @@ TEST_CASE("supervisor: hooks run in order and a throwing hook is recorded, never
     CHECK(h.history->status == AgentStatus::completed);
     // Both hook errors are in the returned history: on_run_end runs before run() hands it over.
     CHECK(h.history->counters.hook_errors == 2);
-    REQUIRE(count(*h.history, EventKind::hook_error) == 2);
-    CHECK_THAT(h.history->events_of(EventKind::hook_error)[0].message, Catch::Matchers::Contains("on_step_start"));
-    CHECK_THAT(h.history->events_of(EventKind::hook_error)[1].message, Catch::Matchers::Contains("end hook bug"));
+    REQUIRE(count(*h.history, HistoryEventKind::hook_error) == 2);
+    const auto hook_errors = h.history->events_of(HistoryEventKind::hook_error);
+    CHECK_THAT(hook_errors[0].message, Catch::Matchers::Contains("on_step_start"));
+    CHECK_THAT(hook_errors[1].message, Catch::Matchers::Contains("end hook bug"));
 }
 
 TEST_CASE("supervisor: a failing perception is restarted alone and no sibling is cancelled") {
@@ -565,8 +566,8 @@ TEST_CASE("supervisor: a failing perception is restarted alone and no sibling is
     CHECK(hist.counters.capture_failures == 2);
     CHECK(hist.counters.restarts.at("perception") == 2);
     CHECK(hist.counters.restarts.size() == 1);  // nobody else was restarted
-    CHECK(count(hist, EventKind::component_failed) == 2);
-    for (const auto& e : hist.events_of(EventKind::component_failed)) {
+    CHECK(count(hist, HistoryEventKind::component_failed) == 2);
+    for (const auto& e : hist.events_of(HistoryEventKind::component_failed)) {
         CHECK(e.component == "perception");
         CHECK_THAT(e.message, Catch::Matchers::Contains("sensor glitch"));
     }
@@ -594,7 +595,7 @@ TEST_CASE("supervisor: a critical give-up fails the run with the reason") {
     CHECK(hist.status == AgentStatus::failed);
     CHECK_THAT(hist.reason, Catch::Matchers::Contains("critical component perception gave up"));
     CHECK_THAT(hist.reason, Catch::Matchers::Contains("camera unplugged"));
-    CHECK(count(hist, EventKind::component_gave_up) == 1);
+    CHECK(count(hist, HistoryEventKind::component_gave_up) == 1);
     CHECK(hist.counters.restarts.at("perception") == 3);
     CHECK(h.agent.perceive_calls == 4);
     CHECK(h.time.elapsed() < 1min);
@@ -624,7 +625,7 @@ TEST_CASE("supervisor: an action in flight when actuation crashes is interrupted
     // "lift" of step 1 ran exactly once and "place" never; step 2 ran its own actions after the restart.
     CHECK(h.agent.acted == std::vector<std::string>{"grip", "lift", "grip", "lift", "place"});
     CHECK(hist.counters.restarts.at("actuation_loop") == 1);
-    CHECK(count(hist, EventKind::action_interrupted) == 1);
+    CHECK(count(hist, HistoryEventKind::action_interrupted) == 1);
     CHECK(hist.counters.decisions_interrupted == 1);
 }
 
@@ -663,12 +664,12 @@ TEST_CASE("supervisor: pause takes effect after the step in flight and a long pa
         CHECK(stats.failure_count == 0);
     }
     CHECK(hist.counters.watchdog_stalls == 0);
-    CHECK(count(hist, EventKind::component_failed) == 0);
+    CHECK(count(hist, HistoryEventKind::component_failed) == 0);
     // Guidance given while paused reaches the first decide() after resume.
     REQUIRE(h.agent.contexts.size() == 4);
     CHECK(h.agent.contexts[1].guidance == std::vector<std::string>{"mind the cat"});
     CHECK(h.agent.contexts[2].guidance.empty());
-    CHECK(count(hist, EventKind::guidance_delivered) == 1);
+    CHECK(count(hist, HistoryEventKind::guidance_delivered) == 1);
     // No capture while paused: perception captured only around the running stretches.
     CHECK(h.agent.perceive_calls < 200);
 }
@@ -696,12 +697,12 @@ TEST_CASE("supervisor: a perception stall restarts perception, holds actuation a
     const auto& hist = *h.history;
     CHECK(hist.status == AgentStatus::completed);
     CHECK(hist.counters.watchdog_stalls == 1);
-    CHECK(count(hist, EventKind::watchdog_stall) == 1);
-    CHECK(count(hist, EventKind::watchdog_recovered) == 1);
+    CHECK(count(hist, HistoryEventKind::watchdog_stall) == 1);
+    CHECK(count(hist, HistoryEventKind::watchdog_recovered) == 1);
     CHECK(hist.counters.restarts.at("perception") == 1);
-    CHECK(count(hist, EventKind::component_failed) == 0);  // a restart we asked for is not a failure
-    const auto stall = hist.events_of(EventKind::watchdog_stall)[0].at;
-    const auto recovered = hist.events_of(EventKind::watchdog_recovered)[0].at;
+    CHECK(count(hist, HistoryEventKind::component_failed) == 0);  // a restart we asked for is not a failure
+    const auto stall = hist.events_of(HistoryEventKind::watchdog_stall)[0].at;
+    const auto recovered = hist.events_of(HistoryEventKind::watchdog_recovered)[0].at;
     CHECK(recovered > stall);
     CHECK(recovered - stall < 1s);
     CHECK(h.time.elapsed() < 1min);
@@ -776,11 +777,11 @@ TEST_CASE("supervisor: shedding enters and leaves with hysteresis and slows perc
     h.at(10s, [&] { sup->stop(); });
     REQUIRE(h.finish());
     const auto& hist = *h.history;
-    REQUIRE(count(hist, EventKind::load_shedding_entered) == 1);
-    REQUIRE(count(hist, EventKind::load_shedding_left) == 1);
-    CHECK(hist.events_of(EventKind::load_shedding_entered)[0].at == 2s);
-    CHECK(hist.events_of(EventKind::load_shedding_left)[0].at == 6s);
-    CHECK_THAT(hist.events_of(EventKind::load_shedding_entered)[0].message,
+    REQUIRE(count(hist, HistoryEventKind::load_shedding_entered) == 1);
+    REQUIRE(count(hist, HistoryEventKind::load_shedding_left) == 1);
+    CHECK(hist.events_of(HistoryEventKind::load_shedding_entered)[0].at == 2s);
+    CHECK(hist.events_of(HistoryEventKind::load_shedding_left)[0].at == 6s);
+    CHECK_THAT(hist.events_of(HistoryEventKind::load_shedding_entered)[0].message,
                Catch::Matchers::Contains("cpu_percent=99.0"));
     CHECK(hist.counters.load_shedding_entries == 1);
     // 3 s of shedding at one capture per 2 s, instead of ~30 at 100 ms.
@@ -806,10 +807,10 @@ TEST_CASE("supervisor: an auxiliary give-up degrades: the load monitor fails ope
     REQUIRE(h.finish());
     const auto& hist = *h.history;
     CHECK(hist.status == AgentStatus::stopped);  // not failed: the monitor is auxiliary
-    REQUIRE(count(hist, EventKind::component_gave_up) == 1);
-    CHECK(hist.events_of(EventKind::component_gave_up)[0].component == "load_shedding_monitor");
-    REQUIRE(count(hist, EventKind::load_shedding_left) == 1);
-    CHECK_THAT(hist.events_of(EventKind::load_shedding_left)[0].message, Catch::Matchers::Contains("fail"));
+    REQUIRE(count(hist, HistoryEventKind::component_gave_up) == 1);
+    CHECK(hist.events_of(HistoryEventKind::component_gave_up)[0].component == "load_shedding_monitor");
+    REQUIRE(count(hist, HistoryEventKind::load_shedding_left) == 1);
+    CHECK_THAT(hist.events_of(HistoryEventKind::load_shedding_left)[0].message, Catch::Matchers::Contains("fail"));
 }
 
 TEST_CASE("supervisor: a decision that waits longer than max_decision_age expires and nothing runs") {
@@ -847,7 +848,7 @@ TEST_CASE("supervisor: a decision that waits longer than max_decision_age expire
     CHECK(hist.steps[0].fate == DecisionFate::expired);
     CHECK(hist.steps[0].actions[0].outcome == ActionOutcome::skipped);
     CHECK(hist.counters.decisions_expired == 1);
-    CHECK(count(hist, EventKind::decision_expired) == 1);
+    CHECK(count(hist, HistoryEventKind::decision_expired) == 1);
     CHECK(h.agent.acted.empty());
 }
 
@@ -915,7 +916,7 @@ TEST_CASE("supervisor: cancelling the coroutine awaiting run() stops the run and
     CHECK(h.history->status == AgentStatus::stopped);
     CHECK(h.history->reason == "run() was cancelled");
     CHECK(h.history->number_of_steps() > 0);
-    CHECK(count(*h.history, EventKind::component_failed) == 0);
+    CHECK(count(*h.history, HistoryEventKind::component_failed) == 0);
 }
 
 TEST_CASE("supervisor: observations older than max_observation_age are dropped, never decided on") {
@@ -995,8 +996,8 @@ TEST_CASE("supervisor: while shedding, the io_semaphore count is lowered and the
     CHECK(during == 1);
     CHECK(after_leave == before);
     CHECK(taskmon::get_io_semaphore_stats().capacity == before);
-    REQUIRE(count(*h.history, EventKind::load_shedding_entered) == 1);
-    CHECK_THAT(h.history->events_of(EventKind::load_shedding_entered)[0].message,
+    REQUIRE(count(*h.history, HistoryEventKind::load_shedding_entered) == 1);
+    CHECK_THAT(h.history->events_of(HistoryEventKind::load_shedding_entered)[0].message,
                Catch::Matchers::Contains(fmt::format("io_semaphore_count={}->1", before)));
 }
 
@@ -1015,8 +1016,8 @@ TEST_CASE("supervisor: a run that ends while shedding restores the io_semaphore 
     REQUIRE(h.finish());
     CHECK(during == 1);
     CHECK(taskmon::get_io_semaphore_stats().capacity == before);
-    REQUIRE(count(*h.history, EventKind::load_shedding_left) == 1);
-    CHECK(h.history->events_of(EventKind::load_shedding_left)[0].message.rfind("the run ended", 0) == 0);
+    REQUIRE(count(*h.history, HistoryEventKind::load_shedding_left) == 1);
+    CHECK(h.history->events_of(HistoryEventKind::load_shedding_left)[0].message.rfind("the run ended", 0) == 0);
 }
 
 TEST_CASE("supervisor: destroying it right after a control call is safe: the posted call holds the state") {
@@ -1050,7 +1051,7 @@ TEST_CASE("supervisor: destroying it during run() stops the run, which still ret
     CHECK(hist.status == AgentStatus::stopped);
     CHECK(hist.reason == "the Supervisor was destroyed");
     CHECK(hist.number_of_steps() > 10);
-    CHECK(count(hist, EventKind::component_failed) == 0);
+    CHECK(count(hist, HistoryEventKind::component_failed) == 0);
     CHECK(run_end_called);
     CHECK(h.time.elapsed() < 11s);
 }
@@ -1086,13 +1087,13 @@ TEST_CASE("supervisor: a pause_handler give-up degrades: pending and later pause
     CHECK(hist.status == AgentStatus::completed);  // auxiliary: the run is degraded, not failed
     CHECK(hist.status_path() == std::vector<AgentStatus>{AgentStatus::pending, AgentStatus::running,
                                                          AgentStatus::completed});
-    REQUIRE(count(hist, EventKind::component_gave_up) == 1);
-    CHECK(hist.events_of(EventKind::component_gave_up)[0].component == "pause_handler");
+    REQUIRE(count(hist, HistoryEventKind::component_gave_up) == 1);
+    CHECK(hist.events_of(HistoryEventKind::component_gave_up)[0].component == "pause_handler");
     CHECK(hist.counters.restarts.at("pause_handler") == 2);
-    CHECK(count(hist, EventKind::component_failed) == 3);
+    CHECK(count(hist, HistoryEventKind::component_failed) == 3);
     // The pause queued at 0.5 s held new steps until the give-up at 2 s dropped it.
     CHECK(steps_at_give_up <= 3);
-    const auto gave_up_at = hist.events_of(EventKind::component_gave_up)[0].at;
+    const auto gave_up_at = hist.events_of(HistoryEventKind::component_gave_up)[0].at;
     CHECK(gave_up_at >= 2s);
     CHECK(gave_up_at < 2100ms);
     CHECK(hist.number_of_steps() == 20);
@@ -1305,7 +1306,7 @@ TEST_CASE("supervisor: a critical component under a temporary policy fails the r
     CHECK(hist.status == AgentStatus::failed);
     CHECK_THAT(hist.reason, Catch::Matchers::Contains("critical component perception gave up"));
     CHECK_THAT(hist.reason, Catch::Matchers::Contains("lens cracked"));
-    REQUIRE(count(hist, EventKind::component_gave_up) == 1);
-    CHECK(hist.events_of(EventKind::component_gave_up)[0].at < 1s);  // noticed at once, not polled
+    REQUIRE(count(hist, HistoryEventKind::component_gave_up) == 1);
+    CHECK(hist.events_of(HistoryEventKind::component_gave_up)[0].at < 1s);  // noticed at once, not polled
     CHECK(h.agent.perceive_calls == 3);
 }

@@ -333,22 +333,22 @@ TEST_CASE("timeline: History events of every kind land on their lane, including 
     taskmon::History<std::string> h;
     h.started_wall_time = at(0s);
     using taskmon::AgentStatus;
-    using taskmon::Event;
-    using taskmon::EventKind;
+    using taskmon::HistoryEvent;
+    using Kind = taskmon::HistoryEventKind;
     h.events = {
-        Event{EventKind::status_changed, 0s, "", "run() started", AgentStatus::pending, AgentStatus::running, {}},
-        Event{EventKind::watchdog_stall, 1s, "perception_watchdog", "silent_for=4s stall=1/3", {}, {}, {}},
-        Event{EventKind::component_restarted, 1s, "perception", "instance=2", {}, {}, {}},
-        Event{EventKind::watchdog_recovered, 2s, "perception_watchdog", "sequence=9", {}, {}, {}},
-        Event{EventKind::load_shedding_entered, 2s, "load_shedding_monitor", "trigger=cpu", {}, {}, {}},
-        Event{EventKind::load_shedding_left, 4s, "load_shedding_monitor", "cpu_percent=35.0", {}, {}, {}},
-        Event{EventKind::decision_expired, 5s, "actuation_loop", "age=31s", {}, {}, 4},
-        Event{EventKind::hook_error, 5s, "", "hook=on_step_end error=\"boom\"", {}, {}, {}},
-        Event{EventKind::component_failed, 6s, "pause_handler", "error=\"x\"", {}, {}, {}},
-        Event{EventKind::component_gave_up, 6s, "pause_handler", "restart_count=5", {}, {}, {}},
-        Event{static_cast<EventKind>(77), 7s, "decision_loop", "from the future", {}, {}, {}},
-        Event{EventKind::status_changed, 8s, "", "critical component perception gave up", AgentStatus::running,
-              AgentStatus::failed, {}},
+        HistoryEvent{Kind::status_changed, 0s, "", "run() started", AgentStatus::pending, AgentStatus::running, {}},
+        HistoryEvent{Kind::watchdog_stall, 1s, "perception_watchdog", "silent_for=4s stall=1/3", {}, {}, {}},
+        HistoryEvent{Kind::component_restarted, 1s, "perception", "instance=2", {}, {}, {}},
+        HistoryEvent{Kind::watchdog_recovered, 2s, "perception_watchdog", "sequence=9", {}, {}, {}},
+        HistoryEvent{Kind::load_shedding_entered, 2s, "load_shedding_monitor", "trigger=cpu", {}, {}, {}},
+        HistoryEvent{Kind::load_shedding_left, 4s, "load_shedding_monitor", "cpu_percent=35.0", {}, {}, {}},
+        HistoryEvent{Kind::decision_expired, 5s, "actuation_loop", "age=31s", {}, {}, 4},
+        HistoryEvent{Kind::hook_error, 5s, "", "hook=on_step_end error=\"boom\"", {}, {}, {}},
+        HistoryEvent{Kind::component_failed, 6s, "pause_handler", "error=\"x\"", {}, {}, {}},
+        HistoryEvent{Kind::component_gave_up, 6s, "pause_handler", "restart_count=5", {}, {}, {}},
+        HistoryEvent{static_cast<Kind>(77), 7s, "decision_loop", "from the future", {}, {}, {}},
+        HistoryEvent{Kind::status_changed, 8s, "", "critical component perception gave up", AgentStatus::running,
+                     AgentStatus::failed, {}},
     };
     h.ended_at = 8s;
     const auto t = taskmon::timeline_of(h);
@@ -379,11 +379,12 @@ TEST_CASE("timeline: History events of every kind land on their lane, including 
 TEST_CASE("timeline: a History with absurd offsets (read from JSON, say) is drawn without overflow") {
     taskmon::History<std::string> h;
     h.started_wall_time = at(1'000'000s);
-    using taskmon::Event;
-    using taskmon::EventKind;
+    using taskmon::HistoryEvent;
+    using Kind = taskmon::HistoryEventKind;
     h.events = {
-        Event{EventKind::component_failed, Offset::min(), "perception", "", {}, {}, {}},
-        Event{EventKind::component_restarted, Offset::max(), "perception", "instance=99999999999999999999", {}, {}, {}},
+        HistoryEvent{Kind::component_failed, Offset::min(), "perception", "", {}, {}, {}},
+        HistoryEvent{Kind::component_restarted, Offset::max(), "perception", "instance=99999999999999999999", {}, {},
+                     {}},
     };
     h.ended_at = Offset::max();
     const auto t = taskmon::timeline_of(h);

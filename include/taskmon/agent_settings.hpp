@@ -1,7 +1,8 @@
 // taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
 //
-// AgentSettings: every number a Supervisor run uses, with the ported design's defaults.
+// AgentSettings: every number a Supervisor run uses. The defaults are those of the agent runtime taskmon ports
+// (docs/origin.md), except where a comment below says otherwise.
 #pragma once
 
 #include <chrono>
@@ -26,7 +27,7 @@ struct AgentSettings {
     /// A decision with more actions is a step failure (none of its actions runs).
     std::size_t max_actions_per_step = 10;
     /// Steps kept in History::steps; older ones are evicted (counted in counters.steps_evicted). 0 keeps every
-    /// step (max_steps bounds them). The original design kept 40 and dropped older ones silently.
+    /// step (max_steps bounds them). (The ported agent runtime kept 40 and dropped older ones silently; docs/origin.md.)
     std::size_t max_history_items = 0;
 
     // --- perception ----------------------------------------------------------------------------------------
@@ -34,7 +35,8 @@ struct AgentSettings {
     Duration capture_timeout = std::chrono::seconds{10};
     /// Minimum time between the starts of two captures while not shedding (zero: capture back to back).
     Duration capture_interval = std::chrono::milliseconds{100};
-    /// Minimum time between the starts of two captures while shedding load (the original slept 2 s).
+    /// Minimum time between the starts of two captures while shedding load (2 s, the sleep the ported agent runtime
+    /// added before each capture while shedding; docs/origin.md).
     Duration shed_capture_interval = std::chrono::seconds{2};
     /// An observation older than this when the decider takes it is dropped, not decided on.
     Duration max_observation_age = std::chrono::seconds{10};

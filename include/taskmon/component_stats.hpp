@@ -45,7 +45,8 @@ enum class ComponentState {
     return "unknown";
 }
 
-/// One component's state at the moment of the snapshot. The first six keys are the ported design's.
+/// One component's state at the moment of the snapshot. The first six keys (enabled … last_restart_time) are
+/// those get_component_stats() returned in the design taskmon ports (docs/origin.md); the others are taskmon's.
 struct ComponentStats {
     bool enabled = false;         ///< restarted automatically when it fails
     int restart_count = 0;        ///< restarts performed (automatic and manual)

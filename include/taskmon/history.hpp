@@ -116,8 +116,9 @@ struct StepRecord {
     Offset duration() const noexcept { return finished_at - started_at; }
 };
 
-/// What an Event records.
-enum class EventKind : std::uint8_t {
+/// What a HistoryEvent records. (Not MonitorEventKind: these are the Supervisor run's events, kept in
+/// History::events.)
+enum class HistoryEventKind : std::uint8_t {
     status_changed,       ///< from → to with the reason
     component_failed,     ///< a component's instance failed (the reason is in message)
     component_restarted,  ///< the TaskMonitor restarted a component
@@ -133,28 +134,29 @@ enum class EventKind : std::uint8_t {
     terminal_refused,     ///< a later terminal trigger lost to the first one
 };
 
-constexpr std::string_view to_string(EventKind kind) noexcept {
+constexpr std::string_view to_string(HistoryEventKind kind) noexcept {
     switch (kind) {
-    case EventKind::status_changed: return "status_changed";
-    case EventKind::component_failed: return "component_failed";
-    case EventKind::component_restarted: return "component_restarted";
-    case EventKind::component_gave_up: return "component_gave_up";
-    case EventKind::watchdog_stall: return "watchdog_stall";
-    case EventKind::watchdog_recovered: return "watchdog_recovered";
-    case EventKind::load_shedding_entered: return "load_shedding_entered";
-    case EventKind::load_shedding_left: return "load_shedding_left";
-    case EventKind::decision_expired: return "decision_expired";
-    case EventKind::action_interrupted: return "action_interrupted";
-    case EventKind::hook_error: return "hook_error";
-    case EventKind::guidance_delivered: return "guidance_delivered";
-    case EventKind::terminal_refused: return "terminal_refused";
+    case HistoryEventKind::status_changed: return "status_changed";
+    case HistoryEventKind::component_failed: return "component_failed";
+    case HistoryEventKind::component_restarted: return "component_restarted";
+    case HistoryEventKind::component_gave_up: return "component_gave_up";
+    case HistoryEventKind::watchdog_stall: return "watchdog_stall";
+    case HistoryEventKind::watchdog_recovered: return "watchdog_recovered";
+    case HistoryEventKind::load_shedding_entered: return "load_shedding_entered";
+    case HistoryEventKind::load_shedding_left: return "load_shedding_left";
+    case HistoryEventKind::decision_expired: return "decision_expired";
+    case HistoryEventKind::action_interrupted: return "action_interrupted";
+    case HistoryEventKind::hook_error: return "hook_error";
+    case HistoryEventKind::guidance_delivered: return "guidance_delivered";
+    case HistoryEventKind::terminal_refused: return "terminal_refused";
     }
     return "unknown";
 }
 
-/// One thing that happened during the run.
-struct Event {
-    EventKind kind;
+/// One thing that happened during a Supervisor run, as kept in History::events. (A TaskMonitor's events are
+/// MonitorEvent, monitor_event.hpp.)
+struct HistoryEvent {
+    HistoryEventKind kind;
     Offset at{};
     std::string component;                  ///< the component concerned, or empty
     std::string message;                    ///< reason / details as key=value text
@@ -162,6 +164,10 @@ struct Event {
     std::optional<AgentStatus> to;          ///< status_changed only
     std::optional<std::uint64_t> step;      ///< the step concerned, if any
 };
+
+/// Former names of HistoryEvent and HistoryEventKind, kept for one release.
+using Event [[deprecated("use HistoryEvent")]] = HistoryEvent;
+using EventKind [[deprecated("use HistoryEventKind")]] = HistoryEventKind;
 
 /// Counters of the run. Every observation, decision and action is counted in exactly one outcome.
 struct HistoryCounters {
@@ -196,7 +202,7 @@ public:
     using Step = StepRecord<Action, Result>;
 
     std::vector<Step> steps;
-    std::vector<Event> events;
+    std::vector<HistoryEvent> events;
     HistoryCounters counters;
     AgentStatus status = AgentStatus::pending;  ///< the final status once run() returned
     std::string reason;                         ///< why the run ended
@@ -240,8 +246,8 @@ public:
         return end;
     }
     /// Events of one kind, in order.
-    std::vector<Event> events_of(EventKind kind) const {
-        std::vector<Event> out;
+    std::vector<HistoryEvent> events_of(HistoryEventKind kind) const {
+        std::vector<HistoryEvent> out;
         for (const auto& event : events) {
             if (event.kind == kind) out.push_back(event);
         }
@@ -251,7 +257,7 @@ public:
     std::vector<AgentStatus> status_path() const {
         std::vector<AgentStatus> out{AgentStatus::pending};
         for (const auto& event : events) {
-            if (event.kind == EventKind::status_changed && event.to) out.push_back(*event.to);
+            if (event.kind == HistoryEventKind::status_changed && event.to) out.push_back(*event.to);
         }
         return out;
     }

@@ -352,10 +352,10 @@ StepRecord<Action, Result> read_step(const json& j) {
 
 inline AgentStatus read_status(const json& j) { return read_enum<AgentStatus>(j, "AgentStatus"); }
 
-inline Event read_event(const json& j) {
+inline HistoryEvent read_event(const json& j) {
     require_object(j);
-    Event e{};
-    e.kind = field(j, "kind", [](const json& v) { return read_enum<EventKind>(v, "EventKind"); });
+    HistoryEvent e{};
+    e.kind = field(j, "kind", [](const json& v) { return read_enum<HistoryEventKind>(v, "HistoryEventKind"); });
     e.at = field(j, "at_ns", read_nanoseconds);
     e.component = field(j, "component", read_string);
     e.message = field(j, "message", read_string);
@@ -445,9 +445,11 @@ inline void to_json(nlohmann::json& j, StepOutcome value) {
 inline void from_json(const nlohmann::json& j, StepOutcome& value) {
     value = detail::history_json::read_enum<StepOutcome>(j, "StepOutcome");
 }
-inline void to_json(nlohmann::json& j, EventKind value) { j = detail::history_json::write_enum(value, "EventKind"); }
-inline void from_json(const nlohmann::json& j, EventKind& value) {
-    value = detail::history_json::read_enum<EventKind>(j, "EventKind");
+inline void to_json(nlohmann::json& j, HistoryEventKind value) {
+    j = detail::history_json::write_enum(value, "HistoryEventKind");
+}
+inline void from_json(const nlohmann::json& j, HistoryEventKind& value) {
+    value = detail::history_json::read_enum<HistoryEventKind>(j, "HistoryEventKind");
 }
 
 // --- records ------------------------------------------------------------------------------------------------------
@@ -497,7 +499,7 @@ void from_json(const nlohmann::json& j, StepRecord<Action, Result>& s) {
 
 /// {"kind": "status_changed", "at_ns": n, "component": "", "message": "", "from": "pending" | null, "to": ...,
 /// "step": n | null}
-inline void to_json(nlohmann::json& j, const Event& e) {
+inline void to_json(nlohmann::json& j, const HistoryEvent& e) {
     j = nlohmann::json{{"kind", e.kind},
                        {"at_ns", e.at.count()},
                        {"component", e.component},
@@ -506,7 +508,7 @@ inline void to_json(nlohmann::json& j, const Event& e) {
                        {"to", detail::history_json::optional_json(e.to)},
                        {"step", detail::history_json::optional_json(e.step)}};
 }
-inline void from_json(const nlohmann::json& j, Event& e) { e = detail::history_json::read_event(j); }
+inline void from_json(const nlohmann::json& j, HistoryEvent& e) { e = detail::history_json::read_event(j); }
 
 /// Every counter by its member name; restarts as {"component": count}.
 inline void to_json(nlohmann::json& j, const HistoryCounters& c) {

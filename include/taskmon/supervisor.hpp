@@ -55,10 +55,11 @@
 #include <taskmon/agent_settings.hpp>
 #include <taskmon/agent_status.hpp>
 #include <taskmon/component_stats.hpp>
+#include <taskmon/cpu_usage.hpp>
 #include <taskmon/event_subscription.hpp>
 #include <taskmon/monitor_event.hpp>
 #include <taskmon/history.hpp>
-#include <taskmon/detail/load_sampler.hpp>
+#include <taskmon/timeout_error.hpp>
 
 namespace taskmon {
 
@@ -114,9 +115,8 @@ struct SupervisorHooks {
     std::function<void(const StatusTransition&)> on_status_change{};          ///< after every transition
 };
 
-/// CPU use as the load_shedding_monitor sees it (percent of all cores). nullopt: unknown.
-using CpuUsage = detail::CpuUsage;
-/// A source of CPU samples; the default reads /proc/self/stat and /proc/stat.
+/// A source of CPU samples (CpuUsage, cpu_usage.hpp) for the load_shedding_monitor; nullopt: unknown. The
+/// default reads /proc/self/stat and /proc/stat.
 using CpuSource = std::function<std::optional<CpuUsage>()>;
 
 /// The six component names.

@@ -322,7 +322,8 @@ private:
     std::shared_ptr<State> state_;
 };
 
-/// The TaskMonitor of the ported design, on the steady clock.
+/// BasicTaskMonitor on the steady clock: the TaskMonitor most programs use (its API and defaults follow the
+/// design described in docs/origin.md).
 using TaskMonitor = BasicTaskMonitor<std::chrono::steady_clock>;
 
 }  // namespace taskmon

@@ -26,8 +26,10 @@
 // Supervisor
 #include <taskmon/agent_settings.hpp>
 #include <taskmon/agent_status.hpp>
+#include <taskmon/cpu_usage.hpp>
 #include <taskmon/history.hpp>
 #include <taskmon/supervisor.hpp>
+#include <taskmon/timeout_error.hpp>
 
 // Operations (core: no extra dependency; the optional integrations have their own headers and targets)
 #include <taskmon/timeline.hpp>

@@ -360,7 +360,7 @@ void facts_of(const History<Action, Result>& history, std::vector<Fact>& out) {
         f.lane = lane;
         return f;
     };
-    const auto add_mark = [&](const Event& e, TimelineMarkKind kind, std::string label) {
+    const auto add_mark = [&](const HistoryEvent& e, TimelineMarkKind kind, std::string label) {
         Fact f = lane_fact(e.component.empty() ? Fact::Type::run_mark : Fact::Type::lane_mark, e.at, e.component);
         std::string detail{to_string(e.kind)};
         if (!e.message.empty()) detail += ": " + e.message;
@@ -376,7 +376,7 @@ void facts_of(const History<Action, Result>& history, std::vector<Fact>& out) {
     std::map<std::string, Offset> failed_at;  // components between a failure and their restart
     for (const auto& e : history.events) {
         switch (e.kind) {
-        case EventKind::status_changed: {
+        case HistoryEventKind::status_changed: {
             if (!e.to) break;
             Fact f = lane_fact(Fact::Type::run_status, e.at, "");
             f.state = std::string{to_string(*e.to)};
@@ -395,12 +395,12 @@ void facts_of(const History<Action, Result>& history, std::vector<Fact>& out) {
             }
             break;
         }
-        case EventKind::component_failed:
+        case HistoryEventKind::component_failed:
             failed_at[e.component] = e.at;
             add_mark(e, TimelineMarkKind::failure, "");
             set_state(e.at, e.component, "backing_off");
             break;
-        case EventKind::component_restarted: {
+        case HistoryEventKind::component_restarted: {
             const auto instance = message_value(e.message, "instance");
             std::uint64_t n = 0;
             const auto parsed = std::from_chars(instance.data(), instance.data() + instance.size(), n);
@@ -421,31 +421,31 @@ void facts_of(const History<Action, Result>& history, std::vector<Fact>& out) {
             set_state(e.at, e.component, "running");
             break;
         }
-        case EventKind::component_gave_up:
+        case HistoryEventKind::component_gave_up:
             failed_at.erase(e.component);
             add_mark(e, TimelineMarkKind::failure, "gave up");
             set_state(e.at, e.component, "gave_up");
             break;
-        case EventKind::watchdog_stall: {
+        case HistoryEventKind::watchdog_stall: {
             const auto stall = message_value(e.message, "stall");
             add_mark(e, TimelineMarkKind::warning, stall.empty() ? "stall" : "stall " + stall);
             break;
         }
-        case EventKind::watchdog_recovered: add_mark(e, TimelineMarkKind::note, "recovered"); break;
-        case EventKind::load_shedding_entered:
-        case EventKind::load_shedding_left: {
-            Fact o = lane_fact(e.kind == EventKind::load_shedding_entered ? Fact::Type::overlay_on
+        case HistoryEventKind::watchdog_recovered: add_mark(e, TimelineMarkKind::note, "recovered"); break;
+        case HistoryEventKind::load_shedding_entered:
+        case HistoryEventKind::load_shedding_left: {
+            Fact o = lane_fact(e.kind == HistoryEventKind::load_shedding_entered ? Fact::Type::overlay_on
                                                                            : Fact::Type::overlay_off,
                                e.at, "load_shedding");
             o.detail = e.message;
             out.push_back(std::move(o));
             break;
         }
-        case EventKind::decision_expired: add_mark(e, TimelineMarkKind::warning, "expired"); break;
-        case EventKind::action_interrupted: add_mark(e, TimelineMarkKind::warning, "interrupted"); break;
-        case EventKind::hook_error: add_mark(e, TimelineMarkKind::warning, "hook error"); break;
-        case EventKind::terminal_refused: add_mark(e, TimelineMarkKind::note, "refused"); break;
-        case EventKind::guidance_delivered: add_mark(e, TimelineMarkKind::note, "guidance"); break;
+        case HistoryEventKind::decision_expired: add_mark(e, TimelineMarkKind::warning, "expired"); break;
+        case HistoryEventKind::action_interrupted: add_mark(e, TimelineMarkKind::warning, "interrupted"); break;
+        case HistoryEventKind::hook_error: add_mark(e, TimelineMarkKind::warning, "hook error"); break;
+        case HistoryEventKind::terminal_refused: add_mark(e, TimelineMarkKind::note, "refused"); break;
+        case HistoryEventKind::guidance_delivered: add_mark(e, TimelineMarkKind::note, "guidance"); break;
         default: add_mark(e, TimelineMarkKind::note, std::string{to_string(e.kind)}); break;
         }
     }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <taskmon/detail/config.hpp>
+#include <taskmon/timeout_error.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -26,13 +27,6 @@
 #include <asio/this_coro.hpp>
 
 namespace taskmon {
-
-/// Thrown inside the Supervisor when perceive(), decide() or act() exceeds its timeout.
-class TimeoutError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
 namespace detail {
 
 /// What bounded_call() throws when its deadline passed: a TimeoutError the caller can tell apart from one the

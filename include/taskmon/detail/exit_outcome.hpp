@@ -6,7 +6,7 @@
 
 #include <taskmon/detail/config.hpp>
 
-#include <taskmon/detail/monitor_event.hpp>
+#include <taskmon/detail/log_text.hpp>
 
 #include <asio/error.hpp>
 #include <asio/multiple_exceptions.hpp>

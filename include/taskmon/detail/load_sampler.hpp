@@ -6,6 +6,7 @@
 // event loop's lag (how late a timer fired), and a hysteresis gate that decides when to shed.
 #pragma once
 
+#include <taskmon/cpu_usage.hpp>
 #include <taskmon/detail/config.hpp>
 
 #include <charconv>
@@ -81,12 +82,6 @@ inline std::optional<SystemCpuTicks> parse_system_cpu_ticks(std::string_view sta
     }
     return ticks;
 }
-
-/// CPU use over the interval between two samples, in percent of all cores (0..100).
-struct CpuUsage {
-    double system_percent = 0.0;
-    double process_percent = 0.0;
-};
 
 /// Reads a whole pseudo-file; nullopt when it cannot be read.
 inline std::optional<std::string> read_proc_file(const char* path) {

@@ -53,7 +53,7 @@
 #include <taskmon/detail/exit_outcome.hpp>
 #include <taskmon/detail/latest_slot.hpp>
 #include <taskmon/detail/load_sampler.hpp>
-#include <taskmon/detail/monitor_event.hpp>
+#include <taskmon/detail/log_text.hpp>
 #include <taskmon/detail/waiter_list.hpp>
 
 namespace taskmon::detail {
@@ -227,10 +227,10 @@ private:
         }
     }
 
-    void record(EventKind kind, std::string component, std::string message,
+    void record(HistoryEventKind kind, std::string component, std::string message,
                 std::optional<std::uint64_t> step = std::nullopt) {
-        history_.events.push_back(
-            Event{kind, now_offset(), std::move(component), std::move(message), std::nullopt, std::nullopt, step});
+        history_.events.push_back(HistoryEvent{kind, now_offset(), std::move(component), std::move(message),
+                                               std::nullopt, std::nullopt, step});
     }
 
     /// Logging never throws: a throwing sink or error handler must not break a loop or escape run().
@@ -250,7 +250,7 @@ private:
         } catch (...) {
             const auto what = describe(std::current_exception());
             ++history_.counters.hook_errors;
-            record(EventKind::hook_error, "", fmt::format("hook={} error=\"{}\"", name, what));
+            record(HistoryEventKind::hook_error, "", fmt::format("hook={} error=\"{}\"", name, what));
             log(spdlog::level::err, "Hook {} threw: {} hook={} error=\"{}\"", name, what, name, what);
         }
     }
@@ -261,15 +261,15 @@ private:
         auto change = machine_.transition(to, reason);
         if (!change) {
             if (machine_.is_terminal() && is_terminal(to)) {
-                record(EventKind::terminal_refused, "",
+                record(HistoryEventKind::terminal_refused, "",
                        fmt::format("status={} refused={} reason=\"{}\"", from, to, reason));
             } else {
                 log(spdlog::level::debug, "Status change refused from={} to={} reason=\"{}\"", from, to, reason);
             }
             return false;
         }
-        history_.events.push_back(
-            Event{EventKind::status_changed, now_offset(), "", change->reason, change->from, change->to, {}});
+        history_.events.push_back(HistoryEvent{HistoryEventKind::status_changed, now_offset(), "", change->reason,
+                                               change->from, change->to, {}});
         status_.store(to, std::memory_order_release);
         const auto level = to == AgentStatus::failed ? spdlog::level::err : spdlog::level::info;
         log(level, "Agent status {} -> {} from={} to={} reason=\"{}\"", change->from, change->to, change->from,
@@ -354,7 +354,7 @@ private:
         info.cancel_requested = false;  // a restart requested before this instance existed was not for it
         if (++info.instances > 1) {
             ++history_.counters.restarts[name];
-            record(EventKind::component_restarted, name, fmt::format("instance={}", info.instances));
+            record(HistoryEventKind::component_restarted, name, fmt::format("instance={}", info.instances));
         }
         std::exception_ptr error;
         try {
@@ -372,7 +372,7 @@ private:
         info.cancel_requested = false;
         if (!requested) {
             const auto what = aborted ? std::string{"unexpected cancellation"} : outcome.reason;
-            record(EventKind::component_failed, name, fmt::format("error=\"{}\"", what));
+            record(HistoryEventKind::component_failed, name, fmt::format("error=\"{}\"", what));
             notify();
         }
         std::rethrow_exception(error);
@@ -415,7 +415,7 @@ private:
         if (stalled_) {
             stalled_ = false;
             actuation_held_ = false;
-            record(EventKind::watchdog_recovered, components::perception_watchdog,
+            record(HistoryEventKind::watchdog_recovered, components::perception_watchdog,
                    fmt::format("sequence={}", slot_.sequence()));
             log(spdlog::level::info, "Perception recovered component=perception sequence={}", slot_.sequence());
         }
@@ -443,7 +443,7 @@ private:
             ++consecutive_stalls_;
             ++history_.counters.watchdog_stalls;
             const auto silent = seconds_text(now - reference);
-            record(EventKind::watchdog_stall, components::perception_watchdog,
+            record(HistoryEventKind::watchdog_stall, components::perception_watchdog,
                    fmt::format("silent_for={} stall={}/{}", silent, consecutive_stalls_,
                                settings_.max_consecutive_stalls));
             log(spdlog::level::warn,
@@ -498,7 +498,7 @@ private:
                 context.guidance.assign(std::make_move_iterator(pending_guidance_.begin()),
                                         std::make_move_iterator(pending_guidance_.end()));
                 pending_guidance_.clear();
-                record(EventKind::guidance_delivered, components::decision_loop,
+                record(HistoryEventKind::guidance_delivered, components::decision_loop,
                        fmt::format("items={}", context.guidance.size()), step->record.number);
             }
 
@@ -583,7 +583,7 @@ private:
             if (now >= expiry) {
                 ++history_.counters.decisions_expired;
                 const auto age = seconds_text(now - step->decided_at);
-                record(EventKind::decision_expired, components::actuation_loop,
+                record(HistoryEventKind::decision_expired, components::actuation_loop,
                        fmt::format("age={} max_decision_age={}", age,
                                    seconds_text(settings_.max_decision_age)),
                        step->record.number);
@@ -655,7 +655,7 @@ private:
         auto& rec = step.record.actions[step.action_index];
         rec.outcome = ActionOutcome::interrupted;
         rec.result = ActionResult::failure(why);
-        record(EventKind::action_interrupted, components::actuation_loop,
+        record(HistoryEventKind::action_interrupted, components::actuation_loop,
                fmt::format("action={} reason=\"{}\"", step.action_index + 1, why), step.record.number);
         skip_remaining(step, step.action_index + 1, why);
     }
@@ -758,7 +758,7 @@ private:
         shedding_ = on;
         if (on) ++history_.counters.load_shedding_entries;
         const auto io = on ? lower_io_semaphore() : restore_io_semaphore();
-        record(on ? EventKind::load_shedding_entered : EventKind::load_shedding_left,
+        record(on ? HistoryEventKind::load_shedding_entered : HistoryEventKind::load_shedding_left,
                components::load_shedding_monitor, reason + io);
         log(spdlog::level::info, "Load shedding {} component=load_shedding_monitor {}{}", on ? "entered" : "left",
             reason, io);
@@ -834,7 +834,7 @@ private:
         const auto it = components_.find(name);
         if (it == components_.end() || it->second.gave_up) return;
         it->second.gave_up = true;
-        record(EventKind::component_gave_up, name,
+        record(HistoryEventKind::component_gave_up, name,
                fmt::format("restart_count={} last_error=\"{}\"", restart_count, error));
         if (is_critical(name)) {
             change_status(AgentStatus::failed, fmt::format("critical component {} gave up: {}", name, error));
@@ -892,7 +892,7 @@ private:
 
     std::string stop_reason() const {
         for (auto it = history_.events.rbegin(); it != history_.events.rend(); ++it) {
-            if (it->kind == EventKind::status_changed && it->to == AgentStatus::stopping) return it->message;
+            if (it->kind == HistoryEventKind::status_changed && it->to == AgentStatus::stopping) return it->message;
         }
         return "stop() called";
     }
