@@ -4,6 +4,7 @@
 #include <taskmon/task_monitor.hpp>
 
 #include "enum_names.hpp"
+#include "group_harness.hpp"
 #include "monitor_event_harness.hpp"
 
 #include <asio/this_coro.hpp>
@@ -32,128 +33,16 @@ using taskmon::RestartStrategy;
 using taskmon::RestartType;
 using taskmon_test::Duration;
 using taskmon_test::Harness;
+using taskmon_test::Journal;
+using taskmon_test::member;
 using taskmon_test::Monitor;
 using taskmon_test::Names;
+using taskmon_test::quick;
 using taskmon_test::Recorder;
+using taskmon_test::Role;
 using taskmon_test::sleep_for;
 using taskmon_test::sleep_ignoring_cancellation;
 
-namespace {
-
-/// What one member does on each start.
-struct Role {
-    std::vector<Duration> fail_after{};        ///< i-th start throws this long after ready(); later starts run on
-    std::optional<Duration> complete_after{};  ///< returns normally this long after ready() (if it does not fail)
-    Duration ready_after{};                  ///< calls ready() after this
-    Duration stop_delay{};                   ///< once cancelled, keeps running this long (ignoring cancellation)
-    int starts = 0;
-    int live = 0;
-    int max_live = 0;  ///< never more than 1: never two live instances
-};
-
-/// "start a", "ready a", "exit a" with their virtual times, in order.
-struct Journal {
-    explicit Journal(Harness& harness) : h{harness}, origin{harness.time.now()} {}
-
-    Harness& h;
-    taskmon::testing::ManualClock::time_point origin;
-    std::vector<std::pair<std::string, Duration>> entries;
-
-    void log(const std::string& what) { entries.emplace_back(what, h.time.now() - origin); }
-
-    [[nodiscard]] Names of(const std::string& prefix) const {
-        Names out;
-        for (const auto& [what, at] : entries) {
-            if (what.rfind(prefix, 0) == 0) {
-                out.push_back(what.substr(prefix.size()));
-            }
-        }
-        return out;
-    }
-
-    [[nodiscard]] Names all() const {
-        Names out;
-        for (const auto& [what, at] : entries) {
-            out.push_back(what);
-        }
-        return out;
-    }
-
-    [[nodiscard]] Duration at(const std::string& what, int nth = 0) const {
-        for (const auto& [w, t] : entries) {
-            if (w == what && nth-- == 0) {
-                return t;
-            }
-        }
-        FAIL("no journal entry " << what);
-        return {};
-    }
-};
-
-struct LiveGuard {
-    Journal& journal;
-    Role& role;
-    std::string name;
-    LiveGuard(Journal& j, Role& r, std::string n) : journal{j}, role{r}, name{std::move(n)} {
-        role.max_live = std::max(role.max_live, ++role.live);
-        journal.log("start " + name);
-    }
-    LiveGuard(const LiveGuard&) = delete;
-    LiveGuard& operator=(const LiveGuard&) = delete;
-    ~LiveGuard() {
-        --role.live;
-        journal.log("exit " + name);
-    }
-};
-
-asio::awaitable<void> play(Journal& journal, std::string name, Role& role, taskmon::ComponentContext ctx) {
-    const auto index = static_cast<std::size_t>(role.starts++);
-    LiveGuard guard{journal, role, name};
-    std::exception_ptr cancelled;
-    try {
-        if (role.ready_after > Duration::zero()) {
-            co_await sleep_for(role.ready_after);
-        }
-        ctx.ready();
-        journal.log("ready " + name);
-        if (index < role.fail_after.size()) {
-            co_await sleep_for(role.fail_after[index]);
-            throw std::runtime_error(name + " broke");
-        }
-        if (role.complete_after) {
-            co_await sleep_for(*role.complete_after);
-            co_return;
-        }
-        co_await sleep_for(24h);
-    } catch (const std::system_error&) {
-        cancelled = std::current_exception();
-    }
-    if (!cancelled) {
-        co_return;  // a day went by
-    }
-    if (role.stop_delay > Duration::zero()) {
-        journal.log("stopping " + name);
-        co_await asio::this_coro::reset_cancellation_state();  // else the next co_await throws at once
-        co_await sleep_ignoring_cancellation(role.stop_delay);
-    }
-    std::rethrow_exception(cancelled);
-}
-
-GroupMember member(Journal& journal, const std::string& name, Role& role, RestartPolicy policy = {},
-                   bool significant = false) {
-    return GroupMember{.name = name,
-                       .context_factory = [&journal, &role, name](taskmon::ComponentContext ctx) {
-                           return play(journal, name, role, std::move(ctx));
-                       },
-                       .policy = policy,
-                       .significant = significant};
-}
-
-/// Members' policy: 1 s backoff, generous limits, ready() needed within a minute.
-const RestartPolicy quick{.max_restart_attempts = 100, .base_backoff = 1s, .max_backoff = 1s,
-                          .startup_timeout = 1min};
-
-}  // namespace
 
 TEST_CASE("groups: members start in declaration order, each once the one before is ready", "[group]") {
     Harness h;
