@@ -54,6 +54,7 @@
 #include <taskmon/detail/latest_slot.hpp>
 #include <taskmon/detail/load_sampler.hpp>
 #include <taskmon/detail/monitor_event.hpp>
+#include <taskmon/detail/step_ledger.hpp>
 #include <taskmon/detail/waiter_list.hpp>
 
 namespace taskmon::detail {
@@ -491,7 +492,7 @@ private:
             context.step = step->record.number;
             context.observation_sequence = snapshot.sequence;
             context.observation_age = step->record.observation_age;
-            context.consecutive_failures = consecutive_failures_;
+            context.consecutive_failures = ledger_.consecutive_failures();
             context.shedding = shedding_;
             if (!history_.steps.empty()) context.previous_step = history_.steps.back();
             if (!pending_guidance_.empty()) {
@@ -581,7 +582,6 @@ private:
             if (ending()) co_return;  // the run ends; run() records the step as interrupted
             TimePoint now = Clock::now();
             if (now >= expiry) {
-                ++history_.counters.decisions_expired;
                 const auto age = seconds_text(now - step->decided_at);
                 record(EventKind::decision_expired, components::actuation_loop,
                        fmt::format("age={} max_decision_age={}", age,
@@ -667,7 +667,8 @@ private:
         }
     }
 
-    /// Records a step and decides the status. `judge` is false for steps cut off by the end of the run.
+    /// Ends a step: hands it to the ledger and applies the ledger's verdict. `judge` is false for steps cut off
+    /// by the end of the run. A step already finalized is left alone (a step is recorded once).
     void finalize(const InFlightPtr& step, StepOutcome outcome, std::optional<DecisionFate> fate, std::string error,
                   bool judge = true) {
         if (step->finalized) return;
@@ -678,50 +679,16 @@ private:
         rec.error = std::move(error);
         const TimePoint now = Clock::now();
         rec.finished_at = offset(now);
-        auto& c = history_.counters;
-        ++c.steps;
-        if (outcome == StepOutcome::failed) ++c.steps_failed;
-        if (fate) {
-            switch (*fate) {
-            case DecisionFate::executed: ++c.decisions_executed; break;
-            case DecisionFate::failed: ++c.decisions_failed; break;
-            case DecisionFate::interrupted: ++c.decisions_interrupted; break;
-            case DecisionFate::expired: break;  // counted where it expired
-            }
-        }
-        for (const auto& action : rec.actions) {
-            switch (action.outcome) {
-            case ActionOutcome::succeeded: ++c.actions_succeeded; break;
-            case ActionOutcome::failed: ++c.actions_failed; break;
-            case ActionOutcome::skipped: ++c.actions_skipped; break;
-            case ActionOutcome::interrupted: ++c.actions_interrupted; break;
-            }
-        }
-        consecutive_failures_ = outcome == StepOutcome::succeeded ? 0 : consecutive_failures_ + 1;
         previous_step_finished_at_ = now;
         if (outcome == StepOutcome::failed) {
             log(spdlog::level::warn, "Step {} failed: {} step={} error=\"{}\"", rec.number, rec.error, rec.number,
                 rec.error);
         }
-        history_.steps.push_back(std::move(step->record));  // the step is finalized: its record is not read again
-        const auto& done = history_.steps.back();
+        // The step is finalized: its record is not read again.
+        const StepVerdict verdict = ledger_.record(std::move(step->record), judge);
         if (current_ == step) current_.reset();
-        if (judge) {
-            if (outcome == StepOutcome::succeeded && done.done) {
-                change_status(AgentStatus::completed, fmt::format("step {} said done", done.number));
-            } else if (consecutive_failures_ >= settings_.max_failures) {
-                change_status(AgentStatus::failed, fmt::format("{} consecutive step failures; last: {}",
-                                                               consecutive_failures_, done.error));
-            } else if (history_.counters.steps >= settings_.max_steps) {
-                change_status(AgentStatus::max_steps_reached,
-                              fmt::format("max_steps={} steps finalized", settings_.max_steps));
-            }
-        }
-        call_hook("on_step_end", hooks_.on_step_end, history_.steps.back());
-        if (settings_.max_history_items != 0 && history_.steps.size() > settings_.max_history_items) {
-            history_.steps.erase(history_.steps.begin());
-            ++history_.counters.steps_evicted;
-        }
+        if (verdict.status) change_status(*verdict.status, verdict.reason);
+        call_hook("on_step_end", hooks_.on_step_end, ledger_.last());
         notify();
     }
 
@@ -961,6 +928,8 @@ private:
     // Everything below is guarded by strand_.
     AgentStatusMachine machine_;
     HistoryType history_;
+    StepLedger<Action, Result> ledger_{history_, StepLimits{settings_.max_steps, settings_.max_failures,
+                                                            settings_.max_history_items}};
     TimePoint started_at_{};
     std::map<std::string, ComponentInfo> components_;
     bool closing_ = false;
@@ -974,7 +943,6 @@ private:
     std::uint64_t steps_begun_ = 0;
     std::uint64_t last_seen_sequence_ = 0;
     std::uint64_t last_decided_sequence_ = 0;
-    std::size_t consecutive_failures_ = 0;
     TimePoint previous_step_finished_at_{};
 
     std::deque<Control> controls_;          ///< pause/resume requests, applied in order by pause_handler
