@@ -54,6 +54,7 @@
 #include <taskmon/detail/latest_slot.hpp>
 #include <taskmon/detail/load_sampler.hpp>
 #include <taskmon/detail/monitor_event.hpp>
+#include <taskmon/detail/stall_watch.hpp>
 #include <taskmon/detail/step_ledger.hpp>
 #include <taskmon/detail/waiter_list.hpp>
 
@@ -165,6 +166,7 @@ public:
 private:
     using Timer = asio::basic_waitable_timer<Clock>;
     using ObservationPtr = std::shared_ptr<const Observation>;
+    using StallCheckKind = typename StallWatch<Clock>::Check::Kind;
 
     enum class Control { pause, resume };
     enum class Phase { deciding, queued, accepted, acting };
@@ -411,11 +413,7 @@ private:
 
     void on_publish(TimePoint now) {
         ++history_.counters.observations_published;
-        last_publish_ = now;
-        consecutive_stalls_ = 0;
-        if (stalled_) {
-            stalled_ = false;
-            actuation_held_ = false;
+        if (stall_watch_.on_publish(now)) {
             record(EventKind::watchdog_recovered, components::perception_watchdog,
                    fmt::format("sequence={}", slot_.sequence()));
             log(spdlog::level::info, "Perception recovered component=perception sequence={}", slot_.sequence());
@@ -423,41 +421,29 @@ private:
         notify();
     }
 
-    void grant_grace() {
-        epoch_ = Clock::now();
-        grace_until_ = epoch_ + clock_duration(settings_.watchdog_startup_grace);
-    }
+    void grant_grace() { stall_watch_.grant_grace(Clock::now()); }
 
     asio::awaitable<void> perception_watchdog(Deadline&) {
         Timer timer{strand_};
-        const Duration timeout = clock_duration(settings_.perception_timeout);
-        const Duration period = timeout / 2;
         for (;;) {
-            timer.expires_after(period);
+            timer.expires_after(stall_watch_.period());
             co_await timer.async_wait(asio::use_awaitable);
             if (!running()) continue;  // suspended while paused; resume grants a fresh grace
-            const TimePoint now = Clock::now();
-            if (now < grace_until_) continue;
-            const TimePoint reference = std::max(last_publish_, epoch_);
-            if (now - reference < timeout) continue;
+            const auto found = stall_watch_.check(Clock::now());
+            if (found.kind == StallCheckKind::quiet) continue;
 
-            ++consecutive_stalls_;
             ++history_.counters.watchdog_stalls;
-            const auto silent = seconds_text(now - reference);
+            const auto silent = seconds_text(found.silent_for);
             record(EventKind::watchdog_stall, components::perception_watchdog,
-                   fmt::format("silent_for={} stall={}/{}", silent, consecutive_stalls_,
-                               settings_.max_consecutive_stalls));
+                   fmt::format("silent_for={} stall={}/{}", silent, found.stalls, settings_.max_consecutive_stalls));
             log(spdlog::level::warn,
                 "Perception stalled: nothing published for {} component=perception stall={}/{}", silent,
-                consecutive_stalls_, settings_.max_consecutive_stalls);
-            if (consecutive_stalls_ >= settings_.max_consecutive_stalls) {
-                change_status(AgentStatus::failed,
-                              fmt::format("perception stalled {} times in a row", consecutive_stalls_));
+                found.stalls, settings_.max_consecutive_stalls);
+            if (found.kind == StallCheckKind::give_up) {
+                change_status(AgentStatus::failed, fmt::format("perception stalled {} times in a row", found.stalls));
                 continue;
             }
-            stalled_ = true;
-            actuation_held_ = true;
-            grant_grace();
+            // The watch holds actuation and granted a fresh grace until perception publishes again.
             components_[components::perception].cancel_requested = true;
             monitor_.restart(components::perception);
             notify();
@@ -578,7 +564,7 @@ private:
             if (step->finalized) continue;  // already settled by a decision_loop recovery
             step->phase = Phase::accepted;
             const TimePoint expiry = step->decided_at + clock_duration(settings_.max_decision_age);
-            co_await wait_until([this] { return !actuation_held_ || ending(); }, expiry);  // watchdog hold
+            co_await wait_until([this] { return !stall_watch_.stalled() || ending(); }, expiry);  // watchdog hold
             if (ending()) co_return;  // the run ends; run() records the step as interrupted
             TimePoint now = Clock::now();
             if (now >= expiry) {
@@ -948,12 +934,9 @@ private:
     std::deque<Control> controls_;          ///< pause/resume requests, applied in order by pause_handler
     std::deque<std::string> pending_guidance_;
 
-    TimePoint last_publish_{};
-    TimePoint epoch_{};        ///< start, resume or the last perception restart
-    TimePoint grace_until_{};
-    std::size_t consecutive_stalls_ = 0;
-    bool stalled_ = false;
-    bool actuation_held_ = false;
+    StallWatch<Clock> stall_watch_{clock_duration(settings_.perception_timeout),
+                                   clock_duration(settings_.watchdog_startup_grace),
+                                   settings_.max_consecutive_stalls};  ///< perception_watchdog's state
 
     LoadShedGate gate_;
     bool shedding_ = false;
