@@ -23,7 +23,6 @@
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -50,27 +49,15 @@
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/detail/bounded_queue.hpp>
 #include <taskmon/detail/call_deadline.hpp>
+#include <taskmon/detail/condition_wait.hpp>
 #include <taskmon/detail/exit_outcome.hpp>
 #include <taskmon/detail/latest_slot.hpp>
 #include <taskmon/detail/load_sampler.hpp>
 #include <taskmon/detail/monitor_event.hpp>
 #include <taskmon/detail/stall_watch.hpp>
 #include <taskmon/detail/step_ledger.hpp>
-#include <taskmon/detail/waiter_list.hpp>
 
 namespace taskmon::detail {
-
-
-/// A waiter's condition, checked by the notifier: a pointer to a callable living in the waiting coroutine.
-struct ConditionRef {
-    const void* object = nullptr;
-    bool (*test)(const void*) = nullptr;
-    bool operator()() const { return test(object); }
-    template <typename F>
-    static ConditionRef to(const F& f) noexcept {
-        return {&f, [](const void* o) { return (*static_cast<const F*>(o))(); }};
-    }
-};
 
 inline std::string seconds_text(std::chrono::nanoseconds d) { return format_seconds(d) + "s"; }
 
@@ -199,35 +186,14 @@ private:
     Offset offset(TimePoint t) const { return std::chrono::duration_cast<Offset>(t - started_at_); }
     Offset now_offset() const { return offset(Clock::now()); }
 
-    /// Called after every state change: wakes exactly the waiters whose condition now holds.
-    void notify() {
-        waiters_.complete_if([](const ConditionRef& condition) { return condition(); },
-                             [](const ConditionRef&) { return std::tuple<>{}; });
-    }
+    /// Called after every state change: wakes exactly the waits whose condition now holds.
+    void notify() { waits_.notify(); }
 
-    /// Waits on the strand until pred() holds, or until `deadline`. Returns at once (no suspension, no timer)
-    /// when it already holds; otherwise parks until a notify() finds it true. Cancellation (any type) throws
-    /// operation_aborted.
+    /// Waits on the strand until pred() holds, or until `deadline` (see ConditionWait::wait_until).
+    /// Cancellation (any type) throws operation_aborted.
     template <typename Pred>
     asio::awaitable<void> wait_until(Pred pred, std::optional<TimePoint> deadline = std::nullopt) {
-        const auto done = [&] { return pred() || (deadline && Clock::now() >= *deadline); };
-        if (done()) co_return;
-        std::optional<Timer> timer;
-        if (deadline) {
-            timer.emplace(strand_);
-            timer->expires_at(*deadline);
-            // Weak: the timer may fire after this wait ended and the state is gone.
-            timer->async_wait([weak = this->weak_from_this()](asio::error_code ec) {
-                if (const auto self = weak.lock(); self && !ec) self->notify();
-            });
-        }
-        while (!done()) {
-            co_await asio::async_initiate<const asio::use_awaitable_t<>, void(asio::error_code)>(
-                [this](auto handler, ConditionRef condition) {
-                    waiters_.park(std::move(handler), condition, strand_);
-                },
-                asio::use_awaitable, ConditionRef::to(done));
-        }
+        return waits_.wait_until(this->weak_from_this(), std::move(pred), deadline);
     }
 
     void record(EventKind kind, std::string component, std::string message,
@@ -922,7 +888,7 @@ private:
     bool run_returned_ = false;  ///< the history is final
 
     LatestSlot<ObservationPtr, TimePoint> slot_;  ///< perception → decision_loop
-    WaiterList<ConditionRef> waiters_;     ///< wait_until()'s parked waits, woken by notify()
+    ConditionWait<Clock> waits_{strand_};          ///< wait_until()'s parked waits, woken by notify()
     BoundedQueue<InFlightPtr> queue_;              ///< decision_loop → actuation_loop
 
     InFlightPtr current_;                    ///< the step in flight
