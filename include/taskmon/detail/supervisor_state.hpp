@@ -5,11 +5,14 @@
 // shared pointer: control calls post to the strand holding a reference, the run and every component instance
 // keep it alive, so destroying the Supervisor never leaves a posted call or a running loop with a dangling
 // pointer.
+//
+// The parts that need no coroutine live beside it: the step ledger (detail/step_ledger.hpp), the perception
+// watchdog's arithmetic (detail/stall_watch.hpp) and the predicate wait the loops park in
+// (detail/condition_wait.hpp).
 #pragma once
 
 #include <taskmon/detail/config.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
