@@ -5,11 +5,14 @@
 // shared pointer: control calls post to the strand holding a reference, the run and every component instance
 // keep it alive, so destroying the Supervisor never leaves a posted call or a running loop with a dangling
 // pointer.
+//
+// The parts that need no coroutine live beside it: the step ledger (detail/step_ledger.hpp), the perception
+// watchdog's arithmetic (detail/stall_watch.hpp) and the predicate wait the loops park in
+// (detail/condition_wait.hpp).
 #pragma once
 
 #include <taskmon/detail/config.hpp>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -23,7 +26,6 @@
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -50,25 +52,15 @@
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/detail/bounded_queue.hpp>
 #include <taskmon/detail/call_deadline.hpp>
+#include <taskmon/detail/condition_wait.hpp>
 #include <taskmon/detail/exit_outcome.hpp>
 #include <taskmon/detail/latest_slot.hpp>
 #include <taskmon/detail/load_sampler.hpp>
 #include <taskmon/detail/log_text.hpp>
-#include <taskmon/detail/waiter_list.hpp>
+#include <taskmon/detail/stall_watch.hpp>
+#include <taskmon/detail/step_ledger.hpp>
 
 namespace taskmon::detail {
-
-
-/// A waiter's condition, checked by the notifier: a pointer to a callable living in the waiting coroutine.
-struct ConditionRef {
-    const void* object = nullptr;
-    bool (*test)(const void*) = nullptr;
-    bool operator()() const { return test(object); }
-    template <typename F>
-    static ConditionRef to(const F& f) noexcept {
-        return {&f, [](const void* o) { return (*static_cast<const F*>(o))(); }};
-    }
-};
 
 inline std::string seconds_text(std::chrono::nanoseconds d) { return format_seconds(d) + "s"; }
 
@@ -164,6 +156,7 @@ public:
 private:
     using Timer = asio::basic_waitable_timer<Clock>;
     using ObservationPtr = std::shared_ptr<const Observation>;
+    using StallCheckKind = typename StallWatch<Clock>::Check::Kind;
 
     enum class Control { pause, resume };
     enum class Phase { deciding, queued, accepted, acting };
@@ -196,35 +189,14 @@ private:
     Offset offset(TimePoint t) const { return std::chrono::duration_cast<Offset>(t - started_at_); }
     Offset now_offset() const { return offset(Clock::now()); }
 
-    /// Called after every state change: wakes exactly the waiters whose condition now holds.
-    void notify() {
-        waiters_.complete_if([](const ConditionRef& condition) { return condition(); },
-                             [](const ConditionRef&) { return std::tuple<>{}; });
-    }
+    /// Called after every state change: wakes exactly the waits whose condition now holds.
+    void notify() { waits_.notify(); }
 
-    /// Waits on the strand until pred() holds, or until `deadline`. Returns at once (no suspension, no timer)
-    /// when it already holds; otherwise parks until a notify() finds it true. Cancellation (any type) throws
-    /// operation_aborted.
+    /// Waits on the strand until pred() holds, or until `deadline` (see ConditionWait::wait_until).
+    /// Cancellation (any type) throws operation_aborted.
     template <typename Pred>
     asio::awaitable<void> wait_until(Pred pred, std::optional<TimePoint> deadline = std::nullopt) {
-        const auto done = [&] { return pred() || (deadline && Clock::now() >= *deadline); };
-        if (done()) co_return;
-        std::optional<Timer> timer;
-        if (deadline) {
-            timer.emplace(strand_);
-            timer->expires_at(*deadline);
-            // Weak: the timer may fire after this wait ended and the state is gone.
-            timer->async_wait([weak = this->weak_from_this()](asio::error_code ec) {
-                if (const auto self = weak.lock(); self && !ec) self->notify();
-            });
-        }
-        while (!done()) {
-            co_await asio::async_initiate<const asio::use_awaitable_t<>, void(asio::error_code)>(
-                [this](auto handler, ConditionRef condition) {
-                    waiters_.park(std::move(handler), condition, strand_);
-                },
-                asio::use_awaitable, ConditionRef::to(done));
-        }
+        return waits_.wait_until(this->weak_from_this(), std::move(pred), deadline);
     }
 
     void record(HistoryEventKind kind, std::string component, std::string message,
@@ -410,11 +382,7 @@ private:
 
     void on_publish(TimePoint now) {
         ++history_.counters.observations_published;
-        last_publish_ = now;
-        consecutive_stalls_ = 0;
-        if (stalled_) {
-            stalled_ = false;
-            actuation_held_ = false;
+        if (stall_watch_.on_publish(now)) {
             record(HistoryEventKind::watchdog_recovered, components::perception_watchdog,
                    fmt::format("sequence={}", slot_.sequence()));
             log(spdlog::level::info, "Perception recovered component=perception sequence={}", slot_.sequence());
@@ -422,41 +390,29 @@ private:
         notify();
     }
 
-    void grant_grace() {
-        epoch_ = Clock::now();
-        grace_until_ = epoch_ + clock_duration(settings_.watchdog_startup_grace);
-    }
+    void grant_grace() { stall_watch_.grant_grace(Clock::now()); }
 
     asio::awaitable<void> perception_watchdog(Deadline&) {
         Timer timer{strand_};
-        const Duration timeout = clock_duration(settings_.perception_timeout);
-        const Duration period = timeout / 2;
         for (;;) {
-            timer.expires_after(period);
+            timer.expires_after(stall_watch_.period());
             co_await timer.async_wait(asio::use_awaitable);
             if (!running()) continue;  // suspended while paused; resume grants a fresh grace
-            const TimePoint now = Clock::now();
-            if (now < grace_until_) continue;
-            const TimePoint reference = std::max(last_publish_, epoch_);
-            if (now - reference < timeout) continue;
+            const auto found = stall_watch_.check(Clock::now());
+            if (found.kind == StallCheckKind::quiet) continue;
 
-            ++consecutive_stalls_;
             ++history_.counters.watchdog_stalls;
-            const auto silent = seconds_text(now - reference);
+            const auto silent = seconds_text(found.silent_for);
             record(HistoryEventKind::watchdog_stall, components::perception_watchdog,
-                   fmt::format("silent_for={} stall={}/{}", silent, consecutive_stalls_,
-                               settings_.max_consecutive_stalls));
+                   fmt::format("silent_for={} stall={}/{}", silent, found.stalls, settings_.max_consecutive_stalls));
             log(spdlog::level::warn,
                 "Perception stalled: nothing published for {} component=perception stall={}/{}", silent,
-                consecutive_stalls_, settings_.max_consecutive_stalls);
-            if (consecutive_stalls_ >= settings_.max_consecutive_stalls) {
-                change_status(AgentStatus::failed,
-                              fmt::format("perception stalled {} times in a row", consecutive_stalls_));
+                found.stalls, settings_.max_consecutive_stalls);
+            if (found.kind == StallCheckKind::give_up) {
+                change_status(AgentStatus::failed, fmt::format("perception stalled {} times in a row", found.stalls));
                 continue;
             }
-            stalled_ = true;
-            actuation_held_ = true;
-            grant_grace();
+            // The watch holds actuation and granted a fresh grace until perception publishes again.
             components_[components::perception].cancel_requested = true;
             monitor_.restart(components::perception);
             notify();
@@ -491,7 +447,7 @@ private:
             context.step = step->record.number;
             context.observation_sequence = snapshot.sequence;
             context.observation_age = step->record.observation_age;
-            context.consecutive_failures = consecutive_failures_;
+            context.consecutive_failures = ledger_.consecutive_failures();
             context.shedding = shedding_;
             if (!history_.steps.empty()) context.previous_step = history_.steps.back();
             if (!pending_guidance_.empty()) {
@@ -577,11 +533,10 @@ private:
             if (step->finalized) continue;  // already settled by a decision_loop recovery
             step->phase = Phase::accepted;
             const TimePoint expiry = step->decided_at + clock_duration(settings_.max_decision_age);
-            co_await wait_until([this] { return !actuation_held_ || ending(); }, expiry);  // watchdog hold
+            co_await wait_until([this] { return !stall_watch_.stalled() || ending(); }, expiry);  // watchdog hold
             if (ending()) co_return;  // the run ends; run() records the step as interrupted
             TimePoint now = Clock::now();
             if (now >= expiry) {
-                ++history_.counters.decisions_expired;
                 const auto age = seconds_text(now - step->decided_at);
                 record(HistoryEventKind::decision_expired, components::actuation_loop,
                        fmt::format("age={} max_decision_age={}", age,
@@ -667,7 +622,8 @@ private:
         }
     }
 
-    /// Records a step and decides the status. `judge` is false for steps cut off by the end of the run.
+    /// Ends a step: hands it to the ledger and applies the ledger's verdict. `judge` is false for steps cut off
+    /// by the end of the run. A step already finalized is left alone (a step is recorded once).
     void finalize(const InFlightPtr& step, StepOutcome outcome, std::optional<DecisionFate> fate, std::string error,
                   bool judge = true) {
         if (step->finalized) return;
@@ -678,50 +634,16 @@ private:
         rec.error = std::move(error);
         const TimePoint now = Clock::now();
         rec.finished_at = offset(now);
-        auto& c = history_.counters;
-        ++c.steps;
-        if (outcome == StepOutcome::failed) ++c.steps_failed;
-        if (fate) {
-            switch (*fate) {
-            case DecisionFate::executed: ++c.decisions_executed; break;
-            case DecisionFate::failed: ++c.decisions_failed; break;
-            case DecisionFate::interrupted: ++c.decisions_interrupted; break;
-            case DecisionFate::expired: break;  // counted where it expired
-            }
-        }
-        for (const auto& action : rec.actions) {
-            switch (action.outcome) {
-            case ActionOutcome::succeeded: ++c.actions_succeeded; break;
-            case ActionOutcome::failed: ++c.actions_failed; break;
-            case ActionOutcome::skipped: ++c.actions_skipped; break;
-            case ActionOutcome::interrupted: ++c.actions_interrupted; break;
-            }
-        }
-        consecutive_failures_ = outcome == StepOutcome::succeeded ? 0 : consecutive_failures_ + 1;
         previous_step_finished_at_ = now;
         if (outcome == StepOutcome::failed) {
             log(spdlog::level::warn, "Step {} failed: {} step={} error=\"{}\"", rec.number, rec.error, rec.number,
                 rec.error);
         }
-        history_.steps.push_back(std::move(step->record));  // the step is finalized: its record is not read again
-        const auto& done = history_.steps.back();
+        // The step is finalized: its record is not read again.
+        const StepVerdict verdict = ledger_.record(std::move(step->record), judge);
         if (current_ == step) current_.reset();
-        if (judge) {
-            if (outcome == StepOutcome::succeeded && done.done) {
-                change_status(AgentStatus::completed, fmt::format("step {} said done", done.number));
-            } else if (consecutive_failures_ >= settings_.max_failures) {
-                change_status(AgentStatus::failed, fmt::format("{} consecutive step failures; last: {}",
-                                                               consecutive_failures_, done.error));
-            } else if (history_.counters.steps >= settings_.max_steps) {
-                change_status(AgentStatus::max_steps_reached,
-                              fmt::format("max_steps={} steps finalized", settings_.max_steps));
-            }
-        }
-        call_hook("on_step_end", hooks_.on_step_end, history_.steps.back());
-        if (settings_.max_history_items != 0 && history_.steps.size() > settings_.max_history_items) {
-            history_.steps.erase(history_.steps.begin());
-            ++history_.counters.steps_evicted;
-        }
+        if (verdict.status) change_status(*verdict.status, verdict.reason);
+        call_hook("on_step_end", hooks_.on_step_end, ledger_.last());
         notify();
     }
 
@@ -961,31 +883,29 @@ private:
     // Everything below is guarded by strand_.
     AgentStatusMachine machine_;
     HistoryType history_;
+    StepLedger<Action, Result> ledger_{history_, StepLimits{settings_.max_steps, settings_.max_failures,
+                                                            settings_.max_history_items}};
     TimePoint started_at_{};
     std::map<std::string, ComponentInfo> components_;
     bool closing_ = false;
     bool run_returned_ = false;  ///< the history is final
 
     LatestSlot<ObservationPtr, TimePoint> slot_;  ///< perception → decision_loop
-    WaiterList<ConditionRef> waiters_;     ///< wait_until()'s parked waits, woken by notify()
+    ConditionWait<Clock> waits_{strand_};          ///< wait_until()'s parked waits, woken by notify()
     BoundedQueue<InFlightPtr> queue_;              ///< decision_loop → actuation_loop
 
     InFlightPtr current_;                    ///< the step in flight
     std::uint64_t steps_begun_ = 0;
     std::uint64_t last_seen_sequence_ = 0;
     std::uint64_t last_decided_sequence_ = 0;
-    std::size_t consecutive_failures_ = 0;
     TimePoint previous_step_finished_at_{};
 
     std::deque<Control> controls_;          ///< pause/resume requests, applied in order by pause_handler
     std::deque<std::string> pending_guidance_;
 
-    TimePoint last_publish_{};
-    TimePoint epoch_{};        ///< start, resume or the last perception restart
-    TimePoint grace_until_{};
-    std::size_t consecutive_stalls_ = 0;
-    bool stalled_ = false;
-    bool actuation_held_ = false;
+    StallWatch<Clock> stall_watch_{clock_duration(settings_.perception_timeout),
+                                   clock_duration(settings_.watchdog_startup_grace),
+                                   settings_.max_consecutive_stalls};  ///< perception_watchdog's state
 
     LoadShedGate gate_;
     bool shedding_ = false;
