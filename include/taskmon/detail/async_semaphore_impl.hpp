@@ -6,23 +6,13 @@
 
 #include <taskmon/async_semaphore.hpp>
 
-#include <asio/associated_allocator.hpp>
-#include <asio/associated_cancellation_slot.hpp>
-#include <asio/associated_executor.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/error.hpp>
 #include <asio/execution.hpp>
-#include <asio/executor_work_guard.hpp>
-#include <asio/io_context.hpp>
-#include <asio/prefer.hpp>
-#include <asio/recycling_allocator.hpp>
-#include <asio/require.hpp>
 #include <asio/system_executor.hpp>
 
-#include <memory>
 #include <optional>
 #include <stdexcept>
-#include <typeinfo>
 #include <utility>
 
 namespace taskmon {
@@ -75,91 +65,6 @@ inline void SemaphorePermit::release() noexcept {
 
 // ---- the pending acquire operation ------------------------------------------------------------------------
 
-namespace detail {
-
-// Keeps a waiting acquire's executor busy (outstanding work) and submits its completion there, never inline.
-// Standard executors are tracked through a preferred executor and run the completion with blocking.never
-// as a continuation (on an io_context thread that is the cheap thread-private queue); legacy executors
-// through executor_work_guard and post().
-template <typename Executor, typename = void>
-class SemaphoreHandlerWork {
-public:
-    explicit SemaphoreHandlerWork(const Executor& ex)
-        : work_(asio::prefer(ex, asio::execution::outstanding_work.tracked)),
-          executor_(asio::prefer(asio::require(ex, asio::execution::blocking.never),
-                                 asio::execution::relationship.continuation)) {}
-
-    // The submitting executor is prepared up front, untracked, so that completing copies no tracked executor.
-    template <typename Function>
-    void post(Function&& function) {
-        asio::execution::execute(executor_, std::forward<Function>(function));
-    }
-
-private:
-    using tracked_type =
-        std::decay_t<typename asio::prefer_result<Executor, asio::execution::outstanding_work_t::tracked_t>::type>;
-    using never_type =
-        std::decay_t<typename asio::require_result<Executor, asio::execution::blocking_t::never_t>::type>;
-    using submit_type = std::decay_t<
-        typename asio::prefer_result<never_type, asio::execution::relationship_t::continuation_t>::type>;
-
-    tracked_type work_;
-    submit_type executor_;
-};
-
-template <typename Executor>
-class SemaphoreHandlerWork<Executor, std::enable_if_t<!asio::execution::is_executor<Executor>::value>> {
-public:
-    explicit SemaphoreHandlerWork(const Executor& ex) : work_(ex) {}
-
-    template <typename Function>
-    void post(Function&& function) {
-        work_.get_executor().post(std::forward<Function>(function), std::allocator<void>());
-    }
-
-private:
-    asio::executor_work_guard<Executor> work_;
-};
-
-// The common case, a coroutine on an io_context: an any_io_executor wrapping io_context::executor_type. Unwrapping
-// it saves the type-erased executor copies that tracking work and submitting would otherwise make.
-template <>
-class SemaphoreHandlerWork<asio::any_io_executor, void> {
-public:
-    explicit SemaphoreHandlerWork(const asio::any_io_executor& ex) {
-        if (wraps_io_context_executor(ex)) {
-            io_.emplace(*ex.target<asio::io_context::executor_type>());
-        } else {
-            any_.emplace(ex);
-        }
-    }
-
-    template <typename Function>
-    void post(Function&& function) {
-        if (io_) {
-            io_->post(std::forward<Function>(function));
-        } else {
-            any_->post(std::forward<Function>(function));
-        }
-    }
-
-private:
-    // any_executor::target<T>() does not check T in Asio 1.22 (it casts whatever it holds), so compare the type.
-    static bool wraps_io_context_executor(const asio::any_io_executor& ex) noexcept {
-#if !defined(ASIO_NO_TYPEID)
-        return ex.target_type() == typeid(asio::io_context::executor_type);
-#else
-        (void)ex;
-        return false;
-#endif
-    }
-
-    std::optional<SemaphoreHandlerWork<asio::io_context::executor_type>> io_;
-    std::optional<SemaphoreHandlerWork<asio::any_io_executor, int>> any_;  // the generic primary template
-};
-
-}  // namespace detail
-
 // Installed in the acquire's cancellation slot. Looks at the semaphore only while the waiter is queued, so a
 // cancellation arriving after the acquire was granted or ended does nothing.
 class AsyncSemaphore::CancelHandler {
@@ -178,100 +83,35 @@ private:
     detail::SemaphoreWaiter* waiter_;
 };
 
-// Owns the completion handler and keeps its executor busy while the acquire waits. Memory comes from the
-// handler's associated allocator (default: Asio's per-thread recycling allocator) and is freed before the
-// handler is invoked.
+// Owns the completion handler (detail::ParkedHandler: the handler's allocator, the work on its executor, its
+// cancellation slot). The memory is freed before the handler is invoked.
 template <typename Handler>
 class AsyncSemaphore::AcquireOp final : public detail::SemaphoreWaiter {
 public:
-    using executor_type = asio::associated_executor_t<Handler, asio::system_executor>;
-    using allocator_type = typename std::allocator_traits<asio::associated_allocator_t<
-        Handler, asio::recycling_allocator<void>>>::template rebind_alloc<AcquireOp>;
-
-    static allocator_type allocator_of(const Handler& handler) noexcept {
-        return allocator_type(asio::get_associated_allocator(handler, asio::recycling_allocator<void>()));
-    }
-
-    static AcquireOp* create(Handler&& handler) {
-        allocator_type alloc = allocator_of(handler);
-        AcquireOp* op = std::allocator_traits<allocator_type>::allocate(alloc, 1);
-        try {
-            std::allocator_traits<allocator_type>::construct(alloc, op, std::move(handler));
-        } catch (...) {
-            std::allocator_traits<allocator_type>::deallocate(alloc, op, 1);
-            throw;
-        }
-        return op;
-    }
+    // Completions go out as continuations: on an io_context thread, the cheap thread-private queue.
+    using Parked = detail::ParkedHandler<Handler, asio::system_executor, asio::execution::relationship_t::continuation_t>;
+    // A completion dropped by its executor (context shut down) clears the slot before freeing the operation.
+    static constexpr bool clear_slot_when_dropped = true;
 
     explicit AcquireOp(Handler&& handler)
-        : detail::SemaphoreWaiter(&AcquireOp::do_complete),
-          // Take the executor before moving the handler.
-          work_(asio::get_associated_executor(handler, asio::system_executor())),
-          handler_(std::move(handler)) {}
+        : detail::SemaphoreWaiter(&detail::destroy_parked<AcquireOp>, &AcquireOp::do_complete),
+          parked(std::move(handler), asio::system_executor()) {}
+
+    static AcquireOp* create(Handler&& handler) { return detail::allocate_parked<AcquireOp>(std::move(handler)); }
 
     // Connects the handler's cancellation slot, if any, to this waiter. Called before the waiter is queued.
     void connect_cancellation(AsyncSemaphore* semaphore) {
-        auto slot = asio::get_associated_cancellation_slot(handler_);
-        if (slot.is_connected()) {
-            slot.template emplace<CancelHandler>(semaphore, this);
-            slot_connected_ = true;
-        }
+        parked.template connect_cancellation<CancelHandler>(semaphore, this);
     }
 
+    Parked parked;
+
 private:
-    // Runs on the handler's executor: disconnects cancellation, frees the operation, then calls the handler.
-    // Everything taken from the handler is taken before the handler is moved out.
-    class Finisher {
-    public:
-        Finisher(AcquireOp* op, SemaphorePermit permit) noexcept : op_(op), permit_(std::move(permit)) {}
-        Finisher(Finisher&& other) noexcept
-            : op_(std::exchange(other.op_, nullptr)), permit_(std::move(other.permit_)) {}
-        Finisher& operator=(Finisher&&) = delete;
-        // Reached without operator() only when the executor drops the work (its context shut down).
-        ~Finisher() {
-            if (op_ != nullptr) {
-                op_->disconnect_cancellation();
-                allocator_type alloc = allocator_of(op_->handler_);
-                op_->free(alloc);
-            }
-        }
-
-        void operator()() {
-            AcquireOp* op = std::exchange(op_, nullptr);
-            op->disconnect_cancellation();
-            allocator_type alloc = allocator_of(op->handler_);
-            Handler handler(std::move(op->handler_));
-            const std::error_code ec = op->result;
-            op->free(alloc);
-            std::move(handler)(ec, std::move(permit_));
-        }
-
-    private:
-        AcquireOp* op_;
-        SemaphorePermit permit_;
-    };
-
     static void do_complete(detail::SemaphoreWaiter* base, AsyncSemaphore& semaphore) noexcept {
         auto* op = static_cast<AcquireOp*>(base);
         SemaphorePermit permit = op->result ? SemaphorePermit{} : SemaphorePermit{semaphore};
-        op->work_.post(Finisher{op, std::move(permit)});
+        detail::post_completion(op, op->result, std::move(permit));
     }
-
-    void disconnect_cancellation() noexcept {
-        if (slot_connected_) {
-            asio::get_associated_cancellation_slot(handler_).clear();
-        }
-    }
-
-    void free(allocator_type& alloc) noexcept {
-        std::allocator_traits<allocator_type>::destroy(alloc, this);
-        std::allocator_traits<allocator_type>::deallocate(alloc, this, 1);
-    }
-
-    detail::SemaphoreHandlerWork<executor_type> work_;
-    Handler handler_;
-    bool slot_connected_ = false;
 };
 
 struct AsyncSemaphore::Initiation {

@@ -1,8 +1,10 @@
 // taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
 //
-// Internals of AsyncSemaphore: the packed state word and the intrusive FIFO list of waiting acquires.
+// Internals of AsyncSemaphore: the packed state word and the waiting acquire (a ParkedOperation).
 #pragma once
+
+#include <taskmon/detail/parked_operation.hpp>
 
 #include <atomic>
 #include <cstddef>
@@ -36,65 +38,18 @@ struct SemaphoreWord {
 
 // A queued acquire. The owning operation derives from it; `complete` hands the result to the operation's
 // executor and is called without the semaphore's mutex held, exactly once per started acquire.
-struct SemaphoreWaiter {
+struct SemaphoreWaiter : ParkedOperation {
     using CompleteFn = void (*)(SemaphoreWaiter* self, AsyncSemaphore& semaphore) noexcept;
 
-    explicit SemaphoreWaiter(CompleteFn fn) noexcept : complete(fn) {}
+    SemaphoreWaiter(DestroyFn destroy, CompleteFn fn) noexcept : ParkedOperation(destroy), complete(fn) {}
 
-    SemaphoreWaiter* prev = nullptr;
-    SemaphoreWaiter* next = nullptr;
     bool queued = false;      // in the semaphore's wait list; guarded by the semaphore's mutex
     std::atomic<bool> dequeued{false};  // set once the waiter left (or never entered) the list for good
     std::error_code result;   // empty = a permit was granted; set before `complete` is called
     CompleteFn complete;
 };
 
-// Intrusive doubly linked FIFO list: O(1) push_back, pop_front and erase; allocates nothing.
-class SemaphoreWaiterList {
-public:
-    [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
-    [[nodiscard]] std::size_t size() const noexcept { return size_; }
-    [[nodiscard]] SemaphoreWaiter* front() const noexcept { return head_; }
-
-    void push_back(SemaphoreWaiter* w) noexcept {
-        w->next = nullptr;
-        w->prev = tail_;
-        if (tail_ != nullptr) {
-            tail_->next = w;
-        } else {
-            head_ = w;
-        }
-        tail_ = w;
-        ++size_;
-    }
-
-    void erase(SemaphoreWaiter* w) noexcept {
-        if (w->prev != nullptr) {
-            w->prev->next = w->next;
-        } else {
-            head_ = w->next;
-        }
-        if (w->next != nullptr) {
-            w->next->prev = w->prev;
-        } else {
-            tail_ = w->prev;
-        }
-        w->prev = w->next = nullptr;
-        --size_;
-    }
-
-    SemaphoreWaiter* pop_front() noexcept {
-        SemaphoreWaiter* w = head_;
-        if (w != nullptr) {
-            erase(w);
-        }
-        return w;
-    }
-
-private:
-    SemaphoreWaiter* head_ = nullptr;
-    SemaphoreWaiter* tail_ = nullptr;
-    std::size_t size_ = 0;
-};
+// The semaphore's FIFO of waiting acquires (and the local lists of ones granted or ended under the mutex).
+using SemaphoreWaiterList = ParkedList<SemaphoreWaiter>;
 
 }  // namespace taskmon::detail

@@ -3,10 +3,13 @@
 //
 // WaiterList: a FIFO of suspended asynchronous operations for the library's own awaitable primitives
 // (Asio 1.22 has no any_completion_handler, and awaitable rejects custom awaiters, so primitives are built on
-// async_initiate and park their handlers here).
+// async_initiate and park their handlers here). The operations, their list and the posting of completions are
+// the ones AsyncSemaphore uses too (detail/parked_operation.hpp); WaiterList adds the payload, single-strand use
+// and the destruction of parked operations at the context's shutdown.
 #pragma once
 
 #include <taskmon/detail/config.hpp>
+#include <taskmon/detail/parked_operation.hpp>
 
 #include <cstddef>
 #include <memory>
@@ -17,36 +20,20 @@
 #include <utility>
 
 #include <asio/any_io_executor.hpp>
-#include <asio/associated_cancellation_slot.hpp>
-#include <asio/associated_executor.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/error.hpp>
+#include <asio/execution/relationship.hpp>
 #include <asio/execution/context.hpp>
-#include <asio/execution/outstanding_work.hpp>
 #include <asio/execution_context.hpp>
 #include <asio/query.hpp>
-#include <asio/post.hpp>
-#include <asio/prefer.hpp>
 
 namespace taskmon::detail {
-
-/// An operation parked in a WaiterList, as the execution context's shutdown sees it.
-class ParkedOperation {
-public:
-    /// Deletes the operation without invoking it and without touching its cancellation slot (the signal may
-    /// already be gone: the context is being destroyed and no handler runs any more).
-    virtual void abandon() noexcept = 0;
-
-    ParkedOperation* next_abandoned = nullptr;  ///< the shutdown's chain (no allocation while shutting down)
-
-protected:
-    ~ParkedOperation() = default;
-};
 
 /// A WaiterList as the execution context's shutdown sees it.
 class ParkedOperationList {
 public:
-    /// Unlinks every parked operation onto the front of the chain `out` (the list is empty afterwards).
+    /// Unlinks every parked operation onto the front of the chain `out` (the list is empty afterwards),
+    /// chained through ParkedOperation::next; no allocation while shutting down).
     virtual void release_parked(ParkedOperation*& out) noexcept = 0;
 
 protected:
@@ -84,8 +71,8 @@ private:
         }
         // Outside the lock: destroying a coroutine may destroy (and so unregister) other lists.
         while (parked != nullptr) {
-            auto* op = std::exchange(parked, parked->next_abandoned);
-            op->abandon();
+            auto* op = std::exchange(parked, parked->next);
+            op->destroy(false);
         }
     }
 
@@ -96,8 +83,9 @@ private:
 /// operation needs to complete: a sequence number to wait past, an item to push ...).
 ///
 /// Completion contract: a handler is never invoked inside the call that completes it; it is posted to its
-/// associated executor (default: the list's executor), which is kept busy (outstanding work) while the
-/// operation is parked. Any cancellation type emitted on the handler's slot completes the operation with
+/// associated executor (default: the list's executor; relationship fork, like asio::post), which is kept busy
+/// (outstanding work) while the operation is parked. Operation memory comes from the handler's associated
+/// allocator (default: Asio's recycling allocator). Any cancellation type emitted on the handler's slot completes the operation with
 /// asio::error::operation_aborted and removes it (its payload is discarded).
 ///
 /// Not thread-safe: use the list, and emit cancellation, on one strand. Destroying the list destroys parked
@@ -106,56 +94,35 @@ private:
 template <typename Payload, typename... Args>
 class WaiterList final : private ParkedOperationList {
     struct Waiter : ParkedOperation {
-        Waiter* prev = nullptr;
-        Waiter* next = nullptr;
-        bool linked = false;
-        Payload payload;
+        using CompleteFn = void (*)(Waiter* self, asio::error_code ec, Args... args);
 
-        explicit Waiter(Payload p) : payload(std::move(p)) {}
-        virtual void complete(asio::error_code ec, Args... args) = 0;  // posts the handler; owns `this`
-        virtual void destroy() noexcept = 0;                          // deletes without invoking
-    protected:
-        ~Waiter() = default;
+        Waiter(DestroyFn destroy, CompleteFn complete, Payload p)
+            : ParkedOperation(destroy), complete_fn(complete), payload(std::move(p)) {}
+        // Posts the handler; the posted function owns `this`.
+        void complete(asio::error_code ec, Args... args) { complete_fn(this, ec, std::move(args)...); }
+
+        CompleteFn complete_fn;
+        bool linked = false;  // in the list
+        Payload payload;
     };
 
     template <typename Handler>
     struct Operation final : Waiter {
-        // Decayed: for an executor without outstanding_work (use_future's, the system executor), prefer() hands
-        // back its argument as an rvalue reference, and a reference member would dangle.
-        using Executor = std::decay_t<decltype(asio::prefer(
-            asio::get_associated_executor(std::declval<Handler&>(), std::declval<asio::any_io_executor>()),
-            asio::execution::outstanding_work.tracked))>;
+        // Completions go out like asio::post (relationship fork).
+        using Parked = ParkedHandler<Handler, asio::any_io_executor, asio::execution::relationship_t::fork_t>;
+        // A completion dropped by its executor (context shut down) leaves the slot alone: the signal may be gone.
+        static constexpr bool clear_slot_when_dropped = false;
 
-        Handler handler;
-        Executor work;
-        asio::cancellation_slot slot;
+        template <typename H>
+        Operation(H&& handler, const asio::any_io_executor& fallback, Payload p)
+            : Waiter(&destroy_parked<Operation>, &Operation::do_complete, std::move(p)),
+              parked(std::forward<H>(handler), fallback) {}
 
-        Operation(Handler h, Payload p, const asio::any_io_executor& fallback)
-            : Waiter(std::move(p)),
-              handler(std::move(h)),
-              work(asio::prefer(asio::get_associated_executor(handler, fallback),
-                                asio::execution::outstanding_work.tracked)),
-              slot(asio::get_associated_cancellation_slot(handler)) {}
-
-        void complete(asio::error_code ec, Args... args) override {
-            // The slot is cleared in the posted function, never here: we may be inside its emit().
-            auto executor = work;
-            asio::post(executor, [self = std::unique_ptr<Operation>(this), ec,
-                                  values = std::make_tuple(std::move(args)...)]() mutable {
-                if (self->slot.is_connected()) self->slot.clear();
-                Handler h = std::move(self->handler);
-                auto parked = std::move(values);
-                self.reset();
-                std::apply([&](auto&&... vs) { std::move(h)(ec, std::move(vs)...); }, std::move(parked));
-            });
+        static void do_complete(Waiter* self, asio::error_code ec, Args... args) {
+            post_completion(static_cast<Operation*>(self), ec, std::move(args)...);
         }
 
-        void destroy() noexcept override {
-            if (slot.is_connected()) slot.clear();
-            delete this;
-        }
-
-        void abandon() noexcept override { delete this; }
+        Parked parked;
     };
 
     struct CancellationHandler {
@@ -177,24 +144,23 @@ public:
             std::lock_guard lock{registry_->mutex};
             registry_->lists.erase(this);
         }
-        while (head_ != nullptr) {
-            Waiter* w = head_;
+        while (Waiter* w = list_.front()) {
             unlink(w);
-            w->destroy();
+            w->destroy(true);
         }
     }
 
-    bool empty() const noexcept { return head_ == nullptr; }
-    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return list_.empty(); }
+    std::size_t size() const noexcept { return list_.size(); }
 
     /// Parks `handler` at the back with `payload`; binds its cancellation slot.
     template <typename Handler>
     void park(Handler&& handler, Payload payload, const asio::any_io_executor& fallback) {
         using Op = Operation<std::decay_t<Handler>>;
         if (!registry_) register_with(fallback);
-        auto* op = new Op(std::forward<Handler>(handler), std::move(payload), fallback);
+        auto* op = allocate_parked<Op>(std::forward<Handler>(handler), fallback, std::move(payload));
         link_back(op);
-        if (op->slot.is_connected()) op->slot.template emplace<CancellationHandler>(CancellationHandler{this, op});
+        op->parked.template connect_cancellation<CancellationHandler>(CancellationHandler{this, op});
     }
 
     /// Completes `handler` at once (posted like a parked one, without binding its cancellation slot).
@@ -202,17 +168,16 @@ public:
     void complete_now(Handler&& handler, const asio::any_io_executor& fallback, asio::error_code ec,
                       Args... args) {
         using Op = Operation<std::decay_t<Handler>>;
-        auto* op = new Op(std::forward<Handler>(handler), Payload{}, fallback);
-        op->slot = asio::cancellation_slot{};
-        op->complete(ec, std::move(args)...);
+        post_completion(allocate_parked<Op>(std::forward<Handler>(handler), fallback, Payload{}), ec,
+                        std::move(args)...);
     }
 
     /// The payload of the oldest parked operation; the list must not be empty.
-    Payload& front_payload() noexcept { return head_->payload; }
+    Payload& front_payload() noexcept { return list_.front()->payload; }
 
     /// Completes the oldest parked operation with (ec, args...).
     void complete_front(asio::error_code ec, Args... args) {
-        Waiter* w = head_;
+        Waiter* w = list_.front();
         unlink(w);
         w->complete(ec, std::move(args)...);
     }
@@ -221,9 +186,9 @@ public:
     /// (a tuple of Args).
     template <typename Pred, typename MakeArgs>
     void complete_if(Pred pred, MakeArgs make_args) {
-        Waiter* w = head_;
+        Waiter* w = list_.front();
         while (w != nullptr) {
-            Waiter* next = w->next;
+            Waiter* next = ParkedList<Waiter>::next(w);
             if (pred(w->payload)) {
                 unlink(w);
                 std::apply([&](auto&&... vs) { w->complete(asio::error_code{}, std::move(vs)...); },
@@ -236,9 +201,9 @@ public:
     /// Completes every parked operation for which `pred(payload)` is true, in order, with (ec, Args{}...).
     template <typename Pred>
     void complete_matching(asio::error_code ec, Pred pred) {
-        Waiter* w = head_;
+        Waiter* w = list_.front();
         while (w != nullptr) {
-            Waiter* next = w->next;
+            Waiter* next = ParkedList<Waiter>::next(w);
             if (pred(w->payload)) {
                 unlink(w);
                 w->complete(ec, Args{}...);
@@ -249,7 +214,7 @@ public:
 
     /// Completes every parked operation with (ec, Args{}...).
     void complete_all(asio::error_code ec) {
-        while (head_ != nullptr) complete_front(ec, Args{}...);
+        while (!list_.empty()) complete_front(ec, Args{}...);
     }
 
 private:
@@ -261,33 +226,23 @@ private:
     }
 
     void release_parked(ParkedOperation*& out) noexcept override {
-        while (head_ != nullptr) {
-            Waiter* w = head_;
+        while (Waiter* w = list_.front()) {
             unlink(w);
-            w->next_abandoned = out;
+            w->next = out;
             out = w;
         }
     }
 
     void link_back(Waiter* w) noexcept {
-        w->prev = tail_;
-        w->next = nullptr;
-        if (tail_ != nullptr) tail_->next = w; else head_ = w;
-        tail_ = w;
+        list_.push_back(w);
         w->linked = true;
-        ++size_;
     }
     void unlink(Waiter* w) noexcept {
-        if (w->prev != nullptr) w->prev->next = w->next; else head_ = w->next;
-        if (w->next != nullptr) w->next->prev = w->prev; else tail_ = w->prev;
-        w->prev = w->next = nullptr;
+        list_.erase(w);
         w->linked = false;
-        --size_;
     }
 
-    Waiter* head_ = nullptr;
-    Waiter* tail_ = nullptr;
-    std::size_t size_ = 0;
+    ParkedList<Waiter> list_;
     std::shared_ptr<ParkedOperationRegistry> registry_;  ///< set at the first park
 };
 
