@@ -119,9 +119,10 @@ enum class MonitorEventKind {
 /// | stop_timeout                      | delay (the shutdown_timeout)                       |
 /// | closed                            | count, unresponsive (component and task_id empty)  |
 /// | group_started, group_restarted    | group, members (component and task_id empty)       |
-/// | group_restarting                  | group, members (those restarted), component (the member whose failure caused it), delay, reason |
-/// | group_gave_up                     | group, component (the cause), limit, window, reason (window 0: a member escalated) |
-/// | group_shutdown                    | group, members, component (the significant member that ended) |
+/// | group_restarting                  | group, members (restarted), component (the cause), delay, reason |
+/// | group_gave_up                     | group, component (the cause), limit, window, reason (window 0: a  |
+/// |                                   | member escalated)                                  |
+/// | group_shutdown                    | group, members, component (the significant member) |
 /// | escalated of a group              | group, limit, window, reason (component empty)     |
 struct MonitorEvent {
     MonitorEventKind kind = MonitorEventKind::started;

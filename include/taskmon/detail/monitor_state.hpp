@@ -546,7 +546,8 @@ public:
             }
             for (auto& m : members) {  // nothing has changed so far
                 auto c = make_component(m.name);
-                c->factory = m.factory ? make_factory(std::move(m.factory)) : make_factory(std::move(m.context_factory));
+                c->factory =
+                    m.factory ? make_factory(std::move(m.factory)) : make_factory(std::move(m.context_factory));
                 c->own_policy = m.policy ? std::make_shared<const RestartPolicy>(*m.policy) : nullptr;
                 c->enabled = true;
                 c->registered = true;
@@ -1629,9 +1630,9 @@ private:
 
     /// Hands `leaves` (components of the tree under `root`) to a new unit that stops them in reverse order and,
     /// if `restart`, starts them again in order from `resume_at`. Units already driving any of them (or any of
-    /// `before`, which it does not stop) are absorbed, with what they still had to do. Quarantined and given-up components are left alone by a
-    /// restart; temporary and disabled ones are stopped, not restarted (a temporary one never started yet is
-    /// started).
+    /// `before`, which it does not stop) are absorbed, with what they still had to do. Quarantined and given-up
+    /// components are left alone by a restart; temporary and disabled ones are stopped, not restarted (a
+    /// temporary one never started yet is started).
     RestartUnit& enlist(Group& root, const std::vector<ComponentPtr>& leaves, bool restart, time_point resume_at,
                         const std::vector<ComponentPtr>& before = {}) {
         auto unit = std::make_shared<RestartUnit>(root);
