@@ -3,7 +3,7 @@
 #include <taskmon/component_context.hpp>
 #include <taskmon/task_monitor.hpp>
 
-#include "monitor_event_harness.hpp"
+#include "monitor_harness.hpp"
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/this_coro.hpp>

@@ -5,7 +5,7 @@
 
 #include "enum_names.hpp"
 #include "group_harness.hpp"
-#include "monitor_event_harness.hpp"
+#include "monitor_harness.hpp"
 
 #include <asio/this_coro.hpp>
 

@@ -3,7 +3,7 @@
 #include <taskmon/event_subscription.hpp>
 #include <taskmon/task_monitor.hpp>
 
-#include "monitor_event_harness.hpp"
+#include "monitor_harness.hpp"
 #include "taskmon_catch.hpp"
 
 #include <asio/co_spawn.hpp>

@@ -5,7 +5,8 @@
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 
-#include "monitor_event_harness.hpp"
+#include "monitor_harness.hpp"
+#include "supervisor_harness.hpp"
 #include "taskmon_catch.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -31,6 +32,7 @@ using taskmon_test::failing_now;
 using taskmon_test::Harness;
 using taskmon_test::Monitor;
 using taskmon_test::Script;
+using taskmon_test::Sup;
 
 namespace {
 
@@ -284,52 +286,21 @@ TEST_CASE("health: reasons with newlines stay on one line in every rendering") {
 
 // --- Supervisor --------------------------------------------------------------------------------------------
 
-namespace {
-
-using taskmon::testing::ManualClock;
-using Sup = taskmon::Supervisor<int, std::string, std::string, ManualClock>;
-
-asio::awaitable<void> sleep_for(ManualClock::duration d) {
-    taskmon::testing::ManualTimer timer{co_await asio::this_coro::executor, d};
-    co_await timer.async_wait(asio::use_awaitable);
-}
-
-/// An agent whose perceive() fails once `camera_broken` is set; decide() never finishes the run.
-struct Agent {
-    bool camera_broken = false;
-
-    Sup::Functions functions() {
-        return {.perceive = [this]() -> asio::awaitable<int> {
-                    co_await sleep_for(10ms);
-                    if (camera_broken) throw std::runtime_error("camera unplugged");
-                    co_return 1;
-                },
-                .decide = [](const int&, const Sup::Context& ctx) -> asio::awaitable<Sup::DecisionType> {
-                    co_await sleep_for(20ms);
-                    co_return Sup::DecisionType::act({"move-" + std::to_string(ctx.step)});
-                },
-                .act = [](const std::string&) -> asio::awaitable<taskmon::ActionResult> {
-                    co_await sleep_for(50ms);
-                    co_return taskmon::ActionResult::ok();
-                }};
-    }
-};
-
-}  // namespace
-
 TEST_CASE("health: a Supervisor's report follows its critical components and its run status") {
-    taskmon::testing::ManualTime time;
-    asio::io_context io;
-    taskmon::testing::VirtualTimeRunner runner{io, time};
-    Agent agent;
+    taskmon_test::SupervisorHarness h;
+    bool camera_broken = false;  // perceive() fails once set; decide() never finishes the run
+    h.agent.perceive_fn = [&camera_broken](int) -> asio::awaitable<int> {
+        co_await taskmon_test::sleep_for(10ms);
+        if (camera_broken) throw std::runtime_error("camera unplugged");
+        co_return 1;
+    };
     taskmon::AgentSettings settings;
     settings.capture_interval = 100ms;
     settings.perception_timeout = 1h;  // keep the watchdog out of this
     settings.watchdog_startup_grace = 1h;
     settings.critical_restart_policy = {.max_restart_attempts = 2, .base_backoff = 100ms, .max_backoff = 1s};
-    auto logger = std::make_shared<spdlog::logger>("health-test", std::make_shared<spdlog::sinks::null_sink_mt>());
-    Sup sup{io.get_executor(), agent.functions(), settings, {}, logger,
-            [] { return std::optional<taskmon::CpuUsage>{taskmon::CpuUsage{10.0, 5.0}}; }};
+    auto owned = h.make(settings);
+    auto& sup = *owned;
 
     CHECK(Sup::critical_components().size() == 4);
     CHECK(taskmon::components::is_critical("decision_loop"));
@@ -342,17 +313,16 @@ TEST_CASE("health: a Supervisor's report follows its critical components and its
     CHECK(report.readiness_failures.back().subject == "agent");
     CHECK(report.readiness_failures.back().reason == "run is pending");
 
-    std::optional<Sup::HistoryType> history;
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> { history = co_await sup.run(); }, asio::detached);
-    REQUIRE(runner.run_until([&] { return taskmon::check_health(sup).ready; }, 1min));
+    h.start(sup);
+    REQUIRE(h.runner.run_until([&] { return taskmon::check_health(sup).ready; }, 1min));
     report = taskmon::check_health(sup);
     CHECK(report.live);
     CHECK(report.components.size() == 6);
     CHECK(report.find("perception")->critical);
     CHECK_FALSE(report.find("pause_handler")->critical);
 
-    agent.camera_broken = true;
-    REQUIRE(runner.run_until([&] { return history.has_value(); }, 1h));
+    camera_broken = true;
+    REQUIRE(h.finish(1h));
     report = taskmon::check_health(sup);
     CHECK_FALSE(report.live);
     CHECK(report.agent_status == taskmon::AgentStatus::failed);

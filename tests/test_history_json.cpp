@@ -4,6 +4,7 @@
 #include <taskmon/supervisor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 
+#include "supervisor_harness.hpp"
 #include "taskmon_catch.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -239,56 +240,34 @@ static_assert(std::is_base_of_v<std::invalid_argument, JsonFieldError>);
 
 // ---- a real run ----------------------------------------------------------------------------------------------------
 
-using Sup = taskmon::Supervisor<int, std::string, std::string, taskmon::testing::ManualClock>;
-
-asio::awaitable<void> sleep_for(taskmon::testing::ManualClock::duration d) {
-    taskmon::testing::ManualTimer timer{co_await asio::this_coro::executor, d};
-    co_await timer.async_wait(asio::use_awaitable);
-}
+using taskmon_test::sleep_for;
 
 /// A Supervisor run in virtual time with failed actions, a perception failure and restart, a pause, and done.
 TextHistory real_run() {
-    taskmon::testing::ManualTime time;
-    asio::io_context io;
-    taskmon::testing::VirtualTimeRunner runner{io, time};
+    taskmon_test::SupervisorHarness h;
+    h.agent.perceive_fn = [](int n) -> asio::awaitable<int> {
+        co_await sleep_for(10ms);
+        if (n == 4) throw std::runtime_error("lidar checksum error");
+        co_return n;
+    };
+    h.agent.decide_fn = [](int, const taskmon_test::Context& ctx) {
+        if (ctx.step == 8) return taskmon_test::Decision::done("clean", {"vacuum"});
+        return taskmon_test::Decision::act({"move-" + std::to_string(ctx.step), "vacuum"});
+    };
+    h.agent.act_fn = [](const std::string& action) -> asio::awaitable<ActionResult> {
+        co_await sleep_for(50ms);
+        if (action == "move-3") co_return ActionResult::failure("wheel slipped");
+        co_return ActionResult::ok(action);
+    };
     taskmon::AgentSettings settings;
     settings.capture_interval = 100ms;
     settings.critical_restart_policy = {.max_restart_attempts = 5, .base_backoff = 300ms, .max_backoff = 2s};
-    int captures = 0;
-    Sup::Functions agent{
-        .perceive = [&captures]() -> asio::awaitable<int> {
-            const int n = ++captures;
-            co_await sleep_for(10ms);
-            if (n == 4) throw std::runtime_error("lidar checksum error");
-            co_return n;
-        },
-        .decide = [](const int&, const Sup::Context& ctx) -> asio::awaitable<Sup::DecisionType> {
-            co_await sleep_for(20ms);
-            if (ctx.step == 8) co_return Sup::DecisionType::done("clean", {"vacuum"});
-            co_return Sup::DecisionType::act({"move-" + std::to_string(ctx.step), "vacuum"});
-        },
-        .act = [](const std::string& action) -> asio::awaitable<ActionResult> {
-            co_await sleep_for(50ms);
-            if (action == "move-3") co_return ActionResult::failure("wheel slipped");
-            co_return ActionResult::ok(action);
-        }};
-    Sup robot{io.get_executor(), std::move(agent), settings, {},
-              std::make_shared<spdlog::logger>("json-test", std::make_shared<spdlog::sinks::null_sink_mt>()),
-              [] { return std::optional<taskmon::CpuUsage>{taskmon::CpuUsage{10.0, 5.0}}; }};
-    std::optional<TextHistory> history;
-    asio::co_spawn(
-        io, [&]() -> asio::awaitable<void> { history = co_await robot.run(); }, asio::detached);
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-            co_await sleep_for(500ms);
-            robot.pause();
-            co_await sleep_for(500ms);
-            robot.resume();
-        },
-        asio::detached);
-    REQUIRE(runner.run_until([&] { return history.has_value(); }, 1h));
-    return *history;
+    auto robot = h.make(settings);
+    h.start(*robot);
+    h.at(500ms, [&] { robot->pause(); });
+    h.at(1s, [&] { robot->resume(); });
+    REQUIRE(h.finish(1h));
+    return *h.history;
 }
 
 }  // namespace
@@ -389,7 +368,7 @@ TEST_CASE("history_json: the functions are found by ADL for each type, so they w
     CHECK(report["history"]["steps"][0]["actions"][0].get<taskmon::ActionRecord<robot::Move>>().action.cells == 2);
 }
 
-TEST_CASE("history_json: absent optional keys read as empty; unknown keys are ignored") {
+TEST_CASE("history_json: absent optional keys read as empty and unknown keys are ignored") {
     auto j = edge_cases_json();
     j["steps"][0].erase("fate");
     j["steps"][0].erase("decided_at_ns");

@@ -6,7 +6,7 @@
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 
-#include "monitor_event_harness.hpp"
+#include "monitor_harness.hpp"
 #include "taskmon_catch.hpp"
 
 #include <prometheus/counter.h>

@@ -3,7 +3,7 @@
 // never reach their max_backoff. Everything runs in virtual time.
 #include <taskmon/task_monitor.hpp>
 
-#include "monitor_event_harness.hpp"
+#include "monitor_harness.hpp"
 
 #include <asio/co_spawn.hpp>
 // g++ 12 at -O1 (the asan preset) reports a maybe-uninitialized inside Asio's own use_future.hpp (the
@@ -33,32 +33,15 @@ using taskmon::GiveUpMode;
 using taskmon::MonitorEvent;
 using taskmon::MonitorEventKind;
 using taskmon::RestartPolicy;
-using taskmon::testing::ManualTimer;
 using taskmon_test::Duration;
+using taskmon_test::factory_of;
+using taskmon_test::failing_now;
 using taskmon_test::Harness;
 using taskmon_test::Monitor;
 using taskmon_test::Recorder;
 using taskmon_test::times_of;
 
 namespace {
-
-/// Fails `failures` times (each `lifetime` after its start), then runs until cancelled. `starts` counts starts.
-struct Flaky {
-    int failures;
-    Duration lifetime = 0s;
-    int starts = 0;
-
-    taskmon::RestartFactory factory() {
-        return [this]() -> asio::awaitable<void> {
-            const bool fail = starts++ < failures;
-            ManualTimer timer{co_await asio::this_coro::executor, fail ? lifetime : Duration{24h}};
-            co_await timer.async_wait(asio::use_awaitable);
-            if (fail) {
-                throw std::runtime_error("Connection lost");
-            }
-        };
-    }
-};
 
 /// Two restarts per hour, 1 s backoff: a component failing at once gives up at 2 s (third failure).
 RestartPolicy quick(GiveUpMode mode) {
@@ -77,10 +60,10 @@ TEST_CASE("recovery: quarantine opens, trials, reopens with the doubled cooldown
     Recorder recorder;
     // Fails 4 times: 3 to exhaust the budget (t = 0, 1, 2 s), then the first trial (15 min) fails, the second
     // (30 min later) stays up.
-    Flaky flaky{4};
+    auto flaky = failing_now(4);
     Monitor monitor{h.io.get_executor(), quick(GiveUpMode::quarantine), h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
-    monitor.supervise("db", flaky.factory());
+    monitor.supervise("db", factory_of(flaky));
     h.runner.run_for(3s);
     auto stats = monitor.get_component_stats().at("db");
     CHECK(stats.state == ComponentState::quarantined);
@@ -115,10 +98,10 @@ TEST_CASE("recovery: quarantine opens, trials, reopens with the doubled cooldown
 TEST_CASE("recovery: after the breaker closes a failure starts from a fresh budget", "[task_monitor][quarantine]") {
     Harness h;
     Recorder recorder;
-    Flaky flaky{3, 0s};
+    auto flaky = failing_now(3);
     Monitor monitor{h.io.get_executor(), quick(GiveUpMode::quarantine), h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
-    monitor.supervise("db", flaky.factory());
+    monitor.supervise("db", factory_of(flaky));
     h.runner.run_for(15min + 10min + 1min);  // quarantined at 2 s, trial at 15 min passes, closed at 25 min
     REQUIRE(recorder.of(MonitorEventKind::quarantine_closed).size() == 1);
     monitor.restart("db");  // a manual restart: the budget is untouched by it
@@ -131,13 +114,13 @@ TEST_CASE("recovery: after the breaker closes a failure starts from a fresh budg
 TEST_CASE("recovery: the quarantine cooldown doubles up to its cap", "[task_monitor][quarantine]") {
     Harness h;
     Recorder recorder;
-    Flaky flaky{1000};
+    auto flaky = failing_now(1000);
     auto policy = quick(GiveUpMode::quarantine);
     policy.quarantine_cooldown = 1min;
     policy.max_quarantine_cooldown = 5min;
     Monitor monitor{h.io.get_executor(), policy, h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
-    monitor.supervise("db", flaky.factory());
+    monitor.supervise("db", factory_of(flaky));
     h.runner.run_for(1h);
     std::vector<Duration> cooldowns;
     for (const auto& e : recorder.of(MonitorEventKind::quarantined)) {
@@ -153,10 +136,10 @@ TEST_CASE("recovery: the quarantine cooldown doubles up to its cap", "[task_moni
 TEST_CASE("recovery: reset() ends a quarantine at once, without a trial", "[task_monitor][quarantine]") {
     Harness h;
     Recorder recorder;
-    Flaky flaky{3};
+    auto flaky = failing_now(3);
     Monitor monitor{h.io.get_executor(), quick(GiveUpMode::quarantine), h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
-    monitor.supervise("db", flaky.factory());
+    monitor.supervise("db", factory_of(flaky));
     h.runner.run_for(1min);
     REQUIRE(monitor.get_component_stats().at("db").state == ComponentState::quarantined);
     monitor.reset("db");
@@ -176,10 +159,10 @@ TEST_CASE("recovery: reset() ends a quarantine at once, without a trial", "[task
 TEST_CASE("recovery: reset() restarts a component that gave up, with a fresh budget", "[task_monitor]") {
     Harness h;
     Recorder recorder;
-    Flaky flaky{5};
+    auto flaky = failing_now(5);
     Monitor monitor{h.io.get_executor(), quick(GiveUpMode::stop), h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
-    monitor.supervise("db", flaky.factory());
+    monitor.supervise("db", factory_of(flaky));
     h.runner.run_for(1min);
     REQUIRE(monitor.get_component_stats().at("db").state == ComponentState::gave_up);
     monitor.reset("db");
@@ -193,9 +176,9 @@ TEST_CASE("recovery: reset() restarts a component that gave up, with a fresh bud
 
 TEST_CASE("recovery: reset() of a running component only clears its history", "[task_monitor]") {
     Harness h;
-    Flaky flaky{1};
+    auto flaky = failing_now(1);
     Monitor monitor{h.io.get_executor(), quick(GiveUpMode::stop), h.logger};
-    monitor.supervise("db", flaky.factory());
+    monitor.supervise("db", factory_of(flaky));
     h.runner.run_for(10s);
     REQUIRE(monitor.get_component_stats().at("db").restarts_in_window == 1);
     const auto task_id = monitor.get_component_stats().at("db").task_id;
@@ -212,14 +195,14 @@ TEST_CASE("recovery: reset() of a running component only clears its history", "[
 TEST_CASE("recovery: escalate hands the give-up to the owner", "[task_monitor][escalate]") {
     Harness h;
     Recorder recorder;
-    Flaky flaky{100};
+    auto flaky = failing_now(100);
     Monitor monitor{h.io.get_executor(), quick(GiveUpMode::escalate), h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
     std::optional<MonitorEvent> escalation;
     asio::co_spawn(
         h.io, [&]() -> asio::awaitable<void> { escalation = co_await monitor.async_wait_escalation(); },
         [](std::exception_ptr e) { REQUIRE_FALSE(e); });
-    monitor.supervise("acceptor", flaky.factory());
+    monitor.supervise("acceptor", factory_of(flaky));
     h.runner.run_for(1min);
     REQUIRE(escalation);
     CHECK(escalation->kind == MonitorEventKind::escalated);
@@ -234,12 +217,12 @@ TEST_CASE("recovery: escalate hands the give-up to the owner", "[task_monitor][e
 
 TEST_CASE("recovery: an escalation before anyone waits is kept for the next wait", "[task_monitor][escalate]") {
     Harness h;
-    Flaky a{100};
-    Flaky b{100};
+    auto a = failing_now(100);
+    auto b = failing_now(100);
     Monitor monitor{h.io.get_executor(), quick(GiveUpMode::escalate), h.logger};
-    monitor.supervise("a", a.factory());
+    monitor.supervise("a", factory_of(a));
     h.runner.run_for(1min);
-    monitor.supervise("b", b.factory());
+    monitor.supervise("b", factory_of(b));
     h.runner.run_for(1min);
     std::vector<std::string> seen;
     for (int i = 0; i < 2; ++i) {
@@ -256,8 +239,8 @@ TEST_CASE("recovery: an escalation before anyone waits is kept for the next wait
 TEST_CASE("recovery: a wait for an escalation ends with operation_aborted at close()", "[task_monitor][escalate]") {
     Harness h;
     Monitor monitor{h.io.get_executor(), quick(GiveUpMode::escalate), h.logger};
-    Flaky healthy{0};
-    monitor.supervise("fine", healthy.factory());
+    auto healthy = failing_now(0);
+    monitor.supervise("fine", factory_of(healthy));
     std::optional<std::error_code> result;
     monitor.async_wait_escalation([&](std::error_code ec, const MonitorEvent&) { result = ec; });
     h.runner.run_for(1min);
@@ -274,10 +257,10 @@ TEST_CASE("recovery: a wait for an escalation ends with operation_aborted at clo
 
 TEST_CASE("recovery: escalations reach main() through use_future", "[task_monitor][escalate]") {
     Harness h;
-    Flaky flaky{100};
+    auto flaky = failing_now(100);
     Monitor monitor{h.io.get_executor(), quick(GiveUpMode::escalate), h.logger};
     auto escalation = monitor.async_wait_escalation(asio::use_future);
-    monitor.supervise("acceptor", flaky.factory());
+    monitor.supervise("acceptor", factory_of(flaky));
     h.runner.run_for(1min);
     // use_future completes the promise from its own executor: wait for it (at once, unless it never comes).
     REQUIRE(escalation.wait_for(60s) == std::future_status::ready);
@@ -312,8 +295,8 @@ TEST_CASE("recovery: a fatal failure under quarantine quarantines at once", "[ta
     policy.classify_failure = [](const std::exception_ptr&) { return FailureClass::fatal; };
     Monitor monitor{h.io.get_executor(), policy, h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
-    Flaky flaky{1};
-    monitor.supervise("db", flaky.factory());
+    auto flaky = failing_now(1);
+    monitor.supervise("db", factory_of(flaky));
     h.runner.run_for(1s);
     CHECK(recorder.kinds() == taskmon_test::Names{"started", "failed", "quarantined"});
     h.close(monitor);
@@ -328,8 +311,8 @@ TEST_CASE("recovery: not_counted failures restart with backoff but never fill th
     policy.classify_failure = taskmon::classify_as<FailureClass::not_counted, std::runtime_error>();
     Monitor monitor{h.io.get_executor(), policy, h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
-    Flaky flaky{10};
-    monitor.supervise("db", flaky.factory());
+    auto flaky = failing_now(10);
+    monitor.supervise("db", factory_of(flaky));
     h.runner.run_for(1h);
     CHECK(recorder.of(MonitorEventKind::gave_up).empty());
     CHECK(flaky.starts == 11);
@@ -346,8 +329,8 @@ TEST_CASE("recovery: a classifier that throws is logged and the failure counts",
     auto policy = quick(GiveUpMode::stop);
     policy.classify_failure = [](const std::exception_ptr&) -> FailureClass { throw std::logic_error("oops"); };
     Monitor monitor{h.io.get_executor(), policy, h.logger};
-    Flaky flaky{1};
-    monitor.supervise("db", flaky.factory());
+    auto flaky = failing_now(1);
+    monitor.supervise("db", factory_of(flaky));
     h.runner.run_for(10s);
     CHECK(monitor.get_component_stats().at("db").restarts_in_window == 1);
     CHECK(h.lines_with("error|Failure classifier of component db threw").size() == 1);
@@ -400,8 +383,8 @@ TEST_CASE("recovery: unlimited_restart_attempts never gives up", "[task_monitor]
                                   .max_backoff = 1s},
                     h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
-    Flaky flaky{1000};
-    monitor.supervise("db", flaky.factory());
+    auto flaky = failing_now(1000);
+    monitor.supervise("db", factory_of(flaky));
     h.runner.run_for(10min);
     CHECK(recorder.of(MonitorEventKind::gave_up).empty());
     CHECK(flaky.starts > 500);
@@ -446,6 +429,7 @@ TEST_CASE("recovery: reset() while a trial's factory runs starts it as a plain i
     Recorder recorder;
     Monitor* self = nullptr;
     int starts = 0;
+    auto script = failing_now(3);
     Monitor monitor{h.io.get_executor(), quick(GiveUpMode::quarantine), h.logger};
     self = &monitor;
     auto subscription = monitor.subscribe(recorder.listener());
@@ -453,14 +437,7 @@ TEST_CASE("recovery: reset() while a trial's factory runs starts it as a plain i
         if (++starts == 4) {
             self->reset("db");  // the first trial's factory call
         }
-        const bool fail = starts <= 3;
-        return [](bool fail) -> asio::awaitable<void> {
-            ManualTimer timer{co_await asio::this_coro::executor, fail ? Duration{0s} : Duration{24h}};
-            co_await timer.async_wait(asio::use_awaitable);
-            if (fail) {
-                throw std::runtime_error("Connection lost");
-            }
-        }(fail);
+        return taskmon_test::scripted(script);  // fails on the first three starts
     });
     h.runner.run_for(1h);
     auto stats = monitor.get_component_stats().at("db");
@@ -474,10 +451,10 @@ TEST_CASE("recovery: reset() while a trial's factory runs starts it as a plain i
 TEST_CASE("recovery: restart() of a running trial ends the quarantine", "[task_monitor][quarantine]") {
     Harness h;
     Recorder recorder;
-    Flaky flaky{3};
+    auto flaky = failing_now(3);
     Monitor monitor{h.io.get_executor(), quick(GiveUpMode::quarantine), h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
-    monitor.supervise("db", flaky.factory());
+    monitor.supervise("db", factory_of(flaky));
     h.runner.run_for(15min + 1min);  // quarantined at 2 s, the trial runs from 15 min 2 s
     REQUIRE(monitor.get_component_stats().at("db").in_trial);
     monitor.restart("db");

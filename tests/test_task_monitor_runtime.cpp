@@ -2,7 +2,7 @@
 // and the shutdown_timeout of requested stops. Everything runs in virtual time.
 #include <taskmon/task_monitor.hpp>
 
-#include "monitor_event_harness.hpp"
+#include "monitor_harness.hpp"
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/co_spawn.hpp>

@@ -3,7 +3,7 @@
 // (its structure here; its well-formedness is checked by xmllint on the files of timeline_samples.cpp).
 #include <taskmon/timeline.hpp>
 
-#include "monitor_event_harness.hpp"
+#include "monitor_harness.hpp"
 #include "taskmon_catch.hpp"
 #include "timeline_scenarios.hpp"
 

@@ -6,7 +6,7 @@
 #include <taskmon/component_group.hpp>
 #include <taskmon/task_monitor.hpp>
 
-#include "monitor_event_harness.hpp"
+#include "monitor_harness.hpp"
 
 #include <asio/this_coro.hpp>
 

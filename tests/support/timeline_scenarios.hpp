@@ -7,7 +7,7 @@
 #include <taskmon/testing/manual_clock.hpp>
 #include <taskmon/timeline.hpp>
 
-#include "monitor_event_harness.hpp"
+#include "monitor_harness.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>

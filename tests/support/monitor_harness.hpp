@@ -1,6 +1,6 @@
-// Test helpers for the TaskMonitor (test_task_monitor.cpp, test_monitor_event.cpp,
-// test_event_subscription.cpp): virtual time with a readable log, scripted components, and a listener that
-// records what it is given.
+// Test helpers for every TaskMonitor test (test_task_monitor_*.cpp, test_monitor_event.cpp,
+// test_event_subscription.cpp, test_component_*.cpp, test_health.cpp, test_timeline.cpp ...): virtual time with a
+// readable log, scripted components, and a listener that records what it is given.
 #pragma once
 
 #include <taskmon/monitor_event.hpp>
@@ -16,7 +16,9 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <spdlog/logger.h>
+#include <spdlog/sinks/null_sink.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/sinks/sink.h>
 
 #include <algorithm>
 #include <chrono>
@@ -26,6 +28,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace taskmon_test {
@@ -81,20 +84,34 @@ struct Harness {
     }
 };
 
-/// What a scripted component does: throws "Connection lost" after lifetimes[i] (virtual time) on its i-th
-/// start; past the end of the script it runs until cancelled.
+/// What a scripted component does: throws `message` after lifetimes[i] (virtual time) on its i-th start; past
+/// the end of the script it runs until cancelled. Counts its starts, live instances and exits.
 struct Script {
     std::vector<Duration> lifetimes;
-    int starts = 0;
+    std::string message = "Connection lost";
+    int starts = 0;                     ///< how many instances were started
+    std::vector<Duration> start_times;  ///< virtual time (since the clock's epoch) of every start
+    int live = 0;                       ///< instances running now
+    int max_live = 0;                   ///< the most instances ever running at once (1: never two)
+    int exits = 0;                      ///< instances that ended, however
 };
 
 inline asio::awaitable<void> scripted(Script& script) {
     const auto index = static_cast<std::size_t>(script.starts++);
+    script.start_times.push_back(taskmon::testing::ManualClock::now().time_since_epoch());
+    script.max_live = std::max(script.max_live, ++script.live);
+    struct Exit {
+        Script& s;
+        ~Exit() {
+            --s.live;
+            ++s.exits;
+        }
+    } exit_guard{script};
     taskmon::testing::ManualTimer timer{co_await asio::this_coro::executor};
     if (index < script.lifetimes.size()) {
         timer.expires_after(script.lifetimes[index]);
         co_await timer.async_wait(asio::use_awaitable);
-        throw std::runtime_error("Connection lost");
+        throw std::runtime_error(script.message);
     }
     for (;;) {
         timer.expires_after(std::chrono::hours{1});
@@ -112,6 +129,28 @@ inline Script failing_now(int n) {
     s.lifetimes.assign(static_cast<std::size_t>(n), Duration::zero());
     return s;
 }
+
+/// The time between consecutive starts (script.start_times): the backoffs the monitor applied.
+inline std::vector<Duration> gaps(const std::vector<Duration>& starts) {
+    std::vector<Duration> out;
+    for (std::size_t i = 1; i < starts.size(); ++i) {
+        out.push_back(starts[i] - starts[i - 1]);
+    }
+    return out;
+}
+
+/// A logger that drops everything.
+inline std::shared_ptr<spdlog::logger> null_logger(const std::string& name = "null") {
+    return std::make_shared<spdlog::logger>(name, std::make_shared<spdlog::sinks::null_sink_mt>());
+}
+
+/// A sink that throws something that is not a std::exception (spdlog rethrows those) on every message.
+struct ThrowingSink final : spdlog::sinks::sink {
+    void log(const spdlog::details::log_msg&) override { throw 42; }
+    void flush() override {}
+    void set_pattern(const std::string&) override {}
+    void set_formatter(std::unique_ptr<spdlog::formatter>) override {}
+};
 
 /// Collects every event it is given (single-threaded tests only).
 struct Recorder {
@@ -147,6 +186,20 @@ inline asio::awaitable<void> sleep_for(Duration d) {
 inline asio::awaitable<void> sleep_ignoring_cancellation(Duration d) {
     taskmon::testing::ManualTimer timer{co_await asio::this_coro::executor, d};
     co_await timer.async_wait(asio::bind_cancellation_slot(asio::cancellation_slot{}, asio::use_awaitable));
+}
+
+/// Runs until cancelled, then takes `cleanup` of virtual time to exit (a component with some cleanup to do);
+/// sets `exited` at the end.
+inline asio::awaitable<void> slow_to_stop(Duration cleanup, bool& exited) {
+    taskmon::testing::ManualTimer timer{co_await asio::this_coro::executor, std::chrono::hours{24}};
+    try {
+        co_await timer.async_wait(asio::use_awaitable);
+    } catch (const std::system_error&) {
+    }
+    co_await asio::this_coro::reset_cancellation_state();  // else the next co_await throws at once
+    timer.expires_after(cleanup);
+    co_await timer.async_wait(asio::use_awaitable);
+    exited = true;
 }
 
 /// When `e` happened, measured from the first event `recorder` received (usually the component's start).

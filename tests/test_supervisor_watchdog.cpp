@@ -1,0 +1,110 @@
+// Supervisor tests: the perception watchdog: stalls, recovery and the startup grace.
+// In virtual time: every scenario runs hours of simulated time in milliseconds and is deterministic. The scripted
+// agent and the run harness are in support/supervisor_harness.hpp.
+#include <taskmon/supervisor.hpp>
+#include <taskmon/testing/manual_clock.hpp>
+
+#include "supervisor_harness.hpp"
+#include "taskmon_catch.hpp"
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using taskmon::ActionOutcome;
+using taskmon::ActionResult;
+using taskmon::AgentSettings;
+using taskmon::AgentStatus;
+using taskmon::DecisionFate;
+using taskmon::HistoryEventKind;
+using taskmon::StepOutcome;
+using taskmon::testing::ManualClock;
+using taskmon::testing::ManualTimer;
+using namespace taskmon_test;  // Sup, History, Decision, Context, Agent, SupervisorHarness, fast_settings ...
+
+TEST_CASE("supervisor: a perception stall restarts perception, holds actuation and recovers") {
+    SupervisorHarness h;
+    h.agent.perceive_fn = [](int call) -> asio::awaitable<int> {
+        co_await sleep_for(call == 5 ? 10h : 10ms);  // the fifth capture hangs
+        co_return call;
+    };
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 6 ? Decision::done("ok") : Decision::act({"x"});
+    };
+    h.agent.act_fn = [](const std::string&) -> asio::awaitable<ActionResult> {
+        co_await sleep_for(100ms);
+        co_return ActionResult::ok();
+    };
+    auto settings = fast_settings();
+    settings.capture_timeout = 1h;  // the capture hangs past the watchdog, not the capture timeout
+    settings.capture_interval = 0ms;
+    settings.shed_capture_interval = 0ms;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::completed);
+    CHECK(hist.counters.watchdog_stalls == 1);
+    CHECK(count_events(hist, HistoryEventKind::watchdog_stall) == 1);
+    CHECK(count_events(hist, HistoryEventKind::watchdog_recovered) == 1);
+    CHECK(hist.counters.restarts.at("perception") == 1);
+    CHECK(count_events(hist, HistoryEventKind::component_failed) == 0);  // a restart we asked for is not a failure
+    const auto stall = hist.events_of(HistoryEventKind::watchdog_stall)[0].at;
+    const auto recovered = hist.events_of(HistoryEventKind::watchdog_recovered)[0].at;
+    CHECK(recovered > stall);
+    CHECK(recovered - stall < 1s);
+    CHECK(h.time.elapsed() < 1min);
+}
+
+TEST_CASE("supervisor: repeated stalls fail the run after max_consecutive_stalls") {
+    SupervisorHarness h;
+    h.agent.perceive_fn = [](int call) -> asio::awaitable<int> {
+        co_await sleep_for(call == 1 ? 10ms : 10h);
+        co_return call;
+    };
+    auto settings = fast_settings();
+    settings.capture_timeout = 100h;
+    settings.max_consecutive_stalls = 3;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::failed);
+    CHECK_THAT(hist.reason, Catch::Matchers::Contains("perception stalled 3 times in a row"));
+    CHECK(hist.counters.watchdog_stalls == 3);
+    CHECK(hist.counters.restarts.at("perception") == 2);
+}
+
+TEST_CASE("supervisor: the watchdog grants a startup grace and is suspended while paused") {
+    SupervisorHarness h;
+    h.agent.perceive_fn = [](int call) -> asio::awaitable<int> {
+        co_await sleep_for(call == 1 ? 7s : 10ms);  // slow first capture, inside the grace
+        co_return call;
+    };
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 2 ? Decision::done("ok") : Decision::act({"x"});
+    };
+    auto settings = fast_settings();
+    settings.perception_timeout = 4s;
+    settings.watchdog_startup_grace = 8s;
+    settings.capture_timeout = 10s;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    h.at(1s, [&] { sup->pause(); });
+    h.at(20min, [&] { sup->resume(); });
+    REQUIRE(h.finish());
+    CHECK(h.history->status == AgentStatus::completed);
+    CHECK(h.history->counters.watchdog_stalls == 0);
+}
