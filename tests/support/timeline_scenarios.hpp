@@ -8,6 +8,7 @@
 #include <taskmon/timeline.hpp>
 
 #include "monitor_harness.hpp"
+#include "supervisor_harness.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -60,63 +61,30 @@ struct MonitorRun {
     }
 };
 
-using AgentSupervisor = taskmon::Supervisor<int, std::string, std::string, taskmon::testing::ManualClock>;
-
 /// A Supervisor run in virtual time: perception throws on its 5th and 12th capture; the operator pauses at
-/// 1 s and resumes at 2 s; decide() says done on step 12.
-struct SupervisorRun {
-    taskmon::testing::ManualTime time;
-    asio::io_context io;
-    taskmon::testing::VirtualTimeRunner runner{io, time};
-    std::optional<AgentSupervisor::HistoryType> history;
-
-    static asio::awaitable<void> sleep_for(taskmon::testing::ManualClock::duration d) {
-        taskmon::testing::ManualTimer timer{co_await asio::this_coro::executor, d};
-        co_await timer.async_wait(asio::use_awaitable);
-    }
-
+/// 1 s and resumes at 2 s; decide() says done on step 12. The run's History is in `history`.
+struct SupervisorRun : SupervisorHarness {
     SupervisorRun() {
         using namespace std::chrono_literals;
-        using Decision = AgentSupervisor::DecisionType;
+        agent.perceive_fn = [](int n) -> asio::awaitable<int> {
+            co_await sleep_for(10ms);
+            if (n == 5 || n == 12) throw std::runtime_error("lidar checksum error <" + std::to_string(n) + ">");
+            co_return n;
+        };
+        agent.decide_fn = [](int, const Context& ctx) {
+            return ctx.step == 12 ? Decision::done("clean") : Decision::act({"move"});
+        };
         taskmon::AgentSettings settings;
         settings.capture_interval = 100ms;
         settings.shed_capture_interval = 1s;
         settings.perception_timeout = 4s;
         settings.watchdog_startup_grace = 4s;
         settings.critical_restart_policy = {.max_restart_attempts = 5, .base_backoff = 300ms, .max_backoff = 2s};
-        int captures = 0;
-        AgentSupervisor::Functions agent{
-            .perceive = [&captures]() -> asio::awaitable<int> {
-                const int n = ++captures;
-                co_await sleep_for(10ms);
-                if (n == 5 || n == 12) throw std::runtime_error("lidar checksum error <" + std::to_string(n) + ">");
-                co_return n;
-            },
-            .decide = [](const int&, const AgentSupervisor::Context& ctx) -> asio::awaitable<Decision> {
-                co_await sleep_for(20ms);
-                if (ctx.step == 12) co_return Decision::done("clean");
-                co_return Decision::act({"move"});
-            },
-            .act = [](const std::string&) -> asio::awaitable<taskmon::ActionResult> {
-                co_await sleep_for(50ms);
-                co_return taskmon::ActionResult::ok();
-            }};
-        AgentSupervisor robot{io.get_executor(), std::move(agent), settings, {},
-                              std::make_shared<spdlog::logger>("timeline-test",
-                                                               std::make_shared<spdlog::sinks::null_sink_mt>()),
-                              [] { return std::optional<taskmon::CpuUsage>{taskmon::CpuUsage{10.0, 5.0}}; }};
-        asio::co_spawn(
-            io, [&]() -> asio::awaitable<void> { history = co_await robot.run(); }, asio::detached);
-        asio::co_spawn(
-            io,
-            [&]() -> asio::awaitable<void> {
-                co_await sleep_for(1s);
-                robot.pause();
-                co_await sleep_for(1s);
-                robot.resume();
-            },
-            asio::detached);
-        if (!runner.run_until([&] { return history.has_value(); }, std::chrono::hours{1})) {
+        auto robot = make(settings);
+        start(*robot);
+        at(1s, [&] { robot->pause(); });
+        at(2s, [&] { robot->resume(); });
+        if (!finish(std::chrono::hours{1})) {
             throw std::runtime_error("the Supervisor run did not end within an hour of virtual time");
         }
     }
