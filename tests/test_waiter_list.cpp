@@ -299,3 +299,47 @@ TEST_CASE("WaiterList parked coroutine resumes with the completion's error") {
     REQUIRE(result.has_value());
     CHECK(*result == asio::error::eof);
 }
+
+TEST_CASE("WaiterList prepared operations park and complete like park() and complete_now()") {
+    asio::io_context ctx;
+    std::vector<std::string> log;
+    WaiterList<int> list;
+    asio::cancellation_signal s1;
+    // Made where the handler's type is known, parked by code that knows only WaiterList<int>::Prepared.
+    auto p0 = WaiterList<int>::prepare(Recorder{&log, "w0"}, ctx.get_executor());
+    auto p1 = WaiterList<int>::prepare(asio::bind_cancellation_slot(s1.slot(), Recorder{&log, "w1"}),
+                                       ctx.get_executor());
+    auto p2 = WaiterList<int>::prepare(Recorder{&log, "w2"}, ctx.get_executor());
+    CHECK(list.empty());
+    CHECK_FALSE(s1.slot().has_handler());  // the slot is bound when the operation is parked
+
+    list.park(std::move(p0), 10, ctx.get_executor());
+    list.park(std::move(p1), 11, ctx.get_executor());
+    CHECK(list.size() == 2);
+    CHECK(list.front_payload() == 10);
+    CHECK(s1.slot().has_handler());
+    list.complete_now(std::move(p2), asio::error::eof);
+    CHECK(log.empty());  // posted, never inline
+
+    s1.emit(asio::cancellation_type::terminal);
+    CHECK(list.size() == 1);
+    list.complete_front(asio::error_code{});
+    ctx.run();
+    const int eof = asio::error::eof;
+    CHECK(log == std::vector<std::string>{"w2:" + std::to_string(eof), "w1:" + std::to_string(aborted), "w0:0"});
+}
+
+TEST_CASE("WaiterList prepared operation destroyed unused destroys its handler without calling it") {
+    asio::io_context ctx;
+    std::vector<std::string> log;
+    Recorder recorder{&log, "w0"};
+    std::weak_ptr<int> alive = recorder.alive;
+    {
+        auto prepared = WaiterList<int>::prepare(std::move(recorder), ctx.get_executor());
+        auto moved = std::move(prepared);  // ownership moves with it: destroyed once
+        CHECK_FALSE(alive.expired());
+    }
+    CHECK(alive.expired());
+    ctx.run();
+    CHECK(log.empty());
+}

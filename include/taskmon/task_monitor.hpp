@@ -34,8 +34,10 @@
 #include <taskmon/restart_policy.hpp>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/bind_executor.hpp>
 #include <asio/error.hpp>
 #include <asio/use_awaitable.hpp>
 #include <spdlog/logger.h>
@@ -86,33 +88,23 @@ public:
     /// components sharing a strand never run at the same time on different threads.
     explicit BasicTaskMonitor(asio::any_io_executor executor, RestartPolicy policy = {},
                               std::shared_ptr<spdlog::logger> logger = nullptr, RandomSource random = {},
-                              std::size_t strand_pool_size = default_strand_pool_size)
-        : state_{make_state(std::move(executor), policy, std::move(logger), std::move(random), strand_pool_size)} {}
+                              std::size_t strand_pool_size = default_strand_pool_size);
 
     /// Without close(), destruction stops supervision as close() would (pending restarts dropped, instances
     /// cancelled) but does not wait; callbacks still outstanding keep the shared state alive. Destruction first
     /// unsubscribes every listener (waiting as EventSubscription::unsubscribe() does), so no listener runs once
     /// the monitor is gone; the events of the shutdown it starts are logged only.
-    ~BasicTaskMonitor() {
-        if (state_) {
-            state_->listeners()->clear();
-            state_->close(nullptr);
-        }
-    }
+    ~BasicTaskMonitor();
 
     BasicTaskMonitor(const BasicTaskMonitor&) = delete;
     BasicTaskMonitor& operator=(const BasicTaskMonitor&) = delete;
 
     /// Sets (or replaces) the factories used to restart components; names not yet known become components in
     /// state not_started. Throws std::invalid_argument for an empty name or an empty factory.
-    void set_restart_factories(std::map<std::string, RestartFactory> factories) {
-        state_->set_restart_factories(std::move(factories));
-    }
+    void set_restart_factories(std::map<std::string, RestartFactory> factories);
 
     /// The same for factories that take their instance's ComponentContext.
-    void set_restart_factories(std::map<std::string, ContextFactory> factories) {
-        state_->set_restart_factories(std::move(factories));
-    }
+    void set_restart_factories(std::map<std::string, ContextFactory> factories);
 
     /// Starts `task` under supervision as component `name` (not enabled for restart until enable()). The task
     /// runs on the component's pool strand of the monitor's executor. Throws std::invalid_argument for an empty
@@ -120,9 +112,7 @@ public:
     ///
     /// The monitor keeps only the coroutine, as spawn() does: a coroutine lambda's captures die with the temporary
     /// closure when this call returns, so pass state as the coroutine's parameters (see spawn()).
-    void register_task(const std::string& name, asio::awaitable<void> task) {
-        state_->register_task(name, std::move(task));
-    }
+    void register_task(const std::string& name, asio::awaitable<void> task);
 
     /// Runs `task` as a short-lived supervised task (one per connection, per request...): a component `name`
     /// on a pool strand of the monitor's executor, listed by get_component_stats() while it runs, never
@@ -147,27 +137,23 @@ public:
     /// its first suspension inside this call when called from the strand it is assigned. Throws, changing
     /// nothing: std::invalid_argument for an empty name or one the monitor already knows (a live component, a
     /// spawned task still running, a name from set_restart_factories()); std::logic_error once close() started.
-    void spawn(const std::string& name, asio::awaitable<void> task) { state_->spawn_task(name, std::move(task)); }
+    void spawn(const std::string& name, asio::awaitable<void> task);
 
     /// Enables automatic restart of the named components (all names are checked before any is changed).
     /// Does not start anything by itself.
-    void enable(const std::vector<std::string>& names) { state_->enable(names); }
+    void enable(const std::vector<std::string>& names);
 
     /// Stops supervising the named components: drops pending restarts and cancels running instances (a
     /// requested stop, never a failure).
-    void disable(const std::vector<std::string>& names) { state_->disable(names); }
+    void disable(const std::vector<std::string>& names);
 
     /// Factory + register + enable in one call, with an optional per-component policy. The factory is called
     /// once now on the calling thread; if it throws, the exception propagates and nothing has changed.
     /// Works at any time before close(): components may be added while others run.
-    void supervise(const std::string& name, RestartFactory factory, std::optional<RestartPolicy> policy = {}) {
-        state_->supervise(name, std::move(factory), std::move(policy));
-    }
+    void supervise(const std::string& name, RestartFactory factory, std::optional<RestartPolicy> policy = {});
 
     /// The same with a factory that takes its instance's ComponentContext (needed to heartbeat or call ready()).
-    void supervise(const std::string& name, ContextFactory factory, std::optional<RestartPolicy> policy = {}) {
-        state_->supervise(name, std::move(factory), std::move(policy));
-    }
+    void supervise(const std::string& name, ContextFactory factory, std::optional<RestartPolicy> policy = {});
 
     /// Starts group `name` of `members` under supervision, nested in group `parent` (empty: a top-level group;
     /// a nested group joins its parent's members last). Members start in order on the monitor's strand, each
@@ -185,33 +171,29 @@ public:
     /// refuses them. Throws std::invalid_argument (a bad name, policy or member; a name already used by a group
     /// or component; an unknown parent) and std::logic_error after close(); nothing has changed then.
     void supervise_group(const std::string& name, std::vector<GroupMember> members, const GroupPolicy& policy = {},
-                         const std::string& parent = {}) {
-        state_->supervise_group(name, std::move(members), policy, parent);
-    }
+                         const std::string& parent = {});
 
     /// A consistent snapshot of every group.
-    [[nodiscard]] std::map<std::string, GroupStats> get_group_stats() const { return state_->group_snapshot(); }
+    [[nodiscard]] std::map<std::string, GroupStats> get_group_stats() const;
 
     /// Requests a manual restart: cancels the running instance and starts a new one from the factory once it
     /// exited (counts in restart_count, not against the restart limit). Merged into a restart already pending
     /// (a pending backoff is cut short). After give-up it resets the component's restart budget. A component
     /// known only from set_restart_factories() is started and thereby registered. Throws
     /// std::invalid_argument for an unknown name or a component without a restart factory.
-    void restart(const std::string& name) { state_->restart(name); }
+    void restart(const std::string& name);
 
     /// Clears the component's restart history by hand: sliding window, backoff, quarantine cooldown. A component
     /// that gave up, or is quarantined, starts a new instance now (not a trial). Publishes `reset`. Throws
     /// std::invalid_argument for an unknown name, or a gave_up / quarantined component without a factory.
-    void reset(const std::string& name) { state_->reset(name); }
+    void reset(const std::string& name);
 
     /// Replaces the component's policy (validated first: std::invalid_argument naming the field). It applies
     /// from the next decision: a pending backoff keeps its timer, the next failure uses the new limits, and a
     /// running instance's liveness deadlines use the new timeouts from the next check (an instance started
     /// without a liveness record — no context and no liveness policy then — stays unwatched until it restarts).
     /// Publishes `policy_updated`.
-    void update_policy(const std::string& name, RestartPolicy policy) {
-        state_->update_policy(name, std::move(policy));
-    }
+    void update_policy(const std::string& name, RestartPolicy policy);
 
     /// Stops the component for good and removes it from the monitor (its name may then be used again):
     /// disables it, drops a pending restart, cancels the running instance and waits for it to exit, then
@@ -225,10 +207,14 @@ public:
     /// with timed_out.
     template <typename CompletionToken = asio::use_awaitable_t<>>
     auto remove_and_wait(const std::string& name, CompletionToken&& token = {}) {
-        auto record = state_->begin_remove(name);  // validates and starts now, whatever the token
+        auto record = begin_remove(name);  // validates and starts now, whatever the token
         return asio::async_initiate<CompletionToken, void(std::error_code)>(
             [state = state_](auto handler, std::shared_ptr<void> removal) {
-                state->async_wait_removed(std::move(removal), std::move(handler));
+                auto fallback = executor_of(state);
+                auto executor = asio::get_associated_executor(handler, fallback);
+                wait_removed(state, std::move(removal),
+                             State::RemoveWaiters::prepare(asio::bind_executor(executor, std::move(handler)),
+                                                           fallback));
             },
             token, std::move(record));
     }
@@ -241,7 +227,13 @@ public:
     template <typename CompletionToken = asio::use_awaitable_t<>>
     auto async_wait_escalation(CompletionToken&& token = {}) {
         return asio::async_initiate<CompletionToken, void(std::error_code, MonitorEvent)>(
-            [state = state_](auto handler) { state->async_wait_escalation(std::move(handler)); }, token);
+            [state = state_](auto handler) {
+                auto fallback = executor_of(state);
+                auto executor = asio::get_associated_executor(handler, fallback);
+                wait_escalation(state, State::EscalationWaiters::prepare(
+                                           asio::bind_executor(executor, std::move(handler)), fallback));
+            },
+            token);
     }
 
     /// Calls `listener` with every event published from now on, until the returned handle is destroyed or
@@ -268,20 +260,17 @@ public:
     /// close() started; a listener subscribed before sees the shutdown (restart_cancelled, stopped,
     /// stop_timeout, closed; a component that outlived its shutdown_timeout still reports `stopped` after
     /// `closed`). Unsubscribing: see EventSubscription; destroying the monitor removes every listener.
-    [[nodiscard]] EventSubscription subscribe(MonitorEventListener listener) {
-        const auto id = state_->subscribe(std::move(listener));
-        return EventSubscription{state_->listeners(), id};
-    }
+    [[nodiscard]] EventSubscription subscribe(MonitorEventListener listener);
 
     /// A consistent snapshot of every component's stats.
-    [[nodiscard]] std::map<std::string, ComponentStats> get_component_stats() const { return state_->snapshot(); }
+    [[nodiscard]] std::map<std::string, ComponentStats> get_component_stats() const;
 
     /// Closes the monitor (idempotent): cancels pending backoff timers first (no factory is called after close
     /// starts), then cancels every instance and waits until all exited or the longest shutdown_timeout passed;
     /// components still running then are logged and reported as unresponsive. Resumes on the awaiting
     /// coroutine's executor. Concurrent and repeated calls all complete when the first close completes.
     /// Same as `async_close(asio::use_awaitable)`.
-    asio::awaitable<void> close() { return async_close(asio::use_awaitable); }
+    asio::awaitable<void> close();
 
     /// close() for any completion token with the signature void(): a callback, asio::use_future (a
     /// std::future<void>), asio::use_awaitable, asio::experimental::deferred.
@@ -297,27 +286,40 @@ public:
     auto async_close(CompletionToken&& token) {
         // The initiation holds the shared state, so a deferred operation (use_awaitable) may outlive the monitor.
         return asio::async_initiate<CompletionToken, void()>(
-            [state = state_](auto handler) { state->async_close(std::move(handler)); }, token);
+            [state = state_](auto handler) {
+                auto fallback = executor_of(state);
+                auto executor = asio::get_associated_executor(handler, fallback);
+                close_with(state, State::CloseWaiters::prepare(
+                                      asio::bind_executor(executor,
+                                                          [h = std::move(handler)](asio::error_code) mutable {
+                                                              std::move(h)();
+                                                          }),
+                                      fallback));
+            },
+            token);
     }
 
-    [[nodiscard]] executor_type get_executor() const noexcept { return state_->executor(); }
+    [[nodiscard]] executor_type get_executor() const noexcept;
 
     /// The monitor-wide default policy.
-    [[nodiscard]] const RestartPolicy& policy() const noexcept { return state_->policy(); }
+    [[nodiscard]] const RestartPolicy& policy() const noexcept;
 
 private:
     using State = detail::MonitorState<Clock>;
 
     static std::shared_ptr<State> make_state(asio::any_io_executor executor, const RestartPolicy& policy,
                                              std::shared_ptr<spdlog::logger> logger, RandomSource random,
-                                             std::size_t strand_pool_size) {
-        validate(policy, "TaskMonitor policy");
-        if (!executor) {
-            throw std::invalid_argument("TaskMonitor: executor must not be empty");
-        }
-        return std::make_shared<State>(std::move(executor), policy, std::move(logger), std::move(random),
-                                       strand_pool_size);
-    }
+                                             std::size_t strand_pool_size);
+
+    // The completion-token functions make the operation for their handler and hand it to these, which are not
+    // templates: under TASKMON_SEPARATE_COMPILATION the monitor's code is compiled once, not per token type.
+    std::shared_ptr<void> begin_remove(const std::string& name);
+    static void wait_removed(const std::shared_ptr<State>& state, std::shared_ptr<void> record,
+                             typename State::RemoveWaiters::Prepared waiter);
+    static void wait_escalation(const std::shared_ptr<State>& state,
+                                typename State::EscalationWaiters::Prepared waiter);
+    static void close_with(const std::shared_ptr<State>& state, typename State::CloseWaiters::Prepared waiter);
+    static asio::any_io_executor executor_of(const std::shared_ptr<State>& state) noexcept;
 
     std::shared_ptr<State> state_;
 };
@@ -328,4 +330,4 @@ using TaskMonitor = BasicTaskMonitor<std::chrono::steady_clock>;
 
 }  // namespace taskmon
 
-#include <taskmon/detail/monitor_state.hpp>
+#include <taskmon/detail/task_monitor_impl.hpp>

@@ -239,6 +239,13 @@ public:
     };
     using ComponentPtr = std::shared_ptr<Component>;
 
+    /// Where close(), remove_and_wait() and async_wait_escalation() completions wait. BasicTaskMonitor makes
+    /// their operations (WaiterList::prepare), where the handler's type is known, so that this state parks them
+    /// without a template per completion token.
+    using CloseWaiters = WaiterList<std::tuple<>>;
+    using RemoveWaiters = WaiterList<ComponentPtr>;
+    using EscalationWaiters = WaiterList<std::tuple<>, MonitorEvent>;
+
     /// A member of a group: a component or a nested group.
     struct Member {
         ComponentPtr component;
@@ -625,18 +632,14 @@ public:
         return out;
     }
 
-    /// close() for BasicTaskMonitor::close(): `handler` completes through its associated executor (default: the
-    /// monitor's executor), with post semantics, once the close is done. While it waits it is parked in
-    /// close_waiters_, so the shutdown of the execution context destroys it (and the coroutine it resumes) like
-    /// any pending operation.
-    template <typename Handler>
-    void async_close(Handler handler) {
-        auto executor = asio::get_associated_executor(handler, executor_);  // before the handler is moved
-        close_then([waiter = asio::bind_executor(executor, [h = std::move(handler)](asio::error_code) mutable {
-                        std::move(h)();
-                    })](MonitorState& state) mutable {
+    /// close() for BasicTaskMonitor::close(): `waiter` (void(error_code), the error always empty) completes
+    /// through its handler's associated executor, with post semantics, once the close is done. While it waits it
+    /// is parked in close_waiters_, so the shutdown of the execution context destroys it (and the coroutine it
+    /// resumes) like any pending operation.
+    void async_close(typename CloseWaiters::Prepared waiter) {
+        close_then([waiter = std::move(waiter)](MonitorState& state) mutable {
             if (state.close_completed_) {
-                state.close_waiters_.complete_now(std::move(waiter), state.strand_, asio::error_code{});
+                state.close_waiters_.complete_now(std::move(waiter), asio::error_code{});
             } else {
                 state.close_waiters_.park(std::move(waiter), std::tuple<>{}, state.strand_);
             }
@@ -676,13 +679,11 @@ public:
         return cp;
     }
 
-    /// remove_and_wait(), second half: parks `handler` (void(error_code)) until the component of `record`
+    /// remove_and_wait(), second half: parks `waiter` (void(error_code)) until the component of `record`
     /// (from begin_remove) left the monitor. Never throws.
-    template <typename Handler>
-    void async_wait_removed(std::shared_ptr<void> record, Handler handler) {
-        auto executor = asio::get_associated_executor(handler, executor_);
+    void async_wait_removed(std::shared_ptr<void> record, typename RemoveWaiters::Prepared waiter) {
         asio::post(strand_, [self = this->shared_from_this(), cp = std::static_pointer_cast<Component>(record),
-                             waiter = asio::bind_executor(executor, std::move(handler))]() mutable {
+                             waiter = std::move(waiter)]() mutable {
             std::optional<asio::error_code> result;
             {
                 std::lock_guard lock{self->mutex_};
@@ -693,20 +694,17 @@ public:
                 }
             }
             if (result) {
-                self->remove_waiters_.complete_now(std::move(waiter), self->strand_, *result);
+                self->remove_waiters_.complete_now(std::move(waiter), *result);
             } else {
                 self->remove_waiters_.park(std::move(waiter), std::move(cp), self->strand_);
             }
         });
     }
 
-    /// async_wait_escalation(): completes `handler` (void(error_code, MonitorEvent)) with the oldest escalation
+    /// async_wait_escalation(): completes `waiter` (void(error_code, MonitorEvent)) with the oldest escalation
     /// not yet handed out, or with operation_aborted once close() finished and none is left.
-    template <typename Handler>
-    void async_wait_escalation(Handler handler) {
-        auto executor = asio::get_associated_executor(handler, executor_);
-        asio::post(strand_, [self = this->shared_from_this(),
-                             waiter = asio::bind_executor(executor, std::move(handler))]() mutable {
+    void async_wait_escalation(typename EscalationWaiters::Prepared waiter) {
+        asio::post(strand_, [self = this->shared_from_this(), waiter = std::move(waiter)]() mutable {
             self->escalation_waiters_.park(std::move(waiter), std::tuple<>{}, self->strand_);
             self->deliver_escalations();
         });
@@ -2332,9 +2330,9 @@ private:
     Timer close_timer_;
     bool closing_ = false;  // also read under mutex_
     bool close_completed_ = false;
-    WaiterList<std::tuple<>> close_waiters_;  // completions of close(); destroyed unrun at context shutdown
-    WaiterList<ComponentPtr> remove_waiters_;
-    WaiterList<std::tuple<>, MonitorEvent> escalation_waiters_;
+    CloseWaiters close_waiters_;  // completions of close(); destroyed unrun at context shutdown
+    RemoveWaiters remove_waiters_;
+    EscalationWaiters escalation_waiters_;
 };
 
 }  // namespace detail

@@ -95,13 +95,17 @@ template <typename Payload, typename... Args>
 class WaiterList final : private ParkedOperationList {
     struct Waiter : ParkedOperation {
         using CompleteFn = void (*)(Waiter* self, asio::error_code ec, Args... args);
+        using ConnectFn = void (*)(Waiter* self, WaiterList* list);
 
-        Waiter(DestroyFn destroy, CompleteFn complete, Payload p)
-            : ParkedOperation(destroy), complete_fn(complete), payload(std::move(p)) {}
+        Waiter(DestroyFn destroy, CompleteFn complete, ConnectFn connect, Payload p)
+            : ParkedOperation(destroy), complete_fn(complete), connect_fn(connect), payload(std::move(p)) {}
         // Posts the handler; the posted function owns `this`.
         void complete(asio::error_code ec, Args... args) { complete_fn(this, ec, std::move(args)...); }
+        // Binds the handler's cancellation slot to `list`.
+        void connect(WaiterList* list) { connect_fn(this, list); }
 
         CompleteFn complete_fn;
+        ConnectFn connect_fn;
         bool linked = false;  // in the list
         Payload payload;
     };
@@ -115,11 +119,15 @@ class WaiterList final : private ParkedOperationList {
 
         template <typename H>
         Operation(H&& handler, const asio::any_io_executor& fallback, Payload p)
-            : Waiter(&destroy_parked<Operation>, &Operation::do_complete, std::move(p)),
+            : Waiter(&destroy_parked<Operation>, &Operation::do_complete, &Operation::do_connect, std::move(p)),
               parked(std::forward<H>(handler), fallback) {}
 
         static void do_complete(Waiter* self, asio::error_code ec, Args... args) {
             post_completion(static_cast<Operation*>(self), ec, std::move(args)...);
+        }
+        static void do_connect(Waiter* self, WaiterList* list) {
+            static_cast<Operation*>(self)->parked.template connect_cancellation<CancellationHandler>(
+                CancellationHandler{list, self});
         }
 
         Parked parked;
@@ -136,6 +144,31 @@ class WaiterList final : private ParkedOperationList {
     };
 
 public:
+    /// An operation made for a handler but neither parked nor completed yet: the part of park() and
+    /// complete_now() that depends on the handler's type, so that code taking a Prepared needs no template
+    /// (BasicTaskMonitor's completion-token functions make one; the monitor, compiled once, parks it).
+    /// Destroying it unused destroys the handler without calling it.
+    class Prepared {
+    public:
+        Prepared() = default;
+        Prepared(Prepared&& other) noexcept : op_(std::exchange(other.op_, nullptr)) {}
+        Prepared& operator=(Prepared&& other) noexcept {
+            Prepared old{std::move(*this)};
+            op_ = std::exchange(other.op_, nullptr);
+            return *this;
+        }
+        ~Prepared() {
+            if (op_ != nullptr) op_->destroy(false);
+        }
+
+    private:
+        friend class WaiterList;
+        explicit Prepared(Waiter* op) noexcept : op_(op) {}
+        Waiter* release() noexcept { return std::exchange(op_, nullptr); }
+
+        Waiter* op_ = nullptr;
+    };
+
     WaiterList() = default;
     WaiterList(const WaiterList&) = delete;
     WaiterList& operator=(const WaiterList&) = delete;
@@ -157,10 +190,26 @@ public:
     template <typename Handler>
     void park(Handler&& handler, Payload payload, const asio::any_io_executor& fallback) {
         using Op = Operation<std::decay_t<Handler>>;
-        if (!registry_) register_with(fallback);
-        auto* op = allocate_parked<Op>(std::forward<Handler>(handler), fallback, std::move(payload));
-        link_back(op);
-        op->parked.template connect_cancellation<CancellationHandler>(CancellationHandler{this, op});
+        park(Prepared{allocate_parked<Op>(std::forward<Handler>(handler), fallback, std::move(payload))}, fallback);
+    }
+
+    /// Makes the operation of `handler` (its associated executor defaulting to `fallback`), for park() or
+    /// complete_now() later; its payload is set when it is parked.
+    template <typename Handler>
+    static Prepared prepare(Handler&& handler, const asio::any_io_executor& fallback) {
+        using Op = Operation<std::decay_t<Handler>>;
+        return Prepared{allocate_parked<Op>(std::forward<Handler>(handler), fallback, Payload{})};
+    }
+
+    /// park() for a prepared operation, which must not be empty.
+    void park(Prepared op, Payload payload, const asio::any_io_executor& fallback) {
+        op.op_->payload = std::move(payload);
+        park(std::move(op), fallback);
+    }
+
+    /// complete_now() for a prepared operation, which must not be empty.
+    void complete_now(Prepared op, asio::error_code ec, Args... args) {
+        op.release()->complete(ec, std::move(args)...);
     }
 
     /// Completes `handler` at once (posted like a parked one, without binding its cancellation slot).
@@ -218,6 +267,13 @@ public:
     }
 
 private:
+    void park(Prepared op, const asio::any_io_executor& fallback) {
+        if (!registry_) register_with(fallback);
+        Waiter* w = op.release();
+        link_back(w);
+        w->connect(this);
+    }
+
     void register_with(const asio::any_io_executor& executor) {
         auto& context = asio::query(executor, asio::execution::context);
         registry_ = asio::use_service<ParkedOperationService>(context).registry();

@@ -1,0 +1,173 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
+// The member functions of BasicTaskMonitor (internal; include <taskmon/task_monitor.hpp>). They are defined out
+// of the class, so not inline: under TASKMON_SEPARATE_COMPILATION a translation unit that includes
+// task_monitor.hpp finds BasicTaskMonitor<std::chrono::steady_clock> declared `extern template` and compiles
+// none of them, nor the MonitorState behind them (see taskmon/separate_compilation.hpp).
+#pragma once
+
+#include <taskmon/task_monitor.hpp>
+
+#include <taskmon/detail/monitor_state.hpp>
+
+#include <memory>
+#include <stdexcept>
+#include <utility>
+
+namespace taskmon {
+
+template <typename Clock>
+BasicTaskMonitor<Clock>::BasicTaskMonitor(asio::any_io_executor executor, RestartPolicy policy,
+                                          std::shared_ptr<spdlog::logger> logger, RandomSource random,
+                                          std::size_t strand_pool_size)
+    : state_{make_state(std::move(executor), policy, std::move(logger), std::move(random), strand_pool_size)} {}
+
+template <typename Clock>
+BasicTaskMonitor<Clock>::~BasicTaskMonitor() {
+    if (state_) {
+        state_->listeners()->clear();
+        state_->close(nullptr);
+    }
+}
+
+template <typename Clock>
+void BasicTaskMonitor<Clock>::set_restart_factories(std::map<std::string, RestartFactory> factories) {
+    state_->set_restart_factories(std::move(factories));
+}
+
+template <typename Clock>
+void BasicTaskMonitor<Clock>::set_restart_factories(std::map<std::string, ContextFactory> factories) {
+    state_->set_restart_factories(std::move(factories));
+}
+
+template <typename Clock>
+void BasicTaskMonitor<Clock>::register_task(const std::string& name, asio::awaitable<void> task) {
+    state_->register_task(name, std::move(task));
+}
+
+template <typename Clock>
+void BasicTaskMonitor<Clock>::spawn(const std::string& name, asio::awaitable<void> task) {
+    state_->spawn_task(name, std::move(task));
+}
+
+template <typename Clock>
+void BasicTaskMonitor<Clock>::enable(const std::vector<std::string>& names) {
+    state_->enable(names);
+}
+
+template <typename Clock>
+void BasicTaskMonitor<Clock>::disable(const std::vector<std::string>& names) {
+    state_->disable(names);
+}
+
+template <typename Clock>
+void BasicTaskMonitor<Clock>::supervise(const std::string& name, RestartFactory factory,
+                                        std::optional<RestartPolicy> policy) {
+    state_->supervise(name, std::move(factory), std::move(policy));
+}
+
+template <typename Clock>
+void BasicTaskMonitor<Clock>::supervise(const std::string& name, ContextFactory factory,
+                                        std::optional<RestartPolicy> policy) {
+    state_->supervise(name, std::move(factory), std::move(policy));
+}
+
+template <typename Clock>
+void BasicTaskMonitor<Clock>::supervise_group(const std::string& name, std::vector<GroupMember> members,
+                                              const GroupPolicy& policy, const std::string& parent) {
+    state_->supervise_group(name, std::move(members), policy, parent);
+}
+
+template <typename Clock>
+std::map<std::string, GroupStats> BasicTaskMonitor<Clock>::get_group_stats() const {
+    return state_->group_snapshot();
+}
+
+template <typename Clock>
+void BasicTaskMonitor<Clock>::restart(const std::string& name) {
+    state_->restart(name);
+}
+
+template <typename Clock>
+void BasicTaskMonitor<Clock>::reset(const std::string& name) {
+    state_->reset(name);
+}
+
+template <typename Clock>
+void BasicTaskMonitor<Clock>::update_policy(const std::string& name, RestartPolicy policy) {
+    state_->update_policy(name, std::move(policy));
+}
+
+template <typename Clock>
+std::shared_ptr<void> BasicTaskMonitor<Clock>::begin_remove(const std::string& name) {
+    return state_->begin_remove(name);
+}
+
+template <typename Clock>
+void BasicTaskMonitor<Clock>::wait_removed(const std::shared_ptr<State>& state, std::shared_ptr<void> record,
+                                           typename State::RemoveWaiters::Prepared waiter) {
+    state->async_wait_removed(std::move(record), std::move(waiter));
+}
+
+template <typename Clock>
+void BasicTaskMonitor<Clock>::wait_escalation(const std::shared_ptr<State>& state,
+                                              typename State::EscalationWaiters::Prepared waiter) {
+    state->async_wait_escalation(std::move(waiter));
+}
+
+template <typename Clock>
+EventSubscription BasicTaskMonitor<Clock>::subscribe(MonitorEventListener listener) {
+    const auto id = state_->subscribe(std::move(listener));
+    return EventSubscription{state_->listeners(), id};
+}
+
+template <typename Clock>
+std::map<std::string, ComponentStats> BasicTaskMonitor<Clock>::get_component_stats() const {
+    return state_->snapshot();
+}
+
+template <typename Clock>
+asio::awaitable<void> BasicTaskMonitor<Clock>::close() {
+    return async_close(asio::use_awaitable);
+}
+
+template <typename Clock>
+void BasicTaskMonitor<Clock>::close_with(const std::shared_ptr<State>& state,
+                                         typename State::CloseWaiters::Prepared waiter) {
+    state->async_close(std::move(waiter));
+}
+
+template <typename Clock>
+typename BasicTaskMonitor<Clock>::executor_type BasicTaskMonitor<Clock>::get_executor() const noexcept {
+    return state_->executor();
+}
+
+template <typename Clock>
+asio::any_io_executor BasicTaskMonitor<Clock>::executor_of(const std::shared_ptr<State>& state) noexcept {
+    return state->executor();
+}
+
+template <typename Clock>
+const RestartPolicy& BasicTaskMonitor<Clock>::policy() const noexcept {
+    return state_->policy();
+}
+
+template <typename Clock>
+std::shared_ptr<typename BasicTaskMonitor<Clock>::State> BasicTaskMonitor<Clock>::make_state(
+    asio::any_io_executor executor, const RestartPolicy& policy, std::shared_ptr<spdlog::logger> logger,
+    RandomSource random, std::size_t strand_pool_size) {
+    validate(policy, "TaskMonitor policy");
+    if (!executor) {
+        throw std::invalid_argument("TaskMonitor: executor must not be empty");
+    }
+    return std::make_shared<State>(std::move(executor), policy, std::move(logger), std::move(random),
+                                   strand_pool_size);
+}
+
+#if defined(TASKMON_SEPARATE_COMPILATION)
+// Compiled once, by the translation unit that includes taskmon/separate_compilation.hpp.
+extern template class BasicTaskMonitor<std::chrono::steady_clock>;
+#endif
+
+}  // namespace taskmon
