@@ -1,7 +1,9 @@
 # shellcheck shell=bash
-# Sourced by scripts/demo and scripts/test: makes sure the system packages a build needs are present.
+# Sourced by scripts/demo, scripts/test and scripts/check-format: makes sure the system packages a build (or the
+# format check) needs are present.
 #
 # taskmon_require_packages PRESET
+#   PRESET: a CMake preset (dev, clang, asan, tsan, release), or `format` for scripts/check-format (clang-format).
 #   On Debian or Ubuntu, run as root: installs the missing packages with apt-get (only the missing ones).
 #   Elsewhere, or without root: prints the exact packages (Debian names) or files that are missing and exits 1.
 #   libhttp-parser-dev and prometheus-cpp-dev build the optional targets taskmon::health_server and
@@ -11,6 +13,11 @@
 #   that one test is skipped).
 
 taskmon_packages_for() {
+    # The pseudo-preset `format` (scripts/check-format) needs clang-format only.
+    if [ "$1" = format ]; then
+        echo "clang-format"
+        return
+    fi
     local packages="cmake ninja-build g++ pkg-config libasio-dev libfmt-dev libspdlog-dev catch2 libbenchmark-dev ccache"
     # Optional integrations and their checks: taskmon/history_json.hpp; xmllint for the timeline SVG tests.
     packages="$packages nlohmann-json3-dev libxml2-utils"
@@ -75,6 +82,11 @@ taskmon_require_packages() {
             fi
         fi
         return 0
+    fi
+    if [ "$preset" = format ]; then
+        command -v clang-format >/dev/null 2>&1 && return 0
+        echo "taskmon: clang-format (version 14, as in Debian 12) is missing; install it from your distribution" >&2
+        exit 1
     fi
     missing=$(taskmon_missing_files)
     [ -z "$missing" ] && return 0
