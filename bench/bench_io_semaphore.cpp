@@ -17,8 +17,8 @@
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
-#include <asio/thread_pool.hpp>
 #include <asio/this_coro.hpp>
+#include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include <benchmark/benchmark.h>
@@ -44,9 +44,9 @@ asio::awaitable<void> yield_once() { co_await asio::post(co_await asio::this_cor
 
 // Reports the time per unit of work, e.g. per hand-off, as a counter named `name`.
 void per_item(benchmark::State& state, const char* name, std::int64_t items_per_iteration) {
-    state.counters[name] = benchmark::Counter(static_cast<double>(items_per_iteration),
-                                              benchmark::Counter::kIsIterationInvariantRate |
-                                                  benchmark::Counter::kInvert);
+    state.counters[name] =
+        benchmark::Counter(static_cast<double>(items_per_iteration),
+                           benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
 
 // Runs `body` as a coroutine on a fresh io_context on this thread.

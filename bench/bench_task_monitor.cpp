@@ -21,8 +21,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <limits>
-#include <memory>
 #include <malloc.h>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -190,9 +190,9 @@ void BM_bytes_bare_spawn(benchmark::State& state) {
         std::vector<asio::cancellation_signal> signals(sample);
         const auto before = heap_in_use();
         for (int i = 0; i < sample; ++i) {
-            asio::co_spawn(io, wait_forever(),
-                           asio::bind_cancellation_slot(signals[static_cast<std::size_t>(i)].slot(),
-                                                        [](std::exception_ptr) {}));
+            asio::co_spawn(
+                io, wait_forever(),
+                asio::bind_cancellation_slot(signals[static_cast<std::size_t>(i)].slot(), [](std::exception_ptr) {}));
         }
         io.poll();
         per = static_cast<double>(heap_in_use() - before) / sample;
@@ -235,10 +235,9 @@ void measure_bytes(benchmark::State& state, const taskmon::RestartPolicy& policy
 }
 
 void BM_bytes_task_monitor(benchmark::State& state) {
-    measure_bytes(state, {}, static_cast<std::size_t>(state.range(0)),
-                  [](taskmon::TaskMonitor& monitor, const std::string& name) {
-                      monitor.register_task(name, wait_forever());
-                  });
+    measure_bytes(
+        state, {}, static_cast<std::size_t>(state.range(0)),
+        [](taskmon::TaskMonitor& monitor, const std::string& name) { monitor.register_task(name, wait_forever()); });
 }
 BENCHMARK(BM_bytes_task_monitor)->Arg(taskmon::default_strand_pool_size)->Arg(0)->Iterations(1);
 

@@ -68,11 +68,11 @@ struct Command {
 
 std::string_view name(Command c) {
     switch (c.kind) {
-    case Command::north: return "north";
-    case Command::east: return "east";
-    case Command::south: return "south";
-    case Command::west: return "west";
-    case Command::vacuum: return "vacuum";
+        case Command::north: return "north";
+        case Command::east: return "east";
+        case Command::south: return "south";
+        case Command::west: return "west";
+        case Command::vacuum: return "vacuum";
     }
     return "?";
 }
@@ -207,13 +207,13 @@ int main(int argc, char** argv) {
                 co_return taskmon::ActionResult::failure("wheel slipped");
             }
             switch (command.kind) {
-            case Command::north: world.robot.y = std::min(height - 1, world.robot.y + 1); break;
-            case Command::south: world.robot.y = std::max(0, world.robot.y - 1); break;
-            case Command::east: world.robot.x = std::min(width - 1, world.robot.x + 1); break;
-            case Command::west: world.robot.x = std::max(0, world.robot.x - 1); break;
-            case Command::vacuum:
-                if (world.dirty.erase(world.robot)) ++world.cleaned;
-                co_return taskmon::ActionResult::ok(fmt::format("vacuumed ({},{})", world.robot.x, world.robot.y));
+                case Command::north: world.robot.y = std::min(height - 1, world.robot.y + 1); break;
+                case Command::south: world.robot.y = std::max(0, world.robot.y - 1); break;
+                case Command::east: world.robot.x = std::min(width - 1, world.robot.x + 1); break;
+                case Command::west: world.robot.x = std::max(0, world.robot.x - 1); break;
+                case Command::vacuum:
+                    if (world.dirty.erase(world.robot)) ++world.cleaned;
+                    co_return taskmon::ActionResult::ok(fmt::format("vacuumed ({},{})", world.robot.x, world.robot.y));
             }
             co_return taskmon::ActionResult::ok();
         }};

@@ -111,15 +111,15 @@ asio::awaitable<void> accept_loop(taskmon::TaskMonitor& monitor, tcp::acceptor& 
 }
 
 /// Logs the server's figures every `interval`.
-asio::awaitable<void> report(const taskmon::TaskMonitor& monitor, const ServerFigures& figures,
-                             spdlog::logger& log, std::chrono::seconds interval) {
+asio::awaitable<void> report(const taskmon::TaskMonitor& monitor, const ServerFigures& figures, spdlog::logger& log,
+                             std::chrono::seconds interval) {
     asio::steady_timer timer{co_await asio::this_coro::executor};
     for (;;) {
         timer.expires_after(interval);
         co_await timer.async_wait(asio::use_awaitable);
         const auto semaphore = taskmon::get_io_semaphore_stats();
-        log.info("echo_server connections={} waiting={} accepted={} bytes_echoed={} components={}",
-                 semaphore.in_use, semaphore.waiting, figures.accepted.load(), figures.bytes_echoed.load(),
+        log.info("echo_server connections={} waiting={} accepted={} bytes_echoed={} components={}", semaphore.in_use,
+                 semaphore.waiting, figures.accepted.load(), figures.bytes_echoed.load(),
                  monitor.get_component_stats().size());
     }
 }
@@ -173,8 +173,7 @@ int main(int argc, char** argv) {
         acceptor.bind(endpoint);
         acceptor.listen();
     } catch (const std::system_error& e) {
-        std::fprintf(stderr, "echo_server: cannot listen on 127.0.0.1:%u: %s\n", static_cast<unsigned>(port),
-                     e.what());
+        std::fprintf(stderr, "echo_server: cannot listen on 127.0.0.1:%u: %s\n", static_cast<unsigned>(port), e.what());
         return 2;
     }
     std::printf("listening on 127.0.0.1:%u\n", static_cast<unsigned>(acceptor.local_endpoint().port()));
@@ -198,13 +197,14 @@ int main(int argc, char** argv) {
 
     // Accepting may fail (EMFILE: out of file descriptors): retry with backoff; five failures within a minute
     // escalate to main().
-    monitor.supervise("acceptor", [&] { return accept_loop(monitor, acceptor, figures, *log); },
-                      taskmon::RestartPolicy{.max_restart_attempts = 5,
-                                             .restart_window = 1min,
-                                             .base_backoff = 100ms,
-                                             .max_backoff = 1s,
-                                             .shutdown_timeout = 2s,
-                                             .give_up_mode = taskmon::GiveUpMode::escalate});
+    monitor.supervise(
+        "acceptor", [&] { return accept_loop(monitor, acceptor, figures, *log); },
+        taskmon::RestartPolicy{.max_restart_attempts = 5,
+                               .restart_window = 1min,
+                               .base_backoff = 100ms,
+                               .max_backoff = 1s,
+                               .shutdown_timeout = 2s,
+                               .give_up_mode = taskmon::GiveUpMode::escalate});
     monitor.supervise("reporter", [&] { return report(monitor, figures, *log, 10s); });
 
     asio::signal_set signals{io, SIGINT, SIGTERM};

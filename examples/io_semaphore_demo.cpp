@@ -41,8 +41,8 @@ asio::awaitable<void> download(int id, std::chrono::milliseconds transfer_time) 
     if (completed.fetch_add(1) + 1 == resize_after) {
         taskmon::set_io_semaphore_count(8);
         const auto s = taskmon::get_io_semaphore_stats();
-        fmt::print("-- download {} was number {}: count raised to 8; at once in_use={} waiting={}\n", id,
-                   resize_after, s.in_use, s.waiting);
+        fmt::print("-- download {} was number {}: count raised to 8; at once in_use={} waiting={}\n", id, resize_after,
+                   s.in_use, s.waiting);
     }
 }
 
@@ -50,8 +50,8 @@ asio::awaitable<void> report(std::chrono::steady_clock::time_point start) {
     asio::steady_timer tick{co_await asio::this_coro::executor};
     while (completed.load() < total_downloads) {
         const auto s = taskmon::get_io_semaphore_stats();
-        fmt::print("t={:4.2f}s  capacity={}  in_use={}  waiting={:2}  done={:2}/{}\n", seconds_since(start),
-                   s.capacity, s.in_use, s.waiting, completed.load(), total_downloads);
+        fmt::print("t={:4.2f}s  capacity={}  in_use={}  waiting={:2}  done={:2}/{}\n", seconds_since(start), s.capacity,
+                   s.in_use, s.waiting, completed.load(), total_downloads);
         tick.expires_after(200ms);
         co_await tick.async_wait(asio::use_awaitable);
     }
@@ -76,7 +76,7 @@ int main() {
     second_thread.join();
 
     const auto s = taskmon::get_io_semaphore_stats();
-    fmt::print("all {} downloads done in {:.2f}s; capacity={} in_use={} waiting={} available={}\n",
-               completed.load(), seconds_since(start), s.capacity, s.in_use, s.waiting, s.available);
+    fmt::print("all {} downloads done in {:.2f}s; capacity={} in_use={} waiting={} available={}\n", completed.load(),
+               seconds_since(start), s.capacity, s.in_use, s.waiting, s.available);
     return completed.load() == total_downloads && s.in_use == 0 && s.waiting == 0 ? 0 : 1;
 }

@@ -200,8 +200,11 @@ int main(int argc, char** argv) {
     auto quiet =
         std::make_shared<spdlog::logger>("monitor_events_demo", std::make_shared<spdlog::sinks::null_sink_mt>());
     taskmon::TaskMonitor monitor{io.get_executor(),
-                                 {.max_restart_attempts = 3, .restart_window = 10s, .base_backoff = 50ms,
-                                  .max_backoff = 400ms, .shutdown_timeout = 500ms},
+                                 {.max_restart_attempts = 3,
+                                  .restart_window = 10s,
+                                  .base_backoff = 50ms,
+                                  .max_backoff = 400ms,
+                                  .shutdown_timeout = 500ms},
                                  quiet};
     const auto start = std::chrono::system_clock::now();
 

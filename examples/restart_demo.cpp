@@ -218,7 +218,8 @@ int main(int argc, char** argv) {
     breaker.max_quarantine_cooldown = 40 * timings.tick;
     breaker.reset_backoff_after = 20 * timings.tick;
     int uplink_starts = 0;
-    monitor.supervise("uplink", [&] { return uplink(timings.tick, uplink_starts, 4); }, breaker);
+    monitor.supervise(
+        "uplink", [&] { return uplink(timings.tick, uplink_starts, 4); }, breaker);
     monitor.supervise("actuation", [&] { return actuation(timings.tick); });
 
     // One way out, taken at the end of the script or on SIGINT/SIGTERM, whichever comes first: close the monitor
@@ -275,12 +276,12 @@ int main(int argc, char** argv) {
         });
     io.run();
 
-    fmt::print("\n{:<13} {:<12} {:>8} {:>8} {:>10} {:>8} {:>13}  {}\n", "component", "state", "restarts",
-               "failures", "in_window", "enabled", "last_restart", "last_error");
+    fmt::print("\n{:<13} {:<12} {:>8} {:>8} {:>10} {:>8} {:>13}  {}\n", "component", "state", "restarts", "failures",
+               "in_window", "enabled", "last_restart", "last_error");
     for (const auto& [name, s] : monitor.get_component_stats()) {
-        fmt::print("{:<13} {:<12} {:>8} {:>8} {:>10} {:>8} {:>13}  {}\n", name, s.state,
-                   s.restart_count, s.failure_count, s.restarts_in_window, s.enabled ? "yes" : "no",
-                   format_time(s.last_restart_time), s.last_error.empty() ? "-" : s.last_error);
+        fmt::print("{:<13} {:<12} {:>8} {:>8} {:>10} {:>8} {:>13}  {}\n", name, s.state, s.restart_count,
+                   s.failure_count, s.restarts_in_window, s.enabled ? "yes" : "no", format_time(s.last_restart_time),
+                   s.last_error.empty() ? "-" : s.last_error);
     }
     return 0;
 }

@@ -85,9 +85,10 @@ int main(int argc, char** argv) {
         return 2;
     }
     const int resets = escalate ? 1000 : 2;
-    fmt::print("supervision_tree_demo: app(metrics, connection(socket, reader, writer)); the peer resets the "
-               "connection {}\n",
-               escalate ? "every time (--escalate)" : "twice");
+    fmt::print(
+        "supervision_tree_demo: app(metrics, connection(socket, reader, writer)); the peer resets the "
+        "connection {}\n",
+        escalate ? "every time (--escalate)" : "twice");
     std::fflush(stdout);  // the log lines go through their own stream
 
     auto sink = std::make_shared<spdlog::sinks::stdout_color_sink_mt>();
@@ -110,7 +111,8 @@ int main(int argc, char** argv) {
                             {.max_restarts = 1, .restart_window = 1min});
     monitor.supervise_group(
         "connection",
-        {{.name = "socket", .context_factory = [](taskmon::ComponentContext ctx) { return socket(std::move(ctx)); },
+        {{.name = "socket",
+          .context_factory = [](taskmon::ComponentContext ctx) { return socket(std::move(ctx)); },
           .policy = members_policy},
          {.name = "reader", .factory = [&] { return reader(reader_starts, resets); }},
          {.name = "writer", .factory = [] { return steady(); }}},
@@ -151,8 +153,8 @@ int main(int argc, char** argv) {
 
     fmt::print("\n{:<11} {:<8} {:<13} {:>8}  {}\n", "group", "parent", "state", "restarts", "members");
     for (const auto& [name, g] : monitor.get_group_stats()) {
-        fmt::print("{:<11} {:<8} {:<13} {:>8}  {}\n", name, g.parent.empty() ? "-" : g.parent, g.state,
-                   g.restart_count, fmt::join(g.members, ", "));
+        fmt::print("{:<11} {:<8} {:<13} {:>8}  {}\n", name, g.parent.empty() ? "-" : g.parent, g.state, g.restart_count,
+                   fmt::join(g.members, ", "));
     }
     fmt::print("\n{:<9} {:<11} {:<12} {:>8} {:>8}\n", "component", "group", "state", "restarts", "failures");
     for (const auto& [name, s] : monitor.get_component_stats()) {

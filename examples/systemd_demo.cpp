@@ -87,13 +87,13 @@ int main(int argc, char** argv) {
         co_await monitor.close();
     };
 
-    notifier.emplace(io.get_executor(), [&] { return taskmon::check_health(monitor); },
-                     taskmon::SystemdEnvironment::from_process(),
-                     taskmon::SystemdNotifierOptions{.on_not_live = [&](const taskmon::HealthReport& report) {
-                         fmt::print("not live, exiting with status 1: {}\n", taskmon::health_summary(report));
-                         exit_code = 1;  // a critical component gave up: let systemd restart the process
-                         asio::co_spawn(io, shutdown(), asio::detached);
-                     }});
+    notifier.emplace(
+        io.get_executor(), [&] { return taskmon::check_health(monitor); }, taskmon::SystemdEnvironment::from_process(),
+        taskmon::SystemdNotifierOptions{.on_not_live = [&](const taskmon::HealthReport& report) {
+            fmt::print("not live, exiting with status 1: {}\n", taskmon::health_summary(report));
+            exit_code = 1;  // a critical component gave up: let systemd restart the process
+            asio::co_spawn(io, shutdown(), asio::detached);
+        }});
     std::string last;
     refresh = monitor.subscribe([&](const taskmon::MonitorEvent&) {
         notifier->update();

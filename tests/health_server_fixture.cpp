@@ -62,17 +62,19 @@ int main(int argc, char** argv) {
 
     monitor.supervise("web", [] { return runs_forever(); });
     monitor.supervise("weird \"name\"\\", [] { return runs_forever(); });  // label escaping
-    monitor.supervise("db", [] { return fails_at_once(); });                // gives up after 2 restarts
+    monitor.supervise("db", [] { return fails_at_once(); });               // gives up after 2 restarts
 
-    taskmon::HealthServer server{io.get_executor(),
-                                 {.health = [&] { return taskmon::check_health(monitor, taskmon::CriticalComponents::only({"web"})); },
-                                  .metrics =
-                                      [&] {
-                                          auto families = metrics.collect();
-                                          taskmon::merge_families(families, agent_metrics.collect());
-                                          return families;
-                                      }},
-                                 {.port = 0, .read_timeout = 500ms}, logger};
+    taskmon::HealthServer server{
+        io.get_executor(),
+        {.health = [&] { return taskmon::check_health(monitor, taskmon::CriticalComponents::only({"web"})); },
+         .metrics =
+             [&] {
+                 auto families = metrics.collect();
+                 taskmon::merge_families(families, agent_metrics.collect());
+                 return families;
+             }},
+        {.port = 0, .read_timeout = 500ms},
+        logger};
     {
         std::ofstream out{argv[1]};
         out << server.local_endpoint().port() << '\n';

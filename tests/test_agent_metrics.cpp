@@ -45,17 +45,17 @@ TEST_CASE("AgentMetrics counts steps, decisions and actions and keeps the user's
     taskmon::AgentMetrics metrics{{{"agent", "robot"}}};
     int user_steps = 0;
     std::vector<taskmon::AgentStatus> user_statuses;
-    Hooks hooks = metrics.wrap(Hooks{
-        .on_step_end = [&](const Step&) { ++user_steps; },
-        .on_status_change = [&](const taskmon::StatusTransition& t) { user_statuses.push_back(t.to); }});
+    Hooks hooks = metrics.wrap(
+        Hooks{.on_step_end = [&](const Step&) { ++user_steps; },
+              .on_status_change = [&](const taskmon::StatusTransition& t) { user_statuses.push_back(t.to); }});
 
     using taskmon::ActionOutcome;
     using taskmon::AgentStatus;
     using taskmon::DecisionFate;
     using taskmon::StepOutcome;
     hooks.on_status_change({AgentStatus::pending, AgentStatus::running, "run() called"});
-    hooks.on_step_end(step(StepOutcome::succeeded, DecisionFate::executed,
-                           {ActionOutcome::succeeded, ActionOutcome::succeeded}));
+    hooks.on_step_end(
+        step(StepOutcome::succeeded, DecisionFate::executed, {ActionOutcome::succeeded, ActionOutcome::succeeded}));
     hooks.on_step_end(step(StepOutcome::failed, DecisionFate::failed, {ActionOutcome::failed, ActionOutcome::skipped}));
     hooks.on_step_end(step(StepOutcome::failed, std::nullopt, {}));  // decide() failed: no decision
     hooks.on_status_change({AgentStatus::running, AgentStatus::paused, "pause()"});

@@ -99,7 +99,8 @@ TEST_CASE("agent_settings: capture_interval 0 (back to back) is allowed") {
 TEST_CASE("agent_settings: restart policies are validated and named, with the field inside them") {
     AgentSettings s;
     s.critical_restart_policy.max_backoff = 1s;  // below the default base_backoff of 2 s
-    CHECK(validation_error(s) == "AgentSettings.critical_restart_policy: max_backoff must not be less than base_backoff");
+    CHECK(validation_error(s) ==
+          "AgentSettings.critical_restart_policy: max_backoff must not be less than base_backoff");
     AgentSettings t;
     t.auxiliary_restart_policy.backoff_multiplier = 0.5;
     CHECK(validation_error(t).rfind("AgentSettings.auxiliary_restart_policy: backoff_multiplier", 0) == 0);

@@ -6,8 +6,8 @@
 
 #include <fmt/format.h>
 
-#include "taskmon_catch.hpp"
 #include "enum_names.hpp"
+#include "taskmon_catch.hpp"
 
 using taskmon::AgentStatus;
 using taskmon::AgentStatusMachine;
@@ -15,7 +15,7 @@ using taskmon::AgentStatusMachine;
 namespace {
 
 constexpr std::array<AgentStatus, taskmon::agent_status_count> all_statuses{
-    AgentStatus::pending, AgentStatus::running,           AgentStatus::paused,  AgentStatus::stopping,
+    AgentStatus::pending,   AgentStatus::running,           AgentStatus::paused,  AgentStatus::stopping,
     AgentStatus::completed, AgentStatus::max_steps_reached, AgentStatus::stopped, AgentStatus::failed};
 
 }  // namespace
@@ -39,12 +39,23 @@ TEST_CASE("agent_status: names and terminal set") {
 TEST_CASE("agent_status: the transition table, pair by pair") {
     using S = AgentStatus;
     const std::set<std::pair<S, S>> allowed{
-        {S::pending, S::running},   {S::pending, S::stopped},           {S::pending, S::failed},
-        {S::running, S::paused},    {S::running, S::stopping},          {S::running, S::completed},
-        {S::running, S::max_steps_reached}, {S::running, S::stopped},   {S::running, S::failed},
-        {S::paused, S::running},    {S::paused, S::stopping},           {S::paused, S::completed},
-        {S::paused, S::max_steps_reached},  {S::paused, S::stopped},    {S::paused, S::failed},
-        {S::stopping, S::stopped},  {S::stopping, S::failed},
+        {S::pending, S::running},
+        {S::pending, S::stopped},
+        {S::pending, S::failed},
+        {S::running, S::paused},
+        {S::running, S::stopping},
+        {S::running, S::completed},
+        {S::running, S::max_steps_reached},
+        {S::running, S::stopped},
+        {S::running, S::failed},
+        {S::paused, S::running},
+        {S::paused, S::stopping},
+        {S::paused, S::completed},
+        {S::paused, S::max_steps_reached},
+        {S::paused, S::stopped},
+        {S::paused, S::failed},
+        {S::stopping, S::stopped},
+        {S::stopping, S::failed},
     };
     for (auto from : all_statuses) {
         for (auto to : all_statuses) {

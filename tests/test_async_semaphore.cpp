@@ -483,9 +483,8 @@ TEST_CASE("AsyncSemaphore: cancelling a waiter in the middle keeps the others in
     for (int i = 0; i < 5; ++i) {
         sem.async_acquire(asio::bind_cancellation_slot(
             signals[static_cast<std::size_t>(i)].slot(),
-            asio::bind_executor(ctx, [&, i](std::error_code ec, SemaphorePermit) {
-                (ec ? aborted : granted).push_back(i);
-            })));
+            asio::bind_executor(
+                ctx, [&, i](std::error_code ec, SemaphorePermit) { (ec ? aborted : granted).push_back(i); })));
     }
     signals[2].emit(asio::cancellation_type::partial);
     CHECK(sem.stats().waiting == 4);
@@ -506,12 +505,12 @@ TEST_CASE("AsyncSemaphore: a cancellation that arrives after the grant keeps the
     asio::cancellation_signal signal;
     std::optional<std::error_code> result;
     bool got_permit = false;
-    sem.async_acquire(asio::bind_cancellation_slot(
-        signal.slot(), asio::bind_executor(ctx, [&](std::error_code ec, SemaphorePermit p) {
-            result = ec;
-            got_permit = p.owns_permit();
-        })));
-    gate.reset();                                     // grants the permit to the waiter
+    sem.async_acquire(asio::bind_cancellation_slot(signal.slot(),
+                                                   asio::bind_executor(ctx, [&](std::error_code ec, SemaphorePermit p) {
+                                                       result = ec;
+                                                       got_permit = p.owns_permit();
+                                                   })));
+    gate.reset();                                    // grants the permit to the waiter
     signal.emit(asio::cancellation_type::terminal);  // too late: the grant stands
     CHECK(sem.stats() == make_stats(1, 0, 1, 0));
     ctx.run();
@@ -525,11 +524,11 @@ TEST_CASE("AsyncSemaphore: a cancellation that arrives after the grant keeps the
     result.reset();
     got_permit = false;
     asio::cancellation_signal signal2;
-    sem.async_acquire(asio::bind_cancellation_slot(
-        signal2.slot(), asio::bind_executor(ctx, [&](std::error_code ec, SemaphorePermit p) {
-            result = ec;
-            got_permit = p.owns_permit();
-        })));
+    sem.async_acquire(asio::bind_cancellation_slot(signal2.slot(),
+                                                   asio::bind_executor(ctx, [&](std::error_code ec, SemaphorePermit p) {
+                                                       result = ec;
+                                                       got_permit = p.owns_permit();
+                                                   })));
     signal2.emit(asio::cancellation_type::terminal);
     gate2.reset();
     CHECK(sem.stats() == make_stats(1, 1, 0, 0));

@@ -10,8 +10,8 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/executor_work_guard.hpp>
-#include <asio/io_context.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/io_context.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "taskmon_catch.hpp"
@@ -95,7 +95,7 @@ TEST_CASE("bounded_queue: a pop on an empty queue waits and receives the next pu
     CHECK_FALSE(pop.done);
     std::string item = "x";
     CHECK(q.try_push(item));
-    CHECK(q.empty());  // handed to the waiting pop, not queued
+    CHECK(q.empty());       // handed to the waiting pop, not queued
     CHECK_FALSE(pop.done);  // never inline
     io.poll();
     CHECK(pop.done);

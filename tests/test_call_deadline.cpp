@@ -1,6 +1,6 @@
 // CallDeadline and bounded_call, in virtual time: one timer per loop bounds every call the loop makes.
-#include <taskmon/testing/manual_clock.hpp>
 #include <taskmon/detail/call_deadline.hpp>
+#include <taskmon/testing/manual_clock.hpp>
 
 #include <chrono>
 #include <exception>
@@ -58,7 +58,9 @@ struct Loop {
                            deadline->finish();
                        }));
     }
-    bool finish() { return runner.run_until([this] { return finished; }); }
+    bool finish() {
+        return runner.run_until([this] { return finished; });
+    }
 };
 
 }  // namespace
@@ -94,9 +96,8 @@ TEST_CASE("call_deadline: a call past its timeout is cancelled and throws Deadli
         }
         // The cancellation that ended the call does not stick to the loop: its next waits and calls work.
         co_await sleep_for(5s);
-        after = co_await taskmon::detail::bounded_call<int>(*loop.deadline, 2s, "again", [] {
-            return slow_value(1s, 7);
-        });
+        after =
+            co_await taskmon::detail::bounded_call<int>(*loop.deadline, 2s, "again", [] { return slow_value(1s, 7); });
     });
     const auto start = loop.time.now();
     REQUIRE(loop.finish());

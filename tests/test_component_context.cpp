@@ -89,8 +89,8 @@ TEST_CASE("component_context: a busy component that stops heartbeating is restar
     Harness h;
     Recorder recorder;
     int starts = 0;
-    Monitor monitor{h.io.get_executor(),
-                    RestartPolicy{.base_backoff = 2s, .max_backoff = 2s, .watchdog_timeout = 10s}, h.logger};
+    Monitor monitor{h.io.get_executor(), RestartPolicy{.base_backoff = 2s, .max_backoff = 2s, .watchdog_timeout = 10s},
+                    h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
     monitor.supervise("poller", [&](ComponentContext ctx) -> asio::awaitable<void> {
         if (++starts > 1) {
@@ -122,13 +122,11 @@ TEST_CASE("component_context: a busy component that stops heartbeating is restar
     CHECK(stats.last_error == "watchdog timeout");
     CHECK(stats.restarts_in_window == 1);
     CHECK(starts == 2);
-    CHECK(h.lines_with("error|Component poller missed its watchdog deadline (10.0s without a heartbeat)").size() ==
-          1);
+    CHECK(h.lines_with("error|Component poller missed its watchdog deadline (10.0s without a heartbeat)").size() == 1);
     h.close(monitor);
 }
 
-TEST_CASE("component_context: a component turning busy without a heartbeat is caught on time",
-          "[component_context]") {
+TEST_CASE("component_context: a component turning busy without a heartbeat is caught on time", "[component_context]") {
     // idle with no idle_timeout arms no deadline; busy() only writes an atomic, so the monitor must look again
     // within one watchdog_timeout to catch a busy instance that then hangs.
     Harness h;
@@ -185,8 +183,8 @@ TEST_CASE("component_context: startup_timeout requires ready() in time", "[compo
     Harness h;
     Recorder recorder;
     int starts = 0;
-    Monitor monitor{h.io.get_executor(),
-                    RestartPolicy{.base_backoff = 1s, .max_backoff = 1s, .startup_timeout = 30s}, h.logger};
+    Monitor monitor{h.io.get_executor(), RestartPolicy{.base_backoff = 1s, .max_backoff = 1s, .startup_timeout = 30s},
+                    h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
     monitor.supervise("db", [&](ComponentContext ctx) -> asio::awaitable<void> {
         const bool slow = ++starts == 1;
@@ -230,12 +228,10 @@ TEST_CASE("component_context: reset_backoff_after counts from ready()", "[compon
     Harness h;
     Recorder recorder;
     int starts = 0;
-    Monitor monitor{h.io.get_executor(),
-                    RestartPolicy{.base_backoff = 1s,
-                                  .max_backoff = 1min,
-                                  .reset_backoff_after = 10min,
-                                  .startup_timeout = 1h},
-                    h.logger};
+    Monitor monitor{
+        h.io.get_executor(),
+        RestartPolicy{.base_backoff = 1s, .max_backoff = 1min, .reset_backoff_after = 10min, .startup_timeout = 1h},
+        h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
     monitor.supervise("svc", [&](ComponentContext ctx) -> asio::awaitable<void> {
         ++starts;
@@ -260,12 +256,10 @@ TEST_CASE("component_context: not ready for long is not stable", "[component_con
     Harness h;
     Recorder recorder;
     int starts = 0;
-    Monitor monitor{h.io.get_executor(),
-                    RestartPolicy{.base_backoff = 1s,
-                                  .max_backoff = 1min,
-                                  .reset_backoff_after = 10min,
-                                  .startup_timeout = 1h},
-                    h.logger};
+    Monitor monitor{
+        h.io.get_executor(),
+        RestartPolicy{.base_backoff = 1s, .max_backoff = 1min, .reset_backoff_after = 10min, .startup_timeout = 1h},
+        h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
     monitor.supervise("svc", [&](ComponentContext ctx) -> asio::awaitable<void> {
         ++starts;
@@ -289,12 +283,10 @@ TEST_CASE("component_context: a hung instance is reported at its shutdown_timeou
     Harness h;
     Recorder recorder;
     int starts = 0;
-    Monitor monitor{h.io.get_executor(),
-                    RestartPolicy{.base_backoff = 1s,
-                                  .max_backoff = 1s,
-                                  .shutdown_timeout = 5s,
-                                  .watchdog_timeout = 10s},
-                    h.logger};
+    Monitor monitor{
+        h.io.get_executor(),
+        RestartPolicy{.base_backoff = 1s, .max_backoff = 1s, .shutdown_timeout = 5s, .watchdog_timeout = 10s},
+        h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
     monitor.supervise("stuck", [&](ComponentContext ctx) -> asio::awaitable<void> {
         if (++starts == 1) {

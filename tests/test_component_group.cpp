@@ -43,7 +43,6 @@ using taskmon_test::Role;
 using taskmon_test::sleep_for;
 using taskmon_test::sleep_ignoring_cancellation;
 
-
 TEST_CASE("groups: members start in declaration order, each once the one before is ready", "[group]") {
     Harness h;
     Journal j{h};
@@ -76,8 +75,7 @@ TEST_CASE("groups: start_after_ready false starts the next member at once", "[gr
     Journal j{h};
     Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
     Role a{.ready_after = 2s}, b{};
-    monitor.supervise_group("g", {member(j, "a", a, quick), member(j, "b", b, quick)},
-                            {.start_after_ready = false});
+    monitor.supervise_group("g", {member(j, "a", a, quick), member(j, "b", b, quick)}, {.start_after_ready = false});
     h.runner.run_for(10s);
     CHECK(j.at("start b") == 0s);
     h.close(monitor);
@@ -249,8 +247,7 @@ TEST_CASE("groups: a nested group over its limit gives up and is restarted by it
     CHECK(gave_up[0].group == "inner");
     CHECK(gave_up[0].component == "g1");
     CHECK(gave_up[0].limit == 2);
-    CHECK(h.lines_with("Group inner has exceeded its restart limit (2 restarts per minute); giving it up").size() ==
-          1);
+    CHECK(h.lines_with("Group inner has exceeded its restart limit (2 restarts per minute); giving it up").size() == 1);
     const auto restarting = r.of(MonitorEventKind::group_restarting);
     REQUIRE(restarting.size() == 3);
     CHECK(restarting[2].group == "top");
@@ -337,10 +334,9 @@ TEST_CASE("groups: auto_shutdown ends a group when a significant member ends", "
     Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
     auto subscription = monitor.subscribe(r.listener());
     Role job{.complete_after = 5s}, helper{}, tail{};
-    monitor.supervise_group("g",
-                            {member(j, "job", job, quick, true), member(j, "helper", helper, quick),
-                             member(j, "tail", tail, quick)},
-                            {.strategy = RestartStrategy::one_for_all, .auto_shutdown = AutoShutdown::any_significant});
+    monitor.supervise_group(
+        "g", {member(j, "job", job, quick, true), member(j, "helper", helper, quick), member(j, "tail", tail, quick)},
+        {.strategy = RestartStrategy::one_for_all, .auto_shutdown = AutoShutdown::any_significant});
     h.runner.run_for(1min);
     const auto shutdown = r.of(MonitorEventKind::group_shutdown);
     REQUIRE(shutdown.size() == 1);
@@ -459,7 +455,8 @@ TEST_CASE("groups: a nested group cannot join a parent that has shut down", "[gr
     Journal j{h};
     Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
     Role job{.complete_after = 1s}, late{};
-    monitor.supervise_group("g", {member(j, "job", job, quick, true)}, {.auto_shutdown = AutoShutdown::any_significant});
+    monitor.supervise_group("g", {member(j, "job", job, quick, true)},
+                            {.auto_shutdown = AutoShutdown::any_significant});
     h.runner.run_for(5s);
     REQUIRE(monitor.get_group_stats().at("g").state == GroupState::shut_down);
     CHECK_THROWS_WITH(monitor.supervise_group("child", {member(j, "late", late)}, {}, "g"),
@@ -477,8 +474,7 @@ TEST_CASE("groups: the group enumerations have names and fmt prints them", "[gro
 
 TEST_CASE("groups: GroupPolicy validation names the field", "[group]") {
     CHECK_NOTHROW(taskmon::validate(GroupPolicy{}));
-    CHECK_THROWS_WITH(taskmon::validate(GroupPolicy{.restart_window = 0s}, "g"),
-                      "g: restart_window must be positive");
+    CHECK_THROWS_WITH(taskmon::validate(GroupPolicy{.restart_window = 0s}, "g"), "g: restart_window must be positive");
     CHECK_THROWS_WITH(taskmon::validate(GroupPolicy{.strategy = static_cast<RestartStrategy>(7)}),
                       "GroupPolicy: strategy is not a RestartStrategy");
     CHECK_THROWS_WITH(taskmon::validate(GroupPolicy{.auto_shutdown = static_cast<AutoShutdown>(7)}),

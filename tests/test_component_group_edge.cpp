@@ -136,8 +136,8 @@ TEST_CASE("group edge: nested rest_for_one inside one_for_all restarts the inner
             order.push_back(what);
         }
     }
-    CHECK(order == Names{"exit x", "exit s", "exit q", "exit p", "start x", "ready x", "start p", "ready p",
-                         "start q", "ready q", "start s", "ready s"});
+    CHECK(order == Names{"exit x", "exit s", "exit q", "exit p", "start x", "ready x", "start p", "ready p", "start q",
+                         "ready q", "start s", "ready s"});
     const auto restarting = r.of(MonitorEventKind::group_restarting);
     REQUIRE(restarting.size() == 2);
     CHECK(restarting[0].group == "inner");
@@ -273,8 +273,7 @@ TEST_CASE("group edge: a temporary member neither restarts its group nor is rest
     h.close(monitor);
 }
 
-TEST_CASE("group edge: a fatal failure of a member under give_up stop leaves the group alone",
-          "[group][edge]") {
+TEST_CASE("group edge: a fatal failure of a member under give_up stop leaves the group alone", "[group][edge]") {
     Harness h;
     Journal j{h};
     Recorder r;
@@ -346,7 +345,7 @@ TEST_CASE("group edge: a quarantined member of a one_for_all group is left to it
     h.runner.run_for(2s);
     CHECK(r.of(MonitorEventKind::quarantined).size() == 1);
     CHECK(r.of(MonitorEventKind::group_restarting).empty());  // a gave up: no group restart
-    h.runner.run_for(6s);  // b fails at 3 s: b restarts, a stays quarantined
+    h.runner.run_for(6s);                                     // b fails at 3 s: b restarts, a stays quarantined
     CHECK(b.starts == 2);
     CHECK(a.starts == 1);
     CHECK(monitor.get_component_stats().at("a").state == ComponentState::quarantined);
@@ -477,10 +476,9 @@ TEST_CASE("group edge: restart() of a member in each phase of a group restart ne
             auto subscription = monitor.subscribe(r.listener());
             Role a{}, b{.fail_after = {5s}}, c{.stop_delay = 3s};
             b.ready_after_nth = {0s, 5s};  // its restart at 10 s is ready at 15 s
-            monitor.supervise_group("g",
-                                    {member(j, "a", a, quick), member(j, "b", b, with_backoff(5s)),
-                                     member(j, "c", c, quick)},
-                                    {.strategy = RestartStrategy::one_for_all});
+            monitor.supervise_group(
+                "g", {member(j, "a", a, quick), member(j, "b", b, with_backoff(5s)), member(j, "c", c, quick)},
+                {.strategy = RestartStrategy::one_for_all});
             h.runner.run_for(at);
             for (const auto* name : {"a", "b", "c"}) {
                 monitor.restart(name);
@@ -508,8 +506,8 @@ TEST_CASE("group edge: disable() during a group restart keeps the member out of 
     Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
     auto subscription = monitor.subscribe(r.listener());
     Role a{}, b{.fail_after = {5s}}, c{};
-    monitor.supervise_group("g", {member(j, "a", a, quick), member(j, "b", b, with_backoff(5s)),
-                                  member(j, "c", c, quick)},
+    monitor.supervise_group("g",
+                            {member(j, "a", a, quick), member(j, "b", b, with_backoff(5s)), member(j, "c", c, quick)},
                             {.strategy = RestartStrategy::one_for_all});
     h.runner.run_for(7s);  // waiting for b's backoff (until 10 s)
     monitor.disable({"c"});
@@ -537,8 +535,8 @@ TEST_CASE("group edge: reset() and update_policy() during a group restart change
     Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
     auto subscription = monitor.subscribe(r.listener());
     Role a{}, b{.fail_after = {5s}}, c{};
-    monitor.supervise_group("g", {member(j, "a", a, quick), member(j, "b", b, with_backoff(5s)),
-                                  member(j, "c", c, quick)},
+    monitor.supervise_group("g",
+                            {member(j, "a", a, quick), member(j, "b", b, with_backoff(5s)), member(j, "c", c, quick)},
                             {.strategy = RestartStrategy::one_for_all});
     h.runner.run_for(7s);
     monitor.reset("b");
@@ -581,11 +579,12 @@ TEST_CASE("group edge: a one_for_all restart reports its events in order with st
     h.runner.run_for(5s);
     Names seen;
     for (const auto& e : r.events) {
-        const bool group_kind = e.kind == MonitorEventKind::group_restarting || e.kind == MonitorEventKind::group_restarted;
+        const bool group_kind =
+            e.kind == MonitorEventKind::group_restarting || e.kind == MonitorEventKind::group_restarted;
         seen.push_back(std::string{to_string(e.kind)} + " " + (group_kind ? e.group : e.component));
     }
-    CHECK(seen == Names{"failed b", "restart_scheduled b", "group_restarting g", "stopped a", "restarted a",
-                        "ready a", "restarted b", "ready b", "group_restarted g"});
+    CHECK(seen == Names{"failed b", "restart_scheduled b", "group_restarting g", "stopped a", "restarted a", "ready a",
+                        "restarted b", "ready b", "group_restarted g"});
     for (std::size_t i = 1; i < r.events.size(); ++i) {
         CHECK(r.events[i].sequence > r.events[i - 1].sequence);
     }
@@ -627,8 +626,7 @@ TEST_CASE("group edge: close() while a group restart waits for an unresponsive m
     Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
     auto subscription = monitor.subscribe(r.listener());
     Role a{.fail_after = {5s}}, b{}, c{.stop_delay = 1min};
-    monitor.supervise_group("g", {member(j, "a", a, quick), member(j, "b", b, quick),
-                                  member(j, "c", c, stubborn(3s))},
+    monitor.supervise_group("g", {member(j, "a", a, quick), member(j, "b", b, quick), member(j, "c", c, stubborn(3s))},
                             {.strategy = RestartStrategy::one_for_all});
     h.runner.run_for(6s);  // c was asked to stop at 5 s, reported at 8 s
     const auto took = h.close(monitor);
@@ -702,9 +700,9 @@ TEST_CASE("group edge: destroying the monitor during a group restart's backoff s
     Role a{.fail_after = {1s}}, b{}, c{.stop_delay = 2s};
     {
         Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
-        monitor.supervise_group("g", {member(j, "a", a, with_backoff(1h)), member(j, "b", b, quick),
-                                      member(j, "c", c, quick)},
-                                {.strategy = RestartStrategy::one_for_all});
+        monitor.supervise_group(
+            "g", {member(j, "a", a, with_backoff(1h)), member(j, "b", b, quick), member(j, "c", c, quick)},
+            {.strategy = RestartStrategy::one_for_all});
         h.runner.run_for(10s);
         CHECK(monitor.get_group_stats().at("g").state == GroupState::restarting);
     }
@@ -724,8 +722,8 @@ TEST_CASE("group edge: destroying the monitor while a group restart stops an unr
     Role a{.fail_after = {1s}}, b{}, c{.stop_delay = 30s};
     {
         Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
-        monitor.supervise_group("g", {member(j, "a", a, quick), member(j, "b", b, quick),
-                                      member(j, "c", c, stubborn(10s))},
+        monitor.supervise_group("g",
+                                {member(j, "a", a, quick), member(j, "b", b, quick), member(j, "c", c, stubborn(10s))},
                                 {.strategy = RestartStrategy::one_for_all});
         h.runner.run_for(2s);
         CHECK(c.live == 1);

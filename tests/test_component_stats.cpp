@@ -4,14 +4,14 @@
 #include <string>
 #include <string_view>
 
-#include "taskmon_catch.hpp"
 #include "enum_names.hpp"
+#include "taskmon_catch.hpp"
 
 using taskmon::ComponentState;
 
 TEST_CASE("every ComponentState has its own name") {
-    const ComponentState all[] = {ComponentState::not_started, ComponentState::running,  ComponentState::restarting,
-                                  ComponentState::stopping,    ComponentState::stopped,  ComponentState::completed,
+    const ComponentState all[] = {ComponentState::not_started, ComponentState::running, ComponentState::restarting,
+                                  ComponentState::stopping,    ComponentState::stopped, ComponentState::completed,
                                   ComponentState::failed,      ComponentState::gave_up, ComponentState::unresponsive,
                                   ComponentState::quarantined};
     std::set<std::string_view> names;

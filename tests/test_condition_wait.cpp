@@ -47,7 +47,8 @@ asio::awaitable<void> wait_body(Owner* o, std::weak_ptr<const void> weak, int ta
     // A coroutine passes only terminal cancellation by default: let every type through to the wait.
     co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
     // Named: no temporary with a destructor inside the co_await expression (g++ 12).
-    auto wait = o->waits.wait_until(std::move(weak), [o, target] { return o->value >= target; }, deadline);
+    auto wait = o->waits.wait_until(
+        std::move(weak), [o, target] { return o->value >= target; }, deadline);
     co_await std::move(wait);
 }
 
@@ -179,8 +180,8 @@ TEST_CASE("condition_wait: a predicate holding before the deadline ends the wait
 }
 
 TEST_CASE("condition_wait: cancellation of any type throws operation_aborted") {
-    const auto type = GENERATE(asio::cancellation_type::terminal, asio::cancellation_type::partial,
-                               asio::cancellation_type::total);
+    const auto type =
+        GENERATE(asio::cancellation_type::terminal, asio::cancellation_type::partial, asio::cancellation_type::total);
     asio::io_context io;
     ManualTime time;
     auto owner = make_owner(io);

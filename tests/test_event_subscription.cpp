@@ -39,8 +39,8 @@ TEST_CASE("EventSubscription is a move-only handle", "[event_subscription]") {
 TEST_CASE("unsubscribe() stops delivery, and the handle is idempotent and movable", "[event_subscription]") {
     Harness h;
     auto script = failing_now(100);
-    Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 100, .base_backoff = 1s, .max_backoff = 1s},
-                    h.logger};
+    Monitor monitor{
+        h.io.get_executor(), {.max_restart_attempts = 100, .base_backoff = 1s, .max_backoff = 1s}, h.logger};
     Recorder kept, dropped, scoped;
     auto keep = monitor.subscribe(kept.listener());
     auto drop = monitor.subscribe(dropped.listener());
@@ -112,8 +112,7 @@ TEST_CASE("unsubscribe() and the monitor's destruction wait for a call running o
         auto work = asio::make_work_guard(io);
         std::thread runner{[&] { io.run(); }};
         auto logger = std::make_shared<spdlog::logger>("null", std::make_shared<spdlog::sinks::null_sink_mt>());
-        std::optional<taskmon::TaskMonitor> monitor{std::in_place, io.get_executor(), taskmon::RestartPolicy{},
-                                                    logger};
+        std::optional<taskmon::TaskMonitor> monitor{std::in_place, io.get_executor(), taskmon::RestartPolicy{}, logger};
         std::promise<void> entered;
         std::promise<void> release;
         auto released = release.get_future().share();

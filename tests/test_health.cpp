@@ -75,8 +75,7 @@ TEST_CASE("health: the rules of one component") {
     const auto quarantined = stats_in(S::quarantined, "std::runtime_error: x");
     CHECK(taskmon::component_is_live(quarantined));
     CHECK_FALSE(taskmon::component_is_ready(quarantined));
-    CHECK(taskmon::component_health_reason(quarantined) ==
-          "quarantined until its next trial: std::runtime_error: x");
+    CHECK(taskmon::component_health_reason(quarantined) == "quarantined until its next trial: std::runtime_error: x");
 
     // A state added later is live, not ready, and still gets a reason.
     const auto future = stats_in(static_cast<S>(42), "boom");
@@ -336,9 +335,8 @@ TEST_CASE("health: a Supervisor's report follows its critical components and its
 TEST_CASE("health: spawned tasks are neither counted nor listed") {
     Harness h;
     Monitor monitor{h.io.get_executor(), RestartPolicy{.shutdown_timeout = 1s}, h.logger};
-    monitor.spawn("conn-1", []() -> asio::awaitable<void> {
-        co_await taskmon_test::sleep_ignoring_cancellation(1h);
-    }());
+    monitor.spawn("conn-1",
+                  []() -> asio::awaitable<void> { co_await taskmon_test::sleep_ignoring_cancellation(1h); }());
     monitor.spawn("conn-2", []() -> asio::awaitable<void> { co_await taskmon_test::sleep_for(1h); }());
     h.runner.run_for(1s);
     REQUIRE(monitor.get_component_stats().size() == 2);

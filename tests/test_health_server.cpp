@@ -169,7 +169,8 @@ public:
         Received r;
         const auto deadline = std::chrono::steady_clock::now() + timeout;
         for (;;) {
-            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
             if (left <= 0ms) return r;
             pollfd p{fd_, POLLIN, 0};
             if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return r;
@@ -210,9 +211,7 @@ struct Fixture {
         tick();
         thread = std::thread{[this] { io.run(); }};
     }
-    ~Fixture() {
-        stop();
-    }
+    ~Fixture() { stop(); }
 
     void tick() {
         heartbeat.expires_after(5ms);
@@ -291,7 +290,8 @@ TEST_CASE("HealthServer answers the probes and /metrics to curl") {
 TEST_CASE("HealthServer answers 503 with the reasons when not ready or not live") {
     Fixture f;
     f.monitor.disable({"db"});  // stopped: live, not ready
-    for (int i = 0; i < 200 && f.monitor.get_component_stats().at("db").state != taskmon::ComponentState::stopped; ++i) {
+    for (int i = 0; i < 200 && f.monitor.get_component_stats().at("db").state != taskmon::ComponentState::stopped;
+         ++i) {
         std::this_thread::sleep_for(5ms);
     }
     auto r = curl({f.url("/readyz")});
@@ -359,7 +359,7 @@ TEST_CASE("HealthServer: a request not complete within read_timeout gets 408 and
     Fixture f{{.read_timeout = 300ms}};
     RawClient slow{f.port()};
     slow.send("GET /livez HTTP/1.1\r\nHost: x\r\n");  // never finishes its headers
-    RawClient silent{f.port()};                        // never sends anything
+    RawClient silent{f.port()};                       // never sends anything
     // Meanwhile others are served and the io_context runs.
     CHECK(curl({f.url("/livez")}).status == 200);
     CHECK(f.io_alive());
@@ -411,7 +411,8 @@ TEST_CASE("HealthServer: many concurrent curls each get 200 or a closed connecti
     Fixture f{{.max_connections = 8}};
     std::vector<std::unique_ptr<Curl>> clients;
     for (int i = 0; i < 48; ++i) {
-        clients.push_back(std::make_unique<Curl>(std::vector<std::string>{f.url(i % 2 ? "/metrics" : "/readyz?verbose")}));
+        clients.push_back(
+            std::make_unique<Curl>(std::vector<std::string>{f.url(i % 2 ? "/metrics" : "/readyz?verbose")}));
     }
     int ok = 0;
     int closed = 0;
@@ -494,10 +495,9 @@ TEST_CASE("HealthServer: bad settings throw std::invalid_argument and a taken po
 }
 
 TEST_CASE("answer_health_request routes and reports a throwing endpoint as 500") {
-    taskmon::HealthEndpoints endpoints{.health = [] { return taskmon::HealthReport{}; },
-                                       .metrics = []() -> std::vector<taskmon::MetricFamily> {
-                                           throw std::runtime_error("scrape failed");
-                                       }};
+    taskmon::HealthEndpoints endpoints{
+        .health = [] { return taskmon::HealthReport{}; },
+        .metrics = []() -> std::vector<taskmon::MetricFamily> { throw std::runtime_error("scrape failed"); }};
     CHECK(taskmon::answer_health_request(endpoints, "/livez").status == 200);
     CHECK(taskmon::answer_health_request(endpoints, "/livez?x=1&verbose").body == "liveness check passed\n");
     const auto r = taskmon::answer_health_request(endpoints, "/metrics");

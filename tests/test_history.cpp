@@ -5,8 +5,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "taskmon_catch.hpp"
 #include "enum_names.hpp"
+#include "taskmon_catch.hpp"
 
 using namespace std::chrono_literals;
 using taskmon::ActionOutcome;
@@ -121,11 +121,11 @@ TEST_CASE("history: total_duration covers the last step or event while the run i
 TEST_CASE("history: events_of and status_path read the event log") {
     History h;
     h.events.push_back(HistoryEvent{HistoryEventKind::status_changed, 0s, "", "run() called", AgentStatus::pending,
-                             AgentStatus::running, std::nullopt});
+                                    AgentStatus::running, std::nullopt});
     h.events.push_back(HistoryEvent{HistoryEventKind::watchdog_stall, 15s, "perception_watchdog", "", std::nullopt,
-                             std::nullopt, std::nullopt});
+                                    std::nullopt, std::nullopt});
     h.events.push_back(HistoryEvent{HistoryEventKind::status_changed, 20s, "", "done", AgentStatus::running,
-                             AgentStatus::completed, 3});
+                                    AgentStatus::completed, 3});
     CHECK(h.events_of(HistoryEventKind::watchdog_stall).size() == 1);
     CHECK(h.events_of(HistoryEventKind::hook_error).empty());
     CHECK(h.status_path() ==

@@ -178,8 +178,8 @@ History edge_cases() {
     s3.finished_at = 10s;
     s3.actions.push_back({north, ActionOutcome::failed, ActionResult::failure("wheel slipped"), 1s, 2s});
     s3.actions.push_back({north, ActionOutcome::interrupted, ActionResult::failure("instance died"), 2s, std::nullopt});
-    s3.actions.push_back({north, ActionOutcome::skipped, ActionResult::failure("an earlier action failed"),
-                          std::nullopt, std::nullopt});
+    s3.actions.push_back(
+        {north, ActionOutcome::skipped, ActionResult::failure("an earlier action failed"), std::nullopt, std::nullopt});
     h.steps.push_back(s3);
 
     for (auto fate : {DecisionFate::failed, DecisionFate::expired}) {
@@ -349,8 +349,13 @@ TEST_CASE("history_json: the JSON uses names for enums, *_ns integers for offset
     CHECK(j["steps"][2]["result"] == "");  // engaged but empty: not null
     CHECK(j["steps"][2]["actions"][2]["started_at_ns"].is_null());
     const auto& e0 = j["events"][0];
-    CHECK(e0 == json{{"kind", "status_changed"}, {"at_ns", 0},   {"component", ""}, {"message", "run() started"},
-                     {"from", "pending"},        {"to", "running"}, {"step", nullptr}});
+    CHECK(e0 == json{{"kind", "status_changed"},
+                     {"at_ns", 0},
+                     {"component", ""},
+                     {"message", "run() started"},
+                     {"from", "pending"},
+                     {"to", "running"},
+                     {"step", nullptr}});
     CHECK(json(HistoryEventKind::load_shedding_entered) == "load_shedding_entered");
     CHECK(json(ActionOutcome::interrupted) == "interrupted");
     CHECK(json(DecisionFate::expired).get<DecisionFate>() == DecisionFate::expired);

@@ -137,8 +137,8 @@ TEST_CASE("io_semaphore: TASKMON_IO_CONCURRENCY accepts positive integers") {
 }
 
 TEST_CASE("io_semaphore: TASKMON_IO_CONCURRENCY rejects anything else and keeps the default") {
-    const char* bad[] = {"", "0", "000", "-1", "+4", " 4", "4 ", "4x", "abc", "2.5", "1e3", "2147483648",
-                         "99999999999999999999999"};
+    const char* bad[] = {
+        "", "0", "000", "-1", "+4", " 4", "4 ", "4x", "abc", "2.5", "1e3", "2147483648", "99999999999999999999999"};
     for (const char* value : bad) {
         INFO("value: \"" << value << "\"");
         const auto s = taskmon::parse_io_concurrency(value, 6);

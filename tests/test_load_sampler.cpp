@@ -14,8 +14,8 @@
 #include "taskmon_catch.hpp"
 
 using namespace std::chrono_literals;
-using taskmon::detail::CpuSampler;
 using taskmon::CpuUsage;
+using taskmon::detail::CpuSampler;
 using taskmon::detail::LoadSample;
 using taskmon::detail::LoadShedGate;
 using taskmon::detail::LoadThresholds;

@@ -13,7 +13,9 @@ using taskmon::MetricType;
 
 TEST_CASE("render_text_format writes HELP, TYPE and one line per sample") {
     const std::vector<MetricFamily> families{
-        {"taskmon_restarts_total", "Restarts.", MetricType::counter,
+        {"taskmon_restarts_total",
+         "Restarts.",
+         MetricType::counter,
          {{{{"component", "db"}, {"reason", "failed"}}, 3}, {{{"component", "web"}, {"reason", "manual"}}, 0}}},
         {"taskmon_io_semaphore_capacity", "Permits.", MetricType::gauge, {{{}, 8}}},
         {"taskmon_backoff_seconds", "Backoff.", MetricType::gauge, {{{{"component", "db"}}, 0.25}}},
@@ -36,7 +38,9 @@ TEST_CASE("render_text_format writes HELP, TYPE and one line per sample") {
 
 TEST_CASE("render_text_format escapes label values and help, and writes special values") {
     const std::vector<MetricFamily> families{
-        {"m", "a \\ b\nc \"q\"", MetricType::gauge,
+        {"m",
+         "a \\ b\nc \"q\"",
+         MetricType::gauge,
          {{{{"component", "we\"ird\\na\nme"}}, std::numeric_limits<double>::infinity()},
           {{{"component", "n"}}, std::nan("")},
           {{{"component", "neg"}}, -std::numeric_limits<double>::infinity()},
@@ -58,16 +62,17 @@ TEST_CASE("render_text_format rejects invalid names and duplicate families") {
                     std::invalid_argument);
     CHECK_THROWS_AS(taskmon::render_text_format({{"ok", "", MetricType::gauge, {{{{"a b", "v"}}, 1}}}}),
                     std::invalid_argument);
-    CHECK_THROWS_AS(taskmon::render_text_format({{"dup", "", MetricType::gauge, {}}, {"dup", "", MetricType::gauge, {}}}),
-                    std::invalid_argument);
+    CHECK_THROWS_AS(
+        taskmon::render_text_format({{"dup", "", MetricType::gauge, {}}, {"dup", "", MetricType::gauge, {}}}),
+        std::invalid_argument);
     CHECK(taskmon::is_valid_metric_name("taskmon:rule_total"));
     CHECK_FALSE(taskmon::is_valid_label_name("a:b"));
 }
 
 TEST_CASE("merge_families appends samples of families with the same name") {
     std::vector<MetricFamily> into{{"a", "A", MetricType::gauge, {{{{"m", "1"}}, 1}}}};
-    taskmon::merge_families(into, {{"a", "other help", MetricType::gauge, {{{{"m", "2"}}, 2}}},
-                                   {"b", "B", MetricType::counter, {}}});
+    taskmon::merge_families(
+        into, {{"a", "other help", MetricType::gauge, {{{{"m", "2"}}, 2}}}, {"b", "B", MetricType::counter, {}}});
     REQUIRE(into.size() == 2);
     CHECK(into[0].help == "A");
     CHECK(into[0].samples.size() == 2);

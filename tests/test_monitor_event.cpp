@@ -4,9 +4,9 @@
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 
+#include "enum_names.hpp"
 #include "monitor_harness.hpp"
 #include "taskmon_catch.hpp"
-#include "enum_names.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
@@ -45,21 +45,36 @@ using namespace taskmon_test;
 namespace {
 
 constexpr MonitorEventKind all_kinds[] = {
-    MonitorEventKind::started,           MonitorEventKind::failed,
-    MonitorEventKind::cancelled_unexpectedly, MonitorEventKind::completed,
-    MonitorEventKind::restart_scheduled, MonitorEventKind::restarted,
-    MonitorEventKind::restart_requested, MonitorEventKind::restart_merged,
-    MonitorEventKind::gave_up,           MonitorEventKind::not_enabled,
-    MonitorEventKind::no_factory,        MonitorEventKind::factory_failed,
-    MonitorEventKind::stopped,           MonitorEventKind::stop_timeout,
-    MonitorEventKind::restart_cancelled, MonitorEventKind::closed,
-    MonitorEventKind::ready,             MonitorEventKind::watchdog_timeout,
-    MonitorEventKind::startup_timeout,   MonitorEventKind::quarantined,
-    MonitorEventKind::trial_started,     MonitorEventKind::quarantine_closed,
-    MonitorEventKind::escalated,         MonitorEventKind::reset,
-    MonitorEventKind::removed,           MonitorEventKind::policy_updated,
-    MonitorEventKind::group_started,     MonitorEventKind::group_restarting,
-    MonitorEventKind::group_restarted,   MonitorEventKind::group_gave_up,
+    MonitorEventKind::started,
+    MonitorEventKind::failed,
+    MonitorEventKind::cancelled_unexpectedly,
+    MonitorEventKind::completed,
+    MonitorEventKind::restart_scheduled,
+    MonitorEventKind::restarted,
+    MonitorEventKind::restart_requested,
+    MonitorEventKind::restart_merged,
+    MonitorEventKind::gave_up,
+    MonitorEventKind::not_enabled,
+    MonitorEventKind::no_factory,
+    MonitorEventKind::factory_failed,
+    MonitorEventKind::stopped,
+    MonitorEventKind::stop_timeout,
+    MonitorEventKind::restart_cancelled,
+    MonitorEventKind::closed,
+    MonitorEventKind::ready,
+    MonitorEventKind::watchdog_timeout,
+    MonitorEventKind::startup_timeout,
+    MonitorEventKind::quarantined,
+    MonitorEventKind::trial_started,
+    MonitorEventKind::quarantine_closed,
+    MonitorEventKind::escalated,
+    MonitorEventKind::reset,
+    MonitorEventKind::removed,
+    MonitorEventKind::policy_updated,
+    MonitorEventKind::group_started,
+    MonitorEventKind::group_restarting,
+    MonitorEventKind::group_restarted,
+    MonitorEventKind::group_gave_up,
     MonitorEventKind::group_shutdown,
 };
 
@@ -69,14 +84,37 @@ constexpr MonitorEventKind all_kinds[] = {
 
 TEST_CASE("to_string names every MonitorEventKind by its enumerator", "[monitor_event]") {
     static_assert(to_string(MonitorEventKind::restart_scheduled) == "restart_scheduled");  // constexpr
-    const Names expected{"started",           "failed",         "cancelled_unexpectedly", "completed",
-                         "restart_scheduled", "restarted",      "restart_requested",      "restart_merged",
-                         "gave_up",           "not_enabled",    "no_factory",             "factory_failed",
-                         "stopped",           "stop_timeout",   "restart_cancelled",      "closed",
-                         "ready",             "watchdog_timeout", "startup_timeout",    "quarantined",
-                         "trial_started",     "quarantine_closed", "escalated",         "reset",
-                         "removed",           "policy_updated", "group_started",     "group_restarting",
-                         "group_restarted",   "group_gave_up",  "group_shutdown"};
+    const Names expected{"started",
+                         "failed",
+                         "cancelled_unexpectedly",
+                         "completed",
+                         "restart_scheduled",
+                         "restarted",
+                         "restart_requested",
+                         "restart_merged",
+                         "gave_up",
+                         "not_enabled",
+                         "no_factory",
+                         "factory_failed",
+                         "stopped",
+                         "stop_timeout",
+                         "restart_cancelled",
+                         "closed",
+                         "ready",
+                         "watchdog_timeout",
+                         "startup_timeout",
+                         "quarantined",
+                         "trial_started",
+                         "quarantine_closed",
+                         "escalated",
+                         "reset",
+                         "removed",
+                         "policy_updated",
+                         "group_started",
+                         "group_restarting",
+                         "group_restarted",
+                         "group_gave_up",
+                         "group_shutdown"};
     Names names;
     for (auto kind : all_kinds) {
         names.emplace_back(to_string(kind));
@@ -122,8 +160,8 @@ TEST_CASE("A component that fails until it gives up publishes each step with its
     h.runner.run_for(1h);
     h.close(monitor);
 
-    CHECK(r.kinds() == Names{"started", "failed", "restart_scheduled", "restarted", "failed",
-                             "restart_scheduled", "restarted", "failed", "gave_up", "closed"});
+    CHECK(r.kinds() == Names{"started", "failed", "restart_scheduled", "restarted", "failed", "restart_scheduled",
+                             "restarted", "failed", "gave_up", "closed"});
     REQUIRE(r.events.size() == 10);
     for (std::size_t i = 0; i < r.events.size(); ++i) {
         CHECK(r.events[i].sequence == i + 1);
@@ -231,8 +269,7 @@ TEST_CASE("Every subscriber gets every event, in the order they subscribed", "[m
     }
 }
 
-TEST_CASE("Events of register_task, supervise, restart and disable arrive before the call returns",
-          "[monitor_event]") {
+TEST_CASE("Events of register_task, supervise, restart and disable arrive before the call returns", "[monitor_event]") {
     Harness h;
     Script a, b;
     auto failing = failing_now(1);
@@ -258,8 +295,7 @@ TEST_CASE("Events of register_task, supervise, restart and disable arrive before
     h.close(monitor);
 }
 
-TEST_CASE("A throwing listener is logged once per throw and breaks neither restarts nor close()",
-          "[monitor_event]") {
+TEST_CASE("A throwing listener is logged once per throw and breaks neither restarts nor close()", "[monitor_event]") {
     Harness h;
     auto script = failing_now(2);
     Monitor monitor{h.io.get_executor(), {.base_backoff = 1s, .max_backoff = 1s}, h.logger};
@@ -284,8 +320,8 @@ TEST_CASE("A throwing listener is logged once per throw and breaks neither resta
     CHECK(monitor.get_component_stats().at("c").state == ComponentState::running);
     CHECK(h.close(monitor) == 0s);
     CHECK(thrown == 3);
-    CHECK(after.kinds() == Names{"started", "failed", "restart_scheduled", "restarted", "failed",
-                                 "restart_scheduled", "restarted", "stopped", "closed"});
+    CHECK(after.kinds() == Names{"started", "failed", "restart_scheduled", "restarted", "failed", "restart_scheduled",
+                                 "restarted", "stopped", "closed"});
     const auto errors = h.lines_with("Event listener threw");
     REQUIRE(errors.size() == 3);
     CHECK(errors[0] ==
@@ -297,8 +333,7 @@ TEST_CASE("A throwing listener is logged once per throw and breaks neither resta
 TEST_CASE("A listener may call get_component_stats() and restart() re-entrantly", "[monitor_event]") {
     Harness h;
     auto script = failing_now(3);
-    Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 1, .base_backoff = 1s, .max_backoff = 1s},
-                    h.logger};
+    Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 1, .base_backoff = 1s, .max_backoff = 1s}, h.logger};
     std::vector<ComponentState> states_seen;
     int restarts_requested = 0;
     Recorder first, second;
@@ -318,9 +353,9 @@ TEST_CASE("A listener may call get_component_stats() and restart() re-entrantly"
     h.runner.run_for(1h);
     // 0: started, fails; 1 s: restarted, fails, gives up; the listener restarts it: fails, gives up again (the
     // manual restart gave it a fresh budget of one), restarted after 1 s and runs.
-    const Names expected{"started",   "failed",    "restart_scheduled", "restarted",
-                         "failed",    "gave_up",   "restart_requested", "restarted",
-                         "failed",    "restart_scheduled", "restarted"};
+    const Names expected{
+        "started",   "failed", "restart_scheduled", "restarted", "failed", "gave_up", "restart_requested",
+        "restarted", "failed", "restart_scheduled", "restarted"};
     CHECK(first.kinds() == expected);
     CHECK(second.kinds() == expected);  // the second listener saw gave_up before the restart it caused
     CHECK(script.starts == 4);
@@ -334,8 +369,8 @@ TEST_CASE("A listener may call get_component_stats() and restart() re-entrantly"
 TEST_CASE("A listener may unsubscribe itself or another listener during a delivery", "[monitor_event]") {
     Harness h;
     auto script = failing_now(100);
-    Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 100, .base_backoff = 1s, .max_backoff = 1s},
-                    h.logger};
+    Monitor monitor{
+        h.io.get_executor(), {.max_restart_attempts = 100, .base_backoff = 1s, .max_backoff = 1s}, h.logger};
     taskmon::EventSubscription self_removing, victim;
     Recorder victim_seen, late_seen;
     int self_calls = 0;
@@ -351,7 +386,7 @@ TEST_CASE("A listener may unsubscribe itself or another listener during a delive
     victim = monitor.subscribe(victim_seen.listener());
     monitor.supervise("c", factory_of(script));
     h.runner.run_for(1500ms);
-    CHECK(self_calls == 2);                       // started, failed
+    CHECK(self_calls == 2);  // started, failed
     CHECK(victim_seen.kinds() == Names{"started"});
     CHECK(late_seen.kinds() == Names{"restarted", "failed", "restart_scheduled"});
     CHECK_FALSE(self_removing.subscribed());
@@ -420,8 +455,9 @@ TEST_CASE("Each remaining kind carries its documented fields", "[monitor_event]"
     auto subscription = monitor.subscribe(r.listener());
 
     SECTION("completed: restart_type") {
-        monitor.supervise("once", []() -> asio::awaitable<void> { co_return; },
-                          RestartPolicy{.restart_type = RestartType::temporary});
+        monitor.supervise(
+            "once", []() -> asio::awaitable<void> { co_return; },
+            RestartPolicy{.restart_type = RestartType::temporary});
         h.runner.run_for(1s);
         const auto completed = r.of(MonitorEventKind::completed);
         REQUIRE(completed.size() == 1);
@@ -464,8 +500,8 @@ TEST_CASE("Each remaining kind carries its documented fields", "[monitor_event]"
             return scripted(script);
         });
         h.runner.run_for(1min);
-        CHECK(r.kinds() == Names{"started", "failed", "restart_scheduled", "factory_failed", "restart_scheduled",
-                                 "restarted"});
+        CHECK(r.kinds() ==
+              Names{"started", "failed", "restart_scheduled", "factory_failed", "restart_scheduled", "restarted"});
         const auto failed = r.of(MonitorEventKind::factory_failed).at(0);
         CHECK(failed.reason == "std::logic_error: no config");
         CHECK(failed.failure_count == 2);
@@ -535,9 +571,8 @@ TEST_CASE("Events from several threads reach listeners that come and go", "[moni
     std::mutex mutex;
     std::vector<std::uint64_t> sequences;
     {
-        taskmon::TaskMonitor monitor{io.get_executor(),
-                                     {.max_restart_attempts = 1000, .base_backoff = 0ms, .max_backoff = 1ms},
-                                     logger};
+        taskmon::TaskMonitor monitor{
+            io.get_executor(), {.max_restart_attempts = 1000, .base_backoff = 0ms, .max_backoff = 1ms}, logger};
         auto all = monitor.subscribe([&](const MonitorEvent& e) {
             std::lock_guard lock{mutex};
             sequences.push_back(e.sequence);

@@ -17,10 +17,10 @@
 #include <chrono>
 #include <optional>
 #include <set>
-#include <system_error>
-#include <thread>
 #include <stdexcept>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -110,8 +110,9 @@ TEST_CASE("MonitorMetrics: a permanent component that returns restarts with reas
     Harness h;
     Monitor monitor{h.io.get_executor(), {.base_backoff = 1s}, h.logger};
     taskmon::MonitorMetrics metrics{monitor};
-    monitor.supervise("loop", [] { return returns_at_once(); },
-                      taskmon::RestartPolicy{.base_backoff = 1s, .restart_type = taskmon::RestartType::permanent});
+    monitor.supervise(
+        "loop", [] { return returns_at_once(); },
+        taskmon::RestartPolicy{.base_backoff = 1s, .restart_type = taskmon::RestartType::permanent});
     h.runner.run_for(1500ms);
     CHECK(metrics.restarts("loop", RestartReason::completed) == 1);
     CHECK(metrics.restarts("loop", RestartReason::failed) == 0);
@@ -140,9 +141,9 @@ TEST_CASE("MonitorMetrics: give-up shows in state and up and a restart whose cau
     Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 1, .base_backoff = 1s}, h.logger};
     Script script = taskmon_test::failing_now(2);
     monitor.supervise("db", taskmon_test::factory_of(script));
-    h.runner.run_for(1ms);  // failed; restart pending
+    h.runner.run_for(1ms);                     // failed; restart pending
     taskmon::MonitorMetrics metrics{monitor};  // subscribes after the failure
-    h.runner.run_for(2s);   // restarted (cause unseen), failed again: gave up
+    h.runner.run_for(2s);                      // restarted (cause unseen), failed again: gave up
     auto m = metrics.collect();
     CHECK(value_of(m, "taskmon_restarts_total", {{"component", "db"}, {"reason", "unknown"}}) == 1.0);
     CHECK(value_of(m, "taskmon_component_state", {{"component", "db"}, {"state", "gave_up"}}) == 1.0);
@@ -180,8 +181,8 @@ TEST_CASE("MonitorMetrics renders as text with constant labels and the io_semaph
 TEST_CASE("MonitorMetrics: collect() from another thread while two threads run the monitor") {
     asio::io_context io;
     auto logger = std::make_shared<spdlog::logger>("metrics-threads", std::make_shared<spdlog::sinks::null_sink_mt>());
-    taskmon::TaskMonitor monitor{io.get_executor(), {.max_restart_attempts = 1000, .base_backoff = 1ms,
-                                                     .max_backoff = 1ms}, logger};
+    taskmon::TaskMonitor monitor{
+        io.get_executor(), {.max_restart_attempts = 1000, .base_backoff = 1ms, .max_backoff = 1ms}, logger};
     taskmon::MonitorMetrics metrics{monitor};
     const auto fails = []() -> asio::awaitable<void> {
         co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
@@ -313,16 +314,15 @@ TEST_CASE("MonitorMetrics: a removed component's series go with it and one added
     h.close(monitor);
 }
 
-TEST_CASE("MonitorMetrics: a component removed while backing off or while ignoring cancellation leaves nothing behind") {
+TEST_CASE(
+    "MonitorMetrics: a component removed while backing off or while ignoring cancellation leaves nothing behind") {
     Harness h;
-    Monitor monitor{h.io.get_executor(), {.base_backoff = 1min, .max_backoff = 1min, .shutdown_timeout = 1s},
-                    h.logger};
+    Monitor monitor{h.io.get_executor(), {.base_backoff = 1min, .max_backoff = 1min, .shutdown_timeout = 1s}, h.logger};
     taskmon::MonitorMetrics metrics{monitor};
     Script failing = taskmon_test::failing_now(1);
     monitor.supervise("backing_off", taskmon_test::factory_of(failing));
-    monitor.supervise("stubborn", []() -> asio::awaitable<void> {
-        co_await taskmon_test::sleep_ignoring_cancellation(10s);
-    });
+    monitor.supervise("stubborn",
+                      []() -> asio::awaitable<void> { co_await taskmon_test::sleep_ignoring_cancellation(10s); });
     h.runner.run_for(1ms);  // backing_off failed: a restart is pending, its cause noted
     CHECK(metrics.tracked_components() == 1);
     std::optional<std::error_code> first;

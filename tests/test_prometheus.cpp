@@ -22,7 +22,9 @@ using namespace std::chrono_literals;
 
 TEST_CASE("PrometheusCollectable converts names, help, types, labels and values") {
     const std::vector<taskmon::MetricFamily> families{
-        {"taskmon_restarts_total", "Restarts.", taskmon::MetricType::counter,
+        {"taskmon_restarts_total",
+         "Restarts.",
+         taskmon::MetricType::counter,
          {{{{"component", "db"}, {"reason", "failed"}}, 3}}},
         {"taskmon_component_up", "Up.", taskmon::MetricType::gauge, {{{{"component", "db"}}, 1}}},
     };

@@ -1,8 +1,8 @@
 // Tests for taskmon/restart_policy.hpp: backoff formula, jitter kinds, validation.
 #include <taskmon/restart_policy.hpp>
 
-#include "taskmon_catch.hpp"
 #include "enum_names.hpp"
+#include "taskmon_catch.hpp"
 
 #include <chrono>
 #include <limits>
@@ -56,7 +56,8 @@ TEST_CASE("Jitter stays within each kind's bounds and under the cap", "[restart_
         for (int i = 0; i < 100; ++i) {
             const auto j = taskmon::jittered_backoff(policy, k, 0s, random);
             CHECK(j >= ns{static_cast<ns::rep>(0.8 * static_cast<double>(d.count())) - 1});
-            CHECK(j <= std::min<ns>(policy.max_backoff, ns{static_cast<ns::rep>(1.2 * static_cast<double>(d.count())) + 1}));
+            CHECK(j <=
+                  std::min<ns>(policy.max_backoff, ns{static_cast<ns::rep>(1.2 * static_cast<double>(d.count())) + 1}));
         }
     }
 }
@@ -144,8 +145,7 @@ TEST_CASE("validate() rejects durations too long to convert to nanoseconds", "[r
 TEST_CASE("fmt formats every RestartType and JitterKind as its name", "[restart_policy]") {
     taskmon_test::check_enum_names(taskmon::RestartType::permanent, taskmon::RestartType::temporary);
     taskmon_test::check_enum_names(JitterKind::none, JitterKind::proportional);
-    CHECK(fmt::format("{} {}", taskmon::RestartType::transient, JitterKind::decorrelated) ==
-          "transient decorrelated");
+    CHECK(fmt::format("{} {}", taskmon::RestartType::transient, JitterKind::decorrelated) == "transient decorrelated");
 }
 
 TEST_CASE("unlimited_restart_attempts is a valid max_restart_attempts", "[restart_policy]") {

@@ -44,7 +44,7 @@ TEST_CASE("stall_watch: a publish within the timeout keeps the watch quiet") {
     watch.grant_grace(at(0s));
     CHECK_FALSE(watch.on_publish(at(8s)));
     CHECK(watch.check(at(17s)).kind == Kind::quiet);  // 9 s since the publish
-    const auto found = watch.check(at(18s));         // exactly the timeout
+    const auto found = watch.check(at(18s));          // exactly the timeout
     CHECK(found.kind == Kind::stall);
     CHECK(found.silent_for == 10s);
 }

@@ -40,8 +40,7 @@ Step executed(std::uint64_t number, std::vector<ActionOutcome> actions = {Action
     return step(number, StepOutcome::succeeded, DecisionFate::executed, std::move(actions));
 }
 
-Step failed(std::uint64_t number, std::optional<DecisionFate> fate = DecisionFate::failed,
-            std::string error = "boom") {
+Step failed(std::uint64_t number, std::optional<DecisionFate> fate = DecisionFate::failed, std::string error = "boom") {
     return step(number, StepOutcome::failed, fate, {}, std::move(error));
 }
 
@@ -53,12 +52,14 @@ TEST_CASE("step_ledger: each fate is counted in exactly one decision counter and
     History h;
     Ledger ledger{h, roomy};
     CHECK_FALSE(ledger.record(executed(1, {ActionOutcome::succeeded, ActionOutcome::succeeded})).status);
-    CHECK_FALSE(ledger.record(step(2, StepOutcome::failed, DecisionFate::failed,
-                                   {ActionOutcome::succeeded, ActionOutcome::failed, ActionOutcome::skipped}))
-                     .status);
-    CHECK_FALSE(ledger.record(step(3, StepOutcome::failed, DecisionFate::interrupted,
-                                   {ActionOutcome::interrupted, ActionOutcome::skipped}))
-                     .status);
+    CHECK_FALSE(ledger
+                    .record(step(2, StepOutcome::failed, DecisionFate::failed,
+                                 {ActionOutcome::succeeded, ActionOutcome::failed, ActionOutcome::skipped}))
+                    .status);
+    CHECK_FALSE(ledger
+                    .record(step(3, StepOutcome::failed, DecisionFate::interrupted,
+                                 {ActionOutcome::interrupted, ActionOutcome::skipped}))
+                    .status);
     CHECK_FALSE(ledger.record(executed(4)).status);  // resets the failures in a row
     CHECK_FALSE(ledger.record(step(5, StepOutcome::failed, DecisionFate::expired, {ActionOutcome::skipped})).status);
     CHECK_FALSE(ledger.record(failed(6, std::nullopt, "decide() failed: boom")).status);

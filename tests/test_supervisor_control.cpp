@@ -11,10 +11,10 @@
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-#include <asio/executor_work_guard.hpp>
 #include <spdlog/sinks/null_sink.h>
 
 #include <atomic>
@@ -257,7 +257,9 @@ TEST_CASE("supervisor: a run on a two-thread io_context with the steady clock (f
                      ++acted;
                      co_return ActionResult::ok();
                  }},
-                settings, {}, null_logger()};
+                settings,
+                {},
+                null_logger()};
     std::optional<RealSup::HistoryType> history;
     asio::co_spawn(
         io, [&]() -> asio::awaitable<void> { history = co_await sup.run(); }, asio::detached);
@@ -278,9 +280,8 @@ TEST_CASE("supervisor: a run on a two-thread io_context with the steady clock (f
 TEST_CASE("supervisor: destroying it right after a control call is safe: the posted call holds the state") {
     SupervisorHarness h;
     std::vector<taskmon::StatusTransition> transitions;
-    auto sup = h.make(fast_settings(), {.on_status_change = [&](const taskmon::StatusTransition& t) {
-                                            transitions.push_back(t);
-                                        }});
+    auto sup = h.make(fast_settings(),
+                      {.on_status_change = [&](const taskmon::StatusTransition& t) { transitions.push_back(t); }});
     sup->pause();
     sup->resume();
     sup->inject_guidance("too late");

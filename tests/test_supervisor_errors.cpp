@@ -58,30 +58,32 @@ TEST_CASE("supervisor: hooks run in order and a throwing hook is recorded, never
     std::vector<std::string> log;
     bool components_closed_at_end = false;
     Sup* sup_ptr = nullptr;
-    Sup::Hooks hooks{
-        .on_run_start = [&] { log.push_back("run_start"); },
-        .on_step_start = [&](std::uint64_t n) {
-            log.push_back("step_start " + std::to_string(n));
-            if (n == 1) throw std::runtime_error("hook bug");
-        },
-        .on_step_end = [&](const Sup::Step& s) { log.push_back("step_end " + std::to_string(s.number)); },
-        .on_run_end = [&](const History& hist) {
-            log.push_back("run_end " + std::string{taskmon::to_string(hist.status)});
-            components_closed_at_end = true;
-            for (const auto& [name, stats] : sup_ptr->get_component_stats()) {
-                if (stats.state == taskmon::ComponentState::running) components_closed_at_end = false;
-            }
-            throw std::runtime_error("end hook bug");
-        },
-        .on_status_change = [&](const taskmon::StatusTransition& t) {
-            log.push_back("status " + std::string{taskmon::to_string(t.to)});
-        }};
+    Sup::Hooks hooks{.on_run_start = [&] { log.push_back("run_start"); },
+                     .on_step_start =
+                         [&](std::uint64_t n) {
+                             log.push_back("step_start " + std::to_string(n));
+                             if (n == 1) throw std::runtime_error("hook bug");
+                         },
+                     .on_step_end = [&](const Sup::Step& s) { log.push_back("step_end " + std::to_string(s.number)); },
+                     .on_run_end =
+                         [&](const History& hist) {
+                             log.push_back("run_end " + std::string{taskmon::to_string(hist.status)});
+                             components_closed_at_end = true;
+                             for (const auto& [name, stats] : sup_ptr->get_component_stats()) {
+                                 if (stats.state == taskmon::ComponentState::running) components_closed_at_end = false;
+                             }
+                             throw std::runtime_error("end hook bug");
+                         },
+                     .on_status_change =
+                         [&](const taskmon::StatusTransition& t) {
+                             log.push_back("status " + std::string{taskmon::to_string(t.to)});
+                         }};
     auto sup = h.make(fast_settings(), hooks);
     sup_ptr = sup.get();
     h.start(*sup);
     REQUIRE(h.finish());
-    CHECK(log == std::vector<std::string>{"status running", "run_start", "step_start 1", "step_end 1",
-                                          "step_start 2", "status completed", "step_end 2", "run_end completed"});
+    CHECK(log == std::vector<std::string>{"status running", "run_start", "step_start 1", "step_end 1", "step_start 2",
+                                          "status completed", "step_end 2", "run_end completed"});
     CHECK(components_closed_at_end);
     CHECK(h.history->status == AgentStatus::completed);
     // Both hook errors are in the returned history: on_run_end runs before run() hands it over.
@@ -277,8 +279,8 @@ TEST_CASE("supervisor: a pause_handler give-up degrades: pending and later pause
         co_return ActionResult::ok();
     };
     auto settings = fast_settings();
-    settings.auxiliary_restart_policy = {.max_restart_attempts = 2, .base_backoff = 1s, .max_backoff = 1s,
-                                         .jitter = taskmon::JitterKind::none};
+    settings.auxiliary_restart_policy = {
+        .max_restart_attempts = 2, .base_backoff = 1s, .max_backoff = 1s, .jitter = taskmon::JitterKind::none};
     auto sup = h.make(settings);
     int faults = 0;
     taskmon::detail::SupervisorAccess::state(*sup).set_instance_fault([&](const char* component, std::uint64_t) {
@@ -294,10 +296,10 @@ TEST_CASE("supervisor: a pause_handler give-up degrades: pending and later pause
     h.at(3s, [&] { sup->pause(); });  // after the give-up: dropped, the run goes on
     REQUIRE(h.finish());
     const auto& hist = *h.history;
-    CHECK(faults == 3);  // the first instance and two restarts
+    CHECK(faults == 3);                            // the first instance and two restarts
     CHECK(hist.status == AgentStatus::completed);  // auxiliary: the run is degraded, not failed
-    CHECK(hist.status_path() == std::vector<AgentStatus>{AgentStatus::pending, AgentStatus::running,
-                                                         AgentStatus::completed});
+    CHECK(hist.status_path() ==
+          std::vector<AgentStatus>{AgentStatus::pending, AgentStatus::running, AgentStatus::completed});
     REQUIRE(count_events(hist, HistoryEventKind::component_gave_up) == 1);
     CHECK(hist.events_of(HistoryEventKind::component_gave_up)[0].component == "pause_handler");
     CHECK(hist.counters.restarts.at("pause_handler") == 2);

@@ -134,8 +134,7 @@ TEST_CASE("supervisor: destroying the io_context while shedding restores the io_
         auto settings = fast_settings();
         settings.shed_io_semaphore_count = 1;
         settings.max_steps = 100000;
-        auto sup = h.make(settings, {},
-                          [] { return std::optional<taskmon::CpuUsage>{taskmon::CpuUsage{99.9, 50.0}}; });
+        auto sup = h.make(settings, {}, [] { return std::optional<taskmon::CpuUsage>{taskmon::CpuUsage{99.9, 50.0}}; });
         h.start(*sup);
         h.runner.run_for(5s);
         REQUIRE_FALSE(h.history.has_value());

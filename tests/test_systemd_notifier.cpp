@@ -243,8 +243,11 @@ TEST_CASE("systemd notifier: READY=1 once every critical component runs and STAT
     h.runner.poll();
     REQUIRE(monitor.get_component_stats().at("http").state == ComponentState::restarting);
 
-    Notifier notifier{h.io.get_executor(), [&] { return taskmon::check_health(monitor); }, environment(socket),
-                      {.poll_interval = 0ms}, h.logger};
+    Notifier notifier{h.io.get_executor(),
+                      [&] { return taskmon::check_health(monitor); },
+                      environment(socket),
+                      {.poll_interval = 0ms},
+                      h.logger};
     auto refresh = monitor.subscribe([&](const taskmon::MonitorEvent&) { notifier.update(); });
     notifier.start();
 
@@ -263,9 +266,10 @@ TEST_CASE("systemd notifier: READY=1 once every critical component runs and STAT
     monitor.restart("http");
     const auto later = run_collecting(h, socket, 5s);
     CHECK(times_with(later, "READY=1").empty());
-    CHECK(status_lines(later) ==
-          std::vector<std::string>{"live, not ready: http: restarting (last error: std::runtime_error: Connection lost)",
-                                   "live, ready (2 components)"});
+    CHECK(
+        status_lines(later) ==
+        std::vector<std::string>{"live, not ready: http: restarting (last error: std::runtime_error: Connection lost)",
+                                 "live, ready (2 components)"});
 
     refresh.unsubscribe();
     close_notifier(h, notifier);
@@ -279,8 +283,11 @@ TEST_CASE("systemd notifier: without update() the poll timer keeps STATUS and RE
     Script http = failing_now(1);
     monitor.supervise("http", factory_of(http), taskmon::RestartPolicy{.base_backoff = 2500ms});
     h.runner.poll();
-    Notifier notifier{h.io.get_executor(), [&] { return taskmon::check_health(monitor); }, environment(socket),
-                      {.poll_interval = 1s}, h.logger};
+    Notifier notifier{h.io.get_executor(),
+                      [&] { return taskmon::check_health(monitor); },
+                      environment(socket),
+                      {.poll_interval = 1s},
+                      h.logger};
     notifier.start();
     const auto received = run_collecting(h, socket, 5s);
     CHECK(times_with(received, "READY=1") == std::vector<Duration>{3s});  // first poll after the restart at 2.5 s
@@ -295,8 +302,11 @@ TEST_CASE("systemd notifier: WATCHDOG=1 every half of WATCHDOG_USEC in virtual t
     Script db;
     monitor.supervise("db", factory_of(db));
     h.runner.poll();
-    Notifier notifier{h.io.get_executor(), [&] { return taskmon::check_health(monitor); },
-                      environment(socket, std::chrono::microseconds{10s}), {.poll_interval = 0ms}, h.logger};
+    Notifier notifier{h.io.get_executor(),
+                      [&] { return taskmon::check_health(monitor); },
+                      environment(socket, std::chrono::microseconds{10s}),
+                      {.poll_interval = 0ms},
+                      h.logger};
     CHECK(notifier.ping_interval() == std::chrono::microseconds{5s});
     notifier.start();
 
@@ -322,7 +332,8 @@ TEST_CASE("systemd notifier: a critical give-up stops the pings and calls on_not
     std::vector<Duration> not_live_at;
     const bool trigger = GENERATE(false, true);
     CAPTURE(trigger);
-    Notifier notifier{h.io.get_executor(), [&] { return taskmon::check_health(monitor); },
+    Notifier notifier{h.io.get_executor(),
+                      [&] { return taskmon::check_health(monitor); },
                       environment(socket, std::chrono::microseconds{4s}),
                       {.poll_interval = 0ms,
                        .trigger_watchdog = trigger,
@@ -372,8 +383,11 @@ TEST_CASE("systemd notifier: close() sends STOPPING=1 and nothing after") {
     Script db;
     monitor.supervise("db", factory_of(db));
     h.runner.poll();
-    Notifier notifier{h.io.get_executor(), [&] { return taskmon::check_health(monitor); },
-                      environment(socket, std::chrono::microseconds{2s}), {}, h.logger};
+    Notifier notifier{h.io.get_executor(),
+                      [&] { return taskmon::check_health(monitor); },
+                      environment(socket, std::chrono::microseconds{2s}),
+                      {},
+                      h.logger};
     notifier.start();
     auto received = run_collecting(h, socket, 3s);
     CHECK(times_with(received, "WATCHDOG=1") == std::vector<Duration>{0s, 1s, 2s, 3s});
@@ -394,9 +408,11 @@ TEST_CASE("systemd notifier: without NOTIFY_SOCKET nothing is sent but on_not_li
     Script cache = failing_now(100);
     monitor.supervise("cache", factory_of(cache), quick_give_up());
     int not_live = 0;
-    Notifier notifier{h.io.get_executor(), [&] { return taskmon::check_health(monitor); },
+    Notifier notifier{h.io.get_executor(),
+                      [&] { return taskmon::check_health(monitor); },
                       SystemdEnvironment::parse(nullptr, "1000000", nullptr, 1),
-                      {.on_not_live = [&](const HealthReport&) { ++not_live; }}, h.logger};
+                      {.on_not_live = [&](const HealthReport&) { ++not_live; }},
+                      h.logger};
     CHECK_FALSE(notifier.ping_interval());
     notifier.start();
     h.runner.run_for(10s);
@@ -411,8 +427,11 @@ TEST_CASE("systemd notifier: a socket nobody listens on is counted and logged an
     Harness h;
     std::string dir = "/tmp/taskmon-notify-XXXXXX";
     REQUIRE(::mkdtemp(dir.data()) != nullptr);
-    Notifier notifier{h.io.get_executor(), [] { return HealthReport{}; },
-                      SystemdEnvironment{dir + "/nobody", std::nullopt}, {.poll_interval = 1s}, h.logger};
+    Notifier notifier{h.io.get_executor(),
+                      [] { return HealthReport{}; },
+                      SystemdEnvironment{dir + "/nobody", std::nullopt},
+                      {.poll_interval = 1s},
+                      h.logger};
     notifier.start();
     h.runner.run_for(2s);
     const auto stats = notifier.stats();
@@ -436,7 +455,9 @@ TEST_CASE("systemd notifier: a throwing health source counts as not live and lon
                           r.readiness_failures.push_back({"big", std::string(5000, 'x')});
                           return r;
                       },
-                      environment(socket, std::chrono::microseconds{2s}), {.poll_interval = 0ms}, h.logger};
+                      environment(socket, std::chrono::microseconds{2s}),
+                      {.poll_interval = 0ms},
+                      h.logger};
     notifier.start();
     auto received = run_collecting(h, socket, 1500ms);
     REQUIRE(received.size() == 2);

@@ -137,10 +137,10 @@ TEST_CASE("The give-up line names the restart window in words", "[task_monitor]"
     CAPTURE(row.words);
     Harness h;
     auto script = failing_now(100);
-    Monitor monitor{h.io.get_executor(),
-                    {.max_restart_attempts = row.attempts, .restart_window = row.window, .base_backoff = 1s,
-                     .max_backoff = 1s},
-                    h.logger};
+    Monitor monitor{
+        h.io.get_executor(),
+        {.max_restart_attempts = row.attempts, .restart_window = row.window, .base_backoff = 1s, .max_backoff = 1s},
+        h.logger};
     monitor.supervise("decision", factory_of(script));
     h.runner.run_for(1h);
     const auto gave_up = h.lines_with("exceeded restart limit");
@@ -181,7 +181,10 @@ TEST_CASE("A component that fails every 20 minutes never gives up", "[task_monit
 }
 
 TEST_CASE("Old restarts slide out of the window", "[task_monitor]") {
-    RestartPolicy policy{.max_restart_attempts = 2, .restart_window = 1h, .base_backoff = 1s, .max_backoff = 1s,
+    RestartPolicy policy{.max_restart_attempts = 2,
+                         .restart_window = 1h,
+                         .base_backoff = 1s,
+                         .max_backoff = 1s,
                          .reset_backoff_after = 24h};
     SECTION("restarts still inside the window count") {
         Harness h;
@@ -211,13 +214,15 @@ TEST_CASE("Old restarts slide out of the window", "[task_monitor]") {
     }
 }
 
-TEST_CASE("A restart exactly one window old no longer counts, in the decision and in the stats",
-          "[task_monitor]") {
+TEST_CASE("A restart exactly one window old no longer counts, in the decision and in the stats", "[task_monitor]") {
     Harness h;
     Script script;
     script.lifetimes = {0s, 1h, 0s, 0s};  // fails at 0, is restarted at 1 s (a restart at t = 0), fails at 1 h + 1 s
     Monitor monitor{h.io.get_executor(),
-                    {.max_restart_attempts = 1, .restart_window = 1h, .base_backoff = 1s, .max_backoff = 1s,
+                    {.max_restart_attempts = 1,
+                     .restart_window = 1h,
+                     .base_backoff = 1s,
+                     .max_backoff = 1s,
                      .reset_backoff_after = 24h},
                     h.logger};
     monitor.supervise("c", factory_of(script));
@@ -232,13 +237,14 @@ TEST_CASE("A restart exactly one window old no longer counts, in the decision an
     h.close(monitor);
 }
 
-TEST_CASE("unlimited_restart_attempts never gives up, however many restarts fall in the window",
-          "[task_monitor]") {
+TEST_CASE("unlimited_restart_attempts never gives up, however many restarts fall in the window", "[task_monitor]") {
     Harness h;
     auto failing = failing_now(500);
     Monitor monitor{h.io.get_executor(),
-                    {.max_restart_attempts = taskmon::unlimited_restart_attempts, .restart_window = 1h,
-                     .base_backoff = 1s, .max_backoff = 1s},
+                    {.max_restart_attempts = taskmon::unlimited_restart_attempts,
+                     .restart_window = 1h,
+                     .base_backoff = 1s,
+                     .max_backoff = 1s},
                     h.logger};
     monitor.supervise("crashy", factory_of(failing));
     REQUIRE(h.runner.run_until([&] { return failing.starts == 501; }, 1h));

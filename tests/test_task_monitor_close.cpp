@@ -8,12 +8,12 @@
 #include "taskmon_catch.hpp"
 
 #include <asio/co_spawn.hpp>
-#include <asio/io_context.hpp>
-#include <asio/this_coro.hpp>
-#include <asio/use_awaitable.hpp>
 #include <asio/detached.hpp>
+#include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
 #include <asio/use_future.hpp>
 
 #include <atomic>
@@ -141,8 +141,7 @@ TEST_CASE("Destroying a monitor without close stops its components safely", "[ta
     auto failing = failing_now(100);
     Script steady;
     {
-        Monitor monitor{on_strand ? asio::any_io_executor{asio::make_strand(h.io)} : h.io.get_executor(), {},
-                        h.logger};
+        Monitor monitor{on_strand ? asio::any_io_executor{asio::make_strand(h.io)} : h.io.get_executor(), {}, h.logger};
         monitor.supervise("failing", factory_of(failing));
         monitor.supervise("steady", factory_of(steady));
         h.runner.run_for(1s);  // failing is in its backoff, steady runs
@@ -162,8 +161,8 @@ TEST_CASE("Destroying the io_context after the monitor without running it is saf
     {
         asio::io_context io;
         {
-            Monitor monitor{on_strand ? asio::any_io_executor{asio::make_strand(io)} : io.get_executor(), {},
-                            null_logger()};
+            Monitor monitor{
+                on_strand ? asio::any_io_executor{asio::make_strand(io)} : io.get_executor(), {}, null_logger()};
             monitor.supervise("failing", factory_of(failing));
             monitor.supervise("steady", factory_of(steady));
             VirtualTimeRunner{io, time}.run_for(1s);
@@ -180,9 +179,8 @@ TEST_CASE("task_monitor: destroying the io_context while close() waits frees the
         ManualTime time;
         asio::io_context io;
         VirtualTimeRunner runner{io, time};
-        auto monitor = std::make_shared<Monitor>(
-            io.get_executor(), taskmon::RestartPolicy{.shutdown_timeout = 1min},
-            null_logger());
+        auto monitor = std::make_shared<Monitor>(io.get_executor(), taskmon::RestartPolicy{.shutdown_timeout = 1min},
+                                                 null_logger());
         monitor->register_task("stubborn", sleep_ignoring_cancellation(1h));
         auto token = std::make_shared<int>(0);
         token_seen = token;

@@ -302,8 +302,7 @@ TEST_CASE("recovery: a fatal failure under quarantine quarantines at once", "[ta
     h.close(monitor);
 }
 
-TEST_CASE("recovery: not_counted failures restart with backoff but never fill the window",
-          "[task_monitor][classify]") {
+TEST_CASE("recovery: not_counted failures restart with backoff but never fill the window", "[task_monitor][classify]") {
     Harness h;
     Recorder recorder;
     auto policy = quick(GiveUpMode::stop);
@@ -355,11 +354,11 @@ TEST_CASE("recovery: a policy that gives up before reaching max_backoff is warne
     }
     const auto warnings = h.lines_with("warning|Restart policy never reaches its max_backoff");
     REQUIRE(warnings.size() == 1);
-    CHECK(warnings[0].find("gives up after 5 restarts per hour before any backoff reaches 60.0s") !=
-          std::string::npos);
+    CHECK(warnings[0].find("gives up after 5 restarts per hour before any backoff reaches 60.0s") != std::string::npos);
     Monitor reaches{h.io.get_executor(), RestartPolicy{.max_restart_attempts = 6}, h.logger};
-    reaches.supervise("x", []() -> asio::awaitable<void> { co_return; },
-                      RestartPolicy{.max_restart_attempts = 2, .base_backoff = 1s, .max_backoff = 10s});
+    reaches.supervise(
+        "x", []() -> asio::awaitable<void> { co_return; },
+        RestartPolicy{.max_restart_attempts = 2, .base_backoff = 1s, .max_backoff = 10s});
     CHECK(h.lines_with("Restart policy never reaches").size() == 2);
     CHECK(h.lines_with("the policy of component 'x'").size() == 1);
     h.close(reaches);
@@ -368,7 +367,8 @@ TEST_CASE("recovery: a policy that gives up before reaching max_backoff is warne
 TEST_CASE("recovery: gives_up_before_max_backoff", "[restart_policy]") {
     CHECK(taskmon::gives_up_before_max_backoff(RestartPolicy{}));  // 2+4+8+16+32 s, then refused
     CHECK_FALSE(taskmon::gives_up_before_max_backoff(RestartPolicy{.max_restart_attempts = 6}));
-    CHECK_FALSE(taskmon::gives_up_before_max_backoff(RestartPolicy{.max_restart_attempts = taskmon::unlimited_restart_attempts}));
+    CHECK_FALSE(taskmon::gives_up_before_max_backoff(
+        RestartPolicy{.max_restart_attempts = taskmon::unlimited_restart_attempts}));
     // The restarts do not fit in the window: old ones expire before the limit is reached.
     CHECK_FALSE(taskmon::gives_up_before_max_backoff(RestartPolicy{.restart_window = 10s}));
     CHECK_FALSE(taskmon::gives_up_before_max_backoff(RestartPolicy{.base_backoff = 60s}));
@@ -377,11 +377,11 @@ TEST_CASE("recovery: gives_up_before_max_backoff", "[restart_policy]") {
 TEST_CASE("recovery: unlimited_restart_attempts never gives up", "[task_monitor]") {
     Harness h;
     Recorder recorder;
-    Monitor monitor{h.io.get_executor(),
-                    RestartPolicy{.max_restart_attempts = taskmon::unlimited_restart_attempts,
-                                  .base_backoff = 1s,
-                                  .max_backoff = 1s},
-                    h.logger};
+    Monitor monitor{
+        h.io.get_executor(),
+        RestartPolicy{
+            .max_restart_attempts = taskmon::unlimited_restart_attempts, .base_backoff = 1s, .max_backoff = 1s},
+        h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
     auto flaky = failing_now(1000);
     monitor.supervise("db", factory_of(flaky));
@@ -423,7 +423,8 @@ TEST_CASE("recovery: GiveUpMode and FailureClass have names", "[restart_policy]"
     CHECK(taskmon::to_string(static_cast<FailureClass>(9)) == "unknown");
 }
 
-TEST_CASE("recovery: reset() while a trial's factory runs starts it as a plain instance", "[task_monitor][quarantine]") {
+TEST_CASE("recovery: reset() while a trial's factory runs starts it as a plain instance",
+          "[task_monitor][quarantine]") {
     // The factory of the trial calls reset() (another thread could, between the start's two critical sections).
     Harness h;
     Recorder recorder;

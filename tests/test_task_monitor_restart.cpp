@@ -9,9 +9,9 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-#include <asio/post.hpp>
 
 #include <memory>
 #include <stdexcept>
@@ -42,11 +42,12 @@ TEST_CASE("Restart types decide what a normal return means", "[task_monitor]") {
     };
     Monitor monitor{h.io.get_executor(), {.base_backoff = 1s, .max_backoff = 1s}, h.logger};
     monitor.supervise("transient", [&] { return returns(transient_runs); });
-    monitor.supervise("permanent", [&] { return returns(permanent_runs); },
-                      RestartPolicy{.max_restart_attempts = 3, .base_backoff = 1s, .max_backoff = 1s,
-                                    .restart_type = RestartType::permanent});
-    monitor.supervise("temporary", [&] { return throws(temporary_runs); },
-                      RestartPolicy{.restart_type = RestartType::temporary});
+    monitor.supervise(
+        "permanent", [&] { return returns(permanent_runs); },
+        RestartPolicy{
+            .max_restart_attempts = 3, .base_backoff = 1s, .max_backoff = 1s, .restart_type = RestartType::permanent});
+    monitor.supervise(
+        "temporary", [&] { return throws(temporary_runs); }, RestartPolicy{.restart_type = RestartType::temporary});
     h.runner.run_for(1h);
     const auto stats = monitor.get_component_stats();
     CHECK(transient_runs == 1);
@@ -64,8 +65,7 @@ TEST_CASE("Restart types decide what a normal return means", "[task_monitor]") {
     h.close(monitor);
 }
 
-TEST_CASE("A normal return while a restart() is pending restarts once under every restart type",
-          "[task_monitor]") {
+TEST_CASE("A normal return while a restart() is pending restarts once under every restart type", "[task_monitor]") {
     const auto type = GENERATE(RestartType::transient, RestartType::permanent, RestartType::temporary);
     INFO("restart type " << taskmon::to_string(type));
     Harness h;
@@ -128,8 +128,7 @@ TEST_CASE("A cancellation wrapped in multiple_exceptions is classified by its fi
     int starts = 0;
     auto component = [&]() -> asio::awaitable<void> {
         if (++starts == 1) {
-            throw asio::multiple_exceptions(
-                std::make_exception_ptr(std::system_error(asio::error::operation_aborted)));
+            throw asio::multiple_exceptions(std::make_exception_ptr(std::system_error(asio::error::operation_aborted)));
         }
         ManualTimer timer{co_await asio::this_coro::executor, 1h};
         co_await timer.async_wait(asio::use_awaitable);
@@ -344,8 +343,7 @@ TEST_CASE("disable() stops a component without counting a failure", "[task_monit
     h.close(monitor);
 }
 
-TEST_CASE("disable() then enable() during a backoff, then restart(), starts exactly one instance",
-          "[task_monitor]") {
+TEST_CASE("disable() then enable() during a backoff, then restart(), starts exactly one instance", "[task_monitor]") {
     Harness h;
     auto script = failing_now(1);
     Monitor monitor{h.io.get_executor(), {.base_backoff = 10s, .max_backoff = 10s}, h.logger};

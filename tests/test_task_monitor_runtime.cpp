@@ -102,8 +102,7 @@ TEST_CASE("runtime: remove_and_wait of a component that ignores cancellation ret
     REQUIRE(removed.size() == 1);
     CHECK(removed[0].unresponsive == 1);
     CHECK(monitor.get_component_stats().empty());
-    CHECK(h.lines_with("error|Component stubborn removed while its instance still ignores cancellation").size() ==
-          1);
+    CHECK(h.lines_with("error|Component stubborn removed while its instance still ignores cancellation").size() == 1);
     // When it finally ends it is reported stopped; close() has nothing left to wait for.
     h.runner.run_for(1min);
     CHECK(finished);
@@ -205,8 +204,7 @@ TEST_CASE("runtime: update_policy during a pending backoff keeps its timer", "[t
         throw std::runtime_error("down");
     });
     h.runner.run_for(1s);  // failed at 0 s: restart due at 10 s
-    monitor.update_policy("db",
-                          RestartPolicy{.max_restart_attempts = 1, .base_backoff = 1min, .max_backoff = 1min});
+    monitor.update_policy("db", RestartPolicy{.max_restart_attempts = 1, .base_backoff = 1min, .max_backoff = 1min});
     h.runner.run_for(1h);
     const auto restarted = recorder.of(MonitorEventKind::restarted);
     REQUIRE(restarted.size() == 1);

@@ -107,8 +107,8 @@ TEST_CASE("spawn: a throwing task is reported and removed and never restarted", 
     Harness h;
     Recorder recorder;
     // A policy that would restart a supervised component at once: it must not apply to a spawned task.
-    Monitor monitor{h.io.get_executor(), RestartPolicy{.base_backoff = 0s, .restart_type = taskmon::RestartType::permanent},
-                    h.logger};
+    Monitor monitor{h.io.get_executor(),
+                    RestartPolicy{.base_backoff = 0s, .restart_type = taskmon::RestartType::permanent}, h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
     int starts = 0;
     monitor.spawn("conn-7", [](int& n) -> asio::awaitable<void> {
@@ -336,8 +336,8 @@ TEST_CASE("spawn: the name is free again once the task ended", "[task_monitor][s
     monitor.spawn("conn", task(false));  // after a failure
     h.runner.run_for(2s);
     CHECK(runs == 3);
-    CHECK(kinds_of(recorder, "conn") == Names{"started", "completed", "removed", "started", "failed", "removed",
-                                              "started", "completed", "removed"});
+    CHECK(kinds_of(recorder, "conn") ==
+          Names{"started", "completed", "removed", "started", "failed", "removed", "started", "completed", "removed"});
     // Each run is a new instance, and its failure count starts afresh.
     const auto started = recorder.of(MonitorEventKind::started);
     CHECK(started.at(0).task_id < started.at(1).task_id);
@@ -460,8 +460,9 @@ TEST_CASE("spawn: tasks spawned from two threads while the monitor runs all end 
           "[task_monitor][spawn][threads]") {
     asio::io_context io;
     auto work = asio::make_work_guard(io);
-    taskmon::TaskMonitor monitor{io.get_executor(), RestartPolicy{}, 
-                                 std::make_shared<spdlog::logger>("spawn-threads", std::make_shared<spdlog::sinks::null_sink_mt>())};
+    taskmon::TaskMonitor monitor{
+        io.get_executor(), RestartPolicy{},
+        std::make_shared<spdlog::logger>("spawn-threads", std::make_shared<spdlog::sinks::null_sink_mt>())};
     std::mutex mutex;
     std::condition_variable changed;
     std::size_t removed = 0;
@@ -482,10 +483,11 @@ TEST_CASE("spawn: tasks spawned from two threads while the monitor runs all end 
     for (int t = 0; t < 2; ++t) {
         spawners.emplace_back([&, t] {
             for (int i = 0; i < per_thread; ++i) {
-                monitor.spawn("t" + std::to_string(t) + "-" + std::to_string(i), [](std::atomic<int>& r) -> asio::awaitable<void> {
-                    r.fetch_add(1, std::memory_order_relaxed);
-                    co_return;
-                }(ran));
+                monitor.spawn("t" + std::to_string(t) + "-" + std::to_string(i),
+                              [](std::atomic<int>& r) -> asio::awaitable<void> {
+                                  r.fetch_add(1, std::memory_order_relaxed);
+                                  co_return;
+                              }(ran));
             }
         });
     }

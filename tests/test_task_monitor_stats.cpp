@@ -107,12 +107,14 @@ TEST_CASE("Log lines carry the design's text and key=value fields", "[task_monit
           "backoff=4.0 reason=\"std::runtime_error: Connection lost\"");
     const auto restarted = h.lines_with("Successfully restarted");
     REQUIRE(restarted.size() == 2);
-    CHECK(restarted[1] == "info|Successfully restarted component perception component=perception new_task_id=3 "
-                          "restart_count=2");
+    CHECK(restarted[1] ==
+          "info|Successfully restarted component perception component=perception new_task_id=3 "
+          "restart_count=2");
     const auto failed = h.lines_with("Component perception failed");
     REQUIRE(failed.size() == 2);
-    CHECK(failed[0] == "error|Component perception failed component=perception task_id=1 failure_count=1 "
-                       "reason=\"std::runtime_error: Connection lost\"");
+    CHECK(failed[0] ==
+          "error|Component perception failed component=perception task_id=1 failure_count=1 "
+          "reason=\"std::runtime_error: Connection lost\"");
     h.close(monitor);
 }
 
@@ -164,8 +166,7 @@ TEST_CASE("The documented API compiles and runs as written", "[task_monitor]") {
         ManualTimer timer{co_await asio::this_coro::executor, 1h};
         co_await timer.async_wait(asio::use_awaitable);
     };
-    Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 5, .base_backoff = 2s, .max_backoff = 60s},
-                    h.logger};
+    Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 5, .base_backoff = 2s, .max_backoff = 60s}, h.logger};
     monitor.set_restart_factories({{"perception", [&] { return perception_loop(); }}});
     monitor.register_task("perception", perception_loop());
     monitor.enable({"perception"});

@@ -8,14 +8,14 @@
 #include "taskmon_catch.hpp"
 
 #include <asio/co_spawn.hpp>
-#include <asio/io_context.hpp>
-#include <asio/this_coro.hpp>
-#include <asio/use_awaitable.hpp>
 #include <asio/detached.hpp>
 #include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
 #include <spdlog/sinks/ringbuffer_sink.h>
 
 #include <atomic>
@@ -56,9 +56,8 @@ TEST_CASE("Every method is safe from two threads on a two-thread io_context", "[
     };
     auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(16);
     auto logger = std::make_shared<spdlog::logger>("taskmon-threads", sink);
-    taskmon::TaskMonitor monitor{io.get_executor(),
-                                 {.max_restart_attempts = 1000, .base_backoff = 0ms, .max_backoff = 1ms},
-                                 logger};
+    taskmon::TaskMonitor monitor{
+        io.get_executor(), {.max_restart_attempts = 1000, .base_backoff = 0ms, .max_backoff = 1ms}, logger};
     std::thread t1{[&] { io.run(); }};
     std::thread t2{[&] { io.run(); }};
 
@@ -162,9 +161,8 @@ TEST_CASE("A strand executor on a two-thread io_context is safe from other threa
     std::thread t1{[&] { io.run(); }};
     std::thread t2{[&] { io.run(); }};
     {
-        taskmon::TaskMonitor monitor{asio::make_strand(io),
-                                     {.max_restart_attempts = 1000, .base_backoff = 0ms, .max_backoff = 1ms},
-                                     logger};
+        taskmon::TaskMonitor monitor{
+            asio::make_strand(io), {.max_restart_attempts = 1000, .base_backoff = 0ms, .max_backoff = 1ms}, logger};
         std::thread other{[&] {
             for (int i = 0; i < 4; ++i) {
                 monitor.supervise("flaky" + std::to_string(i), flaky);

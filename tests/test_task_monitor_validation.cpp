@@ -79,13 +79,12 @@ TEST_CASE("Bad names are rejected and change nothing", "[task_monitor]") {
           std::string::npos);
     CHECK(message_of([&] { monitor.supervise("a", factory_of(a)); }).find("'a'") != std::string::npos);
     CHECK(message_of([&] { monitor.supervise("b", taskmon::RestartFactory{}); }).find("factory") != std::string::npos);
-    CHECK(message_of([&] { monitor.supervise("b", factory_of(a), RestartPolicy{.max_backoff = 1s}); })
-              .find("max_backoff") != std::string::npos);
-    CHECK(message_of([&] { monitor.set_restart_factories({{"", factory_of(a)}}); }).find("empty") !=
-          std::string::npos);
+    CHECK(message_of([&] {
+              monitor.supervise("b", factory_of(a), RestartPolicy{.max_backoff = 1s});
+          }).find("max_backoff") != std::string::npos);
+    CHECK(message_of([&] { monitor.set_restart_factories({{"", factory_of(a)}}); }).find("empty") != std::string::npos);
     // A list with one unknown name changes none of the names in it.
-    CHECK(message_of([&] { monitor.disable({"a", "ghost"}); }).find("unknown component 'ghost'") !=
-          std::string::npos);
+    CHECK(message_of([&] { monitor.disable({"a", "ghost"}); }).find("unknown component 'ghost'") != std::string::npos);
     CHECK(message_of([&] { monitor.enable({"ghost"}); }).find("'ghost'") != std::string::npos);
     CHECK(message_of([&] { monitor.restart("ghost"); }).find("'ghost'") != std::string::npos);
 

@@ -259,8 +259,12 @@ TEST_CASE("timeline: spawned tasks get no lane and leave no trace") {
 
     // Given by hand too: a spawned task's event is dropped, not kept until timeline() is called.
     TimelineRecorder by_hand{SystemTime{}};
-    by_hand.record({.kind = MonitorEventKind::failed, .component = "conn-9", .sequence = 1, .time = at(1s),
-                    .reason = "std::runtime_error: peer reset", .spawned = true});
+    by_hand.record({.kind = MonitorEventKind::failed,
+                    .component = "conn-9",
+                    .sequence = 1,
+                    .time = at(1s),
+                    .reason = "std::runtime_error: peer reset",
+                    .spawned = true});
     CHECK(by_hand.timeline().lanes.empty());
 }
 
@@ -273,7 +277,8 @@ TEST_CASE("timeline: concurrent recording and reading lose nothing") {
         workers.emplace_back([&recorder, w] {
             const auto name = "worker-" + std::to_string(w);
             for (int i = 0; i < per_thread; ++i) {
-                recorder.record({.kind = MonitorEventKind::restarted, .component = name,
+                recorder.record({.kind = MonitorEventKind::restarted,
+                                 .component = name,
                                  .sequence = static_cast<std::uint64_t>(w * per_thread + i + 1),
                                  .time = at(std::chrono::milliseconds{i})});
                 if (i % 100 == 0) (void)recorder.timeline();
@@ -347,8 +352,13 @@ TEST_CASE("timeline: History events of every kind land on their lane, including 
         HistoryEvent{Kind::component_failed, 6s, "pause_handler", "error=\"x\"", {}, {}, {}},
         HistoryEvent{Kind::component_gave_up, 6s, "pause_handler", "restart_count=5", {}, {}, {}},
         HistoryEvent{static_cast<Kind>(77), 7s, "decision_loop", "from the future", {}, {}, {}},
-        HistoryEvent{Kind::status_changed, 8s, "", "critical component perception gave up", AgentStatus::running,
-                     AgentStatus::failed, {}},
+        HistoryEvent{Kind::status_changed,
+                     8s,
+                     "",
+                     "critical component perception gave up",
+                     AgentStatus::running,
+                     AgentStatus::failed,
+                     {}},
     };
     h.ended_at = 8s;
     const auto t = taskmon::timeline_of(h);
@@ -383,8 +393,8 @@ TEST_CASE("timeline: a History with absurd offsets (read from JSON, say) is draw
     using Kind = taskmon::HistoryEventKind;
     h.events = {
         HistoryEvent{Kind::component_failed, Offset::min(), "perception", "", {}, {}, {}},
-        HistoryEvent{Kind::component_restarted, Offset::max(), "perception", "instance=99999999999999999999", {}, {},
-                     {}},
+        HistoryEvent{
+            Kind::component_restarted, Offset::max(), "perception", "instance=99999999999999999999", {}, {}, {}},
     };
     h.ended_at = Offset::max();
     const auto t = taskmon::timeline_of(h);
@@ -444,8 +454,8 @@ TEST_CASE("timeline: the SVG has a lane group per component and a mark per resta
     CHECK(count(svg, "data-state=\"gave_up\"") == 1);
     CHECK(count(svg, ">#1 1s<") == 2);  // ingest's and uploader's first restarts
     CHECK(count(svg, ">ingest service</text>") == 1);
-    CHECK(count(svg, ">0s</text>") == 1);   // the time axis, from 0 …
-    CHECK(count(svg, ">12s</text>") == 1);  // … to the end
+    CHECK(count(svg, ">0s</text>") == 1);           // the time axis, from 0 …
+    CHECK(count(svg, ">12s</text>") == 1);          // … to the end
     CHECK(count(svg, ">backing off</text>") >= 1);  // the legend names the states
 }
 
@@ -494,13 +504,13 @@ TEST_CASE("timeline: xml_escape keeps valid UTF-8 and replaces what XML 1.0 cann
     CHECK(xml_escape("ü日✓😀") == "ü日✓😀");
     CHECK(xml_escape(std::string{"\x00", 1}) == fffd);
     CHECK(xml_escape("\x1b[31m") == fffd + "[31m");
-    CHECK(xml_escape("\xc3\x28") == fffd + "(");              // a lead byte without its continuation
-    CHECK(xml_escape("\xc0\xaf") == fffd + fffd);             // overlong
-    CHECK(xml_escape("\xe0\x80\xaf") == fffd + fffd + fffd);  // overlong, three bytes
-    CHECK(xml_escape("\xed\xa0\x80") == fffd + fffd + fffd);  // a surrogate
+    CHECK(xml_escape("\xc3\x28") == fffd + "(");                         // a lead byte without its continuation
+    CHECK(xml_escape("\xc0\xaf") == fffd + fffd);                        // overlong
+    CHECK(xml_escape("\xe0\x80\xaf") == fffd + fffd + fffd);             // overlong, three bytes
+    CHECK(xml_escape("\xed\xa0\x80") == fffd + fffd + fffd);             // a surrogate
     CHECK(xml_escape("\xf4\x90\x80\x80") == fffd + fffd + fffd + fffd);  // beyond U+10FFFF
-    CHECK(xml_escape("\xef\xbf\xbe") == fffd);                // U+FFFE
-    CHECK(xml_escape("\xe2\x82") == fffd + fffd);             // cut short
+    CHECK(xml_escape("\xef\xbf\xbe") == fffd);                           // U+FFFE
+    CHECK(xml_escape("\xe2\x82") == fffd + fffd);                        // cut short
 }
 
 TEST_CASE("timeline: short durations and axis ticks read well") {

@@ -10,9 +10,8 @@ TEST_CASE("version macros agree with each other and with taskmon::version") {
     CHECK(taskmon::version.major == TASKMON_VERSION_MAJOR);
     CHECK(taskmon::version.minor == TASKMON_VERSION_MINOR);
     CHECK(taskmon::version.patch == TASKMON_VERSION_PATCH);
-    const std::string expected = std::to_string(TASKMON_VERSION_MAJOR) + "." +
-                                 std::to_string(TASKMON_VERSION_MINOR) + "." +
-                                 std::to_string(TASKMON_VERSION_PATCH);
+    const std::string expected = std::to_string(TASKMON_VERSION_MAJOR) + "." + std::to_string(TASKMON_VERSION_MINOR) +
+                                 "." + std::to_string(TASKMON_VERSION_PATCH);
     CHECK(std::string{TASKMON_VERSION_STRING} == expected);
 }
 

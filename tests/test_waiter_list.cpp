@@ -40,8 +40,7 @@ struct Recorder {
 
 // An asynchronous operation parked in `list` with `payload`, for coroutines.
 template <typename CompletionToken>
-auto async_park(WaiterList<int>& list, const asio::any_io_executor& executor, int payload,
-                CompletionToken&& token) {
+auto async_park(WaiterList<int>& list, const asio::any_io_executor& executor, int payload, CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(asio::error_code)>(
         [&list, &executor](auto handler, int p) { list.park(std::move(handler), p, executor); }, token, payload);
 }
@@ -96,9 +95,11 @@ TEST_CASE("WaiterList complete_if hands each matching operation the values made 
     std::vector<std::string> log;
     WaiterList<int, std::string> list;
     for (int i = 0; i < 4; ++i) {
-        list.park([&log, i](asio::error_code ec, std::string s) {
-            log.push_back(std::to_string(i) + ":" + std::to_string(ec.value()) + ":" + s);
-        }, i, ctx.get_executor());
+        list.park(
+            [&log, i](asio::error_code ec, std::string s) {
+                log.push_back(std::to_string(i) + ":" + std::to_string(ec.value()) + ":" + s);
+            },
+            i, ctx.get_executor());
     }
     list.complete_if([](int p) { return p >= 2; }, [](int p) { return std::make_tuple("v" + std::to_string(p)); });
     CHECK(list.size() == 2);
@@ -107,8 +108,9 @@ TEST_CASE("WaiterList complete_if hands each matching operation the values made 
 
     // complete_now: posted like a parked one, the list stays as it is.
     log.clear();
-    list.complete_now([&log](asio::error_code ec, std::string s) { log.push_back("now:" + std::to_string(ec.value()) + ":" + s); },
-                      ctx.get_executor(), asio::error::eof, "x");
+    list.complete_now(
+        [&log](asio::error_code ec, std::string s) { log.push_back("now:" + std::to_string(ec.value()) + ":" + s); },
+        ctx.get_executor(), asio::error::eof, "x");
     CHECK(log.empty());
     CHECK(list.size() == 2);
     ctx.restart();
@@ -120,8 +122,8 @@ TEST_CASE("WaiterList complete_if hands each matching operation the values made 
 }
 
 TEST_CASE("WaiterList cancellation of a parked operation removes it and completes it with operation_aborted") {
-    const auto type = GENERATE(asio::cancellation_type::terminal, asio::cancellation_type::partial,
-                               asio::cancellation_type::total);
+    const auto type =
+        GENERATE(asio::cancellation_type::terminal, asio::cancellation_type::partial, asio::cancellation_type::total);
     asio::io_context ctx;
     std::vector<std::string> log;
     WaiterList<int> list;
@@ -170,10 +172,11 @@ TEST_CASE("WaiterList completes through the handler's associated executor with p
     std::vector<std::string> log;
     bool on_strand = false;
     WaiterList<int> list;
-    list.park(asio::bind_executor(strand, [&](asio::error_code ec) {
-                  on_strand = strand.running_in_this_thread();
-                  log.push_back("bound:" + std::to_string(ec.value()));
-              }),
+    list.park(asio::bind_executor(strand,
+                                  [&](asio::error_code ec) {
+                                      on_strand = strand.running_in_this_thread();
+                                      log.push_back("bound:" + std::to_string(ec.value()));
+                                  }),
               0, list_ctx.get_executor());
 
     // Outstanding work while parked: poll() on a context without work stops it.
@@ -307,8 +310,8 @@ TEST_CASE("WaiterList prepared operations park and complete like park() and comp
     asio::cancellation_signal s1;
     // Made where the handler's type is known, parked by code that knows only WaiterList<int>::Prepared.
     auto p0 = WaiterList<int>::prepare(Recorder{&log, "w0"}, ctx.get_executor());
-    auto p1 = WaiterList<int>::prepare(asio::bind_cancellation_slot(s1.slot(), Recorder{&log, "w1"}),
-                                       ctx.get_executor());
+    auto p1 =
+        WaiterList<int>::prepare(asio::bind_cancellation_slot(s1.slot(), Recorder{&log, "w1"}), ctx.get_executor());
     auto p2 = WaiterList<int>::prepare(Recorder{&log, "w2"}, ctx.get_executor());
     CHECK(list.empty());
     CHECK_FALSE(s1.slot().has_handler());  // the slot is bound when the operation is parked

@@ -26,8 +26,11 @@ int main() {
          .act = [](const int&) -> asio::awaitable<taskmon::ActionResult> { co_return taskmon::ActionResult::ok(); }},
         {.max_steps = 3}};
     asio::co_spawn(
-        io, [&]() -> asio::awaitable<void> { auto history = co_await agent.run();
-            spdlog::info("steps {}", history.steps.size()); },
+        io,
+        [&]() -> asio::awaitable<void> {
+            auto history = co_await agent.run();
+            spdlog::info("steps {}", history.steps.size());
+        },
         asio::detached);
     io.run();
 }

@@ -72,23 +72,23 @@ public:
             c.actions = counts_->actions;
             c.status = counts_->status;
         }
-        MetricFamily steps{"taskmon_agent_steps_total", "Finalized steps of the agent, by outcome.",
-                           MetricType::counter, {}};
+        MetricFamily steps{
+            "taskmon_agent_steps_total", "Finalized steps of the agent, by outcome.", MetricType::counter, {}};
         for (std::size_t i = 0; i < c.steps.size(); ++i) {
             steps.samples.push_back(sample("outcome", to_string(static_cast<StepOutcome>(i)), c.steps[i]));
         }
-        MetricFamily decisions{"taskmon_agent_decisions_total", "Decisions of the agent, by fate.",
-                               MetricType::counter, {}};
+        MetricFamily decisions{
+            "taskmon_agent_decisions_total", "Decisions of the agent, by fate.", MetricType::counter, {}};
         for (std::size_t i = 0; i < c.decisions.size(); ++i) {
             decisions.samples.push_back(sample("fate", to_string(static_cast<DecisionFate>(i)), c.decisions[i]));
         }
-        MetricFamily actions{"taskmon_agent_actions_total", "Actions of the agent, by outcome.",
-                             MetricType::counter, {}};
+        MetricFamily actions{
+            "taskmon_agent_actions_total", "Actions of the agent, by outcome.", MetricType::counter, {}};
         for (std::size_t i = 0; i < c.actions.size(); ++i) {
             actions.samples.push_back(sample("outcome", to_string(static_cast<ActionOutcome>(i)), c.actions[i]));
         }
-        MetricFamily status{"taskmon_agent_status", "1 for the agent run's current status, 0 for the others.",
-                            MetricType::gauge, {}};
+        MetricFamily status{
+            "taskmon_agent_status", "1 for the agent run's current status, 0 for the others.", MetricType::gauge, {}};
         for (std::size_t i = 0; i < agent_status_count; ++i) {
             const auto s = static_cast<AgentStatus>(i);
             status.samples.push_back(sample("status", to_string(s), s == c.status ? 1 : 0));

@@ -89,8 +89,7 @@ struct AgentSettings {
         require(max_actions_per_step > 0, "max_actions_per_step", "must be > 0");
         require(capture_timeout > Duration::zero(), "capture_timeout", "must be > 0");
         require(capture_interval >= Duration::zero(), "capture_interval", "must be >= 0");
-        require(shed_capture_interval >= capture_interval, "shed_capture_interval",
-                "must be >= capture_interval");
+        require(shed_capture_interval >= capture_interval, "shed_capture_interval", "must be >= capture_interval");
         require(max_observation_age > Duration::zero(), "max_observation_age", "must be > 0");
         require(decide_timeout > Duration::zero(), "decide_timeout", "must be > 0");
         require(act_timeout > Duration::zero(), "act_timeout", "must be > 0");

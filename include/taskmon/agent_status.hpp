@@ -40,14 +40,14 @@ inline constexpr std::size_t agent_status_count = 8;
 /// The status's name as used in logs and history ("max_steps_reached"); fmt::format("{}", status) prints the same.
 constexpr std::string_view to_string(AgentStatus status) noexcept {
     switch (status) {
-    case AgentStatus::pending: return "pending";
-    case AgentStatus::running: return "running";
-    case AgentStatus::paused: return "paused";
-    case AgentStatus::stopping: return "stopping";
-    case AgentStatus::completed: return "completed";
-    case AgentStatus::max_steps_reached: return "max_steps_reached";
-    case AgentStatus::stopped: return "stopped";
-    case AgentStatus::failed: return "failed";
+        case AgentStatus::pending: return "pending";
+        case AgentStatus::running: return "running";
+        case AgentStatus::paused: return "paused";
+        case AgentStatus::stopping: return "stopping";
+        case AgentStatus::completed: return "completed";
+        case AgentStatus::max_steps_reached: return "max_steps_reached";
+        case AgentStatus::stopped: return "stopped";
+        case AgentStatus::failed: return "failed";
     }
     return "unknown";
 }
@@ -62,22 +62,19 @@ constexpr bool is_terminal(AgentStatus status) noexcept {
 constexpr bool is_allowed_transition(AgentStatus from, AgentStatus to) noexcept {
     using S = AgentStatus;
     switch (from) {
-    case S::pending:
-        return to == S::running || to == S::stopped || to == S::failed;
-    case S::running:
-        return to == S::paused || to == S::stopping || to == S::completed || to == S::max_steps_reached ||
-               to == S::stopped || to == S::failed;
-    case S::paused:
-        // A step in flight when the pause took effect may still finish the run.
-        return to == S::running || to == S::stopping || to == S::completed || to == S::max_steps_reached ||
-               to == S::stopped || to == S::failed;
-    case S::stopping:
-        return to == S::stopped || to == S::failed;
-    case S::completed:
-    case S::max_steps_reached:
-    case S::stopped:
-    case S::failed:
-        return false;
+        case S::pending: return to == S::running || to == S::stopped || to == S::failed;
+        case S::running:
+            return to == S::paused || to == S::stopping || to == S::completed || to == S::max_steps_reached ||
+                   to == S::stopped || to == S::failed;
+        case S::paused:
+            // A step in flight when the pause took effect may still finish the run.
+            return to == S::running || to == S::stopping || to == S::completed || to == S::max_steps_reached ||
+                   to == S::stopped || to == S::failed;
+        case S::stopping: return to == S::stopped || to == S::failed;
+        case S::completed:
+        case S::max_steps_reached:
+        case S::stopped:
+        case S::failed: return false;
     }
     return false;
 }

@@ -69,8 +69,7 @@ public:
                                ? std::numeric_limits<std::int64_t>::max()
                                : now + d.count();
         auto current = extended_until_.load(std::memory_order_relaxed);
-        while (current < until &&
-               !extended_until_.compare_exchange_weak(current, until, std::memory_order_relaxed)) {
+        while (current < until && !extended_until_.compare_exchange_weak(current, until, std::memory_order_relaxed)) {
         }
         last_beat_.store(now, std::memory_order_relaxed);
     }

@@ -60,7 +60,7 @@ struct ComponentStats {
     int failure_count = 0;       ///< exceptions plus unexpected cancellations
     int restarts_in_window = 0;  ///< automatic restarts within the last restart_window
     std::optional<std::chrono::system_clock::time_point> next_restart_at;  ///< wall clock, while restarting
-    std::uint64_t task_id = 0;   ///< id of the current (or last) instance, unique within the monitor
+    std::uint64_t task_id = 0;  ///< id of the current (or last) instance, unique within the monitor
 
     std::uint64_t generation = 0;  ///< instances of this component started so far (1 for the first)
     /// The current instance is ready: it called ComponentContext::ready(), or its policy has no
@@ -69,7 +69,7 @@ struct ComponentStats {
     /// Time since the current instance's last heartbeat (or ready(), idle(), busy(), or its start); empty when
     /// no instance is live.
     std::optional<std::chrono::nanoseconds> last_heartbeat_age;
-    bool idle = false;  ///< the current instance last declared itself idle()
+    bool idle = false;      ///< the current instance last declared itself idle()
     bool in_trial = false;  ///< the live instance is a quarantine trial (the breaker is half-open)
     std::optional<std::chrono::system_clock::time_point> next_trial_at;  ///< wall clock, while quarantined
     std::chrono::nanoseconds quarantine_cooldown{};  ///< the current (or next) cooldown; 0 if never quarantined

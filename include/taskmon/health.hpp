@@ -120,12 +120,12 @@ private:
 /// One component in a report.
 struct ComponentHealth {
     std::string name;
-    bool known = true;     ///< false: named critical but not (yet) in the monitor; state is then not_started
+    bool known = true;  ///< false: named critical but not (yet) in the monitor; state is then not_started
     ComponentState state = ComponentState::not_started;
     bool critical = false;
-    bool live = true;      ///< component_is_live()
-    bool ready = false;    ///< component_is_ready() (false when unknown)
-    std::string reason;    ///< component_health_reason(), "not registered" when unknown; empty when live and ready
+    bool live = true;    ///< component_is_live()
+    bool ready = false;  ///< component_is_ready() (false when unknown)
+    std::string reason;  ///< component_health_reason(), "not registered" when unknown; empty when live and ready
 };
 
 /// One reason a probe fails: a component ("db"), "agent" (a Supervisor's run status) or "monitor" (nothing
@@ -149,8 +149,8 @@ struct HealthReport {
     bool ready = true;
     std::vector<HealthFailure> liveness_failures;
     std::vector<HealthFailure> readiness_failures;
-    std::vector<ComponentHealth> components;   ///< every known component plus named critical ones not known
-    std::optional<AgentStatus> agent_status;   ///< set for a Supervisor's report
+    std::vector<ComponentHealth> components;  ///< every known component plus named critical ones not known
+    std::optional<AgentStatus> agent_status;  ///< set for a Supervisor's report
 
     [[nodiscard]] bool passes(HealthProbe probe) const noexcept {
         return probe == HealthProbe::liveness ? live : ready;
@@ -198,8 +198,8 @@ struct HealthReport {
         }
         any = true;
         add_unknown_before(&name);
-        add(ComponentHealth{name, true, s.state, critical.contains(name), component_is_live(s),
-                            component_is_ready(s), component_health_reason(s)});
+        add(ComponentHealth{name, true, s.state, critical.contains(name), component_is_live(s), component_is_ready(s),
+                            component_health_reason(s)});
     }
     add_unknown_before(nullptr);
     if (critical.is_all() && !any) {

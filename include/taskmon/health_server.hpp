@@ -61,20 +61,20 @@
 namespace taskmon {
 
 struct HealthServerSettings {
-    std::string address = "127.0.0.1";  ///< an IPv4 or IPv6 literal; "0.0.0.0" exposes the endpoints
-    std::uint16_t port = 8080;           ///< 0: an ephemeral port (see HealthServer::local_endpoint())
-    std::size_t max_request_bytes = 8192;             ///< request line, headers and body together
-    std::chrono::milliseconds read_timeout{5000};     ///< from accept to a complete request
-    std::chrono::milliseconds write_timeout{5000};    ///< to write the response
-    std::size_t max_connections = 32;                 ///< open at once; further ones are closed at once
+    std::string address = "127.0.0.1";              ///< an IPv4 or IPv6 literal; "0.0.0.0" exposes the endpoints
+    std::uint16_t port = 8080;                      ///< 0: an ephemeral port (see HealthServer::local_endpoint())
+    std::size_t max_request_bytes = 8192;           ///< request line, headers and body together
+    std::chrono::milliseconds read_timeout{5000};   ///< from accept to a complete request
+    std::chrono::milliseconds write_timeout{5000};  ///< to write the response
+    std::size_t max_connections = 32;               ///< open at once; further ones are closed at once
 };
 
 /// What the endpoints serve. An empty function makes its endpoints answer 404. Both are called on the
 /// server's strand of the executor, once per request: keep them short and thread-safe against the
 /// application (check_health() and MonitorMetrics::collect() are).
 struct HealthEndpoints {
-    std::function<HealthReport()> health{};                 ///< /livez, /readyz
-    std::function<std::vector<MetricFamily>()> metrics{};   ///< /metrics
+    std::function<HealthReport()> health{};                ///< /livez, /readyz
+    std::function<std::vector<MetricFamily>()> metrics{};  ///< /metrics
 };
 
 /// Counters since construction (a consistent-enough snapshot; each field is read atomically).

@@ -28,9 +28,7 @@ struct ActionResult {
     std::string error;
     std::optional<std::string> extracted_content;
 
-    static ActionResult ok(std::optional<std::string> content = std::nullopt) {
-        return {true, {}, std::move(content)};
-    }
+    static ActionResult ok(std::optional<std::string> content = std::nullopt) { return {true, {}, std::move(content)}; }
     static ActionResult failure(std::string error) { return {false, std::move(error), std::nullopt}; }
 };
 
@@ -58,28 +56,28 @@ enum class StepOutcome : std::uint8_t {
 
 constexpr std::string_view to_string(ActionOutcome outcome) noexcept {
     switch (outcome) {
-    case ActionOutcome::succeeded: return "succeeded";
-    case ActionOutcome::failed: return "failed";
-    case ActionOutcome::skipped: return "skipped";
-    case ActionOutcome::interrupted: return "interrupted";
+        case ActionOutcome::succeeded: return "succeeded";
+        case ActionOutcome::failed: return "failed";
+        case ActionOutcome::skipped: return "skipped";
+        case ActionOutcome::interrupted: return "interrupted";
     }
     return "unknown";
 }
 
 constexpr std::string_view to_string(DecisionFate fate) noexcept {
     switch (fate) {
-    case DecisionFate::executed: return "executed";
-    case DecisionFate::failed: return "failed";
-    case DecisionFate::interrupted: return "interrupted";
-    case DecisionFate::expired: return "expired";
+        case DecisionFate::executed: return "executed";
+        case DecisionFate::failed: return "failed";
+        case DecisionFate::interrupted: return "interrupted";
+        case DecisionFate::expired: return "expired";
     }
     return "unknown";
 }
 
 constexpr std::string_view to_string(StepOutcome outcome) noexcept {
     switch (outcome) {
-    case StepOutcome::succeeded: return "succeeded";
-    case StepOutcome::failed: return "failed";
+        case StepOutcome::succeeded: return "succeeded";
+        case StepOutcome::failed: return "failed";
     }
     return "unknown";
 }
@@ -100,18 +98,18 @@ struct ActionRecord {
 /// One finalized step: the observation it decided on, its decision and each action's fate.
 template <typename Action, typename Result>
 struct StepRecord {
-    std::uint64_t number = 0;                  ///< 1-based
-    std::uint64_t observation_sequence = 0;    ///< the keep-latest slot's sequence number of the observation
-    Offset observation_age{};                  ///< how old the observation was when decide() was called
+    std::uint64_t number = 0;                ///< 1-based
+    std::uint64_t observation_sequence = 0;  ///< the keep-latest slot's sequence number of the observation
+    Offset observation_age{};                ///< how old the observation was when decide() was called
     StepOutcome outcome = StepOutcome::failed;
-    std::optional<DecisionFate> fate;          ///< nullopt when decide() itself failed
-    bool done = false;                         ///< the decision said done
-    std::optional<Result> result;              ///< the done result
+    std::optional<DecisionFate> fate;  ///< nullopt when decide() itself failed
+    bool done = false;                 ///< the decision said done
+    std::optional<Result> result;      ///< the done result
     std::vector<ActionRecord<Action>> actions;
-    std::string error;                         ///< why the step failed; empty when it succeeded
-    Offset started_at{};                       ///< when decide() was called
-    std::optional<Offset> decided_at;          ///< when decide() returned a decision
-    Offset finished_at{};                      ///< when the step was finalized
+    std::string error;                 ///< why the step failed; empty when it succeeded
+    Offset started_at{};               ///< when decide() was called
+    std::optional<Offset> decided_at;  ///< when decide() returned a decision
+    Offset finished_at{};              ///< when the step was finalized
 
     Offset duration() const noexcept { return finished_at - started_at; }
 };
@@ -127,28 +125,28 @@ enum class HistoryEventKind : std::uint8_t {
     watchdog_recovered,   ///< perception published again after a stall
     load_shedding_entered,
     load_shedding_left,
-    decision_expired,     ///< a decision waited too long for actuation
-    action_interrupted,   ///< an action in flight was lost with its actuation instance
-    hook_error,           ///< a hook threw; the run went on
-    guidance_delivered,   ///< injected guidance reached a decide() call
-    terminal_refused,     ///< a later terminal trigger lost to the first one
+    decision_expired,    ///< a decision waited too long for actuation
+    action_interrupted,  ///< an action in flight was lost with its actuation instance
+    hook_error,          ///< a hook threw; the run went on
+    guidance_delivered,  ///< injected guidance reached a decide() call
+    terminal_refused,    ///< a later terminal trigger lost to the first one
 };
 
 constexpr std::string_view to_string(HistoryEventKind kind) noexcept {
     switch (kind) {
-    case HistoryEventKind::status_changed: return "status_changed";
-    case HistoryEventKind::component_failed: return "component_failed";
-    case HistoryEventKind::component_restarted: return "component_restarted";
-    case HistoryEventKind::component_gave_up: return "component_gave_up";
-    case HistoryEventKind::watchdog_stall: return "watchdog_stall";
-    case HistoryEventKind::watchdog_recovered: return "watchdog_recovered";
-    case HistoryEventKind::load_shedding_entered: return "load_shedding_entered";
-    case HistoryEventKind::load_shedding_left: return "load_shedding_left";
-    case HistoryEventKind::decision_expired: return "decision_expired";
-    case HistoryEventKind::action_interrupted: return "action_interrupted";
-    case HistoryEventKind::hook_error: return "hook_error";
-    case HistoryEventKind::guidance_delivered: return "guidance_delivered";
-    case HistoryEventKind::terminal_refused: return "terminal_refused";
+        case HistoryEventKind::status_changed: return "status_changed";
+        case HistoryEventKind::component_failed: return "component_failed";
+        case HistoryEventKind::component_restarted: return "component_restarted";
+        case HistoryEventKind::component_gave_up: return "component_gave_up";
+        case HistoryEventKind::watchdog_stall: return "watchdog_stall";
+        case HistoryEventKind::watchdog_recovered: return "watchdog_recovered";
+        case HistoryEventKind::load_shedding_entered: return "load_shedding_entered";
+        case HistoryEventKind::load_shedding_left: return "load_shedding_left";
+        case HistoryEventKind::decision_expired: return "decision_expired";
+        case HistoryEventKind::action_interrupted: return "action_interrupted";
+        case HistoryEventKind::hook_error: return "hook_error";
+        case HistoryEventKind::guidance_delivered: return "guidance_delivered";
+        case HistoryEventKind::terminal_refused: return "terminal_refused";
     }
     return "unknown";
 }
@@ -158,11 +156,11 @@ constexpr std::string_view to_string(HistoryEventKind kind) noexcept {
 struct HistoryEvent {
     HistoryEventKind kind;
     Offset at{};
-    std::string component;                  ///< the component concerned, or empty
-    std::string message;                    ///< reason / details as key=value text
-    std::optional<AgentStatus> from;        ///< status_changed only
-    std::optional<AgentStatus> to;          ///< status_changed only
-    std::optional<std::uint64_t> step;      ///< the step concerned, if any
+    std::string component;              ///< the component concerned, or empty
+    std::string message;                ///< reason / details as key=value text
+    std::optional<AgentStatus> from;    ///< status_changed only
+    std::optional<AgentStatus> to;      ///< status_changed only
+    std::optional<std::uint64_t> step;  ///< the step concerned, if any
 };
 
 /// Former names of HistoryEvent and HistoryEventKind, kept for one release.
@@ -207,7 +205,7 @@ public:
     AgentStatus status = AgentStatus::pending;  ///< the final status once run() returned
     std::string reason;                         ///< why the run ended
     std::chrono::system_clock::time_point started_wall_time{};
-    Offset ended_at{};                          ///< when the run ended, from its start
+    Offset ended_at{};  ///< when the run ended, from its start
 
     /// True when a decision said done.
     bool is_done() const noexcept {

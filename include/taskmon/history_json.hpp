@@ -294,8 +294,7 @@ inline std::chrono::system_clock::time_point read_wall_time(const json& j) {
         fraction -= 1'000'000'000;
     }
     std::int64_t ns = 0;
-    if (__builtin_mul_overflow(secs, std::int64_t{1'000'000'000}, &ns) ||
-        __builtin_add_overflow(ns, fraction, &ns)) {
+    if (__builtin_mul_overflow(secs, std::int64_t{1'000'000'000}, &ns) || __builtin_add_overflow(ns, fraction, &ns)) {
         throw JsonFieldError{"", fmt::format("\"{}\" is out of the clock's range", text)};
     }
     return system_clock::time_point{duration_cast<system_clock::duration>(nanoseconds{ns})};
@@ -306,9 +305,7 @@ json optional_json(const std::optional<T>& value) {
     return value ? json(*value) : json(nullptr);
 }
 
-inline json optional_ns(const std::optional<Offset>& value) {
-    return value ? json(value->count()) : json(nullptr);
-}
+inline json optional_ns(const std::optional<Offset>& value) { return value ? json(value->count()) : json(nullptr); }
 
 inline ActionResult read_action_result(const json& j) {
     require_object(j);

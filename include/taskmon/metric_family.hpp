@@ -118,8 +118,7 @@ inline void append_value(std::string& out, double value) {
         }
         for (const auto name : seen) {
             if (name == family.name) {
-                throw std::invalid_argument("render_text_format: metric family '" + family.name +
-                                            "' appears twice");
+                throw std::invalid_argument("render_text_format: metric family '" + family.name + "' appears twice");
             }
         }
         seen.push_back(family.name);

@@ -157,7 +157,7 @@ struct MonitorEvent {
     /// for a permanent component that returned).
     std::string reason{};
 
-    RestartType restart_type = RestartType::transient;  ///< completed: the component's restart type
+    RestartType restart_type = RestartType::transient;   ///< completed: the component's restart type
     FailureClass failure_class = FailureClass::counted;  ///< failures: how RestartPolicy::classify_failure counted it
 
     std::size_t count = 0;         ///< closed: number of components the monitor knew

@@ -66,10 +66,11 @@ enum class RestartReason {
 };
 
 inline constexpr std::array<RestartReason, 10> all_restart_reasons{
-    RestartReason::failed,           RestartReason::cancelled_unexpectedly, RestartReason::completed,
-    RestartReason::factory_failed,   RestartReason::manual,                 RestartReason::unknown,
-    RestartReason::watchdog_timeout, RestartReason::startup_timeout,        RestartReason::quarantine_trial,
-    RestartReason::group};
+    RestartReason::failed,           RestartReason::cancelled_unexpectedly,
+    RestartReason::completed,        RestartReason::factory_failed,
+    RestartReason::manual,           RestartReason::unknown,
+    RestartReason::watchdog_timeout, RestartReason::startup_timeout,
+    RestartReason::quarantine_trial, RestartReason::group};
 
 [[nodiscard]] constexpr std::string_view to_string(RestartReason reason) noexcept {
     switch (reason) {
@@ -90,10 +91,9 @@ inline constexpr std::array<RestartReason, 10> all_restart_reasons{
 /// The states rendered as taskmon_component_state's `state` label (0 or 1 each). A state not listed here (a
 /// newer enumerator) is still rendered, by its to_string() name, while it is the current one.
 inline constexpr std::array<ComponentState, 10> metric_component_states{
-    ComponentState::not_started, ComponentState::running, ComponentState::restarting,
-    ComponentState::stopping,    ComponentState::stopped, ComponentState::completed,
-    ComponentState::failed,      ComponentState::gave_up, ComponentState::unresponsive,
-    ComponentState::quarantined};
+    ComponentState::not_started,  ComponentState::running,    ComponentState::restarting, ComponentState::stopping,
+    ComponentState::stopped,      ComponentState::completed,  ComponentState::failed,     ComponentState::gave_up,
+    ComponentState::unresponsive, ComponentState::quarantined};
 
 /// taskmon_component_up: whether the component counts as up. The one place that decides it.
 [[nodiscard]] inline bool is_component_up(const ComponentStats& stats) noexcept {
@@ -132,9 +132,9 @@ public:
             { s.get_component_stats() } -> std::same_as<std::map<std::string, ComponentStats>>;
         }
     explicit MonitorMetrics(Source& source, MonitorMetricsOptions options = {})
-        : options_{validated(std::move(options))},
-          counts_{std::make_shared<Counts>()},
-          stats_{[&source] { return source.get_component_stats(); }} {
+        : options_{validated(std::move(options))}, counts_{std::make_shared<Counts>()}, stats_{[&source] {
+              return source.get_component_stats();
+          }} {
         subscription_ = source.subscribe([counts = counts_](const MonitorEvent& e) { counts->on_event(e); });
     }
 
@@ -157,17 +157,20 @@ public:
         }
         MetricFamily restarts_total{"taskmon_restarts_total",
                                     "Restarts performed (automatic and manual), by what caused them.",
-                                    MetricType::counter, {}};
+                                    MetricType::counter,
+                                    {}};
         MetricFamily failures{"taskmon_component_failures_total",
                               "Failures of a component: exceptions, unexpected cancellations, factory throws.",
-                              MetricType::counter, {}};
-        MetricFamily up{"taskmon_component_up", "1 while an instance of the component is running, else 0.",
-                        MetricType::gauge, {}};
-        MetricFamily state{"taskmon_component_state", "1 for the component's current state, 0 for the others.",
-                           MetricType::gauge, {}};
+                              MetricType::counter,
+                              {}};
+        MetricFamily up{
+            "taskmon_component_up", "1 while an instance of the component is running, else 0.", MetricType::gauge, {}};
+        MetricFamily state{
+            "taskmon_component_state", "1 for the component's current state, 0 for the others.", MetricType::gauge, {}};
         MetricFamily backoff_seconds{"taskmon_backoff_seconds",
                                      "Backoff delay of the pending automatic restart in seconds; 0 when none.",
-                                     MetricType::gauge, {}};
+                                     MetricType::gauge,
+                                     {}};
         for (const auto& [name, s] : stats) {
             if (s.spawned) continue;
             const auto seen = restarts.find(name);
@@ -191,9 +194,8 @@ public:
                 state.samples.push_back(sample({{"component", name}, {"state", std::string{to_string(s.state)}}}, 1));
             }
             const auto b = backoff.find(name);
-            const double seconds = b == backoff.end() || !s.is_restarting
-                                       ? 0.0
-                                       : std::chrono::duration<double>(b->second).count();
+            const double seconds =
+                b == backoff.end() || !s.is_restarting ? 0.0 : std::chrono::duration<double>(b->second).count();
             backoff_seconds.samples.push_back(sample({{"component", name}}, seconds));
         }
         std::vector<MetricFamily> out;
@@ -204,12 +206,18 @@ public:
         out.push_back(std::move(backoff_seconds));
         if (options_.io_semaphore) {
             const auto io = get_io_semaphore_stats();
-            out.push_back({"taskmon_io_semaphore_capacity", "Permits of the global io_semaphore.",
-                           MetricType::gauge, {sample({}, static_cast<double>(io.capacity))}});
-            out.push_back({"taskmon_io_semaphore_in_use", "Permits of the global io_semaphore held now.",
-                           MetricType::gauge, {sample({}, static_cast<double>(io.in_use))}});
-            out.push_back({"taskmon_io_semaphore_waiting", "Acquires queued on the global io_semaphore.",
-                           MetricType::gauge, {sample({}, static_cast<double>(io.waiting))}});
+            out.push_back({"taskmon_io_semaphore_capacity",
+                           "Permits of the global io_semaphore.",
+                           MetricType::gauge,
+                           {sample({}, static_cast<double>(io.capacity))}});
+            out.push_back({"taskmon_io_semaphore_in_use",
+                           "Permits of the global io_semaphore held now.",
+                           MetricType::gauge,
+                           {sample({}, static_cast<double>(io.in_use))}});
+            out.push_back({"taskmon_io_semaphore_waiting",
+                           "Acquires queued on the global io_semaphore.",
+                           MetricType::gauge,
+                           {sample({}, static_cast<double>(io.waiting))}});
         }
         return out;
     }
@@ -232,10 +240,10 @@ public:
 
 private:
     struct ComponentCounts {
-        std::optional<RestartReason> cause;      ///< what the next `restarted` is counted as
+        std::optional<RestartReason> cause;  ///< what the next `restarted` is counted as
         std::chrono::nanoseconds pending_backoff{};
         std::map<RestartReason, std::uint64_t> restarts;  ///< counted so far
-        std::uint64_t last_sequence = 0;         ///< of the latest event applied
+        std::uint64_t last_sequence = 0;                  ///< of the latest event applied
     };
 
     /// Shared with the listener, which may outlive a collect() in flight. Guarded by `mutex`.

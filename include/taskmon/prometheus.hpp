@@ -37,8 +37,8 @@ namespace taskmon {
         prometheus::MetricFamily converted;
         converted.name = family.name;
         converted.help = family.help;
-        converted.type = family.type == MetricType::counter ? prometheus::MetricType::Counter
-                                                            : prometheus::MetricType::Gauge;
+        converted.type =
+            family.type == MetricType::counter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
         for (const auto& sample : family.samples) {
             prometheus::ClientMetric metric;
             for (const auto& [name, value] : sample.labels) {

@@ -180,7 +180,6 @@ struct RestartPolicy {
     FailureClassifier classify_failure{};
 };
 
-
 /// Throws std::invalid_argument naming the first invalid field of `policy`; `context` prefixes the message
 /// (e.g. the component name).
 inline void validate(const RestartPolicy& policy, std::string_view context = "RestartPolicy") {
@@ -302,8 +301,8 @@ using RandomSource = std::function<double()>;
 /// The delay before the k-th consecutive restart with the policy's jitter applied and clamped to
 /// [0, max_backoff]. `previous` is the delay actually used before the previous restart (decorrelated jitter).
 [[nodiscard]] inline std::chrono::nanoseconds jittered_backoff(const RestartPolicy& policy, int k,
-                                                             std::chrono::nanoseconds previous,
-                                                             const RandomSource& random) {
+                                                               std::chrono::nanoseconds previous,
+                                                               const RandomSource& random) {
     using ns = std::chrono::nanoseconds;
     const double d = static_cast<double>(nominal_backoff(policy, k).count());
     const double base = static_cast<double>(ns{policy.base_backoff}.count());

@@ -57,8 +57,8 @@
 #include <taskmon/component_stats.hpp>
 #include <taskmon/cpu_usage.hpp>
 #include <taskmon/event_subscription.hpp>
-#include <taskmon/monitor_event.hpp>
 #include <taskmon/history.hpp>
+#include <taskmon/monitor_event.hpp>
 #include <taskmon/timeout_error.hpp>
 
 namespace taskmon {
@@ -79,12 +79,12 @@ struct Decision {
 /// What decide() gets besides the observation.
 template <typename Action, typename Result = std::string>
 struct DecisionContext {
-    std::uint64_t step = 0;                    ///< number of the step being decided (1-based)
+    std::uint64_t step = 0;  ///< number of the step being decided (1-based)
     std::uint64_t observation_sequence = 0;
     std::chrono::nanoseconds observation_age{};
-    std::vector<std::string> guidance;         ///< injected with inject_guidance() since the last decide()
+    std::vector<std::string> guidance;  ///< injected with inject_guidance() since the last decide()
     std::size_t consecutive_failures = 0;
-    bool shedding = false;                     ///< load shedding is active
+    bool shedding = false;  ///< load shedding is active
     std::optional<StepRecord<Action, Result>> previous_step;
 };
 
@@ -96,8 +96,7 @@ struct DecisionContext {
 template <typename Observation, typename Action, typename Result = std::string>
 struct AgentFunctions {
     std::function<asio::awaitable<Observation>()> perceive{};
-    std::function<asio::awaitable<Decision<Action, Result>>(const Observation&,
-                                                            const DecisionContext<Action, Result>&)>
+    std::function<asio::awaitable<Decision<Action, Result>>(const Observation&, const DecisionContext<Action, Result>&)>
         decide{};
     /// A returned failure is a failed action; an exception means the action's effect is unknown: the
     /// actuation_loop instance dies, the action is recorded as interrupted and never replayed.
@@ -108,11 +107,11 @@ struct AgentFunctions {
 /// recorded in the history (hook_error) and logged; it never escapes run() or affects the run.
 template <typename Action, typename Result = std::string>
 struct SupervisorHooks {
-    std::function<void()> on_run_start{};                                     ///< after pending → running
-    std::function<void(std::uint64_t step)> on_step_start{};                  ///< before decide()
-    std::function<void(const StepRecord<Action, Result>&)> on_step_end{};     ///< after the step is recorded
-    std::function<void(const History<Action, Result>&)> on_run_end{};         ///< after the components closed
-    std::function<void(const StatusTransition&)> on_status_change{};          ///< after every transition
+    std::function<void()> on_run_start{};                                  ///< after pending → running
+    std::function<void(std::uint64_t step)> on_step_start{};               ///< before decide()
+    std::function<void(const StepRecord<Action, Result>&)> on_step_end{};  ///< after the step is recorded
+    std::function<void(const History<Action, Result>&)> on_run_end{};      ///< after the components closed
+    std::function<void(const StatusTransition&)> on_status_change{};       ///< after every transition
 };
 
 /// A source of CPU samples (CpuUsage, cpu_usage.hpp) for the load_shedding_monitor; nullopt: unknown. The
@@ -128,8 +127,7 @@ inline constexpr const char* actuation_loop = "actuation_loop";
 inline constexpr const char* pause_handler = "pause_handler";
 inline constexpr const char* load_shedding_monitor = "load_shedding_monitor";
 /// The critical components: a give-up of one fails the run. The one place this is decided.
-inline constexpr std::array<const char*, 4> critical{perception, perception_watchdog, decision_loop,
-                                                      actuation_loop};
+inline constexpr std::array<const char*, 4> critical{perception, perception_watchdog, decision_loop, actuation_loop};
 /// True for the names in `critical`.
 constexpr bool is_critical(std::string_view name) noexcept {
     return std::find(critical.begin(), critical.end(), name) != critical.end();
@@ -160,8 +158,8 @@ public:
     /// `cpu_source` to reading /proc.
     Supervisor(asio::any_io_executor executor, Functions agent, AgentSettings settings = {}, Hooks hooks = {},
                std::shared_ptr<spdlog::logger> logger = nullptr, CpuSource cpu_source = {})
-        : state_(std::make_shared<State>(std::move(executor), std::move(agent), std::move(settings),
-                                         std::move(hooks), std::move(logger), std::move(cpu_source))) {}
+        : state_(std::make_shared<State>(std::move(executor), std::move(agent), std::move(settings), std::move(hooks),
+                                         std::move(logger), std::move(cpu_source))) {}
 
     /// A run in progress is stopped (as stop("the Supervisor was destroyed")) and goes on closing its
     /// components on the executor; the coroutine awaiting run() still receives the history.

@@ -64,7 +64,6 @@ template <typename Clock>
 class MonitorState;
 }  // namespace detail
 
-
 /// Supervises named component coroutines on an Asio executor. Clock is the time source of backoff and windows
 /// (std::chrono::steady_clock for TaskMonitor; taskmon::testing::ManualClock for tests in virtual time).
 ///
@@ -212,9 +211,9 @@ public:
             [state = state_](auto handler, std::shared_ptr<void> removal) {
                 auto fallback = executor_of(state);
                 auto executor = asio::get_associated_executor(handler, fallback);
-                wait_removed(state, std::move(removal),
-                             State::RemoveWaiters::prepare(asio::bind_executor(executor, std::move(handler)),
-                                                           fallback));
+                wait_removed(
+                    state, std::move(removal),
+                    State::RemoveWaiters::prepare(asio::bind_executor(executor, std::move(handler)), fallback));
             },
             token, std::move(record));
     }
@@ -289,12 +288,9 @@ public:
             [state = state_](auto handler) {
                 auto fallback = executor_of(state);
                 auto executor = asio::get_associated_executor(handler, fallback);
-                close_with(state, State::CloseWaiters::prepare(
-                                      asio::bind_executor(executor,
-                                                          [h = std::move(handler)](asio::error_code) mutable {
-                                                              std::move(h)();
-                                                          }),
-                                      fallback));
+                auto call = [h = std::move(handler)](asio::error_code) mutable { std::move(h)(); };
+                close_with(state,
+                           State::CloseWaiters::prepare(asio::bind_executor(executor, std::move(call)), fallback));
             },
             token);
     }

@@ -53,7 +53,7 @@ namespace taskmon {
 
 /// One stretch of a lane in one state, as offsets from Timeline::origin.
 struct TimelineSpan {
-    std::string state;   ///< "running", "backing_off", "gave_up", a run status, an overlay name, ...
+    std::string state;  ///< "running", "backing_off", "gave_up", a run status, an overlay name, ...
     Offset begin{};
     Offset end{};
     std::string detail;  ///< shown as the tooltip (e.g. the reason of a status change)
@@ -85,17 +85,17 @@ struct TimelineLane {
 /// What render_svg() draws. Every offset is from `origin`, and lies in [0, end].
 struct Timeline {
     std::chrono::system_clock::time_point origin{};  ///< wall time of offset 0
-    Offset end{};                                     ///< the right edge of the picture
-    TimelineLane run{"run", {}, {}};                  ///< a Supervisor's status over time; run-wide marks
-    std::vector<TimelineSpan> overlays;               ///< run-wide stretches ("paused", "load_shedding")
-    std::vector<TimelineLane> lanes;                  ///< one per component, in the order first seen
+    Offset end{};                                    ///< the right edge of the picture
+    TimelineLane run{"run", {}, {}};                 ///< a Supervisor's status over time; run-wide marks
+    std::vector<TimelineSpan> overlays;              ///< run-wide stretches ("paused", "load_shedding")
+    std::vector<TimelineLane> lanes;                 ///< one per component, in the order first seen
 };
 
 /// How render_svg() draws. Throws std::invalid_argument from render_svg() when out of range.
 struct TimelineStyle {
     std::string title = "taskmon run timeline";
-    int width = 1200;        ///< of the whole picture, in pixels; at least 480
-    int lane_height = 44;    ///< of one component lane; at least 30
+    int width = 1200;      ///< of the whole picture, in pixels; at least 480
+    int lane_height = 44;  ///< of one component lane; at least 30
     std::string font_family = "DejaVu Sans, Verdana, Arial, sans-serif";
 };
 
@@ -106,7 +106,14 @@ using Clock = std::chrono::system_clock;
 /// What one recorded input says about the picture. Inputs become these; they are folded in time order.
 struct Fact {
     enum class Type : std::uint8_t {
-        lane_state, lane_mark, lane_seen, run_status, run_mark, overlay_on, overlay_off, end
+        lane_state,
+        lane_mark,
+        lane_seen,
+        run_status,
+        run_mark,
+        overlay_on,
+        overlay_off,
+        end
     };
     Type type = Type::lane_mark;
     Clock::time_point at{};
@@ -123,13 +130,19 @@ struct StateStyle {
     std::string_view text;
 };
 inline constexpr StateStyle state_styles[] = {
-    {"running", "#43a047", "#ffffff"},       {"backing_off", "#ffb300", "#3e2723"},
-    {"restarting", "#ffd54f", "#3e2723"},    {"quarantined", "#8e24aa", "#ffffff"},
-    {"gave_up", "#d32f2f", "#ffffff"},       {"failed", "#8e1c1c", "#ffffff"},
-    {"unresponsive", "#5d4037", "#ffffff"},  {"stopping", "#bdbdbd", "#212121"},
-    {"stopped", "#9e9e9e", "#212121"},       {"completed", "#64b5f6", "#0d2a40"},
+    {"running", "#43a047", "#ffffff"},
+    {"backing_off", "#ffb300", "#3e2723"},
+    {"restarting", "#ffd54f", "#3e2723"},
+    {"quarantined", "#8e24aa", "#ffffff"},
+    {"gave_up", "#d32f2f", "#ffffff"},
+    {"failed", "#8e1c1c", "#ffffff"},
+    {"unresponsive", "#5d4037", "#ffffff"},
+    {"stopping", "#bdbdbd", "#212121"},
+    {"stopped", "#9e9e9e", "#212121"},
+    {"completed", "#64b5f6", "#0d2a40"},
     // run statuses not named above
-    {"pending", "#e0e0e0", "#212121"},       {"paused", "#78909c", "#ffffff"},
+    {"pending", "#e0e0e0", "#212121"},
+    {"paused", "#78909c", "#ffffff"},
     {"max_steps_reached", "#fb8c00", "#ffffff"},
     // overlays
     {"load_shedding", "#ff7043", "#ffffff"},
@@ -150,37 +163,37 @@ inline const StateStyle* find_state_style(std::string_view name) noexcept {
 /// "quarantined") sets that state, and any other unknown kind leaves the state alone (it still gets a mark).
 inline std::optional<std::string> state_after(const MonitorEvent& e) {
     switch (e.kind) {
-    case MonitorEventKind::started:
-    case MonitorEventKind::restarted: return "running";
-    case MonitorEventKind::failed:
-    case MonitorEventKind::cancelled_unexpectedly:
-    case MonitorEventKind::not_enabled:
-    case MonitorEventKind::no_factory: return "failed";  // a restart_scheduled at the same instant follows
-    case MonitorEventKind::completed: return "completed";
-    case MonitorEventKind::restart_scheduled: return "backing_off";
-    case MonitorEventKind::restart_requested: return "restarting";
-    case MonitorEventKind::gave_up: return "gave_up";
-    case MonitorEventKind::stopped:
-    case MonitorEventKind::restart_cancelled: return "stopped";
-    case MonitorEventKind::stop_timeout: return "unresponsive";
-    case MonitorEventKind::watchdog_timeout:
-    case MonitorEventKind::startup_timeout: return "failed";  // cancelled; a restart_scheduled follows its exit
-    case MonitorEventKind::quarantined: return "quarantined";
-    case MonitorEventKind::escalated: return "gave_up";
-    case MonitorEventKind::removed: return "stopped";
-    case MonitorEventKind::restart_merged:
-    case MonitorEventKind::factory_failed:
-    case MonitorEventKind::ready:
-    case MonitorEventKind::trial_started:  // its `restarted` already made it running
-    case MonitorEventKind::quarantine_closed:
-    case MonitorEventKind::reset:
-    case MonitorEventKind::policy_updated:
-    case MonitorEventKind::group_started:  // group kinds: the members' own events move their lanes
-    case MonitorEventKind::group_restarting:
-    case MonitorEventKind::group_restarted:
-    case MonitorEventKind::group_gave_up:
-    case MonitorEventKind::group_shutdown:
-    case MonitorEventKind::closed: return std::nullopt;
+        case MonitorEventKind::started:
+        case MonitorEventKind::restarted: return "running";
+        case MonitorEventKind::failed:
+        case MonitorEventKind::cancelled_unexpectedly:
+        case MonitorEventKind::not_enabled:
+        case MonitorEventKind::no_factory: return "failed";  // a restart_scheduled at the same instant follows
+        case MonitorEventKind::completed: return "completed";
+        case MonitorEventKind::restart_scheduled: return "backing_off";
+        case MonitorEventKind::restart_requested: return "restarting";
+        case MonitorEventKind::gave_up: return "gave_up";
+        case MonitorEventKind::stopped:
+        case MonitorEventKind::restart_cancelled: return "stopped";
+        case MonitorEventKind::stop_timeout: return "unresponsive";
+        case MonitorEventKind::watchdog_timeout:
+        case MonitorEventKind::startup_timeout: return "failed";  // cancelled; a restart_scheduled follows its exit
+        case MonitorEventKind::quarantined: return "quarantined";
+        case MonitorEventKind::escalated: return "gave_up";
+        case MonitorEventKind::removed: return "stopped";
+        case MonitorEventKind::restart_merged:
+        case MonitorEventKind::factory_failed:
+        case MonitorEventKind::ready:
+        case MonitorEventKind::trial_started:  // its `restarted` already made it running
+        case MonitorEventKind::quarantine_closed:
+        case MonitorEventKind::reset:
+        case MonitorEventKind::policy_updated:
+        case MonitorEventKind::group_started:  // group kinds: the members' own events move their lanes
+        case MonitorEventKind::group_restarting:
+        case MonitorEventKind::group_restarted:
+        case MonitorEventKind::group_gave_up:
+        case MonitorEventKind::group_shutdown:
+        case MonitorEventKind::closed: return std::nullopt;
     }
     const auto name = to_string(e.kind);
     if (name != "unknown" && find_state_style(name) != nullptr) return std::string{name};
@@ -243,55 +256,56 @@ inline void facts_of(const std::vector<MonitorEvent>& events, std::vector<Fact>&
         }
         const auto name = std::string{to_string(e.kind)};
         switch (e.kind) {
-        case MonitorEventKind::failed:
-        case MonitorEventKind::cancelled_unexpectedly:
-            mark(e, TimelineMarkKind::failure, "", fmt::format("{} ({}): {}", name, e.failure_count, e.reason));
-            break;
-        case MonitorEventKind::restart_scheduled:
-            scheduled[e.component] = Pending{e.attempt, e.delay, e.reason};
-            break;
-        case MonitorEventKind::restarted:
-            if (const auto it = scheduled.find(e.component); it != scheduled.end()) {
-                mark(e, TimelineMarkKind::restart,
-                     fmt::format("#{} {}", it->second.attempt, short_duration(it->second.delay)),
-                     fmt::format("restart attempt {} after a backoff of {} (restart_count={}): {}", it->second.attempt,
-                                 short_duration(it->second.delay), e.restart_count, it->second.reason));
-                scheduled.erase(it);
-            } else {
-                mark(e, TimelineMarkKind::restart, "manual",
-                     fmt::format("manual restart (restart_count={})", e.restart_count));
-            }
-            break;
-        case MonitorEventKind::restart_merged:
-            mark(e, TimelineMarkKind::note, "", "restart() merged into a pending restart");
-            break;
-        case MonitorEventKind::gave_up:
-            scheduled.erase(e.component);
-            mark(e, TimelineMarkKind::failure, "gave up",
-                 fmt::format("gave up: more than {} restarts within {}: {}", e.limit, short_duration(e.window),
-                             e.reason));
-            break;
-        case MonitorEventKind::not_enabled:
-        case MonitorEventKind::no_factory:
-        case MonitorEventKind::factory_failed:
-            mark(e, TimelineMarkKind::failure, name, e.reason.empty() ? name : name + ": " + e.reason);
-            break;
-        case MonitorEventKind::stop_timeout:
-            mark(e, TimelineMarkKind::warning, "unresponsive",
-                 fmt::format("ignored cancellation for longer than {}", short_duration(e.delay)));
-            break;
-        case MonitorEventKind::restart_cancelled: scheduled.erase(e.component); break;
-        case MonitorEventKind::closed:
-            mark(e, TimelineMarkKind::note, "closed",
-                 fmt::format("monitor closed: {} components, {} unresponsive", e.count, e.unresponsive));
-            break;
-        case MonitorEventKind::started:
-        case MonitorEventKind::completed:
-        case MonitorEventKind::restart_requested:
-        case MonitorEventKind::stopped: break;
-        default:  // a kind added after this was written: visible by its name
-            mark(e, TimelineMarkKind::note, name, e.reason.empty() ? name : name + ": " + e.reason);
-            break;
+            case MonitorEventKind::failed:
+            case MonitorEventKind::cancelled_unexpectedly:
+                mark(e, TimelineMarkKind::failure, "", fmt::format("{} ({}): {}", name, e.failure_count, e.reason));
+                break;
+            case MonitorEventKind::restart_scheduled:
+                scheduled[e.component] = Pending{e.attempt, e.delay, e.reason};
+                break;
+            case MonitorEventKind::restarted:
+                if (const auto it = scheduled.find(e.component); it != scheduled.end()) {
+                    mark(e, TimelineMarkKind::restart,
+                         fmt::format("#{} {}", it->second.attempt, short_duration(it->second.delay)),
+                         fmt::format("restart attempt {} after a backoff of {} (restart_count={}): {}",
+                                     it->second.attempt, short_duration(it->second.delay), e.restart_count,
+                                     it->second.reason));
+                    scheduled.erase(it);
+                } else {
+                    mark(e, TimelineMarkKind::restart, "manual",
+                         fmt::format("manual restart (restart_count={})", e.restart_count));
+                }
+                break;
+            case MonitorEventKind::restart_merged:
+                mark(e, TimelineMarkKind::note, "", "restart() merged into a pending restart");
+                break;
+            case MonitorEventKind::gave_up:
+                scheduled.erase(e.component);
+                mark(e, TimelineMarkKind::failure, "gave up",
+                     fmt::format("gave up: more than {} restarts within {}: {}", e.limit, short_duration(e.window),
+                                 e.reason));
+                break;
+            case MonitorEventKind::not_enabled:
+            case MonitorEventKind::no_factory:
+            case MonitorEventKind::factory_failed:
+                mark(e, TimelineMarkKind::failure, name, e.reason.empty() ? name : name + ": " + e.reason);
+                break;
+            case MonitorEventKind::stop_timeout:
+                mark(e, TimelineMarkKind::warning, "unresponsive",
+                     fmt::format("ignored cancellation for longer than {}", short_duration(e.delay)));
+                break;
+            case MonitorEventKind::restart_cancelled: scheduled.erase(e.component); break;
+            case MonitorEventKind::closed:
+                mark(e, TimelineMarkKind::note, "closed",
+                     fmt::format("monitor closed: {} components, {} unresponsive", e.count, e.unresponsive));
+                break;
+            case MonitorEventKind::started:
+            case MonitorEventKind::completed:
+            case MonitorEventKind::restart_requested:
+            case MonitorEventKind::stopped: break;
+            default:  // a kind added after this was written: visible by its name
+                mark(e, TimelineMarkKind::note, name, e.reason.empty() ? name : name + ": " + e.reason);
+                break;
         }
         if (auto state = state_after(e); state && !e.component.empty()) {
             Fact f;
@@ -314,8 +328,10 @@ inline Fact terminal_mark(Clock::time_point at, AgentStatus status, const std::s
     Fact f;
     f.type = Fact::Type::run_mark;
     f.at = at;
-    f.mark = TimelineMark{status == AgentStatus::failed ? TimelineMarkKind::failure : TimelineMarkKind::note, {},
-                          std::string{to_string(status)}, fmt::format("{}: {}", to_string(status), reason)};
+    f.mark = TimelineMark{status == AgentStatus::failed ? TimelineMarkKind::failure : TimelineMarkKind::note,
+                          {},
+                          std::string{to_string(status)},
+                          fmt::format("{}: {}", to_string(status), reason)};
     return f;
 }
 
@@ -376,77 +392,82 @@ void facts_of(const History<Action, Result>& history, std::vector<Fact>& out) {
     std::map<std::string, Offset> failed_at;  // components between a failure and their restart
     for (const auto& e : history.events) {
         switch (e.kind) {
-        case HistoryEventKind::status_changed: {
-            if (!e.to) break;
-            Fact f = lane_fact(Fact::Type::run_status, e.at, "");
-            f.state = std::string{to_string(*e.to)};
-            f.detail = e.message;
-            out.push_back(std::move(f));
-            if (is_terminal(*e.to)) out.push_back(terminal_mark(f.at, *e.to, e.message));
-            if (*e.to == AgentStatus::running && !started) {
-                started = true;  // the Supervisor starts its six components right after this change
-                for (const auto name : supervisor_components) set_state(e.at, std::string{name}, "running");
+            case HistoryEventKind::status_changed: {
+                if (!e.to) break;
+                Fact f = lane_fact(Fact::Type::run_status, e.at, "");
+                f.state = std::string{to_string(*e.to)};
+                f.detail = e.message;
+                out.push_back(std::move(f));
+                if (is_terminal(*e.to)) out.push_back(terminal_mark(f.at, *e.to, e.message));
+                if (*e.to == AgentStatus::running && !started) {
+                    started = true;  // the Supervisor starts its six components right after this change
+                    for (const auto name : supervisor_components) set_state(e.at, std::string{name}, "running");
+                }
+                if (*e.to == AgentStatus::paused || (e.from && *e.from == AgentStatus::paused)) {
+                    Fact o = lane_fact(*e.to == AgentStatus::paused ? Fact::Type::overlay_on : Fact::Type::overlay_off,
+                                       e.at, "paused");
+                    o.detail = e.message;
+                    out.push_back(std::move(o));
+                }
+                break;
             }
-            if (*e.to == AgentStatus::paused || (e.from && *e.from == AgentStatus::paused)) {
-                Fact o = lane_fact(*e.to == AgentStatus::paused ? Fact::Type::overlay_on : Fact::Type::overlay_off,
-                                   e.at, "paused");
+            case HistoryEventKind::component_failed:
+                failed_at[e.component] = e.at;
+                add_mark(e, TimelineMarkKind::failure, "");
+                set_state(e.at, e.component, "backing_off");
+                break;
+            case HistoryEventKind::component_restarted: {
+                const auto instance = message_value(e.message, "instance");
+                std::uint64_t n = 0;
+                const auto parsed = std::from_chars(instance.data(), instance.data() + instance.size(), n);
+                const bool known = parsed.ec == std::errc{} && parsed.ptr == instance.data() + instance.size() && n > 1;
+                const std::string number = known ? fmt::format("#{}", n - 1) : std::string{"#?"};
+                Fact f = lane_fact(Fact::Type::lane_mark, e.at, e.component);
+                if (const auto it = failed_at.find(e.component); it != failed_at.end()) {
+                    const auto down = difference(e.at, it->second);
+                    f.mark = TimelineMark{TimelineMarkKind::restart,
+                                          {},
+                                          number + " " + short_duration(down),
+                                          fmt::format("restart {} ({}) after {} backing off since its failure", number,
+                                                      e.message, short_duration(down))};
+                    failed_at.erase(it);
+                } else {
+                    f.mark =
+                        TimelineMark{TimelineMarkKind::restart,
+                                     {},
+                                     number + " requested",
+                                     fmt::format("restart {} ({}) requested, not after a failure", number, e.message)};
+                }
+                out.push_back(std::move(f));
+                set_state(e.at, e.component, "running");
+                break;
+            }
+            case HistoryEventKind::component_gave_up:
+                failed_at.erase(e.component);
+                add_mark(e, TimelineMarkKind::failure, "gave up");
+                set_state(e.at, e.component, "gave_up");
+                break;
+            case HistoryEventKind::watchdog_stall: {
+                const auto stall = message_value(e.message, "stall");
+                add_mark(e, TimelineMarkKind::warning, stall.empty() ? "stall" : "stall " + stall);
+                break;
+            }
+            case HistoryEventKind::watchdog_recovered: add_mark(e, TimelineMarkKind::note, "recovered"); break;
+            case HistoryEventKind::load_shedding_entered:
+            case HistoryEventKind::load_shedding_left: {
+                Fact o = lane_fact(e.kind == HistoryEventKind::load_shedding_entered ? Fact::Type::overlay_on
+                                                                                     : Fact::Type::overlay_off,
+                                   e.at, "load_shedding");
                 o.detail = e.message;
                 out.push_back(std::move(o));
+                break;
             }
-            break;
-        }
-        case HistoryEventKind::component_failed:
-            failed_at[e.component] = e.at;
-            add_mark(e, TimelineMarkKind::failure, "");
-            set_state(e.at, e.component, "backing_off");
-            break;
-        case HistoryEventKind::component_restarted: {
-            const auto instance = message_value(e.message, "instance");
-            std::uint64_t n = 0;
-            const auto parsed = std::from_chars(instance.data(), instance.data() + instance.size(), n);
-            const bool known = parsed.ec == std::errc{} && parsed.ptr == instance.data() + instance.size() && n > 1;
-            const std::string number = known ? fmt::format("#{}", n - 1) : std::string{"#?"};
-            Fact f = lane_fact(Fact::Type::lane_mark, e.at, e.component);
-            if (const auto it = failed_at.find(e.component); it != failed_at.end()) {
-                const auto down = difference(e.at, it->second);
-                f.mark = TimelineMark{TimelineMarkKind::restart, {}, number + " " + short_duration(down),
-                                      fmt::format("restart {} ({}) after {} backing off since its failure", number,
-                                                  e.message, short_duration(down))};
-                failed_at.erase(it);
-            } else {
-                f.mark = TimelineMark{TimelineMarkKind::restart, {}, number + " requested",
-                                      fmt::format("restart {} ({}) requested, not after a failure", number, e.message)};
-            }
-            out.push_back(std::move(f));
-            set_state(e.at, e.component, "running");
-            break;
-        }
-        case HistoryEventKind::component_gave_up:
-            failed_at.erase(e.component);
-            add_mark(e, TimelineMarkKind::failure, "gave up");
-            set_state(e.at, e.component, "gave_up");
-            break;
-        case HistoryEventKind::watchdog_stall: {
-            const auto stall = message_value(e.message, "stall");
-            add_mark(e, TimelineMarkKind::warning, stall.empty() ? "stall" : "stall " + stall);
-            break;
-        }
-        case HistoryEventKind::watchdog_recovered: add_mark(e, TimelineMarkKind::note, "recovered"); break;
-        case HistoryEventKind::load_shedding_entered:
-        case HistoryEventKind::load_shedding_left: {
-            Fact o = lane_fact(e.kind == HistoryEventKind::load_shedding_entered ? Fact::Type::overlay_on
-                                                                           : Fact::Type::overlay_off,
-                               e.at, "load_shedding");
-            o.detail = e.message;
-            out.push_back(std::move(o));
-            break;
-        }
-        case HistoryEventKind::decision_expired: add_mark(e, TimelineMarkKind::warning, "expired"); break;
-        case HistoryEventKind::action_interrupted: add_mark(e, TimelineMarkKind::warning, "interrupted"); break;
-        case HistoryEventKind::hook_error: add_mark(e, TimelineMarkKind::warning, "hook error"); break;
-        case HistoryEventKind::terminal_refused: add_mark(e, TimelineMarkKind::note, "refused"); break;
-        case HistoryEventKind::guidance_delivered: add_mark(e, TimelineMarkKind::note, "guidance"); break;
-        default: add_mark(e, TimelineMarkKind::note, std::string{to_string(e.kind)}); break;
+            case HistoryEventKind::decision_expired: add_mark(e, TimelineMarkKind::warning, "expired"); break;
+            case HistoryEventKind::action_interrupted: add_mark(e, TimelineMarkKind::warning, "interrupted"); break;
+            case HistoryEventKind::hook_error: add_mark(e, TimelineMarkKind::warning, "hook error"); break;
+            case HistoryEventKind::terminal_refused: add_mark(e, TimelineMarkKind::note, "refused"); break;
+            case HistoryEventKind::guidance_delivered: add_mark(e, TimelineMarkKind::note, "guidance"); break;
+            default: add_mark(e, TimelineMarkKind::note, std::string{to_string(e.kind)}); break;
         }
     }
     Fact end;
@@ -473,9 +494,7 @@ inline Timeline fold(std::vector<Fact> facts, std::optional<Clock::time_point> o
                           std::chrono::duration_cast<Offset>(t.origin.time_since_epoch()));
     };
     t.end = std::max(Offset::zero(), since_origin(last));
-    const auto offset = [&](Clock::time_point at) {
-        return std::clamp(since_origin(at), Offset::zero(), t.end);
-    };
+    const auto offset = [&](Clock::time_point at) { return std::clamp(since_origin(at), Offset::zero(), t.end); };
 
     std::map<std::string, std::size_t> lane_index;
     const auto lane = [&](const std::string& name) -> TimelineLane& {
@@ -497,35 +516,35 @@ inline Timeline fold(std::vector<Fact> facts, std::optional<Clock::time_point> o
         if (until && f.at > *until) break;
         const Offset at = offset(f.at);
         switch (f.type) {
-        case Fact::Type::lane_seen: lane(f.lane); break;
-        case Fact::Type::lane_state: change(lane(f.lane).spans, f.state, at, f.detail); break;
-        case Fact::Type::lane_mark: {
-            auto m = f.mark;
-            m.at = at;
-            lane(f.lane).marks.push_back(std::move(m));
-            break;
-        }
-        case Fact::Type::run_status: change(t.run.spans, f.state, at, f.detail); break;
-        case Fact::Type::run_mark: {
-            auto m = f.mark;
-            m.at = at;
-            t.run.marks.push_back(std::move(m));
-            break;
-        }
-        case Fact::Type::overlay_on:
-            if (!open_overlays.count(f.lane)) {
-                open_overlays[f.lane] = t.overlays.size();
-                t.overlays.push_back(TimelineSpan{f.lane, at, Offset::max(), f.detail});
+            case Fact::Type::lane_seen: lane(f.lane); break;
+            case Fact::Type::lane_state: change(lane(f.lane).spans, f.state, at, f.detail); break;
+            case Fact::Type::lane_mark: {
+                auto m = f.mark;
+                m.at = at;
+                lane(f.lane).marks.push_back(std::move(m));
+                break;
             }
-            break;
-        case Fact::Type::overlay_off:
-            if (const auto it = open_overlays.find(f.lane); it != open_overlays.end()) {
-                t.overlays[it->second].end = at;
-                if (!f.detail.empty()) t.overlays[it->second].detail += " / left: " + f.detail;
-                open_overlays.erase(it);
+            case Fact::Type::run_status: change(t.run.spans, f.state, at, f.detail); break;
+            case Fact::Type::run_mark: {
+                auto m = f.mark;
+                m.at = at;
+                t.run.marks.push_back(std::move(m));
+                break;
             }
-            break;
-        case Fact::Type::end: break;
+            case Fact::Type::overlay_on:
+                if (!open_overlays.count(f.lane)) {
+                    open_overlays[f.lane] = t.overlays.size();
+                    t.overlays.push_back(TimelineSpan{f.lane, at, Offset::max(), f.detail});
+                }
+                break;
+            case Fact::Type::overlay_off:
+                if (const auto it = open_overlays.find(f.lane); it != open_overlays.end()) {
+                    t.overlays[it->second].end = at;
+                    if (!f.detail.empty()) t.overlays[it->second].detail += " / left: " + f.detail;
+                    open_overlays.erase(it);
+                }
+                break;
+            case Fact::Type::end: break;
         }
     }
     const auto close = [&](std::vector<TimelineSpan>& spans) {
@@ -564,17 +583,17 @@ inline std::string xml_escape(std::string_view text) {
         const unsigned char c = *p;
         if (c < 0x80) {
             switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&apos;"; break;
-            default:
-                if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
-                    out += replacement;
-                } else {
-                    out += static_cast<char>(c);
-                }
+                case '&': out += "&amp;"; break;
+                case '<': out += "&lt;"; break;
+                case '>': out += "&gt;"; break;
+                case '"': out += "&quot;"; break;
+                case '\'': out += "&apos;"; break;
+                default:
+                    if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+                        out += replacement;
+                    } else {
+                        out += static_cast<char>(c);
+                    }
             }
             ++p;
             continue;
@@ -802,8 +821,8 @@ private:
     void row_label(double y, double h, std::string_view name, bool bold) {
         put("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\" fill=\"#212121\" clip-path=\"url(#row-labels)\"{}>{}"
             "<title>{}</title></text>\n",
-            plot_x0_ - 8, y + h / 2 + 4, bold ? " font-weight=\"bold\"" : "",
-            xml_escape(shorten(name, label_chars_)), xml_escape(name));
+            plot_x0_ - 8, y + h / 2 + 4, bold ? " font-weight=\"bold\"" : "", xml_escape(shorten(name, label_chars_)),
+            xml_escape(name));
     }
 
     void span(const TimelineSpan& s, double y, double h, const char* cls) {
@@ -819,35 +838,35 @@ private:
         const bool wanted = s.state != "running" || std::string_view{cls} == "status";
         if (wanted && w >= text_width(name, label_font) + 10) {
             put("<text x=\"{:.2f}\" y=\"{:.1f}\" font-size=\"{}\" fill=\"{}\" pointer-events=\"none\">{}</text>\n",
-                x0 + 7, y + h / 2 + 3.5, label_font, s.state == "backing_off" ? "#3e2723" : st.text,
-                xml_escape(name));
+                x0 + 7, y + h / 2 + 3.5, label_font, s.state == "backing_off" ? "#3e2723" : st.text, xml_escape(name));
         }
     }
 
     void glyph(TimelineMarkKind kind, double cx, double top, double bottom) {
         const double mid = (top + bottom) / 2;
         switch (kind) {
-        case TimelineMarkKind::restart:
-            put("<line x1=\"{0:.2f}\" y1=\"{1:.1f}\" x2=\"{0:.2f}\" y2=\"{2:.1f}\" stroke=\"#0d47a1\" "
-                "stroke-width=\"2\"/><path d=\"M{3:.2f},{4:.1f} l4,-6 l-8,0 z\" fill=\"#0d47a1\"/>",
-                cx, top - 2, bottom + 2, cx, top - 1);
-            break;
-        case TimelineMarkKind::failure:
-            put("<path d=\"M{0:.2f},{1:.1f} l8,8 M{0:.2f},{2:.1f} l8,-8\" stroke=\"#b71c1c\" stroke-width=\"2.5\" "
-                "stroke-linecap=\"round\"/><path d=\"M{0:.2f},{1:.1f} l8,8 M{0:.2f},{2:.1f} l8,-8\" stroke=\"#ffffff\" "
-                "stroke-width=\"0.8\" stroke-linecap=\"round\"/>",
-                cx - 4, mid - 4, mid + 4);
-            break;
-        case TimelineMarkKind::warning:
-            put("<path d=\"M{:.2f},{:.1f} l5,9 l-10,0 z\" fill=\"#ef6c00\" stroke=\"#ffffff\" "
-                "stroke-width=\"0.8\"/>",
-                cx, mid - 5);
-            break;
-        case TimelineMarkKind::note:
-            put("<path d=\"M{:.2f},{:.1f} l4,4 l-4,4 l-4,-4 z\" fill=\"#37474f\" stroke=\"#ffffff\" "
-                "stroke-width=\"0.8\"/>",
-                cx, mid - 4);
-            break;
+            case TimelineMarkKind::restart:
+                put("<line x1=\"{0:.2f}\" y1=\"{1:.1f}\" x2=\"{0:.2f}\" y2=\"{2:.1f}\" stroke=\"#0d47a1\" "
+                    "stroke-width=\"2\"/><path d=\"M{3:.2f},{4:.1f} l4,-6 l-8,0 z\" fill=\"#0d47a1\"/>",
+                    cx, top - 2, bottom + 2, cx, top - 1);
+                break;
+            case TimelineMarkKind::failure:
+                put("<path d=\"M{0:.2f},{1:.1f} l8,8 M{0:.2f},{2:.1f} l8,-8\" stroke=\"#b71c1c\" stroke-width=\"2.5\" "
+                    "stroke-linecap=\"round\"/><path d=\"M{0:.2f},{1:.1f} l8,8 M{0:.2f},{2:.1f} l8,-8\" "
+                    "stroke=\"#ffffff\" "
+                    "stroke-width=\"0.8\" stroke-linecap=\"round\"/>",
+                    cx - 4, mid - 4, mid + 4);
+                break;
+            case TimelineMarkKind::warning:
+                put("<path d=\"M{:.2f},{:.1f} l5,9 l-10,0 z\" fill=\"#ef6c00\" stroke=\"#ffffff\" "
+                    "stroke-width=\"0.8\"/>",
+                    cx, mid - 5);
+                break;
+            case TimelineMarkKind::note:
+                put("<path d=\"M{:.2f},{:.1f} l4,4 l-4,4 l-4,-4 z\" fill=\"#37474f\" stroke=\"#ffffff\" "
+                    "stroke-width=\"0.8\"/>",
+                    cx, mid - 4);
+                break;
         }
     }
 
@@ -860,8 +879,8 @@ private:
         double free_below = -1e9;
         for (const auto& m : marks) {
             const double cx = x(m.at);
-            put("<g class=\"mark {}\"><title>{} · {}</title>", names[static_cast<int>(m.kind)],
-                short_duration(m.at), xml_escape(m.detail.empty() ? m.label : m.detail));
+            put("<g class=\"mark {}\"><title>{} · {}</title>", names[static_cast<int>(m.kind)], short_duration(m.at),
+                xml_escape(m.detail.empty() ? m.label : m.detail));
             glyph(m.kind, cx, bar_top, bar_bottom);
             if (!m.label.empty()) {
                 const auto label = shorten(m.label, 24);
@@ -933,8 +952,8 @@ private:
         for (const auto& o : t_.overlays) {
             put("<rect class=\"overlay-shade\" x=\"{:.2f}\" y=\"{:.1f}\" width=\"{:.2f}\" height=\"{:.1f}\" "
                 "fill=\"{}\" fill-opacity=\"0.14\" pointer-events=\"none\"/>\n",
-                x(o.begin), lanes_y_, std::max(1.0, x(o.end) - x(o.begin)),
-                h * static_cast<double>(t_.lanes.size()), style_of(o.state).fill);
+                x(o.begin), lanes_y_, std::max(1.0, x(o.end) - x(o.begin)), h * static_cast<double>(t_.lanes.size()),
+                style_of(o.state).fill);
         }
         // Status changes: a dashed line from the status row down through the lanes.
         if (run_y_) {

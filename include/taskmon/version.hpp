@@ -13,8 +13,8 @@
 #define TASKMON_DETAIL_STR2(x) #x
 #define TASKMON_DETAIL_STR(x) TASKMON_DETAIL_STR2(x)
 /// The version as a string literal, "MAJOR.MINOR.PATCH".
-#define TASKMON_VERSION_STRING                                                                   \
-    TASKMON_DETAIL_STR(TASKMON_VERSION_MAJOR)                                                    \
+#define TASKMON_VERSION_STRING                \
+    TASKMON_DETAIL_STR(TASKMON_VERSION_MAJOR) \
     "." TASKMON_DETAIL_STR(TASKMON_VERSION_MINOR) "." TASKMON_DETAIL_STR(TASKMON_VERSION_PATCH)
 
 namespace taskmon {

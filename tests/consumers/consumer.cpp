@@ -24,12 +24,15 @@ int main() {
         if (++runs == 1) throw std::runtime_error("first run fails");
         co_return;  // the second run returns normally: a transient component is then done
     });
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-        while (monitor.get_component_stats().at("flaky").state != taskmon::ComponentState::completed) {
-            co_await asio::post(io, asio::use_awaitable);
-        }
-        co_await monitor.close();
-    }, asio::detached);
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            while (monitor.get_component_stats().at("flaky").state != taskmon::ComponentState::completed) {
+                co_await asio::post(io, asio::use_awaitable);
+            }
+            co_await monitor.close();
+        },
+        asio::detached);
     io.run();
 
     const auto stats = monitor.get_component_stats().at("flaky");

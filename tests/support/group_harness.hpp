@@ -132,19 +132,20 @@ inline asio::awaitable<void> play(Journal& journal, std::string name, Role& role
     std::rethrow_exception(cancelled);
 }
 
-inline taskmon::GroupMember member(Journal& journal, const std::string& name, Role& role, taskmon::RestartPolicy policy = {},
-                   bool significant = false) {
+inline taskmon::GroupMember member(Journal& journal, const std::string& name, Role& role,
+                                   taskmon::RestartPolicy policy = {}, bool significant = false) {
     return taskmon::GroupMember{.name = name,
-                       .context_factory = [&journal, &role, name](taskmon::ComponentContext ctx) {
-                           const int call = role.factory_calls++;
-                           if (std::find(role.factory_throws.begin(), role.factory_throws.end(), call) !=
-                               role.factory_throws.end()) {
-                               throw std::runtime_error(name + " factory broke");
-                           }
-                           return play(journal, name, role, std::move(ctx));
-                       },
-                       .policy = policy,
-                       .significant = significant};
+                                .context_factory =
+                                    [&journal, &role, name](taskmon::ComponentContext ctx) {
+                                        const int call = role.factory_calls++;
+                                        if (std::find(role.factory_throws.begin(), role.factory_throws.end(), call) !=
+                                            role.factory_throws.end()) {
+                                            throw std::runtime_error(name + " factory broke");
+                                        }
+                                        return play(journal, name, role, std::move(ctx));
+                                    },
+                                .policy = policy,
+                                .significant = significant};
 }
 
 /// Members' policy: 1 s backoff, generous limits, ready() needed within a minute.

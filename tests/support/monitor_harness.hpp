@@ -42,8 +42,7 @@ struct Harness {
     taskmon::testing::ManualTime time;
     asio::io_context io;
     taskmon::testing::VirtualTimeRunner runner{io, time};
-    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
-        std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(4096);
+    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(4096);
     std::shared_ptr<spdlog::logger> logger = std::make_shared<spdlog::logger>("taskmon-test", sink);
 
     Harness() {

@@ -95,10 +95,11 @@ struct Agent {
                     co_await sleep_for(decide_time);
                     co_return decide_fn(obs, ctx);
                 },
-                .act = [this](const std::string& action) {
-                    acted.push_back(action);
-                    return act_fn(action);
-                }};
+                .act =
+                    [this](const std::string& action) {
+                        acted.push_back(action);
+                        return act_fn(action);
+                    }};
     }
 };
 

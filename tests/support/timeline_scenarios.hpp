@@ -40,8 +40,10 @@ struct MonitorRun {
     Recorder reference;
     taskmon::TimelineRecorder recorder;
     Monitor monitor{h.io.get_executor(),
-                    {.max_restart_attempts = 3, .restart_window = std::chrono::minutes{10},
-                     .base_backoff = std::chrono::seconds{1}, .max_backoff = std::chrono::seconds{4}},
+                    {.max_restart_attempts = 3,
+                     .restart_window = std::chrono::minutes{10},
+                     .base_backoff = std::chrono::seconds{1},
+                     .max_backoff = std::chrono::seconds{4}},
                     h.logger};
     std::optional<taskmon::EventSubscription> reference_subscription;
     taskmon::testing::ManualClock::time_point start = h.time.now();
@@ -93,11 +95,8 @@ struct SupervisorRun : SupervisorHarness {
 /// Text that must be escaped: markup characters, invalid UTF-8, control characters, a very long name.
 inline const std::vector<std::string>& hostile_names() {
     static const std::vector<std::string> names{
-        "<script>alert('x')</script>",
-        "a & b \"quoted\"",
-        std::string{"bad\xff\xfe utf8 \x01\x02 ctrl"},
-        "ümlaut · 日本語 ✓",
-        std::string(200, 'w'),
+        "<script>alert('x')</script>", "a & b \"quoted\"",    std::string{"bad\xff\xfe utf8 \x01\x02 ctrl"},
+        "ümlaut · 日本語 ✓",           std::string(200, 'w'),
     };
     return names;
 }
@@ -112,18 +111,30 @@ inline taskmon::Timeline hostile_timeline() {
     };
     std::uint64_t sequence = 0;
     for (const auto& name : hostile_names()) {
-        recorder.record({.kind = taskmon::MonitorEventKind::started, .component = name, .sequence = ++sequence,
-                         .time = at(0s)});
-        recorder.record({.kind = taskmon::MonitorEventKind::failed, .component = name, .sequence = ++sequence,
-                         .time = at(1s), .reason = "std::runtime_error: ]]> <!-- -- & \x03"});
-        recorder.record({.kind = taskmon::MonitorEventKind::restart_scheduled, .component = name,
-                         .sequence = ++sequence, .time = at(1s), .attempt = 1, .delay = 500ms,
+        recorder.record(
+            {.kind = taskmon::MonitorEventKind::started, .component = name, .sequence = ++sequence, .time = at(0s)});
+        recorder.record({.kind = taskmon::MonitorEventKind::failed,
+                         .component = name,
+                         .sequence = ++sequence,
+                         .time = at(1s),
                          .reason = "std::runtime_error: ]]> <!-- -- & \x03"});
-        recorder.record({.kind = taskmon::MonitorEventKind::restarted, .component = name, .sequence = ++sequence,
+        recorder.record({.kind = taskmon::MonitorEventKind::restart_scheduled,
+                         .component = name,
+                         .sequence = ++sequence,
+                         .time = at(1s),
+                         .attempt = 1,
+                         .delay = 500ms,
+                         .reason = "std::runtime_error: ]]> <!-- -- & \x03"});
+        recorder.record({.kind = taskmon::MonitorEventKind::restarted,
+                         .component = name,
+                         .sequence = ++sequence,
                          .time = at(1500ms)});
         // An event kind added after this library version: shown by its number-less name ("unknown").
-        recorder.record({.kind = static_cast<taskmon::MonitorEventKind>(99), .component = name,
-                         .sequence = ++sequence, .time = at(2s), .reason = "<future>"});
+        recorder.record({.kind = static_cast<taskmon::MonitorEventKind>(99),
+                         .component = name,
+                         .sequence = ++sequence,
+                         .time = at(2s),
+                         .reason = "<future>"});
     }
     recorder.record_note(at(2500ms), "", "note <&>", "a run-wide note with \"quotes\"");
     auto timeline = recorder.timeline(at(4s));

@@ -25,8 +25,7 @@ public:
     const char* name() const noexcept override { return "taskmon.semaphore"; }
     std::string message(int value) const override {
         switch (static_cast<SemaphoreErrc>(value)) {
-            case SemaphoreErrc::closed:
-                return "the semaphore is closed";
+            case SemaphoreErrc::closed: return "the semaphore is closed";
         }
         return "unknown semaphore error";
     }
@@ -38,9 +37,7 @@ inline const std::error_category& semaphore_category() noexcept {
     return category;
 }
 
-inline std::error_code make_error_code(SemaphoreErrc e) noexcept {
-    return {static_cast<int>(e), semaphore_category()};
-}
+inline std::error_code make_error_code(SemaphoreErrc e) noexcept { return {static_cast<int>(e), semaphore_category()}; }
 
 // ---- SemaphorePermit --------------------------------------------------------------------------------------
 
@@ -89,7 +86,8 @@ template <typename Handler>
 class AsyncSemaphore::AcquireOp final : public detail::SemaphoreWaiter {
 public:
     // Completions go out as continuations: on an io_context thread, the cheap thread-private queue.
-    using Parked = detail::ParkedHandler<Handler, asio::system_executor, asio::execution::relationship_t::continuation_t>;
+    using Parked =
+        detail::ParkedHandler<Handler, asio::system_executor, asio::execution::relationship_t::continuation_t>;
     // A completion dropped by its executor (context shut down) clears the slot before freeing the operation.
     static constexpr bool clear_slot_when_dropped = true;
 
@@ -129,8 +127,7 @@ namespace detail {
 inline std::size_t checked_semaphore_count(std::size_t count, const char* where) {
     if (count == 0 || count > SemaphoreWord::max_count) {
         throw std::invalid_argument(std::string(where) + ": count must be between 1 and " +
-                                    std::to_string(SemaphoreWord::max_count) + ", got " +
-                                    std::to_string(count));
+                                    std::to_string(SemaphoreWord::max_count) + ", got " + std::to_string(count));
     }
     return count;
 }

@@ -84,9 +84,7 @@ public:
         }
         while (!done()) {
             co_await asio::async_initiate<const asio::use_awaitable_t<>, void(asio::error_code)>(
-                [this](auto handler, ConditionRef condition) {
-                    waiters_.park(std::move(handler), condition, strand_);
-                },
+                [this](auto handler, ConditionRef condition) { waiters_.park(std::move(handler), condition, strand_); },
                 asio::use_awaitable, ConditionRef::to(done));
         }
     }

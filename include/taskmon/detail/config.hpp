@@ -11,8 +11,7 @@
 // Asio before 1.26 detects clang's coroutine support only with libc++; with libstdc++ it leaves
 // asio::awaitable undeclared. taskmon's CMake target defines this too; doing it here also serves pkg-config
 // and plain -I builds, as long as taskmon is included before any other Asio header.
-#if defined(__clang__) && !defined(ASIO_HAS_CO_AWAIT) && ASIO_VERSION < 102600 && \
-    defined(__cpp_impl_coroutine)
+#if defined(__clang__) && !defined(ASIO_HAS_CO_AWAIT) && ASIO_VERSION < 102600 && defined(__cpp_impl_coroutine)
 #if defined(ASIO_HPP) || defined(ASIO_DETAIL_CONFIG_HPP)
 #error "taskmon: with clang and Asio < 1.26, include taskmon before Asio or define ASIO_HAS_CO_AWAIT=1"
 #endif

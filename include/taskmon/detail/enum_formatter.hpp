@@ -24,9 +24,11 @@ struct TaskmonEnumTag {};
 
 /// Declared, never defined (used in unevaluated operands only): argument-dependent lookup finds it for the
 /// enumerations declared in namespace taskmon, and for no other type.
+// clang-format off
 template <typename E>
     requires std::is_enum_v<E>
 detail::TaskmonEnumTag taskmon_enum_tag(E) noexcept;
+// clang-format on
 
 namespace detail {
 

@@ -137,8 +137,7 @@ public:
 
 private:
     struct Connection {
-        explicit Connection(asio::ip::tcp::socket s)
-            : socket{std::move(s)}, timer{socket.get_executor()} {}
+        explicit Connection(asio::ip::tcp::socket s) : socket{std::move(s)}, timer{socket.get_executor()} {}
         asio::ip::tcp::socket socket;
         asio::steady_timer timer;
         bool writing = false;    ///< the deadline now guards the response
@@ -272,8 +271,8 @@ private:
         std::size_t total = 0;
         while (!request.complete) {
             asio::error_code ec;
-            const auto n = co_await c->socket.async_read_some(asio::buffer(buffer),
-                                                              asio::redirect_error(asio::use_awaitable, ec));
+            const auto n =
+                co_await c->socket.async_read_some(asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
             if (closing_) co_return;
             if (c->timed_out) {
                 ++timed_out_;
@@ -325,8 +324,7 @@ private:
         std::string message = fmt::format(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n"
             "Connection: close\r\n{}\r\n",
-            status, http_reason_phrase(status), content_type, body.size(),
-            status == 405 ? "Allow: GET, HEAD\r\n" : "");
+            status, http_reason_phrase(status), content_type, body.size(), status == 405 ? "Allow: GET, HEAD\r\n" : "");
         if (!head) message += body;
         c->writing = true;
         c->timed_out = false;
@@ -350,8 +348,8 @@ private:
         std::vector<char> sink(2048);
         std::size_t drained = 0;
         while (!ec && !closing_ && drained < 64 * 1024) {
-            drained += co_await c->socket.async_read_some(asio::buffer(sink),
-                                                          asio::redirect_error(asio::use_awaitable, ec));
+            drained +=
+                co_await c->socket.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
         }
     }
 
@@ -388,9 +386,8 @@ inline HealthResponse answer_health_request(const HealthEndpoints& endpoints, st
         return {400, "text/plain; charset=utf-8", "bad request target\n"};
     }
     const auto field = [&](http_parser_url_fields f) {
-        return (url.field_set & (1 << f)) == 0
-                   ? std::string_view{}
-                   : target.substr(url.field_data[f].off, url.field_data[f].len);
+        return (url.field_set & (1 << f)) == 0 ? std::string_view{}
+                                               : target.substr(url.field_data[f].off, url.field_data[f].len);
     };
     const auto path = field(UF_PATH);
     const bool verbose = detail::query_has_verbose(field(UF_QUERY));
@@ -415,8 +412,8 @@ inline HealthResponse answer_health_request(const HealthEndpoints& endpoints, st
 
 inline HealthServer::HealthServer(asio::any_io_executor executor, HealthEndpoints endpoints,
                                   HealthServerSettings settings, std::shared_ptr<spdlog::logger> logger)
-    : state_{std::make_shared<detail::HealthServerState>(std::move(executor), std::move(endpoints),
-                                                         std::move(settings), std::move(logger))} {
+    : state_{std::make_shared<detail::HealthServerState>(std::move(executor), std::move(endpoints), std::move(settings),
+                                                         std::move(logger))} {
     state_->start();
 }
 

@@ -24,8 +24,9 @@ inline IoConcurrencySetting parse_io_concurrency(const char* value, std::size_t 
     }
     const std::string_view text(value);
     const auto reject = [&](std::string_view why) {
-        setting.rejection = std::string(io_concurrency_env_var) + "=\"" + std::string(text) + "\" is rejected: " +
-                            std::string(why) + "; using the default of " + std::to_string(default_count);
+        setting.rejection = std::string(io_concurrency_env_var) + "=\"" + std::string(text) +
+                            "\" is rejected: " + std::string(why) + "; using the default of " +
+                            std::to_string(default_count);
         return setting;
     };
     if (text.empty()) {

@@ -6,8 +6,8 @@
 // event loop's lag (how late a timer fired), and a hysteresis gate that decides when to shed.
 #pragma once
 
-#include <taskmon/cpu_usage.hpp>
 #include <taskmon/detail/config.hpp>
+#include <taskmon/cpu_usage.hpp>
 
 #include <charconv>
 #include <chrono>
@@ -204,7 +204,7 @@ asio::awaitable<std::chrono::nanoseconds> sleep_and_measure_lag(Timer& timer, ty
     co_await timer.async_wait(asio::use_awaitable);
     const auto late = Timer::clock_type::now() - due;
     co_return late > Timer::duration::zero() ? std::chrono::duration_cast<std::chrono::nanoseconds>(late)
-                                            : std::chrono::nanoseconds::zero();
+                                             : std::chrono::nanoseconds::zero();
 }
 
 }  // namespace taskmon::detail

@@ -29,8 +29,7 @@ namespace taskmon::detail {
 inline std::string demangle(const char* mangled) {
 #ifdef TASKMON_HAS_CXXABI
     int status = 0;
-    std::unique_ptr<char, void (*)(void*)> result{abi::__cxa_demangle(mangled, nullptr, nullptr, &status),
-                                                   std::free};
+    std::unique_ptr<char, void (*)(void*)> result{abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free};
     if (status == 0 && result) {
         return result.get();
     }

@@ -32,8 +32,8 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             logger.log(routine, "Started component {} component={} task_id={}", name, name, e.task_id);
             break;
         case MonitorEventKind::failed:
-            logger.log(level_enum::err, "Component {} failed component={} task_id={} failure_count={} reason={}",
-                       name, name, e.task_id, e.failure_count, quote(e.reason));
+            logger.log(level_enum::err, "Component {} failed component={} task_id={} failure_count={} reason={}", name,
+                       name, e.task_id, e.failure_count, quote(e.reason));
             break;
         case MonitorEventKind::cancelled_unexpectedly:
             logger.log(level_enum::warn,
@@ -41,8 +41,8 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
                        name, name, e.task_id, e.failure_count, quote(e.reason));
             break;
         case MonitorEventKind::completed:
-            logger.log(routine, "Component {} completed component={} task_id={} restart_type={}", name,
-                       name, e.task_id, to_string(e.restart_type));
+            logger.log(routine, "Component {} completed component={} task_id={} restart_type={}", name, name, e.task_id,
+                       to_string(e.restart_type));
             break;
         case MonitorEventKind::restart_scheduled: {
             const auto seconds = format_seconds(e.delay);
@@ -54,16 +54,16 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
         }
         case MonitorEventKind::restarted:
             logger.log(level_enum::info,
-                       "Successfully restarted component {} component={} new_task_id={} restart_count={}", name,
-                       name, e.task_id, e.restart_count);
+                       "Successfully restarted component {} component={} new_task_id={} restart_count={}", name, name,
+                       e.task_id, e.restart_count);
             break;
         case MonitorEventKind::restart_requested:
-            logger.log(level_enum::info, "Manual restart requested for component {} component={} task_id={}",
-                       name, name, e.task_id);
+            logger.log(level_enum::info, "Manual restart requested for component {} component={} task_id={}", name,
+                       name, e.task_id);
             break;
         case MonitorEventKind::restart_merged:
-            logger.log(level_enum::info,
-                       "Manual restart of component {} merged into the pending restart component={}", name, name);
+            logger.log(level_enum::info, "Manual restart of component {} merged into the pending restart component={}",
+                       name, name);
             break;
         case MonitorEventKind::gave_up:
             logger.log(level_enum::err,
@@ -77,19 +77,16 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
                        name, e.task_id);
             break;
         case MonitorEventKind::no_factory:
-            logger.log(level_enum::err,
-                       "Component {} cannot be restarted: no restart factory component={} task_id={}", name, name,
-                       e.task_id);
+            logger.log(level_enum::err, "Component {} cannot be restarted: no restart factory component={} task_id={}",
+                       name, name, e.task_id);
             break;
         case MonitorEventKind::factory_failed:
-            logger.log(level_enum::err,
-                       "Restart factory of component {} threw component={} failure_count={} reason={}", name, name,
-                       e.failure_count, quote(e.reason));
+            logger.log(level_enum::err, "Restart factory of component {} threw component={} failure_count={} reason={}",
+                       name, name, e.failure_count, quote(e.reason));
             break;
         case MonitorEventKind::stopped:
             if (e.reason.empty()) {
-                logger.log(routine, "Component {} stopped component={} task_id={}", name, name,
-                           e.task_id);
+                logger.log(routine, "Component {} stopped component={} task_id={}", name, name, e.task_id);
             } else {
                 logger.log(level_enum::warn, "Component {} stopped with an error component={} task_id={} reason={}",
                            name, name, e.task_id, quote(e.reason));
@@ -108,8 +105,7 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
                        name, name, e.restart_count);
             break;
         case MonitorEventKind::closed:
-            logger.log(level_enum::info, "TaskMonitor closed components={} unresponsive={}", e.count,
-                       e.unresponsive);
+            logger.log(level_enum::info, "TaskMonitor closed components={} unresponsive={}", e.count, e.unresponsive);
             break;
         case MonitorEventKind::ready:
             logger.log(level_enum::info, "Component {} is ready component={} task_id={}", name, name, e.task_id);
@@ -136,8 +132,8 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             break;
         }
         case MonitorEventKind::trial_started:
-            logger.log(level_enum::warn, "Quarantine trial of component {} started component={} task_id={}", name,
-                       name, e.task_id);
+            logger.log(level_enum::warn, "Quarantine trial of component {} started component={} task_id={}", name, name,
+                       e.task_id);
             break;
         case MonitorEventKind::quarantine_closed:
             logger.log(level_enum::info,
@@ -148,8 +144,8 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
         case MonitorEventKind::escalated:
             if (e.component.empty()) {
                 logger.log(level_enum::critical,
-                           "Group {} gave up; escalating to the monitor's owner group={} reason={}", e.group,
-                           e.group, quote(e.reason));
+                           "Group {} gave up; escalating to the monitor's owner group={} reason={}", e.group, e.group,
+                           quote(e.reason));
             } else {
                 logger.log(level_enum::critical,
                            "Component {} gave up; escalating to the monitor's owner component={} restart_count={} "
@@ -199,8 +195,7 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
                            "Group {} has exceeded its restart limit ({} per {}); giving it up group={} "
                            "component={} limit={} reason={}",
                            e.group, e.limit == 1 ? std::string{"1 restart"} : fmt::format("{} restarts", e.limit),
-                           format_window(e.window), e.group, name, e.limit,
-                           quote(e.reason));
+                           format_window(e.window), e.group, name, e.limit, quote(e.reason));
             }
             break;
         case MonitorEventKind::group_shutdown:
@@ -220,8 +215,8 @@ inline void log_listener_error(spdlog::logger& logger, const MonitorEvent& e, co
                    quote(describe(error)));
     } else {
         logger.log(spdlog::level::err,
-                   "Event listener threw handling {} of component {} component={} kind={} reason={}", kind,
-                   e.component, e.component, kind, quote(describe(error)));
+                   "Event listener threw handling {} of component {} component={} kind={} reason={}", kind, e.component,
+                   e.component, kind, quote(describe(error)));
     }
 }
 

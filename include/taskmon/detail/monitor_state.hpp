@@ -152,8 +152,8 @@ public:
     /// run under a liveness policy.
     class Liveness final : public InstanceLiveness {
     public:
-        Liveness(std::uint64_t id, std::uint64_t generation, std::int64_t started,
-                 std::weak_ptr<MonitorState> state, std::weak_ptr<Component> component) noexcept
+        Liveness(std::uint64_t id, std::uint64_t generation, std::int64_t started, std::weak_ptr<MonitorState> state,
+                 std::weak_ptr<Component> component) noexcept
             : InstanceLiveness{id, generation, &now_ns, started},
               state_{std::move(state)},
               component_{std::move(component)} {}
@@ -175,8 +175,7 @@ public:
     };
 
     struct Instance {
-        Instance(std::uint64_t i, time_point s, std::shared_ptr<const ComponentFactory> f,
-                 std::shared_ptr<Liveness> l)
+        Instance(std::uint64_t i, time_point s, std::shared_ptr<const ComponentFactory> f, std::shared_ptr<Liveness> l)
             : id{i}, started{s}, origin{std::move(f)}, liveness{std::move(l)} {}
         std::uint64_t id;
         time_point started;
@@ -186,10 +185,10 @@ public:
         std::shared_ptr<Liveness> liveness;  // null: ready at start, nothing to watch
         time_point stop_deadline{};          // a requested stop is reported unresponsive after it
         StopCause stop = StopCause::none;
-        bool tripped_startup = false;            // StopCause::liveness: which deadline it missed
+        bool tripped_startup = false;  // StopCause::liveness: which deadline it missed
         bool reported_unresponsive = false;
         bool reported_in_close = false;  // reported after close() began (a group's member, at the end of its turn)
-        bool ready_reported = false;  // its `ready` event was published
+        bool ready_reported = false;     // its `ready` event was published
         FailureClass trip_class = FailureClass::counted;
         asio::cancellation_signal signal;
     };
@@ -200,8 +199,8 @@ public:
         const asio::any_io_executor* strand;  // the pool strand its instances run on (strands_ never shrinks)
         std::shared_ptr<const ComponentFactory> factory;
         std::shared_ptr<const RestartPolicy> own_policy;  // null: the monitor's policy
-        std::unique_ptr<Timer> timer;        // backoff and quarantine cooldown; strand_ only
-        std::unique_ptr<Timer> watch_timer;  // liveness, stop deadlines, trial probation; strand_ only
+        std::unique_ptr<Timer> timer;                     // backoff and quarantine cooldown; strand_ only
+        std::unique_ptr<Timer> watch_timer;               // liveness, stop deadlines, trial probation; strand_ only
         std::shared_ptr<Instance> instance;
         // Times of counted restarts within the restart window, oldest first; at most max_restart_attempts long.
         // (A vector, not a deque: an empty libstdc++ deque already allocates ~600 bytes.)
@@ -225,10 +224,10 @@ public:
         bool manual_pending = false;  // the scheduled restart was requested by restart() or reset()
         bool starting = false;        // the factory is being called
         bool task_cancelled = false;
-        bool in_trial = false;        // the live instance is a quarantine trial
-        bool removing = false;        // remove_and_wait() was called
-        bool removed = false;         // left components_
-        bool spawned = false;         // spawn(): leaves components_ when its task ends, never restarted
+        bool in_trial = false;  // the live instance is a quarantine trial
+        bool removing = false;  // remove_and_wait() was called
+        bool removed = false;   // left components_
+        bool spawned = false;   // spawn(): leaves components_ when its task ends, never restarted
         // Groups (supervise_group): the group it belongs to, and the unit driving it through a group restart,
         // an ordered start or stop (while `unit` is set, the unit alone starts it: no restart of its own).
         Group* group = nullptr;
@@ -275,7 +274,7 @@ public:
         Group* root;
         Phase phase = Phase::stopping;
         time_point resume_at{};
-        std::unique_ptr<Timer> timer;  // stop deadlines and the backoff; strand_ only
+        std::unique_ptr<Timer> timer;                        // stop deadlines and the backoff; strand_ only
         std::vector<Group*> starting, restarting, shutting;  // groups whose state it settles when done
         bool merged = false;
     };
@@ -1015,17 +1014,15 @@ private:
             const auto& strand = *cp->strand;
             // The handler runs on the component's strand and hands the exit to strand_ itself: one post, as a
             // handler bound to strand_ would cost, without keeping a copy of strand_ in every coroutine's state.
-            asio::co_spawn(strand, std::move(task),
-                           asio::bind_cancellation_slot(
-                               slot, [self = std::move(self), cp = std::move(cp),
-                                      instance = std::move(instance)](std::exception_ptr error) mutable {
-                                   auto& monitor_strand = self->strand_;
-                                   asio::post(monitor_strand,
-                                              [self = std::move(self), cp = std::move(cp),
-                                               instance = std::move(instance), error = std::move(error)] {
-                                                  self->on_exit(cp, instance, error);
-                                              });
-                               }));
+            asio::co_spawn(
+                strand, std::move(task),
+                asio::bind_cancellation_slot(slot, [self = std::move(self), cp = std::move(cp),
+                                                    instance = std::move(instance)](std::exception_ptr error) mutable {
+                    auto& monitor_strand = self->strand_;
+                    asio::post(monitor_strand,
+                               [self = std::move(self), cp = std::move(cp), instance = std::move(instance),
+                                error = std::move(error)] { self->on_exit(cp, instance, error); });
+                }));
         });
     }
 
@@ -1045,8 +1042,7 @@ private:
             c.state = ComponentState::stopping;
         }
         if (!already) {
-            instance.stop_deadline =
-                Clock::now() + std::chrono::duration_cast<duration>(policy_of(c).shutdown_timeout);
+            instance.stop_deadline = Clock::now() + std::chrono::duration_cast<duration>(policy_of(c).shutdown_timeout);
             if (cause != StopCause::close) {
                 post_watch(cp);
             }
@@ -1212,8 +1208,8 @@ private:
             return;
         }
         const auto window = std::chrono::duration_cast<duration>(policy.restart_window);
-        const auto expired = std::find_if(c.window.begin(), c.window.end(),
-                                          [&](const time_point& t) { return t > now - window; });
+        const auto expired =
+            std::find_if(c.window.begin(), c.window.end(), [&](const time_point& t) { return t > now - window; });
         c.window.erase(c.window.begin(), expired);
         if (counted && static_cast<std::int64_t>(c.window.size()) >= policy.max_restart_attempts) {
             give_up(cp, reason, now, events, false);
@@ -1500,14 +1496,12 @@ private:
         auto first = g.members.begin();
         auto last = g.members.end();
         if (g.policy.strategy == RestartStrategy::one_for_one) {
-            first = std::find_if(g.members.begin(), g.members.end(), [&m](const Member& x) {
-                return x.component == m.component && x.group == m.group;
-            });
+            first = std::find_if(g.members.begin(), g.members.end(),
+                                 [&m](const Member& x) { return x.component == m.component && x.group == m.group; });
             last = std::next(first);
         } else if (g.policy.strategy == RestartStrategy::rest_for_one) {
-            first = std::find_if(g.members.begin(), g.members.end(), [&m](const Member& x) {
-                return x.component == m.component && x.group == m.group;
-            });
+            first = std::find_if(g.members.begin(), g.members.end(),
+                                 [&m](const Member& x) { return x.component == m.component && x.group == m.group; });
         }
         std::vector<ComponentPtr> leaves;
         std::vector<Group*> groups;
@@ -1736,8 +1730,8 @@ private:
             u.phase = RestartUnit::Phase::waiting;
         }
         if (u.phase == RestartUnit::Phase::waiting) {
-            const bool to_start = std::any_of(leaves.begin(), leaves.end(),
-                                              [](const ComponentPtr& c) { return c->drive_restart; });
+            const bool to_start =
+                std::any_of(leaves.begin(), leaves.end(), [](const ComponentPtr& c) { return c->drive_restart; });
             if (to_start && !closed_ && now < u.resume_at) {
                 next.wake = u.resume_at;
                 return next;
@@ -1986,8 +1980,7 @@ private:
             const auto now = Clock::now();
             c.task_cancelled = outcome.kind == ExitOutcome::aborted;
             const auto& policy = policy_of(c);
-            if (const auto ready = ready_time(*instance);
-                ready && now - *ready >= policy.reset_backoff_after) {
+            if (const auto ready = ready_time(*instance); ready && now - *ready >= policy.reset_backoff_after) {
                 c.consecutive = 0;  // it was ready long enough to count as stable
             }
             if (c.removed) {
@@ -2245,10 +2238,9 @@ private:
             const auto waited_for = [](const ComponentPtr& c) {
                 return !c->instance || c->instance->reported_in_close;
             };
-            if (live_instances_ != 0 &&
-                !(std::all_of(components_.begin(), components_.end(),
-                              [&](const auto& entry) { return waited_for(entry.second); }) &&
-                  std::all_of(detached_.begin(), detached_.end(), waited_for))) {
+            if (live_instances_ != 0 && !(std::all_of(components_.begin(), components_.end(),
+                                                      [&](const auto& entry) { return waited_for(entry.second); }) &&
+                                          std::all_of(detached_.begin(), detached_.end(), waited_for))) {
                 return;
             }
         }
@@ -2320,8 +2312,8 @@ private:
     std::size_t next_strand_ = 0;
     std::uint64_t next_task_id_ = 0;
     std::uint64_t next_sequence_ = 0;
-    std::size_t live_instances_ = 0;  // components with a live instance
-    std::size_t starting_ = 0;        // components whose factory is being called
+    std::size_t live_instances_ = 0;         // components with a live instance
+    std::size_t starting_ = 0;               // components whose factory is being called
     std::vector<MonitorEvent> escalations_;  // not yet handed to async_wait_escalation()
     bool remove_done_ = false;               // a removal finished: complete_removals() has work
     bool closed_ = false;

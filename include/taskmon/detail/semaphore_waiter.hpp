@@ -43,9 +43,9 @@ struct SemaphoreWaiter : ParkedOperation {
 
     SemaphoreWaiter(DestroyFn destroy, CompleteFn fn) noexcept : ParkedOperation(destroy), complete(fn) {}
 
-    bool queued = false;      // in the semaphore's wait list; guarded by the semaphore's mutex
+    bool queued = false;                // in the semaphore's wait list; guarded by the semaphore's mutex
     std::atomic<bool> dequeued{false};  // set once the waiter left (or never entered) the list for good
-    std::error_code result;   // empty = a permit was granted; set before `complete` is called
+    std::error_code result;             // empty = a permit was granted; set before `complete` is called
     CompleteFn complete;
 };
 

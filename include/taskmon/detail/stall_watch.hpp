@@ -22,8 +22,8 @@ struct StallCheck {
         give_up,  ///< the max_consecutive-th stall in a row: the run is to fail
     };
     Kind kind = Kind::quiet;
-    Duration silent_for{};     ///< stall / give_up: since the last publish or the last grace, whichever is later
-    std::size_t stalls = 0;    ///< stall / give_up: stalls in a row, this one included
+    Duration silent_for{};   ///< stall / give_up: since the last publish or the last grace, whichever is later
+    std::size_t stalls = 0;  ///< stall / give_up: stalls in a row, this one included
 };
 
 /// The perception watchdog's state: when perception last published, the grace in force, the stalls in a row.

@@ -28,9 +28,9 @@ struct StepVerdict {
 
 /// The limits a StepLedger judges by (from AgentSettings).
 struct StepLimits {
-    std::uint64_t max_steps = 100;       ///< finalized steps before max_steps_reached; > 0
-    std::size_t max_failures = 3;        ///< consecutive failed steps before failed; > 0
-    std::size_t max_history_items = 0;   ///< steps kept in History::steps; 0: all
+    std::uint64_t max_steps = 100;      ///< finalized steps before max_steps_reached; > 0
+    std::size_t max_failures = 3;       ///< consecutive failed steps before failed; > 0
+    std::size_t max_history_items = 0;  ///< steps kept in History::steps; 0: all
 };
 
 /// The book of finalized steps, kept in a History's `steps` and `counters`.
@@ -87,18 +87,18 @@ public:
         if (step.outcome == StepOutcome::failed) ++c.steps_failed;
         if (step.fate) {
             switch (*step.fate) {
-            case DecisionFate::executed: ++c.decisions_executed; break;
-            case DecisionFate::failed: ++c.decisions_failed; break;
-            case DecisionFate::interrupted: ++c.decisions_interrupted; break;
-            case DecisionFate::expired: ++c.decisions_expired; break;
+                case DecisionFate::executed: ++c.decisions_executed; break;
+                case DecisionFate::failed: ++c.decisions_failed; break;
+                case DecisionFate::interrupted: ++c.decisions_interrupted; break;
+                case DecisionFate::expired: ++c.decisions_expired; break;
             }
         }
         for (const auto& action : step.actions) {
             switch (action.outcome) {
-            case ActionOutcome::succeeded: ++c.actions_succeeded; break;
-            case ActionOutcome::failed: ++c.actions_failed; break;
-            case ActionOutcome::skipped: ++c.actions_skipped; break;
-            case ActionOutcome::interrupted: ++c.actions_interrupted; break;
+                case ActionOutcome::succeeded: ++c.actions_succeeded; break;
+                case ActionOutcome::failed: ++c.actions_failed; break;
+                case ActionOutcome::skipped: ++c.actions_skipped; break;
+                case ActionOutcome::interrupted: ++c.actions_interrupted; break;
             }
         }
         consecutive_failures_ = step.outcome == StepOutcome::succeeded ? 0 : consecutive_failures_ + 1;

@@ -45,11 +45,6 @@
 
 #include <taskmon/agent_settings.hpp>
 #include <taskmon/agent_status.hpp>
-#include <taskmon/history.hpp>
-#include <taskmon/io_semaphore.hpp>
-#include <taskmon/monitor_event.hpp>
-#include <taskmon/supervisor.hpp>
-#include <taskmon/task_monitor.hpp>
 #include <taskmon/detail/bounded_queue.hpp>
 #include <taskmon/detail/call_deadline.hpp>
 #include <taskmon/detail/condition_wait.hpp>
@@ -59,11 +54,15 @@
 #include <taskmon/detail/log_text.hpp>
 #include <taskmon/detail/stall_watch.hpp>
 #include <taskmon/detail/step_ledger.hpp>
+#include <taskmon/history.hpp>
+#include <taskmon/io_semaphore.hpp>
+#include <taskmon/monitor_event.hpp>
+#include <taskmon/supervisor.hpp>
+#include <taskmon/task_monitor.hpp>
 
 namespace taskmon::detail {
 
 inline std::string seconds_text(std::chrono::nanoseconds d) { return format_seconds(d) + "s"; }
-
 
 /// The state of one Supervisor run and its six component loops.
 ///
@@ -240,8 +239,8 @@ private:
             }
             return false;
         }
-        history_.events.push_back(HistoryEvent{HistoryEventKind::status_changed, now_offset(), "", change->reason,
-                                               change->from, change->to, {}});
+        history_.events.push_back(HistoryEvent{
+            HistoryEventKind::status_changed, now_offset(), "", change->reason, change->from, change->to, {}});
         status_.store(to, std::memory_order_release);
         const auto level = to == AgentStatus::failed ? spdlog::level::err : spdlog::level::info;
         log(level, "Agent status {} -> {} from={} to={} reason=\"{}\"", change->from, change->to, change->from,
@@ -360,8 +359,8 @@ private:
             ObservationPtr observation;
             try {
                 Observation captured = co_await bounded_call<Observation>(
-                    deadline, deadline_after(start, clock_duration(settings_.capture_timeout)),
-                    capture_timeout_text_, [this] { return agent_.perceive(); });
+                    deadline, deadline_after(start, clock_duration(settings_.capture_timeout)), capture_timeout_text_,
+                    [this] { return agent_.perceive(); });
                 observation = std::make_shared<const Observation>(std::move(captured));
             } catch (...) {
                 if (!is_operation_aborted(std::current_exception())) ++history_.counters.capture_failures;
@@ -405,9 +404,8 @@ private:
             const auto silent = seconds_text(found.silent_for);
             record(HistoryEventKind::watchdog_stall, components::perception_watchdog,
                    fmt::format("silent_for={} stall={}/{}", silent, found.stalls, settings_.max_consecutive_stalls));
-            log(spdlog::level::warn,
-                "Perception stalled: nothing published for {} component=perception stall={}/{}", silent,
-                found.stalls, settings_.max_consecutive_stalls);
+            log(spdlog::level::warn, "Perception stalled: nothing published for {} component=perception stall={}/{}",
+                silent, found.stalls, settings_.max_consecutive_stalls);
             if (found.kind == StallCheckKind::give_up) {
                 change_status(AgentStatus::failed, fmt::format("perception stalled {} times in a row", found.stalls));
                 continue;
@@ -469,8 +467,8 @@ private:
                 // The timeout runs from the call, after on_step_start (a clock read only when there is a hook).
                 const TimePoint called_at = hooks_.on_step_start ? Clock::now() : now;
                 decision = co_await bounded_call<DecisionType>(
-                    deadline, deadline_after(called_at, clock_duration(settings_.decide_timeout)),
-                    decide_timeout_text_, call);
+                    deadline, deadline_after(called_at, clock_duration(settings_.decide_timeout)), decide_timeout_text_,
+                    call);
             } catch (...) {
                 error = std::current_exception();
             }
@@ -539,8 +537,7 @@ private:
             if (now >= expiry) {
                 const auto age = seconds_text(now - step->decided_at);
                 record(HistoryEventKind::decision_expired, components::actuation_loop,
-                       fmt::format("age={} max_decision_age={}", age,
-                                   seconds_text(settings_.max_decision_age)),
+                       fmt::format("age={} max_decision_age={}", age, seconds_text(settings_.max_decision_age)),
                        step->record.number);
                 skip_remaining(*step, 0, "decision expired");
                 finalize(step, StepOutcome::failed, DecisionFate::expired,
@@ -564,8 +561,8 @@ private:
                 ActionResult result;
                 try {
                     result = co_await bounded_call<ActionResult>(
-                        deadline, deadline_after(now, clock_duration(settings_.act_timeout)),
-                        act_timeout_text_, [this, &action = actions[i]] { return agent_.act(action); });
+                        deadline, deadline_after(now, clock_duration(settings_.act_timeout)), act_timeout_text_,
+                        [this, &action = actions[i]] { return agent_.act(action); });
                 } catch (const DeadlineExceeded& e) {  // ours; a TimeoutError act() throws means "effect unknown"
                     result = ActionResult::failure(e.what());
                 }
@@ -669,8 +666,7 @@ private:
     asio::awaitable<void> load_shedding_monitor(Deadline&) {
         Timer timer{strand_};
         for (;;) {
-            const auto lag =
-                co_await sleep_and_measure_lag(timer, clock_duration(settings_.load_sample_interval));
+            const auto lag = co_await sleep_and_measure_lag(timer, clock_duration(settings_.load_sample_interval));
             if (!gate_.update(LoadSample{cpu_source_(), lag})) continue;
             set_shedding(gate_.shedding(), gate_.reason());
         }
@@ -716,15 +712,15 @@ private:
                                    settings_.auxiliary_restart_policy.restart_type == RestartType::temporary}](
                 const MonitorEvent& e) {
                 switch (e.kind) {
-                case MonitorEventKind::failed:
-                case MonitorEventKind::cancelled_unexpectedly:
-                    // Final only for a temporary component (never restarted); otherwise a restart follows.
-                    if (!(is_critical(e.component) ? temporary.first : temporary.second)) return;
-                    break;
-                case MonitorEventKind::gave_up:
-                case MonitorEventKind::not_enabled:
-                case MonitorEventKind::no_factory: break;
-                default: return;
+                    case MonitorEventKind::failed:
+                    case MonitorEventKind::cancelled_unexpectedly:
+                        // Final only for a temporary component (never restarted); otherwise a restart follows.
+                        if (!(is_critical(e.component) ? temporary.first : temporary.second)) return;
+                        break;
+                    case MonitorEventKind::gave_up:
+                    case MonitorEventKind::not_enabled:
+                    case MonitorEventKind::no_factory: break;
+                    default: return;
                 }
                 // Acts on the event itself, not on the stats read later: a restart() in between (the
                 // watchdog's) resets a give-up in the stats but must not hide it.
@@ -845,19 +841,19 @@ private:
         if (!current_) return;
         const auto why = fmt::format("the run ended ({})", machine_.status());
         switch (current_->phase) {
-        case Phase::deciding:
-            finalize(current_, StepOutcome::failed, std::nullopt, "decide() was cut off: " + why, false);
-            break;
-        case Phase::queued:
-        case Phase::accepted:
-            skip_remaining(*current_, 0, why);
-            finalize(current_, StepOutcome::failed, DecisionFate::interrupted, "decision not run: " + why, false);
-            break;
-        case Phase::acting:
-            interrupt_in_flight(*current_, why);
-            finalize(current_, StepOutcome::failed, DecisionFate::interrupted,
-                     fmt::format("action {} interrupted: {}", current_->action_index + 1, why), false);
-            break;
+            case Phase::deciding:
+                finalize(current_, StepOutcome::failed, std::nullopt, "decide() was cut off: " + why, false);
+                break;
+            case Phase::queued:
+            case Phase::accepted:
+                skip_remaining(*current_, 0, why);
+                finalize(current_, StepOutcome::failed, DecisionFate::interrupted, "decision not run: " + why, false);
+                break;
+            case Phase::acting:
+                interrupt_in_flight(*current_, why);
+                finalize(current_, StepOutcome::failed, DecisionFate::interrupted,
+                         fmt::format("action {} interrupted: {}", current_->action_index + 1, why), false);
+                break;
         }
     }
 
@@ -866,8 +862,7 @@ private:
     asio::strand<asio::any_io_executor> strand_;
     Functions agent_;
     AgentSettings settings_;
-    std::string capture_timeout_text_ =
-        "perceive() timed out after " + seconds_text(settings_.capture_timeout);
+    std::string capture_timeout_text_ = "perceive() timed out after " + seconds_text(settings_.capture_timeout);
     std::string decide_timeout_text_ = "decide() timed out after " + seconds_text(settings_.decide_timeout);
     std::string act_timeout_text_ = "act() timed out after " + seconds_text(settings_.act_timeout);
     Hooks hooks_;
@@ -875,7 +870,7 @@ private:
     CpuSource cpu_source_;
     mutable BasicTaskMonitor<Clock> monitor_;
     std::function<void(const char*, std::uint64_t)> instance_fault_;  ///< see set_instance_fault()
-    EventSubscription monitor_events_;  ///< see watch_components(); strand
+    EventSubscription monitor_events_;                                ///< see watch_components(); strand
 
     std::atomic<bool> run_claimed_{false};
     std::atomic<AgentStatus> status_{AgentStatus::pending};
@@ -883,24 +878,24 @@ private:
     // Everything below is guarded by strand_.
     AgentStatusMachine machine_;
     HistoryType history_;
-    StepLedger<Action, Result> ledger_{history_, StepLimits{settings_.max_steps, settings_.max_failures,
-                                                            settings_.max_history_items}};
+    StepLedger<Action, Result> ledger_{
+        history_, StepLimits{settings_.max_steps, settings_.max_failures, settings_.max_history_items}};
     TimePoint started_at_{};
     std::map<std::string, ComponentInfo> components_;
     bool closing_ = false;
     bool run_returned_ = false;  ///< the history is final
 
     LatestSlot<ObservationPtr, TimePoint> slot_;  ///< perception → decision_loop
-    ConditionWait<Clock> waits_{strand_};          ///< wait_until()'s parked waits, woken by notify()
-    BoundedQueue<InFlightPtr> queue_;              ///< decision_loop → actuation_loop
+    ConditionWait<Clock> waits_{strand_};         ///< wait_until()'s parked waits, woken by notify()
+    BoundedQueue<InFlightPtr> queue_;             ///< decision_loop → actuation_loop
 
-    InFlightPtr current_;                    ///< the step in flight
+    InFlightPtr current_;  ///< the step in flight
     std::uint64_t steps_begun_ = 0;
     std::uint64_t last_seen_sequence_ = 0;
     std::uint64_t last_decided_sequence_ = 0;
     TimePoint previous_step_finished_at_{};
 
-    std::deque<Control> controls_;          ///< pause/resume requests, applied in order by pause_handler
+    std::deque<Control> controls_;  ///< pause/resume requests, applied in order by pause_handler
     std::deque<std::string> pending_guidance_;
 
     StallWatch<Clock> stall_watch_{clock_duration(settings_.perception_timeout),

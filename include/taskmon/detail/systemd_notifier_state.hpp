@@ -100,8 +100,7 @@ inline SystemdEnvironment SystemdEnvironment::parse(const char* notify_socket, c
         if (detail::is_set(watchdog_pid)) {
             const auto watchdog_for = detail::parse_positive(watchdog_pid);
             if (!watchdog_for) {
-                throw std::invalid_argument(std::string{"WATCHDOG_PID: \""} + watchdog_pid +
-                                            "\" is not a process id");
+                throw std::invalid_argument(std::string{"WATCHDOG_PID: \""} + watchdog_pid + "\" is not a process id");
             }
             ours = pid > 0 && *watchdog_for == static_cast<std::uint64_t>(pid);
         }
@@ -396,7 +395,7 @@ private:
     std::string last_status_;
 
     mutable std::mutex stats_mutex_;
-    SystemdNotifierStats stats_;   // guarded by stats_mutex_
+    SystemdNotifierStats stats_;     // guarded by stats_mutex_
     bool start_requested_ = false;   // guarded by stats_mutex_
     bool closed_requested_ = false;  // guarded by stats_mutex_
 };

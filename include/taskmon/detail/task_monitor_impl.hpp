@@ -161,8 +161,7 @@ std::shared_ptr<typename BasicTaskMonitor<Clock>::State> BasicTaskMonitor<Clock>
     if (!executor) {
         throw std::invalid_argument("TaskMonitor: executor must not be empty");
     }
-    return std::make_shared<State>(std::move(executor), policy, std::move(logger), std::move(random),
-                                   strand_pool_size);
+    return std::make_shared<State>(std::move(executor), policy, std::move(logger), std::move(random), strand_pool_size);
 }
 
 #if defined(TASKMON_SEPARATE_COMPILATION)

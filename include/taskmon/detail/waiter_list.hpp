@@ -22,8 +22,8 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/error.hpp>
-#include <asio/execution/relationship.hpp>
 #include <asio/execution/context.hpp>
+#include <asio/execution/relationship.hpp>
 #include <asio/execution_context.hpp>
 #include <asio/query.hpp>
 
@@ -214,8 +214,7 @@ public:
 
     /// Completes `handler` at once (posted like a parked one, without binding its cancellation slot).
     template <typename Handler>
-    void complete_now(Handler&& handler, const asio::any_io_executor& fallback, asio::error_code ec,
-                      Args... args) {
+    void complete_now(Handler&& handler, const asio::any_io_executor& fallback, asio::error_code ec, Args... args) {
         using Op = Operation<std::decay_t<Handler>>;
         post_completion(allocate_parked<Op>(std::forward<Handler>(handler), fallback, Payload{}), ec,
                         std::move(args)...);

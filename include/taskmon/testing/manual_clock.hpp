@@ -34,9 +34,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <concepts>
 #include <limits>
 #include <optional>
 #include <stdexcept>
@@ -126,8 +126,7 @@ public:
     void advance_to(time_point t) noexcept {
         auto current = now_ns_.load(std::memory_order_acquire);
         const auto target = t.time_since_epoch().count();
-        while (current < target &&
-               !now_ns_.compare_exchange_weak(current, target, std::memory_order_acq_rel)) {
+        while (current < target && !now_ns_.compare_exchange_weak(current, target, std::memory_order_acq_rel)) {
         }
     }
 
@@ -196,8 +195,7 @@ public:
     };
 
     VirtualTimeRunner(asio::io_context& io, ManualTime& time) : VirtualTimeRunner(io, time, Limits{}) {}
-    VirtualTimeRunner(asio::io_context& io, ManualTime& time, Limits limits)
-        : io_{io}, time_{time}, limits_{limits} {}
+    VirtualTimeRunner(asio::io_context& io, ManualTime& time, Limits limits) : io_{io}, time_{time}, limits_{limits} {}
 
     /// Runs ready handlers without moving time.
     std::size_t poll() {
