@@ -81,7 +81,7 @@ TEST_CASE("call_deadline: calls that finish in time return their value and share
     CHECK(loop.deadline->waits_started() == 1);
 }
 
-TEST_CASE("call_deadline: a call past its timeout is cancelled and throws DeadlineExceeded; the loop goes on") {
+TEST_CASE("call_deadline: a call past its timeout is cancelled and throws DeadlineExceeded and the loop goes on") {
     Loop loop;
     std::optional<std::string> timeout_message;
     ManualClock::time_point thrown_at{};

@@ -208,7 +208,7 @@ TEST_CASE("timeline: timeline(until) cuts the picture at that time") {
     CHECK(marks_of(lane(t, "cache"), TimelineMarkKind::restart).empty());
 }
 
-TEST_CASE("timeline: detach() stops recording; the recorder may outlive the monitor or die first") {
+TEST_CASE("timeline: detach() stops recording and the recorder may outlive the monitor or die first") {
     Harness h;
     Script forever;
     std::optional<TimelineRecorder> recorder{std::in_place};
@@ -470,7 +470,7 @@ TEST_CASE("timeline: the SVG of a Supervisor run has the status row, the pause s
     CHECK(count(svg, "<g class=\"mark restart\">") == 2);
 }
 
-TEST_CASE("timeline: every text in the SVG is escaped; invalid UTF-8 and control characters are replaced") {
+TEST_CASE("timeline: every text in the SVG is escaped and invalid UTF-8 and control characters are replaced") {
     const auto svg = taskmon::render_svg(hostile_timeline(), {.title = "<b>&\"'"});
     CHECK(count(svg, "<script") == 0);
     CHECK(count(svg, "&lt;script&gt;alert(&apos;x&apos;)&lt;/script&gt;") >= 1);
@@ -546,7 +546,7 @@ TEST_CASE("timeline: an empty recorder gives an empty picture that still renders
     CHECK(count(svg, "<g class=\"lane\"") == 0);
 }
 
-TEST_CASE("timeline: bad styles are refused; write_svg names the file it cannot write") {
+TEST_CASE("timeline: bad styles are refused and write_svg names the file it cannot write") {
     const Timeline t;
     CHECK_THROWS_WITH(taskmon::render_svg(t, {.width = 100}), "TimelineStyle.width must be >= 480");
     CHECK_THROWS_WITH(taskmon::render_svg(t, {.lane_height = 10}), "TimelineStyle.lane_height must be >= 30");
