@@ -3,7 +3,7 @@
 //
 // Internal: the text pieces of log lines and error messages — an exception as "type: what", durations as
 // seconds or in words, and quoting for key=value fields. Used by the TaskMonitor's event log lines
-// (detail/monitor_event.hpp), its stats (last_error), and the Supervisor.
+// (detail/monitor_event_log.hpp), its stats (last_error), and the Supervisor.
 #pragma once
 
 #include <fmt/format.h>

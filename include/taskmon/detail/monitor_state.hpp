@@ -11,7 +11,7 @@
 #include <taskmon/component_stats.hpp>
 #include <taskmon/detail/exit_outcome.hpp>
 #include <taskmon/detail/listener_registry.hpp>
-#include <taskmon/detail/monitor_event.hpp>
+#include <taskmon/detail/monitor_event_log.hpp>
 #include <taskmon/detail/waiter_list.hpp>
 #include <taskmon/monitor_event.hpp>
 #include <taskmon/restart_policy.hpp>
