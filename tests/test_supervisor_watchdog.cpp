@@ -22,17 +22,7 @@
 #include <string>
 #include <vector>
 
-using namespace std::chrono_literals;
-using taskmon::ActionOutcome;
-using taskmon::ActionResult;
-using taskmon::AgentSettings;
-using taskmon::AgentStatus;
-using taskmon::DecisionFate;
-using taskmon::HistoryEventKind;
-using taskmon::StepOutcome;
-using taskmon::testing::ManualClock;
-using taskmon::testing::ManualTimer;
-using namespace taskmon_test;  // Sup, History, Decision, Context, Agent, SupervisorHarness, fast_settings ...
+using namespace taskmon_test;  // Sup, History, Agent, SupervisorHarness, fast_settings, the common taskmon names ...
 
 TEST_CASE("supervisor: a perception stall restarts perception, holds actuation and recovers") {
     SupervisorHarness h;

@@ -17,15 +17,7 @@
 #include <string>
 #include <vector>
 
-using namespace std::chrono_literals;
-using taskmon::ComponentState;
-using taskmon::RestartPolicy;
-using taskmon::RestartType;
-using taskmon::testing::ManualClock;
-using taskmon::testing::ManualTime;
-using taskmon::testing::ManualTimer;
-using taskmon::testing::VirtualTimeRunner;
-using namespace taskmon_test;  // Harness, Monitor, Duration, Script, scripted, factory_of, failing_now ...
+using namespace taskmon_test;  // Harness, Monitor, Script, scripted, factory_of, the common taskmon names ...
 
 TEST_CASE("Backoff doubles from 2 s up to the 60 s cap by default", "[task_monitor]") {
     Harness h;

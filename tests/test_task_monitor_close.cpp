@@ -23,15 +23,7 @@
 #include <thread>
 #include <vector>
 
-using namespace std::chrono_literals;
-using taskmon::ComponentState;
-using taskmon::RestartPolicy;
-using taskmon::RestartType;
-using taskmon::testing::ManualClock;
-using taskmon::testing::ManualTime;
-using taskmon::testing::ManualTimer;
-using taskmon::testing::VirtualTimeRunner;
-using namespace taskmon_test;  // Harness, Monitor, Duration, Script, scripted, factory_of, failing_now ...
+using namespace taskmon_test;  // Harness, Monitor, Script, scripted, factory_of, the common taskmon names ...
 
 TEST_CASE("close() during a backoff never calls the factory again", "[task_monitor]") {
     Harness h;

@@ -27,15 +27,7 @@
 #include <string>
 #include <thread>
 
-using namespace std::chrono_literals;
-using taskmon::ComponentState;
-using taskmon::RestartPolicy;
-using taskmon::RestartType;
-using taskmon::testing::ManualClock;
-using taskmon::testing::ManualTime;
-using taskmon::testing::ManualTimer;
-using taskmon::testing::VirtualTimeRunner;
-using namespace taskmon_test;  // Harness, Monitor, Duration, Script, scripted, factory_of, failing_now ...
+using namespace taskmon_test;  // Harness, Monitor, Script, scripted, factory_of, the common taskmon names ...
 
 TEST_CASE("Every method is safe from two threads on a two-thread io_context", "[task_monitor][threads]") {
     asio::io_context io;

@@ -33,6 +33,16 @@
 
 namespace taskmon_test {
 
+// The names every TaskMonitor test uses, for `using namespace taskmon_test;`.
+using namespace std::chrono_literals;
+using taskmon::ComponentState;
+using taskmon::RestartPolicy;
+using taskmon::RestartType;
+using taskmon::testing::ManualClock;
+using taskmon::testing::ManualTime;
+using taskmon::testing::ManualTimer;
+using taskmon::testing::VirtualTimeRunner;
+
 using Monitor = taskmon::BasicTaskMonitor<taskmon::testing::ManualClock>;
 using Duration = taskmon::testing::ManualClock::duration;
 using Names = std::vector<std::string>;

@@ -34,6 +34,15 @@ struct SupervisorAccess {
 
 namespace taskmon_test {
 
+// The names every Supervisor test uses, for `using namespace taskmon_test;`.
+using taskmon::ActionOutcome;
+using taskmon::ActionResult;
+using taskmon::AgentSettings;
+using taskmon::AgentStatus;
+using taskmon::DecisionFate;
+using taskmon::HistoryEventKind;
+using taskmon::StepOutcome;
+
 using Sup = taskmon::Supervisor<int, std::string, std::string, taskmon::testing::ManualClock>;
 using History = Sup::HistoryType;
 using Decision = Sup::DecisionType;
