@@ -152,11 +152,7 @@ public:
     public:
         Prepared() = default;
         Prepared(Prepared&& other) noexcept : op_(std::exchange(other.op_, nullptr)) {}
-        Prepared& operator=(Prepared&& other) noexcept {
-            Prepared old{std::move(*this)};
-            op_ = std::exchange(other.op_, nullptr);
-            return *this;
-        }
+        Prepared& operator=(Prepared&&) = delete;
         ~Prepared() {
             if (op_ != nullptr) op_->destroy(false);
         }
@@ -190,7 +186,10 @@ public:
     template <typename Handler>
     void park(Handler&& handler, Payload payload, const asio::any_io_executor& fallback) {
         using Op = Operation<std::decay_t<Handler>>;
-        park(Prepared{allocate_parked<Op>(std::forward<Handler>(handler), fallback, std::move(payload))}, fallback);
+        if (!registry_) register_with(fallback);
+        auto* op = allocate_parked<Op>(std::forward<Handler>(handler), fallback, std::move(payload));
+        link_back(op);
+        Op::do_connect(op, this);  // the type is known here: no call through connect_fn
     }
 
     /// Makes the operation of `handler` (its associated executor defaulting to `fallback`), for park() or
@@ -203,8 +202,11 @@ public:
 
     /// park() for a prepared operation, which must not be empty.
     void park(Prepared op, Payload payload, const asio::any_io_executor& fallback) {
-        op.op_->payload = std::move(payload);
-        park(std::move(op), fallback);
+        if (!registry_) register_with(fallback);
+        Waiter* w = op.release();
+        w->payload = std::move(payload);
+        link_back(w);
+        w->connect(this);
     }
 
     /// complete_now() for a prepared operation, which must not be empty.
@@ -266,13 +268,6 @@ public:
     }
 
 private:
-    void park(Prepared op, const asio::any_io_executor& fallback) {
-        if (!registry_) register_with(fallback);
-        Waiter* w = op.release();
-        link_back(w);
-        w->connect(this);
-    }
-
     void register_with(const asio::any_io_executor& executor) {
         auto& context = asio::query(executor, asio::execution::context);
         registry_ = asio::use_service<ParkedOperationService>(context).registry();
