@@ -1,0 +1,131 @@
+// taskmon/separate_compilation.hpp: a TaskMonitor on the steady clock built with TASKMON_SEPARATE_COMPILATION
+// (this test links taskmon::compiled in every preset), so its members come from the library. Every call and
+// every completion-token path (callback, use_awaitable, use_future) runs against the compiled instantiation.
+// Backoffs are zero: nothing here waits for time to pass.
+#include <taskmon/task_monitor.hpp>
+
+#if !defined(TASKMON_SEPARATE_COMPILATION)
+#error "test_separate_compilation must be built with TASKMON_SEPARATE_COMPILATION (link taskmon::compiled)"
+#endif
+
+#include <asio/co_spawn.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/use_future.hpp>
+#include <spdlog/logger.h>
+
+#include <chrono>
+#include <future>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "taskmon_catch.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> quiet() { return std::make_shared<spdlog::logger>("separate"); }  // no sinks
+
+taskmon::RestartPolicy immediate(taskmon::GiveUpMode mode = taskmon::GiveUpMode::stop) {
+    return {.max_restart_attempts = 1, .base_backoff = 0ms, .max_backoff = 0ms, .give_up_mode = mode};
+}
+
+// Fails on its first `failures` starts, then runs until cancelled.
+asio::awaitable<void> fail_first(std::shared_ptr<int> starts, int failures) {
+    if (++*starts <= failures) throw std::runtime_error("planned failure");
+    asio::steady_timer forever{co_await asio::this_coro::executor, asio::steady_timer::time_point::max()};
+    co_await forever.async_wait(asio::use_awaitable);
+}
+
+// Runs `io` until `done()` or it runs out of work.
+template <typename Done>
+void run_until(asio::io_context& io, Done done) {
+    while (!done() && io.run_one() > 0) {
+    }
+}
+
+}  // namespace
+
+TEST_CASE("separate compilation: a steady-clock TaskMonitor restarts and closes with a callback") {
+    asio::io_context io;
+    taskmon::TaskMonitor monitor{io.get_executor(), immediate(), quiet()};
+    std::vector<taskmon::MonitorEventKind> kinds;
+    auto subscription = monitor.subscribe([&](const taskmon::MonitorEvent& e) { kinds.push_back(e.kind); });
+    auto starts = std::make_shared<int>(0);
+    monitor.supervise("flaky", [starts] { return fail_first(starts, 1); });
+    run_until(io, [&] { return *starts == 2; });
+    auto stats = monitor.get_component_stats().at("flaky");
+    CHECK(stats.state == taskmon::ComponentState::running);
+    CHECK(stats.failure_count == 1);
+    CHECK(stats.restart_count == 1);
+    CHECK(monitor.policy().max_restart_attempts == 1);
+    CHECK(monitor.get_executor() == asio::any_io_executor{io.get_executor()});
+    CHECK_THROWS_AS(monitor.supervise("flaky", [starts] { return fail_first(starts, 0); }), std::invalid_argument);
+
+    int closed = 0;
+    monitor.async_close([&] { ++closed; });
+    monitor.async_close([&] { ++closed; });  // a second close completes with the first
+    io.run();
+    CHECK(closed == 2);
+    CHECK(kinds.back() == taskmon::MonitorEventKind::closed);
+    CHECK_THROWS_AS(monitor.restart("flaky"), std::logic_error);
+}
+
+TEST_CASE("separate compilation: escalation and remove_and_wait through use_awaitable") {
+    asio::io_context io;
+    taskmon::TaskMonitor monitor{io.get_executor(), immediate(taskmon::GiveUpMode::escalate), quiet()};
+    std::optional<taskmon::MonitorEvent> escalation;
+    bool removed = false;
+    std::optional<std::error_code> after_close;
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+        escalation = co_await monitor.async_wait_escalation();
+        co_await monitor.remove_and_wait("steady");  // throws unless it exited when asked
+        removed = true;
+        co_await monitor.close();
+        try {
+            co_await monitor.async_wait_escalation();
+        } catch (const std::system_error& e) {
+            after_close = e.code();
+        }
+    }, [](std::exception_ptr e) { REQUIRE_FALSE(e); });
+    auto failing = std::make_shared<int>(0);
+    auto steady = std::make_shared<int>(0);
+    monitor.supervise("doomed", [failing] { return fail_first(failing, 100); });
+    monitor.supervise("steady", [steady] { return fail_first(steady, 0); });
+    io.run();
+
+    REQUIRE(escalation);
+    CHECK(escalation->kind == taskmon::MonitorEventKind::escalated);
+    CHECK(escalation->component == "doomed");
+    CHECK(*failing == 2);  // one restart allowed, the second failure gives up
+    CHECK(removed);
+    CHECK(monitor.get_component_stats().count("steady") == 0);
+    REQUIRE(after_close);
+    CHECK(*after_close == asio::error::operation_aborted);
+}
+
+TEST_CASE("separate compilation: async_close with use_future while another thread runs the io_context") {
+    asio::io_context io;
+    auto work = asio::make_work_guard(io);
+    std::thread runner{[&] { io.run(); }};
+    std::future<void> closed;
+    {
+        taskmon::TaskMonitor monitor{io.get_executor(), immediate(), quiet()};
+        auto starts = std::make_shared<int>(0);
+        monitor.supervise("worker", [starts] { return fail_first(starts, 0); });
+        closed = monitor.async_close(asio::use_future);
+        CHECK(closed.wait_for(60s) == std::future_status::ready);
+    }
+    work.reset();
+    runner.join();
+    CHECK_NOTHROW(closed.get());
+}
