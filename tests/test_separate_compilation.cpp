@@ -86,17 +86,20 @@ TEST_CASE("separate compilation: escalation and remove_and_wait through use_awai
     std::optional<taskmon::MonitorEvent> escalation;
     bool removed = false;
     std::optional<std::error_code> after_close;
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-        escalation = co_await monitor.async_wait_escalation();
-        co_await monitor.remove_and_wait("steady");  // throws unless it exited when asked
-        removed = true;
-        co_await monitor.close();
-        try {
-            co_await monitor.async_wait_escalation();
-        } catch (const std::system_error& e) {
-            after_close = e.code();
-        }
-    }, [](std::exception_ptr e) { REQUIRE_FALSE(e); });
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            escalation = co_await monitor.async_wait_escalation();
+            co_await monitor.remove_and_wait("steady");  // throws unless it exited when asked
+            removed = true;
+            co_await monitor.close();
+            try {
+                co_await monitor.async_wait_escalation();
+            } catch (const std::system_error& e) {
+                after_close = e.code();
+            }
+        },
+        [](std::exception_ptr e) { REQUIRE_FALSE(e); });
     auto failing = std::make_shared<int>(0);
     auto steady = std::make_shared<int>(0);
     monitor.supervise("doomed", [failing] { return fail_first(failing, 100); });
