@@ -318,7 +318,7 @@ TEST_CASE("supervisor: the state is destroyed once run() returned and the Superv
 }
 
 TEST_CASE("supervisor: destroying the io_context during a run frees the state") {
-    std::weak_ptr<taskmon::detail::SupervisorState<int, std::string, std::string, ManualClock>> weak;
+    std::weak_ptr<taskmon::detail::SupervisorRuntime> weak;
     {
         SupervisorHarness h;
         auto settings = fast_settings();
@@ -334,7 +334,7 @@ TEST_CASE("supervisor: destroying the io_context during a run frees the state") 
 }
 
 TEST_CASE("supervisor: destroying the io_context while run() waits for close() frees the state") {
-    std::weak_ptr<taskmon::detail::SupervisorState<int, std::string, std::string, ManualClock>> weak;
+    std::weak_ptr<taskmon::detail::SupervisorRuntime> weak;
     {
         SupervisorHarness h;
         h.agent.act_fn = [](const std::string&) -> asio::awaitable<ActionResult> {

@@ -16,6 +16,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -338,4 +339,53 @@ TEST_CASE("supervisor: a step decides on the freshest observation and counts the
     CHECK(hist.counters.observations_published == hist.counters.observations_dropped + 3);
     for (const auto& step : hist.steps) CHECK(step.observation_age <= 100ms);
     CHECK(hist.steps[1].observation_sequence > hist.steps[0].observation_sequence + 1);  // some were skipped
+}
+
+namespace {
+// Agent types without default constructors: the Supervisor only copies and moves them.
+struct Reading {
+    explicit Reading(int v) : value(v) {}
+    int value;
+};
+struct Move {
+    explicit Move(int s) : step(s) {}
+    int step;
+};
+struct Verdict {
+    explicit Verdict(std::uint64_t s) : steps(s) {}
+    std::uint64_t steps;
+};
+}  // namespace
+
+TEST_CASE("supervisor: the agent's types need no default constructor") {
+    asio::io_context io;
+    taskmon::AgentSettings settings;
+    settings.capture_interval = 0ms;  // nothing waits for time: the steady clock is fine here
+    std::vector<int> moved;
+    taskmon::Supervisor<Reading, Move, Verdict> agent{
+        io.get_executor(),
+        {.perceive = [n = 0]() mutable -> asio::awaitable<Reading> { co_return Reading{++n}; },
+         .decide = [](const Reading& seen, const auto& context) -> asio::awaitable<taskmon::Decision<Move, Verdict>> {
+             CHECK(seen.value > 0);
+             if (context.step == 3) co_return taskmon::Decision<Move, Verdict>::done(Verdict{context.step});
+             co_return taskmon::Decision<Move, Verdict>::act({Move{static_cast<int>(context.step)}});
+         },
+         .act = [&moved](const Move& move) -> asio::awaitable<ActionResult> {
+             moved.push_back(move.step);
+             co_return ActionResult::ok();
+         }},
+        settings,
+        {},
+        null_logger()};
+    std::optional<taskmon::History<Move, Verdict>> history;
+    asio::co_spawn(
+        io, [&]() -> asio::awaitable<void> { history = co_await agent.run(); }, asio::detached);
+    io.run();
+    REQUIRE(history);
+    CHECK(history->status == AgentStatus::completed);
+    REQUIRE(history->final_result());
+    CHECK(history->final_result()->steps == 3);
+    CHECK(moved == std::vector<int>{1, 2});
+    REQUIRE(history->steps.size() == 3);
+    CHECK(history->steps[1].actions.at(0).action.step == 2);
 }

@@ -1,6 +1,7 @@
 // TaskMonitor tests: backoff, the restart window and giving up.
 // Everything time-dependent runs in virtual time (ManualClock); the scripted components are in
 // support/monitor_harness.hpp.
+#include <taskmon/detail/log_text.hpp>  // format_window
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 

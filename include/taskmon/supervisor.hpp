@@ -56,6 +56,7 @@
 #include <taskmon/agent_status.hpp>
 #include <taskmon/component_stats.hpp>
 #include <taskmon/cpu_usage.hpp>
+#include <taskmon/detail/supervisor_runtime.hpp>
 #include <taskmon/event_subscription.hpp>
 #include <taskmon/history.hpp>
 #include <taskmon/monitor_event.hpp>
@@ -114,10 +115,6 @@ struct SupervisorHooks {
     std::function<void(const StatusTransition&)> on_status_change{};       ///< after every transition
 };
 
-/// A source of CPU samples (CpuUsage, cpu_usage.hpp) for the load_shedding_monitor; nullopt: unknown. The
-/// default reads /proc/self/stat and /proc/stat.
-using CpuSource = std::function<std::optional<CpuUsage>()>;
-
 /// The six component names.
 namespace components {
 inline constexpr const char* perception = "perception";
@@ -134,14 +131,15 @@ constexpr bool is_critical(std::string_view name) noexcept {
 }
 }  // namespace components
 namespace detail {
-template <typename Observation, typename Action, typename Result, typename Clock>
-class SupervisorState;
+template <typename Observation, typename Action, typename Result>
+class TypedAgentBinding;
 struct SupervisorAccess;
 }  // namespace detail
 
-/// The agent runtime. Observation, Action and Result are the user's types (default-constructible for the
-/// internal queues; Observation is held by shared pointer, never copied per consumer). Clock drives every
-/// timeout and interval: tests use taskmon::testing::ManualClock.
+/// The agent runtime. Observation, Action and Result are the user's types (Observation is held by shared
+/// pointer, never copied per consumer). Clock drives every timeout and interval: tests use
+/// taskmon::testing::ManualClock. Only the typed parts of a step are compiled per agent type; the loops depend
+/// on Clock alone (compiled once under TASKMON_SEPARATE_COMPILATION, docs/building.md).
 template <typename Observation, typename Action, typename Result = std::string,
           typename Clock = std::chrono::steady_clock>
 class Supervisor {
@@ -153,13 +151,15 @@ public:
     using HistoryType = History<Action, Result>;
     using Step = StepRecord<Action, Result>;
 
-    /// Throws std::invalid_argument naming the problem: a missing agent function ("AgentFunctions.decide is
-    /// empty") or an invalid setting (AgentSettings::validate). `logger` defaults to spdlog's default logger;
+    /// Throws std::invalid_argument naming the problem: an invalid setting (AgentSettings::validate) or a
+    /// missing agent function ("AgentFunctions.decide is empty"). `logger` defaults to spdlog's default logger;
     /// `cpu_source` to reading /proc.
     Supervisor(asio::any_io_executor executor, Functions agent, AgentSettings settings = {}, Hooks hooks = {},
                std::shared_ptr<spdlog::logger> logger = nullptr, CpuSource cpu_source = {})
-        : state_(std::make_shared<State>(std::move(executor), std::move(agent), std::move(settings), std::move(hooks),
-                                         std::move(logger), std::move(cpu_source))) {}
+        : binding_(std::make_shared<Binding>(std::move(agent), settings, hooks)),
+          state_(detail::SupervisorRuntimeFactory<Clock>::make(std::move(executor), std::move(settings),
+                                                               Binding::run_hooks(hooks), std::move(logger),
+                                                               std::move(cpu_source), binding_)) {}
 
     /// A run in progress is stopped (as stop("the Supervisor was destroyed")) and goes on closing its
     /// components on the executor; the coroutine awaiting run() still receives the history.
@@ -171,7 +171,7 @@ public:
     /// Runs the agent until a terminal status and returns the history (never throws for anything the agent
     /// or a hook does). Completes on the awaiting coroutine's executor. May be called once: a second call
     /// throws std::logic_error at once. Cancelling the awaiting coroutine is treated as stop().
-    asio::awaitable<HistoryType> run() { return State::run(state_); }
+    asio::awaitable<HistoryType> run() { return Binding::run(state_->run(), binding_); }
 
     /// Requests a pause: no new step starts; a step in flight finishes; then the status becomes paused.
     void pause() { state_->pause(); }
@@ -202,12 +202,16 @@ public:
     }
 
 private:
-    using State = detail::SupervisorState<Observation, Action, Result, Clock>;
+    using Binding = detail::TypedAgentBinding<Observation, Action, Result>;
     friend struct detail::SupervisorAccess;  // the tests' fault injection
 
-    std::shared_ptr<State> state_;  ///< never null
+    std::shared_ptr<Binding> binding_;                  ///< never null; also owned by state_
+    std::shared_ptr<detail::SupervisorRuntime> state_;  ///< never null
 };
 
 }  // namespace taskmon
 
+#include <taskmon/detail/agent_binding.hpp>
+#if !defined(TASKMON_SEPARATE_COMPILATION)
 #include <taskmon/detail/supervisor_state.hpp>
+#endif

@@ -29,6 +29,7 @@
 #include <taskmon/component_context.hpp>
 #include <taskmon/component_group.hpp>
 #include <taskmon/component_stats.hpp>
+#include <taskmon/detail/monitor_waiters.hpp>
 #include <taskmon/event_subscription.hpp>
 #include <taskmon/monitor_event.hpp>
 #include <taskmon/restart_policy.hpp>
@@ -213,7 +214,7 @@ public:
                 auto executor = asio::get_associated_executor(handler, fallback);
                 wait_removed(
                     state, std::move(removal),
-                    State::RemoveWaiters::prepare(asio::bind_executor(executor, std::move(handler)), fallback));
+                    detail::RemoveWaiters::prepare(asio::bind_executor(executor, std::move(handler)), fallback));
             },
             token, std::move(record));
     }
@@ -229,7 +230,7 @@ public:
             [state = state_](auto handler) {
                 auto fallback = executor_of(state);
                 auto executor = asio::get_associated_executor(handler, fallback);
-                wait_escalation(state, State::EscalationWaiters::prepare(
+                wait_escalation(state, detail::EscalationWaiters::prepare(
                                            asio::bind_executor(executor, std::move(handler)), fallback));
             },
             token);
@@ -290,7 +291,7 @@ public:
                 auto executor = asio::get_associated_executor(handler, fallback);
                 auto call = [h = std::move(handler)](asio::error_code) mutable { std::move(h)(); };
                 close_with(state,
-                           State::CloseWaiters::prepare(asio::bind_executor(executor, std::move(call)), fallback));
+                           detail::CloseWaiters::prepare(asio::bind_executor(executor, std::move(call)), fallback));
             },
             token);
     }
@@ -311,10 +312,9 @@ private:
     // templates: under TASKMON_SEPARATE_COMPILATION the monitor's code is compiled once, not per token type.
     std::shared_ptr<void> begin_remove(const std::string& name);
     static void wait_removed(const std::shared_ptr<State>& state, std::shared_ptr<void> record,
-                             typename State::RemoveWaiters::Prepared waiter);
-    static void wait_escalation(const std::shared_ptr<State>& state,
-                                typename State::EscalationWaiters::Prepared waiter);
-    static void close_with(const std::shared_ptr<State>& state, typename State::CloseWaiters::Prepared waiter);
+                             detail::RemoveWaiters::Prepared waiter);
+    static void wait_escalation(const std::shared_ptr<State>& state, detail::EscalationWaiters::Prepared waiter);
+    static void close_with(const std::shared_ptr<State>& state, detail::CloseWaiters::Prepared waiter);
     static asio::any_io_executor executor_of(const std::shared_ptr<State>& state) noexcept;
 
     std::shared_ptr<State> state_;
@@ -326,4 +326,8 @@ using TaskMonitor = BasicTaskMonitor<std::chrono::steady_clock>;
 
 }  // namespace taskmon
 
+// The member functions. Under TASKMON_SEPARATE_COMPILATION they are compiled once for the steady clock and
+// ManualClock (taskmon/separate_compilation.hpp); another clock needs taskmon/any_clock.hpp.
+#if !defined(TASKMON_SEPARATE_COMPILATION)
 #include <taskmon/detail/task_monitor_impl.hpp>
+#endif

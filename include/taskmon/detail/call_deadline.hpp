@@ -36,6 +36,28 @@ public:
     using TimeoutError::TimeoutError;
 };
 
+/// What the end of a bounded call needs of a CallDeadline, without its clock (see await_bounded()).
+class CallDeadlineEnd {
+public:
+    /// True once cancel() reached the loop.
+    bool cancelled() const noexcept { return cancelled_; }
+    /// The call ended. Returns true when its deadline passed and cancellation was emitted.
+    bool disarm() noexcept {
+        armed_ = false;
+        return std::exchange(fired_, false);
+    }
+
+protected:
+    CallDeadlineEnd() = default;
+    CallDeadlineEnd(const CallDeadlineEnd&) = delete;
+    CallDeadlineEnd& operator=(const CallDeadlineEnd&) = delete;
+    ~CallDeadlineEnd() = default;
+
+    bool armed_ = false;
+    bool fired_ = false;
+    bool cancelled_ = false;
+};
+
 /// The cancellation scope and call deadline of one loop instance.
 ///
 /// Invariants: cancellation is emitted on signal() only on the loop's strand: by the timer (only while a call
@@ -44,7 +66,7 @@ public:
 /// not once per call. After finish() nothing is emitted any more. Not thread-safe: use it on the loop's strand;
 /// hold it by shared_ptr (a pending timer wait keeps it alive).
 template <typename Clock>
-class CallDeadline : public std::enable_shared_from_this<CallDeadline<Clock>> {
+class CallDeadline final : public CallDeadlineEnd, public std::enable_shared_from_this<CallDeadline<Clock>> {
 public:
     using Duration = typename Clock::duration;
     using TimePoint = typename Clock::time_point;
@@ -61,20 +83,12 @@ public:
         cancelled_ = true;
         signal_.emit(type);
     }
-    /// True once cancel() reached the loop.
-    bool cancelled() const noexcept { return cancelled_; }
-
     /// A call starts; it must be over by `deadline`.
     void arm(TimePoint deadline) {
         deadline_ = deadline;
         armed_ = true;
         fired_ = false;
         if (!waiting_ || timer_.expiry() > deadline) start_wait(deadline);
-    }
-    /// The call ended. Returns true when its deadline passed and cancellation was emitted.
-    bool disarm() noexcept {
-        armed_ = false;
-        return std::exchange(fired_, false);
     }
     /// The loop ended: no emission after this; the pending timer wait is cancelled.
     void finish() {
@@ -113,10 +127,7 @@ private:
     TimePoint deadline_{};
     std::uint64_t generation_ = 0;
     std::uint64_t waits_started_ = 0;
-    bool armed_ = false;
     bool waiting_ = false;
-    bool fired_ = false;
-    bool cancelled_ = false;
     bool finished_ = false;
 };
 
@@ -127,19 +138,25 @@ TimePoint deadline_after(TimePoint now, Duration timeout) {
     return now + timeout;
 }
 
-/// Runs `call()` (returning asio::awaitable<T>) in the current coroutine, which must be bound to
-/// `deadline.slot()` and run on its strand. When `deadline_at` passes first, terminal cancellation is emitted
-/// on the coroutine's slot, and once the call has exited (however it exits) DeadlineExceeded(what) is thrown and
-/// the coroutine's cancellation state is reset, so the loop can go on. A cancellation from outside (cancel())
-/// is never turned into a timeout. Exceptions of the call propagate unchanged.
-template <typename T, typename Clock, typename Call>
-asio::awaitable<T> bounded_call(CallDeadline<Clock>& deadline, typename Clock::time_point deadline_at,
-                                const std::string& what, Call call) {
-    deadline.arm(deadline_at);
+/// The second half of bounded_call(), for a call whose deadline is already armed (CallDeadline::arm): awaits
+/// `call()` (an asio::awaitable<U>) and returns `finish(U&&)` as T, in one coroutine frame. It needs no clock, so
+/// code that does not know the clock (the Supervisor's agent binding) can be the frame of a bounded call.
+/// `deadline` and `what` must outlive the awaitable.
+///
+/// g++ 12 warns (-Wsubobject-linkage) when Call or Finish is a lambda over types from an anonymous namespace (an
+/// agent's Observation, say): the coroutine frame is declared in a header and has fields of those types. The
+/// function itself then has internal linkage, so no other translation unit can share the frame; the warning is
+/// off for this one definition.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsubobject-linkage"
+#endif
+template <typename T, typename Call, typename Finish>
+asio::awaitable<T> await_bounded(CallDeadlineEnd& deadline, const std::string& what, Call call, Finish finish) {
     std::optional<T> value;
     std::exception_ptr error;
     try {
-        value.emplace(co_await call());
+        value.emplace(finish(co_await call()));
     } catch (...) {
         error = std::current_exception();
     }
@@ -149,6 +166,21 @@ asio::awaitable<T> bounded_call(CallDeadline<Clock>& deadline, typename Clock::t
     }
     if (error) std::rethrow_exception(error);
     co_return std::move(*value);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+/// Runs `call()` (returning asio::awaitable<T>) in the current coroutine, which must be bound to
+/// `deadline.slot()` and run on its strand. When `deadline_at` passes first, terminal cancellation is emitted
+/// on the coroutine's slot, and once the call has exited (however it exits) DeadlineExceeded(what) is thrown and
+/// the coroutine's cancellation state is reset, so the loop can go on. A cancellation from outside (cancel())
+/// is never turned into a timeout. Exceptions of the call propagate unchanged.
+template <typename T, typename Clock, typename Call>
+asio::awaitable<T> bounded_call(CallDeadline<Clock>& deadline, typename Clock::time_point deadline_at,
+                                const std::string& what, Call call) {
+    deadline.arm(deadline_at);
+    return await_bounded<T>(deadline, what, std::move(call), [](T&& value) -> T { return std::move(value); });
 }
 
 /// bounded_call() with a deadline of now + `timeout` (saturated).

@@ -12,6 +12,7 @@
 #include <taskmon/detail/exit_outcome.hpp>
 #include <taskmon/detail/listener_registry.hpp>
 #include <taskmon/detail/monitor_event_log.hpp>
+#include <taskmon/detail/monitor_waiters.hpp>
 #include <taskmon/detail/waiter_list.hpp>
 #include <taskmon/monitor_event.hpp>
 #include <taskmon/restart_policy.hpp>
@@ -238,12 +239,10 @@ public:
     };
     using ComponentPtr = std::shared_ptr<Component>;
 
-    /// Where close(), remove_and_wait() and async_wait_escalation() completions wait. BasicTaskMonitor makes
-    /// their operations (WaiterList::prepare), where the handler's type is known, so that this state parks them
-    /// without a template per completion token.
-    using CloseWaiters = WaiterList<std::tuple<>>;
-    using RemoveWaiters = WaiterList<ComponentPtr>;
-    using EscalationWaiters = WaiterList<std::tuple<>, MonitorEvent>;
+    /// Where close(), remove_and_wait() and async_wait_escalation() completions wait (detail/monitor_waiters.hpp).
+    using CloseWaiters = detail::CloseWaiters;
+    using RemoveWaiters = detail::RemoveWaiters;  // payload: a ComponentPtr
+    using EscalationWaiters = detail::EscalationWaiters;
 
     /// A member of a group: a component or a nested group.
     struct Member {
@@ -695,7 +694,7 @@ public:
             if (result) {
                 self->remove_waiters_.complete_now(std::move(waiter), *result);
             } else {
-                self->remove_waiters_.park(std::move(waiter), std::move(cp), self->strand_);
+                self->remove_waiters_.park(std::move(waiter), std::shared_ptr<void>{std::move(cp)}, self->strand_);
             }
         });
     }
@@ -2127,9 +2126,14 @@ private:
             return;
         }
         remove_done_ = false;
-        remove_waiters_.complete_matching(asio::error_code{},
-                                          [](const ComponentPtr& c) { return c->removed && !c->instance; });
-        remove_waiters_.complete_matching(asio::error::timed_out, [](const ComponentPtr& c) { return c->removed; });
+        const auto component = [](const std::shared_ptr<void>& payload) {
+            return static_cast<Component*>(payload.get());
+        };
+        remove_waiters_.complete_matching(asio::error_code{}, [&](const std::shared_ptr<void>& c) {
+            return component(c)->removed && !component(c)->instance;
+        });
+        remove_waiters_.complete_matching(asio::error::timed_out,
+                                          [&](const std::shared_ptr<void>& c) { return component(c)->removed; });
     }
 
     /// Hands queued escalations to waiting async_wait_escalation() calls, oldest first.

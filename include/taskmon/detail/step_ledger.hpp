@@ -1,9 +1,10 @@
 // taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
 //
-// Internal: StepLedger, the book of a Supervisor run's finalized steps. Plain synchronous code: the loops of
-// detail/supervisor_state.hpp hand it each step as it ends, it counts and keeps the step and returns the
-// verdict (the terminal status the step calls for, if any), which the Supervisor applies.
+// Internal: StepLedger, the book of a Supervisor run's finalized steps. Plain synchronous code: the Supervisor's
+// agent binding (detail/agent_binding.hpp) hands it each step as the loops of detail/supervisor_state.hpp end it;
+// it counts and keeps the step and returns the verdict (the terminal status the step calls for, if any), which
+// the runtime applies.
 #pragma once
 
 #include <cstddef>

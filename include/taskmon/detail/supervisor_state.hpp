@@ -1,14 +1,16 @@
 // taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
 //
-// Internal: the state and the six component loops of a Supervisor (see taskmon/supervisor.hpp). Held by
-// shared pointer: control calls post to the strand holding a reference, the run and every component instance
-// keep it alive, so destroying the Supervisor never leaves a posted call or a running loop with a dangling
-// pointer.
+// Internal: SupervisorState, the runtime of a Supervisor (see taskmon/supervisor.hpp and
+// detail/supervisor_runtime.hpp): the six component loops, the status machine and the TaskMonitor. It depends on
+// the clock alone; every typed part of a step (perceive, decide, act, the step records) goes through the
+// AgentBinding. Held by shared pointer: control calls post to the strand holding a reference, the run and
+// every component instance keep it alive, so destroying the Supervisor never leaves a posted call or a running
+// loop with a dangling pointer.
 //
-// The parts that need no coroutine live beside it: the step ledger (detail/step_ledger.hpp), the perception
-// watchdog's arithmetic (detail/stall_watch.hpp) and the predicate wait the loops park in
-// (detail/condition_wait.hpp).
+// The parts that need no coroutine live beside it: the step ledger (detail/step_ledger.hpp, behind the
+// binding), the perception watchdog's arithmetic (detail/stall_watch.hpp) and the predicate wait the loops
+// park in (detail/condition_wait.hpp).
 #pragma once
 
 #include <taskmon/detail/config.hpp>
@@ -53,7 +55,7 @@
 #include <taskmon/detail/load_sampler.hpp>
 #include <taskmon/detail/log_text.hpp>
 #include <taskmon/detail/stall_watch.hpp>
-#include <taskmon/detail/step_ledger.hpp>
+#include <taskmon/detail/supervisor_runtime.hpp>
 #include <taskmon/history.hpp>
 #include <taskmon/io_semaphore.hpp>
 #include <taskmon/monitor_event.hpp>
@@ -64,27 +66,25 @@ namespace taskmon::detail {
 
 inline std::string seconds_text(std::chrono::nanoseconds d) { return format_seconds(d) + "s"; }
 
-/// The state of one Supervisor run and its six component loops.
+/// The runtime of one Supervisor run and its six component loops.
 ///
-/// Invariants: everything below the atomics is touched only on strand_; the atomics (status_, run_claimed_)
-/// may be read from any thread. The object is owned by shared_ptr: by the Supervisor, by every control call
-/// posted to the strand, by run() while it runs and by every component instance, so it outlives them all.
-template <typename Observation, typename Action, typename Result, typename Clock>
-class SupervisorState : public std::enable_shared_from_this<SupervisorState<Observation, Action, Result, Clock>> {
+/// Invariants: everything below the atomics is touched only on strand_, the binding too; the atomics
+/// (status_, run_claimed_) may be read from any thread. The object is owned by shared_ptr: by the Supervisor,
+/// by every control call posted to the strand, by run() while it runs and by every component instance, so it
+/// outlives them all; it owns the binding.
+template <typename Clock>
+class SupervisorState final : public SupervisorRuntime {
 public:
-    using DecisionType = Decision<Action, Result>;
-    using Context = DecisionContext<Action, Result>;
-    using Functions = AgentFunctions<Observation, Action, Result>;
-    using Hooks = SupervisorHooks<Action, Result>;
-    using HistoryType = History<Action, Result>;
-    using Step = StepRecord<Action, Result>;
     using Duration = typename Clock::duration;
     using TimePoint = typename Clock::time_point;
 
-    SupervisorState(asio::any_io_executor executor, Functions agent, AgentSettings settings, Hooks hooks,
-                    std::shared_ptr<spdlog::logger> logger, CpuSource cpu_source)
+    /// Throws std::invalid_argument for invalid `settings` (AgentSettings::validate) or a null `binding`.
+    SupervisorState(asio::any_io_executor executor, AgentSettings settings, RunHooks hooks,
+                    std::shared_ptr<spdlog::logger> logger, CpuSource cpu_source, std::shared_ptr<AgentBinding> binding)
         : strand_(asio::make_strand(executor)),
-          agent_(std::move(agent)),
+          binding_(checked(std::move(binding))),
+          events_(binding_->events()),
+          counters_(binding_->counters()),
           settings_(validated(std::move(settings))),
           hooks_(std::move(hooks)),
           logger_(logger ? std::move(logger) : spdlog::default_logger()),
@@ -94,9 +94,6 @@ public:
           queue_(strand_, settings_.decision_queue_capacity),
           gate_(LoadThresholds{settings_.shed_enter_cpu_percent, settings_.shed_leave_cpu_percent,
                                settings_.shed_enter_lag, settings_.shed_leave_lag}) {
-        if (!agent_.perceive) throw std::invalid_argument("AgentFunctions.perceive is empty");
-        if (!agent_.decide) throw std::invalid_argument("AgentFunctions.decide is empty");
-        if (!agent_.act) throw std::invalid_argument("AgentFunctions.act is empty");
         if (!cpu_source_) {
             cpu_source_ = [sampler = std::make_shared<CpuSampler>()] { return sampler->sample(); };
         }
@@ -115,61 +112,52 @@ public:
     SupervisorState(const SupervisorState&) = delete;
     SupervisorState& operator=(const SupervisorState&) = delete;
 
-    /// The run of `self` (Supervisor::run()). Throws std::logic_error at once on a second call.
-    static asio::awaitable<HistoryType> run(const std::shared_ptr<SupervisorState>& self) {
-        if (self->run_claimed_.exchange(true)) throw std::logic_error("Supervisor::run() may be called only once");
-        return run_from_caller(self);
+    /// Supervisor::run(): runs on the strand, completes on the caller's executor with the binding's History
+    /// sealed. Throws std::logic_error at once on a second call.
+    asio::awaitable<void> run() override {
+        if (run_claimed_.exchange(true)) throw std::logic_error("Supervisor::run() may be called only once");
+        return run_from_caller(self());
     }
 
-    void pause() { post_control(Control::pause); }
-    void resume() { post_control(Control::resume); }
-    void stop(std::string reason) {
-        asio::post(strand_, [self = this->shared_from_this(), reason = std::move(reason)]() mutable {
-            self->request_stop(std::move(reason));
-        });
+    void pause() override { post_control(Control::pause); }
+    void resume() override { post_control(Control::resume); }
+    void stop(std::string reason) override {
+        asio::post(strand_,
+                   [self = self(), reason = std::move(reason)]() mutable { self->request_stop(std::move(reason)); });
     }
-    void inject_guidance(std::string text) {
-        asio::post(strand_, [self = this->shared_from_this(), text = std::move(text)]() mutable {
+    void inject_guidance(std::string text) override {
+        asio::post(strand_, [self = self(), text = std::move(text)]() mutable {
             self->pending_guidance_.push_back(std::move(text));
             self->notify();
         });
     }
     /// The Supervisor object is gone: a run in progress (or one still to be started by a run() awaitable
     /// that outlived it) stops; its awaiter still receives the history.
-    void detach() {
+    void detach() override {
         if (run_claimed_.load()) stop("the Supervisor was destroyed");
     }
 
-    AgentStatus status() const noexcept { return status_.load(std::memory_order_acquire); }
+    AgentStatus status() const noexcept override { return status_.load(std::memory_order_acquire); }
 
-    /// Testing seam: called on the strand as each component instance starts (component, instance number, from
-    /// 1); what it throws fails that instance as the component's own code would. Set it before run().
-    void set_instance_fault(std::function<void(const char*, std::uint64_t)> fault) {
+    void set_instance_fault(std::function<void(const char*, std::uint64_t)> fault) override {
         instance_fault_ = std::move(fault);
     }
 
-    std::map<std::string, ComponentStats> get_component_stats() const { return monitor_.get_component_stats(); }
-    EventSubscription subscribe(MonitorEventListener listener) { return monitor_.subscribe(std::move(listener)); }
-    const AgentSettings& settings() const noexcept { return settings_; }
+    std::map<std::string, ComponentStats> get_component_stats() const override {
+        return monitor_.get_component_stats();
+    }
+    EventSubscription subscribe(MonitorEventListener listener) override {
+        return monitor_.subscribe(std::move(listener));
+    }
+    const AgentSettings& settings() const noexcept override { return settings_; }
 
 private:
     using Timer = asio::basic_waitable_timer<Clock>;
-    using ObservationPtr = std::shared_ptr<const Observation>;
     using StallCheckKind = typename StallWatch<Clock>::Check::Kind;
+    /// The one step in flight (steps do not overlap: the next observation must postdate the previous step).
+    using InFlightPtr = std::shared_ptr<StepInFlight>;
 
     enum class Control { pause, resume };
-    enum class Phase { deciding, queued, accepted, acting };
-
-    /// The one step in flight (steps do not overlap: the next observation must postdate the previous step).
-    struct InFlight {
-        Step record;
-        Phase phase = Phase::deciding;
-        std::optional<DecisionType> decision;
-        TimePoint decided_at{};
-        std::size_t action_index = 0;
-        bool finalized = false;  ///< recorded in the history; never recorded twice
-    };
-    using InFlightPtr = std::shared_ptr<InFlight>;
 
     struct ComponentInfo {
         std::uint64_t instances = 0;
@@ -181,12 +169,20 @@ private:
         settings.validate();
         return settings;
     }
+    static std::shared_ptr<AgentBinding> checked(std::shared_ptr<AgentBinding> binding) {
+        if (!binding) throw std::invalid_argument("SupervisorState: the agent binding is null");
+        return binding;
+    }
     static Duration clock_duration(std::chrono::nanoseconds d) { return std::chrono::duration_cast<Duration>(d); }
+
+    std::shared_ptr<SupervisorState> self() { return std::static_pointer_cast<SupervisorState>(shared_from_this()); }
+    std::weak_ptr<SupervisorState> weak_self() { return self(); }
 
     // --- bookkeeping (strand) --------------------------------------------------------------------------------
 
     Offset offset(TimePoint t) const { return std::chrono::duration_cast<Offset>(t - started_at_); }
     Offset now_offset() const { return offset(Clock::now()); }
+    TimePoint time_at(Offset offset) const { return started_at_ + clock_duration(offset); }
 
     /// Called after every state change: wakes exactly the waits whose condition now holds.
     void notify() { waits_.notify(); }
@@ -195,13 +191,13 @@ private:
     /// Cancellation (any type) throws operation_aborted.
     template <typename Pred>
     asio::awaitable<void> wait_until(Pred pred, std::optional<TimePoint> deadline = std::nullopt) {
-        return waits_.wait_until(this->weak_from_this(), std::move(pred), deadline);
+        return waits_.wait_until(weak_from_this(), std::move(pred), deadline);
     }
 
     void record(HistoryEventKind kind, std::string component, std::string message,
                 std::optional<std::uint64_t> step = std::nullopt) {
-        history_.events.push_back(HistoryEvent{kind, now_offset(), std::move(component), std::move(message),
-                                               std::nullopt, std::nullopt, step});
+        events_.push_back(HistoryEvent{kind, now_offset(), std::move(component), std::move(message), std::nullopt,
+                                       std::nullopt, step});
     }
 
     /// Logging never throws: a throwing sink or error handler must not break a loop or escape run().
@@ -215,12 +211,17 @@ private:
 
     template <typename Hook, typename... Args>
     void call_hook(const char* name, const Hook& hook, const Args&... args) {
-        if (!hook) return;
+        if (hook) guarded_hook(name, [&] { hook(args...); });
+    }
+
+    /// Runs `call` (a hook); what it throws is counted, recorded and logged, never propagated.
+    template <typename Call>
+    void guarded_hook(const char* name, Call call) {
         try {
-            hook(args...);
+            call();
         } catch (...) {
             const auto what = describe(std::current_exception());
-            ++history_.counters.hook_errors;
+            ++counters_.hook_errors;
             record(HistoryEventKind::hook_error, "", fmt::format("hook={} error=\"{}\"", name, what));
             log(spdlog::level::err, "Hook {} threw: {} hook={} error=\"{}\"", name, what, name, what);
         }
@@ -239,7 +240,7 @@ private:
             }
             return false;
         }
-        history_.events.push_back(HistoryEvent{
+        events_.push_back(HistoryEvent{
             HistoryEventKind::status_changed, now_offset(), "", change->reason, change->from, change->to, {}});
         status_.store(to, std::memory_order_release);
         const auto level = to == AgentStatus::failed ? spdlog::level::err : spdlog::level::info;
@@ -256,7 +257,7 @@ private:
     // --- control ---------------------------------------------------------------------------------------------
 
     void post_control(Control control) {
-        asio::post(strand_, [self = this->shared_from_this(), control] { self->apply_control(control); });
+        asio::post(strand_, [self = self(), control] { self->apply_control(control); });
     }
 
     void apply_control(Control control) {
@@ -324,7 +325,7 @@ private:
         auto& info = components_[name];
         info.cancel_requested = false;  // a restart requested before this instance existed was not for it
         if (++info.instances > 1) {
-            ++history_.counters.restarts[name];
+            ++counters_.restarts[name];
             record(HistoryEventKind::component_restarted, name, fmt::format("instance={}", info.instances));
         }
         std::exception_ptr error;
@@ -356,14 +357,12 @@ private:
             co_await wait_until([this] { return running() || ending(); });
             if (ending()) co_return;  // close() cancels us; nothing more to capture
             const TimePoint start = Clock::now();
-            ObservationPtr observation;
+            std::shared_ptr<const void> observation;
             try {
-                Observation captured = co_await bounded_call<Observation>(
-                    deadline, deadline_after(start, clock_duration(settings_.capture_timeout)), capture_timeout_text_,
-                    [this] { return agent_.perceive(); });
-                observation = std::make_shared<const Observation>(std::move(captured));
+                deadline.arm(deadline_after(start, clock_duration(settings_.capture_timeout)));
+                observation = co_await binding_->perceive(deadline, capture_timeout_text_);
             } catch (...) {
-                if (!is_operation_aborted(std::current_exception())) ++history_.counters.capture_failures;
+                if (!is_operation_aborted(std::current_exception())) ++counters_.capture_failures;
                 throw;
             }
             slot_.publish(std::move(observation), start);  // captured_at: when the capture began
@@ -380,7 +379,7 @@ private:
     }
 
     void on_publish(TimePoint now) {
-        ++history_.counters.observations_published;
+        ++counters_.observations_published;
         if (stall_watch_.on_publish(now)) {
             record(HistoryEventKind::watchdog_recovered, components::perception_watchdog,
                    fmt::format("sequence={}", slot_.sequence()));
@@ -400,7 +399,7 @@ private:
             const auto found = stall_watch_.check(Clock::now());
             if (found.kind == StallCheckKind::quiet) continue;
 
-            ++history_.counters.watchdog_stalls;
+            ++counters_.watchdog_stalls;
             const auto silent = seconds_text(found.silent_for);
             record(HistoryEventKind::watchdog_stall, components::perception_watchdog,
                    fmt::format("silent_for={} stall={}/{}", silent, found.stalls, settings_.max_consecutive_stalls));
@@ -431,44 +430,36 @@ private:
                 continue;  // counted as dropped when a later observation is decided (or at the end)
             }
 
-            history_.counters.observations_dropped += snapshot.sequence - last_decided_sequence_ - 1;
+            counters_.observations_dropped += snapshot.sequence - last_decided_sequence_ - 1;
             last_decided_sequence_ = snapshot.sequence;
-            auto step = std::make_shared<InFlight>();
-            step->record.number = ++steps_begun_;
-            step->record.observation_sequence = snapshot.sequence;
-            step->record.observation_age = std::chrono::duration_cast<Offset>(now - snapshot.captured_at);
-            step->record.started_at = offset(now);
+            InFlightPtr step = binding_->make_step();
+            auto& progress = step->progress;
+            progress.number = ++steps_begun_;
+            progress.observation_sequence = snapshot.sequence;
+            progress.observation_age = std::chrono::duration_cast<Offset>(now - snapshot.captured_at);
+            progress.started_at = offset(now);
             current_ = step;
-            call_hook("on_step_start", hooks_.on_step_start, step->record.number);
+            call_hook("on_step_start", hooks_.on_step_start, progress.number);
 
-            Context context;
-            context.step = step->record.number;
-            context.observation_sequence = snapshot.sequence;
-            context.observation_age = step->record.observation_age;
-            context.consecutive_failures = ledger_.consecutive_failures();
-            context.shedding = shedding_;
-            if (!history_.steps.empty()) context.previous_step = history_.steps.back();
+            DecideInput input;
+            input.shedding = shedding_;
             if (!pending_guidance_.empty()) {
-                context.guidance.assign(std::make_move_iterator(pending_guidance_.begin()),
-                                        std::make_move_iterator(pending_guidance_.end()));
+                input.guidance.assign(std::make_move_iterator(pending_guidance_.begin()),
+                                      std::make_move_iterator(pending_guidance_.end()));
                 pending_guidance_.clear();
                 record(HistoryEventKind::guidance_delivered, components::decision_loop,
-                       fmt::format("items={}", context.guidance.size()), step->record.number);
+                       fmt::format("items={}", input.guidance.size()), progress.number);
             }
 
             std::exception_ptr error;
-            DecisionType decision;
-            // A named callable, not a temporary in the co_await expression (g++ 12 destroys such temporaries
-            // twice when they have non-trivial destructors).
-            const auto call = [this, observation = snapshot.value, &context] {
-                return agent_.decide(*observation, context);
-            };
+            DecisionShape decision;
             try {
                 // The timeout runs from the call, after on_step_start (a clock read only when there is a hook).
+                // No temporary with a destructor in the co_await expression (g++ 12 destroys such temporaries
+                // twice): the binding takes everything by reference and copies the observation's pointer.
                 const TimePoint called_at = hooks_.on_step_start ? Clock::now() : now;
-                decision = co_await bounded_call<DecisionType>(
-                    deadline, deadline_after(called_at, clock_duration(settings_.decide_timeout)), decide_timeout_text_,
-                    call);
+                deadline.arm(deadline_after(called_at, clock_duration(settings_.decide_timeout)));
+                decision = co_await binding_->decide(*step, snapshot.value, input, deadline, decide_timeout_text_);
             } catch (...) {
                 error = std::current_exception();
             }
@@ -480,17 +471,10 @@ private:
                 finalize(step, StepOutcome::failed, std::nullopt, "decide() failed: " + describe(error));
                 continue;
             }
-            const TimePoint decided_at = Clock::now();
-            step->record.decided_at = offset(decided_at);
-            step->record.done = decision.is_done();
-            step->record.result = decision.result;
-            step->record.actions.reserve(decision.actions.size());
-            for (const auto& action : decision.actions) {
-                step->record.actions.push_back(ActionRecord<Action>{action, ActionOutcome::skipped, {}, {}, {}});
-            }
-            step->decision = std::move(decision);
-            step->decided_at = decided_at;
-            step->phase = Phase::queued;
+            progress.decided_at = now_offset();
+            progress.done = decision.done;
+            progress.actions.resize(decision.actions);  // each skipped until it runs
+            step->phase = StepPhase::queued;
             if (!queue_.try_push(step)) co_await queue_.async_push(step, asio::use_awaitable);
         }
     }
@@ -509,9 +493,9 @@ private:
     /// actuation was cut off is interrupted (its decision never reached actuation, so nothing ran).
     void recover_decision() {
         if (!current_) return;
-        if (current_->phase == Phase::deciding) {
+        if (current_->phase == StepPhase::deciding) {
             finalize(current_, StepOutcome::failed, std::nullopt, "decision_loop failed while deciding");
-        } else if (current_->phase == Phase::queued && queue_.empty()) {
+        } else if (current_->phase == StepPhase::queued && queue_.empty()) {
             finalize(current_, StepOutcome::failed, DecisionFate::interrupted,
                      "decision_loop failed before handing the decision to actuation");
         }
@@ -521,7 +505,7 @@ private:
         recover_actuation();
         for (;;) {
             InFlightPtr step;
-            if (current_ && current_->phase == Phase::accepted) {
+            if (current_ && current_->phase == StepPhase::accepted) {
                 step = current_;  // taken before our previous instance died, nothing started: safe to run
             } else if (auto popped = queue_.try_pop()) {
                 step = std::move(*popped);
@@ -529,40 +513,41 @@ private:
                 step = co_await queue_.async_pop(asio::use_awaitable);
             }
             if (step->finalized) continue;  // already settled by a decision_loop recovery
-            step->phase = Phase::accepted;
-            const TimePoint expiry = step->decided_at + clock_duration(settings_.max_decision_age);
+            step->phase = StepPhase::accepted;
+            const TimePoint decided_at = time_at(*step->progress.decided_at);
+            const TimePoint expiry = decided_at + clock_duration(settings_.max_decision_age);
             co_await wait_until([this] { return !stall_watch_.stalled() || ending(); }, expiry);  // watchdog hold
             if (ending()) co_return;  // the run ends; run() records the step as interrupted
             TimePoint now = Clock::now();
             if (now >= expiry) {
-                const auto age = seconds_text(now - step->decided_at);
+                const auto age = seconds_text(now - decided_at);
                 record(HistoryEventKind::decision_expired, components::actuation_loop,
                        fmt::format("age={} max_decision_age={}", age, seconds_text(settings_.max_decision_age)),
-                       step->record.number);
+                       step->progress.number);
                 skip_remaining(*step, 0, "decision expired");
                 finalize(step, StepOutcome::failed, DecisionFate::expired,
                          "decision expired after " + age + " waiting for actuation");
                 continue;
             }
-            const auto& actions = step->decision->actions;
-            if (actions.size() > settings_.max_actions_per_step) {
+            const std::size_t actions = step->progress.actions.size();
+            if (actions > settings_.max_actions_per_step) {
                 skip_remaining(*step, 0, "too many actions");
                 finalize(step, StepOutcome::failed, DecisionFate::failed,
-                         fmt::format("decision has {} actions; max_actions_per_step is {}", actions.size(),
+                         fmt::format("decision has {} actions; max_actions_per_step is {}", actions,
                                      settings_.max_actions_per_step));
                 continue;
             }
             bool all_ok = true;
-            for (std::size_t i = 0; i < actions.size(); ++i) {
-                auto& rec = step->record.actions[i];
-                step->phase = Phase::acting;
+            for (std::size_t i = 0; i < actions; ++i) {
+                auto& rec = step->progress.actions[i];
+                step->phase = StepPhase::acting;
                 step->action_index = i;
                 rec.started_at = offset(now);  // the previous action's end, or the check above
                 ActionResult result;
                 try {
                     result = co_await bounded_call<ActionResult>(
                         deadline, deadline_after(now, clock_duration(settings_.act_timeout)), act_timeout_text_,
-                        [this, &action = actions[i]] { return agent_.act(action); });
+                        [this, in_flight = step.get(), i] { return binding_->act(*in_flight, i); });
                 } catch (const DeadlineExceeded& e) {  // ours; a TimeoutError act() throws means "effect unknown"
                     result = ActionResult::failure(e.what());
                 }
@@ -580,13 +565,13 @@ private:
                              fmt::format("action {} failed: {}", i + 1, rec.result.error));
                     break;
                 }
-                if (ending() && i + 1 < actions.size()) {
+                if (ending() && i + 1 < actions) {
                     // The run ends (act() finished despite the cancellation): no further action starts.
                     all_ok = false;
                     const auto why = fmt::format("the run is {}", machine_.status());
                     skip_remaining(*step, i + 1, why);
                     finalize(step, StepOutcome::failed, DecisionFate::interrupted,
-                             fmt::format("actions {}-{} not started: {}", i + 2, actions.size(), why), false);
+                             fmt::format("actions {}-{} not started: {}", i + 2, actions, why), false);
                     co_return;
                 }
             }
@@ -597,25 +582,25 @@ private:
     /// After an actuation_loop restart: the action that was in flight is interrupted (never replayed), the
     /// rest of its decision is skipped.
     void recover_actuation() {
-        if (!current_ || current_->phase != Phase::acting) return;
+        if (!current_ || current_->phase != StepPhase::acting) return;
         interrupt_in_flight(*current_, "actuation_loop failed during the action");
         finalize(current_, StepOutcome::failed, DecisionFate::interrupted,
                  fmt::format("action {} interrupted: actuation_loop failed", current_->action_index + 1));
     }
 
-    void interrupt_in_flight(InFlight& step, const std::string& why) {
-        auto& rec = step.record.actions[step.action_index];
+    void interrupt_in_flight(StepInFlight& step, const std::string& why) {
+        auto& rec = step.progress.actions[step.action_index];
         rec.outcome = ActionOutcome::interrupted;
         rec.result = ActionResult::failure(why);
         record(HistoryEventKind::action_interrupted, components::actuation_loop,
-               fmt::format("action={} reason=\"{}\"", step.action_index + 1, why), step.record.number);
+               fmt::format("action={} reason=\"{}\"", step.action_index + 1, why), step.progress.number);
         skip_remaining(step, step.action_index + 1, why);
     }
 
-    static void skip_remaining(InFlight& step, std::size_t from, const std::string& why) {
-        for (std::size_t i = from; i < step.record.actions.size(); ++i) {
-            step.record.actions[i].outcome = ActionOutcome::skipped;
-            step.record.actions[i].result = ActionResult::failure("skipped: " + why);
+    static void skip_remaining(StepInFlight& step, std::size_t from, const std::string& why) {
+        for (std::size_t i = from; i < step.progress.actions.size(); ++i) {
+            step.progress.actions[i].outcome = ActionOutcome::skipped;
+            step.progress.actions[i].result = ActionResult::failure("skipped: " + why);
         }
     }
 
@@ -625,7 +610,7 @@ private:
                   bool judge = true) {
         if (step->finalized) return;
         step->finalized = true;
-        auto& rec = step->record;
+        auto& rec = step->progress;
         rec.outcome = outcome;
         rec.fate = fate;
         rec.error = std::move(error);
@@ -636,11 +621,11 @@ private:
             log(spdlog::level::warn, "Step {} failed: {} step={} error=\"{}\"", rec.number, rec.error, rec.number,
                 rec.error);
         }
-        // The step is finalized: its record is not read again.
-        const StepVerdict verdict = ledger_.record(std::move(step->record), judge);
+        // The step is finalized: its progress is not read again.
+        const StepVerdict verdict = binding_->record(*step, judge);
         if (current_ == step) current_.reset();
         if (verdict.status) change_status(*verdict.status, verdict.reason);
-        call_hook("on_step_end", hooks_.on_step_end, ledger_.last());
+        guarded_hook("on_step_end", [this] { binding_->on_step_end(); });
         notify();
     }
 
@@ -674,7 +659,7 @@ private:
 
     void set_shedding(bool on, const std::string& reason) {
         shedding_ = on;
-        if (on) ++history_.counters.load_shedding_entries;
+        if (on) ++counters_.load_shedding_entries;
         const auto io = on ? lower_io_semaphore() : restore_io_semaphore();
         record(on ? HistoryEventKind::load_shedding_entered : HistoryEventKind::load_shedding_left,
                components::load_shedding_monitor, reason + io);
@@ -707,7 +692,7 @@ private:
     /// reaches component_ended() on our strand. The listener runs on the monitor's strand, so it only posts.
     void watch_components() {
         monitor_events_ = monitor_.subscribe(
-            [weak = this->weak_from_this(), strand = strand_,
+            [weak = weak_self(), strand = strand_,
              temporary = std::pair{settings_.critical_restart_policy.restart_type == RestartType::temporary,
                                    settings_.auxiliary_restart_policy.restart_type == RestartType::temporary}](
                 const MonitorEvent& e) {
@@ -773,13 +758,13 @@ private:
     // --- run -------------------------------------------------------------------------------------------------
 
     /// Runs on the caller's executor; `self` keeps the state alive until the run returned.
-    static asio::awaitable<HistoryType> run_from_caller(std::shared_ptr<SupervisorState> self) {
-        co_return co_await asio::co_spawn(self->strand_, self->run_on_strand(), asio::use_awaitable);
+    static asio::awaitable<void> run_from_caller(std::shared_ptr<SupervisorState> self) {
+        co_await asio::co_spawn(self->strand_, self->run_on_strand(), asio::use_awaitable);
     }
 
-    asio::awaitable<HistoryType> run_on_strand() {
+    asio::awaitable<void> run_on_strand() {
         started_at_ = Clock::now();
-        history_.started_wall_time = std::chrono::system_clock::now();
+        const auto started_wall_time = std::chrono::system_clock::now();
         if (change_status(AgentStatus::running, "run() started")) {
             call_hook("on_run_start", hooks_.on_run_start);
             grant_grace();
@@ -798,18 +783,16 @@ private:
             if (machine_.status() == AgentStatus::stopping) change_status(AgentStatus::stopped, stop_reason());
             settle_leftovers();
         }
-        history_.counters.observations_dropped += slot_.sequence() - last_decided_sequence_;
+        counters_.observations_dropped += slot_.sequence() - last_decided_sequence_;
         last_decided_sequence_ = slot_.sequence();
-        history_.status = machine_.status();
-        history_.reason = machine_.terminal_reason();
-        history_.ended_at = now_offset();
+        binding_->end_run(machine_.status(), machine_.terminal_reason(), started_wall_time, now_offset());
         run_returned_ = true;
-        call_hook("on_run_end", hooks_.on_run_end, history_);
-        co_return history_;
+        guarded_hook("on_run_end", [this] { binding_->on_run_end(); });
+        binding_->seal();
     }
 
     std::string stop_reason() const {
-        for (auto it = history_.events.rbegin(); it != history_.events.rend(); ++it) {
+        for (auto it = events_.rbegin(); it != events_.rend(); ++it) {
             if (it->kind == HistoryEventKind::status_changed && it->to == AgentStatus::stopping) return it->message;
         }
         return "stop() called";
@@ -819,7 +802,7 @@ private:
         const auto add = [this](const char* name, auto body) {
             components_.try_emplace(name);
             monitor_.supervise(
-                name, [weak = this->weak_from_this(), name, body] { return enter(weak.lock(), name, body); },
+                name, [weak = weak_self(), name, body] { return enter(weak.lock(), name, body); },
                 is_critical(name) ? settings_.critical_restart_policy : settings_.auxiliary_restart_policy);
         };
         add(components::perception, &SupervisorState::perception);
@@ -841,15 +824,15 @@ private:
         if (!current_) return;
         const auto why = fmt::format("the run ended ({})", machine_.status());
         switch (current_->phase) {
-            case Phase::deciding:
+            case StepPhase::deciding:
                 finalize(current_, StepOutcome::failed, std::nullopt, "decide() was cut off: " + why, false);
                 break;
-            case Phase::queued:
-            case Phase::accepted:
+            case StepPhase::queued:
+            case StepPhase::accepted:
                 skip_remaining(*current_, 0, why);
                 finalize(current_, StepOutcome::failed, DecisionFate::interrupted, "decision not run: " + why, false);
                 break;
-            case Phase::acting:
+            case StepPhase::acting:
                 interrupt_in_flight(*current_, why);
                 finalize(current_, StepOutcome::failed, DecisionFate::interrupted,
                          fmt::format("action {} interrupted: {}", current_->action_index + 1, why), false);
@@ -860,12 +843,14 @@ private:
     // --- state -----------------------------------------------------------------------------------------------
 
     asio::strand<asio::any_io_executor> strand_;
-    Functions agent_;
+    std::shared_ptr<AgentBinding> binding_;  ///< never null; the agent's functions, typed hooks and History
+    std::vector<HistoryEvent>& events_;      ///< the History's, in binding_
+    HistoryCounters& counters_;              ///< the History's, in binding_
     AgentSettings settings_;
     std::string capture_timeout_text_ = "perceive() timed out after " + seconds_text(settings_.capture_timeout);
     std::string decide_timeout_text_ = "decide() timed out after " + seconds_text(settings_.decide_timeout);
     std::string act_timeout_text_ = "act() timed out after " + seconds_text(settings_.act_timeout);
-    Hooks hooks_;
+    RunHooks hooks_;
     std::shared_ptr<spdlog::logger> logger_;
     CpuSource cpu_source_;
     mutable BasicTaskMonitor<Clock> monitor_;
@@ -877,17 +862,14 @@ private:
 
     // Everything below is guarded by strand_.
     AgentStatusMachine machine_;
-    HistoryType history_;
-    StepLedger<Action, Result> ledger_{
-        history_, StepLimits{settings_.max_steps, settings_.max_failures, settings_.max_history_items}};
     TimePoint started_at_{};
     std::map<std::string, ComponentInfo> components_;
     bool closing_ = false;
     bool run_returned_ = false;  ///< the history is final
 
-    LatestSlot<ObservationPtr, TimePoint> slot_;  ///< perception → decision_loop
-    ConditionWait<Clock> waits_{strand_};         ///< wait_until()'s parked waits, woken by notify()
-    BoundedQueue<InFlightPtr> queue_;             ///< decision_loop → actuation_loop
+    LatestSlot<std::shared_ptr<const void>, TimePoint> slot_;  ///< perception → decision_loop
+    ConditionWait<Clock> waits_{strand_};                      ///< wait_until()'s parked waits, woken by notify()
+    BoundedQueue<InFlightPtr> queue_;                          ///< decision_loop → actuation_loop
 
     InFlightPtr current_;  ///< the step in flight
     std::uint64_t steps_begun_ = 0;
@@ -905,6 +887,18 @@ private:
     LoadShedGate gate_;
     bool shedding_ = false;
     std::optional<std::size_t> io_semaphore_restore_;  ///< the count to restore when shedding ends
+};
+
+/// Every clock's runtime factory (under TASKMON_SEPARATE_COMPILATION, the steady clock's and ManualClock's
+/// are declared in detail/supervisor_runtime.hpp and defined in taskmon/separate_compilation.hpp).
+template <typename Clock>
+struct SupervisorRuntimeFactory {
+    static std::shared_ptr<SupervisorRuntime> make(asio::any_io_executor executor, AgentSettings settings,
+                                                   RunHooks hooks, std::shared_ptr<spdlog::logger> logger,
+                                                   CpuSource cpu_source, std::shared_ptr<AgentBinding> binding) {
+        return std::make_shared<SupervisorState<Clock>>(std::move(executor), std::move(settings), std::move(hooks),
+                                                        std::move(logger), std::move(cpu_source), std::move(binding));
+    }
 };
 
 }  // namespace taskmon::detail

@@ -2,14 +2,18 @@
 // SPDX-License-Identifier: MIT
 //
 // The member functions of BasicTaskMonitor (internal; include <taskmon/task_monitor.hpp>). They are defined out
-// of the class, so not inline: under TASKMON_SEPARATE_COMPILATION a translation unit that includes
-// task_monitor.hpp finds BasicTaskMonitor<std::chrono::steady_clock> declared `extern template` and compiles
-// none of them, nor the MonitorState behind them (see taskmon/separate_compilation.hpp).
+// of the class, so not inline. Under TASKMON_SEPARATE_COMPILATION task_monitor.hpp does not include this header:
+// a translation unit that includes task_monitor.hpp compiles none of them, nor parses the MonitorState behind
+// them; taskmon/separate_compilation.hpp instantiates them for the steady clock and ManualClock, and
+// taskmon/any_clock.hpp brings them in for another clock.
 #pragma once
 
 #include <taskmon/task_monitor.hpp>
 
 #include <taskmon/detail/monitor_state.hpp>
+#if defined(TASKMON_SEPARATE_COMPILATION)
+#include <taskmon/testing/manual_clock.hpp>
+#endif
 
 #include <memory>
 #include <stdexcept>
@@ -106,13 +110,13 @@ std::shared_ptr<void> BasicTaskMonitor<Clock>::begin_remove(const std::string& n
 
 template <typename Clock>
 void BasicTaskMonitor<Clock>::wait_removed(const std::shared_ptr<State>& state, std::shared_ptr<void> record,
-                                           typename State::RemoveWaiters::Prepared waiter) {
+                                           detail::RemoveWaiters::Prepared waiter) {
     state->async_wait_removed(std::move(record), std::move(waiter));
 }
 
 template <typename Clock>
 void BasicTaskMonitor<Clock>::wait_escalation(const std::shared_ptr<State>& state,
-                                              typename State::EscalationWaiters::Prepared waiter) {
+                                              detail::EscalationWaiters::Prepared waiter) {
     state->async_wait_escalation(std::move(waiter));
 }
 
@@ -133,8 +137,7 @@ asio::awaitable<void> BasicTaskMonitor<Clock>::close() {
 }
 
 template <typename Clock>
-void BasicTaskMonitor<Clock>::close_with(const std::shared_ptr<State>& state,
-                                         typename State::CloseWaiters::Prepared waiter) {
+void BasicTaskMonitor<Clock>::close_with(const std::shared_ptr<State>& state, detail::CloseWaiters::Prepared waiter) {
     state->async_close(std::move(waiter));
 }
 
@@ -165,8 +168,10 @@ std::shared_ptr<typename BasicTaskMonitor<Clock>::State> BasicTaskMonitor<Clock>
 }
 
 #if defined(TASKMON_SEPARATE_COMPILATION)
-// Compiled once, by the translation unit that includes taskmon/separate_compilation.hpp.
+// Compiled once, by the translation unit that includes taskmon/separate_compilation.hpp (this header is included
+// elsewhere only through taskmon/any_clock.hpp, for another clock).
 extern template class BasicTaskMonitor<std::chrono::steady_clock>;
+extern template class BasicTaskMonitor<testing::ManualClock>;
 #endif
 
 }  // namespace taskmon
