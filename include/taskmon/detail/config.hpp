@@ -6,6 +6,14 @@
 #define ASIO_STANDALONE 1
 #endif
 
+// A standard header first, so that Asio's configuration sees the standard library's. Asio 1.22 decides whether
+// to allocate with std::aligned_alloc from _GLIBCXX_HAVE_ALIGNED_ALLOC, which only a standard header defines: a
+// translation unit that reaches Asio's config.hpp before any standard header allocates with operator new, one
+// that reaches it after allocates with aligned_alloc, and Asio's recycling allocator, shared by the whole
+// program, then frees blocks of one kind with the other (AddressSanitizer: alloc-dealloc-mismatch). With this,
+// every translation unit that includes taskmon first decides the same way.
+#include <cstddef>
+
 #include <asio/version.hpp>
 
 // Asio before 1.26 detects clang's coroutine support only with libc++; with libstdc++ it leaves
