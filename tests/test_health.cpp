@@ -283,6 +283,21 @@ TEST_CASE("health: reasons with newlines stay on one line in every rendering") {
           "[-]x failed: gave up after 3 restarts: std::runtime_error: line one line two\nliveness check failed\n");
 }
 
+TEST_CASE("health: invalid UTF-8 in a name or an error is replaced in every rendering") {
+    const std::string fffd = "\xEF\xBF\xBD";
+    std::map<std::string, taskmon::ComponentStats> stats{{"lidar\xFF", stats_in(ComponentState::gave_up,
+                                                                                "std::runtime_error: sensor \xB0"
+                                                                                "C \xE2\x82",
+                                                                                3)},
+                                                         {"ok ü", stats_in(ComponentState::running, "", 0)}};
+    const auto report = taskmon::check_health(stats);
+    const std::string reason = "gave up after 3 restarts: std::runtime_error: sensor " + fffd + "C " + fffd + fffd;
+    CHECK(taskmon::health_summary(report) == "not live: lidar" + fffd + ": " + reason);
+    CHECK(taskmon::probe_summary(report, HealthProbe::liveness) == "failed: lidar" + fffd + ": " + reason);
+    CHECK(taskmon::probe_details(report, HealthProbe::liveness) ==
+          "[-]lidar" + fffd + " failed: " + reason + "\n[+]ok ü ok\nliveness check failed\n");
+}
+
 // --- Supervisor --------------------------------------------------------------------------------------------
 
 TEST_CASE("health: a Supervisor's report follows its critical components and its run status") {

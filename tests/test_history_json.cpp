@@ -1,5 +1,6 @@
 // Tests for taskmon/history_json.hpp: a lossless round trip of every field of a History (hand-made edge cases
-// and a real Supervisor run in virtual time), the JSON shape, and the errors for malformed input.
+// and a real Supervisor run in virtual time), the JSON shape, the errors for malformed input, and invalid UTF-8
+// written as U+FFFD.
 #include <taskmon/history_json.hpp>
 #include <taskmon/supervisor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
@@ -18,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -494,4 +496,82 @@ TEST_CASE("history_json: a value without a name is refused on output, not writte
     CHECK_THROWS_WITH(json(static_cast<AgentStatus>(200)),
                       Catch::Matchers::Contains("AgentStatus value 200 has no name"));
     CHECK_THROWS_AS(json(static_cast<HistoryEventKind>(250)), std::invalid_argument);
+}
+
+// ---- invalid UTF-8 -----------------------------------------------------------------------------------------------
+
+TEST_CASE("history_json: strings with invalid UTF-8 are written with U+FFFD, so the JSON dumps and parses back") {
+    const std::string fffd = "\xEF\xBF\xBD";
+    const std::string valid = "ü 日本 😀 \xEF\xBF\xBD \"q\" \\ \n";  // valid text, U+FFFD included: kept as it is
+    TextHistory h;
+    h.status = AgentStatus::failed;
+    h.reason =
+        "perception failed: sensor \xB0"
+        "C";
+    h.counters.restarts = {{"lidar\xFF", 2}, {"lidar\xFE", 3}, {"camera", 1}};
+    TextHistory::Step step;
+    step.number = 1;
+    step.outcome = StepOutcome::failed;
+    step.fate = DecisionFate::failed;
+    step.done = true;
+    step.result = "done\xC0\xAF";                  // overlong
+    step.error = "action 1 failed: \xED\xA0\x80";  // a surrogate
+    step.actions.push_back({"move\xE2\x82", ActionOutcome::failed, ActionResult{false, "checksum \x80\x81", "raw \xF5"},
+                            1s, 2s});  // cut short; stray continuations; beyond U+10FFFF
+    step.actions.push_back({valid, ActionOutcome::succeeded, ActionResult::ok(valid), 2s, 3s});
+    h.steps.push_back(step);
+    h.events.push_back(HistoryEvent{HistoryEventKind::component_failed, 1s, "lidar\xFF",
+                                    "error=\"std::runtime_error: bad \xFF byte\"", std::nullopt, std::nullopt, 1});
+    h.events.push_back(HistoryEvent{HistoryEventKind::hook_error, 2s, valid, valid, std::nullopt, std::nullopt, 1});
+
+    const json j = h;
+    std::string text;
+    REQUIRE_NOTHROW(text = j.dump(2));  // dump() throws type_error.316 on any invalid UTF-8 left in
+    const auto back = json::parse(text).get<TextHistory>();
+
+    CHECK(back.reason == "perception failed: sensor " + fffd + "C");
+    CHECK(back.counters.restarts == std::map<std::string, std::uint64_t>{{"camera", 1}, {"lidar" + fffd, 5}});
+    REQUIRE(back.steps.size() == 1);
+    const auto& s = back.steps[0];
+    CHECK(s.result == "done" + fffd + fffd);
+    CHECK(s.error == "action 1 failed: " + fffd + fffd + fffd);
+    REQUIRE(s.actions.size() == 2);
+    CHECK(s.actions[0].action == "move" + fffd + fffd);
+    CHECK(s.actions[0].result.error == "checksum " + fffd + fffd);
+    CHECK(s.actions[0].result.extracted_content == "raw " + fffd);
+    CHECK(s.actions[1].action == valid);
+    CHECK(s.actions[1].result.extracted_content == valid);
+    REQUIRE(back.events.size() == 2);
+    CHECK(back.events[0].component == "lidar" + fffd);
+    CHECK(back.events[0].message == "error=\"std::runtime_error: bad " + fffd + " byte\"");
+    CHECK(back.events[1].component == valid);
+    CHECK(back.events[1].message == valid);
+    // Only the invalid bytes changed: everything else is as it was.
+    CHECK(back.status == h.status);
+    CHECK(back.steps[0].actions[0].started_at == 1s);
+    CHECK(back.events[0].at == 1s);
+    // And the replaced History round-trips exactly, to the same JSON.
+    CHECK(json(back) == j);
+    CHECK(json::parse(json(back).dump()).get<TextHistory>().steps[0].error == s.error);
+}
+
+TEST_CASE("history_json: restart counts of names that become the same add up, saturating at 2^64 - 1") {
+    TextHistory h;
+    h.counters.restarts = {{"a\xFF", u64_max}, {"a\xFE", 2}, {"b", 7}};
+    const json j = h;
+    CHECK(j["counters"]["restarts"]["a\xEF\xBF\xBD"] == u64_max);
+    CHECK(j["counters"]["restarts"]["b"] == 7);
+    CHECK(j["counters"]["restarts"].size() == 2);
+}
+
+TEST_CASE("history_json: an Action of the user's own type is written by its own to_json") {
+    History h;
+    History::Step step;
+    step.number = 1;
+    step.actions.push_back({robot::Move{"north", 1}, ActionOutcome::failed, ActionResult::failure("\xFF"), 1s, 2s});
+    h.steps.push_back(step);
+    const json j = h;
+    CHECK(j["steps"][0]["actions"][0]["action"] == json{{"direction", "north"}, {"cells", 1}});
+    CHECK(j["steps"][0]["actions"][0]["result"]["error"] == "\xEF\xBF\xBD");
+    CHECK_NOTHROW(j.dump());
 }

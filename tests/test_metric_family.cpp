@@ -1,4 +1,5 @@
 // Tests for taskmon/metric_family.hpp: the Prometheus text exposition format renderer.
+#include <taskmon/detail/utf8.hpp>
 #include <taskmon/metric_family.hpp>
 
 #include "taskmon_catch.hpp"
@@ -7,6 +8,8 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <vector>
 
 using taskmon::MetricFamily;
 using taskmon::MetricType;
@@ -53,6 +56,57 @@ TEST_CASE("render_text_format escapes label values and help, and writes special 
           "m{component=\"n\"} NaN\n"
           "m{component=\"neg\"} -Inf\n"
           "m{component=\"big\"} 1e+20\n");
+}
+
+TEST_CASE("render_text_format writes valid UTF-8, one sample per line, whatever the label values hold") {
+    const std::string fffd = "\xEF\xBF\xBD";
+    const std::vector<std::string> values{
+        "lidar\xFF",                          // invalid UTF-8 (an unchecked name, a device's text)
+        "cut \xE2\x82",                       // a sequence cut short
+        "two\nlines \"quoted\" back\\slash",  // the format's own escapes
+        "carriage\rreturn",                   // control characters that line-oriented readers break at
+        std::string{"nul\0byte", 8},
+        "vertical\vtab\fform feed\x1b[31m",
+        "next\xC2\x85line",                         // U+0085 NEL, a C1 control
+        "line\xE2\x80\xA8sep para\xE2\x80\xA9sep",  // U+2028, U+2029
+        "del\x7F",
+        "tab\tstays ü 日本 😀",  // valid text is kept as it is
+    };
+    MetricFamily family{"m", "help \xFF with\rcontrols\n", MetricType::gauge, {}};
+    for (const auto& v : values) family.samples.push_back({{{"component", v}}, 1});
+    const auto text = taskmon::render_text_format({family});
+    CHECK_FALSE(taskmon::detail::find_invalid_utf8(text).has_value());
+    std::vector<std::string_view> lines;
+    for (std::size_t begin = 0; begin < text.size();) {
+        const auto end = text.find('\n', begin);
+        REQUIRE(end != std::string::npos);  // every line ends in \n
+        lines.emplace_back(text.data() + begin, end - begin);
+        begin = end + 1;
+    }
+    REQUIRE(lines.size() == 2 + values.size());
+    CHECK(lines[0] == "# HELP m help " + fffd + " with" + fffd + "controls\\n");
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        INFO("value " << i);
+        const auto line = lines[2 + i];
+        CHECK(line.starts_with("m{component=\""));
+        CHECK(line.ends_with("\"} 1"));
+        for (const char c : line) {
+            const auto u = static_cast<unsigned char>(c);
+            CHECK((u >= 0x20 || u == '\t'));
+            CHECK(u != 0x7F);
+        }
+    }
+    CHECK(lines[2] == "m{component=\"lidar" + fffd + "\"} 1");
+    CHECK(lines[3] == "m{component=\"cut " + fffd + fffd + "\"} 1");
+    CHECK(lines[4] == "m{component=\"two\\nlines \\\"quoted\\\" back\\\\slash\"} 1");
+    CHECK(lines[5] == "m{component=\"carriage" + fffd + "return\"} 1");
+    CHECK(lines[6] == "m{component=\"nul" + fffd + "byte\"} 1");
+    CHECK(lines[7] == "m{component=\"vertical" + fffd + "tab" + fffd + "form feed" + fffd + "[31m\"} 1");
+    CHECK(lines[8] == "m{component=\"next" + fffd + "line\"} 1");
+    CHECK(lines[9] == "m{component=\"line" + fffd + "sep para" + fffd + "sep\"} 1");
+    CHECK(lines[10] == "m{component=\"del" + fffd + "\"} 1");
+    CHECK(lines[11] == "m{component=\"tab\tstays ü 日本 😀\"} 1");
+    CHECK(taskmon::detail::exposition_text("a\xFF\n\r\"\\") == "a" + fffd + "\n" + fffd + "\"\\");
 }
 
 TEST_CASE("render_text_format rejects invalid names and duplicate families") {

@@ -1,5 +1,6 @@
 // Tests for taskmon/monitor_metrics.hpp: restarts counted by cause from the event stream, the component gauges,
 // the io_semaphore gauges, all in virtual time.
+#include <taskmon/detail/utf8.hpp>
 #include <taskmon/monitor_metrics.hpp>
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
@@ -14,11 +15,13 @@
 #include <asio/use_awaitable.hpp>
 #include <spdlog/sinks/null_sink.h>
 
+#include <cctype>
 #include <chrono>
 #include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -176,6 +179,94 @@ TEST_CASE("MonitorMetrics renders as text with constant labels and the io_semaph
     CHECK_THROWS_AS((taskmon::MonitorMetrics{monitor, {.const_labels = {{"bad-name", "x"}}}}), std::invalid_argument);
     h.close(monitor);
     CHECK_THROWS_AS(taskmon::MonitorMetrics{monitor}, std::logic_error);  // closed: nothing to subscribe to
+}
+
+namespace {
+
+/// Checks one line of the text format as a scraper reads it: `# HELP|TYPE ...`, or a sample `name{l="v",...} value`
+/// whose label values hold only the escapes \\, \" and \n. Returns what is wrong, or empty.
+std::string exposition_line_problem(std::string_view line) {
+    if (line.starts_with("# HELP ") || line.starts_with("# TYPE ")) return {};
+    std::size_t at = 0;
+    const auto name_char = [&](bool digits) {
+        const char c = at < line.size() ? line[at] : '\0';
+        return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':' ||
+               (digits && std::isdigit(static_cast<unsigned char>(c)));
+    };
+    if (!name_char(false)) return "no metric name";
+    while (name_char(true)) ++at;
+    if (at < line.size() && line[at] == '{') {
+        ++at;
+        while (at < line.size() && line[at] != '}') {
+            if (!name_char(false)) return "no label name";
+            while (name_char(true)) ++at;
+            if (line.substr(at, 2) != "=\"") return "no =\" after a label name";
+            at += 2;
+            while (at < line.size() && line[at] != '"') {
+                if (line[at] == '\\') {
+                    if (at + 1 >= line.size() ||
+                        std::string_view{"\\\"n"}.find(line[at + 1]) == std::string_view::npos) {
+                        return "a bad escape";
+                    }
+                    ++at;
+                }
+                ++at;
+            }
+            if (at >= line.size()) return "an unterminated label value";
+            ++at;
+            if (at < line.size() && line[at] == ',') ++at;
+        }
+        if (at >= line.size()) return "no }";
+        ++at;
+    }
+    if (at >= line.size() || line[at] != ' ') return "no space before the value";
+    const auto value = std::string{line.substr(at + 1)};
+    if (value != "NaN" && value != "+Inf" && value != "-Inf") {
+        std::size_t used = 0;
+        try {
+            (void)std::stod(value, &used);
+        } catch (const std::exception&) {
+            return "no value";
+        }
+        if (used != value.size()) return "text after the value";
+    }
+    return {};
+}
+
+}  // namespace
+
+TEST_CASE("MonitorMetrics: odd names and label values keep the exposition valid UTF-8, one sample per line") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {.base_backoff = 1s}, h.logger};
+    // A constant label's value is the application's text (a host name from the environment, say): nothing
+    // checks it before rendering.
+    taskmon::MonitorMetrics metrics{monitor, {.const_labels = {{"host", "bad\xFF\xC0 host\nname\r\"x\""}}}};
+    auto weird = taskmon_test::failing_now(1);
+    Script db;
+    monitor.supervise("weird \"name\" \\ ü", taskmon_test::factory_of(weird));
+    monitor.supervise("db", taskmon_test::factory_of(db));
+    h.runner.run_for(2s);
+    const auto text = taskmon::render_text_format(metrics.collect());
+    CHECK_FALSE(taskmon::detail::find_invalid_utf8(text).has_value());
+    REQUIRE(text.ends_with('\n'));
+    std::size_t samples = 0;
+    for (std::size_t begin = 0; begin < text.size();) {
+        const auto end = text.find('\n', begin);
+        const auto line = std::string_view{text}.substr(begin, end - begin);
+        INFO(line);
+        CHECK(exposition_line_problem(line).empty());
+        CHECK(line.find('\r') == std::string_view::npos);
+        samples += line.starts_with('#') ? 0 : 1;
+        begin = end + 1;
+    }
+    std::size_t expected = 0;
+    for (const auto& f : metrics.collect()) expected += f.samples.size();
+    CHECK(samples == expected);
+    const std::string host = "host=\"bad\xEF\xBF\xBD\xEF\xBF\xBD host\\nname\xEF\xBF\xBD\\\"x\\\"\"";
+    CHECK(text.find("taskmon_restarts_total{" + host +
+                    ",component=\"weird \\\"name\\\" \\\\ ü\",reason=\"failed\"} 1\n") != std::string::npos);
+    CHECK(text.find("taskmon_component_up{" + host + ",component=\"db\"} 1\n") != std::string::npos);
+    h.close(monitor);
 }
 
 TEST_CASE("MonitorMetrics: collect() from another thread while two threads run the monitor") {

@@ -1,6 +1,8 @@
-// Tests for taskmon/prometheus.hpp: the families reach prometheus-cpp unchanged, and prometheus-cpp's own text
-// serializer renders them exactly as taskmon's render_text_format() does.
+// Tests for taskmon/prometheus.hpp: the families reach prometheus-cpp (label values and help made valid UTF-8 on
+// one line, as render_text_format() makes them), and prometheus-cpp's own text serializer renders them exactly as
+// taskmon's render_text_format() does.
 #include <taskmon/agent_metrics.hpp>
+#include <taskmon/detail/utf8.hpp>
 #include <taskmon/monitor_metrics.hpp>
 #include <taskmon/prometheus.hpp>
 #include <taskmon/task_monitor.hpp>
@@ -72,4 +74,26 @@ TEST_CASE("prometheus-cpp serializes a monitor's metrics as render_text_format d
     CHECK(text.find("app_requests_total 1\n") != std::string::npos);
     CHECK(text.find("taskmon_restarts_total{component=\"db\",reason=\"failed\"} 1\n") != std::string::npos);
     h.close(monitor);
+}
+
+TEST_CASE("PrometheusCollectable hands prometheus-cpp valid UTF-8 label values and escaped help, one line each") {
+    const std::string fffd = "\xEF\xBF\xBD";
+    const std::vector<taskmon::MetricFamily> families{
+        {"taskmon_component_up",
+         "Up \xFF\r\nhelp \\.",
+         taskmon::MetricType::gauge,
+         {{{{"component", "lidar\xFF"}}, 1},
+          {{{"component", "cut \xE2\x82"}}, 1},
+          {{{"component", "two\nlines \"q\" \\ cr\r nel\xC2\x85 ü"}}, 0}}},
+    };
+    const auto out = taskmon::to_prometheus(families);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].help == "Up " + fffd + fffd + "\\nhelp \\\\.");  // escaped: prometheus-cpp 1.0 writes help as it is
+    REQUIRE(out[0].metric.size() == 3);
+    CHECK(out[0].metric[0].label[0].value == "lidar" + fffd);
+    CHECK(out[0].metric[1].label[0].value == "cut " + fffd + fffd);
+    CHECK(out[0].metric[2].label[0].value == "two\nlines \"q\" \\ cr" + fffd + " nel" + fffd + " ü");
+    const auto text = prometheus::TextSerializer{}.Serialize(out);
+    CHECK_FALSE(taskmon::detail::find_invalid_utf8(text).has_value());
+    CHECK(text == taskmon::render_text_format(families));
 }

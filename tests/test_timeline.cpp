@@ -513,10 +513,8 @@ TEST_CASE("timeline: xml_escape keeps valid UTF-8 and replaces what XML 1.0 cann
     CHECK(xml_escape("\xe2\x82") == fffd + fffd);                        // cut short
 }
 
-TEST_CASE("timeline: short durations and axis ticks read well") {
+TEST_CASE("timeline: short durations read well") {
     using taskmon::detail::timeline::short_duration;
-    using taskmon::detail::timeline::tick_label;
-    using taskmon::detail::timeline::tick_step;
     CHECK(short_duration(500ns) == "500ns");
     CHECK(short_duration(1500ns) == "1.5µs");
     CHECK(short_duration(12340us) == "12.3ms");
@@ -527,13 +525,131 @@ TEST_CASE("timeline: short durations and axis ticks read well") {
     CHECK(short_duration(12'340ms) == "12.3s");
     CHECK(short_duration(125s) == "2m05s");
     CHECK(short_duration(3h + 5min) == "3h05m");
-    CHECK(tick_step(12s, 10) == 2s);
-    CHECK(tick_step(3040ms, 10) == 500ms);
-    CHECK(tick_step(10s, 10) == 1s);
-    CHECK(tick_step(0ns, 10) == 1ns);
-    CHECK(tick_label(2500ms, 500ms) == "2.5s");
-    CHECK(tick_label(2s, 1s) == "2s");
-    CHECK(tick_label(3min, 1min) == "3m");
+}
+
+TEST_CASE("timeline: the axis' step and unit fit the span: nice steps, one unit per axis") {
+    using taskmon::detail::timeline::axis_scale;
+    // At most 10 intervals at the smallest step of 1-2-5 up to 10 s, 15 s, 30 s, 1-2-5-10-15-30 min, 1-2-3-6-12 h,
+    // then 1-2-5 days; labelled in the largest decimal unit the span reaches below a minute, else in the step's.
+    const auto [span, step, unit] = GENERATE(table<Offset, Offset, std::string>({
+        {0ns, 1ns, "ns"},
+        {999ns, 100ns, "ns"},
+        {50us, 5us, "µs"},
+        {1500us, 200us, "ms"},
+        {900ms, 100ms, "ms"},
+        {1s, 100ms, "s"},
+        {3040ms, 500ms, "s"},
+        {10s, 1s, "s"},
+        {12s, 2s, "s"},
+        {90s, 10s, "s"},
+        {150s, 15s, "s"},
+        {300s, 30s, "s"},
+        {301s, 1min, "m"},
+        {10min, 1min, "m"},
+        {25min, 5min, "m"},
+        {2h + 20min, 15min, "m"},
+        {10'000s, 30min, "m"},
+        {4h, 30min, "m"},  // not 2000 s: its ticks at whole minutes (6000 s) would read "100m" among "2000s"
+        {5h, 30min, "m"},
+        {5h + 1s, 1h, "h"},
+        {20h, 2h, "h"},
+        {30h, 3h, "h"},
+        {72h, 12h, "h"},
+        {120h, 12h, "h"},
+        {144h, 24h, "d"},
+        {365 * 24h, 50 * 24h, "d"},
+        {Offset::max(), 20'000 * 24h, "d"},
+    }));
+    CAPTURE(span.count(), step.count(), unit);
+    const auto scale = axis_scale(span);
+    CHECK(scale.step == step);
+    CHECK(scale.unit == unit);
+    CHECK(span / scale.step <= 10);
+    // No smaller step of the table would do: the next smaller one gives more than 10 intervals.
+    Offset smaller{0};
+    for (const auto& u : taskmon::detail::timeline::axis_units) {
+        for (const auto n : u.steps) {
+            if (n != 0 && u.length * n < scale.step) smaller = std::max(smaller, u.length * n);
+        }
+    }
+    if (smaller > 0ns) CHECK(span / smaller + (span % smaller != 0ns ? 1 : 0) > 10);
+    // The unit's length matches its name.
+    const std::map<std::string, Offset> lengths{{"ns", 1ns}, {"µs", 1us}, {"ms", 1ms}, {"s", 1s},
+                                                {"m", 1min}, {"h", 1h},   {"d", 24h}};
+    CHECK(scale.unit_length == lengths.at(unit));
+}
+
+TEST_CASE("timeline: axis_scale keeps to max_ticks and never overflows") {
+    using taskmon::detail::timeline::axis_scale;
+    using taskmon::detail::timeline::tick_offsets;
+    for (const int max_ticks : {1, 2, 5, 10, 20}) {
+        for (const Offset span :
+             std::vector<Offset>{1ns, 7ns, 1s, 59s, 61min, 100h, Offset::max() / 2, Offset::max()}) {
+            INFO("max_ticks " << max_ticks << ", span " << span.count() << " ns");
+            const auto scale = axis_scale(span, max_ticks);
+            CHECK(scale.step > 0ns);
+            CHECK(tick_offsets(span, scale.step).size() <= static_cast<std::size_t>(max_ticks) + 1);
+        }
+    }
+    CHECK(axis_scale(-5s).step == 1ns);  // a negative span (render_svg refuses one) is read as the least
+}
+
+TEST_CASE("timeline: tick labels are exact numbers of the axis' one unit") {
+    using taskmon::detail::timeline::axis_scale;
+    using taskmon::detail::timeline::tick_label;
+    const auto [span, at, label] = GENERATE(table<Offset, Offset, std::string>({
+        {3040ms, 0ns, "0s"},
+        {3040ms, 2500ms, "2.5s"},
+        {3040ms, 3s, "3s"},
+        {12s, 2s, "2s"},
+        {1s, 300ms, "0.3s"},
+        {1s, 700ms, "0.7s"},
+        {900ms, 100ms, "100ms"},
+        {1500us, 1400us, "1.4ms"},
+        {50us, 45us, "45µs"},
+        {999ns, 900ns, "900ns"},
+        {90s, 90s, "90s"},
+        {10min, 3min, "3m"},
+        {2h + 20min, 135min, "135m"},
+        {10'000s, 0ns, "0m"},
+        {10'000s, 150min, "150m"},
+        {3 * 24h, 72h, "72h"},
+        {365 * 24h, 350 * 24h, "350d"},
+    }));
+    CAPTURE(span.count(), at.count());
+    CHECK(tick_label(at, axis_scale(span)) == label);
+}
+
+TEST_CASE("timeline: a long run's axis is labelled in one unit, at nice steps") {
+    // The labels of the drawn axis, in order (the last text of the group is its caption).
+    const auto axis_labels = [](const std::string& svg) {
+        const auto begin = svg.find("<g class=\"axis\">");
+        const auto end = svg.find("</g>", begin);
+        std::vector<std::string> out;
+        for (auto pos = svg.find("\">", begin); pos < end; pos = svg.find("\">", pos + 1)) {
+            const auto close = svg.find("</text>", pos);
+            if (close < end && svg.find('<', pos + 2) == close) out.push_back(svg.substr(pos + 2, close - pos - 2));
+        }
+        REQUIRE_FALSE(out.empty());
+        out.pop_back();
+        return out;
+    };
+    const auto [span, expected] = GENERATE(table<Offset, std::vector<std::string>>({
+        {90s, {"0s", "10s", "20s", "30s", "40s", "50s", "60s", "70s", "80s", "90s"}},
+        {2h + 20min, {"0m", "15m", "30m", "45m", "60m", "75m", "90m", "105m", "120m", "135m"}},
+        {10'000s, {"0m", "30m", "60m", "90m", "120m", "150m"}},
+        {4h, {"0m", "30m", "60m", "90m", "120m", "150m", "180m", "210m", "240m"}},
+        {3 * 24h, {"0h", "12h", "24h", "36h", "48h", "60h", "72h"}},
+    }));
+    CAPTURE(span.count());
+    Timeline t;
+    t.end = span;
+    t.lanes.push_back(TimelineLane{"ingest", {{"running", 0ns, span, ""}}, {}});
+    const auto labels = axis_labels(taskmon::render_svg(t));
+    CHECK(labels == expected);
+    // One unit per axis: every label is digits and the same suffix.
+    const auto unit_of = [](const std::string& label) { return label.substr(label.find_first_not_of("0123456789.")); };
+    for (const auto& label : labels) CHECK(unit_of(label) == unit_of(labels.front()));
 }
 
 TEST_CASE("timeline: an empty recorder gives an empty picture that still renders") {

@@ -23,6 +23,7 @@
 
 #include <taskmon/agent_status.hpp>
 #include <taskmon/component_stats.hpp>
+#include <taskmon/detail/utf8.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -256,7 +257,9 @@ inline void append_failures(std::string& out, const std::vector<HealthFailure>& 
 
 /// One line covering both probes, for logs and systemd STATUS: "live, ready (3 components)",
 /// "live, not ready: db: restarting (last error: std::runtime_error: Connection lost)", "not live: db: gave up after 5
-/// restarts: …" (failures separated by "; "). No newline (a reason's own newlines are replaced by spaces).
+/// restarts: …" (failures separated by "; "). No newline (a reason's own newlines are replaced by spaces), and
+/// valid UTF-8 (each invalid byte of a name or an exception message becomes U+FFFD): /readyz answers in
+/// `charset=utf-8` and systemd shows STATUS= as UTF-8.
 [[nodiscard]] inline std::string health_summary(const HealthReport& report) {
     std::string out;
     if (!report.live) {
@@ -271,10 +274,11 @@ inline void append_failures(std::string& out, const std::vector<HealthFailure>& 
     }
     std::replace(out.begin(), out.end(), '\n', ' ');
     std::replace(out.begin(), out.end(), '\r', ' ');
-    return out;
+    return detail::to_valid_utf8(out);
 }
 
 /// A probe's short answer, one line: "ok", or "failed: db: gave up after 5 restarts: …; http: not started".
+/// Valid UTF-8, as health_summary().
 [[nodiscard]] inline std::string probe_summary(const HealthReport& report, HealthProbe probe) {
     if (report.passes(probe)) {
         return "ok";
@@ -283,7 +287,7 @@ inline void append_failures(std::string& out, const std::vector<HealthFailure>& 
     detail::append_failures(out, report.failures(probe));
     std::replace(out.begin(), out.end(), '\n', ' ');
     std::replace(out.begin(), out.end(), '\r', ' ');
-    return out;
+    return detail::to_valid_utf8(out);
 }
 
 /// A probe's per-component listing in the style of Kubernetes' `?verbose`, one line each, '\n'-terminated:
@@ -293,13 +297,13 @@ inline void append_failures(std::string& out, const std::vector<HealthFailure>& 
 ///   [!]cache not ready (not critical): restarting
 ///   [-]agent failed: run is paused                   (Supervisor reports: the run's status)
 ///   readiness check failed                           (or "liveness check passed")
-/// For liveness, a component that is live but not ready is "ok".
+/// For liveness, a component that is live but not ready is "ok". Valid UTF-8, as health_summary().
 [[nodiscard]] inline std::string probe_details(const HealthReport& report, HealthProbe probe) {
     std::string out;
     const auto line = [&](std::string text) {
         std::replace(text.begin(), text.end(), '\n', ' ');
         std::replace(text.begin(), text.end(), '\r', ' ');
-        out += text;
+        out += detail::to_valid_utf8(text);
         out += '\n';
     };
     for (const auto& c : report.components) {

@@ -9,12 +9,18 @@
 //   std::ofstream{"run.json"} << j.dump(2);
 //   auto back = nlohmann::json::parse(text).get<taskmon::History<Move>>();   // and back, field for field
 //
-// The mapping is lossless: a round trip gives a History equal field by field.
+// A round trip gives a History equal field by field, as long as its strings are valid UTF-8:
 // - Enums are their names ("max_steps_reached"); offsets and durations are integer nanoseconds in fields
 //   named `*_ns`; started_wall_time is UTC text with nanoseconds ("2026-12-02T10:25:42.123456789Z").
 // - An empty optional is null (null or an absent key read back as empty).
 // - Action and Result go through their own to_json/from_json (std::string needs nothing). A Result or
 //   Action whose JSON is null cannot be told apart from an empty optional.
+// - JSON text is UTF-8 (dump() throws type_error.316 for anything else), so each byte of a string that is not
+//   part of valid UTF-8 (an exception message from a device) is written as U+FFFD, as the timeline's SVG does;
+//   valid text, U+FFFD included, is written unchanged. That holds for every string of the History: errors,
+//   reasons, extracted content, event components and messages, the names in counters.restarts (two names that
+//   become the same add their counts) and an Action or Result that is a std::string. The strings inside an
+//   Action or Result of another type are its own to_json's to keep valid.
 // - The History object carries "format": "taskmon.history.v1"; another value is refused, an absent one
 //   accepted.
 // Reading is strict: every non-optional field must be present with the right JSON type (integers for
@@ -43,6 +49,7 @@
 #include <nlohmann/json.hpp>
 
 #include <taskmon/agent_status.hpp>
+#include <taskmon/detail/utf8.hpp>
 #include <taskmon/history.hpp>
 
 namespace taskmon {
@@ -300,9 +307,35 @@ inline std::chrono::system_clock::time_point read_wall_time(const json& j) {
     return system_clock::time_point{duration_cast<system_clock::duration>(nanoseconds{ns})};
 }
 
+/// One of our strings as JSON: each byte that is not part of valid UTF-8 becomes U+FFFD, so that dump() (which
+/// throws type_error.316 for invalid UTF-8) can write it.
+inline json text_json(std::string_view text) { return json(to_valid_utf8(text)); }
+
+/// A value through its own to_json (an Action, a Result, an enum, a number), but a std::string as text_json():
+/// nlohmann/json maps a std::string Action or Result with no user code in between that could make it valid.
+template <typename T>
+json user_json(const T& value) {
+    if constexpr (std::is_same_v<T, std::string>) {
+        return text_json(value);
+    } else {
+        return json(value);
+    }
+}
+
 template <typename T>
 json optional_json(const std::optional<T>& value) {
-    return value ? json(*value) : json(nullptr);
+    return value ? user_json(*value) : json(nullptr);
+}
+
+/// counters.restarts with valid UTF-8 names; names that become the same (they differed only in invalid bytes)
+/// add their counts, saturating at 2^64 - 1.
+inline json restarts_json(const std::map<std::string, std::uint64_t>& restarts) {
+    std::map<std::string, std::uint64_t> out;
+    for (const auto& [name, count] : restarts) {
+        auto& total = out[to_valid_utf8(name)];
+        if (__builtin_add_overflow(total, count, &total)) total = std::numeric_limits<std::uint64_t>::max();
+    }
+    return json(out);
 }
 
 inline json optional_ns(const std::optional<Offset>& value) { return value ? json(value->count()) : json(nullptr); }
@@ -454,7 +487,7 @@ inline void from_json(const nlohmann::json& j, HistoryEventKind& value) {
 /// {"success": true, "error": "", "extracted_content": "text" | null}
 inline void to_json(nlohmann::json& j, const ActionResult& r) {
     j = nlohmann::json{{"success", r.success},
-                       {"error", r.error},
+                       {"error", detail::history_json::text_json(r.error)},
                        {"extracted_content", detail::history_json::optional_json(r.extracted_content)}};
 }
 inline void from_json(const nlohmann::json& j, ActionResult& r) { r = detail::history_json::read_action_result(j); }
@@ -462,7 +495,7 @@ inline void from_json(const nlohmann::json& j, ActionResult& r) { r = detail::hi
 /// {"action": <Action>, "outcome": "succeeded", "result": {...}, "started_at_ns": n | null, "finished_at_ns": ...}
 template <typename Action>
 void to_json(nlohmann::json& j, const ActionRecord<Action>& r) {
-    j = nlohmann::json{{"action", r.action},
+    j = nlohmann::json{{"action", detail::history_json::user_json(r.action)},
                        {"outcome", r.outcome},
                        {"result", r.result},
                        {"started_at_ns", detail::history_json::optional_ns(r.started_at)},
@@ -484,7 +517,7 @@ void to_json(nlohmann::json& j, const StepRecord<Action, Result>& s) {
                        {"done", s.done},
                        {"result", detail::history_json::optional_json(s.result)},
                        {"actions", s.actions},
-                       {"error", s.error},
+                       {"error", detail::history_json::text_json(s.error)},
                        {"started_at_ns", s.started_at.count()},
                        {"decided_at_ns", detail::history_json::optional_ns(s.decided_at)},
                        {"finished_at_ns", s.finished_at.count()}};
@@ -499,8 +532,8 @@ void from_json(const nlohmann::json& j, StepRecord<Action, Result>& s) {
 inline void to_json(nlohmann::json& j, const HistoryEvent& e) {
     j = nlohmann::json{{"kind", e.kind},
                        {"at_ns", e.at.count()},
-                       {"component", e.component},
-                       {"message", e.message},
+                       {"component", detail::history_json::text_json(e.component)},
+                       {"message", detail::history_json::text_json(e.message)},
                        {"from", detail::history_json::optional_json(e.from)},
                        {"to", detail::history_json::optional_json(e.to)},
                        {"step", detail::history_json::optional_json(e.step)}};
@@ -511,7 +544,7 @@ inline void from_json(const nlohmann::json& j, HistoryEvent& e) { e = detail::hi
 inline void to_json(nlohmann::json& j, const HistoryCounters& c) {
     j = nlohmann::json::object();
     for (const auto& [name, member] : detail::history_json::counter_fields) j[name] = c.*member;
-    j["restarts"] = c.restarts;
+    j["restarts"] = detail::history_json::restarts_json(c.restarts);
 }
 inline void from_json(const nlohmann::json& j, HistoryCounters& c) { c = detail::history_json::read_counters(j); }
 
@@ -521,7 +554,7 @@ template <typename Action, typename Result>
 void to_json(nlohmann::json& j, const History<Action, Result>& h) {
     j = nlohmann::json{{"format", std::string{history_json_format}},
                        {"status", h.status},
-                       {"reason", h.reason},
+                       {"reason", detail::history_json::text_json(h.reason)},
                        {"started_wall_time", detail::history_json::format_wall_time(h.started_wall_time)},
                        {"ended_at_ns", h.ended_at.count()},
                        {"counters", h.counters},

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <iterator>
 #include <stdexcept>
 #include <string>
@@ -21,6 +22,8 @@
 #include <vector>
 
 #include <fmt/format.h>
+
+#include <taskmon/detail/utf8.hpp>
 
 namespace taskmon {
 
@@ -33,7 +36,7 @@ enum class MetricType {
     return type == MetricType::counter ? "counter" : "gauge";
 }
 
-/// One label: name (a Prometheus label name) and value (any UTF-8 text; escaped when rendered).
+/// One label: name (a Prometheus label name) and value (any text; made valid UTF-8 and escaped when rendered).
 using MetricLabel = std::pair<std::string, std::string>;
 
 /// One time series of a family.
@@ -75,20 +78,54 @@ struct MetricFamily {
 
 namespace detail {
 
-/// Escapes a label value (backslash, double quote, line feed) or, with quote = false, a HELP text (backslash,
-/// line feed), as the text format requires.
+/// True for a code point that some reader of the text format takes for the end of a line, or that cuts or
+/// garbles it: C0 controls but tab (line feed is escaped instead), DEL, C1 controls (U+0085 is NEL), U+2028 and
+/// U+2029. The format ends a line only at '\n', but line-oriented tools (Python's splitlines(), a terminal given a
+/// '\r', a C reader given a NUL) also stop at these.
+[[nodiscard]] constexpr bool breaks_exposition_line(std::uint32_t cp) noexcept {
+    return (cp < 0x20 && cp != '\t' && cp != '\n') || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029;
+}
+
+/// Calls `put(piece)` for each piece of `text` as the text format may carry it before its own escapes: valid
+/// UTF-8 is passed on, and each byte that is not part of valid UTF-8 and each character breaks_exposition_line()
+/// names becomes U+FFFD (as the timeline's SVG does), so the format's required UTF-8 holds and every sample keeps
+/// its one line.
+template <typename Put>
+void for_each_exposition_piece(std::string_view text, Put&& put) {
+    for (std::size_t at = 0; at < text.size();) {
+        const auto s = decode_utf8(text, at);
+        if (!s.valid || breaks_exposition_line(s.code_point)) {
+            put(utf8_replacement);
+        } else {
+            put(text.substr(at, s.length));
+        }
+        at += s.length;
+    }
+}
+
+/// `text` as a label value or HELP text the text format can carry, before escaping (see
+/// for_each_exposition_piece); what taskmon/prometheus.hpp hands to prometheus-cpp, which escapes it itself.
+[[nodiscard]] inline std::string exposition_text(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for_each_exposition_piece(text, [&](std::string_view piece) { out += piece; });
+    return out;
+}
+
+/// Appends a label value (backslash, double quote and line feed escaped) or, with quote = false, a HELP text
+/// (backslash and line feed escaped), as the text format requires, after exposition_text()'s replacements.
 inline void append_escaped(std::string& out, std::string_view text, bool quote) {
-    for (const char c : text) {
-        if (c == '\\') {
+    for_each_exposition_piece(text, [&](std::string_view piece) {
+        if (piece == "\\") {
             out += "\\\\";
-        } else if (c == '\n') {
+        } else if (piece == "\n") {
             out += "\\n";
-        } else if (quote && c == '"') {
+        } else if (quote && piece == "\"") {
             out += "\\\"";
         } else {
-            out += c;
+            out += piece;
         }
-    }
+    });
 }
 
 inline void append_value(std::string& out, double value) {
@@ -107,6 +144,9 @@ inline void append_value(std::string& out, double value) {
 
 /// Renders `families` in the Prometheus text exposition format 0.0.4 (Content-Type
 /// `text/plain; version=0.0.4; charset=utf-8`): per family a HELP and a TYPE line, then one line per sample.
+/// Label values and HELP texts are escaped, and in them each byte that is not part of valid UTF-8 and each
+/// character breaks_exposition_line() names becomes U+FFFD: one bad component name cannot make the whole
+/// exposition unparsable.
 /// A family with no samples is rendered with its HELP and TYPE lines only. Throws std::invalid_argument naming
 /// an invalid metric or label name, or a family name that appears twice; nothing is rendered then.
 [[nodiscard]] inline std::string render_text_format(const std::vector<MetricFamily>& families) {

@@ -29,20 +29,24 @@
 
 namespace taskmon {
 
-/// Converts taskmon's families to prometheus-cpp's (counter and gauge values, labels in order).
+/// Converts taskmon's families to prometheus-cpp's (counter and gauge values, labels in order), so that its
+/// TextSerializer writes what render_text_format() writes: label values get the same replacements (invalid UTF-8
+/// and control characters but tab and line feed become U+FFFD; prometheus-cpp 1.0 escapes backslash, quote and
+/// line feed in them but passes every other byte on), and help texts are also escaped here (prometheus-cpp 1.0
+/// writes them as they are, so a line feed in one would end the HELP line and start a line no scraper parses).
 [[nodiscard]] inline std::vector<prometheus::MetricFamily> to_prometheus(const std::vector<MetricFamily>& families) {
     std::vector<prometheus::MetricFamily> out;
     out.reserve(families.size());
     for (const auto& family : families) {
         prometheus::MetricFamily converted;
         converted.name = family.name;
-        converted.help = family.help;
+        detail::append_escaped(converted.help, family.help, false);
         converted.type =
             family.type == MetricType::counter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
         for (const auto& sample : family.samples) {
             prometheus::ClientMetric metric;
             for (const auto& [name, value] : sample.labels) {
-                metric.label.push_back({name, value});
+                metric.label.push_back({name, detail::exposition_text(value)});
             }
             if (family.type == MetricType::counter) {
                 metric.counter.value = sample.value;

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -45,6 +46,7 @@
 #include <fmt/format.h>
 
 #include <taskmon/agent_status.hpp>
+#include <taskmon/detail/utf8.hpp>
 #include <taskmon/event_subscription.hpp>
 #include <taskmon/history.hpp>
 #include <taskmon/monitor_event.hpp>
@@ -576,58 +578,31 @@ inline Timeline fold(std::vector<Fact> facts, std::optional<Clock::time_point> o
 inline std::string xml_escape(std::string_view text) {
     std::string out;
     out.reserve(text.size() + 8);
-    const auto* p = reinterpret_cast<const unsigned char*>(text.data());
-    const auto* const end = p + text.size();
-    constexpr std::string_view replacement = "\xEF\xBF\xBD";
-    while (p < end) {
-        const unsigned char c = *p;
-        if (c < 0x80) {
-            switch (c) {
+    for (std::size_t at = 0; at < text.size();) {
+        const auto s = decode_utf8(text, at);  // an invalid byte is one byte long: each is replaced
+        const auto cp = s.code_point;
+        if (!s.valid) {
+            out += utf8_replacement;
+        } else if (cp < 0x80) {
+            switch (cp) {
                 case '&': out += "&amp;"; break;
                 case '<': out += "&lt;"; break;
                 case '>': out += "&gt;"; break;
                 case '"': out += "&quot;"; break;
                 case '\'': out += "&apos;"; break;
                 default:
-                    if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
-                        out += replacement;
+                    if (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') {
+                        out += utf8_replacement;
                     } else {
-                        out += static_cast<char>(c);
+                        out += static_cast<char>(cp);
                     }
             }
-            ++p;
-            continue;
-        }
-        std::size_t length = 0;
-        std::uint32_t cp = 0;
-        if (c >= 0xC2 && c <= 0xDF) {
-            length = 2;
-            cp = c & 0x1Fu;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            length = 3;
-            cp = c & 0x0Fu;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            length = 4;
-            cp = c & 0x07u;
-        }
-        bool ok = length != 0 && static_cast<std::size_t>(end - p) >= length;
-        for (std::size_t i = 1; ok && i < length; ++i) {
-            ok = (p[i] & 0xC0u) == 0x80u;
-            cp = (cp << 6) | (p[i] & 0x3Fu);
-        }
-        // Overlong forms, surrogates and code points beyond U+10FFFF are not UTF-8: each byte is replaced.
-        ok = ok && !(length == 3 && cp < 0x800) && !(length == 4 && cp < 0x10000) && !(cp >= 0xD800 && cp <= 0xDFFF) &&
-             cp <= 0x10FFFF;
-        if (ok && (cp == 0xFFFE || cp == 0xFFFF)) {  // UTF-8, but XML forbids them: one replacement
-            out += replacement;
-            p += length;
-        } else if (ok) {
-            out.append(reinterpret_cast<const char*>(p), length);
-            p += length;
+        } else if (cp == 0xFFFE || cp == 0xFFFF) {  // UTF-8, but not an XML 1.0 Char: one replacement
+            out += utf8_replacement;
         } else {
-            out += replacement;
-            ++p;
+            out.append(text.substr(at, s.length));
         }
+        at += s.length;
     }
     return out;
 }
@@ -667,17 +642,61 @@ inline std::string format_utc(Clock::time_point time) {
                        hms.minutes().count(), hms.seconds().count());
 }
 
-/// A round tick step (1, 2 or 5 × 10^k ns) giving at most about `ticks` ticks over `span`.
-inline Offset tick_step(Offset span, int ticks) {
-    const double raw = std::max(1.0, static_cast<double>(span.count()) / ticks);
-    double step = std::pow(10.0, std::floor(std::log10(raw)));
-    for (const double f : {1.0, 2.0, 5.0, 10.0}) {
-        if (step * f >= raw) {
-            step *= f;
-            break;
+/// How the time axis is divided and labelled: a tick every `step`, every label a number of `unit` ("ns", "µs",
+/// "ms", "s", "m", "h" or "d", as short_duration() names them) with as many decimals as the step needs, so one axis
+/// never mixes units.
+struct AxisScale {
+    Offset step{};
+    Offset unit_length{};
+    std::string_view unit;
+
+    friend bool operator==(const AxisScale&, const AxisScale&) = default;
+};
+
+/// A unit of the time axis and the steps it allows.
+struct AxisUnit {
+    std::string_view name;
+    Offset length;
+    std::array<std::int32_t, 15> steps;  ///< multiples of `length`, ascending; a 0 ends the list
+};
+
+/// Up to 10 s the steps are 1, 2 or 5 × 10^k; from there on they divide the next unit evenly (15 and 30 s a
+/// minute, 15 and 30 min an hour, 3, 6 and 12 h a day), so that ticks fall on whole minutes, hours and days. Days
+/// go on by 1, 2 or 5 × 10^k up to 50'000 d, beyond Offset::max() (106'751 d) over ten intervals.
+inline constexpr AxisUnit axis_units[] = {
+    {"ns", std::chrono::nanoseconds{1}, {1, 2, 5, 10, 20, 50, 100, 200, 500}},
+    {"µs", std::chrono::microseconds{1}, {1, 2, 5, 10, 20, 50, 100, 200, 500}},
+    {"ms", std::chrono::milliseconds{1}, {1, 2, 5, 10, 20, 50, 100, 200, 500}},
+    {"s", std::chrono::seconds{1}, {1, 2, 5, 10, 15, 30}},
+    {"m", std::chrono::minutes{1}, {1, 2, 5, 10, 15, 30}},
+    {"h", std::chrono::hours{1}, {1, 2, 3, 6, 12}},
+    {"d", std::chrono::hours{24}, {1, 2, 5, 10, 20, 50, 100, 200, 500, 1'000, 2'000, 5'000, 10'000, 20'000, 50'000}},
+};
+
+/// The scale of a time axis over `span` with at most `max_ticks` intervals: the smallest step of axis_units that
+/// gives no more. A step under a minute is labelled in the largest of ns, µs, ms and s that the span reaches (over
+/// 3 s, 0.5 s steps read "0s 0.5s 1s"; over 900 ms, 100 ms steps read "0ms 100ms"), a longer one in its own unit
+/// ("0m 15m 30m", "0h 12h 24h", "0d 2d 4d").
+[[nodiscard]] inline AxisScale axis_scale(Offset span, int max_ticks = 10) {
+    constexpr std::size_t decimal_units = 4;  // ns, µs, ms, s: each a thousand of the one before
+    span = std::max(span, Offset{1});
+    const Offset::rep intervals = std::max(max_ticks, 1);
+    const Offset wanted{span.count() / intervals + (span.count() % intervals != 0 ? 1 : 0)};  // ceil(span / n)
+    for (std::size_t u = 0; u < std::size(axis_units); ++u) {
+        for (const auto n : axis_units[u].steps) {
+            if (n == 0) break;
+            const Offset step = axis_units[u].length * n;
+            if (step < wanted) continue;
+            std::size_t label = u;
+            if (u < decimal_units) {
+                label = 0;
+                while (label + 1 < decimal_units && span >= axis_units[label + 1].length) ++label;
+            }
+            return AxisScale{step, axis_units[label].length, axis_units[label].name};
         }
     }
-    return Offset{static_cast<Offset::rep>(step)};
+    const auto& day = axis_units[std::size(axis_units) - 1];
+    return AxisScale{span, day.length, day.name};  // over 50'000 d per interval (max_ticks 1 or 2): one interval
 }
 
 /// 0, step, 2 step ... up to `end` (without overflowing near Offset::max()).
@@ -687,13 +706,24 @@ inline std::vector<Offset> tick_offsets(Offset end, Offset step) {
     return out;
 }
 
-inline std::string tick_label(Offset at, Offset step) {
-    const double s = static_cast<double>(at.count()) / 1e9;
-    constexpr std::int64_t minute = 60'000'000'000;
-    if (step.count() >= minute && at.count() % minute == 0) return fmt::format("{}m", at.count() / minute);
+/// The label of the tick at `at` (a multiple of scale.step): "0s", "2.5s", "90s", "135m". In integers, so that
+/// 100 ms steps print "0.3s", not "0.30000000000000004s".
+inline std::string tick_label(Offset at, const AxisScale& scale) {
+    const Offset::rep unit = scale.unit_length.count();
     int decimals = 0;
-    for (Offset unit = std::chrono::seconds{1}; step < unit && decimals < 9; unit /= 10) ++decimals;
-    return fmt::format("{:.{}f}s", s, decimals);
+    Offset::rep power = 1;  // 10^decimals
+    while (decimals < 9 && scale.step.count() % unit * power % unit != 0) {
+        ++decimals;
+        power *= 10;
+    }
+    std::string text = fmt::format("{}", at.count() / unit);
+    if (const Offset::rep rest = at.count() % unit; rest != 0 && decimals > 0) {
+        auto digits = fmt::format("{:0{}}", rest * power / unit, decimals);
+        while (!digits.empty() && digits.back() == '0') digits.pop_back();
+        if (!digits.empty()) text += '.' + digits;
+    }
+    text += scale.unit;
+    return text;
 }
 
 class SvgWriter {
@@ -904,8 +934,8 @@ private:
         const double h = style_.lane_height;
         const double bar = std::round(h * 0.36);
         // Grid lines first, under everything.
-        const auto step = tick_step(t_.end > Offset::zero() ? t_.end : Offset{std::chrono::seconds{1}}, 10);
-        const auto ticks = tick_offsets(t_.end, step);
+        const auto scale = axis_scale(t_.end > Offset::zero() ? t_.end : Offset{std::chrono::seconds{1}});
+        const auto ticks = tick_offsets(t_.end, scale.step);
         put("<g class=\"grid\" stroke=\"#eceff1\" stroke-width=\"1\">");
         for (const Offset at : ticks) {
             put("<line x1=\"{0:.2f}\" y1=\"{1:.1f}\" x2=\"{0:.2f}\" y2=\"{2:.1f}\"/>", x(at), run_y_.value_or(lanes_y_),
@@ -966,15 +996,15 @@ private:
     }
 
     void draw_axis() {
-        const auto step = tick_step(t_.end > Offset::zero() ? t_.end : Offset{std::chrono::seconds{1}}, 10);
-        const auto ticks = tick_offsets(t_.end, step);
+        const auto scale = axis_scale(t_.end > Offset::zero() ? t_.end : Offset{std::chrono::seconds{1}});
+        const auto ticks = tick_offsets(t_.end, scale.step);
         put("<g class=\"axis\">\n<line x1=\"{:.2f}\" y1=\"{:.1f}\" x2=\"{:.2f}\" y2=\"{:.1f}\" stroke=\"#455a64\"/>\n",
             plot_x0_, axis_y_, plot_x1_, axis_y_);
         for (const Offset at : ticks) {
             put("<line x1=\"{0:.2f}\" y1=\"{1:.1f}\" x2=\"{0:.2f}\" y2=\"{2:.1f}\" stroke=\"#455a64\"/>"
                 "<text x=\"{0:.2f}\" y=\"{3:.1f}\" text-anchor=\"middle\" font-size=\"11\" "
                 "fill=\"#37474f\">{4}</text>\n",
-                x(at), axis_y_, axis_y_ + 5, axis_y_ + 18, tick_label(at, step));
+                x(at), axis_y_, axis_y_ + 5, axis_y_ + 18, tick_label(at, scale));
         }
         put("<text x=\"{:.2f}\" y=\"{:.1f}\" text-anchor=\"end\" font-size=\"11\" fill=\"#616161\">time since "
             "the start of the run</text>\n</g>\n",
