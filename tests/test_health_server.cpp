@@ -1,8 +1,11 @@
 // Tests for taskmon/health_server.hpp over loopback: curl (spawned with posix_spawn) and raw sockets as clients,
 // against a server on an io_context run by a background thread. Checks status codes and bodies, the limits
-// (size, read timeout, connection count), many concurrent clients, and that abusive clients never stall the
+// (size, read timeout, connection slots and their eviction, HTTP versions), many concurrent clients, a slowloris
+// attack during kubelet-like probes, the rate-limited warnings, and that abusive clients never stall the
 // io_context (a timer on it keeps ticking and a well-behaved request is answered meanwhile). The shell test
 // tests/scripts/health_server_curl.sh covers the metric values and the clean shutdown of a whole program.
+// Real time throughout (the server runs on the steady clock): the tests wait generously and assert what
+// happened, not how fast.
 #include <taskmon/health_server.hpp>
 #include <taskmon/monitor_metrics.hpp>
 #include <taskmon/task_monitor.hpp>
@@ -16,6 +19,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/null_sink.h>
 
 #include <arpa/inet.h>
@@ -29,14 +33,20 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 extern char** environ;
@@ -47,6 +57,40 @@ namespace {
 
 std::shared_ptr<spdlog::logger> quiet_logger() {
     return std::make_shared<spdlog::logger>("health-server-test", std::make_shared<spdlog::sinks::null_sink_mt>());
+}
+
+/// What a logger was given, for the tests that count log lines (the fixture's logger writes nowhere else).
+class LogRecorder : public spdlog::sinks::base_sink<std::mutex> {
+public:
+    /// The messages logged at `level` that start with `prefix`, in order.
+    std::vector<std::string> messages(spdlog::level::level_enum level, std::string_view prefix) {
+        std::lock_guard lock{mutex_};
+        std::vector<std::string> out;
+        for (const auto& [l, text] : records_) {
+            if (l == level && text.starts_with(prefix)) out.push_back(text);
+        }
+        return out;
+    }
+
+protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        records_.emplace_back(msg.level, std::string(msg.payload.data(), msg.payload.size()));
+    }
+    void flush_() override {}
+
+private:
+    std::vector<std::pair<spdlog::level::level_enum, std::string>> records_;
+};
+
+/// Polls `condition` every 5 ms until it holds or `timeout` passed; returns its last value.
+template <typename Condition>
+bool eventually(Condition condition, std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() >= deadline) return condition();
+        std::this_thread::sleep_for(5ms);
+    }
+    return true;
 }
 
 asio::awaitable<void> runs_forever() {
@@ -145,13 +189,20 @@ Curl::Result curl(std::vector<std::string> args) { return Curl{std::move(args)}.
 /// A raw loopback TCP client for what curl will not send (garbage, a request that never completes).
 class RawClient {
 public:
-    explicit RawClient(std::uint16_t port) : fd_{::socket(AF_INET, SOCK_STREAM, 0)} {
+    /// A `receive_buffer` > 0 sets SO_RCVBUF before connecting: a client that does not read then stalls a
+    /// large response early.
+    explicit RawClient(std::uint16_t port, int receive_buffer = 0) : fd_{::socket(AF_INET, SOCK_STREAM, 0)} {
+        if (receive_buffer > 0) {
+            (void)::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+        }
         sockaddr_in addr{};
         addr.sin_family = AF_INET;
         addr.sin_port = htons(port);
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-            throw std::runtime_error(std::string("connect: ") + std::strerror(errno));
+            const int error = errno;
+            ::close(fd_);
+            throw std::runtime_error(std::string("connect: ") + std::strerror(error));
         }
     }
     RawClient(const RawClient&) = delete;
@@ -159,6 +210,13 @@ public:
     ~RawClient() { ::close(fd_); }
 
     void send(const std::string& data) const { (void)::send(fd_, data.data(), data.size(), MSG_NOSIGNAL); }
+
+    /// True once the server has answered or closed the connection (something to read, or its end), without
+    /// waiting or reading.
+    bool server_done() const {
+        pollfd p{fd_, POLLIN, 0};
+        return ::poll(&p, 1, 0) > 0;
+    }
 
     /// Everything received until the server closes the connection or `timeout` passes; `closed` tells which.
     struct Received {
@@ -188,10 +246,76 @@ private:
     int fd_;
 };
 
-/// An io_context on a background thread with a monitor, its metrics, a heartbeat timer, and a server.
+/// The status code of an HTTP response ("HTTP/1.1 200 OK..." gives 200), 0 when there is none.
+int status_of(const std::string& response) {
+    return response.rfind("HTTP/1.1 ", 0) == 0 && response.size() >= 12 ? std::atoi(response.c_str() + 9) : 0;
+}
+
+/// A kubelet's HTTP probe: a new connection, the request in one segment, the status of the answer (0 when the
+/// connection closed without one). The kubelet gives up after 1 s by default; the 10 s here keep a slow machine
+/// from failing a test: what counts is that the probe is answered.
+int kubelet_probe(std::uint16_t port, const std::string& path) {
+    RawClient probe{port};
+    probe.send("GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+               "\r\nUser-Agent: kube-probe/1.29\r\nAccept: */*\r\nConnection: close\r\n\r\n");
+    return status_of(probe.receive_all(10s).data);
+}
+
+/// `count` slowloris clients on a thread of their own: each sends a request line and the start of a header,
+/// then one more byte of it per `period`, never ending it, and reconnects when the server has closed (or
+/// answered) its connection. They take turns, period / count apart, so they reconnect one at a time, as
+/// their bytes come. Destruction stops them and closes their connections.
+class SlowClients {
+public:
+    SlowClients(std::uint16_t port, std::size_t count, std::chrono::milliseconds period)
+        : port_{port}, turn_{period / count}, clients_(count), thread_{[this] { run(); }} {}
+    SlowClients(const SlowClients&) = delete;
+    SlowClients& operator=(const SlowClients&) = delete;
+    ~SlowClients() {
+        stop_ = true;
+        thread_.join();
+    }
+
+    std::uint64_t connects() const { return connects_.load(); }
+
+private:
+    void run() {
+        auto next = std::chrono::steady_clock::now();
+        while (!stop_) {
+            for (auto& client : clients_) {
+                if (stop_) return;
+                if (client && client->server_done()) client.reset();
+                if (client) {
+                    client->send("a");
+                } else {
+                    try {
+                        client = std::make_unique<RawClient>(port_);
+                        client->send("GET /livez HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+                        ++connects_;
+                    } catch (const std::runtime_error&) {
+                        // Not connected (the listen queue is full): this client tries again at its next turn.
+                    }
+                }
+                next += turn_;
+                std::this_thread::sleep_until(next);
+            }
+        }
+    }
+
+    const std::uint16_t port_;
+    const std::chrono::milliseconds turn_;
+    std::vector<std::unique_ptr<RawClient>> clients_;
+    std::atomic<bool> stop_{false};
+    std::atomic<std::uint64_t> connects_{0};
+    std::thread thread_;  // last: starts once the members it uses exist
+};
+
+/// An io_context on a background thread with a monitor, its metrics, a heartbeat timer, and a server whose
+/// log is recorded.
 struct Fixture {
     asio::io_context io;
-    std::shared_ptr<spdlog::logger> logger = quiet_logger();
+    std::shared_ptr<LogRecorder> log = std::make_shared<LogRecorder>();
+    std::shared_ptr<spdlog::logger> logger = std::make_shared<spdlog::logger>("health-server-test", log);
     taskmon::TaskMonitor monitor{io.get_executor(), {}, logger};
     taskmon::MonitorMetrics metrics{monitor};
     std::atomic<int> ticks{0};
@@ -200,13 +324,16 @@ struct Fixture {
     std::unique_ptr<taskmon::HealthServer> server;
     std::thread thread;
 
-    explicit Fixture(taskmon::HealthServerSettings settings = {}) {
+    /// `metrics_override`, when given, serves /metrics instead of the monitor's metrics.
+    explicit Fixture(taskmon::HealthServerSettings settings = {},
+                     std::function<std::vector<taskmon::MetricFamily>()> metrics_override = {}) {
         settings.port = 0;
         monitor.supervise("db", [] { return runs_forever(); });
+        if (!metrics_override) metrics_override = [this] { return metrics.collect(); };
         server = std::make_unique<taskmon::HealthServer>(
             io.get_executor(),
             taskmon::HealthEndpoints{.health = [this] { return taskmon::check_health(monitor); },
-                                     .metrics = [this] { return metrics.collect(); }},
+                                     .metrics = std::move(metrics_override)},
             settings, logger);
         tick();
         thread = std::thread{[this] { io.run(); }};
@@ -248,6 +375,29 @@ struct Fixture {
         return "http://127.0.0.1:" + std::to_string(server->local_endpoint().port()) + path;
     }
     std::uint16_t port() const { return server->local_endpoint().port(); }
+
+    /// The evictions and rejections the max_connections warnings logged so far, and how many warnings.
+    struct OverflowLog {
+        std::size_t lines = 0;
+        std::uint64_t evicted = 0;
+        std::uint64_t rejected = 0;
+    };
+    OverflowLog overflow_log() {
+        OverflowLog out;
+        for (const auto& line : log->messages(spdlog::level::warn, "health server: max_connections")) {
+            const auto counts = line.find("reached: ");
+            unsigned long long evicted = 0;
+            unsigned long long rejected = 0;
+            REQUIRE(counts != std::string::npos);
+            REQUIRE(std::sscanf(line.c_str() + counts,
+                                "reached: %llu connections evicted (no complete request yet), %llu", &evicted,
+                                &rejected) == 2);
+            ++out.lines;
+            out.evicted += evicted;
+            out.rejected += rejected;
+        }
+        return out;
+    }
 
     /// True when the heartbeat advances within a second (the io_context is not stalled).
     bool io_alive() {
@@ -384,27 +534,199 @@ TEST_CASE("HealthServer: a request not complete within read_timeout gets 408 and
     CHECK(received.body.rfind("HTTP/1.1 408 Request Timeout\r\n", 0) == 0);
 }
 
-TEST_CASE("HealthServer: connections over max_connections are closed at once and counted") {
-    Fixture f{{.read_timeout = 10s, .max_connections = 4}};
+TEST_CASE("HealthServer: a request line without an HTTP version (HTTP/0.9) gets 400 at once") {
+    Fixture f{{.read_timeout = 60s}};  // a 408 would come long after the 10 s the clients wait
+    RawClient simple{f.port()};
+    simple.send("GET /livez\r\n");  // all an HTTP/0.9 client sends before it waits for the body
+    auto r = simple.receive_all(10s);
+    CHECK(r.closed);
+    CHECK(r.data.rfind("HTTP/1.1 400 Bad Request\r\n", 0) == 0);
+    CHECK(r.data.find("no HTTP version in the request line") != std::string::npos);
+    // An empty line after it, which http_parser takes for the end of an HTTP/0.9 request with no headers.
+    RawClient with_blank_line{f.port()};
+    with_blank_line.send("\r\nGET /livez\n\r\n");
+    CHECK(with_blank_line.receive_all(10s).data.rfind("HTTP/1.1 400 ", 0) == 0);
+    // In pieces: the verdict waits for the end of the line, not for a version that may still come.
+    RawClient split{f.port()};
+    split.send("GET /livez");
+    CHECK(split.receive_all(100ms).data.empty());
+    split.send(" HTTP/1.1\r\n\r\n");
+    CHECK(status_of(split.receive_all(10s).data) == 200);
+    const auto stats = f.server->stats();
+    CHECK(stats.bad_requests == 2);
+    CHECK(stats.timed_out == 0);
+}
+
+TEST_CASE("HealthServer: HTTP/9.9 and other major versions but 1 get 505 while HTTP/1.x is served") {
+    Fixture f{{.read_timeout = 60s}};
+    const auto answer = [&](const std::string& request) {
+        RawClient client{f.port()};
+        client.send(request);
+        return client.receive_all(10s).data;
+    };
+    const auto r = answer("GET /livez HTTP/9.9\r\nHost: x\r\n\r\n");
+    CHECK(r.rfind("HTTP/1.1 505 HTTP Version Not Supported\r\n", 0) == 0);
+    CHECK(r.ends_with("\r\n\r\nHTTP/9.9 is not supported; use HTTP/1.1\n"));
+    CHECK(status_of(answer("GET /livez HTTP/9.9\r\n")) == 505);  // at the end of the line, before any header
+    CHECK(status_of(answer("GET /livez HTTP/2.0\r\nHost: x\r\n\r\n")) == 505);
+    CHECK(status_of(answer("GET /livez HTTP/0.9\r\n\r\n")) == 505);
+    CHECK(f.server->stats().bad_requests == 4);
+    CHECK(status_of(answer("GET /livez HTTP/1.0\r\n\r\n")) == 200);
+    CHECK(status_of(answer("GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")) == 200);
+    CHECK(status_of(answer("GET /livez HTTP/1.2\r\nHost: x\r\n\r\n")) == 200);  // as HTTP/1.1 (RFC 9110 §2.5)
+    CHECK(f.server->stats().bad_requests == 4);
+}
+
+TEST_CASE("HealthServer: a new connection over max_connections evicts the oldest one without a complete request") {
+    Fixture f{{.read_timeout = 60s, .max_connections = 4}};
+    // A client that has its answer and keeps the connection open: the server lingers, reading, until
+    // read_timeout.
+    RawClient answered{f.port()};
+    answered.send("GET /livez HTTP/1.1\r\n\r\n");
+    REQUIRE(eventually([&] { return f.server->stats().responses == 1; }));
     std::vector<std::unique_ptr<RawClient>> idle;
-    for (int i = 0; i < 4; ++i) idle.push_back(std::make_unique<RawClient>(f.port()));
-    // Wait until the server has accepted the four.
-    for (int i = 0; i < 400 && f.server->stats().open_connections < 4; ++i) std::this_thread::sleep_for(5ms);
-    REQUIRE(f.server->stats().open_connections == 4);
+    const auto add_idle = [&] {
+        const auto open = f.server->stats().open_connections;
+        idle.push_back(std::make_unique<RawClient>(f.port()));
+        // One at a time, so that the accept order is the order of `idle`.
+        REQUIRE(eventually([&] { return f.server->stats().open_connections == open + 1; }));
+    };
+    for (int i = 0; i < 3; ++i) add_idle();
 
-    auto r = curl({f.url("/livez")});
-    CHECK(r.status == 0);
-    CHECK((r.exit_code == 52 || r.exit_code == 56));  // empty reply or connection reset
-    CHECK(f.server->stats().rejected_connections >= 1);
+    // First a new connection takes the slot of the lingering close, which costs its client nothing.
+    CHECK(curl({f.url("/livez")}).status == 200);
+    CHECK(status_of(answered.receive_all(5s).data) == 200);
+    for (const auto& client : idle) CHECK_FALSE(client->server_done());
+    CHECK(f.server->stats().evicted_connections == 0);
+    CHECK(eventually([&] { return f.server->stats().open_connections == 3; }));
+
+    // Then it evicts the oldest connection still without a complete request: closed without an answer.
+    add_idle();
+    CHECK(curl({f.url("/livez")}).status == 200);
+    auto r = idle[0]->receive_all(5s);
+    CHECK(r.closed);
+    CHECK(r.data.empty());
+    for (std::size_t i = 1; i < idle.size(); ++i) CHECK_FALSE(idle[i]->server_done());
+    auto stats = f.server->stats();
+    CHECK(stats.evicted_connections == 1);
+    CHECK(stats.rejected_connections == 0);
+
+    // Once the curl's connection is gone, one more idle connection fills the slots again; the next request
+    // evicts the next oldest.
+    REQUIRE(eventually([&] { return f.server->stats().open_connections == 3; }));
+    add_idle();
+    CHECK(curl({f.url("/readyz")}).exit_code == 0);
+    CHECK(idle[1]->receive_all(5s).closed);
+    for (std::size_t i = 2; i < idle.size(); ++i) CHECK_FALSE(idle[i]->server_done());
+    stats = f.server->stats();
+    CHECK(stats.evicted_connections == 2);
+    CHECK(stats.rejected_connections == 0);
+    CHECK(stats.timed_out == 0);
     CHECK(f.io_alive());
+}
 
-    idle.clear();
-    bool served = false;
-    for (int i = 0; i < 100 && !served; ++i) {
-        served = curl({f.url("/livez")}).status == 200;
-        if (!served) std::this_thread::sleep_for(10ms);
+TEST_CASE("HealthServer: /livez probes all succeed while 100 slowloris clients compete for 32 connection slots") {
+    // read_timeout is far longer than the test: only eviction can give the probes a slot.
+    Fixture f{{.read_timeout = 60s}};
+    constexpr std::size_t slots = 32;  // the default max_connections
+    SlowClients slowloris{f.port(), 100, 1s};
+    // Within a second all 100 have connected; 68 were evicted and keep reconnecting, a byte a second each.
+    REQUIRE(eventually([&] { return f.server->stats().evicted_connections >= 100 - slots; }));
+    CHECK(f.server->stats().open_connections == slots);
+
+    int answered = 0;
+    for (int i = 0; i < 12; ++i) {
+        const int status = kubelet_probe(f.port(), "/livez");
+        CHECK(status == 200);
+        answered += status == 200 ? 1 : 0;
+        std::this_thread::sleep_for(250ms);  // meanwhile evicted slow clients reconnect and fill the slots again
     }
-    CHECK(served);
+    CHECK(answered == 12);
+    const auto stats = f.server->stats();
+    CHECK(stats.rejected_connections == 0);  // the slow clients never write a response: one can always go
+    CHECK(stats.evicted_connections > 100 - slots);
+    CHECK(stats.timed_out == 0);
+    CHECK(slowloris.connects() > 100);
+    CHECK(f.io_alive());
+}
+
+TEST_CASE("HealthServer: a client that never completes its request holds its slot for read_timeout and no longer") {
+    // write_timeout is far longer than the test: the slot's end must come from read_timeout alone.
+    Fixture f{{.read_timeout = 500ms, .write_timeout = 60s}};
+    RawClient slow{f.port()};
+    const auto start = std::chrono::steady_clock::now();
+    slow.send("GET /livez HTTP/1.1\r\nX-Slow: ");
+    // A byte every 50 ms, before and after the 408: a lingering close reading on would keep the slot.
+    RawClient::Received received;
+    while (!received.closed && std::chrono::steady_clock::now() - start < 20s) {
+        slow.send("a");
+        const auto r = slow.receive_all(50ms);
+        received.data += r.data;
+        received.closed = r.closed;
+    }
+    const auto held = std::chrono::steady_clock::now() - start;
+    CHECK(received.closed);
+    CHECK(received.data.rfind("HTTP/1.1 408 Request Timeout\r\n", 0) == 0);
+    CHECK(held < 10s);  // 0.5 s and the scheduling of a busy machine; a slot held until write_timeout: 60 s
+    CHECK(eventually([&] { return f.server->stats().open_connections == 0; }));
+    const auto stats = f.server->stats();
+    CHECK(stats.timed_out == 1);
+    CHECK(stats.responses == 1);
+    CHECK(stats.evicted_connections == 0);
+}
+
+TEST_CASE("HealthServer: max_connections warnings come at most once a second and count every eviction") {
+    Fixture f{{.read_timeout = 60s, .max_connections = 2}};
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::unique_ptr<RawClient>> clients;
+    for (int i = 0; i < 200; ++i) clients.push_back(std::make_unique<RawClient>(f.port()));
+    // Each connection beyond the 2 slots evicts the oldest, which never sent anything.
+    CHECK(eventually([&] { return f.server->stats().evicted_connections == 198; }));
+    CHECK(f.server->stats().accepted == 200);
+    // The first warning comes at once, the rest within a second of the last eviction (a timer, not close()).
+    CHECK(eventually([&] { return f.overflow_log().evicted == 198; }, 5s));
+    const auto elapsed = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - start);
+    const auto log = f.overflow_log();
+    CHECK(log.lines >= 1);
+    CHECK(log.lines <= static_cast<std::size_t>(2 + elapsed.count()));  // not one per eviction (198)
+    CHECK(log.evicted == 198);
+    CHECK(log.rejected == 0);
+}
+
+TEST_CASE("HealthServer: connections writing a response keep their slots and a new connection is rejected") {
+    // A /metrics response larger than the kernel can buffer for a client that does not read (the server's send
+    // buffer grows to tcp_wmem's maximum; the client's receive buffer is small): its write waits. The family
+    // name (checked and copied, not escaped) carries the size, so that rendering it stays cheap.
+    std::size_t wmem_max = 8 << 20;
+    std::ifstream{"/proc/sys/net/ipv4/tcp_wmem"} >> wmem_max >> wmem_max >> wmem_max;
+    const taskmon::MetricFamily padding{
+        .name = std::string(wmem_max + (1 << 20), 'p'), .help = {}, .type = taskmon::MetricType::gauge, .samples = {}};
+    Fixture f{{.write_timeout = 60s, .max_connections = 2}, [&] { return std::vector{padding}; }};
+    std::vector<std::unique_ptr<RawClient>> readers_that_stall;
+    for (int i = 0; i < 2; ++i) {
+        readers_that_stall.push_back(std::make_unique<RawClient>(f.port(), 4096));
+        readers_that_stall.back()->send("GET /metrics HTTP/1.1\r\n\r\n");
+    }
+    // Both are being answered, and neither answer fits in the buffers.
+    REQUIRE(eventually([&] { return readers_that_stall[0]->server_done() && readers_that_stall[1]->server_done(); }));
+    REQUIRE(f.server->stats().responses == 0);
+
+    CHECK(kubelet_probe(f.port(), "/livez") == 0);  // closed at once: the writers keep their slots
+    auto stats = f.server->stats();
+    CHECK(stats.rejected_connections == 1);
+    CHECK(stats.evicted_connections == 0);
+
+    // The writes fail once their clients go, and free the slots.
+    readers_that_stall.clear();
+    CHECK(eventually([&] { return f.server->stats().open_connections == 0; }));
+    CHECK(kubelet_probe(f.port(), "/livez") == 200);
+    stats = f.server->stats();
+    CHECK(stats.responses == 1);
+    CHECK(stats.timed_out == 0);
+    f.stop();  // close() logs what the rate limit may still hold back
+    const auto log = f.overflow_log();
+    CHECK(log.rejected == 1);
+    CHECK(log.evicted == 0);
 }
 
 TEST_CASE("HealthServer: many concurrent curls each get 200 or a closed connection") {
@@ -430,7 +752,7 @@ TEST_CASE("HealthServer: many concurrent curls each get 200 or a closed connecti
     CHECK(ok >= 8);
     const auto stats = f.server->stats();
     CHECK(stats.accepted == 48);
-    CHECK(stats.rejected_connections == static_cast<std::uint64_t>(closed));
+    CHECK(stats.rejected_connections + stats.evicted_connections == static_cast<std::uint64_t>(closed));
     CHECK(f.io_alive());
     CHECK(curl({f.url("/livez")}).status == 200);
 }

@@ -15,9 +15,10 @@
 //   co_await server.close();        // before the monitor and the metrics it reads go away
 //
 // One request per connection (the response says Connection: close). Limits, each answered and counted in
-// stats(): more than max_connections open connections (closed at once), a request larger than
-// max_request_bytes (413 or 431), a request not complete within read_timeout of the accept (408), malformed
-// HTTP (400), a method other than GET or HEAD (405), an unknown path (404).
+// stats(): max_connections slots (when all are held, a new connection evicts the oldest one that has not
+// completed its request; see HealthServerSettings), a request larger than max_request_bytes (413 or 431), a
+// request not complete within read_timeout of the accept (408), malformed HTTP or no HTTP version (400), an
+// HTTP major version other than 1 (505), a method other than GET or HEAD (405), an unknown path (404).
 #pragma once
 
 #include <taskmon/detail/config.hpp>
@@ -61,12 +62,20 @@
 namespace taskmon {
 
 struct HealthServerSettings {
-    std::string address = "127.0.0.1";              ///< an IPv4 or IPv6 literal; "0.0.0.0" exposes the endpoints
-    std::uint16_t port = 8080;                      ///< 0: an ephemeral port (see HealthServer::local_endpoint())
-    std::size_t max_request_bytes = 8192;           ///< request line, headers and body together
-    std::chrono::milliseconds read_timeout{5000};   ///< from accept to a complete request
-    std::chrono::milliseconds write_timeout{5000};  ///< to write the response
-    std::size_t max_connections = 32;               ///< open at once; further ones are closed at once
+    std::string address = "127.0.0.1";     ///< an IPv4 or IPv6 literal; "0.0.0.0" exposes the endpoints
+    std::uint16_t port = 8080;             ///< 0: an ephemeral port (see HealthServer::local_endpoint())
+    std::size_t max_request_bytes = 8192;  ///< request line, headers and body together
+    /// From the accept to a complete request; then 408, and the connection is closed as soon as the 408 is
+    /// written (about 150 bytes, which the socket's send buffer takes at once; no lingering close). The lingering
+    /// close after any other response ends at this deadline too: a connection holds its slot for read_timeout at
+    /// most, plus the writing of its response (write_timeout at most).
+    std::chrono::milliseconds read_timeout{5000};
+    std::chrono::milliseconds write_timeout{5000};  ///< to write the response, from its start; then it is cut off
+    /// Connection slots. When all are held, a new connection takes the slot of the oldest one in its lingering
+    /// close, else evicts (closes at once, counted) the oldest one that has not completed its request, else
+    /// (every slot is writing a response) is itself closed at once (counted as rejected). So slow or idle
+    /// clients cannot lock out a probe that sends its request at once.
+    std::size_t max_connections = 32;
 };
 
 /// What the endpoints serve. An empty function makes its endpoints answer 404. Both are called on the
@@ -80,13 +89,14 @@ struct HealthEndpoints {
 /// Counters since construction (a consistent-enough snapshot; each field is read atomically).
 struct HealthServerStats {
     std::uint64_t accepted = 0;              ///< connections accepted (including the rejected ones)
-    std::uint64_t rejected_connections = 0;  ///< closed at once: max_connections were open
+    std::uint64_t rejected_connections = 0;  ///< closed at once: every slot was writing a response
+    std::uint64_t evicted_connections = 0;   ///< closed without an answer to make room for a new connection
     std::uint64_t responses = 0;             ///< responses written completely (any status)
-    std::uint64_t bad_requests = 0;          ///< 400 (malformed), 405 (method)
+    std::uint64_t bad_requests = 0;          ///< 400 (malformed, no HTTP version), 405 (method), 505 (version)
     std::uint64_t too_large = 0;             ///< 413 / 431
     std::uint64_t timed_out = 0;             ///< 408, or closed because the response could not be written in time
     std::uint64_t handler_errors = 0;        ///< 500: an endpoint function threw
-    std::size_t open_connections = 0;
+    std::size_t open_connections = 0;        ///< holding a slot now (at most max_connections)
 };
 
 namespace detail {

@@ -4,9 +4,13 @@
 
 #include <taskmon/health_server.hpp>
 
+#include <taskmon/detail/log_text.hpp>
+#include <taskmon/detail/utf8.hpp>
+
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 #include <vector>
 
 namespace taskmon {
@@ -23,6 +27,7 @@ inline std::string_view http_reason_phrase(int status) noexcept {
         case 431: return "Request Header Fields Too Large";
         case 500: return "Internal Server Error";
         case 503: return "Service Unavailable";
+        case 505: return "HTTP Version Not Supported";
         default: return "Unknown";
     }
 }
@@ -42,12 +47,55 @@ inline bool query_has_verbose(std::string_view query) {
     return false;
 }
 
+/// At most one warning per this interval says that max_connections was reached, with the evictions and
+/// rejections since the previous one: a flood of thousands of connections a second costs one line a second.
+inline constexpr std::chrono::seconds health_overflow_log_interval{1};
+
+/// What a lingering close reads and discards at most before closing anyway.
+inline constexpr std::size_t health_linger_bytes = 64 * 1024;
+
+/// The status that refuses a request line's HTTP version, or 0 when the version is served.
+/// - No version (HTTP/0.9's "GET /path"): 400. RFC 9112 §3 requires a version in the request line, and an
+///   HTTP/0.9 client reads neither a status line nor headers, so no answer suits it; http_parser takes such a
+///   line for HTTP/0.9 and would wait for headers that never come, answering 408 only after read_timeout.
+/// - Another major version than 1 (HTTP/0.9 spelled out, HTTP/2.0 without upgrade, HTTP/9.9): 505, which
+///   RFC 9110 §15.6.6 defines for a major version the server does not support; 400 would tell the client its
+///   message is malformed, which it may not be.
+/// - HTTP/1.x with x > 1: served as HTTP/1.1, as RFC 9110 §2.5 asks of a recipient of a higher minor version.
+inline int http_version_refusal(bool has_version, unsigned major) noexcept {
+    if (!has_version) return 400;
+    return major == 1 ? 0 : 505;
+}
+
 /// One request as http_parser reports it. Only the target is kept; headers and body are counted by the
 /// size limit and otherwise ignored.
 struct ParsedRequest {
     std::string target;
     bool headers_done = false;
     bool complete = false;
+    // The request line, followed in the bytes http_parser accepted: the parser reports neither where the line
+    // ends nor whether it had a version (it takes a line without one for HTTP/0.9 and waits for headers).
+    bool line_started = false;  ///< past the empty lines http_parser skips before a request line
+    bool line_done = false;     ///< its line feed was parsed: http_parser's version fields are final
+    int line_fields = 0;        ///< space-separated: method, target and version; 2 when the version is missing
+    bool in_field = false;
+
+    void scan_request_line(std::string_view parsed) noexcept {
+        for (const char ch : parsed) {
+            if (line_done) return;
+            if (ch == '\n') {
+                line_done = line_started;
+            } else if (ch != '\r') {
+                line_started = true;
+                if (ch == ' ') {
+                    in_field = false;
+                } else if (!in_field) {
+                    in_field = true;
+                    ++line_fields;
+                }
+            }
+        }
+    }
 
     static int on_url(http_parser* p, const char* at, std::size_t length) {
         static_cast<ParsedRequest*>(p->data)->target.append(at, length);
@@ -76,6 +124,14 @@ struct ParsedRequest {
 
 /// The state shared by the HealthServer handle, its accept loop and its connections. All members but the
 /// atomics and the constants are used on strand_ only.
+///
+/// Slots: each connection holds one of max_connections from its accept until it is closed, in three phases:
+/// reading its request (until read_deadline: then 408), writing the response (write_timeout), and the lingering
+/// close (until read_deadline at the latest). When every slot is held, a new connection takes the slot of the
+/// oldest lingering one (its response is already written), else evicts the oldest one still reading, else (every
+/// slot writing) is closed at once. The oldest first: slow clients have been open longest, and a probe that sends
+/// its request at once is read within an accept or two (one strand, handlers in order), long before
+/// max_connections newer connections could make it the oldest.
 class HealthServerState : public std::enable_shared_from_this<HealthServerState> {
 public:
     using Strand = asio::strand<asio::any_io_executor>;
@@ -88,7 +144,8 @@ public:
           settings_{validated(std::move(settings))},
           logger_{logger ? std::move(logger) : spdlog::default_logger()},
           acceptor_{strand_},
-          drained_{strand_, Clock::time_point::max()} {
+          drained_{strand_, Clock::time_point::max()},
+          overflow_log_timer_{strand_} {
         asio::error_code ec;
         const auto address = asio::ip::make_address(settings_.address, ec);
         if (ec) {
@@ -126,6 +183,7 @@ public:
         HealthServerStats s;
         s.accepted = accepted_.load();
         s.rejected_connections = rejected_.load();
+        s.evicted_connections = evicted_.load();
         s.responses = responses_.load();
         s.bad_requests = bad_requests_.load();
         s.too_large = too_large_.load();
@@ -136,12 +194,18 @@ public:
     }
 
 private:
+    enum class Phase { reading, writing, lingering };
+
     struct Connection {
-        explicit Connection(asio::ip::tcp::socket s) : socket{std::move(s)}, timer{socket.get_executor()} {}
+        Connection(std::uint64_t i, asio::ip::tcp::socket s, Clock::time_point deadline)
+            : id{i}, socket{std::move(s)}, timer{socket.get_executor()}, read_deadline{deadline} {}
+        const std::uint64_t id;  ///< in accept order: the oldest has the smallest
         asio::ip::tcp::socket socket;
         asio::steady_timer timer;
-        bool writing = false;    ///< the deadline now guards the response
-        bool timed_out = false;  ///< the deadline passed
+        const Clock::time_point read_deadline;  ///< read_timeout after the accept; also ends the lingering close
+        Phase phase = Phase::reading;
+        bool timed_out = false;  ///< the deadline of the current phase passed
+        bool evicted = false;    ///< closed to make room for a new connection: holds no slot any more
     };
 
     static HealthServerSettings validated(HealthServerSettings s) {
@@ -172,6 +236,7 @@ private:
             connection->socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
             connection->socket.close(ignored);
         }
+        overflow_log_timer_.cancel();  // its handler logs what is still unlogged
         maybe_drained();
     }
 
@@ -193,6 +258,68 @@ private:
         }
     }
 
+    /// Connections holding a slot: evicted ones are closed and only wait for their coroutine to exit.
+    std::size_t slots_held() const noexcept { return connections_.size() - evicted_open_; }
+
+    void enter(Connection& c, Phase phase) {
+        reading_.erase(c.id);
+        lingering_.erase(c.id);
+        c.phase = phase;
+        if (phase == Phase::reading) reading_.insert(c.id);
+        if (phase == Phase::lingering) lingering_.insert(c.id);
+    }
+
+    /// Frees a slot for a new connection (see the class comment); false when every slot is writing a response.
+    /// Ending a lingering close is not counted as an eviction: that client has its response.
+    bool make_room() {
+        auto& candidates = lingering_.empty() ? reading_ : lingering_;
+        if (candidates.empty()) return false;
+        const auto& c = connections_.at(*candidates.begin());
+        if (c->phase == Phase::reading) {
+            ++evicted_;
+            logger_->debug("health server: max_connections reached; evicting the oldest connection still reading");
+            note_overflow();
+        }
+        candidates.erase(candidates.begin());
+        c->evicted = true;
+        ++evicted_open_;
+        asio::error_code ignored;
+        c->timer.cancel();
+        c->socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        c->socket.close(ignored);  // its pending read completes with an error and its coroutine exits
+        return true;
+    }
+
+    /// Logs the evictions and rejections since the previous such line: at once when the last line is
+    /// health_overflow_log_interval old, else when it will be (a timer; close() logs the rest at once).
+    void note_overflow() {
+        if (overflow_log_armed_) return;
+        const auto now = Clock::now();
+        if (now >= next_overflow_log_) {
+            log_overflow(now);
+            return;
+        }
+        overflow_log_armed_ = true;
+        overflow_log_timer_.expires_at(next_overflow_log_);
+        overflow_log_timer_.async_wait([self = shared_from_this()](asio::error_code) {
+            self->overflow_log_armed_ = false;
+            self->log_overflow(Clock::now());
+        });
+    }
+
+    void log_overflow(Clock::time_point now) {
+        const auto evicted = evicted_.load();
+        const auto rejected = rejected_.load();
+        if (evicted == logged_evicted_ && rejected == logged_rejected_) return;
+        logger_->warn(
+            "health server: max_connections ({}) reached: {} connections evicted (no complete request yet), {} "
+            "rejected (every slot writing a response) since the last such line",
+            settings_.max_connections, evicted - logged_evicted_, rejected - logged_rejected_);
+        logged_evicted_ = evicted;
+        logged_rejected_ = rejected;
+        next_overflow_log_ = now + health_overflow_log_interval;
+    }
+
     static asio::awaitable<void> accept_loop(std::shared_ptr<HealthServerState> self) {
         asio::steady_timer pause{self->strand_};
         while (!self->closing_) {
@@ -211,58 +338,63 @@ private:
                 break;
             }
             ++self->accepted_;
-            if (self->connections_.size() >= self->settings_.max_connections) {
+            if (self->slots_held() >= self->settings_.max_connections && !self->make_room()) {
                 ++self->rejected_;
-                self->logger_->warn("health server: {} connections open (max_connections); closing a new one",
-                                    self->connections_.size());
+                self->logger_->debug("health server: every slot is writing a response; closing a new connection");
+                self->note_overflow();
                 asio::error_code ignored;
                 socket.close(ignored);
                 continue;
             }
             const auto id = ++self->next_id_;
-            auto connection = std::make_shared<Connection>(std::move(socket));
+            auto connection =
+                std::make_shared<Connection>(id, std::move(socket), Clock::now() + self->settings_.read_timeout);
             self->connections_.emplace(id, connection);
-            self->open_.store(self->connections_.size());
-            asio::co_spawn(self->strand_, serve(self, id, std::move(connection)), asio::detached);
+            self->reading_.insert(id);
+            self->open_.store(self->slots_held());
+            asio::co_spawn(self->strand_, serve(self, std::move(connection)), asio::detached);
         }
         self->accepting_ = false;
         self->maybe_drained();
     }
 
-    /// Guards a connection: at `deadline`, a pending read is cancelled (the request then gets 408) and a
-    /// pending write closes the connection.
+    /// Guards a connection's current phase until `deadline`: then a pending read is cancelled (the request gets
+    /// 408), a pending write is cut off, and a lingering close ends. A wait that completes after the phase
+    /// changed is stale and does nothing (re-arming cannot cancel a completion already queued).
     static void arm(const std::shared_ptr<Connection>& c, Clock::time_point deadline) {
         c->timer.expires_at(deadline);
-        c->timer.async_wait([weak = std::weak_ptr<Connection>{c}](asio::error_code ec) {
+        c->timer.async_wait([weak = std::weak_ptr<Connection>{c}, phase = c->phase](asio::error_code ec) {
             const auto connection = weak.lock();
-            if (ec || !connection) return;
+            if (ec || !connection || connection->phase != phase) return;
             connection->timed_out = true;
             asio::error_code ignored;
-            if (connection->writing) {
-                connection->socket.close(ignored);
-            } else {
+            if (phase == Phase::reading) {
                 connection->socket.cancel(ignored);
+            } else {
+                connection->socket.close(ignored);
             }
         });
     }
 
-    static asio::awaitable<void> serve(std::shared_ptr<HealthServerState> self, std::uint64_t id,
-                                       std::shared_ptr<Connection> c) {
+    static asio::awaitable<void> serve(std::shared_ptr<HealthServerState> self, std::shared_ptr<Connection> c) {
         try {
             co_await self->handle(c);
         } catch (const std::exception& e) {
-            self->logger_->error("health server: connection failed: {}", e.what());
+            self->logger_->error("health server: connection failed reason={}", quote(describe(e)));
         }
         asio::error_code ignored;
         c->timer.cancel();
         c->socket.close(ignored);
-        self->connections_.erase(id);
-        self->open_.store(self->connections_.size());
+        self->reading_.erase(c->id);
+        self->lingering_.erase(c->id);
+        if (c->evicted) --self->evicted_open_;
+        self->connections_.erase(c->id);
+        self->open_.store(self->slots_held());
         self->maybe_drained();
     }
 
     asio::awaitable<void> handle(std::shared_ptr<Connection> c) {
-        arm(c, Clock::now() + settings_.read_timeout);
+        arm(c, c->read_deadline);
         http_parser parser;
         http_parser_init(&parser, HTTP_REQUEST);
         ParsedRequest request;
@@ -273,7 +405,7 @@ private:
             asio::error_code ec;
             const auto n =
                 co_await c->socket.async_read_some(asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
-            if (closing_) co_return;
+            if (closing_ || c->evicted) co_return;
             if (c->timed_out) {
                 ++timed_out_;
                 logger_->debug("health server: request not complete within read_timeout; answering 408");
@@ -288,7 +420,8 @@ private:
             const auto allowed = std::min(n, settings_.max_request_bytes - total);
             total += n;
             if (allowed > 0) {  // a length of 0 would tell http_parser the stream ended
-                http_parser_execute(&parser, &ParsedRequest::settings(), buffer.data(), allowed);
+                const auto parsed = http_parser_execute(&parser, &ParsedRequest::settings(), buffer.data(), allowed);
+                request.scan_request_line({buffer.data(), parsed});
             }
             const auto error = HTTP_PARSER_ERRNO(&parser);
             if (error != HPE_OK && error != HPE_PAUSED) {
@@ -297,6 +430,19 @@ private:
                 co_await respond(c, 400, fmt::format("bad request: {}\n", http_errno_description(error)),
                                  "text/plain; charset=utf-8", false);
                 co_return;
+            }
+            if (request.line_done) {
+                const int refusal = http_version_refusal(request.line_fields > 2, parser.http_major);
+                if (refusal != 0) {
+                    ++bad_requests_;
+                    auto body = refusal == 400 ? std::string{"bad request: no HTTP version in the request line "
+                                                             "(HTTP/0.9 is not supported)\n"}
+                                               : fmt::format("HTTP/{}.{} is not supported; use HTTP/1.1\n",
+                                                             parser.http_major, parser.http_minor);
+                    logger_->debug("health server: answering {}: {}", refusal, body);
+                    co_await respond(c, refusal, std::move(body), "text/plain; charset=utf-8", false);
+                    co_return;
+                }
             }
             if (!request.complete && total > settings_.max_request_bytes) {
                 ++too_large_;
@@ -326,7 +472,7 @@ private:
             "Connection: close\r\n{}\r\n",
             status, http_reason_phrase(status), content_type, body.size(), status == 405 ? "Allow: GET, HEAD\r\n" : "");
         if (!head) message += body;
-        c->writing = true;
+        enter(*c, Phase::writing);  // not evictable: the client is about to have its answer
         c->timed_out = false;
         arm(c, Clock::now() + settings_.write_timeout);
         asio::error_code ec;
@@ -340,14 +486,27 @@ private:
         }
         ++responses_;
         // Lingering close: stop sending, then read what the client still sends (e.g. the rest of an oversized
-        // request) until it closes or the write deadline passes, so that it receives our answer rather than a
-        // reset.
+        // request), so that it reads our answer rather than a connection reset. It ends when the client closes,
+        // after health_linger_bytes, or at the read deadline (read_timeout after the accept), whichever comes
+        // first, and it is the first to go when the slots run out: it never keeps a slot past the read deadline.
         c->socket.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
         // On the heap, not in the frame: g++ 12 at -O1 reports a std::array in a coroutine frame as a
         // mismatched new/delete (-Wmismatched-new-delete, a false positive on Asio's aligned frame allocation).
         std::vector<char> sink(2048);
+        if (Clock::now() >= c->read_deadline) {  // e.g. after a 408: close at once
+            // Discard what has already arrived (without waiting), so that the close sends a FIN rather than a
+            // reset when the client has stopped sending.
+            for (std::size_t drained = 0; !ec && drained < health_linger_bytes;) {
+                const auto available = c->socket.available(ec);
+                if (ec || available == 0) break;
+                drained += c->socket.read_some(asio::buffer(sink.data(), std::min(available, sink.size())), ec);
+            }
+            co_return;
+        }
+        enter(*c, Phase::lingering);
+        arm(c, c->read_deadline);
         std::size_t drained = 0;
-        while (!ec && !closing_ && drained < 64 * 1024) {
+        while (!ec && !closing_ && !c->evicted && drained < health_linger_bytes) {
             drained +=
                 co_await c->socket.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
         }
@@ -360,14 +519,24 @@ private:
     asio::ip::tcp::acceptor acceptor_;
     asio::steady_timer drained_;  ///< cancelled when closing and everything exited; close() waits on it
     asio::ip::tcp::endpoint local_endpoint_;
-    std::map<std::uint64_t, std::shared_ptr<Connection>> connections_;
+    std::map<std::uint64_t, std::shared_ptr<Connection>> connections_;  ///< every connection coroutine running
+    std::set<std::uint64_t> reading_;    ///< ids of the connections still reading their request
+    std::set<std::uint64_t> lingering_;  ///< ids of the connections in their lingering close
+    std::size_t evicted_open_ = 0;       ///< evicted connections whose coroutine has not exited yet
     std::uint64_t next_id_ = 0;
     bool accepting_ = false;
     bool closing_ = false;
     bool closed_logged_ = false;
 
+    asio::steady_timer overflow_log_timer_;
+    bool overflow_log_armed_ = false;
+    Clock::time_point next_overflow_log_{};  ///< the earliest time of the next overflow warning
+    std::uint64_t logged_evicted_ = 0;       ///< evicted_ as of the last overflow warning
+    std::uint64_t logged_rejected_ = 0;      ///< rejected_ as of the last overflow warning
+
     std::atomic<std::uint64_t> accepted_{0};
     std::atomic<std::uint64_t> rejected_{0};
+    std::atomic<std::uint64_t> evicted_{0};
     std::atomic<std::uint64_t> responses_{0};
     std::atomic<std::uint64_t> bad_requests_{0};
     std::atomic<std::uint64_t> too_large_{0};
@@ -405,7 +574,9 @@ inline HealthResponse answer_health_request(const HealthEndpoints& endpoints, st
             return {200, std::string{text_format_content_type}, render_text_format(endpoints.metrics())};
         }
     } catch (const std::exception& e) {
-        return {500, "text/plain; charset=utf-8", fmt::format("endpoint failed: {}\n", e.what())};
+        // The health source is the application's: its message may be anything (null, not UTF-8, several lines).
+        return {500, "text/plain; charset=utf-8",
+                fmt::format("endpoint failed: {}\n", detail::to_valid_utf8(detail::what_of(e)))};
     }
     return {404, "text/plain; charset=utf-8", "not found; try /livez, /readyz or /metrics\n"};
 }
