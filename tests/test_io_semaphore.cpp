@@ -152,6 +152,16 @@ TEST_CASE("io_semaphore: TASKMON_IO_CONCURRENCY rejects anything else and keeps 
     CHECK(taskmon::parse_io_concurrency("2147483648", 6).rejection.find("largest count") != std::string::npos);
 }
 
+TEST_CASE("io_semaphore: a rejected TASKMON_IO_CONCURRENCY is reported on one line, escaped") {
+    const auto s = taskmon::parse_io_concurrency("12\n", 6);
+    CHECK(s.count == 6);
+    CHECK(s.rejection ==
+          "TASKMON_IO_CONCURRENCY=\"12\\n\" is rejected: it is not a positive integer (digits only); using the "
+          "default of 6");
+    CHECK(s.rejection.find('\n') == std::string::npos);
+    CHECK(taskmon::parse_io_concurrency("\x1b[2J", 6).rejection.find("\"\\x1b[2J\"") != std::string::npos);
+}
+
 TEST_CASE("io_semaphore: the global instance takes its count from the environment or the default") {
     const ChildOutput unset = run_child(nullptr);
     INFO(unset.text);

@@ -6,6 +6,8 @@
 
 #include <taskmon/io_semaphore.hpp>
 
+#include <taskmon/detail/log_text.hpp>
+
 #include <cstdlib>
 #include <iostream>
 #include <string_view>
@@ -24,8 +26,9 @@ inline IoConcurrencySetting parse_io_concurrency(const char* value, std::size_t 
     }
     const std::string_view text(value);
     const auto reject = [&](std::string_view why) {
-        setting.rejection = std::string(io_concurrency_env_var) + "=\"" + std::string(text) +
-                            "\" is rejected: " + std::string(why) + "; using the default of " +
+        // Quoted and escaped: the value is printed on one line whatever it holds ("12\n" would take two).
+        setting.rejection = std::string(io_concurrency_env_var) + "=" + detail::quote(text) +
+                            " is rejected: " + std::string(why) + "; using the default of " +
                             std::to_string(default_count);
         return setting;
     };

@@ -6,6 +6,8 @@
 // (detail/monitor_event_log.hpp), its stats (last_error), and the Supervisor.
 #pragma once
 
+#include <taskmon/detail/utf8.hpp>
+
 #include <fmt/format.h>
 
 #include <chrono>
@@ -47,10 +49,17 @@ inline const std::string& type_name(const std::type_info& type) {
     return it->second;
 }
 
+/// e.what(), or "" when it returns a null pointer (a user's exception type may; std::string and fmt would read
+/// through it).
+inline const char* what_of(const std::exception& e) noexcept {
+    const char* what = e.what();
+    return what != nullptr ? what : "";
+}
+
 /// "type: what" of an exception object, e.g. "std::runtime_error: Connection lost".
 inline std::string describe(const std::exception& e) {
     const auto& type = type_name(typeid(e));
-    const char* what = e.what();
+    const char* what = what_of(e);
     std::string out;
     out.reserve(type.size() + 2 + std::char_traits<char>::length(what));
     out.append(type).append(": ").append(what);
@@ -97,22 +106,95 @@ inline std::string format_window(std::chrono::nanoseconds window) {
     return fmt::format("{} ms", duration_cast<milliseconds>(window).count());
 }
 
-/// Makes `text` safe inside a double-quoted key=value field.
+/// Appends `text` to `out` so that it cannot end or forge a log line, nor break a double-quoted field: `"` and `\`
+/// are escaped, newline, carriage return and tab become \n \r \t, other C0 controls and DEL \xNN (an ANSI escape
+/// sequence cannot reach a terminal), C1 controls and U+2028 / U+2029 (line breaks to some viewers) \uNNNN, and each
+/// byte that is not valid UTF-8 \xNN, so the line is valid UTF-8 and the original bytes can be read back.
+inline void append_escaped(std::string& out, std::string_view text) {
+    constexpr std::string_view hex = "0123456789abcdef";
+    for (std::size_t at = 0; at < text.size();) {
+        const auto s = decode_utf8(text, at);
+        const auto cp = s.code_point;
+        if (!s.valid || cp < 0x20 || cp == 0x7F) {
+            const auto byte = static_cast<unsigned char>(text[at]);
+            switch (s.valid ? byte : 0) {
+                case '\n': out += "\\n"; break;
+                case '\r': out += "\\r"; break;
+                case '\t': out += "\\t"; break;
+                default:
+                    out += "\\x";
+                    out.push_back(hex[byte >> 4U]);
+                    out.push_back(hex[byte & 0xFU]);
+            }
+        } else if ((cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029) {
+            out += "\\u";
+            for (int shift = 12; shift >= 0; shift -= 4) {
+                out.push_back(hex[(cp >> static_cast<unsigned>(shift)) & 0xFU]);
+            }
+        } else if (cp == '"' || cp == '\\') {
+            out.push_back('\\');
+            out.push_back(static_cast<char>(cp));
+        } else {
+            out.append(text.substr(at, s.length));
+        }
+        at += s.length;
+    }
+}
+
+/// `text` double-quoted for a key=value field, escaped as append_escaped() does.
 inline std::string quote(std::string_view text) {
     std::string out;
     out.reserve(text.size() + 2);
     out.push_back('"');
-    for (char c : text) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            default: out.push_back(c);
-        }
-    }
+    append_escaped(out, text);
     out.push_back('"');
     return out;
 }
 
+/// `text` in single quotes, escaped as append_escaped() does (a name in an exception message: "unknown component
+/// 'ghost'").
+inline std::string single_quoted(std::string_view text) {
+    std::string out;
+    out.reserve(text.size() + 2);
+    out.push_back('\'');
+    append_escaped(out, text);
+    out.push_back('\'');
+    return out;
+}
+
+/// True when `text` can be a bare key=value field value: not empty, and nothing a reader would take for the end
+/// of the value or of the line (a space, `"`, `=`, `\`, a control character) or that is not UTF-8.
+inline bool is_bare_field_value(std::string_view text) noexcept {
+    if (text.empty()) {
+        return false;
+    }
+    for (std::size_t at = 0; at < text.size();) {
+        const auto s = decode_utf8(text, at);
+        const auto cp = s.code_point;
+        if (!s.valid || cp <= 0x20 || cp == 0x7F || cp == '"' || cp == '=' || cp == '\\' ||
+            (cp >= 0x80 && cp <= 0xA0) || cp == 0x2028 || cp == 0x2029) {
+            return false;
+        }
+        at += s.length;
+    }
+    return true;
+}
+
+/// A name as a key=value field value: bare when it can be (is_bare_field_value), else quoted. Formatted lazily (a
+/// FieldValue costs nothing for a line the logger's level drops).
+struct FieldValue {
+    std::string_view text;
+};
+
 }  // namespace taskmon::detail
+
+template <>
+struct fmt::formatter<taskmon::detail::FieldValue> : fmt::formatter<std::string_view> {
+    template <typename FormatContext>
+    auto format(const taskmon::detail::FieldValue& value, FormatContext& ctx) const -> decltype(ctx.out()) {
+        if (taskmon::detail::is_bare_field_value(value.text)) {
+            return fmt::formatter<std::string_view>::format(value.text, ctx);
+        }
+        return fmt::formatter<std::string_view>::format(taskmon::detail::quote(value.text), ctx);
+    }
+};

@@ -222,8 +222,8 @@ private:
         } catch (...) {
             const auto what = describe(std::current_exception());
             ++counters_.hook_errors;
-            record(HistoryEventKind::hook_error, "", fmt::format("hook={} error=\"{}\"", name, what));
-            log(spdlog::level::err, "Hook {} threw: {} hook={} error=\"{}\"", name, what, name, what);
+            record(HistoryEventKind::hook_error, "", fmt::format("hook={} error={}", name, quote(what)));
+            log(spdlog::level::err, "Hook {} threw hook={} error={}", name, name, quote(what));
         }
     }
 
@@ -234,9 +234,9 @@ private:
         if (!change) {
             if (machine_.is_terminal() && is_terminal(to)) {
                 record(HistoryEventKind::terminal_refused, "",
-                       fmt::format("status={} refused={} reason=\"{}\"", from, to, reason));
+                       fmt::format("status={} refused={} reason={}", from, to, quote(reason)));
             } else {
-                log(spdlog::level::debug, "Status change refused from={} to={} reason=\"{}\"", from, to, reason);
+                log(spdlog::level::debug, "Status change refused from={} to={} reason={}", from, to, quote(reason));
             }
             return false;
         }
@@ -244,8 +244,8 @@ private:
             HistoryEventKind::status_changed, now_offset(), "", change->reason, change->from, change->to, {}});
         status_.store(to, std::memory_order_release);
         const auto level = to == AgentStatus::failed ? spdlog::level::err : spdlog::level::info;
-        log(level, "Agent status {} -> {} from={} to={} reason=\"{}\"", change->from, change->to, change->from,
-            change->to, change->reason);
+        log(level, "Agent status {} -> {} from={} to={} reason={}", change->from, change->to, change->from, change->to,
+            quote(change->reason));
         call_hook("on_status_change", hooks_.on_status_change, *change);
         notify();
         return true;
@@ -277,7 +277,8 @@ private:
 
     void request_stop(std::string reason) {
         if (ending()) {
-            log(spdlog::level::info, "stop() ignored: the run is already {} reason=\"{}\"", machine_.status(), reason);
+            log(spdlog::level::info, "stop() ignored: the run is already {} reason={}", machine_.status(),
+                quote(reason));
             return;
         }
         if (machine_.status() == AgentStatus::pending) {
@@ -344,7 +345,7 @@ private:
         info.cancel_requested = false;
         if (!requested) {
             const auto what = aborted ? std::string{"unexpected cancellation"} : outcome.reason;
-            record(HistoryEventKind::component_failed, name, fmt::format("error=\"{}\"", what));
+            record(HistoryEventKind::component_failed, name, fmt::format("error={}", quote(what)));
             notify();
         }
         std::rethrow_exception(error);
@@ -593,7 +594,7 @@ private:
         rec.outcome = ActionOutcome::interrupted;
         rec.result = ActionResult::failure(why);
         record(HistoryEventKind::action_interrupted, components::actuation_loop,
-               fmt::format("action={} reason=\"{}\"", step.action_index + 1, why), step.progress.number);
+               fmt::format("action={} reason={}", step.action_index + 1, quote(why)), step.progress.number);
         skip_remaining(step, step.action_index + 1, why);
     }
 
@@ -618,8 +619,7 @@ private:
         rec.finished_at = offset(now);
         previous_step_finished_at_ = now;
         if (outcome == StepOutcome::failed) {
-            log(spdlog::level::warn, "Step {} failed: {} step={} error=\"{}\"", rec.number, rec.error, rec.number,
-                rec.error);
+            log(spdlog::level::warn, "Step {} failed step={} error={}", rec.number, rec.number, quote(rec.error));
         }
         // The step is finalized: its progress is not read again.
         const StepVerdict verdict = binding_->record(*step, judge);
@@ -738,7 +738,7 @@ private:
         if (it == components_.end() || it->second.gave_up) return;
         it->second.gave_up = true;
         record(HistoryEventKind::component_gave_up, name,
-               fmt::format("restart_count={} last_error=\"{}\"", restart_count, error));
+               fmt::format("restart_count={} last_error={}", restart_count, quote(error)));
         if (is_critical(name)) {
             change_status(AgentStatus::failed, fmt::format("critical component {} gave up: {}", name, error));
         } else if (name == components::load_shedding_monitor) {

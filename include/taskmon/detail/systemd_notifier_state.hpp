@@ -6,6 +6,7 @@
 
 #include <taskmon/detail/config.hpp>
 
+#include <taskmon/detail/log_text.hpp>
 #include <taskmon/systemd_notifier.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -218,8 +219,8 @@ private:
             return;  // close() overtook the posted start
         }
         started_ = true;
-        logger_->info("SystemdNotifier started notify_socket=\"{}\" watchdog_ping_interval={}",
-                      environment_.notify_socket,
+        logger_->info("SystemdNotifier started notify_socket={} watchdog_ping_interval={}",
+                      quote(environment_.notify_socket),
                       ping_interval() ? std::to_string(ping_interval()->count()) + "us" : std::string{"none"});
         evaluate(ping_interval().has_value());
         arm_watchdog();
@@ -268,7 +269,7 @@ private:
         try {
             report = health_();
         } catch (const std::exception& e) {
-            report = failed_check(e.what());
+            report = failed_check(detail::what_of(e));
         } catch (...) {
             report = failed_check("unknown exception");
         }
@@ -290,13 +291,13 @@ private:
         }
         const bool lost_liveness = was_live_ && !report.live;
         if (lost_liveness) {
-            logger_->error("SystemdNotifier: liveness lost, watchdog pings stop{} status=\"{}\"",
-                           options_.trigger_watchdog ? " and the watchdog is triggered" : "", status);
+            logger_->error("SystemdNotifier: liveness lost, watchdog pings stop{} status={}",
+                           options_.trigger_watchdog ? " and the watchdog is triggered" : "", quote(status));
             if (options_.trigger_watchdog) {
                 add("WATCHDOG=trigger");
             }
         } else if (!was_live_ && report.live) {
-            logger_->warn("SystemdNotifier: live again, watchdog pings resume status=\"{}\"", status);
+            logger_->warn("SystemdNotifier: live again, watchdog pings resume status={}", quote(status));
         }
         const bool ping = watchdog_tick && report.live && ping_interval().has_value();
         if (ping) {
@@ -326,7 +327,7 @@ private:
             try {
                 options_.on_not_live(report);
             } catch (const std::exception& e) {
-                logger_->error("SystemdNotifier: on_not_live threw {}", e.what());
+                logger_->error("SystemdNotifier: on_not_live threw reason={}", quote(describe(e)));
             } catch (...) {
                 logger_->error("SystemdNotifier: on_not_live threw an unknown exception");
             }
@@ -334,7 +335,7 @@ private:
     }
 
     HealthReport failed_check(const std::string& what) {
-        logger_->error("SystemdNotifier: the health source threw: {}", what);
+        logger_->error("SystemdNotifier: the health source threw reason={}", quote(what));
         HealthReport report;
         report.live = false;
         report.ready = false;
@@ -365,10 +366,15 @@ private:
         std::error_code ec;
         const auto sent = socket_.send_to(asio::buffer(message), endpoint_, 0, ec);
         if (ec || sent != message.size()) {
-            std::lock_guard lock{stats_mutex_};
-            ++stats_.send_failures;
-            logger_->warn("SystemdNotifier: sending to NOTIFY_SOCKET \"{}\" failed: {} message=\"{}\"",
-                          environment_.notify_socket, ec ? ec.message() : std::string{"short write"}, message);
+            {
+                std::lock_guard lock{stats_mutex_};
+                ++stats_.send_failures;
+            }
+            // Outside stats_mutex_: a logger's sinks are the application's code. The message has one line per
+            // field: quoted, it stays one log line.
+            logger_->warn("SystemdNotifier: sending to NOTIFY_SOCKET failed: {} notify_socket={} message={}",
+                          ec ? ec.message() : std::string{"short write"}, quote(environment_.notify_socket),
+                          quote(message));
             return false;
         }
         std::lock_guard lock{stats_mutex_};
