@@ -103,8 +103,9 @@ asio::awaitable<void> accept_loop(taskmon::TaskMonitor& monitor, tcp::acceptor& 
         log.debug("Accepted {} from {}:{}", name, peer.address().to_string(), peer.port());
         try {
             monitor.spawn(name, serve(std::move(socket), std::move(permit), figures));
-        } catch (const std::logic_error&) {
-            // The monitor is closing (names are unique, so nothing else throws here): drop the connection, end.
+        } catch (const taskmon::MonitorClosed&) {
+            // The monitor is closing: drop the connection, end. Anything else spawn() throws (a duplicate name:
+            // a bug) fails the loop, visibly, and it is restarted.
             co_return;
         }
     }

@@ -480,3 +480,59 @@ TEST_CASE("groups: GroupPolicy validation names the field", "[group]") {
     CHECK_THROWS_WITH(taskmon::validate(GroupPolicy{.auto_shutdown = static_cast<AutoShutdown>(7)}),
                       "GroupPolicy: auto_shutdown is not an AutoShutdown");
 }
+
+TEST_CASE("groups: the group's window counts restarts when they happen, so a shrinking backoff lets none extra",
+          "[group][window]") {
+    // The group allows 2 restarts per 10 s. Member a's backoff shrinks (1 s, 9 s, then reset after 1 s of running):
+    // instances living 0.5, 0.5, 1, 1 s make group restarts happen at 1.5, 11 and 13 s; the failure at 14 s would
+    // restart the group at 15 s, the third within (5 s, 15 s]: the group gives up instead.
+    Harness h;
+    Journal j{h};
+    Recorder r;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(r.listener());
+    Role a{.fail_after = {500ms, 500ms, 1s, 1s, 500ms}}, b{};
+    const RestartPolicy shrinking{.max_restart_attempts = taskmon::unlimited_restart_attempts,
+                                  .base_backoff = 1s,
+                                  .max_backoff = 9s,
+                                  .backoff_multiplier = 9.0,
+                                  .reset_backoff_after = 1s};
+    monitor.supervise_group("pair", {member(j, "a", a, shrinking), member(j, "b", b, shrinking)},
+                            {.strategy = RestartStrategy::one_for_all, .max_restarts = 2, .restart_window = 10s});
+    h.runner.run_for(1min);
+    std::vector<Duration> restarted;
+    for (const auto& e : r.of(MonitorEventKind::group_restarted)) {
+        restarted.push_back(taskmon_test::since_first(r, e));
+    }
+    CHECK(restarted == std::vector<Duration>{1500ms, 11s, 13s});
+    const auto gave_up = r.of(MonitorEventKind::group_gave_up);
+    REQUIRE(gave_up.size() == 1);
+    CHECK(taskmon_test::since_first(r, gave_up.front()) == 14s);
+    CHECK(gave_up.front().limit == 2);
+    CHECK(monitor.get_group_stats().at("pair").state == GroupState::gave_up);
+    h.close(monitor);
+}
+
+TEST_CASE("groups: a one_for_one member restarting on its own counts against the group when its restart happens",
+          "[group][window][one_for_one]") {
+    // The group allows 1 restart per 10 s. Member a fails at 1 s and restarts after 5 s; member b fails at 2 s,
+    // while a's restart is decided but has not happened: b's restart would be the second, and the group gives up.
+    Harness h;
+    Journal j{h};
+    Recorder r;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(r.listener());
+    Role a{.fail_after = {1s}}, b{.fail_after = {2s}};
+    const RestartPolicy slow{.base_backoff = 5s, .max_backoff = 5s};
+    const RestartPolicy fast{.base_backoff = 1s, .max_backoff = 1s};
+    monitor.supervise_group("pool", {member(j, "a", a, slow), member(j, "b", b, fast)},
+                            {.max_restarts = 1, .restart_window = 10s});
+    h.runner.run_for(1500ms);
+    CHECK(monitor.get_group_stats().at("pool").restarts_in_window == 0);  // decided, not happened
+    CHECK(r.of(MonitorEventKind::group_gave_up).empty());
+    h.runner.run_for(1s);
+    const auto gave_up = r.of(MonitorEventKind::group_gave_up);
+    REQUIRE(gave_up.size() == 1);
+    CHECK(gave_up.front().component == "b");
+    h.close(monitor);
+}

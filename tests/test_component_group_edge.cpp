@@ -574,9 +574,10 @@ TEST_CASE("group edge: a one_for_all restart reports its events in order with st
     CHECK(a_stats.group == "g");
     const auto g_stats = monitor.get_group_stats().at("g");
     CHECK(g_stats.state == GroupState::restarting);
-    CHECK(g_stats.restarts_in_window == 1);
+    CHECK(g_stats.restarts_in_window == 0);  // decided, not happened yet: it counts from 8 s
     CHECK(g_stats.restart_count == 0);
     h.runner.run_for(5s);
+    CHECK(monitor.get_group_stats().at("g").restarts_in_window == 1);
     Names seen;
     for (const auto& e : r.events) {
         const bool group_kind =
@@ -734,6 +735,191 @@ TEST_CASE("group edge: destroying the monitor while a group restart stops an unr
     CHECK(a.starts == 1);
     CHECK(b.starts == 1);
     CHECK(c.starts == 1);
+}
+
+// ---- behaviours the docs state (docs/task_monitor.md) -----------------------------------------------------------
+
+TEST_CASE(
+    "group edge: a member escalating gives its group up with no escalated event of its own, and a nested "
+    "group is restarted by its parent instead of escalating",
+    "[group][edge][escalation]") {
+    Harness h;
+    Journal j{h};
+    Recorder r;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto escalating = with_backoff(2s);
+    escalating.max_restart_attempts = 0;
+    escalating.give_up_mode = GiveUpMode::escalate;
+    Role a{.fail_after = {5s}}, b{};
+    SECTION("top-level group: group_gave_up, then the group's escalated (group set, component empty)") {
+        monitor.supervise_group("g", {member(j, "a", a, escalating), member(j, "b", b, quick)});
+        h.runner.run_for(1s);
+        auto subscription = monitor.subscribe(r.listener());
+        h.runner.run_for(10s);
+        CHECK(r.trace() == Names{"failed a", "gave_up a", "group_gave_up g", "escalated g", "stopped b"});
+        const auto gave_up = r.of(MonitorEventKind::gave_up).at(0);
+        CHECK(gave_up.group == "g");
+        const auto group_gave_up = r.of(MonitorEventKind::group_gave_up).at(0);
+        CHECK(group_gave_up.component == "a");
+        CHECK(group_gave_up.window == Duration::zero());
+        CHECK(group_gave_up.reason == "member 'a' escalated: std::runtime_error: a broke");
+        const auto escalated = r.of(MonitorEventKind::escalated);
+        REQUIRE(escalated.size() == 1);  // the group's only: none with component "a"
+        CHECK(escalated[0].group == "g");
+        CHECK(escalated[0].component.empty());
+        CHECK(monitor.get_component_stats().at("a").state == ComponentState::gave_up);
+        CHECK(monitor.get_component_stats().at("b").state == ComponentState::stopped);
+        CHECK(monitor.get_group_stats().at("g").state == GroupState::gave_up);
+    }
+    SECTION("nested group: group_gave_up, then its parent restarts it; nothing is escalated") {
+        Role x{};
+        monitor.supervise_group("top", {member(j, "x", x, quick)});
+        monitor.supervise_group("inner", {member(j, "a", a, escalating), member(j, "b", b, quick)}, {}, "top");
+        h.runner.run_for(1s);
+        auto subscription = monitor.subscribe(r.listener());
+        h.runner.run_for(10s);
+        CHECK(r.trace() == Names{"failed a", "gave_up a", "group_gave_up inner", "group_restarting top", "stopped b",
+                                 "restarted a", "ready a", "restarted b", "ready b", "group_restarted inner"});
+        CHECK(r.of(MonitorEventKind::escalated).empty());
+        const auto restarting = r.of(MonitorEventKind::group_restarting).at(0);
+        CHECK(restarting.component == "inner");
+        CHECK(restarting.members == Names{"inner"});
+        CHECK(j.at("start a", 1) == 7s);  // 5 s + the escalating member's base_backoff
+        CHECK(x.starts == 1);
+        const auto stats = monitor.get_component_stats();
+        CHECK(stats.at("a").state == ComponentState::running);
+        CHECK(stats.at("a").restarts_in_window == 0);
+        CHECK(monitor.get_group_stats().at("inner").state == GroupState::running);
+        CHECK(monitor.get_group_stats().at("top").state == GroupState::running);
+    }
+    h.close(monitor);
+}
+
+TEST_CASE(
+    "group edge: a parent restarts a nested group that gave up after the failing member's next backoff, "
+    "or after the base_backoff of a member that escalated",
+    "[group][edge][escalation]") {
+    Harness h;
+    Journal j{h};
+    Recorder r;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(r.listener());
+    auto growing = quick;  // backoffs 3 s, 6 s, 12 s ...
+    growing.base_backoff = 3s;
+    growing.max_backoff = 100s;
+    Role x{}, y{.fail_after = {1s, 1s}};
+    monitor.supervise_group("top", {member(j, "x", x, quick)});
+    SECTION("over its max_restarts: the failing member's own k-th backoff, growing") {
+        monitor.supervise_group("inner", {member(j, "y", y, growing)}, {.max_restarts = 0}, "top");
+        h.runner.run_for(30s);
+        std::vector<Duration> delays;
+        for (const auto& e : r.of(MonitorEventKind::group_restarting)) {
+            CHECK(e.group == "top");
+            delays.push_back(std::chrono::duration_cast<Duration>(e.delay));
+        }
+        CHECK(delays == std::vector<Duration>{3s, 6s});
+        CHECK(groups_of(r.of(MonitorEventKind::group_gave_up)) == Names{"inner", "inner"});
+        CHECK(j.at("start y", 1) == 1s + 3s);
+        CHECK(j.at("start y", 2) == 5s + 6s);
+        const auto scheduled = r.of(MonitorEventKind::restart_scheduled);
+        REQUIRE(scheduled.size() == 2);
+        CHECK(scheduled[1].attempt == 2);  // the member's own count goes on across its group's restarts
+    }
+    SECTION("escalated by a member: that member's base_backoff, not its next backoff") {
+        auto escalating = growing;
+        escalating.max_restart_attempts = 1;
+        escalating.give_up_mode = GiveUpMode::escalate;
+        monitor.supervise_group("inner", {member(j, "y", y, escalating)}, {}, "top");
+        h.runner.run_for(30s);
+        // y fails at 1 s: restarted alone after 3 s (one_for_one); fails at 5 s: over its limit, it escalates.
+        CHECK(j.at("start y", 1) == 4s);
+        const auto restarting = r.of(MonitorEventKind::group_restarting);
+        REQUIRE(restarting.size() == 1);
+        CHECK(restarting[0].group == "top");
+        CHECK(restarting[0].delay == 3s);  // its next backoff would be 6 s
+        CHECK(j.at("start y", 2) == 5s + 3s);
+    }
+    h.close(monitor);
+}
+
+TEST_CASE(
+    "group edge: a one_for_all restart restarts a completed transient member and a running permanent one, "
+    "not a completed temporary one",
+    "[group][edge]") {
+    Harness h;
+    Journal j{h};
+    Recorder r;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(r.listener());
+    auto temporary = quick;
+    temporary.restart_type = RestartType::temporary;
+    auto permanent = quick;
+    permanent.restart_type = RestartType::permanent;
+    Role done{.complete_after = 2s}, once{.complete_after = 2s}, always{}, b{.fail_after = {5s}};
+    monitor.supervise_group("g",
+                            {member(j, "done", done, quick), member(j, "once", once, temporary),
+                             member(j, "always", always, permanent), member(j, "b", b, quick)},
+                            {.strategy = RestartStrategy::one_for_all});
+    h.runner.run_for(3s);
+    CHECK(monitor.get_component_stats().at("done").state == ComponentState::completed);
+    CHECK(monitor.get_component_stats().at("once").state == ComponentState::completed);
+    h.runner.run_for(3s);  // b fails at 5 s: the group restarts at 6 s
+    const auto restarting = r.of(MonitorEventKind::group_restarting);
+    REQUIRE(restarting.size() == 1);
+    CHECK(restarting[0].members == Names{"done", "once", "always", "b"});
+    CHECK(components_of(r.of(MonitorEventKind::restarted)) == Names{"done", "always", "b"});
+    CHECK(done.starts == 2);
+    CHECK(once.starts == 1);
+    CHECK(always.starts == 2);
+    CHECK(j.at("start done", 1) == 6s);
+    const auto stats = monitor.get_component_stats();
+    CHECK(stats.at("done").state == ComponentState::running);
+    CHECK(stats.at("once").state == ComponentState::completed);
+    CHECK(stats.at("always").state == ComponentState::running);
+    CHECK(monitor.get_group_stats().at("g").state == GroupState::running);
+    h.close(monitor);
+}
+
+TEST_CASE("group edge: a significant member may not be permanent, as in Erlang/OTP", "[group][edge][auto_shutdown]") {
+    // A permanent member is restarted when it returns: it could end its group only by giving up, which would turn
+    // a failure into a clean shutdown. Refused at supervise_group() and update_policy(); nothing changes.
+    Harness h;
+    Journal j{h};
+    auto permanent = quick;
+    permanent.restart_type = RestartType::permanent;
+    Role job{}, helper{};
+    const auto message = [](const auto& call) {
+        try {
+            call();
+        } catch (const std::invalid_argument& e) {
+            return std::string{e.what()};
+        }
+        return std::string{"no exception"};
+    };
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    CHECK(message([&] {
+              monitor.supervise_group("g", {member(j, "job", job, permanent, true), member(j, "helper", helper, quick)},
+                                      {.auto_shutdown = AutoShutdown::any_significant});
+          }).rfind("supervise_group: group 'g': member 'job' is significant and permanent", 0) == 0);
+    CHECK(monitor.get_group_stats().empty());
+    CHECK(monitor.get_component_stats().empty());
+    // The monitor's default policy counts for a member without its own.
+    Monitor permanent_by_default{h.io.get_executor(), RestartPolicy{.restart_type = RestartType::permanent}, h.logger};
+    taskmon::GroupMember bare = member(j, "job", job, quick, true);
+    bare.policy.reset();
+    CHECK_THROWS_AS(permanent_by_default.supervise_group("g", {bare}, {.auto_shutdown = AutoShutdown::any_significant}),
+                    std::invalid_argument);
+    // A transient significant member is fine, and cannot be made permanent later.
+    monitor.supervise_group("g", {member(j, "job", job, quick, true), member(j, "helper", helper, quick)},
+                            {.auto_shutdown = AutoShutdown::any_significant});
+    h.runner.run_for(1s);
+    CHECK(message([&] {
+              monitor.update_policy("job", permanent);
+          }).rfind("update_policy: component 'job' is significant and permanent", 0) == 0);
+    monitor.update_policy("helper", permanent);  // not significant: allowed
+    CHECK(monitor.get_group_stats().at("g").state == GroupState::running);
+    h.close(monitor);
+    h.close(permanent_by_default);
 }
 
 // ---- open defects (hidden: [.]) -------------------------------------------------------------------------------

@@ -6,6 +6,9 @@
 
 #include <chrono>
 #include <limits>
+#include <optional>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -100,6 +103,43 @@ TEST_CASE("An injected random source is used at the extremes", "[restart_policy]
     CHECK(taskmon::jittered_backoff(policy, 8, 0s, [] { return 0.999; }) == 60s);
     policy.jitter = JitterKind::none;
     CHECK(taskmon::jittered_backoff(policy, 2, 0s, [] { return 0.3; }) == 4s);
+}
+
+TEST_CASE("jittered_backoff of a draw is pure: NaN or no draw means no jitter, other draws are clamped to [0, 1]",
+          "[restart_policy]") {
+    const auto nan = std::numeric_limits<double>::quiet_NaN();
+    const auto inf = std::numeric_limits<double>::infinity();
+    struct Row {
+        JitterKind jitter;
+        std::optional<double> draw;
+        ns delay;  // k = 3: nominal 8 s
+    };
+    for (const auto& [jitter, draw, delay] : std::vector<Row>{{JitterKind::full, std::nullopt, 8s},
+                                                              {JitterKind::full, nan, 8s},
+                                                              {JitterKind::full, -nan, 8s},
+                                                              {JitterKind::full, 0.5, 4s},
+                                                              {JitterKind::full, 2.0, 8s},
+                                                              {JitterKind::full, inf, 8s},
+                                                              {JitterKind::full, -inf, 0s},
+                                                              {JitterKind::equal, nan, 8s},
+                                                              {JitterKind::equal, -3.0, 4s},
+                                                              {JitterKind::decorrelated, nan, 8s},
+                                                              {JitterKind::decorrelated, 1.0, 6s},
+                                                              {JitterKind::proportional, nan, 8s},
+                                                              {JitterKind::proportional, 1.0, 12s},
+                                                              {JitterKind::none, 0.1, 8s}}) {
+        INFO(taskmon::to_string(jitter) << " draw " << (draw ? std::to_string(*draw) : std::string{"none"}));
+        const RestartPolicy policy{.jitter = jitter, .jitter_ratio = 0.5};
+        CHECK(taskmon::jittered_backoff(policy, 3, 2s, draw) == delay);
+    }
+    // The RandomSource form: a NaN from the source is no jitter; a source is not called without jitter.
+    const RestartPolicy full{.jitter = JitterKind::full};
+    CHECK(taskmon::jittered_backoff(full, 3, 0s, [nan] { return nan; }) == 8s);
+    int calls = 0;
+    CHECK(taskmon::jittered_backoff(RestartPolicy{}, 3, 0s, [&calls] { return ++calls, 0.5; }) == 8s);
+    CHECK(calls == 0);
+    CHECK_THROWS_AS(taskmon::jittered_backoff(full, 3, 0s, []() -> double { throw std::runtime_error("no"); }),
+                    std::runtime_error);
 }
 
 TEST_CASE("validate() names the offending field", "[restart_policy]") {

@@ -19,6 +19,7 @@
 #include <functional>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -300,4 +301,36 @@ TEST_CASE("supervisor: a pause_handler give-up degrades: pending and later pause
     CHECK(gave_up_at >= 2s);
     CHECK(gave_up_at < 2100ms);
     CHECK(hist.number_of_steps() == 20);
+}
+
+TEST_CASE("supervisor: an empty asio::awaitable from perceive() or act() is that call's failure, never a crash") {
+    SupervisorHarness h;
+    h.agent.perceive_fn = [](int call) -> asio::awaitable<int> {
+        if (call == 2) return {};  // default-constructed: awaiting it would crash
+        return [](int n) -> asio::awaitable<int> {
+            co_await sleep_for(10ms);
+            co_return n;
+        }(call);
+    };
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 3 ? Decision::done("ok") : Decision::act({"grip", "lift"});
+    };
+    int lifts = 0;
+    h.agent.act_fn = [&](const std::string& action) -> asio::awaitable<ActionResult> {
+        if (action == "lift" && ++lifts == 1) return {};
+        return []() -> asio::awaitable<ActionResult> { co_return ActionResult::ok(); }();
+    };
+    auto sup = h.make(fast_settings());
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::completed);
+    std::map<std::string, std::string> failures;  // component: message
+    for (const auto& e : hist.events_of(HistoryEventKind::component_failed)) {
+        failures.emplace(e.component, e.message);
+    }
+    REQUIRE(failures.size() == 2);
+    CHECK_THAT(failures.at("perception"), Catch::Matchers::Contains("perceive() returned an empty asio::awaitable"));
+    CHECK_THAT(failures.at("actuation_loop"), Catch::Matchers::Contains("act() returned an empty asio::awaitable"));
+    CHECK(hist.steps.at(0).actions.at(1).outcome == ActionOutcome::interrupted);
 }

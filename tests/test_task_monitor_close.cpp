@@ -19,11 +19,14 @@
 #include <atomic>
 #include <future>
 #include <memory>
+#include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 using namespace taskmon_test;  // Harness, Monitor, Script, scripted, factory_of, the common taskmon names ...
+using taskmon::MonitorEventKind;
 
 TEST_CASE("close() during a backoff never calls the factory again", "[task_monitor]") {
     Harness h;
@@ -308,4 +311,38 @@ TEST_CASE("async_close with asio::use_future: destroying the io_context first br
     } catch (const std::future_error& e) {
         CHECK(e.code() == std::future_errc::broken_promise);
     }
+}
+
+TEST_CASE("close() reports each instance that ignores cancellation at its own shutdown_timeout",
+          "[task_monitor][close]") {
+    // The close ends at the longest wait, but each instance is reported when its own wait is over, with its own
+    // timeout in the event; one removed earlier (still running) is waited for its own timeout from the close.
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), {.shutdown_timeout = 5s}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    const auto stubborn = [] { return sleep_ignoring_cancellation(1h); };
+    monitor.supervise("quick", stubborn, RestartPolicy{.shutdown_timeout = 1s});
+    monitor.supervise("slow", stubborn);  // the monitor's 5 s
+    monitor.supervise("medium", stubborn, RestartPolicy{.shutdown_timeout = 3s});
+    monitor.supervise("removed", stubborn, RestartPolicy{.shutdown_timeout = 2s});
+    bool removed = false;
+    monitor.remove_and_wait("removed", [&](std::error_code) { removed = true; });
+    h.runner.run_for(10s);
+    REQUIRE(removed);  // timed out at 2 s; its instance still runs
+    const auto start = h.time.now();
+    CHECK(h.close(monitor) == 5s);
+    std::vector<std::pair<std::string, Duration>> reported;
+    for (const auto& e : recorder.of(MonitorEventKind::stop_timeout)) {
+        if (since_first(recorder, e) >= 10s) {
+            const auto delay = std::chrono::duration_cast<Duration>(e.delay);
+            reported.emplace_back(e.component, delay);
+            CHECK(since_first(recorder, e) == 10s + delay);  // at its own deadline
+        }
+    }
+    CHECK(reported == std::vector<std::pair<std::string, Duration>>{{"quick", 1s}, {"medium", 3s}, {"slow", 5s}});
+    const auto closed = recorder.of(MonitorEventKind::closed);
+    REQUIRE(closed.size() == 1);
+    CHECK(closed.front().unresponsive == 4);
+    CHECK(h.time.now() - start == 5s);
 }

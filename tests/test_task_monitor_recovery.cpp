@@ -1,11 +1,16 @@
 // Tests for what taskmon/task_monitor.hpp does when a component exhausts its restarts: give-up modes (stop,
-// quarantine as a circuit breaker, escalate), failure classification, reset(), and the warning for policies that
-// never reach their max_backoff. Everything runs in virtual time.
+// quarantine as a circuit breaker, escalate), failure classification, reset(), the warning for policies that
+// never reach their max_backoff, how long a factory's captures live, and cleaning up after the monitor's
+// cancellation. Everything runs in virtual time.
 #include <taskmon/task_monitor.hpp>
+#include <taskmon/testing/manual_clock.hpp>
 
 #include "monitor_harness.hpp"
 
 #include <asio/co_spawn.hpp>
+#include <asio/error.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
 // g++ 12 at -O1 (the asan preset) reports a maybe-uninitialized inside Asio's own use_future.hpp (the
 // promise_handler constructor) for a signature that carries a value. The diagnostic's location is Asio's header,
 // so it is silenced for that header only.
@@ -19,7 +24,9 @@
 #endif
 
 #include <chrono>
+#include <exception>
 #include <future>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -388,8 +395,11 @@ TEST_CASE("recovery: unlimited_restart_attempts never gives up", "[task_monitor]
     h.runner.run_for(10min);
     CHECK(recorder.of(MonitorEventKind::gave_up).empty());
     CHECK(flaky.starts > 500);
+    // The window holds the restarts that happened (the last one scheduled is still waiting for its backoff).
     CHECK(monitor.get_component_stats().at("db").restarts_in_window ==
-          static_cast<int>(recorder.of(MonitorEventKind::restart_scheduled).size()));
+          static_cast<int>(recorder.of(MonitorEventKind::restarted).size()));
+    CHECK(recorder.of(MonitorEventKind::restarted).size() + 1 ==
+          recorder.of(MonitorEventKind::restart_scheduled).size());
     h.close(monitor);
 }
 
@@ -466,4 +476,180 @@ TEST_CASE("recovery: restart() of a running trial ends the quarantine", "[task_m
     CHECK(stats.quarantine_cooldown == 0s);
     CHECK(recorder.of(MonitorEventKind::trial_started).size() == 1);
     h.close(monitor);
+}
+
+// ---- behaviours the docs state (docs/task_monitor.md) -----------------------------------------------------------
+
+TEST_CASE("recovery: a quarantine publishes quarantined and never gave_up, also when a trial fails",
+          "[task_monitor][quarantine]") {
+    Harness h;
+    Recorder recorder;
+    auto policy = quick(GiveUpMode::quarantine);
+    policy.max_restart_attempts = 0;
+    policy.quarantine_cooldown = 1min;
+    Monitor monitor{h.io.get_executor(), policy, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    auto flaky = failing_now(2);
+    monitor.supervise("db", factory_of(flaky));
+    h.runner.run_for(1min + 1s);
+    CHECK(recorder.trace() == taskmon_test::Names{"started db", "failed db", "quarantined db", "restarted db",
+                                                  "trial_started db", "failed db", "quarantined db"});
+    const auto quarantined = recorder.of(MonitorEventKind::quarantined);
+    CHECK(quarantined[0].reason == "std::runtime_error: Connection lost");
+    CHECK(quarantined[0].delay == 1min);
+    CHECK(quarantined[1].delay == 2min);
+    CHECK(quarantined[1].attempt == 1);
+    const auto stats = monitor.get_component_stats().at("db");
+    CHECK(stats.state == ComponentState::quarantined);
+    CHECK(h.lines_with("gave up").empty());
+    h.close(monitor);
+}
+
+TEST_CASE(
+    "recovery: reset() and a passed trial both zero quarantine_cooldown and the next quarantine starts "
+    "again from the first cooldown",
+    "[task_monitor][quarantine]") {
+    Harness h;
+    Recorder recorder;
+    auto policy = quick(GiveUpMode::quarantine);
+    policy.max_restart_attempts = 0;
+    policy.quarantine_cooldown = 1min;
+    policy.max_quarantine_cooldown = 10min;
+    Monitor monitor{h.io.get_executor(), policy, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    // Fails at once (0 s), its trial fails (1 min); after reset() it fails at once (2 min); its next trial
+    // (3 min) passes at 13 min, then fails at 14 min.
+    taskmon_test::Script flaky;
+    flaky.lifetimes = {0s, 0s, 0s, 11min};
+    monitor.supervise("db", factory_of(flaky));
+    const auto cooldown = [&] { return monitor.get_component_stats().at("db").quarantine_cooldown; };
+    h.runner.run_for(2min);
+    CHECK(cooldown() == 2min);
+    monitor.reset("db");
+    CHECK(cooldown() == 0s);
+    h.runner.run_for(1s);
+    CHECK(cooldown() == 1min);  // not 4 min
+    h.runner.run_for(1min);     // 3 min 1 s: during the trial, the cooldown it followed
+    CHECK(monitor.get_component_stats().at("db").in_trial);
+    CHECK(cooldown() == 1min);
+    h.runner.run_for(10min);  // 13 min 1 s: the trial stayed up for reset_backoff_after
+    REQUIRE(recorder.of(MonitorEventKind::quarantine_closed).size() == 1);
+    CHECK(cooldown() == 0s);
+    CHECK(monitor.get_component_stats().at("db").state == ComponentState::running);
+    h.runner.run_for(1min);  // 14 min 1 s: failed with a fresh budget
+    CHECK(cooldown() == 1min);
+    std::vector<Duration> delays;
+    std::vector<int> attempts;
+    for (const auto& e : recorder.of(MonitorEventKind::quarantined)) {
+        delays.push_back(std::chrono::duration_cast<Duration>(e.delay));
+        attempts.push_back(e.attempt);
+    }
+    CHECK(delays == std::vector<Duration>{1min, 2min, 1min, 1min});
+    CHECK(attempts == std::vector<int>{0, 1, 0, 0});
+    CHECK(times_of(recorder, MonitorEventKind::quarantined) == std::vector<Duration>{0s, 1min, 2min, 14min});
+    h.close(monitor);
+}
+
+TEST_CASE(
+    "recovery: a factory's captures live until its last instance exited, past close() and the monitor, "
+    "and what they refer to must live as long",
+    "[task_monitor][lifetime]") {
+    Harness h;
+    Recorder recorder;
+    auto token = std::make_shared<int>(7);
+    const std::weak_ptr<int> alive = token;
+    int touched = 0;  // captured by reference: the monitor does not keep it alive
+    std::optional<Monitor> monitor{std::in_place, h.io.get_executor(), RestartPolicy{.shutdown_timeout = 1s}, h.logger};
+    auto subscription = monitor->subscribe(recorder.listener());
+    monitor->supervise("stubborn", [token = std::move(token), &touched]() -> asio::awaitable<void> {
+        co_await taskmon_test::sleep_ignoring_cancellation(10s);  // a requested stop cannot end it
+        touched = *token;                                         // uses its captures after close() completed
+    });
+    h.runner.run_for(1s);
+    CHECK(h.close(*monitor) == 1s);
+    CHECK(recorder.of(MonitorEventKind::closed).at(0).unresponsive == 1);
+    CHECK(touched == 0);
+    CHECK_FALSE(alive.expired());
+    const auto after_close = monitor->get_component_stats().at("stubborn");
+    CHECK(after_close.state == ComponentState::unresponsive);
+    CHECK_FALSE(after_close.task_done);
+    SECTION("monitor kept: its stopped event follows closed") {
+        h.runner.run();
+        CHECK(touched == 7);
+        CHECK(recorder.trace() ==
+              taskmon_test::Names{"started stubborn", "stop_timeout stubborn", "closed", "stopped stubborn"});
+        CHECK(monitor->get_component_stats().at("stubborn").state == ComponentState::stopped);
+        CHECK_FALSE(alive.expired());  // the monitor still holds the factory
+        monitor.reset();
+        h.runner.run();  // the destructor's own close posts once more
+        CHECK(alive.expired());
+    }
+    SECTION("monitor destroyed: the running instance still holds its factory") {
+        monitor.reset();
+        h.runner.run_for(1s);
+        CHECK_FALSE(alive.expired());
+        CHECK(touched == 0);
+        h.runner.run();
+        CHECK(touched == 7);
+        CHECK(alive.expired());  // released with the last callback
+    }
+}
+
+TEST_CASE(
+    "recovery: after the monitor cancels an instance every co_await throws at once until "
+    "reset_cancellation_state()",
+    "[task_monitor][cancellation]") {
+    Harness h;
+    Recorder recorder;
+    bool reset = false;
+    bool wrapped = false;  // the reset inside a nested coroutine (a helper written as asio::awaitable)
+    bool helper = false;   // taskmon's name for the reset
+    std::optional<std::error_code> cleanup_error;
+    bool cleaned_up = false;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{.shutdown_timeout = 5s}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    const auto nested_reset = []() -> asio::awaitable<void> { co_await asio::this_coro::reset_cancellation_state(); };
+    SECTION("without reset: the cleanup throws operation_aborted before it waits") {}
+    SECTION("with reset: the cleanup runs") { reset = true; }
+    SECTION("with taskmon::cleanup_after_cancellation(): the cleanup runs") { helper = true; }
+    SECTION("reset inside a nested coroutine: co_await of that coroutine throws") { wrapped = true; }
+    monitor.supervise("db", [&]() -> asio::awaitable<void> {
+        taskmon::testing::ManualTimer timer{co_await asio::this_coro::executor, 1h};
+        std::exception_ptr cancelled;
+        try {
+            co_await timer.async_wait(asio::use_awaitable);
+        } catch (const std::system_error&) {
+            cancelled = std::current_exception();  // no co_await inside a handler: clean up below
+        }
+        try {
+            if (reset) {
+                co_await asio::this_coro::reset_cancellation_state();
+            }
+            if (wrapped) {
+                co_await nested_reset();
+            }
+            if (helper) {
+                co_await taskmon::cleanup_after_cancellation();
+            }
+            timer.expires_after(2s);
+            co_await timer.async_wait(asio::use_awaitable);  // the cleanup
+            cleaned_up = true;
+        } catch (const std::system_error& e) {
+            cleanup_error = e.code();
+        }
+        std::rethrow_exception(cancelled);
+    });
+    h.runner.run_for(1s);
+    const auto took = h.close(monitor);
+    reset = reset || helper;
+    CHECK(cleaned_up == reset);
+    CHECK(took == (reset ? 2s : 0s));
+    if (reset) {
+        CHECK_FALSE(cleanup_error);
+    } else {
+        CHECK(cleanup_error == std::optional<std::error_code>{asio::error::operation_aborted});
+    }
+    CHECK(recorder.trace() == taskmon_test::Names{"started db", "stopped db", "closed"});
+    CHECK(recorder.of(MonitorEventKind::stopped).at(0).reason.empty());
+    CHECK(monitor.get_component_stats().at("db").task_cancelled);
 }

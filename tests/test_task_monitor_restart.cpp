@@ -357,3 +357,76 @@ TEST_CASE("disable() then enable() during a backoff, then restart(), starts exac
     CHECK(monitor.get_component_stats().at("c").state == ComponentState::running);
     h.close(monitor);
 }
+
+TEST_CASE("restart() of a disabled component runs one instance and leaves it disabled: no automatic restart follows",
+          "[task_monitor]") {
+    // restart() is manual: it starts one new instance now; whether anything restarts it after that is enable()'s
+    // business. So neither a throwing factory nor a failing instance schedules a restart, and every change has its
+    // event.
+    SECTION("the factory throws") {
+        Harness h;
+        Recorder recorder;
+        Script script;
+        int calls = 0;
+        Monitor monitor{h.io.get_executor(), {.base_backoff = 1s, .max_backoff = 1s}, h.logger};
+        monitor.supervise("c", [&]() -> asio::awaitable<void> {
+            if (++calls > 1) {
+                throw std::runtime_error("no device");
+            }
+            return scripted(script);
+        });
+        monitor.disable({"c"});
+        h.runner.run_for(1s);
+        auto subscription = monitor.subscribe(recorder.listener());
+        monitor.restart("c");
+        h.runner.run_for(1h);
+        CHECK(calls == 2);  // never called again, so no coroutine made and thrown away
+        CHECK(recorder.kinds() == Names{"restart_requested", "factory_failed", "not_enabled"});
+        const auto stats = monitor.get_component_stats().at("c");
+        CHECK(stats.state == ComponentState::failed);
+        CHECK_FALSE(stats.enabled);
+        CHECK_FALSE(stats.is_restarting);
+        CHECK_FALSE(stats.next_restart_at);
+        h.close(monitor);
+    }
+    SECTION("the new instance fails") {
+        Harness h;
+        Recorder recorder;
+        Script script;
+        script.lifetimes = {1h, 5s};  // the first instance is disabled; the manual one fails after 5 s
+        Monitor monitor{h.io.get_executor(), {.base_backoff = 1s, .max_backoff = 1s}, h.logger};
+        monitor.supervise("c", factory_of(script));
+        monitor.disable({"c"});
+        h.runner.run_for(1s);
+        auto subscription = monitor.subscribe(recorder.listener());
+        monitor.restart("c");
+        h.runner.run_for(1h);
+        CHECK(script.starts == 2);
+        CHECK(recorder.kinds() == Names{"restart_requested", "restarted", "failed", "not_enabled"});
+        CHECK(monitor.get_component_stats().at("c").state == ComponentState::failed);
+        h.close(monitor);
+    }
+}
+
+TEST_CASE("A temporary component's failing factory on restart() is not retried", "[task_monitor]") {
+    Harness h;
+    Recorder recorder;
+    Script script;
+    int calls = 0;
+    Monitor monitor{
+        h.io.get_executor(), {.base_backoff = 1s, .max_backoff = 1s, .restart_type = RestartType::temporary}, h.logger};
+    monitor.supervise("t", [&]() -> asio::awaitable<void> {
+        if (++calls > 1) {
+            throw std::runtime_error("no device");
+        }
+        return scripted(script);
+    });
+    h.runner.run_for(1s);
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.restart("t");
+    h.runner.run_for(1h);
+    CHECK(calls == 2);
+    CHECK(recorder.kinds() == Names{"restart_requested", "factory_failed"});  // failed: the factory_failed says how
+    CHECK(monitor.get_component_stats().at("t").state == ComponentState::failed);
+    h.close(monitor);
+}

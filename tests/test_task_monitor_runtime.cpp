@@ -341,3 +341,55 @@ TEST_CASE("runtime: remove_and_wait of a component already reported unresponsive
     CHECK(recorder.of(MonitorEventKind::removed).at(0).unresponsive == 1);
     CHECK(h.close(monitor) == 2s);  // close() still waits for it, up to its shutdown_timeout
 }
+
+TEST_CASE("runtime: the name of a component removed while it ignores cancellation stays taken until it exits",
+          "[task_monitor][remove]") {
+    // Never two live instances under one name: remove_and_wait() completes with timed_out at the shutdown_timeout,
+    // but the name is free only once the old instance exits (its `stopped` event).
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{.shutdown_timeout = 2s}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    bool old_finished = false;
+    monitor.supervise("stubborn", [&]() -> asio::awaitable<void> {
+        co_await sleep_ignoring_cancellation(1min);
+        old_finished = true;
+    });
+    std::optional<std::error_code> result;
+    remove(monitor, "stubborn", result);
+    h.runner.run_for(3s);
+    REQUIRE(result == std::optional<std::error_code>{asio::error::timed_out});
+    const auto message_of = [](auto&& call) -> std::string {
+        try {
+            call();
+        } catch (const std::invalid_argument& e) {
+            return e.what();
+        }
+        return "no exception";
+    };
+    const auto fresh = [] { return sleep_for(24h); };
+    CHECK(message_of([&] { monitor.supervise("stubborn", fresh); }) ==
+          "supervise: component 'stubborn' was removed but its instance still runs (it ignored cancellation past its "
+          "shutdown_timeout); the name is free once that instance exits");
+    CHECK(message_of([&] { monitor.register_task("stubborn", fresh()); }).rfind("register_task: component", 0) == 0);
+    CHECK(message_of([&] { monitor.spawn("stubborn", fresh()); }).rfind("spawn: component 'stubborn' was removed", 0) ==
+          0);
+    CHECK(message_of([&] {
+              monitor.set_restart_factories({{"stubborn", fresh}});
+          }).find("still runs") != std::string::npos);
+    CHECK(message_of([&] {
+              monitor.supervise_group("stubborn", {{.name = "m", .factory = fresh}});
+          }).find("still runs") != std::string::npos);
+    CHECK(message_of([&] {
+              monitor.supervise_group("g", {{.name = "stubborn", .factory = fresh}});
+          }).find("still runs") != std::string::npos);
+    CHECK(monitor.get_component_stats().empty());
+    CHECK(monitor.get_group_stats().empty());
+    h.runner.run_for(1min);  // the old instance exits
+    REQUIRE(old_finished);
+    CHECK(recorder.kinds().back() == "stopped");
+    monitor.supervise("stubborn", fresh);
+    h.runner.run_for(1s);
+    CHECK(monitor.get_component_stats().at("stubborn").state == ComponentState::running);
+    h.close(monitor);
+}

@@ -7,9 +7,16 @@
 
 #include "monitor_harness.hpp"
 
+#include <asio/buffer.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/write.hpp>
 // g++ 12 at -O1 (the asan preset) reports a maybe-uninitialized inside Asio's own use_future.hpp (the
 // promise_handler constructor); silenced for that header only.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -22,10 +29,13 @@
 #endif
 #include <spdlog/sinks/null_sink.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -33,6 +43,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -57,6 +68,60 @@ Names kinds_of(const Recorder& recorder, const std::string& component) {
         }
     }
     return out;
+}
+
+/// One connection of the cookbook's server (docs/cookbook_tcp_server.md): echoes until the peer closes.
+asio::awaitable<void> echo(asio::ip::tcp::socket socket) {
+    std::array<char, 64> data{};
+    for (;;) {
+        std::error_code ec;
+        const auto n =
+            co_await socket.async_read_some(asio::buffer(data), asio::redirect_error(asio::use_awaitable, ec));
+        if (ec == asio::error::eof) {
+            co_return;
+        }
+        if (ec) {
+            throw std::system_error(ec, "read");
+        }
+        co_await asio::async_write(socket, asio::buffer(data.data(), n), asio::use_awaitable);
+    }
+}
+
+/// The cookbook's accept loop: names from `accepted`, ends only when the monitor is closed. After the accept
+/// numbered `fail_at` it throws once, as an accept failing with EMFILE would, while its connections stay open.
+asio::awaitable<void> cookbook_accept_loop(taskmon::TaskMonitor& monitor, asio::ip::tcp::acceptor& acceptor,
+                                           std::uint64_t& accepted, std::uint64_t fail_at, bool& failed_once) {
+    for (;;) {
+        auto socket = co_await acceptor.async_accept(asio::use_awaitable);
+        const auto name = "conn-" + std::to_string(++accepted);
+        try {
+            monitor.spawn(name, echo(std::move(socket)));
+        } catch (const taskmon::MonitorClosed&) {
+            co_return;  // the monitor is closing
+        }
+        if (accepted == fail_at && !std::exchange(failed_once, true)) {
+            throw std::system_error(std::make_error_code(std::errc::too_many_files_open), "accept");
+        }
+    }
+}
+
+/// A loopback client: connects, sends one byte and waits for its echo; the socket stays open.
+asio::awaitable<asio::ip::tcp::socket> echo_client(asio::ip::tcp::endpoint server) {
+    asio::ip::tcp::socket socket{co_await asio::this_coro::executor};
+    co_await socket.async_connect(server, asio::use_awaitable);
+    char byte = 'x';
+    co_await asio::async_write(socket, asio::buffer(&byte, 1), asio::use_awaitable);
+    co_await asio::async_read(socket, asio::buffer(&byte, 1), asio::use_awaitable);
+    co_return socket;
+}
+
+/// Runs `io` until `done()` or 30 s of real time (a bound, not an expectation: loopback takes milliseconds).
+bool run_until(asio::io_context& io, const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+        io.run_one_for(100ms);
+    }
+    return done();
 }
 
 /// Whether the message `what` of `e` names `needle`.
@@ -506,4 +571,77 @@ TEST_CASE("spawn: tasks spawned from two threads while the monitor runs all end 
     for (auto& r : runners) {
         r.join();
     }
+}
+
+TEST_CASE("spawn: the cookbook's accept loop fails while connections are open, is restarted, and keeps accepting",
+          "[task_monitor][spawn][tcp]") {
+    using asio::ip::tcp;
+    asio::io_context io;
+    Recorder recorder;
+    taskmon::TaskMonitor monitor{
+        io.get_executor(), RestartPolicy{.base_backoff = 10ms, .max_backoff = 10ms},
+        std::make_shared<spdlog::logger>("cookbook", std::make_shared<spdlog::sinks::null_sink_mt>())};
+    auto subscription = monitor.subscribe(recorder.listener());
+    tcp::acceptor acceptor{io, tcp::endpoint{asio::ip::make_address("127.0.0.1"), 0}};
+    const auto server = acceptor.local_endpoint();
+    std::uint64_t accepted = 0;  // outside the loop: a restarted loop goes on counting
+    bool failed_once = false;
+    SECTION("the counter outlives the loop, as the cookbook says: every connection is served") {
+        monitor.supervise("acceptor",
+                          [&] { return cookbook_accept_loop(monitor, acceptor, accepted, 2, failed_once); });
+        std::vector<tcp::socket> clients;
+        bool done = false;
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                clients.push_back(co_await echo_client(server));
+                clients.push_back(co_await echo_client(server));  // the loop fails after this accept
+                clients.push_back(co_await echo_client(server));  // accepted by the restarted loop
+                done = true;
+            },
+            [](std::exception_ptr e) { REQUIRE_FALSE(e); });
+        REQUIRE(run_until(io, [&] { return done; }));
+        const auto stats = monitor.get_component_stats();
+        CHECK(stats.at("acceptor").restart_count == 1);
+        CHECK(stats.at("acceptor").state == ComponentState::running);
+        CHECK(stats.at("acceptor").last_error.find("accept") != std::string::npos);
+        for (const char* name : {"conn-1", "conn-2", "conn-3"}) {
+            INFO(name);
+            CHECK(stats.count(name) == 1);  // all three served at once; the first two outlived the loop's failure
+        }
+        CHECK(kinds_of(recorder, "acceptor") == Names{"started", "failed", "restart_scheduled", "restarted"});
+    }
+    SECTION("a counter inside the loop reuses a live name: the loop fails, visibly, never ends quietly") {
+        monitor.supervise("acceptor", [&]() -> asio::awaitable<void> {
+            std::uint64_t mine = 0;  // in the loop's frame: restarts from 0 with the loop, while conn-1 is open
+            co_await cookbook_accept_loop(monitor, acceptor, mine, 2, failed_once);
+        });
+        std::vector<tcp::socket> clients;
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                clients.push_back(co_await echo_client(server));
+                clients.push_back(co_await echo_client(server));
+                tcp::socket third{io};
+                co_await third.async_connect(server, asio::use_awaitable);
+                clients.push_back(std::move(third));
+            },
+            asio::detached);
+        const auto duplicate = [&] {
+            for (const auto& e : recorder.of(MonitorEventKind::failed)) {
+                if (e.component == "acceptor" &&
+                    e.reason.find("duplicate component name 'conn-1'") != std::string::npos) {
+                    return true;
+                }
+            }
+            return false;
+        };
+        REQUIRE(run_until(io, duplicate));
+        CHECK(recorder.of(MonitorEventKind::completed).empty());  // the acceptor never "completed"
+        CHECK(monitor.get_component_stats().at("acceptor").failure_count == 2);
+    }
+    bool closed = false;
+    monitor.async_close([&] { closed = true; });
+    REQUIRE(run_until(io, [&] { return closed; }));
+    CHECK(recorder.of(MonitorEventKind::closed).at(0).unresponsive == 0);
 }

@@ -13,6 +13,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include <cstddef>
+#include <exception>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -118,16 +119,150 @@ TEST_CASE("supervise() with a factory that throws propagates it and changes noth
     h.close(monitor);
 }
 
-TEST_CASE("Calls after close throw std::logic_error", "[task_monitor]") {
+TEST_CASE("Calls after close throw taskmon::MonitorClosed, a std::logic_error", "[task_monitor]") {
     Harness h;
     Script a;
     Monitor monitor{h.io.get_executor(), {}, h.logger};
     monitor.supervise("a", factory_of(a));
     h.close(monitor);
-    CHECK_THROWS_AS(monitor.register_task("b", scripted(a)), std::logic_error);
-    CHECK_THROWS_AS(monitor.supervise("b", factory_of(a)), std::logic_error);
-    CHECK_THROWS_AS(monitor.set_restart_factories({{"b", factory_of(a)}}), std::logic_error);
-    CHECK_THROWS_AS(monitor.enable({"a"}), std::logic_error);
-    CHECK_THROWS_AS(monitor.restart("a"), std::logic_error);
+    CHECK_THROWS_AS(monitor.register_task("b", scripted(a)), taskmon::MonitorClosed);
+    CHECK_THROWS_AS(monitor.supervise("b", factory_of(a)), taskmon::MonitorClosed);
+    CHECK_THROWS_AS(monitor.set_restart_factories({{"b", factory_of(a)}}), taskmon::MonitorClosed);
+    CHECK_THROWS_AS(monitor.enable({"a"}), taskmon::MonitorClosed);
+    CHECK_THROWS_AS(monitor.restart("a"), taskmon::MonitorClosed);
+    CHECK_THROWS_AS(monitor.spawn("c", scripted(a)), taskmon::MonitorClosed);
+    CHECK_THROWS_AS(monitor.subscribe([](const taskmon::MonitorEvent&) {}), taskmon::MonitorClosed);
+    CHECK_THROWS_AS(monitor.restart("a"), std::logic_error);  // what code written before MonitorClosed catches
+    CHECK_THROWS_WITH(monitor.reset("a"), "reset: the TaskMonitor is closed");
     CHECK(monitor.get_component_stats().size() == 1);
+}
+
+TEST_CASE("An empty asio::awaitable is refused at the call, or is a factory failure, never a crash", "[task_monitor]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), {.base_backoff = 1s, .max_backoff = 1s}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    const auto message_of = [](auto&& call) -> std::string {
+        try {
+            call();
+        } catch (const std::invalid_argument& e) {
+            return e.what();
+        }
+        return "no exception";
+    };
+    CHECK(message_of([&] { monitor.register_task("r", asio::awaitable<void>{}); }) ==
+          "register_task: the coroutine of component 'r' is an empty asio::awaitable<void> (default-constructed or "
+          "moved from)");
+    CHECK(message_of([&] { monitor.spawn("s", asio::awaitable<void>{}); }).rfind("spawn: the coroutine", 0) == 0);
+    CHECK(message_of([&] { monitor.supervise("f", [] { return asio::awaitable<void>{}; }); }) ==
+          "supervise: the factory of component 'f' returned an empty asio::awaitable<void> (default-constructed or "
+          "moved from)");
+    CHECK(monitor.get_component_stats().empty());
+    CHECK(recorder.events.empty());
+    // A factory that returns one later: its restart fails like a factory that throws, with the reason.
+    Script script = failing_now(1);
+    int calls = 0;
+    monitor.supervise(
+        "later", [&]() -> asio::awaitable<void> { return ++calls == 2 ? asio::awaitable<void>{} : scripted(script); });
+    h.runner.run_for(5s);
+    const auto failed = recorder.of(taskmon::MonitorEventKind::factory_failed);
+    REQUIRE(failed.size() == 1);
+    CHECK(failed.front().reason ==
+          "std::invalid_argument: the restart factory of component 'later' returned an empty asio::awaitable<void> "
+          "(default-constructed or moved from)");
+    CHECK(calls == 3);  // the restart after it worked
+    CHECK(monitor.get_component_stats().at("later").state == ComponentState::running);
+    // A group member's factory likewise.
+    int member_calls = 0;
+    monitor.supervise_group("g", {{.name = "m", .factory = [&]() -> asio::awaitable<void> {
+                                       return ++member_calls == 1 ? asio::awaitable<void>{} : sleep_for(1h);
+                                   }}});
+    h.runner.run_for(5s);
+    CHECK(recorder.of(taskmon::MonitorEventKind::factory_failed).size() == 2);
+    CHECK(monitor.get_component_stats().at("m").state == ComponentState::running);
+    h.close(monitor);
+}
+
+TEST_CASE("A name that is not one line of UTF-8 is refused by every call that names something, changing nothing",
+          "[task_monitor]") {
+    Harness h;
+    Script a;
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    const auto message_of = [](auto&& call) -> std::string {
+        try {
+            call();
+        } catch (const std::invalid_argument& e) {
+            return e.what();
+        }
+        return "no exception";
+    };
+    for (const std::string bad : {"evil\nforged line component=other", "\x1b[2Jclear", "nel\xC2\x85", "bad\xFF"}) {
+        INFO(bad);
+        const auto expect_refused = [&](const std::string& message, const std::string& start) {
+            CHECK(message.rfind(start, 0) == 0);
+            CHECK(message.find('\n') == std::string::npos);  // the name is escaped in the message too
+        };
+        expect_refused(message_of([&] { monitor.supervise(bad, factory_of(a)); }), "supervise: component name \"");
+        expect_refused(message_of([&] { monitor.register_task(bad, scripted(a)); }), "register_task: component name");
+        expect_refused(message_of([&] { monitor.spawn(bad, scripted(a)); }), "spawn: component name");
+        expect_refused(message_of([&] {
+                           monitor.set_restart_factories({{bad, factory_of(a)}});
+                       }),
+                       "set_restart_factories: component name");
+        expect_refused(message_of([&] { monitor.supervise_group(bad, {{.name = "m", .factory = factory_of(a)}}); }),
+                       "supervise_group: group name");
+        expect_refused(message_of([&] { monitor.supervise_group("g", {{.name = bad, .factory = factory_of(a)}}); }),
+                       "supervise_group: group 'g': member name");
+        CHECK(message_of([&] { monitor.restart(bad); }).find('\n') == std::string::npos);  // unknown, escaped
+    }
+    h.runner.run_for(1s);
+    CHECK(monitor.get_component_stats().empty());
+    CHECK(monitor.get_group_stats().empty());
+    CHECK(a.starts == 0);
+    CHECK(h.lines_with("Started").empty());
+    h.close(monitor);
+}
+
+TEST_CASE("Names with spaces or quotes are accepted, and their key=value fields are quoted", "[task_monitor]") {
+    Harness h;
+    Script script = failing_now(1);
+    script.message = "line one\nline two \x1b[31mred";
+    Monitor monitor{h.io.get_executor(), {}, h.logger};
+    monitor.supervise("conn 7 \"eu\"", factory_of(script));
+    h.runner.run_for(1s);
+    const auto failed = h.lines_with("failed component=");
+    REQUIRE(failed.size() == 1);
+    CHECK(failed.front() == R"(error|Component conn 7 "eu" failed component="conn 7 \"eu\"" task_id=1 failure_count=1 )"
+                            R"(reason="std::runtime_error: line one\nline two \x1b[31mred")");
+    for (const auto& line : h.lines()) {
+        CHECK(line.find('\x1b') == std::string::npos);
+    }
+    h.close(monitor);
+}
+
+namespace {
+
+/// An exception type whose what() returns a null pointer (the standard's never do; a user's type may).
+struct NullWhat : std::exception {
+    const char* what() const noexcept override { return nullptr; }
+};
+
+}  // namespace
+
+TEST_CASE("An exception whose what() is a null pointer is reported by its type, never a crash", "[task_monitor]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 0}, h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.supervise("odd", []() -> asio::awaitable<void> {
+        co_await sleep_for(1s);
+        throw NullWhat{};
+    });
+    h.runner.run_for(1min);
+    const auto failed = recorder.of(taskmon::MonitorEventKind::failed);
+    REQUIRE(failed.size() == 1);
+    CHECK(failed.front().reason == "(anonymous namespace)::NullWhat: ");
+    CHECK(monitor.get_component_stats().at("odd").state == ComponentState::gave_up);
+    CHECK(h.lines_with("reason=\"(anonymous namespace)::NullWhat: \"").size() == 2);  // failed, gave_up
+    h.close(monitor);
 }

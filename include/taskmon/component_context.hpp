@@ -3,6 +3,7 @@
 //
 // ComponentContext: a supervised instance's handle on its own supervision — liveness heartbeats, idle/busy,
 // deadline extension and readiness. A factory that takes one is handed the context of the instance it creates.
+// cleanup_after_cancellation(): how an instance the monitor stopped gets to co_await its cleanup.
 //
 //   monitor.supervise("poller", [](taskmon::ComponentContext ctx) -> asio::awaitable<void> {
 //       co_await connect();
@@ -20,6 +21,7 @@
 #include <taskmon/detail/config.hpp>
 
 #include <asio/awaitable.hpp>
+#include <asio/this_coro.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -194,6 +196,21 @@ struct ComponentContextAccess {
 };
 
 }  // namespace detail
+
+/// `co_await taskmon::cleanup_after_cancellation();` in a component that caught the monitor's cancellation (a
+/// std::system_error with asio::error::operation_aborted), after the catch block and before its first cleanup
+/// co_await. After a terminal cancellation every co_await of an asio::awaitable in that coroutine throws
+/// operation_aborted before it starts; this resets the coroutine's cancellation state so the cleanup runs:
+///   std::exception_ptr stop;
+///   try { for (;;) co_await serve(socket); } catch (const std::system_error&) { stop = std::current_exception(); }
+///   co_await taskmon::cleanup_after_cancellation();
+///   co_await say_goodbye(socket);   // bound it: the monitor waits for it only up to shutdown_timeout
+///   std::rethrow_exception(stop);
+/// It is asio::this_coro::reset_cancellation_state() under a name that says when to use it. It cannot be a
+/// coroutine of ours: co_await of any asio::awaitable in a cancelled coroutine throws before its body runs, so
+/// only this_coro's own awaitable can do it. The monitor cancels an instance once, so nothing interrupts the
+/// cleanup again.
+[[nodiscard]] inline auto cleanup_after_cancellation() { return asio::this_coro::reset_cancellation_state(); }
 
 /// Creates a fresh instance of a component's coroutine; called on the monitor's strand for every restart.
 using RestartFactory = std::function<asio::awaitable<void>()>;

@@ -122,7 +122,9 @@ struct GroupStats {
     std::string parent;                ///< empty for a top-level group
     std::vector<std::string> members;  ///< components and nested groups, in start order
     int restart_count = 0;             ///< group restarts done (strategy restarts, and restarts by its parent)
-    int restarts_in_window = 0;        ///< member restarts counted against max_restarts (0 after a parent's restart)
+    /// Restarts counted against max_restarts that happened within the last restart_window: a group restart
+    /// happens when its members start again, not when it is decided (0 after a parent's restart).
+    int restarts_in_window = 0;
 };
 
 /// Throws std::invalid_argument naming the first invalid field of `policy`; `context` prefixes the message.

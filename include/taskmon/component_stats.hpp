@@ -56,9 +56,11 @@ struct ComponentStats {
     std::optional<std::chrono::system_clock::time_point> last_restart_time;  ///< wall clock
 
     ComponentState state = ComponentState::not_started;
-    std::string last_error;      ///< "type: what" of the last failure, empty if none
-    int failure_count = 0;       ///< exceptions plus unexpected cancellations
-    int restarts_in_window = 0;  ///< automatic restarts within the last restart_window
+    std::string last_error;  ///< "type: what" of the last failure, empty if none
+    int failure_count = 0;   ///< exceptions plus unexpected cancellations
+    /// Counted automatic restarts that happened (their factory was called) within the last restart_window; a
+    /// restart still waiting for its backoff is not among them.
+    int restarts_in_window = 0;
     std::optional<std::chrono::system_clock::time_point> next_restart_at;  ///< wall clock, while restarting
     std::uint64_t task_id = 0;  ///< id of the current (or last) instance, unique within the monitor
 

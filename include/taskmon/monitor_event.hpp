@@ -38,9 +38,9 @@ enum class MonitorEventKind {
     gave_up,                 ///< restart limit exceeded: no further automatic restarts
     not_enabled,             ///< failed, but not enabled for restart
     no_factory,              ///< failed, enabled, but no restart factory
-    factory_failed,          ///< the restart factory threw (a restart_scheduled or gave_up follows)
+    factory_failed,          ///< the restart factory threw or returned an empty awaitable (handled as a failure)
     stopped,                 ///< exited after a requested stop (disable, close, or restart with an error)
-    stop_timeout,            ///< ignored cancellation past shutdown_timeout during close()
+    stop_timeout,            ///< ignored a requested stop past its shutdown_timeout (close, disable, remove ...)
     restart_cancelled,       ///< a pending restart was dropped by disable() or close()
     closed,                  ///< close() finished (the component field is empty)
     ready,                   ///< the instance called ComponentContext::ready() (only under a startup_timeout)

@@ -14,6 +14,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -141,8 +142,12 @@ inline constexpr int unlimited_restart_attempts = std::numeric_limits<int>::max(
 ///   taskmon::RestartPolicy{.max_restart_attempts = 5, .base_backoff = 2s, .max_backoff = 60s}
 /// The k-th consecutive restart waits min(max_backoff, base_backoff * backoff_multiplier^(k-1)), then jitter.
 /// k resets to 0 once a component has been ready (see startup_timeout) for reset_backoff_after without failing.
-/// A restart is refused (the component gives up, in give_up_mode) when max_restart_attempts counted restarts
-/// already happened within the last restart_window; unlimited_restart_attempts never gives up.
+/// A restart is refused (the component gives up, in give_up_mode) when, at the time it would happen (after its
+/// backoff), max_restart_attempts counted restarts already happened within the restart_window before it; so no
+/// restart_window ever holds more than max_restart_attempts of them, however the backoff varies. Counted: the
+/// automatic restarts after a counted failure (or a permanent component's return), at the time their factory is
+/// called. Not counted: manual restart() / reset(), not_counted failures, quarantine trials, and the restart of a
+/// group member that its group restarts for another member's failure. unlimited_restart_attempts never gives up.
 ///
 /// Liveness (all off by default; a component reports through its ComponentContext, see component_context.hpp):
 /// - startup_timeout > 0: the instance must call ready() within it; until then it is not ready. With 0 an
@@ -245,7 +250,9 @@ inline void validate(const RestartPolicy& policy, std::string_view context = "Re
     }
 }
 
-/// A source of uniform random numbers in [0, 1). Called on the monitor's strand, one call at a time.
+/// A source of uniform random numbers in [0, 1). Called on the monitor's strand, one call at a time, only for a
+/// restart whose policy has jitter. The monitor clamps a result outside [0, 1] to it; a NaN, or an exception the
+/// source throws, is logged (error level) and that restart waits its nominal backoff (no jitter).
 using RandomSource = std::function<double()>;
 
 /// A reproducible RandomSource (std::mt19937_64 seeded with `seed`).
@@ -298,34 +305,48 @@ using RandomSource = std::function<double()>;
     return true;
 }
 
-/// The delay before the k-th consecutive restart with the policy's jitter applied and clamped to
-/// [0, max_backoff]. `previous` is the delay actually used before the previous restart (decorrelated jitter).
+/// The delay before the k-th consecutive restart with the policy's jitter applied to the draw `u` and clamped to
+/// [0, max_backoff]. `u` is a uniform draw from [0, 1): a finite draw outside [0, 1] is clamped to it; no draw
+/// (nullopt) or a NaN means no jitter, the nominal delay. `previous` is the delay actually used before the
+/// previous restart (decorrelated jitter). Pure: the same arguments always give the same delay.
 [[nodiscard]] inline std::chrono::nanoseconds jittered_backoff(const RestartPolicy& policy, int k,
                                                                std::chrono::nanoseconds previous,
-                                                               const RandomSource& random) {
+                                                               std::optional<double> u) {
     using ns = std::chrono::nanoseconds;
     const double d = static_cast<double>(nominal_backoff(policy, k).count());
     const double base = static_cast<double>(ns{policy.base_backoff}.count());
     const double cap = static_cast<double>(ns{policy.max_backoff}.count());
-    const auto u = [&] {
-        const double x = random ? random() : 0.0;
-        return std::clamp(x, 0.0, 1.0);
-    };
     double result = d;
-    switch (policy.jitter) {
-        case JitterKind::none: break;
-        case JitterKind::full: result = u() * d; break;
-        case JitterKind::equal: result = d / 2.0 + u() * (d / 2.0); break;
-        case JitterKind::decorrelated: {
-            const double prev = k <= 1 ? base : static_cast<double>(previous.count());
-            const double high = std::max(base, 3.0 * prev);
-            result = base + u() * (high - base);
-            break;
+    if (u && !std::isnan(*u)) {
+        const double x = std::clamp(*u, 0.0, 1.0);
+        switch (policy.jitter) {
+            case JitterKind::none: break;
+            case JitterKind::full: result = x * d; break;
+            case JitterKind::equal: result = d / 2.0 + x * (d / 2.0); break;
+            case JitterKind::decorrelated: {
+                const double prev = k <= 1 ? base : static_cast<double>(previous.count());
+                const double high = std::max(base, 3.0 * prev);
+                result = base + x * (high - base);
+                break;
+            }
+            case JitterKind::proportional: result = d * (1.0 + policy.jitter_ratio * (2.0 * x - 1.0)); break;
         }
-        case JitterKind::proportional: result = d * (1.0 + policy.jitter_ratio * (2.0 * u() - 1.0)); break;
     }
+    // Every operand above is finite and bounded by validate() (durations up to 100 years), so `result` is too.
     result = std::clamp(result, 0.0, cap);
     return ns{static_cast<ns::rep>(result)};
+}
+
+/// The same with a draw from `random` (called once if the policy's jitter needs a draw and `random` is not empty).
+/// What `random` throws propagates; a NaN it returns means no jitter.
+[[nodiscard]] inline std::chrono::nanoseconds jittered_backoff(const RestartPolicy& policy, int k,
+                                                               std::chrono::nanoseconds previous,
+                                                               const RandomSource& random) {
+    std::optional<double> u;
+    if (policy.jitter != JitterKind::none && random) {
+        u = random();
+    }
+    return jittered_backoff(policy, k, previous, u);
 }
 
 }  // namespace taskmon

@@ -31,6 +31,7 @@
 #include <taskmon/component_stats.hpp>
 #include <taskmon/detail/monitor_waiters.hpp>
 #include <taskmon/event_subscription.hpp>
+#include <taskmon/monitor_closed.hpp>
 #include <taskmon/monitor_event.hpp>
 #include <taskmon/restart_policy.hpp>
 
@@ -74,8 +75,9 @@ class MonitorState;
 /// round-robin), so a component never runs concurrently with itself, and components on different strands run
 /// in parallel on a multi-threaded io_context.
 ///
-/// Errors: bad input throws std::invalid_argument naming the field or component and changes nothing; any
-/// mutating call after close() started throws std::logic_error.
+/// Errors: bad input throws std::invalid_argument naming the field or component and changes nothing (a name must
+/// be one line of valid UTF-8; an asio::awaitable must not be empty); any mutating call after close() started
+/// throws taskmon::MonitorClosed, a std::logic_error.
 template <typename Clock>
 class BasicTaskMonitor {
 public:
@@ -135,8 +137,9 @@ public:
     /// May be called from any thread, also from inside a component's coroutine (an accept loop spawning
     /// connections). The task starts before the call returns on another thread's strand; it may have run up to
     /// its first suspension inside this call when called from the strand it is assigned. Throws, changing
-    /// nothing: std::invalid_argument for an empty name or one the monitor already knows (a live component, a
-    /// spawned task still running, a name from set_restart_factories()); std::logic_error once close() started.
+    /// nothing: std::invalid_argument for an invalid name, an empty task, or a name the monitor already knows (a
+    /// live component, a spawned task still running, a name from set_restart_factories(), a removed component
+    /// whose instance still runs); taskmon::MonitorClosed once close() started.
     void spawn(const std::string& name, asio::awaitable<void> task);
 
     /// Enables automatic restart of the named components (all names are checked before any is changed).
@@ -168,8 +171,8 @@ public:
     /// and escalated (async_wait_escalation(), MonitorEvent::group set, component empty). A member giving up
     /// under GiveUpMode::escalate gives its group up the same way; under stop it stays down alone.
     /// Members are components like any other (stats, events, restart(), disable()), but remove_and_wait()
-    /// refuses them. Throws std::invalid_argument (a bad name, policy or member; a name already used by a group
-    /// or component; an unknown parent) and std::logic_error after close(); nothing has changed then.
+    /// refuses them. Throws std::invalid_argument (a bad name, policy or member; a significant member whose
+    /// restart type is permanent; a name already used by a group or component; an unknown parent) and taskmon::MonitorClosed after close(); nothing has changed then.
     void supervise_group(const std::string& name, std::vector<GroupMember> members, const GroupPolicy& policy = {},
                          const std::string& parent = {});
 
@@ -179,8 +182,10 @@ public:
     /// Requests a manual restart: cancels the running instance and starts a new one from the factory once it
     /// exited (counts in restart_count, not against the restart limit). Merged into a restart already pending
     /// (a pending backoff is cut short). After give-up it resets the component's restart budget. A component
-    /// known only from set_restart_factories() is started and thereby registered. Throws
-    /// std::invalid_argument for an unknown name or a component without a restart factory.
+    /// known only from set_restart_factories() is started and thereby registered. A disabled component gets one
+    /// new instance and stays disabled: nothing restarts it automatically afterwards, also when this factory call
+    /// throws (factory_failed, then not_enabled). Throws std::invalid_argument for an unknown name or a component
+    /// without a restart factory.
     void restart(const std::string& name);
 
     /// Clears the component's restart history by hand: sliding window, backoff, quarantine cooldown. A component
@@ -195,15 +200,16 @@ public:
     /// Publishes `policy_updated`.
     void update_policy(const std::string& name, RestartPolicy policy);
 
-    /// Stops the component for good and removes it from the monitor (its name may then be used again):
-    /// disables it, drops a pending restart, cancels the running instance and waits for it to exit, then
-    /// publishes `removed` and completes. An instance that ignores cancellation for longer than its
-    /// shutdown_timeout is reported (stop_timeout), removed anyway (`removed` with unresponsive = 1; it is then
-    /// waited for only by close()), and the operation completes with asio::error::timed_out. Signature
+    /// Stops the component for good and removes it from the monitor: disables it, drops a pending restart,
+    /// cancels the running instance and waits for it to exit, then publishes `removed` and completes; its name
+    /// may be used again. An instance that ignores cancellation for longer than its shutdown_timeout is reported
+    /// (stop_timeout), removed anyway (`removed` with unresponsive = 1; it is then waited for only by close()),
+    /// and the operation completes with asio::error::timed_out; its name stays taken until that instance exits
+    /// (its `stopped` event), so that two live instances never share a name. Signature
     /// void(std::error_code); completes through the token's associated executor (post semantics). Concurrent
     /// calls for one component complete together. The removal starts at the call, whatever the token (also if
     /// a use_awaitable result is never awaited). Throws, from the call, std::invalid_argument for an unknown
-    /// name and std::logic_error after close(). If close() finishes first, a removal still waiting completes
+    /// name and taskmon::MonitorClosed after close(). If close() finishes first, a removal still waiting completes
     /// with timed_out.
     template <typename CompletionToken = asio::use_awaitable_t<>>
     auto remove_and_wait(const std::string& name, CompletionToken&& token = {}) {
@@ -256,7 +262,7 @@ public:
     /// listeners and supervision carry on. A listener subscribed during a delivery receives the events
     /// published after that delivery began.
     ///
-    /// Throws std::invalid_argument for an empty listener and, like every mutating call, std::logic_error once
+    /// Throws std::invalid_argument for an empty listener and, like every mutating call, taskmon::MonitorClosed once
     /// close() started; a listener subscribed before sees the shutdown (restart_cancelled, stopped,
     /// stop_timeout, closed; a component that outlived its shutdown_timeout still reports `stopped` after
     /// `closed`). Unsubscribing: see EventSubscription; destroying the monitor removes every listener.
@@ -266,8 +272,9 @@ public:
     [[nodiscard]] std::map<std::string, ComponentStats> get_component_stats() const;
 
     /// Closes the monitor (idempotent): cancels pending backoff timers first (no factory is called after close
-    /// starts), then cancels every instance and waits until all exited or the longest shutdown_timeout passed;
-    /// components still running then are logged and reported as unresponsive. Resumes on the awaiting
+    /// starts), then cancels every instance and waits for each up to its own shutdown_timeout (group members in
+    /// turn, in reverse order); an instance still running at its deadline is logged and reported unresponsive
+    /// then, and the close completes once every instance exited or was reported. Resumes on the awaiting
     /// coroutine's executor. Concurrent and repeated calls all complete when the first close completes.
     /// Same as `async_close(asio::use_awaitable)`.
     asio::awaitable<void> close();

@@ -177,6 +177,19 @@ struct Recorder {
         return out;
     }
 
+    /// "kind name" of every event, in order: the group for the group kinds (group_*) and for events without a
+    /// component (a group's `escalated`; `closed` has neither), else the component.
+    [[nodiscard]] Names trace() const {
+        Names out;
+        for (const auto& e : events) {
+            const std::string kind{to_string(e.kind)};
+            const bool group_kind = kind.rfind("group_", 0) == 0;
+            const auto& name = group_kind || e.component.empty() ? e.group : e.component;
+            out.push_back(name.empty() ? kind : kind + " " + name);
+        }
+        return out;
+    }
+
     [[nodiscard]] std::vector<taskmon::MonitorEvent> of(taskmon::MonitorEventKind kind) const {
         std::vector<taskmon::MonitorEvent> out;
         std::copy_if(events.begin(), events.end(), std::back_inserter(out),

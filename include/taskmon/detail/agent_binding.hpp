@@ -77,7 +77,7 @@ public:
 
     asio::awaitable<std::shared_ptr<const void>> perceive(CallDeadlineEnd& deadline, const std::string& what) override {
         return await_bounded<std::shared_ptr<const void>>(
-            deadline, what, [this] { return agent_.perceive(); },
+            deadline, what, [this] { return valid(agent_.perceive(), "perceive()"); },
             [](Observation&& captured) -> std::shared_ptr<const void> {
                 return std::make_shared<const Observation>(std::move(captured));
             });
@@ -98,7 +98,8 @@ public:
         return await_bounded<DecisionShape>(
             deadline, what,
             [this, &typed, observation] {
-                return agent_.decide(*static_cast<const Observation*>(observation.get()), typed.context);
+                return valid(agent_.decide(*static_cast<const Observation*>(observation.get()), typed.context),
+                             "decide()");
             },
             [&typed](DecisionType&& decision) {
                 typed.decision = std::move(decision);
@@ -107,7 +108,7 @@ public:
     }
 
     asio::awaitable<ActionResult> act(StepInFlight& step, std::size_t index) override {
-        return agent_.act(static_cast<TypedStep&>(step).decision->actions[index]);
+        return valid(agent_.act(static_cast<TypedStep&>(step).decision->actions[index]), "act()");
     }
 
     /// Copies the decision's result and actions: an act() cut off by the end of the run may still read its
@@ -162,6 +163,17 @@ private:
         Context context;
         std::optional<DecisionType> decision;
     };
+
+    /// `awaitable` as the agent's function `who` returned it; an empty one (default-constructed or moved from)
+    /// would crash where it is awaited, so it is that call's failure instead, with a reason that says so.
+    template <typename T>
+    static asio::awaitable<T> valid(asio::awaitable<T> awaitable, const char* who) {
+        if (!awaitable.valid()) {
+            throw std::invalid_argument(std::string{who} +
+                                        " returned an empty asio::awaitable (default-constructed or moved from)");
+        }
+        return awaitable;
+    }
 
     static StepLimits limits(const AgentSettings& settings) {
         settings.validate();

@@ -13,7 +13,9 @@
 #include <taskmon/detail/listener_registry.hpp>
 #include <taskmon/detail/monitor_event_log.hpp>
 #include <taskmon/detail/monitor_waiters.hpp>
+#include <taskmon/detail/name_rules.hpp>
 #include <taskmon/detail/waiter_list.hpp>
+#include <taskmon/monitor_closed.hpp>
 #include <taskmon/monitor_event.hpp>
 #include <taskmon/restart_policy.hpp>
 
@@ -36,6 +38,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -188,7 +191,7 @@ public:
         StopCause stop = StopCause::none;
         bool tripped_startup = false;  // StopCause::liveness: which deadline it missed
         bool reported_unresponsive = false;
-        bool reported_in_close = false;  // reported after close() began (a group's member, at the end of its turn)
+        bool reported_in_close = false;  // close() waited for it in full and need not wait any longer
         bool ready_reported = false;     // its `ready` event was published
         FailureClass trip_class = FailureClass::counted;
         asio::cancellation_signal signal;
@@ -203,8 +206,9 @@ public:
         std::unique_ptr<Timer> timer;                     // backoff and quarantine cooldown; strand_ only
         std::unique_ptr<Timer> watch_timer;               // liveness, stop deadlines, trial probation; strand_ only
         std::shared_ptr<Instance> instance;
-        // Times of counted restarts within the restart window, oldest first; at most max_restart_attempts long.
-        // (A vector, not a deque: an empty libstdc++ deque already allocates ~600 bytes.)
+        // When the counted automatic restarts of the last restart window happened (their factory was called),
+        // oldest first; at most max_restart_attempts long. (A vector, not a deque: an empty libstdc++ deque
+        // already allocates ~600 bytes.)
         std::vector<time_point> window;
         LazyText last_error;
         std::optional<time_point> next_restart;
@@ -222,8 +226,9 @@ public:
         bool registered = false;
         bool enabled = false;
         bool restart_scheduled = false;
-        bool manual_pending = false;  // the scheduled restart was requested by restart() or reset()
-        bool starting = false;        // the factory is being called
+        bool manual_pending = false;   // the scheduled restart was requested by restart() or reset()
+        bool restart_counted = false;  // the scheduled restart joins `window` when it happens (see schedule_restart)
+        bool starting = false;         // the factory is being called
         bool task_cancelled = false;
         bool in_trial = false;  // the live instance is a quarantine trial
         bool removing = false;  // remove_and_wait() was called
@@ -233,6 +238,9 @@ public:
         // an ordered start or stop (while `unit` is set, the unit alone starts it: no restart of its own).
         Group* group = nullptr;
         std::shared_ptr<RestartUnit> unit;
+        // A one_for_one member restarting on its own: its scheduled restart also counts against the group's
+        // max_restarts (with the group's budget then) when it happens.
+        std::optional<std::uint32_t> counted_in_group;
         bool significant = false;
         bool drive_restart = false;  // in `unit`: to be started again (else kept stopped)
         bool unit_started = false;   // in `unit`: started by it already
@@ -257,9 +265,11 @@ public:
         GroupPolicy policy;
         Group* parent = nullptr;
         std::vector<Member> members;     // start order
-        std::vector<time_point> window;  // restarts counted against policy.max_restarts, oldest first
+        std::vector<time_point> window;  // when its counted restarts happened, oldest first (policy.max_restarts)
         GroupState state = GroupState::starting;
         int restart_count = 0;
+        int pending_restarts = 0;  // counted restarts decided, not yet happened (their unit has not started yet)
+        std::uint32_t budget = 0;  // which budget they count against: a fresh budget forgets them
     };
 
     /// One ordered stop-then-start of some components of one tree: a group's first start, a group restart, an
@@ -275,6 +285,9 @@ public:
         time_point resume_at{};
         std::unique_ptr<Timer> timer;                        // stop deadlines and the backoff; strand_ only
         std::vector<Group*> starting, restarting, shutting;  // groups whose state it settles when done
+        // Groups whose restart by this unit counts against their max_restarts (with the budget it counts
+        // against): it joins their window when the unit starts its members.
+        std::vector<std::pair<Group*, std::uint32_t>> counted;
         bool merged = false;
     };
 
@@ -293,6 +306,9 @@ public:
         }
         std::lock_guard lock{mutex_};
         check_open("set_restart_factories");
+        for (const auto& [name, factory] : factories) {
+            check_not_detached(name, "set_restart_factories");
+        }
         for (auto& [name, factory] : factories) {
             find_or_create(name)->factory = make_factory(std::move(factory));
         }
@@ -300,6 +316,7 @@ public:
 
     void register_task(const std::string& name, asio::awaitable<void> task) {
         check_name(name, "register_task");
+        check_task(task, "register_task", name);
         Events events;
         {
             std::lock_guard lock{mutex_};
@@ -316,10 +333,12 @@ public:
     /// when it ends (see on_exit_spawned).
     void spawn_task(const std::string& name, asio::awaitable<void> task) {
         check_name(name, "spawn");
+        check_task(task, "spawn", name);
         Events events;
         {
             std::lock_guard lock{mutex_};
             check_open("spawn");
+            check_not_detached(name, "spawn");
             if (components_.find(std::string_view{name}) != components_.end()) {
                 throw std::invalid_argument("spawn: duplicate component name '" + name + "'");
             }
@@ -361,6 +380,9 @@ public:
         std::optional<asio::awaitable<void>> task;
         try {
             task.emplace((*origin)(context_of(reservation)));  // outside the lock: user code
+            if (!task->valid()) {
+                throw std::invalid_argument(empty_result(name, "supervise: the factory"));
+            }
         } catch (...) {
             std::lock_guard lock{mutex_};
             release(reservation);  // if it throws nothing has changed
@@ -486,6 +508,9 @@ public:
         {
             std::lock_guard lock{mutex_};
             const auto& cp = open_component(name, "update_policy");
+            if (cp->significant && policy.restart_type == RestartType::permanent) {
+                throw std::invalid_argument("update_policy: component '" + name + "' " + permanent_significant);
+            }
             cp->own_policy = std::make_shared<const RestartPolicy>(policy);
             events.push_back(event(MonitorEventKind::policy_updated, *cp, Clock::now()));
             if (cp->instance) {
@@ -498,16 +523,15 @@ public:
 
     void supervise_group(const std::string& name, std::vector<GroupMember> members, const GroupPolicy& policy,
                          const std::string& parent) {
+        check_name(name, "supervise_group", "group");
         const auto where = "supervise_group: group '" + name + "'";
-        if (name.empty()) {
-            throw std::invalid_argument("supervise_group: group name must not be empty");
-        }
         validate(policy, where + " policy");
         std::set<std::string_view> seen;
         for (const auto& m : members) {
             if (m.name.empty()) {
                 throw std::invalid_argument(where + ": a member name is empty");
             }
+            check_name(m.name, where, "member");
             if (m.name == name || !seen.insert(m.name).second) {
                 throw std::invalid_argument(where + ": duplicate member name '" + m.name + "'");
             }
@@ -518,6 +542,9 @@ public:
             if (m.policy) {
                 validate(*m.policy, where + ": policy of member '" + m.name + "'");
             }
+            if (m.significant && (m.policy ? *m.policy : policy_).restart_type == RestartType::permanent) {
+                throw std::invalid_argument(where + ": member '" + m.name + "' " + permanent_significant);
+            }
         }
         auto group = std::make_unique<Group>();
         group->name = name;
@@ -527,6 +554,7 @@ public:
         {
             std::lock_guard lock{mutex_};
             check_open("supervise_group");
+            check_not_detached(name, where);
             if (groups_.count(name) != 0 || components_.count(name) != 0) {
                 throw std::invalid_argument(where + ": the name is already used by a group or component");
             }
@@ -544,6 +572,7 @@ public:
                 }
             }
             for (const auto& m : members) {
+                check_not_detached(m.name, where);
                 if (groups_.count(m.name) != 0 || components_.count(m.name) != 0) {
                     throw std::invalid_argument(where + ": member name '" + m.name +
                                                 "' is already used by a group or component");
@@ -781,19 +810,46 @@ private:
 
     // ---- validation (throws before anything changes) -------------------------------------------------
 
-    static void check_name(const std::string& name, const char* what) {
-        if (name.empty()) {
-            throw std::invalid_argument(std::string{what} + ": component name must not be empty");
+    /// Why a significant group member may not be permanent (Erlang/OTP refuses it the same way): a permanent member
+    /// is restarted when it returns, so it never ends its group that way; it would end it only by giving up,
+    /// turning a failure into a clean shutdown.
+    static constexpr const char* permanent_significant =
+        "is significant and permanent: a permanent member is restarted when it returns, so it can end its group "
+        "only by giving up; make it transient (ends the group when it returns) or use GiveUpMode::escalate";
+
+    /// An empty asio::awaitable (default-constructed or moved from) would crash co_spawn: refused at the call.
+    static void check_task(const asio::awaitable<void>& task, const char* what, const std::string& name) {
+        if (!task.valid()) {
+            throw std::invalid_argument(std::string{what} + ": the coroutine of component '" + name +
+                                        "' is an empty asio::awaitable<void> (default-constructed or moved from)");
         }
+    }
+
+    /// The reason given when `whose` (a factory of component `name`) returned an empty asio::awaitable.
+    static std::string empty_result(const std::string& name, std::string_view whose) {
+        return fmt::format(
+            "{} of component '{}' returned an empty asio::awaitable<void> (default-constructed or "
+            "moved from)",
+            whose, name);
     }
 
     void check_open(const char* what) const {
         if (closed_) {
-            throw std::logic_error(std::string{what} + ": the TaskMonitor is closed");
+            throw MonitorClosed(std::string{what} + ": the TaskMonitor is closed");
+        }
+    }
+
+    /// A component removed while its instance ignored cancellation keeps its name until that instance exits.
+    void check_not_detached(const std::string& name, const std::string& what) const {
+        if (detached_.count(std::string_view{name}) != 0) {
+            throw std::invalid_argument(what + ": component '" + name +
+                                        "' was removed but its instance still runs (it ignored cancellation past "
+                                        "its shutdown_timeout); the name is free once that instance exits");
         }
     }
 
     void check_not_registered(const std::string& name, const char* what) const {
+        check_not_detached(name, what);
         auto it = components_.find(std::string_view{name});
         if (it != components_.end() && it->second->registered) {
             throw std::invalid_argument(std::string{what} + ": duplicate component name '" + name + "'");
@@ -806,7 +862,7 @@ private:
     void check_known(const std::vector<std::string>& names, const char* what) const {
         for (const auto& name : names) {
             if (components_.find(std::string_view{name}) == components_.end()) {
-                throw std::invalid_argument(std::string{what} + ": unknown component '" + name + "'");
+                throw std::invalid_argument(std::string{what} + ": unknown component " + single_quoted(name));
             }
         }
     }
@@ -1060,9 +1116,43 @@ private:
         schedule_start(cp, std::chrono::nanoseconds::zero());
     }
 
+    /// A counted automatic restart of `c` happens at `now`: it joins the sliding window.
+    static void record_restart(Component& c, time_point now) {
+        if (c.window.size() >= unlimited_window_memory) {
+            c.window.erase(c.window.begin());
+        }
+        c.window.push_back(now);
+    }
+
+    /// A draw from the RandomSource for the jitter of `c`'s next backoff (nothing when its policy has no jitter).
+    /// A source that throws or returns NaN is logged; that restart then waits its nominal backoff.
+    std::optional<double> draw(const Component& c, const RestartPolicy& policy) const noexcept {
+        if (policy.jitter == JitterKind::none) {
+            return std::nullopt;
+        }
+        try {
+            std::string problem;
+            try {
+                const double x = random_();
+                if (!std::isnan(x)) {
+                    return x;
+                }
+                problem = "returned NaN";
+            } catch (...) {
+                problem = "threw " + describe(std::current_exception());
+            }
+            logger_->error("Random source {}; component {} waits its backoff without jitter component={} reason={}",
+                           problem, c.name, FieldValue{c.name}, quote(problem));
+        } catch (...) {  // NOLINT(bugprone-empty-catch): nowhere left to report it
+        }
+        return std::nullopt;
+    }
+
     /// Forgets the restart history: window, backoff, quarantine.
     static void clear_budget(Component& c) {
         c.window.clear();
+        c.restart_counted = false;
+        settle_counted(c, time_point{}, false);
         c.consecutive = 0;
         c.last_delay = {};
         c.quarantine_cooldown = {};
@@ -1078,6 +1168,8 @@ private:
         }
         events.push_back(event(MonitorEventKind::restart_cancelled, c, Clock::now()));
         c.restart_scheduled = false;
+        c.restart_counted = false;
+        settle_counted(c, Clock::now(), false);
         c.manual_pending = false;
         ++c.restart_gen;
         c.next_restart.reset();
@@ -1099,7 +1191,7 @@ private:
             return;
         }
         if (unresponsive) {
-            detached_.push_back(it->second);
+            detached_.emplace(std::string_view{c.name}, it->second);
         }
         components_.erase(it);
         c.removed = true;
@@ -1156,7 +1248,7 @@ private:
         } catch (...) {
             try {
                 logger_->error("Failure classifier of component {} threw; the failure counts component={} reason={}",
-                               c.name, c.name, quote(describe(std::current_exception())));
+                               c.name, FieldValue{c.name}, quote(describe(std::current_exception())));
             } catch (...) {  // NOLINT(bugprone-empty-catch): nowhere left to report it
             }
             return FailureClass::counted;
@@ -1206,24 +1298,25 @@ private:
             quarantine(cp, reason, now, events);
             return;
         }
+        // The limit holds for restarts as they happen: the restart decided now happens after its backoff, and is
+        // refused if max_restart_attempts counted restarts already happened within the restart_window before then.
+        // (Checked against `now` instead, a backoff that shrinks — reset_backoff_after, jitter — lets more
+        // restarts than the limit happen within one window.) Its time joins the window when its factory is called.
+        const int k = c.consecutive + 1;
+        const auto delay = jittered_backoff(policy, k, c.last_delay, draw(c, policy));
         const auto window = std::chrono::duration_cast<duration>(policy.restart_window);
-        const auto expired =
-            std::find_if(c.window.begin(), c.window.end(), [&](const time_point& t) { return t > now - window; });
-        c.window.erase(c.window.begin(), expired);
-        if (counted && static_cast<std::int64_t>(c.window.size()) >= policy.max_restart_attempts) {
+        const auto at = now + std::chrono::duration_cast<duration>(delay);
+        std::erase_if(c.window, [&](const time_point& t) { return t <= now - window; });
+        const auto in_window =
+            std::count_if(c.window.begin(), c.window.end(), [&](const time_point& t) { return t > at - window; });
+        if (counted && static_cast<std::int64_t>(in_window) >= policy.max_restart_attempts) {
             give_up(cp, reason, now, events, false);
             return;
         }
-        ++c.consecutive;
-        const auto delay = jittered_backoff(policy, c.consecutive, c.last_delay, random_);
+        c.consecutive = k;
         c.last_delay = delay;
-        if (counted) {
-            if (c.window.size() >= unlimited_window_memory) {
-                c.window.erase(c.window.begin());
-            }
-            c.window.push_back(now);
-        }
         c.restart_scheduled = true;
+        c.restart_counted = counted;
         c.manual_pending = false;
         c.next_restart = now + std::chrono::duration_cast<duration>(delay);
         c.state = ComponentState::restarting;
@@ -1293,6 +1386,7 @@ private:
                                     : std::min(cap, c.quarantine_cooldown * 2);
         c.state = ComponentState::quarantined;
         c.restart_scheduled = true;
+        c.restart_counted = false;
         c.manual_pending = false;
         c.next_restart = now + std::chrono::duration_cast<duration>(c.quarantine_cooldown);
         auto e = event(MonitorEventKind::quarantined, c, now);
@@ -1416,11 +1510,21 @@ private:
 
     void report_unresponsive(Component& c, time_point now, Events& events) {
         c.instance->reported_unresponsive = true;
-        c.instance->reported_in_close = closed_;
+        if (closed_) {
+            waited_in_close(*c.instance);
+        }
         c.state = ComponentState::unresponsive;
         auto e = event(MonitorEventKind::stop_timeout, c, now);
         e.delay = policy_of(c).shutdown_timeout;
         events.push_back(std::move(e));
+    }
+
+    /// close() waited for `i` as long as it waits for it: close can complete while it still runs.
+    void waited_in_close(Instance& i) {
+        if (!i.reported_in_close) {
+            i.reported_in_close = true;
+            ++waited_in_close_;
+        }
     }
 
     // ---- groups (mutex_ held, except advance() on strand_) -------------------------------------------
@@ -1466,18 +1570,51 @@ private:
         return all;
     }
 
-    /// Counts a restart against `g`'s max_restarts; false if that is one too many.
-    bool count_group_restart(Group& g, time_point now) {
+    /// Whether one more restart of `g`, decided now to happen at `at`, keeps within its max_restarts: the restarts
+    /// that happened within the restart_window before `at`, and those decided but not happened yet, are fewer.
+    bool group_restart_allowed(Group& g, time_point now, time_point at) {
         const auto window = std::chrono::duration_cast<duration>(g.policy.restart_window);
         std::erase_if(g.window, [&](const time_point& t) { return t <= now - window; });
-        if (static_cast<std::int64_t>(g.window.size()) >= g.policy.max_restarts) {
-            return false;
+        const auto in_window =
+            std::count_if(g.window.begin(), g.window.end(), [&](const time_point& t) { return t > at - window; });
+        return static_cast<std::int64_t>(in_window) + g.pending_restarts < g.policy.max_restarts;
+    }
+
+    /// `g` starts over with a fresh budget (restarted as a whole by its parent): no restart counts any more.
+    static void fresh_budget(Group& g) {
+        g.window.clear();
+        g.pending_restarts = 0;
+        ++g.budget;
+    }
+
+    /// A counted restart of `g` decided against `budget` happened at `now`, or never will (`happened` false).
+    static void settle_group_restart(Group& g, std::uint32_t budget, time_point now, bool happened) {
+        if (g.budget != budget) {
+            return;  // counted against a budget renewed since
         }
-        if (g.window.size() >= unlimited_window_memory) {
-            g.window.erase(g.window.begin());
+        --g.pending_restarts;
+        if (happened) {
+            if (g.window.size() >= unlimited_window_memory) {
+                g.window.erase(g.window.begin());
+            }
+            g.window.push_back(now);
         }
-        g.window.push_back(now);
-        return true;
+    }
+
+    /// The counted group restarts of `u` happened at `now` (its members start), or never will (`happened` false:
+    /// the monitor closed first).
+    static void settle_counted(RestartUnit& u, time_point now, bool happened) {
+        for (const auto& [g, budget] : u.counted) {
+            settle_group_restart(*g, budget, now, happened);
+        }
+        u.counted.clear();
+    }
+
+    /// The same for the restart of one_for_one member `c` on its own.
+    static void settle_counted(Component& c, time_point now, bool happened) {
+        if (const auto budget = std::exchange(c.counted_in_group, std::nullopt)) {
+            settle_group_restart(*c.group, *budget, now, happened);
+        }
     }
 
     /// Member `m` of `g` failed and its own policy restarts it after `delay`. Counts the restart against the
@@ -1485,11 +1622,16 @@ private:
     /// (a one_for_one component that no unit drives).
     bool group_member_failed(Group& g, const Member& m, const std::string& reason, std::chrono::nanoseconds delay,
                              bool counted, time_point now, Events& events) {
-        if (counted && !count_group_restart(g, now)) {
+        const auto at = now + std::chrono::duration_cast<duration>(delay);
+        if (counted && !group_restart_allowed(g, now, at)) {
             group_give_up(g, m.name(), g.policy.max_restarts, reason, delay, now, events);
             return true;
         }
         if (g.policy.strategy == RestartStrategy::one_for_one && m.component && !m.component->unit) {
+            if (counted) {
+                ++g.pending_restarts;
+                m.component->counted_in_group = g.budget;
+            }
             return false;
         }
         auto first = g.members.begin();
@@ -1516,7 +1658,7 @@ private:
             }
         }
         for (auto* x : groups) {
-            x->window.clear();  // a group restarted by its parent starts over with a fresh budget (as in OTP)
+            fresh_budget(*x);  // a group restarted by its parent starts over with a fresh budget (as in OTP)
         }
         if (g.policy.strategy != RestartStrategy::one_for_one) {
             groups.push_back(&g);
@@ -1527,8 +1669,12 @@ private:
         if (!groups.empty()) {
             events.push_back(std::move(e));
         }  // else a one_for_one member that a unit drives: restarted with that unit, no group restart of its own
-        auto& unit = enlist(root_of(g), leaves, true, now + std::chrono::duration_cast<duration>(delay));
+        auto& unit = enlist(root_of(g), leaves, true, at);
         unit.restarting.insert(unit.restarting.end(), groups.begin(), groups.end());
+        if (counted) {
+            ++g.pending_restarts;
+            unit.counted.emplace_back(&g, g.budget);
+        }
         return true;
     }
 
@@ -1545,7 +1691,7 @@ private:
         e.reason = reason;
         events.push_back(e);
         if (g.parent) {
-            g.window.clear();  // restarted as a whole: a fresh budget
+            fresh_budget(g);  // restarted as a whole: a fresh budget
             group_member_failed(*g.parent, Member{nullptr, &g}, "group '" + g.name + "' gave up: " + reason, delay,
                                 true, now, events);
             return;
@@ -1650,6 +1796,10 @@ private:
             if (c.restart_scheduled) {  // a backoff or trial of its own: the unit replaces it
                 c.restart_scheduled = false;
                 c.manual_pending = false;
+                if (c.counted_in_group) {  // it counts against its group when the unit starts it
+                    unit->counted.emplace_back(c.group, *c.counted_in_group);
+                    c.counted_in_group.reset();
+                }
                 ++c.restart_gen;
                 c.next_restart.reset();
                 asio::post(strand_, [cp] {
@@ -1692,6 +1842,8 @@ private:
             const auto& from = (*old).*list;
             to.insert(to.end(), from.begin(), from.end());
         }
+        unit->counted.insert(unit->counted.end(), old->counted.begin(), old->counted.end());
+        old->counted.clear();
         asio::post(strand_, [old] {
             if (old->timer) {
                 old->timer->cancel();
@@ -1736,6 +1888,7 @@ private:
                 return next;
             }
             u.phase = RestartUnit::Phase::starting;
+            settle_counted(u, now, !closed_);
         }
         for (const auto& cp : leaves) {
             auto& c = *cp;
@@ -1773,7 +1926,8 @@ private:
 
     /// The unit did everything: its components are on their own again, its groups settle.
     void finish(RestartUnit& u, const std::vector<ComponentPtr>& leaves, time_point now, Events& events) {
-        u.merged = true;  // done: stale timers and posts find nothing to do
+        u.merged = true;                // done: stale timers and posts find nothing to do
+        settle_counted(u, now, false);  // (none left: they were settled when it began to start)
         for (const auto& c : leaves) {
             c->unit.reset();
             c->drive_restart = false;
@@ -1907,6 +2061,11 @@ private:
                 return;
             }
             c.restart_scheduled = false;
+            const auto now = Clock::now();
+            if (std::exchange(c.restart_counted, false) && !c.manual_pending) {
+                record_restart(c, now);  // it happens now, whatever the factory does
+            }
+            settle_counted(c, now, !c.manual_pending);
             c.starting = true;
             ++starting_;
             factory = c.factory;
@@ -1920,6 +2079,9 @@ private:
         std::exception_ptr factory_error;
         try {
             task.emplace((*factory)(context_of(reservation)));
+            if (!task->valid()) {
+                throw std::invalid_argument(empty_result(c.name, "the restart factory"));
+            }
         } catch (...) {
             factory_error = std::current_exception();
         }
@@ -1948,11 +2110,9 @@ private:
                 e.reason = c.last_error.str();
                 e.failure_class = cls;
                 events.push_back(std::move(e));
-                if (cls == FailureClass::fatal && !c.in_trial) {
-                    give_up(cp, c.last_error.str(), now, events, true);
-                } else {
-                    schedule_restart(cp, c.last_error.str(), now, cls != FailureClass::not_counted, events);
-                }
+                // As for an instance's failure: a disabled component (a manual restart() of it) or a temporary one
+                // is not restarted automatically.
+                after_failure(cp, c.last_error.str(), cls, now, events);
             } else {
                 spawn(cp, std::move(*task), std::move(factory), std::move(reservation), events, !first_start);
             }
@@ -1975,6 +2135,9 @@ private:
             if (c.instance == instance) {
                 c.instance.reset();
                 --live_instances_;
+                if (instance->reported_in_close) {
+                    --waited_in_close_;
+                }
             }
             const auto now = Clock::now();
             c.task_cancelled = outcome.kind == ExitOutcome::aborted;
@@ -1983,7 +2146,9 @@ private:
                 c.consecutive = 0;  // it was ready long enough to count as stable
             }
             if (c.removed) {
-                std::erase(detached_, cp);
+                if (auto it = detached_.find(std::string_view{c.name}); it != detached_.end() && it->second == cp) {
+                    detached_.erase(it);  // its name is free again
+                }
             }
             if (c.watch_timer) {
                 c.watch_timer->cancel();  // strand_: nothing left to watch until the next instance
@@ -2158,20 +2323,30 @@ private:
     void begin_close() {
         std::chrono::nanoseconds longest{-1};
         Events events;
+        time_point now;
         {
             std::lock_guard lock{mutex_};
             closing_ = true;
+            now = Clock::now();
             for (auto& [name, c] : components_) {
                 cancel_pending_restart(c, ComponentState::stopped, events);
                 if (c->timer) {
                     c->timer->cancel();  // backoff timers first: no factory runs after close starts
                 }
             }
+            // Each instance outside a group is waited for up to its own shutdown_timeout (or the stop deadline it
+            // had already), then reported: close_deadlines_, in deadline order, on the one close timer.
             const auto stop = [&](const ComponentPtr& c) {
-                if (c->instance && !c->group) {
-                    request_stop(c, StopCause::close);
-                    longest = std::max<std::chrono::nanoseconds>(longest, policy_of(*c).shutdown_timeout);
+                if (!c->instance || c->group) {
+                    return;
                 }
+                request_stop(c, StopCause::close);
+                const auto own = policy_of(*c).shutdown_timeout;
+                longest = std::max<std::chrono::nanoseconds>(longest, own);
+                const auto& i = *c->instance;
+                const auto deadline =
+                    i.reported_unresponsive ? now + std::chrono::duration_cast<duration>(own) : i.stop_deadline;
+                close_deadlines_.emplace_back(deadline, c);
             };
             // Groups stop in reverse start order, one member at a time: a tree may take the sum of its
             // members' shutdown_timeouts.
@@ -2195,40 +2370,73 @@ private:
                 if (any) {
                     longest = std::max(longest, sum);
                 }
-                enlist(*g, leaves, false, Clock::now());
+                enlist(*g, leaves, false, now);
             }
             for (auto& [name, c] : components_) {
                 stop(c);
             }
-            for (auto& c : detached_) {
+            for (auto& [name, c] : detached_) {
                 stop(c);
             }
+            std::stable_sort(close_deadlines_.begin(), close_deadlines_.end(),
+                             [](const auto& a, const auto& b) { return a.first < b.first; });
         }
         publish(events);
         if (longest >= std::chrono::nanoseconds::zero()) {
-            close_timer_.expires_after(std::chrono::duration_cast<duration>(longest));
-            close_timer_.async_wait([self = this->shared_from_this()](std::error_code ec) {
-                if (!ec) {
-                    self->on_close_deadline();
-                }
-            });
+            close_end_ = now + std::chrono::duration_cast<duration>(longest);
+            arm_close_timer(close_deadlines_.empty() ? close_end_ : close_deadlines_.front().first);
         }
         maybe_finish_close();
     }
 
-    void on_close_deadline() {
+    void arm_close_timer(time_point at) {
+        close_timer_.expires_at(at);
+        close_timer_.async_wait([self = this->shared_from_this()](std::error_code ec) {
+            if (!ec) {
+                self->on_close_timer();
+            }
+        });
+    }
+
+    /// A deadline of close() passed: the instances outside groups whose own deadline it was are reported (or, if
+    /// they were reported before, no longer waited for); at the end of close()'s longest wait everything still
+    /// running is reported and the close completes.
+    void on_close_timer() {
         Events events;
+        std::optional<time_point> next;
         {
             std::lock_guard lock{mutex_};
             const auto now = Clock::now();
-            for (auto& [name, c] : components_) {
-                if (c->instance && !c->instance->reported_unresponsive) {
-                    report_unresponsive(*c, now, events);
+            for (; next_close_deadline_ < close_deadlines_.size(); ++next_close_deadline_) {
+                const auto& [deadline, cp] = close_deadlines_[next_close_deadline_];
+                if (deadline > now) {
+                    break;
+                }
+                if (cp->instance && !cp->instance->reported_unresponsive) {
+                    report_unresponsive(*cp, now, events);
+                } else if (cp->instance) {
+                    waited_in_close(*cp->instance);
+                }
+            }
+            if (next_close_deadline_ < close_deadlines_.size()) {
+                next = close_deadlines_[next_close_deadline_].first;
+            } else if (now < close_end_) {
+                next = close_end_;
+            } else {
+                for (auto& [name, c] : components_) {
+                    if (c->instance && !c->instance->reported_unresponsive) {
+                        report_unresponsive(*c, now, events);
+                    }
                 }
             }
         }
         publish(events);
-        finish_close();
+        if (next) {
+            arm_close_timer(*next);
+            maybe_finish_close();
+        } else {
+            finish_close();
+        }
     }
 
     void maybe_finish_close() {
@@ -2238,13 +2446,9 @@ private:
                 return;
             }
             // Done once every instance exited, or was waited for by this close up to its shutdown_timeout and
-            // reported (a group's members, stopped one by one, are reported as their turn ends).
-            const auto waited_for = [](const ComponentPtr& c) {
-                return !c->instance || c->instance->reported_in_close;
-            };
-            if (live_instances_ != 0 && !(std::all_of(components_.begin(), components_.end(),
-                                                      [&](const auto& entry) { return waited_for(entry.second); }) &&
-                                          std::all_of(detached_.begin(), detached_.end(), waited_for))) {
+            // reported (a group's members, stopped one by one, are reported as their turn ends). A count, not a
+            // scan: a scan at every exit made closing n components cost n^2 (100,000 took 5.9 s instead of 0.8).
+            if (live_instances_ != waited_in_close_) {
                 return;
             }
         }
@@ -2308,7 +2512,9 @@ private:
     mutable std::mutex mutex_;
     // Keyed by a view of the component's own name (the record outlives its entry).
     std::map<std::string_view, ComponentPtr, std::less<>> components_;
-    std::vector<ComponentPtr> detached_;  // removed, but their instance outlived shutdown_timeout
+    // Removed, but their instance outlived shutdown_timeout: the name stays taken until that instance exits, so
+    // that no two live instances ever share a name.
+    std::map<std::string_view, ComponentPtr, std::less<>> detached_;
     std::map<std::string, std::unique_ptr<Group>, std::less<>> groups_;  // never shrinks
     // Components' strands, type-erased once: copies of an any_io_executor share its heap-held strand, where each
     // conversion from a strand<> would allocate. Only grows, so references stay valid.
@@ -2317,6 +2523,7 @@ private:
     std::uint64_t next_task_id_ = 0;
     std::uint64_t next_sequence_ = 0;
     std::size_t live_instances_ = 0;         // components with a live instance
+    std::size_t waited_in_close_ = 0;        // live instances that close() need not wait for any longer
     std::size_t starting_ = 0;               // components whose factory is being called
     std::vector<MonitorEvent> escalations_;  // not yet handed to async_wait_escalation()
     bool remove_done_ = false;               // a removal finished: complete_removals() has work
@@ -2324,6 +2531,10 @@ private:
 
     // strand_ only
     Timer close_timer_;
+    // The deadlines of instances outside groups (ascending) and the end of close()'s longest wait.
+    std::vector<std::pair<time_point, ComponentPtr>> close_deadlines_;
+    std::size_t next_close_deadline_ = 0;
+    time_point close_end_{};
     bool closing_ = false;  // also read under mutex_
     bool close_completed_ = false;
     CloseWaiters close_waiters_;  // completions of close(); destroyed unrun at context shutdown
