@@ -959,3 +959,102 @@ TEST_CASE("group edge: a one_for_one group reports group_restarting only with a 
     CHECK(r.of(MonitorEventKind::group_restarting).size() == r.of(MonitorEventKind::group_restarted).size());
     h.close(monitor);
 }
+
+// ---- the restart limit counted when restarts happen, and close() deadlines ------------------------------------
+
+TEST_CASE("group edge: reset() or restart() of a member does not take its pending restart off the group's count",
+          "[group][edge][intensity]") {
+    // One restart per 100 s. Member a fails at 1 s, its own restart due at 6 s. reset() clears a's own history and
+    // restart() only brings the restart sooner: either way it counts against the group, whose limit then refuses
+    // a's next failure.
+    Harness h;
+    Journal j{h};
+    Recorder r;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(r.listener());
+    Role a{.fail_after = {1s, 1s}};
+    auto slow = quick;
+    slow.base_backoff = 5s;
+    slow.max_backoff = 5s;
+    monitor.supervise_group("pool", {member(j, "a", a, slow)}, {.max_restarts = 1, .restart_window = 100s});
+    h.runner.run_for(1500ms);
+    SECTION("reset()") {
+        monitor.reset("a");
+        h.runner.run_for(5s);  // restarted at 6 s, automatically
+    }
+    SECTION("restart()") {
+        monitor.restart("a");  // merged into the pending restart: it happens now
+        h.runner.run_for(100ms);
+    }
+    CHECK(a.starts == 2);
+    CHECK(monitor.get_group_stats().at("pool").restarts_in_window == 1);
+    h.runner.run_for(3s);  // a fails again 1 s after its restart: a second restart within 100 s
+    CHECK(r.of(MonitorEventKind::group_gave_up).size() == 1);
+    h.close(monitor);
+}
+
+TEST_CASE("group edge: a member's restart taken over by a group restart that does not start it is never counted",
+          "[group][edge][intensity]") {
+    // a fails at 1 s (its own limit: 1 per hour); the group restart due at 3 s will not start it, as it was
+    // disabled meanwhile. Enabled again, it is restarted along with b's failure at 8 s: that is b's restart, and
+    // a's own window stays empty.
+    Harness h;
+    Journal j{h};
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto strict = quick;
+    strict.base_backoff = 2s;
+    strict.max_backoff = 2s;
+    strict.max_restart_attempts = 1;
+    Role a{.fail_after = {1s}}, b{.fail_after = {100s, 5s}};
+    monitor.supervise_group("g", {member(j, "a", a, strict), member(j, "b", b, quick)},
+                            {.strategy = RestartStrategy::one_for_all});
+    h.runner.run_for(1500ms);
+    monitor.disable({"a"});
+    h.runner.run_for(2500ms);  // 4 s: b restarted alone
+    CHECK(a.starts == 1);
+    CHECK(b.starts == 2);
+    monitor.enable({"a"});
+    h.runner.run_for(6s);  // b fails at 8 s; the group restarts a and b at 9 s
+    CHECK(a.starts == 2);
+    CHECK(monitor.get_component_stats().at("a").restarts_in_window == 0);
+    h.close(monitor);
+}
+
+TEST_CASE("group edge: close() waits a member reported unresponsive before it for its own shutdown_timeout only",
+          "[group][edge][close]") {
+    Harness h;
+    Journal j{h};
+    Recorder r;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(r.listener());
+    auto two = quick;
+    two.shutdown_timeout = 2s;
+    auto ten = quick;
+    ten.shutdown_timeout = 10s;
+    Role a{.stop_delay = 1h}, b{}, c{};
+    monitor.supervise_group("g", {member(j, "a", a, two), member(j, "b", b, ten), member(j, "c", c, ten)});
+    h.runner.run_for(1s);
+    monitor.disable({"a"});
+    h.runner.run_for(3s);  // a ignored the stop: reported at 2 s after it
+    REQUIRE(monitor.get_component_stats().at("a").state == ComponentState::unresponsive);
+    CHECK(h.close(monitor) == 2s);  // b and c exit at once; a is waited for its own 2 s, not the tree's 22 s
+    CHECK(r.of(MonitorEventKind::closed).at(0).unresponsive == 1);
+}
+
+TEST_CASE("group edge: a temporary member whose first factory call throws ends failed with no restart pending",
+          "[group][edge]") {
+    Harness h;
+    Journal j{h};
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto temporary = quick;
+    temporary.restart_type = RestartType::temporary;
+    Role a{}, t{.factory_throws = {0}};
+    monitor.supervise_group("g", {member(j, "a", a, quick), member(j, "t", t, temporary)});
+    h.runner.run_for(5s);
+    const auto s = monitor.get_component_stats().at("t");
+    CHECK(s.state == ComponentState::failed);
+    CHECK_FALSE(s.is_restarting);
+    CHECK_FALSE(s.next_restart_at);
+    CHECK(t.factory_calls == 1);
+    h.close(monitor);
+}

@@ -39,6 +39,10 @@ TEST_CASE("quote() escapes what could end or forge a line, and leaves other text
              {"del\x7f", R"("del\x7f")"},
              {"next\xC2\x85line", R"("next\u0085line")"},  // C1 control NEL
              {"line\xE2\x80\xA8sep\xE2\x80\xA9para", R"("line\u2028sep\u2029para")"},
+             {"abc\xE2\x80\xAE"
+              "fed",
+              R"("abc\u202efed")"},  // a bidi override cannot reorder the line
+             {"soft\xC2\xADhyphen", R"("soft\u00adhyphen")"},
              {"bad \xFF byte", R"("bad \xff byte")"},               // not UTF-8
              {"cut \xE2\x82", R"("cut \xe2\x82")"},                 // truncated sequence
              {"Grüße, 温度 🌡", "\"Grüße, 温度 🌡\""},  // valid UTF-8 is kept

@@ -29,6 +29,11 @@ TEST_CASE("A name is one line of valid UTF-8: control characters and invalid byt
              {"del\x7f", "contains the control character U+007F at byte 3"},
              {"nel\xC2\x85", "contains the control character U+0085 at byte 3"},
              {"ls\xE2\x80\xA8", "contains the control character U+2028 at byte 2"},
+             {"admin\xE2\x80\xAEtxt.exe", "contains the invisible format character U+202E at byte 5"},  // bidi
+             {"zero\xE2\x80\x8Bwidth", "contains the invisible format character U+200B at byte 4"},
+             {"\xEF\xBB\xBF"
+              "bom",
+              "contains the invisible format character U+FEFF at byte 0"},
              {"bad\xFF", "is not valid UTF-8 at byte 3"},
              {"overlong\xC0\xAF", "is not valid UTF-8 at byte 8"},
              {"surrogate\xED\xA0\x80", "is not valid UTF-8 at byte 9"},

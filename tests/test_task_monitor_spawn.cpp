@@ -586,10 +586,10 @@ TEST_CASE("spawn: the cookbook's accept loop fails while connections are open, i
     const auto server = acceptor.local_endpoint();
     std::uint64_t accepted = 0;  // outside the loop: a restarted loop goes on counting
     bool failed_once = false;
+    std::vector<tcp::socket> clients;  // outlives the sections: a client coroutine may still be running
     SECTION("the counter outlives the loop, as the cookbook says: every connection is served") {
         monitor.supervise("acceptor",
                           [&] { return cookbook_accept_loop(monitor, acceptor, accepted, 2, failed_once); });
-        std::vector<tcp::socket> clients;
         bool done = false;
         asio::co_spawn(
             io,
@@ -616,7 +616,6 @@ TEST_CASE("spawn: the cookbook's accept loop fails while connections are open, i
             std::uint64_t mine = 0;  // in the loop's frame: restarts from 0 with the loop, while conn-1 is open
             co_await cookbook_accept_loop(monitor, acceptor, mine, 2, failed_once);
         });
-        std::vector<tcp::socket> clients;
         asio::co_spawn(
             io,
             [&]() -> asio::awaitable<void> {

@@ -232,11 +232,17 @@ TEST_CASE("Names with spaces or quotes are accepted, and their key=value fields 
     h.runner.run_for(1s);
     const auto failed = h.lines_with("failed component=");
     REQUIRE(failed.size() == 1);
-    CHECK(failed.front() == R"(error|Component conn 7 "eu" failed component="conn 7 \"eu\"" task_id=1 failure_count=1 )"
-                            R"(reason="std::runtime_error: line one\nline two \x1b[31mred")");
+    CHECK(failed.front() ==
+          R"(error|Component "conn 7 \"eu\"" failed component="conn 7 \"eu\"" task_id=1 failure_count=1 )"
+          R"(reason="std::runtime_error: line one\nline two \x1b[31mred")");
     for (const auto& line : h.lines()) {
         CHECK(line.find('\x1b') == std::string::npos);
     }
+    // A name cannot pass for a field of its own: it is quoted in the sentence too.
+    monitor.supervise("x component=victim task_id=99", [] { return sleep_for(1h); });
+    CHECK(h.lines_with(R"(info|Started component "x component=victim task_id=99" )"
+                       R"(component="x component=victim task_id=99" task_id=2)")
+              .size() == 1);
     h.close(monitor);
 }
 

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <memory>
@@ -106,10 +107,20 @@ inline std::string format_window(std::chrono::nanoseconds window) {
     return fmt::format("{} ms", duration_cast<milliseconds>(window).count());
 }
 
+/// A character that changes how the text around it reads without showing itself: the soft hyphen, bidirectional
+/// controls (U+061C, U+200E/F, U+202A-U+202E, U+2066-U+2069: they can make a line display in another order than
+/// it is stored), zero-width characters and U+FEFF, and the other invisible format characters of U+2060-U+206F
+/// and U+FFF9-U+FFFB.
+[[nodiscard]] constexpr bool is_invisible_format(std::uint32_t cp) noexcept {
+    return cp == 0xAD || cp == 0x61C || (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x202A && cp <= 0x202E) ||
+           (cp >= 0x2060 && cp <= 0x206F) || cp == 0xFEFF || (cp >= 0xFFF9 && cp <= 0xFFFB);
+}
+
 /// Appends `text` to `out` so that it cannot end or forge a log line, nor break a double-quoted field: `"` and `\`
 /// are escaped, newline, carriage return and tab become \n \r \t, other C0 controls and DEL \xNN (an ANSI escape
-/// sequence cannot reach a terminal), C1 controls and U+2028 / U+2029 (line breaks to some viewers) \uNNNN, and each
-/// byte that is not valid UTF-8 \xNN, so the line is valid UTF-8 and the original bytes can be read back.
+/// sequence cannot reach a terminal), C1 controls, U+2028 / U+2029 (line breaks to some viewers) and invisible format
+/// characters (is_invisible_format) \uNNNN, and each byte that is not valid UTF-8 \xNN, so the line is valid UTF-8,
+/// reads as it is stored, and the original bytes can be read back.
 inline void append_escaped(std::string& out, std::string_view text) {
     constexpr std::string_view hex = "0123456789abcdef";
     for (std::size_t at = 0; at < text.size();) {
@@ -126,7 +137,7 @@ inline void append_escaped(std::string& out, std::string_view text) {
                     out.push_back(hex[byte >> 4U]);
                     out.push_back(hex[byte & 0xFU]);
             }
-        } else if ((cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029) {
+        } else if ((cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 || is_invisible_format(cp)) {
             out += "\\u";
             for (int shift = 12; shift >= 0; shift -= 4) {
                 out.push_back(hex[(cp >> static_cast<unsigned>(shift)) & 0xFU]);
@@ -172,7 +183,7 @@ inline bool is_bare_field_value(std::string_view text) noexcept {
         const auto s = decode_utf8(text, at);
         const auto cp = s.code_point;
         if (!s.valid || cp <= 0x20 || cp == 0x7F || cp == '"' || cp == '=' || cp == '\\' ||
-            (cp >= 0x80 && cp <= 0xA0) || cp == 0x2028 || cp == 0x2029) {
+            (cp >= 0x80 && cp <= 0xA0) || cp == 0x2028 || cp == 0x2029 || is_invisible_format(cp)) {
             return false;
         }
         at += s.length;

@@ -24,74 +24,75 @@ namespace taskmon::detail {
 /// Writes the event's log line: a human sentence followed by key=value fields on the same line.
 inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
     using spdlog::level::level_enum;
-    const auto& name = e.component;       // in the sentence; names are one line of UTF-8 (detail/name_rules.hpp)
-    const FieldValue field{e.component};  // in key=value fields: quoted when it holds a space, '"' or '='
-    const FieldValue group_field{e.group};
+    // Names are one line of UTF-8 (detail/name_rules.hpp) but may hold spaces and '=': in the sentence as in the
+    // key=value fields they are quoted then, so that "x component=victim" cannot pass for a field of its own.
+    const FieldValue name{e.component};
+    const FieldValue group{e.group};
     // A spawn()ed task (one per connection on a busy server) logs its routine lines at debug.
     const auto routine = e.spawned ? level_enum::debug : level_enum::info;
     switch (e.kind) {
         case MonitorEventKind::started:
-            logger.log(routine, "Started component {} component={} task_id={}", name, field, e.task_id);
+            logger.log(routine, "Started component {} component={} task_id={}", name, name, e.task_id);
             break;
         case MonitorEventKind::failed:
             logger.log(level_enum::err, "Component {} failed component={} task_id={} failure_count={} reason={}", name,
-                       field, e.task_id, e.failure_count, quote(e.reason));
+                       name, e.task_id, e.failure_count, quote(e.reason));
             break;
         case MonitorEventKind::cancelled_unexpectedly:
             logger.log(level_enum::warn,
                        "Component {} was cancelled unexpectedly component={} task_id={} failure_count={} reason={}",
-                       name, field, e.task_id, e.failure_count, quote(e.reason));
+                       name, name, e.task_id, e.failure_count, quote(e.reason));
             break;
         case MonitorEventKind::completed:
-            logger.log(routine, "Component {} completed component={} task_id={} restart_type={}", name, field,
-                       e.task_id, to_string(e.restart_type));
+            logger.log(routine, "Component {} completed component={} task_id={} restart_type={}", name, name, e.task_id,
+                       to_string(e.restart_type));
             break;
         case MonitorEventKind::restart_scheduled: {
             const auto seconds = format_seconds(e.delay);
             logger.log(level_enum::warn,
                        "Restarting component {} (attempt {}) after {}s delay component={} attempt={} backoff={} "
                        "reason={}",
-                       name, e.attempt, seconds, field, e.attempt, seconds, quote(e.reason));
+                       name, e.attempt, seconds, name, e.attempt, seconds, quote(e.reason));
             break;
         }
         case MonitorEventKind::restarted:
             logger.log(level_enum::info,
-                       "Successfully restarted component {} component={} new_task_id={} restart_count={}", name, field,
+                       "Successfully restarted component {} component={} new_task_id={} restart_count={}", name, name,
                        e.task_id, e.restart_count);
             break;
         case MonitorEventKind::restart_requested:
             logger.log(level_enum::info, "Manual restart requested for component {} component={} task_id={}", name,
-                       field, e.task_id);
+                       name, e.task_id);
             break;
         case MonitorEventKind::restart_merged:
             logger.log(level_enum::info, "Manual restart of component {} merged into the pending restart component={}",
-                       name, field);
+                       name, name);
             break;
         case MonitorEventKind::gave_up:
             logger.log(level_enum::err,
                        "Component {} has exceeded restart limit ({} attempts per {}). Stopping auto-restart. "
                        "component={} restart_count={} reason={}",
-                       name, e.limit, format_window(e.window), field, e.restart_count, quote(e.reason));
+                       name, e.limit, format_window(e.window), name, e.restart_count, quote(e.reason));
             break;
         case MonitorEventKind::not_enabled:
             logger.log(level_enum::warn,
                        "Component {} is not enabled for restart; leaving it stopped component={} task_id={}", name,
-                       field, e.task_id);
+                       name, e.task_id);
             break;
         case MonitorEventKind::no_factory:
             logger.log(level_enum::err, "Component {} cannot be restarted: no restart factory component={} task_id={}",
-                       name, field, e.task_id);
+                       name, name, e.task_id);
             break;
         case MonitorEventKind::factory_failed:
             logger.log(level_enum::err, "Restart factory of component {} threw component={} failure_count={} reason={}",
-                       name, field, e.failure_count, quote(e.reason));
+                       name, name, e.failure_count, quote(e.reason));
             break;
         case MonitorEventKind::stopped:
             if (e.reason.empty()) {
-                logger.log(routine, "Component {} stopped component={} task_id={}", name, field, e.task_id);
+                logger.log(routine, "Component {} stopped component={} task_id={}", name, name, e.task_id);
             } else {
                 logger.log(level_enum::warn, "Component {} stopped with an error component={} task_id={} reason={}",
-                           name, field, e.task_id, quote(e.reason));
+                           name, name, e.task_id, quote(e.reason));
             }
             break;
         case MonitorEventKind::stop_timeout: {
@@ -99,18 +100,18 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             logger.log(level_enum::err,
                        "Component {} did not stop within {}s of cancellation component={} task_id={} "
                        "shutdown_timeout={}",
-                       name, seconds, field, e.task_id, seconds);
+                       name, seconds, name, e.task_id, seconds);
             break;
         }
         case MonitorEventKind::restart_cancelled:
             logger.log(level_enum::info, "Cancelled pending restart of component {} component={} restart_count={}",
-                       name, field, e.restart_count);
+                       name, name, e.restart_count);
             break;
         case MonitorEventKind::closed:
             logger.log(level_enum::info, "TaskMonitor closed components={} unresponsive={}", e.count, e.unresponsive);
             break;
         case MonitorEventKind::ready:
-            logger.log(level_enum::info, "Component {} is ready component={} task_id={}", name, field, e.task_id);
+            logger.log(level_enum::info, "Component {} is ready component={} task_id={}", name, name, e.task_id);
             break;
         case MonitorEventKind::watchdog_timeout:
         case MonitorEventKind::startup_timeout: {
@@ -121,7 +122,7 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             logger.log(level_enum::err,
                        "Component {} {}; cancelling it component={} task_id={} failure_count={} timeout={} "
                        "failure_class={} reason={}",
-                       name, what, field, e.task_id, e.failure_count, seconds, to_string(e.failure_class),
+                       name, what, name, e.task_id, e.failure_count, seconds, to_string(e.failure_class),
                        quote(e.reason));
             break;
         }
@@ -130,49 +131,49 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             logger.log(level_enum::err,
                        "Component {} quarantined; one trial instance in {}s component={} cooldown={} trials={} "
                        "reason={}",
-                       name, seconds, field, seconds, e.attempt, quote(e.reason));
+                       name, seconds, name, seconds, e.attempt, quote(e.reason));
             break;
         }
         case MonitorEventKind::trial_started:
-            logger.log(level_enum::warn, "Quarantine trial of component {} started component={} task_id={}", name,
-                       field, e.task_id);
+            logger.log(level_enum::warn, "Quarantine trial of component {} started component={} task_id={}", name, name,
+                       e.task_id);
             break;
         case MonitorEventKind::quarantine_closed:
             logger.log(level_enum::info,
                        "Component {} passed its quarantine trial; circuit closed, restart window cleared "
                        "component={} task_id={}",
-                       name, field, e.task_id);
+                       name, name, e.task_id);
             break;
         case MonitorEventKind::escalated:
             if (e.component.empty()) {
                 logger.log(level_enum::critical,
-                           "Group {} gave up; escalating to the monitor's owner group={} reason={}", e.group,
-                           group_field, quote(e.reason));
+                           "Group {} gave up; escalating to the monitor's owner group={} reason={}", group, group,
+                           quote(e.reason));
             } else {
                 logger.log(level_enum::critical,
                            "Component {} gave up; escalating to the monitor's owner component={} restart_count={} "
                            "reason={}",
-                           name, field, e.restart_count, quote(e.reason));
+                           name, name, e.restart_count, quote(e.reason));
             }
             break;
         case MonitorEventKind::reset:
-            logger.log(level_enum::info, "Restart history of component {} reset by hand component={}", name, field);
+            logger.log(level_enum::info, "Restart history of component {} reset by hand component={}", name, name);
             break;
         case MonitorEventKind::removed:
             if (e.unresponsive == 0) {
-                logger.log(routine, "Component {} removed component={}", name, field);
+                logger.log(routine, "Component {} removed component={}", name, name);
             } else {
                 logger.log(level_enum::err,
                            "Component {} removed while its instance still ignores cancellation component={} "
                            "task_id={} unresponsive=1",
-                           name, field, e.task_id);
+                           name, name, e.task_id);
             }
             break;
         case MonitorEventKind::policy_updated:
-            logger.log(level_enum::info, "Policy of component {} updated component={}", name, field);
+            logger.log(level_enum::info, "Policy of component {} updated component={}", name, name);
             break;
         case MonitorEventKind::group_started:
-            logger.log(level_enum::info, "Started group {} group={} members={}", e.group, group_field,
+            logger.log(level_enum::info, "Started group {} group={} members={}", group, group,
                        quote(fmt::format("{}", fmt::join(e.members, ","))));
             break;
         case MonitorEventKind::group_restarting: {
@@ -180,31 +181,31 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             logger.log(level_enum::warn,
                        "Restarting group {} after {}s delay: member {} failed group={} component={} members={} "
                        "backoff={} reason={}",
-                       e.group, seconds, name, group_field, field, quote(fmt::format("{}", fmt::join(e.members, ","))),
-                       seconds, quote(e.reason));
+                       group, seconds, name, group, name, quote(fmt::format("{}", fmt::join(e.members, ","))), seconds,
+                       quote(e.reason));
             break;
         }
         case MonitorEventKind::group_restarted:
-            logger.log(level_enum::info, "Successfully restarted group {} group={} members={}", e.group, group_field,
+            logger.log(level_enum::info, "Successfully restarted group {} group={} members={}", group, group,
                        quote(fmt::format("{}", fmt::join(e.members, ","))));
             break;
         case MonitorEventKind::group_gave_up:
             if (e.window == std::chrono::nanoseconds::zero()) {  // a member escalated; no limit involved
                 logger.log(level_enum::err, "Group {} gives up: member {} escalated group={} component={} reason={}",
-                           e.group, name, group_field, field, quote(e.reason));
+                           group, name, group, name, quote(e.reason));
             } else {
                 logger.log(level_enum::err,
                            "Group {} has exceeded its restart limit ({} per {}); giving it up group={} "
                            "component={} limit={} reason={}",
-                           e.group, e.limit == 1 ? std::string{"1 restart"} : fmt::format("{} restarts", e.limit),
-                           format_window(e.window), group_field, field, e.limit, quote(e.reason));
+                           group, e.limit == 1 ? std::string{"1 restart"} : fmt::format("{} restarts", e.limit),
+                           format_window(e.window), group, name, e.limit, quote(e.reason));
             }
             break;
         case MonitorEventKind::group_shutdown:
             logger.log(level_enum::info,
                        "Significant member {} of group {} ended; shutting the group down group={} component={} "
                        "members={}",
-                       name, e.group, group_field, field, quote(fmt::format("{}", fmt::join(e.members, ","))));
+                       name, group, group, name, quote(fmt::format("{}", fmt::join(e.members, ","))));
             break;
     }
 }
@@ -217,8 +218,8 @@ inline void log_listener_error(spdlog::logger& logger, const MonitorEvent& e, co
                    quote(describe(error)));
     } else {
         logger.log(spdlog::level::err,
-                   "Event listener threw handling {} of component {} component={} kind={} reason={}", kind, e.component,
-                   FieldValue{e.component}, kind, quote(describe(error)));
+                   "Event listener threw handling {} of component {} component={} kind={} reason={}", kind,
+                   FieldValue{e.component}, FieldValue{e.component}, kind, quote(describe(error)));
     }
 }
 

@@ -561,7 +561,7 @@ public:
             if (!parent.empty()) {
                 auto it = groups_.find(parent);
                 if (it == groups_.end()) {
-                    throw std::invalid_argument(where + ": unknown parent group '" + parent + "'");
+                    throw std::invalid_argument(where + ": unknown parent group " + single_quoted(parent));
                 }
                 group->parent = it->second.get();
                 const auto state = group->parent->state;
@@ -1141,8 +1141,8 @@ private:
             } catch (...) {
                 problem = "threw " + describe(std::current_exception());
             }
-            logger_->error("Random source {}; component {} waits its backoff without jitter component={} reason={}",
-                           problem, c.name, FieldValue{c.name}, quote(problem));
+            logger_->error("Random source failed; component {} waits its backoff without jitter component={} reason={}",
+                           FieldValue{c.name}, FieldValue{c.name}, quote(problem));
         } catch (...) {  // NOLINT(bugprone-empty-catch): nowhere left to report it
         }
         return std::nullopt;
@@ -1151,8 +1151,7 @@ private:
     /// Forgets the restart history: window, backoff, quarantine.
     static void clear_budget(Component& c) {
         c.window.clear();
-        c.restart_counted = false;
-        settle_counted(c, time_point{}, false);
+        c.restart_counted = false;  // a restart still pending counts against no budget of its own: a fresh one
         c.consecutive = 0;
         c.last_delay = {};
         c.quarantine_cooldown = {};
@@ -1248,7 +1247,7 @@ private:
         } catch (...) {
             try {
                 logger_->error("Failure classifier of component {} threw; the failure counts component={} reason={}",
-                               c.name, FieldValue{c.name}, quote(describe(std::current_exception())));
+                               FieldValue{c.name}, FieldValue{c.name}, quote(describe(std::current_exception())));
             } catch (...) {  // NOLINT(bugprone-empty-catch): nowhere left to report it
             }
             return FailureClass::counted;
@@ -1263,6 +1262,7 @@ private:
         const bool terminal = policy_of(c).restart_type == RestartType::temporary || !c.enabled || !c.factory;
         if (terminal) {
             c.in_trial = false;  // a trial that ends here is not resumed by a later manual restart
+            c.next_restart.reset();
         }
         if (policy_of(c).restart_type == RestartType::temporary) {
             c.state = ComponentState::failed;
@@ -1340,6 +1340,7 @@ private:
             // again (it stays down, or waits for its quarantine trial).
             c.unit.reset();
             c.drive_restart = false;
+            c.restart_counted = false;
         }
         if (policy.give_up_mode == GiveUpMode::quarantine) {
             quarantine(cp, reason, now, events);
@@ -1790,6 +1791,7 @@ private:
             if (restart && stuck) {
                 if (c.unit == unit) {
                     c.drive_restart = false;  // absorbed: kept stopped
+                    c.restart_counted = false;
                 }
                 continue;
             }
@@ -1816,8 +1818,11 @@ private:
                               (policy_of(c).restart_type != RestartType::temporary || c.generation == 0);
             if (c.drive_restart) {
                 c.state = ComponentState::restarting;
-            } else if (!c.instance &&
-                       (c.state == ComponentState::restarting || c.state == ComponentState::quarantined)) {
+            } else {
+                c.restart_counted = false;  // its own restart, replaced by this unit, will not happen
+            }
+            if (!c.drive_restart && !c.instance &&
+                (c.state == ComponentState::restarting || c.state == ComponentState::quarantined)) {
                 c.state = ComponentState::stopped;
             }
         }
@@ -1888,7 +1893,7 @@ private:
                 return next;
             }
             u.phase = RestartUnit::Phase::starting;
-            settle_counted(u, now, !closed_);
+            settle_counted(u, now, to_start && !closed_);  // a stop-only unit restarts nothing
         }
         for (const auto& cp : leaves) {
             auto& c = *cp;
@@ -1903,6 +1908,7 @@ private:
             }
             if (closed_ || !c.enabled || !c.factory) {
                 c.drive_restart = false;
+                c.restart_counted = false;
                 if (!c.instance) {
                     c.state = ComponentState::stopped;
                     c.next_restart.reset();
@@ -2061,11 +2067,14 @@ private:
                 return;
             }
             c.restart_scheduled = false;
+            // It happens now, whatever the factory does. A restart decided by a counted failure counts also when a
+            // restart() merged into it (it only came sooner), and against the group also after a reset() (which
+            // clears the component's own history, not its group's).
             const auto now = Clock::now();
-            if (std::exchange(c.restart_counted, false) && !c.manual_pending) {
-                record_restart(c, now);  // it happens now, whatever the factory does
+            if (std::exchange(c.restart_counted, false)) {
+                record_restart(c, now);
             }
-            settle_counted(c, now, !c.manual_pending);
+            settle_counted(c, now, true);
             c.starting = true;
             ++starting_;
             factory = c.factory;
@@ -2337,6 +2346,13 @@ private:
             // Each instance outside a group is waited for up to its own shutdown_timeout (or the stop deadline it
             // had already), then reported: close_deadlines_, in deadline order, on the one close timer.
             const auto stop = [&](const ComponentPtr& c) {
+                if (c->instance && c->group && c->instance->reported_unresponsive) {
+                    // Already reported (a requested stop it ignored): its group's stop skips it; close waits its
+                    // shutdown_timeout for it, as for any instance.
+                    const auto own = policy_of(*c).shutdown_timeout;
+                    close_deadlines_.emplace_back(now + std::chrono::duration_cast<duration>(own), c);
+                    return;
+                }
                 if (!c->instance || c->group) {
                     return;
                 }
@@ -2402,6 +2418,9 @@ private:
     /// they were reported before, no longer waited for); at the end of close()'s longest wait everything still
     /// running is reported and the close completes.
     void on_close_timer() {
+        if (close_completed_) {
+            return;  // queued before maybe_finish_close() cancelled the timer
+        }
         Events events;
         std::optional<time_point> next;
         {

@@ -18,9 +18,11 @@
 
 namespace taskmon::detail {
 
-/// Why `name` cannot name a component or group ("is empty", "contains U+000A at byte 4", "is not valid UTF-8 at
-/// byte 2"), or nothing if it can. Refused: the empty name, bytes that are not UTF-8, C0 and C1 control characters,
-/// DEL, and U+2028 / U+2029 (line and paragraph separators, which some log viewers break lines at).
+/// Why `name` cannot name a component or group ("must not be empty", "contains the control character U+000A at
+/// byte 4", "is not valid UTF-8 at byte 2"), or nothing if it can. Refused: the empty name, bytes that are not
+/// UTF-8, C0 and C1 control characters, DEL, U+2028 / U+2029 (line and paragraph separators, which some log
+/// viewers break lines at), and invisible format characters (bidirectional controls, zero-width characters: a
+/// name that displays as another's).
 [[nodiscard]] inline std::optional<std::string> name_problem(std::string_view name) {
     if (name.empty()) {
         return "must not be empty";
@@ -33,6 +35,9 @@ namespace taskmon::detail {
         const auto cp = s.code_point;
         if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029) {
             return fmt::format("contains the control character U+{:04X} at byte {}", cp, at);
+        }
+        if (is_invisible_format(cp)) {
+            return fmt::format("contains the invisible format character U+{:04X} at byte {}", cp, at);
         }
         at += s.length;
     }
