@@ -888,16 +888,8 @@ TEST_CASE("group edge: a significant member may not be permanent, as in Erlang/O
     auto permanent = quick;
     permanent.restart_type = RestartType::permanent;
     Role job{}, helper{};
-    const auto message = [](const auto& call) {
-        try {
-            call();
-        } catch (const std::invalid_argument& e) {
-            return std::string{e.what()};
-        }
-        return std::string{"no exception"};
-    };
     Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
-    CHECK(message([&] {
+    CHECK(taskmon_test::invalid_argument_message([&] {
               monitor.supervise_group("g", {member(j, "job", job, permanent, true), member(j, "helper", helper, quick)},
                                       {.auto_shutdown = AutoShutdown::any_significant});
           }).rfind("supervise_group: group 'g': member 'job' is significant and permanent", 0) == 0);
@@ -913,7 +905,7 @@ TEST_CASE("group edge: a significant member may not be permanent, as in Erlang/O
     monitor.supervise_group("g", {member(j, "job", job, quick, true), member(j, "helper", helper, quick)},
                             {.auto_shutdown = AutoShutdown::any_significant});
     h.runner.run_for(1s);
-    CHECK(message([&] {
+    CHECK(taskmon_test::invalid_argument_message([&] {
               monitor.update_policy("job", permanent);
           }).rfind("update_policy: component 'job' is significant and permanent", 0) == 0);
     monitor.update_policy("helper", permanent);  // not significant: allowed

@@ -21,6 +21,7 @@ using taskmon::RestartPolicy;
 using taskmon::testing::ManualTimer;
 using taskmon_test::Duration;
 using taskmon_test::Harness;
+using taskmon_test::invalid_argument_message;
 using taskmon_test::Monitor;
 using taskmon_test::Recorder;
 using taskmon_test::since_first;
@@ -359,28 +360,23 @@ TEST_CASE("runtime: the name of a component removed while it ignores cancellatio
     remove(monitor, "stubborn", result);
     h.runner.run_for(3s);
     REQUIRE(result == std::optional<std::error_code>{asio::error::timed_out});
-    const auto message_of = [](auto&& call) -> std::string {
-        try {
-            call();
-        } catch (const std::invalid_argument& e) {
-            return e.what();
-        }
-        return "no exception";
-    };
     const auto fresh = [] { return sleep_for(24h); };
-    CHECK(message_of([&] { monitor.supervise("stubborn", fresh); }) ==
+    CHECK(invalid_argument_message([&] { monitor.supervise("stubborn", fresh); }) ==
           "supervise: component 'stubborn' was removed but its instance still runs (it ignored cancellation past its "
           "shutdown_timeout); the name is free once that instance exits");
-    CHECK(message_of([&] { monitor.register_task("stubborn", fresh()); }).rfind("register_task: component", 0) == 0);
-    CHECK(message_of([&] { monitor.spawn("stubborn", fresh()); }).rfind("spawn: component 'stubborn' was removed", 0) ==
-          0);
-    CHECK(message_of([&] {
+    CHECK(invalid_argument_message([&] {
+              monitor.register_task("stubborn", fresh());
+          }).rfind("register_task: component", 0) == 0);
+    CHECK(invalid_argument_message([&] {
+              monitor.spawn("stubborn", fresh());
+          }).rfind("spawn: component 'stubborn' was removed", 0) == 0);
+    CHECK(invalid_argument_message([&] {
               monitor.set_restart_factories({{"stubborn", fresh}});
           }).find("still runs") != std::string::npos);
-    CHECK(message_of([&] {
+    CHECK(invalid_argument_message([&] {
               monitor.supervise_group("stubborn", {{.name = "m", .factory = fresh}});
           }).find("still runs") != std::string::npos);
-    CHECK(message_of([&] {
+    CHECK(invalid_argument_message([&] {
               monitor.supervise_group("g", {{.name = "stubborn", .factory = fresh}});
           }).find("still runs") != std::string::npos);
     CHECK(monitor.get_component_stats().empty());

@@ -59,27 +59,25 @@ TEST_CASE("Bad names are rejected and change nothing", "[task_monitor]") {
     monitor.supervise("a", factory_of(a));
     const auto before = monitor.get_component_stats();
 
-    const auto message_of = [](auto&& call) -> std::string {
-        try {
-            call();
-        } catch (const std::invalid_argument& e) {
-            return e.what();
-        }
-        return "no exception";
-    };
-    CHECK(message_of([&] { monitor.register_task("", scripted(a)); }).find("empty") != std::string::npos);
-    CHECK(message_of([&] { monitor.register_task("a", scripted(a)); }).find("duplicate component name 'a'") !=
+    CHECK(invalid_argument_message([&] { monitor.register_task("", scripted(a)); }).find("empty") != std::string::npos);
+    CHECK(invalid_argument_message([&] {
+              monitor.register_task("a", scripted(a));
+          }).find("duplicate component name 'a'") != std::string::npos);
+    CHECK(invalid_argument_message([&] { monitor.supervise("a", factory_of(a)); }).find("'a'") != std::string::npos);
+    CHECK(invalid_argument_message([&] { monitor.supervise("b", taskmon::RestartFactory{}); }).find("factory") !=
           std::string::npos);
-    CHECK(message_of([&] { monitor.supervise("a", factory_of(a)); }).find("'a'") != std::string::npos);
-    CHECK(message_of([&] { monitor.supervise("b", taskmon::RestartFactory{}); }).find("factory") != std::string::npos);
-    CHECK(message_of([&] {
+    CHECK(invalid_argument_message([&] {
               monitor.supervise("b", factory_of(a), RestartPolicy{.max_backoff = 1s});
           }).find("max_backoff") != std::string::npos);
-    CHECK(message_of([&] { monitor.set_restart_factories({{"", factory_of(a)}}); }).find("empty") != std::string::npos);
+    CHECK(invalid_argument_message([&] {
+              monitor.set_restart_factories({{"", factory_of(a)}});
+          }).find("empty") != std::string::npos);
     // A list with one unknown name changes none of the names in it.
-    CHECK(message_of([&] { monitor.disable({"a", "ghost"}); }).find("unknown component 'ghost'") != std::string::npos);
-    CHECK(message_of([&] { monitor.enable({"ghost"}); }).find("'ghost'") != std::string::npos);
-    CHECK(message_of([&] { monitor.restart("ghost"); }).find("'ghost'") != std::string::npos);
+    CHECK(invalid_argument_message([&] {
+              monitor.disable({"a", "ghost"});
+          }).find("unknown component 'ghost'") != std::string::npos);
+    CHECK(invalid_argument_message([&] { monitor.enable({"ghost"}); }).find("'ghost'") != std::string::npos);
+    CHECK(invalid_argument_message([&] { monitor.restart("ghost"); }).find("'ghost'") != std::string::npos);
 
     h.runner.run_for(1s);
     const auto after = monitor.get_component_stats();
@@ -142,19 +140,13 @@ TEST_CASE("An empty asio::awaitable is refused at the call, or is a factory fail
     Recorder recorder;
     Monitor monitor{h.io.get_executor(), {.base_backoff = 1s, .max_backoff = 1s}, h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
-    const auto message_of = [](auto&& call) -> std::string {
-        try {
-            call();
-        } catch (const std::invalid_argument& e) {
-            return e.what();
-        }
-        return "no exception";
-    };
-    CHECK(message_of([&] { monitor.register_task("r", asio::awaitable<void>{}); }) ==
+    CHECK(invalid_argument_message([&] { monitor.register_task("r", asio::awaitable<void>{}); }) ==
           "register_task: the coroutine of component 'r' is an empty asio::awaitable<void> (default-constructed or "
           "moved from)");
-    CHECK(message_of([&] { monitor.spawn("s", asio::awaitable<void>{}); }).rfind("spawn: the coroutine", 0) == 0);
-    CHECK(message_of([&] { monitor.supervise("f", [] { return asio::awaitable<void>{}; }); }) ==
+    CHECK(invalid_argument_message([&] {
+              monitor.spawn("s", asio::awaitable<void>{});
+          }).rfind("spawn: the coroutine", 0) == 0);
+    CHECK(invalid_argument_message([&] { monitor.supervise("f", [] { return asio::awaitable<void>{}; }); }) ==
           "supervise: the factory of component 'f' returned an empty asio::awaitable<void> (default-constructed or "
           "moved from)");
     CHECK(monitor.get_component_stats().empty());
@@ -188,32 +180,29 @@ TEST_CASE("A name that is not one line of UTF-8 is refused by every call that na
     Harness h;
     Script a;
     Monitor monitor{h.io.get_executor(), {}, h.logger};
-    const auto message_of = [](auto&& call) -> std::string {
-        try {
-            call();
-        } catch (const std::invalid_argument& e) {
-            return e.what();
-        }
-        return "no exception";
-    };
     for (const std::string bad : {"evil\nforged line component=other", "\x1b[2Jclear", "nel\xC2\x85", "bad\xFF"}) {
         INFO(bad);
         const auto expect_refused = [&](const std::string& message, const std::string& start) {
             CHECK(message.rfind(start, 0) == 0);
             CHECK(message.find('\n') == std::string::npos);  // the name is escaped in the message too
         };
-        expect_refused(message_of([&] { monitor.supervise(bad, factory_of(a)); }), "supervise: component name \"");
-        expect_refused(message_of([&] { monitor.register_task(bad, scripted(a)); }), "register_task: component name");
-        expect_refused(message_of([&] { monitor.spawn(bad, scripted(a)); }), "spawn: component name");
-        expect_refused(message_of([&] {
+        expect_refused(invalid_argument_message([&] { monitor.supervise(bad, factory_of(a)); }),
+                       "supervise: component name \"");
+        expect_refused(invalid_argument_message([&] { monitor.register_task(bad, scripted(a)); }),
+                       "register_task: component name");
+        expect_refused(invalid_argument_message([&] { monitor.spawn(bad, scripted(a)); }), "spawn: component name");
+        expect_refused(invalid_argument_message([&] {
                            monitor.set_restart_factories({{bad, factory_of(a)}});
                        }),
                        "set_restart_factories: component name");
-        expect_refused(message_of([&] { monitor.supervise_group(bad, {{.name = "m", .factory = factory_of(a)}}); }),
-                       "supervise_group: group name");
-        expect_refused(message_of([&] { monitor.supervise_group("g", {{.name = bad, .factory = factory_of(a)}}); }),
-                       "supervise_group: group 'g': member name");
-        CHECK(message_of([&] { monitor.restart(bad); }).find('\n') == std::string::npos);  // unknown, escaped
+        expect_refused(
+            invalid_argument_message([&] { monitor.supervise_group(bad, {{.name = "m", .factory = factory_of(a)}}); }),
+            "supervise_group: group name");
+        expect_refused(
+            invalid_argument_message([&] { monitor.supervise_group("g", {{.name = bad, .factory = factory_of(a)}}); }),
+            "supervise_group: group 'g': member name");
+        CHECK(invalid_argument_message([&] { monitor.restart(bad); }).find('\n') ==
+              std::string::npos);  // unknown, escaped
     }
     h.runner.run_for(1s);
     CHECK(monitor.get_component_stats().empty());

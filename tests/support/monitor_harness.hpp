@@ -148,6 +148,17 @@ inline std::vector<Duration> gaps(const std::vector<Duration>& starts) {
     return out;
 }
 
+/// The message of the std::invalid_argument that `call()` throws, or "no exception".
+template <typename Call>
+std::string invalid_argument_message(Call&& call) {
+    try {
+        call();
+    } catch (const std::invalid_argument& e) {
+        return e.what();
+    }
+    return "no exception";
+}
+
 /// A logger that drops everything.
 inline std::shared_ptr<spdlog::logger> null_logger(const std::string& name = "null") {
     return std::make_shared<spdlog::logger>(name, std::make_shared<spdlog::sinks::null_sink_mt>());
