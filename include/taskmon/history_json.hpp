@@ -333,7 +333,8 @@ inline json restarts_json(const std::map<std::string, std::uint64_t>& restarts) 
     std::map<std::string, std::uint64_t> out;
     for (const auto& [name, count] : restarts) {
         auto& total = out[to_valid_utf8(name)];
-        if (__builtin_add_overflow(total, count, &total)) total = std::numeric_limits<std::uint64_t>::max();
+        total = count > std::numeric_limits<std::uint64_t>::max() - total ? std::numeric_limits<std::uint64_t>::max()
+                                                                          : total + count;
     }
     return json(out);
 }

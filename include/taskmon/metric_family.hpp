@@ -83,7 +83,7 @@ namespace detail {
 /// U+2029. The format ends a line only at '\n', but line-oriented tools (Python's splitlines(), a terminal given a
 /// '\r', a C reader given a NUL) also stop at these.
 [[nodiscard]] constexpr bool breaks_exposition_line(std::uint32_t cp) noexcept {
-    return (cp < 0x20 && cp != '\t' && cp != '\n') || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029;
+    return is_control_character(cp) && cp != '\t' && cp != '\n';
 }
 
 /// Calls `put(piece)` for each piece of `text` as the text format may carry it before its own escapes: valid

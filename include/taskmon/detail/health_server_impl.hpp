@@ -439,7 +439,7 @@ private:
                                                              "(HTTP/0.9 is not supported)\n"}
                                                : fmt::format("HTTP/{}.{} is not supported; use HTTP/1.1\n",
                                                              parser.http_major, parser.http_minor);
-                    logger_->debug("health server: answering {}: {}", refusal, body);
+                    logger_->debug("health server: answering {} reason={}", refusal, quote(body));
                     co_await respond(c, refusal, std::move(body), "text/plain; charset=utf-8", false);
                     co_return;
                 }

@@ -11,7 +11,6 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <memory>
@@ -107,26 +106,17 @@ inline std::string format_window(std::chrono::nanoseconds window) {
     return fmt::format("{} ms", duration_cast<milliseconds>(window).count());
 }
 
-/// A character that changes how the text around it reads without showing itself: the soft hyphen, bidirectional
-/// controls (U+061C, U+200E/F, U+202A-U+202E, U+2066-U+2069: they can make a line display in another order than
-/// it is stored), zero-width characters and U+FEFF, and the other invisible format characters of U+2060-U+206F
-/// and U+FFF9-U+FFFB.
-[[nodiscard]] constexpr bool is_invisible_format(std::uint32_t cp) noexcept {
-    return cp == 0xAD || cp == 0x61C || (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x202A && cp <= 0x202E) ||
-           (cp >= 0x2060 && cp <= 0x206F) || cp == 0xFEFF || (cp >= 0xFFF9 && cp <= 0xFFFB);
-}
-
 /// Appends `text` to `out` so that it cannot end or forge a log line, nor break a double-quoted field: `"` and `\`
 /// are escaped, newline, carriage return and tab become \n \r \t, other C0 controls and DEL \xNN (an ANSI escape
 /// sequence cannot reach a terminal), C1 controls, U+2028 / U+2029 (line breaks to some viewers) and invisible format
 /// characters (is_invisible_format) \uNNNN, and each byte that is not valid UTF-8 \xNN, so the line is valid UTF-8,
 /// reads as it is stored, and the original bytes can be read back.
-inline void append_escaped(std::string& out, std::string_view text) {
+inline void append_log_escaped(std::string& out, std::string_view text) {
     constexpr std::string_view hex = "0123456789abcdef";
     for (std::size_t at = 0; at < text.size();) {
         const auto s = decode_utf8(text, at);
         const auto cp = s.code_point;
-        if (!s.valid || cp < 0x20 || cp == 0x7F) {
+        if (!s.valid || cp < 0x20 || cp == 0x7F) {  // as bytes: the C0 controls and DEL, and invalid bytes
             const auto byte = static_cast<unsigned char>(text[at]);
             switch (s.valid ? byte : 0) {
                 case '\n': out += "\\n"; break;
@@ -137,7 +127,7 @@ inline void append_escaped(std::string& out, std::string_view text) {
                     out.push_back(hex[byte >> 4U]);
                     out.push_back(hex[byte & 0xFU]);
             }
-        } else if ((cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 || is_invisible_format(cp)) {
+        } else if (is_control_character(cp) || is_invisible_format(cp)) {  // C1, U+2028/2029, format characters
             out += "\\u";
             for (int shift = 12; shift >= 0; shift -= 4) {
                 out.push_back(hex[(cp >> static_cast<unsigned>(shift)) & 0xFU]);
@@ -152,26 +142,21 @@ inline void append_escaped(std::string& out, std::string_view text) {
     }
 }
 
-/// `text` double-quoted for a key=value field, escaped as append_escaped() does.
-inline std::string quote(std::string_view text) {
+/// `text` between two `mark`s, escaped as append_log_escaped() does.
+inline std::string enclosed(std::string_view text, char mark) {
     std::string out;
     out.reserve(text.size() + 2);
-    out.push_back('"');
-    append_escaped(out, text);
-    out.push_back('"');
+    out.push_back(mark);
+    append_log_escaped(out, text);
+    out.push_back(mark);
     return out;
 }
 
-/// `text` in single quotes, escaped as append_escaped() does (a name in an exception message: "unknown component
-/// 'ghost'").
-inline std::string single_quoted(std::string_view text) {
-    std::string out;
-    out.reserve(text.size() + 2);
-    out.push_back('\'');
-    append_escaped(out, text);
-    out.push_back('\'');
-    return out;
-}
+/// `text` double-quoted for a key=value field, escaped as append_log_escaped() does.
+inline std::string quote(std::string_view text) { return enclosed(text, '"'); }
+
+/// `text` in single quotes, escaped the same way (a name in an exception message: "unknown component 'ghost'").
+inline std::string single_quoted(std::string_view text) { return enclosed(text, '\''); }
 
 /// True when `text` can be a bare key=value field value: not empty, and nothing a reader would take for the end
 /// of the value or of the line (a space, `"`, `=`, `\`, a control character) or that is not UTF-8.
@@ -182,8 +167,8 @@ inline bool is_bare_field_value(std::string_view text) noexcept {
     for (std::size_t at = 0; at < text.size();) {
         const auto s = decode_utf8(text, at);
         const auto cp = s.code_point;
-        if (!s.valid || cp <= 0x20 || cp == 0x7F || cp == '"' || cp == '=' || cp == '\\' ||
-            (cp >= 0x80 && cp <= 0xA0) || cp == 0x2028 || cp == 0x2029 || is_invisible_format(cp)) {
+        if (!s.valid || is_control_character(cp) || is_invisible_format(cp) || cp == ' ' || cp == 0xA0 || cp == '"' ||
+            cp == '=' || cp == '\\') {
             return false;
         }
         at += s.length;

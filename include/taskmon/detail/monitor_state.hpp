@@ -817,20 +817,19 @@ private:
         "is significant and permanent: a permanent member is restarted when it returns, so it can end its group "
         "only by giving up; make it transient (ends the group when it returns) or use GiveUpMode::escalate";
 
-    /// An empty asio::awaitable (default-constructed or moved from) would crash co_spawn: refused at the call.
+    static constexpr const char* empty_awaitable = "an empty asio::awaitable<void> (default-constructed or moved from)";
+
+    /// An empty asio::awaitable would crash co_spawn: refused at the call.
     static void check_task(const asio::awaitable<void>& task, const char* what, const std::string& name) {
         if (!task.valid()) {
-            throw std::invalid_argument(std::string{what} + ": the coroutine of component '" + name +
-                                        "' is an empty asio::awaitable<void> (default-constructed or moved from)");
+            throw std::invalid_argument(
+                fmt::format("{}: the coroutine of component '{}' is {}", what, name, empty_awaitable));
         }
     }
 
     /// The reason given when `whose` (a factory of component `name`) returned an empty asio::awaitable.
     static std::string empty_result(const std::string& name, std::string_view whose) {
-        return fmt::format(
-            "{} of component '{}' returned an empty asio::awaitable<void> (default-constructed or "
-            "moved from)",
-            whose, name);
+        return fmt::format("{} of component '{}' returned {}", whose, name, empty_awaitable);
     }
 
     void check_open(const char* what) const {

@@ -33,7 +33,7 @@ namespace taskmon::detail {
             return fmt::format("is not valid UTF-8 at byte {}", at);
         }
         const auto cp = s.code_point;
-        if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029) {
+        if (is_control_character(cp)) {
             return fmt::format("contains the control character U+{:04X} at byte {}", cp, at);
         }
         if (is_invisible_format(cp)) {

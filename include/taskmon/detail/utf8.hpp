@@ -2,7 +2,8 @@
 // SPDX-License-Identifier: MIT
 //
 // Internal: UTF-8 decoding for the outputs that must be valid UTF-8 whatever the text came from (an exception
-// message from a device, a name): JSON, the Prometheus text format, SVG, and the check of names.
+// message from a device, a name): JSON, the Prometheus text format, SVG, log lines and the check of names; and the
+// code points those outputs must not carry as they are.
 #pragma once
 
 #include <cstddef>
@@ -60,6 +61,22 @@ struct Utf8Sequence {
         return {};
     }
     return {length, cp, true};
+}
+
+/// A control character, or a character that some reader takes for the end of a line: C0 controls, DEL, C1
+/// controls (U+0085 is NEL), and U+2028 / U+2029 (line and paragraph separators). Log lines escape them, names
+/// refuse them, the Prometheus text replaces them (but tab, and line feed, which it escapes).
+[[nodiscard]] constexpr bool is_control_character(std::uint32_t cp) noexcept {
+    return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029;
+}
+
+/// A character that changes how the text around it reads without showing itself: the soft hyphen, bidirectional
+/// controls (U+061C, U+200E/F, U+202A-U+202E, U+2066-U+2069: they can make a line display in another order than
+/// it is stored), zero-width characters and U+FEFF, and the other invisible format characters of U+2060-U+206F
+/// and U+FFF9-U+FFFB.
+[[nodiscard]] constexpr bool is_invisible_format(std::uint32_t cp) noexcept {
+    return cp == 0xAD || cp == 0x61C || (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x202A && cp <= 0x202E) ||
+           (cp >= 0x2060 && cp <= 0x206F) || cp == 0xFEFF || (cp >= 0xFFF9 && cp <= 0xFFFB);
 }
 
 /// The offset of the first byte of `text` that is not part of valid UTF-8; empty if all of it is valid.
