@@ -3,11 +3,10 @@
 # format check) needs are present.
 #
 # taskmon_require_packages PRESET
-#   PRESET: a CMake preset (dev, clang, asan, tsan, release), or `format` for scripts/check-format (clang-format).
+#   PRESET: a CMake preset (demo, dev, clang, asan, tsan, release), or `format` for scripts/check-format
+#   (clang-format). What each needs is listed in taskmon_packages_for below and in the README's Quick start.
 #   On Debian or Ubuntu, run as root: installs the missing packages with apt-get (only the missing ones).
 #   Elsewhere, or without root: prints the exact packages (Debian names) or files that are missing and exits 1.
-#   libhttp-parser-dev and prometheus-cpp-dev build the optional targets taskmon::health_server and
-#   taskmon::prometheus (CMake skips them when absent); curl is the client of their tests.
 #   TASKMON_WITH_PROMTOOL=1 also installs Debian's prometheus package for `promtool check metrics` (22 MB
 #   download, about 330 MB installed, a system user and a service: not installed by default; without it
 #   that one test is skipped).
@@ -18,15 +17,25 @@ taskmon_packages_for() {
         echo "clang-format"
         return
     fi
-    local packages="cmake ninja-build g++ pkg-config libasio-dev libfmt-dev libspdlog-dev catch2 libbenchmark-dev ccache"
-    # Optional integrations and their checks: taskmon/history_json.hpp; xmllint for the timeline SVG tests.
-    packages="$packages nlohmann-json3-dev libxml2-utils"
-    packages="$packages libhttp-parser-dev prometheus-cpp-dev curl"
+    # Every build: the compiler, CMake with Ninja, and the three libraries of the core.
+    local packages="cmake ninja-build g++ libasio-dev libfmt-dev libspdlog-dev"
+    # The demo preset builds and runs agent_demo: nothing more.
+    if [ "$1" = demo ]; then
+        echo "$packages"
+        return
+    fi
+    # The tests: Catch2, ccache (a rebuild takes seconds), the optional integrations they cover (History as JSON,
+    # the HTTP endpoints, prometheus-cpp), xmllint for the timeline SVG checks and curl for the HTTP ones.
+    packages="$packages catch2 ccache nlohmann-json3-dev libhttp-parser-dev prometheus-cpp-dev libxml2-utils curl"
     if [ "${TASKMON_WITH_PROMTOOL:-0}" = 1 ]; then
         packages="$packages prometheus"
     fi
     case "$1" in
-        clang) packages="$packages clang" ;;
+        # dev runs the consumer checks, one of which builds through pkg-config.
+        dev) packages="$packages pkg-config" ;;
+        # clang and release build the benchmarks (bench/); release is where they are measured.
+        clang) packages="$packages clang libbenchmark-dev" ;;
+        release) packages="$packages libbenchmark-dev" ;;
     esac
     echo "$packages"
 }
@@ -43,16 +52,19 @@ taskmon_missing_debian_packages() {
 
 # Without dpkg we cannot ask for packages by name, so look for what the build uses directly.
 taskmon_missing_files() {
-    local missing=() tool header
-    for tool in cmake ninja c++ pkg-config; do
+    local preset=$1 missing=() tool header tools="cmake ninja c++"
+    [ "$preset" = dev ] && tools="$tools pkg-config"
+    for tool in $tools; do
         command -v "$tool" >/dev/null 2>&1 || missing+=("command:$tool")
     done
     if command -v c++ >/dev/null 2>&1; then
-        for header in asio.hpp fmt/core.h spdlog/spdlog.h benchmark/benchmark.h; do
+        local headers="asio.hpp fmt/core.h spdlog/spdlog.h"
+        case "$preset" in clang | release) headers="$headers benchmark/benchmark.h" ;; esac
+        for header in $headers; do
             printf '#include <%s>\n' "$header" | c++ -std=c++20 -E -x c++ - >/dev/null 2>&1 ||
                 missing+=("header:<$header>")
         done
-        printf '#if __has_include(<catch2/catch_test_macros.hpp>) || __has_include(<catch2/catch.hpp>)\n#else\n#error\n#endif\n' |
+        [ "$preset" = demo ] || printf '#if __has_include(<catch2/catch_test_macros.hpp>) || __has_include(<catch2/catch.hpp>)\n#else\n#error\n#endif\n' |
             c++ -std=c++20 -E -x c++ - >/dev/null 2>&1 || missing+=("header:<catch2/catch.hpp>")
     fi
     echo "${missing[*]}"
@@ -88,12 +100,14 @@ taskmon_require_packages() {
         echo "taskmon: clang-format (version 14, as in Debian 12) is missing; install it from your distribution" >&2
         exit 1
     fi
-    missing=$(taskmon_missing_files)
+    missing=$(taskmon_missing_files "$preset")
     [ -z "$missing" ] && return 0
     echo "taskmon: this is not a Debian/Ubuntu system, so nothing was installed." >&2
     echo "taskmon: missing: $missing" >&2
-    echo "taskmon: needed: CMake >= 3.25, Ninja, a C++20 compiler (g++ >= 12 or clang++ >= 14), pkg-config," >&2
-    echo "taskmon:         Asio >= 1.22 (standalone), fmt >= 9, spdlog >= 1.10, Catch2 2.13 or 3, Google Benchmark;" >&2
+    echo "taskmon: needed: CMake >= 3.25, Ninja, a C++20 compiler (g++ >= 12 or clang++ >= 14)," >&2
+    echo "taskmon:         Asio >= 1.22 (standalone), fmt >= 9, spdlog >= 1.10;" >&2
+    echo "taskmon:         for the tests: Catch2 2.13 or 3, pkg-config (dev: a consumer check);" >&2
+    echo "taskmon:         for the benchmarks (clang, release): Google Benchmark;" >&2
     echo "taskmon:         optional: nlohmann/json >= 3.11 (History as JSON), xmllint (timeline SVG checks)." >&2
     echo "taskmon:         optional: http_parser 2.9, prometheus-cpp 1.0, curl (the HTTP endpoints and their tests)." >&2
     echo "taskmon: on Debian these are: $packages" >&2
