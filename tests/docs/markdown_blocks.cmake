@@ -11,6 +11,13 @@ if(CMAKE_SCRIPT_MODE_FILE)
     cmake_minimum_required(VERSION 3.25)  # the policies of a project, for `cmake -P`
 endif()
 
+# taskmon_count_lines(<text> <out_count>): how many newlines <text> holds.
+function(taskmon_count_lines text out_count)
+    string(REGEX REPLACE "[^\n]" "" newlines "${text}")
+    string(LENGTH "${newlines}" count)
+    set(${out_count} ${count} PARENT_SCOPE)
+endfunction()
+
 # taskmon_markdown_cpp_blocks(<file> <root> <out_blocks> <out_problems>): <out_blocks> is a list of
 # "<line>:<kind>" for each C++ block of <file> (<line> is the line of its first code line, <kind> is program or
 # fragment); <out_problems> lists "<file relative to root>:<line>: <what is wrong>".
@@ -39,13 +46,13 @@ function(taskmon_markdown_cpp_blocks file root out_blocks out_problems)
         string(STRIP "${info}" info)
         math(EXPR body_at "${info_end} + 1")
         string(SUBSTRING "${after_fence}" ${body_at} -1 body_and_rest)
+        # The fence's line: `line` and the newlines before the fence add up to the line before it.
+        string(SUBSTRING "${rest}" 0 ${open} before)
+        taskmon_count_lines("${before}" count)
+        math(EXPR fence_line "${line} + ${count} + 1")
         string(FIND "\n${body_and_rest}" "\n```" close)
         if(close EQUAL -1)
-            string(SUBSTRING "${rest}" 0 ${open} before)
-            string(REGEX REPLACE "[^\n]" "" newlines "${before}")
-            string(LENGTH "${newlines}" count)
-            math(EXPR at "${line} + ${count} + 1")
-            list(APPEND problems "${shown}:${at}: a code block that is never closed")
+            list(APPEND problems "${shown}:${fence_line}: a code block that is never closed")
             break()
         endif()
         if(close EQUAL 0)
@@ -54,16 +61,11 @@ function(taskmon_markdown_cpp_blocks file root out_blocks out_problems)
             math(EXPR body_length "${close} - 1")
             string(SUBSTRING "${body_and_rest}" 0 ${body_length} body)
         endif()
-        # The line of the block's first code line: `line` and `count` add up to the line before the fence.
-        string(SUBSTRING "${rest}" 0 ${open} before)
-        string(REGEX REPLACE "[^\n]" "" newlines "${before}")
-        string(LENGTH "${newlines}" count)
-        math(EXPR first_code_line "${line} + ${count} + 2")
+        math(EXPR first_code_line "${fence_line} + 1")
         # Move past the closing fence's line.
         math(EXPR consumed "${info_at} + ${body_at} + ${close} + 3")
         string(SUBSTRING "${text}" ${offset} ${consumed} passed)
-        string(REGEX REPLACE "[^\n]" "" newlines "${passed}")
-        string(LENGTH "${newlines}" count)
+        taskmon_count_lines("${passed}" count)
         math(EXPR line "${line} + ${count}")
         math(EXPR offset "${offset} + ${consumed}")
 
