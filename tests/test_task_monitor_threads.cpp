@@ -18,6 +18,7 @@
 #include <asio/use_awaitable.hpp>
 #include <spdlog/sinks/ringbuffer_sink.h>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <map>
@@ -26,6 +27,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 using namespace taskmon_test;  // Harness, Monitor, Script, scripted, factory_of, the common taskmon names ...
 
@@ -240,6 +242,39 @@ TEST_CASE("A component's executor is its pool strand: shared beyond strand_pool_
     CHECK(*child_on_parent_strand);
     REQUIRE(child_on_plain_executor.has_value());
     CHECK_FALSE(*child_on_plain_executor);
+    CHECK(h.close(monitor) == 0s);
+}
+
+TEST_CASE("A strand per component (strand_pool_size 0): a component that left gives its strand to the next one",
+          "[task_monitor][strand]") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {}, h.logger, {}, 0};
+    std::vector<asio::any_io_executor> seen;
+    auto record = [&]() -> asio::awaitable<void> { seen.push_back(co_await asio::this_coro::executor); };
+    // A server spawning a task per connection: 50 tasks one after another run on one strand, not on 50.
+    for (int i = 0; i < 50; ++i) {
+        monitor.spawn("conn-" + std::to_string(i), record());
+        h.runner.run_for(1ms);
+    }
+    REQUIRE(seen.size() == 50);
+    CHECK(std::all_of(seen.begin(), seen.end(), [&](const auto& ex) { return ex == seen.front(); }));
+    // A supervise() whose factory throws never joins the monitor: its strand is not kept either.
+    CHECK_THROWS_AS(monitor.supervise("broken", []() -> asio::awaitable<void> { throw std::runtime_error("no"); }),
+                    std::runtime_error);
+    monitor.spawn("after", record());
+    h.runner.run_for(1ms);
+    REQUIRE(seen.size() == 51);
+    CHECK(seen.back() == seen.front());
+    // Two components at once still get a strand each.
+    monitor.supervise("a", [&]() -> asio::awaitable<void> {
+        seen.push_back(co_await asio::this_coro::executor);
+        ManualTimer timer{co_await asio::this_coro::executor, 1h};
+        co_await timer.async_wait(asio::use_awaitable);
+    });
+    monitor.spawn("b", record());
+    h.runner.run_for(1ms);
+    REQUIRE(seen.size() == 53);
+    CHECK(seen[51] != seen[52]);
     CHECK(h.close(monitor) == 0s);
 }
 

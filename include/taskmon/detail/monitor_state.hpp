@@ -368,13 +368,15 @@ public:
         auto origin = make_factory(std::move(factory));
         Reservation reservation;
         ComponentPtr provisional;
+        bool fresh = false;  // provisional was made here: its strand is released if it never joins components_
         {
             std::lock_guard lock{mutex_};
             check_open("supervise");
             check_not_registered(name, "supervise");
             // A record for the liveness back-reference; it joins components_ only if the factory succeeds.
             auto it = components_.find(std::string_view{name});
-            provisional = it != components_.end() ? it->second : make_component(name);
+            fresh = it == components_.end();
+            provisional = fresh ? make_component(name) : it->second;
             reservation = reserve_instance(provisional, origin.get(), policy ? &*policy : nullptr);
         }
         std::optional<asio::awaitable<void>> task;
@@ -386,16 +388,26 @@ public:
         } catch (...) {
             std::lock_guard lock{mutex_};
             release(reservation);  // if it throws nothing has changed
+            if (fresh) {
+                release_strand(*provisional);
+            }
             throw;
         }
         Events events;
         {
             std::lock_guard lock{mutex_};
-            check_open("supervise");
-            check_not_registered(name, "supervise");
             auto it = components_.find(std::string_view{name});
-            if ((it != components_.end() && it->second != provisional) || provisional->removing) {
-                throw std::invalid_argument("supervise: component '" + name + "' changed concurrently");
+            try {
+                check_open("supervise");
+                check_not_registered(name, "supervise");
+                if ((it != components_.end() && it->second != provisional) || provisional->removing) {
+                    throw std::invalid_argument("supervise: component '" + name + "' changed concurrently");
+                }
+            } catch (...) {
+                if (fresh) {
+                    release_strand(*provisional);
+                }
+                throw;
             }
             if (it == components_.end()) {
                 insert(provisional);
@@ -918,12 +930,27 @@ private:
         return c;
     }
 
-    /// Round-robin over a pool of strand_pool_size_ strands, created as first needed (one per component if 0).
+    /// Round-robin over a pool of strand_pool_size_ strands, created as first needed. With a pool size of 0, one
+    /// strand per component: the strand of a component that left the monitor is given to the next one, so a
+    /// server spawning a task per connection keeps as many strands as it has components at once.
     const asio::any_io_executor& strand_for_next_component() {
+        if (strand_pool_size_ == 0 && !free_strands_.empty()) {
+            const auto* strand = free_strands_.back();
+            free_strands_.pop_back();
+            return *strand;
+        }
         if (strand_pool_size_ == 0 || strands_.size() < strand_pool_size_) {
             return strands_.emplace_back(make_strand_executor(executor_));
         }
         return strands_[next_strand_++ % strand_pool_size_];
+    }
+
+    /// `c` left the monitor for good (no instance will run on its strand again): with a strand per component, its
+    /// strand goes to the next component made.
+    void release_strand(const Component& c) {
+        if (strand_pool_size_ == 0) {
+            free_strands_.push_back(c.strand);
+        }
     }
 
     const RestartPolicy& policy_of(const Component& c) const { return c.own_policy ? *c.own_policy : policy_; }
@@ -1189,7 +1216,9 @@ private:
             return;
         }
         if (unresponsive) {
-            detached_.emplace(std::string_view{c.name}, it->second);
+            detached_.emplace(std::string_view{c.name}, it->second);  // its strand is released at its exit
+        } else {
+            release_strand(c);
         }
         components_.erase(it);
         c.removed = true;
@@ -2156,6 +2185,7 @@ private:
             if (c.removed) {
                 if (auto it = detached_.find(std::string_view{c.name}); it != detached_.end() && it->second == cp) {
                     detached_.erase(it);  // its name is free again
+                    release_strand(c);
                 }
             }
             if (c.watch_timer) {
@@ -2537,6 +2567,7 @@ private:
     // Components' strands, type-erased once: copies of an any_io_executor share its heap-held strand, where each
     // conversion from a strand<> would allocate. Only grows, so references stay valid.
     std::deque<asio::any_io_executor> strands_;
+    std::vector<const asio::any_io_executor*> free_strands_;  // strand_pool_size_ 0: strands no component uses
     std::size_t next_strand_ = 0;
     std::uint64_t next_task_id_ = 0;
     std::uint64_t next_sequence_ = 0;
