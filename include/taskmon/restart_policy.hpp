@@ -55,8 +55,9 @@ enum class FailureClass {
 
 /// Decides how a failure counts. Receives the instance's exception: a std::system_error with
 /// asio::error::operation_aborted for an unexpected cancellation, a taskmon::LivenessTimeout for a missed
-/// watchdog or startup deadline. Called on the monitor's strand with the monitor's lock held: it must not call
-/// the monitor. An exception it throws is logged and the failure counts as FailureClass::counted.
+/// watchdog or startup deadline. Called on the monitor's strand, never under the monitor's lock; the monitor's
+/// strand waits for it, so it should decide quickly (it may call the monitor: its mutating calls post their work).
+/// An exception it throws is logged and the failure counts as FailureClass::counted.
 using FailureClassifier = std::function<FailureClass(const std::exception_ptr&)>;
 
 namespace detail {
@@ -250,8 +251,8 @@ inline void validate(const RestartPolicy& policy, std::string_view context = "Re
     }
 }
 
-/// A source of uniform random numbers in [0, 1). Called on the monitor's strand, one call at a time, only for a
-/// restart whose policy has jitter. The monitor clamps a result outside [0, 1] to it; a NaN, or an exception the
+/// A source of uniform random numbers in [0, 1). Called on the monitor's strand, one call at a time, never under
+/// the monitor's lock, only for a restart whose policy has jitter. The monitor clamps a result outside [0, 1] to it; a NaN, or an exception the
 /// source throws, is logged (error level) and that restart waits its nominal backoff (no jitter).
 using RandomSource = std::function<double()>;
 

@@ -10,10 +10,13 @@
 #include <taskmon/component_group.hpp>
 #include <taskmon/component_stats.hpp>
 #include <taskmon/detail/exit_outcome.hpp>
+#include <taskmon/detail/group_strategy.hpp>
 #include <taskmon/detail/listener_registry.hpp>
+#include <taskmon/detail/liveness_check.hpp>
 #include <taskmon/detail/monitor_event_log.hpp>
 #include <taskmon/detail/monitor_waiters.hpp>
 #include <taskmon/detail/name_rules.hpp>
+#include <taskmon/detail/restart_decision.hpp>
 #include <taskmon/detail/waiter_list.hpp>
 #include <taskmon/monitor_closed.hpp>
 #include <taskmon/monitor_event.hpp>
@@ -37,6 +40,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -1150,9 +1154,79 @@ private:
         c.window.push_back(now);
     }
 
-    /// A draw from the RandomSource for the jitter of `c`'s next backoff (nothing when its policy has no jitter).
-    /// A source that throws or returns NaN is logged; that restart then waits its nominal backoff.
-    std::optional<double> draw(const Component& c, const RestartPolicy& policy) const noexcept {
+    /// What a decision under mutex_ needs from user code, which runs on strand_ outside mutex_ (the policy's
+    /// classify_failure, the RandomSource): the decision is taken again, under the lock, once they are supplied.
+    struct UserInputs {
+        std::optional<FailureClass> cls;  // the failure's class
+        bool drawn = false;               // a jitter draw was taken:
+        std::optional<double> draw;       // its value (empty: the source failed; the backoff is then nominal)
+    };
+
+    struct Needs {
+        bool cls = false;
+        bool draw = false;
+        explicit operator bool() const noexcept { return cls || draw; }
+    };
+
+    /// What deciding the failure of `c` (class `cls`, if known) needs that `inputs` lacks (mutex_ held). The
+    /// class is needed only from a classifier, a draw only on the way to a jittered backoff.
+    Needs failure_needs(const Component& c, std::optional<FailureClass> cls, const UserInputs& inputs) const {
+        Needs needs;
+        const auto& policy = policy_of(c);
+        if (!cls && !inputs.cls && policy.classify_failure) {
+            needs.cls = true;
+            return needs;  // the class decides whether a draw is needed
+        }
+        const auto route = route_failure(failure_facts(c), cls.value_or(inputs.cls.value_or(FailureClass::counted)));
+        needs.draw =
+            route == FailureRoute::restart && !c.in_trial && policy.jitter != JitterKind::none && !inputs.drawn;
+        return needs;
+    }
+
+    /// What deciding the exit of `instance` of `c` needs from user code (mutex_ held), branch by branch of
+    /// on_exit(): a failure's class and draw, the draw of a liveness trip's restart (classified when it tripped),
+    /// the draw of a permanent component's restart after it returned.
+    Needs exit_needs(const Component& c, const Instance& instance, const ExitOutcome& outcome,
+                     const UserInputs& inputs) const {
+        if (c.spawned) {
+            return {};
+        }
+        if (instance.stop != StopCause::none || closed_ || c.removing) {
+            const bool tripped = instance.stop == StopCause::liveness && !closed_ && !c.removing;
+            return tripped ? failure_needs(c, instance.trip_class, inputs) : Needs{};
+        }
+        if (outcome.kind == ExitOutcome::returned) {
+            const auto& policy = policy_of(c);  // after_return(): a trial that returned passed; no trial any more
+            Needs needs;
+            needs.draw = policy.restart_type == RestartType::permanent && c.enabled && c.factory &&
+                         policy.jitter != JitterKind::none && !inputs.drawn;
+            return needs;
+        }
+        return failure_needs(c, std::nullopt, inputs);
+    }
+
+    /// Calls the user code `needs` names, for component `c`, outside mutex_ (on strand_). `policy` is held by the
+    /// caller: update_policy() may replace the component's own policy meanwhile.
+    void supply(const Needs& needs, const RestartPolicy& policy, const Component& c, const std::exception_ptr& error,
+                UserInputs& inputs) const noexcept {
+        if (needs.cls) {
+            inputs.cls = classify(policy, c.name, error);
+        }
+        if (needs.draw) {
+            inputs.drawn = true;
+            inputs.draw = draw(policy, c.name);
+        }
+    }
+
+    /// The policy of `c`, held (mutex_ held): the monitor's own lives as long as the state.
+    std::shared_ptr<const RestartPolicy> policy_handle(const Component& c) const {
+        return c.own_policy ? c.own_policy : std::shared_ptr<const RestartPolicy>{this->shared_from_this(), &policy_};
+    }
+
+    /// A draw from the RandomSource for the jitter of component `name`'s next backoff (on strand_, outside
+    /// mutex_; nothing when its policy has no jitter). A source that throws or returns NaN is logged; that restart
+    /// then waits its nominal backoff.
+    std::optional<double> draw(const RestartPolicy& policy, const std::string& name) const noexcept {
         if (policy.jitter == JitterKind::none) {
             return std::nullopt;
         }
@@ -1168,10 +1242,16 @@ private:
                 problem = "threw " + describe(std::current_exception());
             }
             logger_->error("Random source failed; component {} waits its backoff without jitter component={} reason={}",
-                           FieldValue{c.name}, FieldValue{c.name}, quote(problem));
+                           FieldValue{name}, FieldValue{name}, quote(problem));
         } catch (...) {  // NOLINT(bugprone-empty-catch): nowhere left to report it
         }
         return std::nullopt;
+    }
+
+    /// The facts route_failure() reads of `c` (mutex_ held).
+    FailureFacts failure_facts(const Component& c) const {
+        return {policy_of(c).restart_type, c.enabled, static_cast<bool>(c.factory), c.in_trial,
+                c.unit && c.drive_restart && !c.unit_started};
     }
 
     /// Forgets the restart history: window, backoff, quarantine.
@@ -1258,9 +1338,11 @@ private:
         });
     }
 
-    /// How `error` counts under `c`'s policy (a classifier that throws is logged; the failure then counts).
-    FailureClass classify(const Component& c, const std::exception_ptr& error) const noexcept {
-        const auto& classifier = policy_of(c).classify_failure;
+    /// How `error` counts under `policy` (on strand_, outside mutex_: the classifier is user code). A classifier
+    /// that throws is logged; the failure then counts.
+    FailureClass classify(const RestartPolicy& policy, const std::string& name,
+                          const std::exception_ptr& error) const noexcept {
+        const auto& classifier = policy.classify_failure;
         if (!classifier) {
             return FailureClass::counted;
         }
@@ -1275,7 +1357,7 @@ private:
         } catch (...) {
             try {
                 logger_->error("Failure classifier of component {} threw; the failure counts component={} reason={}",
-                               FieldValue{c.name}, FieldValue{c.name}, quote(describe(std::current_exception())));
+                               FieldValue{name}, FieldValue{name}, quote(describe(std::current_exception())));
             } catch (...) {  // NOLINT(bugprone-empty-catch): nowhere left to report it
             }
             return FailureClass::counted;
@@ -1283,84 +1365,84 @@ private:
     }
 
     /// What follows a failure (exception, unexpected cancellation, factory throw, liveness timeout) already
-    /// counted in failure_count and reported: nothing, a restart with backoff, or a give-up.
-    void after_failure(const ComponentPtr& cp, const std::string& reason, FailureClass cls, time_point now,
-                       Events& events) {
+    /// counted in failure_count and reported: nothing, a restart with backoff, or a give-up. `inputs` holds the
+    /// jitter draw failure_needs() asked for.
+    void after_failure(const ComponentPtr& cp, const std::string& reason, FailureClass cls, const UserInputs& inputs,
+                       time_point now, Events& events) {
         auto& c = *cp;
-        const bool terminal = policy_of(c).restart_type == RestartType::temporary || !c.enabled || !c.factory;
-        if (terminal) {
-            c.in_trial = false;  // a trial that ends here is not resumed by a later manual restart
-            c.next_restart.reset();
-        }
-        if (policy_of(c).restart_type == RestartType::temporary) {
-            c.state = ComponentState::failed;
-            member_ended(c, now, events);
-        } else if (!c.enabled) {
-            c.state = ComponentState::failed;
-            events.push_back(event(MonitorEventKind::not_enabled, c, now));
-            member_ended(c, now, events);
-        } else if (!c.factory) {
-            c.state = ComponentState::failed;
-            events.push_back(event(MonitorEventKind::no_factory, c, now));
-            member_ended(c, now, events);
-        } else if (cls == FailureClass::fatal && !c.in_trial) {
-            give_up(cp, reason, now, events, true);
-        } else if (c.unit && c.drive_restart && !c.unit_started) {
-            // Already due to restart with its group (a member that fails as the others are stopped, often from
-            // the same cause): the failure joins that restart and counts against no limit, as OTP absorbs the
-            // exits of the children a restart is stopping.
-            c.state = ComponentState::restarting;
-        } else {
-            schedule_restart(cp, reason, now, cls != FailureClass::not_counted, events);
+        const auto route = route_failure(failure_facts(c), cls);
+        switch (route) {
+            case FailureRoute::ends_temporary:
+            case FailureRoute::ends_disabled:
+            case FailureRoute::ends_without_factory:
+                c.in_trial = false;  // a trial that ends here is not resumed by a later manual restart
+                c.next_restart.reset();
+                c.state = ComponentState::failed;
+                if (route == FailureRoute::ends_disabled) {
+                    events.push_back(event(MonitorEventKind::not_enabled, c, now));
+                } else if (route == FailureRoute::ends_without_factory) {
+                    events.push_back(event(MonitorEventKind::no_factory, c, now));
+                }
+                member_ended(c, now, events);
+                return;
+            case FailureRoute::gives_up:
+                give_up(cp, give_up_decision(policy_of(c), c.quarantine_cooldown, true, now), reason, now, events);
+                return;
+            case FailureRoute::joins_group_restart: c.state = ComponentState::restarting; return;
+            case FailureRoute::restart:
+                schedule_restart(cp, reason, now, cls != FailureClass::not_counted, inputs, events);
+                return;
         }
     }
 
-    /// Decides what follows a failure or a permanent-type return: a backoff, or giving up when the sliding
-    /// window is full. A failed quarantine trial reopens the breaker instead.
+    /// The restart history of `c` as decide_restart() reads it.
+    static RestartHistory<time_point> history_of(const Component& c) {
+        return {std::span<const time_point>{c.window}, c.consecutive, c.last_delay, c.quarantine_cooldown, c.in_trial};
+    }
+
+    /// Applies decide_restart() to a failure (or a permanent-type return) of `c`: a backoff (which its group may
+    /// take over), a give-up when the sliding window is full, or, after a failed quarantine trial, the breaker
+    /// reopened. The restart's time joins the window when its factory is called.
     void schedule_restart(const ComponentPtr& cp, const std::string& reason, time_point now, bool counted,
-                          Events& events) {
+                          const UserInputs& inputs, Events& events) {
         auto& c = *cp;
         const auto& policy = policy_of(c);
-        if (c.in_trial) {
+        forget_restarts_before(c.window, policy.restart_window, now);
+        const auto history = history_of(c);
+        assert(inputs.drawn || !needs_draw(history, policy));  // the needs of failure_needs() / exit_needs()
+        const auto decision = decide_restart(history, policy, counted, now, inputs.draw);
+        const auto* restart = std::get_if<RestartAt<time_point>>(&decision);
+        if (!restart && c.in_trial) {
             c.in_trial = false;
-            quarantine(cp, reason, now, events);
+            quarantine(cp, std::get<QuarantineUntil<time_point>>(decision), reason, now, events);
             return;
         }
-        // The limit holds for restarts as they happen: the restart decided now happens after its backoff, and is
-        // refused if max_restart_attempts counted restarts already happened within the restart_window before then.
-        // (Checked against `now` instead, a backoff that shrinks — reset_backoff_after, jitter — lets more
-        // restarts than the limit happen within one window.) Its time joins the window when its factory is called.
-        const int k = c.consecutive + 1;
-        const auto delay = jittered_backoff(policy, k, c.last_delay, draw(c, policy));
-        const auto window = std::chrono::duration_cast<duration>(policy.restart_window);
-        const auto at = now + std::chrono::duration_cast<duration>(delay);
-        std::erase_if(c.window, [&](const time_point& t) { return t <= now - window; });
-        const auto in_window =
-            std::count_if(c.window.begin(), c.window.end(), [&](const time_point& t) { return t > at - window; });
-        if (counted && static_cast<std::int64_t>(in_window) >= policy.max_restart_attempts) {
-            give_up(cp, reason, now, events, false);
+        if (!restart) {
+            give_up(cp, decision, reason, now, events);
             return;
         }
-        c.consecutive = k;
-        c.last_delay = delay;
+        c.consecutive = restart->attempt;
+        c.last_delay = restart->delay;
         c.restart_scheduled = true;
         c.restart_counted = counted;
         c.manual_pending = false;
-        c.next_restart = now + std::chrono::duration_cast<duration>(delay);
+        c.next_restart = restart->at;
         c.state = ComponentState::restarting;
         auto e = event(MonitorEventKind::restart_scheduled, c, now);
-        e.attempt = c.consecutive;
-        e.delay = delay;
+        e.attempt = restart->attempt;
+        e.delay = restart->delay;
         e.reason = reason;
         events.push_back(std::move(e));
-        if (c.group && group_member_failed(*c.group, Member{cp, nullptr}, reason, delay, counted, now, events)) {
+        if (c.group &&
+            group_member_failed(*c.group, Member{cp, nullptr}, reason, restart->delay, counted, now, events)) {
             return;  // the group restarts it (or gave up)
         }
-        schedule_start(cp, delay);
+        schedule_start(cp, restart->delay);
     }
 
-    /// The restart limit is reached (or the failure is fatal): stop, quarantine or escalate.
-    void give_up(const ComponentPtr& cp, const std::string& reason, time_point now, Events& events, bool fatal) {
+    /// Applies a give-up decision (its limit reached, or a fatal failure): stop, escalate, or quarantine.
+    void give_up(const ComponentPtr& cp, const RestartDecision<time_point>& decision, const std::string& reason,
+                 time_point now, Events& events) {
         auto& c = *cp;
         const auto& policy = policy_of(c);
         if (c.unit && !c.unit_started) {
@@ -1370,17 +1452,18 @@ private:
             c.drive_restart = false;
             c.restart_counted = false;
         }
-        if (policy.give_up_mode == GiveUpMode::quarantine) {
-            quarantine(cp, reason, now, events);
+        if (const auto* q = std::get_if<QuarantineUntil<time_point>>(&decision)) {
+            quarantine(cp, *q, reason, now, events);
             return;
         }
+        const auto& gave_up = std::get<GiveUp>(decision);
         c.state = ComponentState::gave_up;
         c.next_restart.reset();
         auto e = event(MonitorEventKind::gave_up, c, now);
-        e.limit = fatal ? 0 : policy.max_restart_attempts;
+        e.limit = gave_up.limit;
         e.window = policy.restart_window;
         e.reason = reason;
-        if (policy.give_up_mode == GiveUpMode::escalate && c.group) {
+        if (gave_up.mode == GiveUpMode::escalate && c.group) {
             events.push_back(std::move(e));  // escalated to its group, which gives up as a whole
             if (c.group->parent) {
                 // The parent restarts the group as a whole, this member too (else it would be left alone as
@@ -1390,7 +1473,7 @@ private:
             }
             group_give_up(*c.group, c.name, std::nullopt, "member '" + c.name + "' escalated: " + reason,
                           policy.base_backoff, now, events);
-        } else if (policy.give_up_mode == GiveUpMode::escalate) {
+        } else if (gave_up.mode == GiveUpMode::escalate) {
             auto escalation = e;
             escalation.kind = MonitorEventKind::escalated;
             escalation.sequence = ++next_sequence_;
@@ -1405,19 +1488,15 @@ private:
     }
 
     /// Opens (or reopens, with the cooldown doubled) the circuit breaker: a trial instance follows the cooldown.
-    void quarantine(const ComponentPtr& cp, const std::string& reason, time_point now, Events& events) {
+    void quarantine(const ComponentPtr& cp, const QuarantineUntil<time_point>& q, const std::string& reason,
+                    time_point now, Events& events) {
         auto& c = *cp;
-        const auto& policy = policy_of(c);
-        const std::chrono::nanoseconds first = policy.quarantine_cooldown;
-        const std::chrono::nanoseconds cap = policy.max_quarantine_cooldown;
-        c.quarantine_cooldown = c.quarantine_cooldown == std::chrono::nanoseconds::zero()
-                                    ? first
-                                    : std::min(cap, c.quarantine_cooldown * 2);
+        c.quarantine_cooldown = q.cooldown;
         c.state = ComponentState::quarantined;
         c.restart_scheduled = true;
         c.restart_counted = false;
         c.manual_pending = false;
-        c.next_restart = now + std::chrono::duration_cast<duration>(c.quarantine_cooldown);
+        c.next_restart = q.until;
         auto e = event(MonitorEventKind::quarantined, c, now);
         e.delay = c.quarantine_cooldown;
         e.attempt = c.trials;
@@ -1446,92 +1525,86 @@ private:
         return at == InstanceLiveness::never ? std::nullopt : std::optional{from_ns(at)};
     }
 
-    /// Applies every deadline of `c`'s live instance that has passed (liveness trip, unresponsive stop,
-    /// breaker close) and returns when to look again (nothing: no deadline pending).
-    std::optional<time_point> evaluate_watch(const ComponentPtr& cp, time_point now, Events& events) {
+    /// What evaluate_watch() did: when to look again, or which missed deadline it needs classified first.
+    struct WatchStep {
+        std::optional<time_point> next;  // nothing: no deadline pending
+        LivenessMiss classify = LivenessMiss::none;
+    };
+
+    /// A missed liveness deadline, classified outside mutex_.
+    struct ClassifiedMiss {
+        LivenessMiss miss = LivenessMiss::none;
+        FailureClass cls = FailureClass::counted;
+    };
+
+    static const char* miss_reason(LivenessMiss miss) noexcept {
+        return miss == LivenessMiss::startup ? "startup timeout" : "watchdog timeout";
+    }
+
+    /// Applies every deadline of `c`'s live instance that has passed (liveness trip, unresponsive stop, breaker
+    /// close; mutex_ held) and says when to look again. A missed liveness deadline is applied only with its class
+    /// (`classified`); without it nothing changes and the step asks for it.
+    WatchStep evaluate_watch(const ComponentPtr& cp, time_point now, const ClassifiedMiss& classified, Events& events) {
         auto& c = *cp;
         if (!c.instance) {
-            return std::nullopt;
+            return {};
         }
         auto& i = *c.instance;
         if (i.stop != StopCause::none) {
             if (i.stop == StopCause::close || i.reported_unresponsive) {
-                return std::nullopt;  // close() reports its own deadline
+                return {};  // close() reports its own deadline
             }
             if (now < i.stop_deadline) {
-                return i.stop_deadline;
+                return {i.stop_deadline};
             }
             report_unresponsive(c, now, events);
             if (i.stop == StopCause::remove) {
                 erase(c, true, events);
             }
-            return std::nullopt;
+            return {};
         }
         const auto& policy = policy_of(c);
-        std::optional<time_point> next;
-        const auto sooner = [&next](time_point t) { next = next ? std::min(*next, t) : t; };
-        const auto ready = ready_time(i);
+        LivenessFacts<time_point> facts;
+        facts.started = i.started;
+        facts.ready = ready_time(i);
+        facts.watched = static_cast<bool>(i.liveness);
         if (const auto& l = i.liveness) {
-            if (!ready) {
-                const auto deadline = i.started + std::chrono::duration_cast<duration>(policy.startup_timeout);
-                if (policy.startup_timeout > std::chrono::milliseconds::zero()) {
-                    if (now >= deadline) {
-                        trip(cp, true, now, events);
-                        return i.stop_deadline;
-                    }
-                    sooner(deadline);
-                }
-            } else if (policy.watchdog_timeout > std::chrono::milliseconds::zero()) {
-                const bool idle = l->idle();
-                const auto timeout = idle ? policy.idle_timeout : policy.watchdog_timeout;
-                const auto last = from_ns(l->last_beat());
-                std::optional<time_point> deadline;
-                if (timeout > std::chrono::milliseconds::zero()) {
-                    deadline = last + std::chrono::duration_cast<duration>(timeout);
-                }
-                if (const auto extended = l->extended_until(); extended != InstanceLiveness::never) {
-                    deadline = std::max(deadline.value_or(from_ns(extended)), from_ns(extended));
-                }
-                if (deadline && now >= *deadline) {
-                    trip(cp, false, now, events);
-                    return i.stop_deadline;
-                }
-                if (deadline) {
-                    sooner(*deadline);
-                }
-                if (idle || !deadline) {
-                    // An idle instance may turn busy() at any moment without telling the monitor: look again
-                    // within one watchdog_timeout, so a busy instance that stops heartbeating is caught on time.
-                    sooner(now + std::chrono::duration_cast<duration>(policy.watchdog_timeout));
-                }
+            facts.last_beat = from_ns(l->last_beat());
+            facts.idle = l->idle();
+            if (const auto extended = l->extended_until(); extended != InstanceLiveness::never) {
+                facts.extended_until = from_ns(extended);
             }
         }
-        if (c.in_trial && ready) {
-            const auto end = *ready + std::chrono::duration_cast<duration>(policy.reset_backoff_after);
-            if (now >= end) {
-                close_breaker(c, now, events);
-            } else {
-                sooner(end);
+        facts.in_trial = c.in_trial;
+        const auto verdict = evaluate_liveness(facts, policy, now);
+        if (verdict.missed != LivenessMiss::none) {
+            if (classified.miss != verdict.missed) {
+                return {std::nullopt, verdict.missed};
             }
+            trip(cp, verdict.missed, verdict.timeout, classified.cls, now, events);
+            return {i.stop_deadline};
         }
-        return next;
+        if (verdict.breaker_closes) {
+            close_breaker(c, now, events);
+        }
+        return {verdict.next};
     }
 
-    /// A liveness deadline passed: the instance is cancelled and charged with a failure.
-    void trip(const ComponentPtr& cp, bool startup, time_point now, Events& events) {
+    /// A liveness deadline (`timeout`) passed: the instance is cancelled and charged with a failure of class `cls`.
+    void trip(const ComponentPtr& cp, LivenessMiss miss, std::chrono::milliseconds timeout, FailureClass cls,
+              time_point now, Events& events) {
         auto& c = *cp;
         auto& i = *c.instance;
-        const auto& policy = policy_of(c);
-        const std::string reason = startup ? "startup timeout" : "watchdog timeout";
+        const bool startup = miss == LivenessMiss::startup;
+        const std::string reason = miss_reason(miss);
         i.tripped_startup = startup;
-        i.trip_class = classify(c, std::make_exception_ptr(LivenessTimeout{reason}));
+        i.trip_class = cls;
         ++c.failure_count;
         c.last_error = reason;
         auto e = event(startup ? MonitorEventKind::startup_timeout : MonitorEventKind::watchdog_timeout, c, now);
         e.reason = reason;
-        e.failure_class = i.trip_class;
-        e.delay = startup ? policy.startup_timeout
-                          : (i.liveness && i.liveness->idle() ? policy.idle_timeout : policy.watchdog_timeout);
+        e.failure_class = cls;
+        e.delay = timeout;
         events.push_back(std::move(e));
         c.state = ComponentState::restarting;
         request_stop(cp, StopCause::liveness);
@@ -1599,16 +1672,6 @@ private:
         return all;
     }
 
-    /// Whether one more restart of `g`, decided now to happen at `at`, keeps within its max_restarts: the restarts
-    /// that happened within the restart_window before `at`, and those decided but not happened yet, are fewer.
-    bool group_restart_allowed(Group& g, time_point now, time_point at) {
-        const auto window = std::chrono::duration_cast<duration>(g.policy.restart_window);
-        std::erase_if(g.window, [&](const time_point& t) { return t <= now - window; });
-        const auto in_window =
-            std::count_if(g.window.begin(), g.window.end(), [&](const time_point& t) { return t > at - window; });
-        return static_cast<std::int64_t>(in_window) + g.pending_restarts < g.policy.max_restarts;
-    }
-
     /// `g` starts over with a fresh budget (restarted as a whole by its parent): no restart counts any more.
     static void fresh_budget(Group& g) {
         g.window.clear();
@@ -1652,27 +1715,26 @@ private:
     bool group_member_failed(Group& g, const Member& m, const std::string& reason, std::chrono::nanoseconds delay,
                              bool counted, time_point now, Events& events) {
         const auto at = now + std::chrono::duration_cast<duration>(delay);
-        if (counted && !group_restart_allowed(g, now, at)) {
+        forget_restarts_before(g.window, g.policy.restart_window, now);
+        if (counted &&
+            !group_restart_allowed(std::span<const time_point>{g.window}, g.pending_restarts, g.policy, at)) {
             group_give_up(g, m.name(), g.policy.max_restarts, reason, delay, now, events);
             return true;
         }
-        if (g.policy.strategy == RestartStrategy::one_for_one && m.component && !m.component->unit) {
+        if (!group_owns_restart(g.policy.strategy, m.component != nullptr, m.component && m.component->unit)) {
             if (counted) {
                 ++g.pending_restarts;
                 m.component->counted_in_group = g.budget;
             }
             return false;
         }
-        auto first = g.members.begin();
-        auto last = g.members.end();
-        if (g.policy.strategy == RestartStrategy::one_for_one) {
-            first = std::find_if(g.members.begin(), g.members.end(),
-                                 [&m](const Member& x) { return x.component == m.component && x.group == m.group; });
-            last = std::next(first);
-        } else if (g.policy.strategy == RestartStrategy::rest_for_one) {
-            first = std::find_if(g.members.begin(), g.members.end(),
-                                 [&m](const Member& x) { return x.component == m.component && x.group == m.group; });
-        }
+        const auto position = static_cast<std::size_t>(
+            std::find_if(g.members.begin(), g.members.end(),
+                         [&m](const Member& x) { return x.component == m.component && x.group == m.group; }) -
+            g.members.begin());
+        const auto range = affected_members(g.policy.strategy, position, g.members.size());
+        const auto first = g.members.begin() + static_cast<std::ptrdiff_t>(range.first);
+        const auto last = g.members.begin() + static_cast<std::ptrdiff_t>(range.last);
         std::vector<ComponentPtr> leaves;
         std::vector<Group*> groups;
         auto e = group_event(MonitorEventKind::group_restarting, g, now);
@@ -2041,9 +2103,18 @@ private:
     void check_watch(const ComponentPtr& cp) {
         Events events;
         std::optional<time_point> next;
-        {
-            std::lock_guard lock{mutex_};
-            next = evaluate_watch(cp, Clock::now(), events);
+        ClassifiedMiss classified;
+        for (;;) {
+            std::unique_lock lock{mutex_};
+            const auto step = evaluate_watch(cp, Clock::now(), classified, events);
+            if (step.classify == LivenessMiss::none) {
+                next = step.next;
+                break;
+            }
+            const auto policy = policy_handle(*cp);
+            lock.unlock();
+            const auto error = std::make_exception_ptr(LivenessTimeout{miss_reason(step.classify)});
+            classified = {step.classify, classify(*policy, cp->name, error)};  // user code: outside mutex_
         }
         publish(events);
         complete_removals();
@@ -2114,6 +2185,7 @@ private:
         }
         std::optional<asio::awaitable<void>> task;
         std::exception_ptr factory_error;
+        std::string factory_reason;
         try {
             task.emplace((*factory)(context_of(reservation)));
             if (!task->valid()) {
@@ -2121,15 +2193,25 @@ private:
             }
         } catch (...) {
             factory_error = std::current_exception();
+            factory_reason = describe(factory_error);
         }
         Events events;
-        {
-            std::lock_guard lock{mutex_};
-            const bool manual = c.manual_pending;
+        UserInputs inputs;
+        for (;;) {
+            std::unique_lock lock{mutex_};
+            const bool stopped = closed_ || (!c.enabled && !c.manual_pending) || gen != c.restart_gen || c.removing;
+            if (!stopped && factory_error) {
+                if (const auto needs = failure_needs(c, std::nullopt, inputs)) {
+                    const auto policy = policy_handle(c);
+                    lock.unlock();
+                    supply(needs, *policy, c, factory_error, inputs);
+                    continue;
+                }
+            }
             c.starting = false;
             --starting_;
             c.manual_pending = false;
-            if (closed_ || (!c.enabled && !manual) || gen != c.restart_gen || c.removing) {
+            if (stopped) {
                 // Stopped while the factory ran (close, disable or remove): do not start anything.
                 c.state = ComponentState::stopped;
                 c.in_trial = false;
@@ -2140,19 +2222,20 @@ private:
             } else if (factory_error) {
                 release(reservation);
                 ++c.failure_count;
-                c.last_error = describe(factory_error);
+                c.last_error = factory_reason;
                 const auto now = Clock::now();
-                const auto cls = classify(c, factory_error);
+                const auto cls = inputs.cls.value_or(FailureClass::counted);
                 auto e = event(MonitorEventKind::factory_failed, c, now);
-                e.reason = c.last_error.str();
+                e.reason = factory_reason;
                 e.failure_class = cls;
                 events.push_back(std::move(e));
                 // As for an instance's failure: a disabled component (a manual restart() of it) or a temporary one
                 // is not restarted automatically.
-                after_failure(cp, c.last_error.str(), cls, now, events);
+                after_failure(cp, factory_reason, cls, inputs, now, events);
             } else {
                 spawn(cp, std::move(*task), std::move(factory), std::move(reservation), events, !first_start);
             }
+            break;
         }
         task.reset();
         publish(events);
@@ -2166,8 +2249,15 @@ private:
         Events events;
         std::shared_ptr<RestartUnit> unit;
         std::shared_ptr<RestartUnit> unit_before;  // a give-up detaches the member from its unit
-        {
-            std::lock_guard lock{mutex_};
+        UserInputs inputs;
+        for (;;) {
+            std::unique_lock lock{mutex_};
+            if (const auto needs = exit_needs(c, *instance, outcome, inputs)) {
+                const auto policy = policy_handle(c);
+                lock.unlock();
+                supply(needs, *policy, c, error, inputs);
+                continue;
+            }
             unit_before = c.unit;
             if (c.instance == instance) {
                 c.instance.reset();
@@ -2194,13 +2284,13 @@ private:
             if (c.spawned) {
                 on_exit_spawned(c, *instance, outcome, now, events);
             } else if (instance->stop != StopCause::none || closed_ || c.removing) {
-                after_requested_stop(cp, *instance, outcome, now, events);
+                after_requested_stop(cp, *instance, outcome, inputs, now, events);
             } else if (outcome.kind == ExitOutcome::returned) {
-                after_return(cp, *instance, now, events);
+                after_return(cp, *instance, inputs, now, events);
             } else {
                 ++c.failure_count;
                 c.last_error = outcome.reason;
-                const auto cls = classify(c, error);
+                const auto cls = inputs.cls.value_or(FailureClass::counted);
                 auto e = event(outcome.kind == ExitOutcome::aborted ? MonitorEventKind::cancelled_unexpectedly
                                                                     : MonitorEventKind::failed,
                                c, now);
@@ -2208,9 +2298,10 @@ private:
                 e.reason = outcome.reason;
                 e.failure_class = cls;
                 events.push_back(std::move(e));
-                after_failure(cp, outcome.reason, cls, now, events);
+                after_failure(cp, outcome.reason, cls, inputs, now, events);
             }
             unit = c.unit;
+            break;
         }
         publish(events);
         complete_removals();
@@ -2238,7 +2329,7 @@ private:
     /// An instance the monitor asked to stop (or any exit once closing or removing) ended (mutex_ held): what
     /// follows depends on who asked — a group unit, restart(), a liveness trip, or a stop for good.
     void after_requested_stop(const ComponentPtr& cp, const Instance& instance, const ExitOutcome& outcome,
-                              time_point now, Events& events) {
+                              const UserInputs& inputs, time_point now, Events& events) {
         auto& c = *cp;
         const bool open = !closed_ && !c.removing;
         if (c.unit && instance.stop != StopCause::none && instance.stop != StopCause::liveness && !closed_) {
@@ -2257,7 +2348,7 @@ private:
             schedule_start(cp, std::chrono::nanoseconds::zero());
         } else if (instance.stop == StopCause::liveness && open) {
             after_failure(cp, instance.tripped_startup ? "startup timeout" : "watchdog timeout", instance.trip_class,
-                          now, events);
+                          inputs, now, events);
         } else {
             if (c.state != ComponentState::gave_up) {
                 c.state = instance.stop == StopCause::none && outcome.kind == ExitOutcome::returned
@@ -2273,7 +2364,8 @@ private:
     }
 
     /// An instance returned on its own (mutex_ held): a permanent component restarts, others complete.
-    void after_return(const ComponentPtr& cp, const Instance& instance, time_point now, Events& events) {
+    void after_return(const ComponentPtr& cp, const Instance& instance, const UserInputs& inputs, time_point now,
+                      Events& events) {
         auto& c = *cp;
         const auto& policy = policy_of(c);
         if (c.in_trial) {
@@ -2281,7 +2373,7 @@ private:
             close_breaker(c, now, events);  // a trial that finished its work succeeded
         }
         if (policy.restart_type == RestartType::permanent && c.enabled && c.factory) {
-            schedule_restart(cp, "completed normally", now, true, events);
+            schedule_restart(cp, "completed normally", now, true, inputs, events);
         } else {
             c.state = ComponentState::completed;
             auto e = event(MonitorEventKind::completed, c, now);
