@@ -343,6 +343,38 @@ TEST_CASE("recovery: a classifier that throws is logged and the failure counts",
     h.close(monitor);
 }
 
+TEST_CASE("recovery: the classifier and the RandomSource run outside the monitor's lock: they may call the monitor",
+          "[task_monitor][classify][jitter]") {
+    // Under the lock, a call into the monitor from either would deadlock (std::mutex is not recursive).
+    Harness h;
+    Recorder recorder;
+    std::optional<Monitor> monitor;
+    std::vector<ComponentState> seen_by_classifier;
+    std::vector<ComponentState> seen_by_random;
+    auto policy = quick(GiveUpMode::stop);
+    policy.jitter = taskmon::JitterKind::full;
+    policy.classify_failure = [&](const std::exception_ptr&) {
+        seen_by_classifier.push_back(monitor->get_component_stats().at("db").state);
+        return FailureClass::counted;
+    };
+    monitor.emplace(h.io.get_executor(), policy, h.logger, [&] {
+        seen_by_random.push_back(monitor->get_component_stats().at("db").state);
+        return 0.5;
+    });
+    auto subscription = monitor->subscribe(recorder.listener());
+    auto flaky = failing_now(2);
+    monitor->supervise("db", factory_of(flaky));
+    h.runner.run_for(1min);
+    CHECK(flaky.starts == 3);
+    // Called before the monitor applied the failure: the component still reads as running.
+    CHECK(seen_by_classifier == std::vector<ComponentState>{ComponentState::running, ComponentState::running});
+    CHECK(seen_by_random == std::vector<ComponentState>{ComponentState::running, ComponentState::running});
+    const auto scheduled = recorder.of(MonitorEventKind::restart_scheduled);
+    REQUIRE(scheduled.size() == 2);
+    CHECK(scheduled[0].delay == 500ms);  // base 1 s, full jitter, draw 0.5
+    h.close(*monitor);
+}
+
 TEST_CASE("recovery: classify_as matches derived types and leaves others counted", "[restart_policy][classify]") {
     const auto classifier = taskmon::classify_as<FailureClass::fatal, std::logic_error, std::bad_alloc>();
     CHECK(classifier(std::make_exception_ptr(std::invalid_argument{"x"})) == FailureClass::fatal);

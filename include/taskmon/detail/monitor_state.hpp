@@ -17,6 +17,7 @@
 #include <taskmon/detail/monitor_waiters.hpp>
 #include <taskmon/detail/name_rules.hpp>
 #include <taskmon/detail/restart_decision.hpp>
+#include <taskmon/detail/thread_safety.hpp>
 #include <taskmon/detail/waiter_list.hpp>
 #include <taskmon/monitor_closed.hpp>
 #include <taskmon/monitor_event.hpp>
@@ -87,6 +88,18 @@ inline asio::any_io_executor make_strand_executor(const asio::any_io_executor& e
         return asio::make_strand(*executor.target<IoExecutor>());
     }
     return asio::make_strand(executor);
+}
+
+/// Whether the calling thread runs a handler of `strand` (a strand made by make_strand_executor). For the debug
+/// assertions that handlers meant for one strand run on it; an executor of another type answers true.
+inline bool running_in_strand(const asio::any_io_executor& strand) noexcept {
+    if (const auto* s = strand.target<asio::strand<asio::io_context::executor_type>>()) {
+        return s->running_in_this_thread();
+    }
+    if (const auto* s = strand.target<asio::strand<asio::any_io_executor>>()) {
+        return s->running_in_this_thread();
+    }
+    return true;
 }
 
 /// A string that costs one pointer until it is first set (most components never fail).
@@ -308,7 +321,7 @@ public:
                 throw std::invalid_argument("set_restart_factories: factory of component '" + name + "' is empty");
             }
         }
-        std::lock_guard lock{mutex_};
+        MutexLock lock{mutex_};
         check_open("set_restart_factories");
         for (const auto& [name, factory] : factories) {
             check_not_detached(name, "set_restart_factories");
@@ -323,7 +336,7 @@ public:
         check_task(task, "register_task", name);
         Events events;
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             check_open("register_task");
             check_not_registered(name, "register_task");
             auto c = find_or_create(name);
@@ -340,7 +353,7 @@ public:
         check_task(task, "spawn", name);
         Events events;
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             check_open("spawn");
             check_not_detached(name, "spawn");
             if (components_.find(std::string_view{name}) != components_.end()) {
@@ -374,7 +387,7 @@ public:
         ComponentPtr provisional;
         bool fresh = false;  // provisional was made here: its strand is released if it never joins components_
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             check_open("supervise");
             check_not_registered(name, "supervise");
             // A record for the liveness back-reference; it joins components_ only if the factory succeeds.
@@ -390,7 +403,7 @@ public:
                 throw std::invalid_argument(empty_result(name, "supervise: the factory"));
             }
         } catch (...) {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             release(reservation);  // if it throws nothing has changed
             if (fresh) {
                 release_strand(*provisional);
@@ -399,7 +412,7 @@ public:
         }
         Events events;
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             auto it = components_.find(std::string_view{name});
             try {
                 check_open("supervise");
@@ -430,7 +443,7 @@ public:
     }
 
     void enable(const std::vector<std::string>& names) {
-        std::lock_guard lock{mutex_};
+        MutexLock lock{mutex_};
         check_open("enable");
         check_known(names, "enable");
         for (const auto& name : names) {
@@ -444,7 +457,7 @@ public:
     void disable(const std::vector<std::string>& names) {
         Events events;
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             check_open("disable");
             check_known(names, "disable");
             for (const auto& name : names) {
@@ -460,7 +473,7 @@ public:
     void restart(const std::string& name) {
         Events events;
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             const auto& cp = open_component(name, "restart");
             auto& c = *cp;
             if (!c.factory) {
@@ -498,7 +511,7 @@ public:
     void reset(const std::string& name) {
         Events events;
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             const auto& cp = open_component(name, "reset");
             auto& c = *cp;
             const bool stuck = c.state == ComponentState::gave_up || c.state == ComponentState::quarantined;
@@ -522,7 +535,7 @@ public:
         validate(policy, "update_policy: policy of component '" + name + "'");
         Events events;
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             const auto& cp = open_component(name, "update_policy");
             if (cp->significant && policy.restart_type == RestartType::permanent) {
                 throw std::invalid_argument("update_policy: component '" + name + "' " + permanent_significant);
@@ -568,7 +581,7 @@ public:
         std::vector<ComponentPtr> made;
         Events events;
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             check_open("supervise_group");
             check_not_detached(name, where);
             if (groups_.count(name) != 0 || components_.count(name) != 0) {
@@ -630,7 +643,7 @@ public:
     }
 
     std::map<std::string, GroupStats> group_snapshot() const {
-        std::lock_guard lock{mutex_};
+        MutexLock lock{mutex_};
         const auto now = Clock::now();
         std::map<std::string, GroupStats> out;
         for (const auto& [name, g] : groups_) {
@@ -657,7 +670,7 @@ public:
         if (!listener) {
             throw std::invalid_argument("subscribe: listener must not be empty");
         }
-        std::lock_guard lock{mutex_};  // against close(): no subscription once closed_ is set
+        MutexLock lock{mutex_};  // against close(): no subscription once closed_ is set
         check_open("subscribe");
         return listeners_->add(std::move(listener));
     }
@@ -666,7 +679,7 @@ public:
     const std::shared_ptr<Listeners>& listeners() const noexcept { return listeners_; }
 
     std::map<std::string, ComponentStats> snapshot() const {
-        std::lock_guard lock{mutex_};
+        MutexLock lock{mutex_};
         const auto now = Clock::now();
         std::map<std::string, ComponentStats> out;
         for (const auto& [name, c] : components_) {
@@ -695,7 +708,7 @@ public:
         Events events;
         ComponentPtr cp;
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             check_open("remove_and_wait");
             check_known({name}, "remove_and_wait");
             cp = components_.find(std::string_view{name})->second;
@@ -729,7 +742,7 @@ public:
                              waiter = std::move(waiter)]() mutable {
             std::optional<asio::error_code> result;
             {
-                std::lock_guard lock{self->mutex_};
+                MutexLock lock{self->mutex_};
                 if (cp->removed) {
                     result = cp->instance ? asio::error::timed_out : asio::error_code{};
                 } else if (self->close_completed_) {
@@ -763,7 +776,7 @@ public:
     void close_then(Then then) {
         bool first = false;
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             first = !closed_;
             closed_ = true;  // from here on no factory is called and nothing is started
         }
@@ -773,11 +786,6 @@ public:
             }
             then(*self);
         });
-    }
-
-    bool closed() const {
-        std::lock_guard lock{mutex_};
-        return closed_;
     }
 
     const asio::any_io_executor& executor() const noexcept { return executor_; }
@@ -848,14 +856,14 @@ private:
         return fmt::format("{} of component '{}' returned {}", whose, name, empty_awaitable);
     }
 
-    void check_open(const char* what) const {
+    void check_open(const char* what) const TASKMON_REQUIRES(mutex_) {
         if (closed_) {
             throw MonitorClosed(std::string{what} + ": the TaskMonitor is closed");
         }
     }
 
     /// A component removed while its instance ignored cancellation keeps its name until that instance exits.
-    void check_not_detached(const std::string& name, const std::string& what) const {
+    void check_not_detached(const std::string& name, const std::string& what) const TASKMON_REQUIRES(mutex_) {
         if (detached_.count(std::string_view{name}) != 0) {
             throw std::invalid_argument(what + ": component '" + name +
                                         "' was removed but its instance still runs (it ignored cancellation past "
@@ -863,7 +871,7 @@ private:
         }
     }
 
-    void check_not_registered(const std::string& name, const char* what) const {
+    void check_not_registered(const std::string& name, const char* what) const TASKMON_REQUIRES(mutex_) {
         check_not_detached(name, what);
         auto it = components_.find(std::string_view{name});
         if (it != components_.end() && it->second->registered) {
@@ -874,7 +882,7 @@ private:
         }
     }
 
-    void check_known(const std::vector<std::string>& names, const char* what) const {
+    void check_known(const std::vector<std::string>& names, const char* what) const TASKMON_REQUIRES(mutex_) {
         for (const auto& name : names) {
             if (components_.find(std::string_view{name}) == components_.end()) {
                 throw std::invalid_argument(std::string{what} + ": unknown component " + single_quoted(name));
@@ -884,14 +892,14 @@ private:
 
     /// The component `name` for a mutating call `what`: throws once closed, for an unknown name, or for a
     /// component being removed.
-    const ComponentPtr& open_component(const std::string& name, const char* what) const {
+    const ComponentPtr& open_component(const std::string& name, const char* what) const TASKMON_REQUIRES(mutex_) {
         check_open(what);
         check_known({name}, what);
         check_not_removing(name, what);
         return components_.find(std::string_view{name})->second;
     }
 
-    void check_not_removing(const std::string& name, const char* what) const {
+    void check_not_removing(const std::string& name, const char* what) const TASKMON_REQUIRES(mutex_) {
         if (components_.find(std::string_view{name})->second->removing) {
             throw std::invalid_argument(std::string{what} + ": component '" + name + "' is being removed");
         }
@@ -916,15 +924,15 @@ private:
 
     // ---- helpers (mutex_ held) -----------------------------------------------------------------------
 
-    Component& at(const std::string& name) { return *components_.find(std::string_view{name})->second; }
+    Component& at(const std::string& name) TASKMON_REQUIRES(mutex_) { return *components_.find(std::string_view{name})->second; }
 
-    ComponentPtr make_component(const std::string& name) {
+    ComponentPtr make_component(const std::string& name) TASKMON_REQUIRES(mutex_) {
         return std::make_shared<Component>(name, strand_for_next_component());
     }
 
-    void insert(const ComponentPtr& c) { components_.emplace(std::string_view{c->name}, c); }
+    void insert(const ComponentPtr& c) TASKMON_REQUIRES(mutex_) { components_.emplace(std::string_view{c->name}, c); }
 
-    ComponentPtr find_or_create(const std::string& name) {
+    ComponentPtr find_or_create(const std::string& name) TASKMON_REQUIRES(mutex_) {
         auto it = components_.find(std::string_view{name});
         if (it != components_.end()) {
             return it->second;
@@ -937,7 +945,7 @@ private:
     /// Round-robin over a pool of strand_pool_size_ strands, created as first needed. With a pool size of 0, one
     /// strand per component: the strand of a component that left the monitor is given to the next one, so a
     /// server spawning a task per connection keeps as many strands as it has components at once.
-    const asio::any_io_executor& strand_for_next_component() {
+    const asio::any_io_executor& strand_for_next_component() TASKMON_REQUIRES(mutex_) {
         if (strand_pool_size_ == 0 && !free_strands_.empty()) {
             const auto* strand = free_strands_.back();
             free_strands_.pop_back();
@@ -951,7 +959,7 @@ private:
 
     /// `c` left the monitor for good (no instance will run on its strand again): with a strand per component, its
     /// strand goes to the next component made.
-    void release_strand(const Component& c) {
+    void release_strand(const Component& c) TASKMON_REQUIRES(mutex_) {
         if (strand_pool_size_ == 0) {
             free_strands_.push_back(c.strand);
         }
@@ -959,11 +967,11 @@ private:
 
     const RestartPolicy& policy_of(const Component& c) const { return c.own_policy ? *c.own_policy : policy_; }
 
-    std::chrono::system_clock::time_point wall(time_point t) const {
+    std::chrono::system_clock::time_point wall(time_point t) const TASKMON_REQUIRES(mutex_) {
         return wall_origin_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - clock_origin_);
     }
 
-    ComponentStats stats_of(const Component& c, time_point now) const {
+    ComponentStats stats_of(const Component& c, time_point now) const TASKMON_REQUIRES(mutex_) {
         ComponentStats s;
         s.enabled = c.enabled;
         s.restart_count = c.restart_count;
@@ -1004,7 +1012,7 @@ private:
     }
 
     /// The event `kind` of `c`, numbered and stamped with `now`, with the component's counters as they are.
-    MonitorEvent event(MonitorEventKind kind, const Component& c, time_point now) {
+    MonitorEvent event(MonitorEventKind kind, const Component& c, time_point now) TASKMON_REQUIRES(mutex_) {
         MonitorEvent e;
         e.kind = kind;
         e.component = c.name;
@@ -1021,7 +1029,7 @@ private:
     }
 
     /// The event `kind` of group `g`.
-    MonitorEvent group_event(MonitorEventKind kind, const Group& g, time_point now) {
+    MonitorEvent group_event(MonitorEventKind kind, const Group& g, time_point now) TASKMON_REQUIRES(mutex_) {
         MonitorEvent e;
         e.kind = kind;
         e.group = g.name;
@@ -1033,7 +1041,7 @@ private:
     /// Reserves the next instance of `c`: its task id and, if it takes a context or runs under a liveness
     /// policy, its liveness record (made before the factory is called, which receives its context).
     Reservation reserve_instance(const ComponentPtr& c, const ComponentFactory* factory = nullptr,
-                                 const RestartPolicy* policy = nullptr) {
+                                 const RestartPolicy* policy = nullptr) TASKMON_REQUIRES(mutex_) {
         Reservation r;
         r.id = ++next_task_id_;
         const auto& p = policy ? *policy : policy_of(*c);
@@ -1047,7 +1055,7 @@ private:
     }
 
     /// Gives back a reservation whose factory threw (its id, if no later one was taken).
-    void release(const Reservation& r) {
+    void release(const Reservation& r) TASKMON_REQUIRES(mutex_) {
         if (next_task_id_ == r.id) {
             --next_task_id_;
         }
@@ -1055,7 +1063,7 @@ private:
 
     /// Starts a new instance of `c` on its strand. Its exit is reported to on_exit on strand_.
     void spawn(const ComponentPtr& cp, asio::awaitable<void> task, std::shared_ptr<const ComponentFactory> origin,
-               Reservation reservation, Events& events, bool is_restart = false) {
+               Reservation reservation, Events& events, bool is_restart = false) TASKMON_REQUIRES(mutex_) {
         auto& c = *cp;
         const auto now = Clock::now();
         const bool watched = static_cast<bool>(reservation.liveness);
@@ -1113,7 +1121,7 @@ private:
 
     /// Asks the live instance (if any) to stop; the exit arrives at on_exit. Outside close(), a stop that is
     /// not confirmed within shutdown_timeout is reported (see evaluate_watch).
-    void request_stop(const ComponentPtr& cp, StopCause cause) {
+    void request_stop(const ComponentPtr& cp, StopCause cause) TASKMON_REQUIRES(mutex_) {
         auto& c = *cp;
         if (!c.instance) {
             return;
@@ -1137,7 +1145,7 @@ private:
     }
 
     /// Makes `c` (no live instance) start from its factory now, as a manual restart.
-    void start_now(const ComponentPtr& cp) {
+    void start_now(const ComponentPtr& cp) TASKMON_REQUIRES(mutex_) {
         auto& c = *cp;
         c.registered = true;  // starting a component known only by its factory registers it
         c.manual_pending = true;
@@ -1170,7 +1178,7 @@ private:
 
     /// What deciding the failure of `c` (class `cls`, if known) needs that `inputs` lacks (mutex_ held). The
     /// class is needed only from a classifier, a draw only on the way to a jittered backoff.
-    Needs failure_needs(const Component& c, std::optional<FailureClass> cls, const UserInputs& inputs) const {
+    Needs failure_needs(const Component& c, std::optional<FailureClass> cls, const UserInputs& inputs) const TASKMON_REQUIRES(mutex_) {
         Needs needs;
         const auto& policy = policy_of(c);
         if (!cls && !inputs.cls && policy.classify_failure) {
@@ -1187,7 +1195,7 @@ private:
     /// on_exit(): a failure's class and draw, the draw of a liveness trip's restart (classified when it tripped),
     /// the draw of a permanent component's restart after it returned.
     Needs exit_needs(const Component& c, const Instance& instance, const ExitOutcome& outcome,
-                     const UserInputs& inputs) const {
+                     const UserInputs& inputs) const TASKMON_REQUIRES(mutex_) {
         if (c.spawned) {
             return {};
         }
@@ -1219,7 +1227,7 @@ private:
     }
 
     /// The policy of `c`, held (mutex_ held): the monitor's own lives as long as the state.
-    std::shared_ptr<const RestartPolicy> policy_handle(const Component& c) const {
+    std::shared_ptr<const RestartPolicy> policy_handle(const Component& c) const TASKMON_REQUIRES(mutex_) {
         return c.own_policy ? c.own_policy : std::shared_ptr<const RestartPolicy>{this->shared_from_this(), &policy_};
     }
 
@@ -1249,7 +1257,7 @@ private:
     }
 
     /// The facts route_failure() reads of `c` (mutex_ held).
-    FailureFacts failure_facts(const Component& c) const {
+    FailureFacts failure_facts(const Component& c) const TASKMON_REQUIRES(mutex_) {
         return {policy_of(c).restart_type, c.enabled, static_cast<bool>(c.factory), c.in_trial,
                 c.unit && c.drive_restart && !c.unit_started};
     }
@@ -1266,7 +1274,7 @@ private:
     }
 
     /// Drops a scheduled restart (backoff, manual or quarantine trial) of `c`.
-    void cancel_pending_restart(const ComponentPtr& cp, ComponentState new_state, Events& events) {
+    void cancel_pending_restart(const ComponentPtr& cp, ComponentState new_state, Events& events) TASKMON_REQUIRES(mutex_) {
         auto& c = *cp;
         if (!c.restart_scheduled && !c.starting) {
             return;
@@ -1290,7 +1298,7 @@ private:
 
     /// Removes `c` from components_ (remove_and_wait): at its exit, or at its shutdown_timeout if it outlived
     /// it (then it waits in detached_ for its exit).
-    void erase(Component& c, bool unresponsive, Events& events) {
+    void erase(Component& c, bool unresponsive, Events& events) TASKMON_REQUIRES(mutex_) {
         auto it = components_.find(std::string_view{c.name});
         if (it == components_.end() || it->second.get() != &c) {
             return;
@@ -1309,7 +1317,7 @@ private:
     }
 
     /// Starts the scheduled restart of `c` after `delay` (on strand_).
-    void schedule_start(const ComponentPtr& cp, std::chrono::nanoseconds delay) {
+    void schedule_start(const ComponentPtr& cp, std::chrono::nanoseconds delay) TASKMON_REQUIRES(mutex_) {
         const auto gen = ++cp->restart_gen;
         const auto deadline = Clock::now() + std::chrono::duration_cast<duration>(delay);
         asio::post(strand_, [self = this->shared_from_this(), cp, gen, delay, deadline] {
@@ -1321,7 +1329,7 @@ private:
                 return;
             }
             {
-                std::lock_guard lock{self->mutex_};
+                MutexLock lock{self->mutex_};
                 if (gen != cp->restart_gen) {
                     return;
                 }
@@ -1368,7 +1376,7 @@ private:
     /// counted in failure_count and reported: nothing, a restart with backoff, or a give-up. `inputs` holds the
     /// jitter draw failure_needs() asked for.
     void after_failure(const ComponentPtr& cp, const std::string& reason, FailureClass cls, const UserInputs& inputs,
-                       time_point now, Events& events) {
+                       time_point now, Events& events) TASKMON_REQUIRES(mutex_) {
         auto& c = *cp;
         const auto route = route_failure(failure_facts(c), cls);
         switch (route) {
@@ -1404,7 +1412,7 @@ private:
     /// take over), a give-up when the sliding window is full, or, after a failed quarantine trial, the breaker
     /// reopened. The restart's time joins the window when its factory is called.
     void schedule_restart(const ComponentPtr& cp, const std::string& reason, time_point now, bool counted,
-                          const UserInputs& inputs, Events& events) {
+                          const UserInputs& inputs, Events& events) TASKMON_REQUIRES(mutex_) {
         auto& c = *cp;
         const auto& policy = policy_of(c);
         forget_restarts_before(c.window, policy.restart_window, now);
@@ -1442,7 +1450,7 @@ private:
 
     /// Applies a give-up decision (its limit reached, or a fatal failure): stop, escalate, or quarantine.
     void give_up(const ComponentPtr& cp, const RestartDecision<time_point>& decision, const std::string& reason,
-                 time_point now, Events& events) {
+                 time_point now, Events& events) TASKMON_REQUIRES(mutex_) {
         auto& c = *cp;
         const auto& policy = policy_of(c);
         if (c.unit && !c.unit_started) {
@@ -1489,7 +1497,7 @@ private:
 
     /// Opens (or reopens, with the cooldown doubled) the circuit breaker: a trial instance follows the cooldown.
     void quarantine(const ComponentPtr& cp, const QuarantineUntil<time_point>& q, const std::string& reason,
-                    time_point now, Events& events) {
+                    time_point now, Events& events) TASKMON_REQUIRES(mutex_) {
         auto& c = *cp;
         c.quarantine_cooldown = q.cooldown;
         c.state = ComponentState::quarantined;
@@ -1506,7 +1514,7 @@ private:
     }
 
     /// The trial stayed ready for reset_backoff_after: the breaker closes and the budget is fresh.
-    void close_breaker(Component& c, time_point now, Events& events) {
+    void close_breaker(Component& c, time_point now, Events& events) TASKMON_REQUIRES(mutex_) {
         clear_budget(c);
         events.push_back(event(MonitorEventKind::quarantine_closed, c, now));
     }
@@ -1544,7 +1552,7 @@ private:
     /// Applies every deadline of `c`'s live instance that has passed (liveness trip, unresponsive stop, breaker
     /// close; mutex_ held) and says when to look again. A missed liveness deadline is applied only with its class
     /// (`classified`); without it nothing changes and the step asks for it.
-    WatchStep evaluate_watch(const ComponentPtr& cp, time_point now, const ClassifiedMiss& classified, Events& events) {
+    WatchStep evaluate_watch(const ComponentPtr& cp, time_point now, const ClassifiedMiss& classified, Events& events) TASKMON_REQUIRES(mutex_) {
         auto& c = *cp;
         if (!c.instance) {
             return {};
@@ -1592,7 +1600,7 @@ private:
 
     /// A liveness deadline (`timeout`) passed: the instance is cancelled and charged with a failure of class `cls`.
     void trip(const ComponentPtr& cp, LivenessMiss miss, std::chrono::milliseconds timeout, FailureClass cls,
-              time_point now, Events& events) {
+              time_point now, Events& events) TASKMON_REQUIRES(mutex_) {
         auto& c = *cp;
         auto& i = *c.instance;
         const bool startup = miss == LivenessMiss::startup;
@@ -1610,7 +1618,7 @@ private:
         request_stop(cp, StopCause::liveness);
     }
 
-    void report_unresponsive(Component& c, time_point now, Events& events) {
+    void report_unresponsive(Component& c, time_point now, Events& events) TASKMON_REQUIRES(mutex_) {
         c.instance->reported_unresponsive = true;
         if (closed_) {
             waited_in_close(*c.instance);
@@ -1622,7 +1630,7 @@ private:
     }
 
     /// close() waited for `i` as long as it waits for it: close can complete while it still runs.
-    void waited_in_close(Instance& i) {
+    void waited_in_close(Instance& i) TASKMON_REQUIRES(mutex_) {
         if (!i.reported_in_close) {
             i.reported_in_close = true;
             ++waited_in_close_;
@@ -1713,7 +1721,7 @@ private:
     /// group's limit, then restarts what g's strategy names. Returns false when the member restarts on its own
     /// (a one_for_one component that no unit drives).
     bool group_member_failed(Group& g, const Member& m, const std::string& reason, std::chrono::nanoseconds delay,
-                             bool counted, time_point now, Events& events) {
+                             bool counted, time_point now, Events& events) TASKMON_REQUIRES(mutex_) {
         const auto at = now + std::chrono::duration_cast<duration>(delay);
         forget_restarts_before(g.window, g.policy.restart_window, now);
         if (counted &&
@@ -1772,7 +1780,7 @@ private:
     /// `g` gives up (its limit was exceeded, or a member escalated): its parent restarts it as a failed member
     /// or, at the top of the tree, its members are stopped and it is escalated to the monitor's owner.
     void group_give_up(Group& g, const std::string& cause, std::optional<int> limit, const std::string& reason,
-                       std::chrono::nanoseconds delay, time_point now, Events& events) {
+                       std::chrono::nanoseconds delay, time_point now, Events& events) TASKMON_REQUIRES(mutex_) {
         auto e = group_event(MonitorEventKind::group_gave_up, g, now);
         e.component = cause;
         if (limit) {
@@ -1804,7 +1812,7 @@ private:
     }
 
     /// `c` ended for good (completed, failed without restart, gave up): a significant member may end its group.
-    void member_ended(Component& c, time_point now, Events& events) {
+    void member_ended(Component& c, time_point now, Events& events) TASKMON_REQUIRES(mutex_) {
         if (c.group && c.significant) {
             significant_ended(*c.group, c.name, now, events);
         }
@@ -1822,7 +1830,7 @@ private:
     }
 
     /// Significant member `who` of `g` ended: shuts `g` down if its auto_shutdown says so.
-    void significant_ended(Group& g, const std::string& who, time_point now, Events& events) {
+    void significant_ended(Group& g, const std::string& who, time_point now, Events& events) TASKMON_REQUIRES(mutex_) {
         if (g.state == GroupState::shutting_down || g.state == GroupState::shut_down ||
             g.state == GroupState::gave_up || g.state == GroupState::stopped ||
             g.policy.auto_shutdown == AutoShutdown::never) {
@@ -1862,7 +1870,7 @@ private:
     /// components are left alone by a restart; temporary and disabled ones are stopped, not restarted (a
     /// temporary one never started yet is started).
     RestartUnit& enlist(Group& root, const std::vector<ComponentPtr>& leaves, bool restart, time_point resume_at,
-                        const std::vector<ComponentPtr>& before = {}) {
+                        const std::vector<ComponentPtr>& before = {}) TASKMON_REQUIRES(mutex_) {
         auto unit = std::make_shared<RestartUnit>(root);
         unit->resume_at = resume_at;
         for (const auto& c : before) {
@@ -1926,7 +1934,7 @@ private:
     }
 
     /// Moves what `old` drives into `unit`. `old` by value: the caller's may be a component's own `unit`.
-    void absorb(const std::shared_ptr<RestartUnit>& unit, std::shared_ptr<RestartUnit> old) {
+    void absorb(const std::shared_ptr<RestartUnit>& unit, std::shared_ptr<RestartUnit> old) TASKMON_REQUIRES(mutex_) {
         for (const auto& c : leaves_of(*old)) {
             c->unit = unit;
         }
@@ -1954,7 +1962,7 @@ private:
         std::optional<time_point> wake;  // look again then (or on the exit / readiness it waits for)
     };
 
-    UnitStep step(RestartUnit& u, time_point now, Events& events) {
+    UnitStep step(RestartUnit& u, time_point now, Events& events) TASKMON_REQUIRES(mutex_) {
         UnitStep next;
         const auto leaves = leaves_of(u);
         if (u.phase == RestartUnit::Phase::stopping) {
@@ -2021,7 +2029,7 @@ private:
     }
 
     /// The unit did everything: its components are on their own again, its groups settle.
-    void finish(RestartUnit& u, const std::vector<ComponentPtr>& leaves, time_point now, Events& events) {
+    void finish(RestartUnit& u, const std::vector<ComponentPtr>& leaves, time_point now, Events& events) TASKMON_REQUIRES(mutex_) {
         u.merged = true;                // done: stale timers and posts find nothing to do
         settle_counted(u, now, false);  // (none left: they were settled when it began to start)
         for (const auto& c : leaves) {
@@ -2030,7 +2038,7 @@ private:
             c->unit_started = false;
         }
         const auto settle = [&](std::vector<Group*>& groups, GroupState from, GroupState to,
-                                std::optional<MonitorEventKind> kind) {
+                                std::optional<MonitorEventKind> kind) TASKMON_REQUIRES(mutex_) {
             std::vector<Group*> done;  // once each, in the order they were listed (never by address)
             for (auto* g : groups) {
                 if (std::find(done.begin(), done.end(), g) != done.end()) {
@@ -2063,11 +2071,12 @@ private:
 
     /// Runs unit `u` as far as it can go now (strand_): a stop requested, a component started, a timer armed.
     void advance(const std::shared_ptr<RestartUnit>& u) {
+        assert(running_in_strand(strand_));
         for (;;) {
             Events events;
             UnitStep next;
             {
-                std::lock_guard lock{mutex_};
+                MutexLock lock{mutex_};
                 if (u->merged) {
                     return;
                 }
@@ -2101,11 +2110,12 @@ private:
     // ---- completion handlers (strand_) ---------------------------------------------------------------
 
     void check_watch(const ComponentPtr& cp) {
+        assert(running_in_strand(strand_));
         Events events;
         std::optional<time_point> next;
         ClassifiedMiss classified;
         for (;;) {
-            std::unique_lock lock{mutex_};
+            UniqueMutexLock lock{mutex_};
             const auto step = evaluate_watch(cp, Clock::now(), classified, events);
             if (step.classify == LivenessMiss::none) {
                 next = step.next;
@@ -2134,9 +2144,10 @@ private:
     }
 
     void on_ready(const ComponentPtr& cp, const Liveness* liveness) {
+        assert(running_in_strand(strand_));
         Events events;
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             auto& i = cp->instance;
             if (!i || i->liveness.get() != liveness || i->stop != StopCause::none || i->ready_reported) {
                 return;
@@ -2148,7 +2159,7 @@ private:
         check_watch(cp);  // the startup deadline is over: the watchdog (and a trial's probation) starts
         std::shared_ptr<RestartUnit> unit;
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             unit = cp->unit;
         }
         if (unit) {
@@ -2157,11 +2168,12 @@ private:
     }
 
     void start_restart(const ComponentPtr& cp, std::uint64_t gen, bool first_start = false) {
+        assert(running_in_strand(strand_));
         auto& c = *cp;
         std::shared_ptr<const ComponentFactory> factory;
         Reservation reservation;
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             if (gen != c.restart_gen || !c.restart_scheduled || closed_ || c.instance || c.removing) {
                 return;
             }
@@ -2198,7 +2210,7 @@ private:
         Events events;
         UserInputs inputs;
         for (;;) {
-            std::unique_lock lock{mutex_};
+            UniqueMutexLock lock{mutex_};
             const bool stopped = closed_ || (!c.enabled && !c.manual_pending) || gen != c.restart_gen || c.removing;
             if (!stopped && factory_error) {
                 if (const auto needs = failure_needs(c, std::nullopt, inputs)) {
@@ -2244,6 +2256,7 @@ private:
     }
 
     void on_exit(const ComponentPtr& cp, const std::shared_ptr<Instance>& instance, std::exception_ptr error) {
+        assert(running_in_strand(strand_));
         auto& c = *cp;
         auto outcome = classify_exit(error);
         Events events;
@@ -2251,7 +2264,7 @@ private:
         std::shared_ptr<RestartUnit> unit_before;  // a give-up detaches the member from its unit
         UserInputs inputs;
         for (;;) {
-            std::unique_lock lock{mutex_};
+            UniqueMutexLock lock{mutex_};
             if (const auto needs = exit_needs(c, *instance, outcome, inputs)) {
                 const auto policy = policy_handle(c);
                 lock.unlock();
@@ -2316,7 +2329,7 @@ private:
 
     /// The `stopped` event of `instance`, with the reason if it threw while being stopped (also kept in
     /// last_error).
-    MonitorEvent stopped_event(Component& c, const Instance& instance, const ExitOutcome& outcome, time_point now) {
+    MonitorEvent stopped_event(Component& c, const Instance& instance, const ExitOutcome& outcome, time_point now) TASKMON_REQUIRES(mutex_) {
         auto e = event(MonitorEventKind::stopped, c, now);
         e.task_id = instance.id;
         if (outcome.kind == ExitOutcome::failed) {
@@ -2329,7 +2342,7 @@ private:
     /// An instance the monitor asked to stop (or any exit once closing or removing) ended (mutex_ held): what
     /// follows depends on who asked — a group unit, restart(), a liveness trip, or a stop for good.
     void after_requested_stop(const ComponentPtr& cp, const Instance& instance, const ExitOutcome& outcome,
-                              const UserInputs& inputs, time_point now, Events& events) {
+                              const UserInputs& inputs, time_point now, Events& events) TASKMON_REQUIRES(mutex_) {
         auto& c = *cp;
         const bool open = !closed_ && !c.removing;
         if (c.unit && instance.stop != StopCause::none && instance.stop != StopCause::liveness && !closed_) {
@@ -2365,7 +2378,7 @@ private:
 
     /// An instance returned on its own (mutex_ held): a permanent component restarts, others complete.
     void after_return(const ComponentPtr& cp, const Instance& instance, const UserInputs& inputs, time_point now,
-                      Events& events) {
+                      Events& events) TASKMON_REQUIRES(mutex_) {
         auto& c = *cp;
         const auto& policy = policy_of(c);
         if (c.in_trial) {
@@ -2388,7 +2401,7 @@ private:
     /// remove_and_wait, disable; with the reason if it threw meanwhile), or failed / cancelled_unexpectedly
     /// (counted in failure_count, never restarted) — then it leaves components_ (`removed`), its name free again.
     void on_exit_spawned(Component& c, const Instance& instance, const ExitOutcome& outcome, time_point now,
-                         Events& events) {
+                         Events& events) TASKMON_REQUIRES(mutex_) {
         auto e = event(MonitorEventKind::completed, c, now);
         e.task_id = instance.id;
         if (instance.stop != StopCause::none) {
@@ -2416,7 +2429,8 @@ private:
     /// Completes the remove_and_wait() calls whose component left components_: without error once its
     /// instance exited, with timed_out if it outlived its shutdown_timeout.
     void complete_removals() {
-        std::lock_guard lock{mutex_};  // completion only posts the handlers
+        assert(running_in_strand(strand_));
+        MutexLock lock{mutex_};  // completion only posts the handlers
         if (!remove_done_) {
             return;
         }
@@ -2433,10 +2447,11 @@ private:
 
     /// Hands queued escalations to waiting async_wait_escalation() calls, oldest first.
     void deliver_escalations() {
+        assert(running_in_strand(strand_));
         for (;;) {
             MonitorEvent e;
             {
-                std::lock_guard lock{mutex_};
+                MutexLock lock{mutex_};
                 if (escalations_.empty() || escalation_waiters_.empty()) {
                     break;
                 }
@@ -2451,11 +2466,12 @@ private:
     }
 
     void begin_close() {
+        assert(running_in_strand(strand_));
         std::chrono::nanoseconds longest{-1};
         Events events;
         time_point now;
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             closing_ = true;
             now = Clock::now();
             for (auto& [name, c] : components_) {
@@ -2466,7 +2482,7 @@ private:
             }
             // Each instance outside a group is waited for up to its own shutdown_timeout (or the stop deadline it
             // had already), then reported: close_deadlines_, in deadline order, on the one close timer.
-            const auto stop = [&](const ComponentPtr& c) {
+            const auto stop = [&](const ComponentPtr& c) TASKMON_REQUIRES(mutex_) {
                 if (c->instance && c->group && c->instance->reported_unresponsive) {
                     // Already reported (a requested stop it ignored): its group's stop skips it; close waits its
                     // shutdown_timeout for it, as for any instance.
@@ -2527,6 +2543,7 @@ private:
     }
 
     void arm_close_timer(time_point at) {
+        assert(running_in_strand(strand_));
         close_timer_.expires_at(at);
         close_timer_.async_wait([self = this->shared_from_this()](std::error_code ec) {
             if (!ec) {
@@ -2539,13 +2556,14 @@ private:
     /// they were reported before, no longer waited for); at the end of close()'s longest wait everything still
     /// running is reported and the close completes.
     void on_close_timer() {
+        assert(running_in_strand(strand_));
         if (close_completed_) {
             return;  // queued before maybe_finish_close() cancelled the timer
         }
         Events events;
         std::optional<time_point> next;
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             const auto now = Clock::now();
             for (; next_close_deadline_ < close_deadlines_.size(); ++next_close_deadline_) {
                 const auto& [deadline, cp] = close_deadlines_[next_close_deadline_];
@@ -2580,8 +2598,9 @@ private:
     }
 
     void maybe_finish_close() {
+        assert(running_in_strand(strand_));
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             if (!closing_ || close_completed_ || starting_ != 0) {
                 return;
             }
@@ -2597,6 +2616,7 @@ private:
     }
 
     void finish_close() {
+        assert(running_in_strand(strand_));
         if (close_completed_) {
             return;
         }
@@ -2604,7 +2624,7 @@ private:
         MonitorEvent e;
         e.kind = MonitorEventKind::closed;
         {
-            std::lock_guard lock{mutex_};
+            MutexLock lock{mutex_};
             e.sequence = ++next_sequence_;
             e.time = wall(Clock::now());
             e.count = components_.size();
@@ -2644,31 +2664,31 @@ private:
     asio::any_io_executor strand_;  // a strand of executor_ (make_strand_executor)
     RestartPolicy policy_;
     std::shared_ptr<spdlog::logger> logger_;
-    RandomSource random_;  // mutex_
+    RandomSource random_;  // called on strand_ only (draw), outside mutex_
     time_point clock_origin_;
     std::chrono::system_clock::time_point wall_origin_;
     std::shared_ptr<Listeners> listeners_ = std::make_shared<Listeners>();
 
-    mutable std::mutex mutex_;
+    mutable Mutex mutex_;
     // Keyed by a view of the component's own name (the record outlives its entry).
-    std::map<std::string_view, ComponentPtr, std::less<>> components_;
+    std::map<std::string_view, ComponentPtr, std::less<>> components_ TASKMON_GUARDED_BY(mutex_);
     // Removed, but their instance outlived shutdown_timeout: the name stays taken until that instance exits, so
     // that no two live instances ever share a name.
-    std::map<std::string_view, ComponentPtr, std::less<>> detached_;
-    std::map<std::string, std::unique_ptr<Group>, std::less<>> groups_;  // never shrinks
+    std::map<std::string_view, ComponentPtr, std::less<>> detached_ TASKMON_GUARDED_BY(mutex_);
+    std::map<std::string, std::unique_ptr<Group>, std::less<>> groups_ TASKMON_GUARDED_BY(mutex_);  // never shrinks
     // Components' strands, type-erased once: copies of an any_io_executor share its heap-held strand, where each
     // conversion from a strand<> would allocate. Only grows, so references stay valid.
-    std::deque<asio::any_io_executor> strands_;
-    std::vector<const asio::any_io_executor*> free_strands_;  // strand_pool_size_ 0: strands no component uses
-    std::size_t next_strand_ = 0;
-    std::uint64_t next_task_id_ = 0;
-    std::uint64_t next_sequence_ = 0;
-    std::size_t live_instances_ = 0;         // components with a live instance
-    std::size_t waited_in_close_ = 0;        // live instances that close() need not wait for any longer
-    std::size_t starting_ = 0;               // components whose factory is being called
-    std::vector<MonitorEvent> escalations_;  // not yet handed to async_wait_escalation()
-    bool remove_done_ = false;               // a removal finished: complete_removals() has work
-    bool closed_ = false;
+    std::deque<asio::any_io_executor> strands_ TASKMON_GUARDED_BY(mutex_);
+    std::vector<const asio::any_io_executor*> free_strands_ TASKMON_GUARDED_BY(mutex_);  // strand_pool_size_ 0: strands no component uses
+    std::size_t next_strand_ TASKMON_GUARDED_BY(mutex_) = 0;
+    std::uint64_t next_task_id_ TASKMON_GUARDED_BY(mutex_) = 0;
+    std::uint64_t next_sequence_ TASKMON_GUARDED_BY(mutex_) = 0;
+    std::size_t live_instances_ TASKMON_GUARDED_BY(mutex_) = 0;         // components with a live instance
+    std::size_t waited_in_close_ TASKMON_GUARDED_BY(mutex_) = 0;        // live instances that close() need not wait for any longer
+    std::size_t starting_ TASKMON_GUARDED_BY(mutex_) = 0;               // components whose factory is being called
+    std::vector<MonitorEvent> escalations_ TASKMON_GUARDED_BY(mutex_);  // not yet handed to async_wait_escalation()
+    bool remove_done_ TASKMON_GUARDED_BY(mutex_) = false;               // a removal finished: complete_removals() has work
+    bool closed_ TASKMON_GUARDED_BY(mutex_) = false;
 
     // strand_ only
     Timer close_timer_;
