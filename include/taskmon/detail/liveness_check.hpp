@@ -17,10 +17,10 @@ namespace taskmon::detail {
 template <typename TimePoint>
 struct LivenessFacts {
     TimePoint started;
-    std::optional<TimePoint> ready;  ///< when it last became ready; empty: not ready yet
-    bool watched = false;            ///< it has a liveness record (a context, or a liveness policy)
-    TimePoint last_beat{};           ///< its last heartbeat (watched only)
-    bool idle = false;               ///< it declared itself idle (watched only)
+    std::optional<TimePoint> ready;           ///< when it last became ready; empty: not ready yet
+    bool watched = false;                     ///< it has a liveness record (a context, or a liveness policy)
+    TimePoint last_beat{};                    ///< its last heartbeat (watched only)
+    bool idle = false;                        ///< it declared itself idle (watched only)
     std::optional<TimePoint> extended_until;  ///< a deadline extended by extend_deadline() (watched only)
     bool in_trial = false;                    ///< it is a quarantine trial
 };

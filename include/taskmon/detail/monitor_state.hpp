@@ -9,6 +9,7 @@
 #include <taskmon/component_context.hpp>
 #include <taskmon/component_group.hpp>
 #include <taskmon/component_stats.hpp>
+#include <taskmon/detail/component_lifecycle.hpp>
 #include <taskmon/detail/exit_outcome.hpp>
 #include <taskmon/detail/group_strategy.hpp>
 #include <taskmon/detail/listener_registry.hpp>
@@ -130,9 +131,10 @@ inline constexpr std::size_t unlimited_window_memory = 10'000;
 /// monitor can be destroyed while its components still run.
 ///
 /// Invariants (all guarded by mutex_):
-/// - a component has at most one live instance (`instance`), and while it has one, restart_scheduled is false;
-/// - restart_scheduled is true only between the decision to restart (or to quarantine) and the new instance
-///   starting; a timer or post carrying an older restart_gen is stale and ignored;
+/// - a component has at most one live instance (`instance`), and has one exactly while its lifecycle is live;
+/// - its lifecycle changes only as is_allowed_transition() (detail/component_lifecycle.hpp) lists; it is
+///   scheduled only between the decision to start it (restart, quarantine trial, a unit's turn) and its factory
+///   call; a timer or post carrying an older restart_gen is stale and ignored;
 /// - after closed_ is set no factory is called and no instance is started;
 /// - a component leaves components_ only through remove_and_wait(), or (spawned) when its task ends; callbacks
 ///   hold it by shared_ptr, and one whose instance outlived its shutdown_timeout stays in detached_ until that
@@ -237,15 +239,14 @@ public:
         std::uint32_t generation = 0;
         int restart_count = 0;
         int failure_count = 0;
-        int consecutive = 0;  // k of the backoff formula
-        int trials = 0;       // quarantine trials since the breaker last closed
-        ComponentState state = ComponentState::not_started;
+        int consecutive = 0;                                 // k of the backoff formula
+        int trials = 0;                                      // quarantine trials since the breaker last closed
+        ComponentState state = ComponentState::not_started;  // as reported (ComponentStats::state)
+        Lifecycle lifecycle = Lifecycle::idle;               // what the monitor does with it
         bool registered = false;
         bool enabled = false;
-        bool restart_scheduled = false;
         bool manual_pending = false;   // the scheduled restart was requested by restart() or reset()
         bool restart_counted = false;  // the scheduled restart joins `window` when it happens (see schedule_restart)
-        bool starting = false;         // the factory is being called
         bool task_cancelled = false;
         bool in_trial = false;  // the live instance is a quarantine trial
         bool removing = false;  // remove_and_wait() was called
@@ -480,9 +481,10 @@ public:
                 throw std::invalid_argument("restart: component '" + name + "' has no restart factory");
             }
             const auto now = Clock::now();
-            if (c.unit || c.starting || (c.instance && c.instance->stop == StopCause::restart)) {
+            if (c.unit || c.lifecycle == Lifecycle::starting ||
+                (c.instance && c.instance->stop == StopCause::restart)) {
                 events.push_back(event(MonitorEventKind::restart_merged, c, now));
-            } else if (c.restart_scheduled) {
+            } else if (c.lifecycle == Lifecycle::scheduled) {
                 // Merge into the pending restart (or quarantine trial) and run it now.
                 events.push_back(event(MonitorEventKind::restart_merged, c, now));
                 if (c.state == ComponentState::quarantined) {
@@ -520,11 +522,11 @@ public:
             }
             clear_budget(c);
             events.push_back(event(MonitorEventKind::reset, c, Clock::now()));
-            if (c.state == ComponentState::quarantined && !c.starting && !c.unit) {
+            if (c.state == ComponentState::quarantined && c.lifecycle == Lifecycle::scheduled && !c.unit) {
                 c.manual_pending = true;  // the pending trial becomes a plain restart, now
                 c.state = ComponentState::restarting;
                 schedule_start(cp, std::chrono::nanoseconds::zero());
-            } else if (c.state == ComponentState::gave_up && !c.instance && !c.starting && !c.unit) {
+            } else if (c.state == ComponentState::gave_up && c.lifecycle == Lifecycle::idle && !c.unit) {
                 start_now(cp);
             }
         }
@@ -726,7 +728,7 @@ public:
                     erase(c, true, events);
                 } else if (c.instance) {
                     request_stop(cp, StopCause::remove);
-                } else if (!c.starting) {
+                } else if (c.lifecycle != Lifecycle::starting) {
                     erase(c, false, events);
                 }
             }
@@ -924,7 +926,9 @@ private:
 
     // ---- helpers (mutex_ held) -----------------------------------------------------------------------
 
-    Component& at(const std::string& name) TASKMON_REQUIRES(mutex_) { return *components_.find(std::string_view{name})->second; }
+    Component& at(const std::string& name) TASKMON_REQUIRES(mutex_) {
+        return *components_.find(std::string_view{name})->second;
+    }
 
     ComponentPtr make_component(const std::string& name) TASKMON_REQUIRES(mutex_) {
         return std::make_shared<Component>(name, strand_for_next_component());
@@ -1069,10 +1073,10 @@ private:
         const bool watched = static_cast<bool>(reservation.liveness);
         auto instance =
             std::make_shared<Instance>(reservation.id, now, std::move(origin), std::move(reservation.liveness));
+        transition(c.lifecycle, Lifecycle::live);
         c.instance = instance;
         ++live_instances_;
         ++c.generation;
-        c.restart_scheduled = false;
         c.manual_pending = false;
         c.next_restart.reset();
         c.task_id = instance->id;
@@ -1149,7 +1153,7 @@ private:
         auto& c = *cp;
         c.registered = true;  // starting a component known only by its factory registers it
         c.manual_pending = true;
-        c.restart_scheduled = true;
+        transition(c.lifecycle, Lifecycle::scheduled);
         c.state = ComponentState::restarting;
         schedule_start(cp, std::chrono::nanoseconds::zero());
     }
@@ -1178,7 +1182,8 @@ private:
 
     /// What deciding the failure of `c` (class `cls`, if known) needs that `inputs` lacks (mutex_ held). The
     /// class is needed only from a classifier, a draw only on the way to a jittered backoff.
-    Needs failure_needs(const Component& c, std::optional<FailureClass> cls, const UserInputs& inputs) const TASKMON_REQUIRES(mutex_) {
+    Needs failure_needs(const Component& c, std::optional<FailureClass> cls, const UserInputs& inputs) const
+        TASKMON_REQUIRES(mutex_) {
         Needs needs;
         const auto& policy = policy_of(c);
         if (!cls && !inputs.cls && policy.classify_failure) {
@@ -1274,13 +1279,16 @@ private:
     }
 
     /// Drops a scheduled restart (backoff, manual or quarantine trial) of `c`.
-    void cancel_pending_restart(const ComponentPtr& cp, ComponentState new_state, Events& events) TASKMON_REQUIRES(mutex_) {
+    void cancel_pending_restart(const ComponentPtr& cp, ComponentState new_state, Events& events)
+        TASKMON_REQUIRES(mutex_) {
         auto& c = *cp;
-        if (!c.restart_scheduled && !c.starting) {
+        if (c.lifecycle != Lifecycle::scheduled && c.lifecycle != Lifecycle::starting) {
             return;
         }
         events.push_back(event(MonitorEventKind::restart_cancelled, c, Clock::now()));
-        c.restart_scheduled = false;
+        if (c.lifecycle == Lifecycle::scheduled) {
+            transition(c.lifecycle, Lifecycle::idle);  // a factory already running finds restart_gen changed
+        }
         c.restart_counted = false;
         settle_counted(c, Clock::now(), false);
         c.manual_pending = false;
@@ -1431,7 +1439,7 @@ private:
         }
         c.consecutive = restart->attempt;
         c.last_delay = restart->delay;
-        c.restart_scheduled = true;
+        transition(c.lifecycle, Lifecycle::scheduled);
         c.restart_counted = counted;
         c.manual_pending = false;
         c.next_restart = restart->at;
@@ -1501,7 +1509,7 @@ private:
         auto& c = *cp;
         c.quarantine_cooldown = q.cooldown;
         c.state = ComponentState::quarantined;
-        c.restart_scheduled = true;
+        transition(c.lifecycle, Lifecycle::scheduled);
         c.restart_counted = false;
         c.manual_pending = false;
         c.next_restart = q.until;
@@ -1552,7 +1560,8 @@ private:
     /// Applies every deadline of `c`'s live instance that has passed (liveness trip, unresponsive stop, breaker
     /// close; mutex_ held) and says when to look again. A missed liveness deadline is applied only with its class
     /// (`classified`); without it nothing changes and the step asks for it.
-    WatchStep evaluate_watch(const ComponentPtr& cp, time_point now, const ClassifiedMiss& classified, Events& events) TASKMON_REQUIRES(mutex_) {
+    WatchStep evaluate_watch(const ComponentPtr& cp, time_point now, const ClassifiedMiss& classified, Events& events)
+        TASKMON_REQUIRES(mutex_) {
         auto& c = *cp;
         if (!c.instance) {
             return {};
@@ -1825,7 +1834,7 @@ private:
         }
         const auto& c = *m.component;
         const auto s = c.state;
-        return !c.instance && !c.restart_scheduled && !c.unit &&
+        return c.lifecycle == Lifecycle::idle && !c.unit &&
                (s == ComponentState::completed || s == ComponentState::failed || s == ComponentState::gave_up);
     }
 
@@ -1893,8 +1902,8 @@ private:
                 }
                 continue;
             }
-            if (c.restart_scheduled) {  // a backoff or trial of its own: the unit replaces it
-                c.restart_scheduled = false;
+            if (c.lifecycle == Lifecycle::scheduled) {  // a backoff or trial of its own: the unit replaces it
+                transition(c.lifecycle, Lifecycle::idle);
                 c.manual_pending = false;
                 if (c.counted_in_group) {  // it counts against its group when the unit starts it
                     unit->counted.emplace_back(c.group, *c.counted_in_group);
@@ -2017,7 +2026,7 @@ private:
                 return next;  // an instance that outlived its stop: never two live instances
             }
             c.unit_started = true;
-            c.restart_scheduled = true;
+            transition(c.lifecycle, Lifecycle::scheduled);
             c.manual_pending = false;
             next.start = cp;
             next.gen = ++c.restart_gen;
@@ -2029,7 +2038,8 @@ private:
     }
 
     /// The unit did everything: its components are on their own again, its groups settle.
-    void finish(RestartUnit& u, const std::vector<ComponentPtr>& leaves, time_point now, Events& events) TASKMON_REQUIRES(mutex_) {
+    void finish(RestartUnit& u, const std::vector<ComponentPtr>& leaves, time_point now, Events& events)
+        TASKMON_REQUIRES(mutex_) {
         u.merged = true;                // done: stale timers and posts find nothing to do
         settle_counted(u, now, false);  // (none left: they were settled when it began to start)
         for (const auto& c : leaves) {
@@ -2174,10 +2184,9 @@ private:
         Reservation reservation;
         {
             MutexLock lock{mutex_};
-            if (gen != c.restart_gen || !c.restart_scheduled || closed_ || c.instance || c.removing) {
+            if (gen != c.restart_gen || c.lifecycle != Lifecycle::scheduled || closed_ || c.removing) {
                 return;
             }
-            c.restart_scheduled = false;
             // It happens now, whatever the factory does. A restart decided by a counted failure counts also when a
             // restart() merged into it (it only came sooner), and against the group also after a reset() (which
             // clears the component's own history, not its group's).
@@ -2186,7 +2195,7 @@ private:
                 record_restart(c, now);
             }
             settle_counted(c, now, true);
-            c.starting = true;
+            transition(c.lifecycle, Lifecycle::starting);
             ++starting_;
             factory = c.factory;
             if (c.state == ComponentState::quarantined && !c.manual_pending) {
@@ -2220,9 +2229,11 @@ private:
                     continue;
                 }
             }
-            c.starting = false;
             --starting_;
             c.manual_pending = false;
+            if (stopped || factory_error) {
+                transition(c.lifecycle, Lifecycle::idle);
+            }
             if (stopped) {
                 // Stopped while the factory ran (close, disable or remove): do not start anything.
                 c.state = ComponentState::stopped;
@@ -2274,6 +2285,7 @@ private:
             unit_before = c.unit;
             if (c.instance == instance) {
                 c.instance.reset();
+                transition(c.lifecycle, Lifecycle::idle);
                 --live_instances_;
                 if (instance->reported_in_close) {
                     --waited_in_close_;
@@ -2329,7 +2341,8 @@ private:
 
     /// The `stopped` event of `instance`, with the reason if it threw while being stopped (also kept in
     /// last_error).
-    MonitorEvent stopped_event(Component& c, const Instance& instance, const ExitOutcome& outcome, time_point now) TASKMON_REQUIRES(mutex_) {
+    MonitorEvent stopped_event(Component& c, const Instance& instance, const ExitOutcome& outcome, time_point now)
+        TASKMON_REQUIRES(mutex_) {
         auto e = event(MonitorEventKind::stopped, c, now);
         e.task_id = instance.id;
         if (outcome.kind == ExitOutcome::failed) {
@@ -2356,7 +2369,7 @@ private:
             }
             c.in_trial = false;
             c.manual_pending = true;
-            c.restart_scheduled = true;
+            transition(c.lifecycle, Lifecycle::scheduled);
             c.state = ComponentState::restarting;
             schedule_start(cp, std::chrono::nanoseconds::zero());
         } else if (instance.stop == StopCause::liveness && open) {
@@ -2679,15 +2692,17 @@ private:
     // Components' strands, type-erased once: copies of an any_io_executor share its heap-held strand, where each
     // conversion from a strand<> would allocate. Only grows, so references stay valid.
     std::deque<asio::any_io_executor> strands_ TASKMON_GUARDED_BY(mutex_);
-    std::vector<const asio::any_io_executor*> free_strands_ TASKMON_GUARDED_BY(mutex_);  // strand_pool_size_ 0: strands no component uses
+    std::vector<const asio::any_io_executor*> free_strands_
+        TASKMON_GUARDED_BY(mutex_);  // strand_pool_size_ 0: strands no component uses
     std::size_t next_strand_ TASKMON_GUARDED_BY(mutex_) = 0;
     std::uint64_t next_task_id_ TASKMON_GUARDED_BY(mutex_) = 0;
     std::uint64_t next_sequence_ TASKMON_GUARDED_BY(mutex_) = 0;
-    std::size_t live_instances_ TASKMON_GUARDED_BY(mutex_) = 0;         // components with a live instance
-    std::size_t waited_in_close_ TASKMON_GUARDED_BY(mutex_) = 0;        // live instances that close() need not wait for any longer
-    std::size_t starting_ TASKMON_GUARDED_BY(mutex_) = 0;               // components whose factory is being called
+    std::size_t live_instances_ TASKMON_GUARDED_BY(mutex_) = 0;  // components with a live instance
+    std::size_t waited_in_close_ TASKMON_GUARDED_BY(mutex_) =
+        0;                                                 // live instances that close() need not wait for any longer
+    std::size_t starting_ TASKMON_GUARDED_BY(mutex_) = 0;  // components whose factory is being called
     std::vector<MonitorEvent> escalations_ TASKMON_GUARDED_BY(mutex_);  // not yet handed to async_wait_escalation()
-    bool remove_done_ TASKMON_GUARDED_BY(mutex_) = false;               // a removal finished: complete_removals() has work
+    bool remove_done_ TASKMON_GUARDED_BY(mutex_) = false;  // a removal finished: complete_removals() has work
     bool closed_ TASKMON_GUARDED_BY(mutex_) = false;
 
     // strand_ only
