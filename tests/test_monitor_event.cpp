@@ -190,6 +190,9 @@ TEST_CASE("A component that fails until it gives up publishes each step with its
     CHECK(e[3].task_id == 2);
     CHECK(e[3].restart_count == 1);
     CHECK(e[3].time - t0 == 1s);
+    CHECK(e[3].restart_reason == taskmon::RestartReason::failed);  // the facts of the restart, on `restarted`
+    CHECK(e[3].attempt == 1);
+    CHECK(e[3].delay == 1s);
 
     CHECK(e[4].task_id == 2);
     CHECK(e[4].failure_count == 2);
@@ -200,6 +203,9 @@ TEST_CASE("A component that fails until it gives up publishes each step with its
     CHECK(e[6].restart_count == 2);
     CHECK(e[6].time - t0 == 3s);
     CHECK(e[6].time == monitor.get_component_stats().at("perception").last_restart_time);
+    CHECK(e[6].restart_reason == taskmon::RestartReason::failed);
+    CHECK(e[6].attempt == 2);
+    CHECK(e[6].delay == 2s);
 
     CHECK(e[7].failure_count == 3);
     CHECK(e[8].limit == 2);
@@ -214,6 +220,57 @@ TEST_CASE("A component that fails until it gives up publishes each step with its
     CHECK(e[9].count == 1);
     CHECK(e[9].unresponsive == 0);
     CHECK(e[9].task_id == 0);
+}
+
+TEST_CASE("`restarted` says what caused the restart: a manual restart, a permanent return, a quarantine trial",
+          "[monitor_event]") {
+    Harness h;
+    Recorder r;
+    auto script = failing_now(2);
+    Monitor monitor{h.io.get_executor(),
+                    {.max_restart_attempts = 1,
+                     .base_backoff = 1s,
+                     .give_up_mode = taskmon::GiveUpMode::quarantine,
+                     .quarantine_cooldown = 30s},
+                    h.logger};
+    auto subscription = monitor.subscribe(r.listener());
+    monitor.supervise("db", factory_of(script));
+    const RestartPolicy permanent{.base_backoff = 5s, .max_backoff = 5s, .restart_type = RestartType::permanent};
+    monitor.supervise(
+        "tick", []() -> asio::awaitable<void> { co_return; }, permanent);
+    monitor.supervise("svc", []() -> asio::awaitable<void> {
+        ManualTimer timer{co_await asio::this_coro::executor, 1h};
+        co_await timer.async_wait(asio::use_awaitable);
+    });
+    h.runner.run_for(6s);    // db: failed, restarted after 1 s, failed, quarantined; tick returned and restarted
+    monitor.restart("svc");  // running: stopped, then started again at once
+    h.runner.run_for(1min);  // db's trial after the 30 s cooldown
+    const auto restarted = [&](const std::string& name) {
+        std::vector<MonitorEvent> out;
+        for (const auto& e : r.of(MonitorEventKind::restarted)) {
+            if (e.component == name) {
+                out.push_back(e);
+            }
+        }
+        return out;
+    };
+    const auto db = restarted("db");
+    REQUIRE(db.size() == 2);
+    CHECK(db[0].restart_reason == taskmon::RestartReason::failed);
+    CHECK(db[1].restart_reason == taskmon::RestartReason::quarantine_trial);
+    CHECK(db[1].attempt == 1);  // the first trial
+    CHECK(db[1].delay == 30s);  // its cooldown
+    const auto tick = restarted("tick");
+    REQUIRE(!tick.empty());
+    CHECK(tick[0].restart_reason == taskmon::RestartReason::completed);  // a permanent component returned
+    CHECK(tick[0].attempt == 1);
+    CHECK(tick[0].delay == 5s);
+    const auto svc = restarted("svc");
+    REQUIRE(svc.size() == 1);
+    CHECK(svc[0].restart_reason == taskmon::RestartReason::manual);
+    CHECK(svc[0].attempt == 0);  // restart() waits no backoff
+    CHECK(svc[0].delay == 0s);
+    h.close(monitor);
 }
 
 TEST_CASE("Listeners run after the event's log line", "[monitor_event]") {

@@ -139,16 +139,18 @@ TEST_CASE("MonitorMetrics: members restarted with their group count as reason gr
     h.close(monitor);
 }
 
-TEST_CASE("MonitorMetrics: give-up shows in state and up and a restart whose cause it missed counts as unknown") {
+TEST_CASE(
+    "MonitorMetrics: give-up shows in state and up; a restart counts by its cause also if the failure came first") {
     Harness h;
     Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 1, .base_backoff = 1s}, h.logger};
     Script script = taskmon_test::failing_now(2);
     monitor.supervise("db", taskmon_test::factory_of(script));
     h.runner.run_for(1ms);                     // failed; restart pending
     taskmon::MonitorMetrics metrics{monitor};  // subscribes after the failure
-    h.runner.run_for(2s);                      // restarted (cause unseen), failed again: gave up
+    h.runner.run_for(2s);                      // restarted (`restarted` says why), failed again: gave up
     auto m = metrics.collect();
-    CHECK(value_of(m, "taskmon_restarts_total", {{"component", "db"}, {"reason", "unknown"}}) == 1.0);
+    CHECK(value_of(m, "taskmon_restarts_total", {{"component", "db"}, {"reason", "failed"}}) == 1.0);
+    CHECK(value_of(m, "taskmon_restarts_total", {{"component", "db"}, {"reason", "unknown"}}) == 0.0);
     CHECK(value_of(m, "taskmon_component_state", {{"component", "db"}, {"state", "gave_up"}}) == 1.0);
     CHECK(value_of(m, "taskmon_component_up", {{"component", "db"}}) == 0.0);
     CHECK(value_of(m, "taskmon_backoff_seconds", {{"component", "db"}}) == 0.0);

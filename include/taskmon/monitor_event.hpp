@@ -14,6 +14,7 @@
 #include <taskmon/detail/enum_formatter.hpp>
 #include <taskmon/restart_policy.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -40,7 +41,8 @@ enum class MonitorEventKind {
     no_factory,              ///< failed, enabled, but no restart factory
     factory_failed,          ///< the restart factory threw or returned an empty awaitable (handled as a failure)
     stopped,                 ///< exited after a requested stop (disable, close, or restart with an error)
-    stop_timeout,            ///< ignored a requested stop past its shutdown_timeout (close, disable, remove ...)
+    stop_timeout,            ///< ignored a requested stop past its shutdown_timeout (any stop: close, disable,
+                             ///< remove, restart, a liveness trip, a group's stop)
     restart_cancelled,       ///< a pending restart was dropped by disable() or close()
     closed,                  ///< close() finished (the component field is empty)
     ready,                   ///< the instance called ComponentContext::ready() (only under a startup_timeout)
@@ -98,6 +100,45 @@ enum class MonitorEventKind {
     return "unknown";
 }
 
+/// What caused a restart: MonitorEvent::restart_reason of `restarted`, and the `reason` label of
+/// taskmon_restarts_total. A closed set, so the label's cardinality is bounded by the code, never by the text of
+/// an exception.
+enum class RestartReason {
+    failed,                  ///< the instance threw
+    cancelled_unexpectedly,  ///< the instance exited with operation_aborted nobody requested
+    completed,               ///< a permanent component returned normally
+    factory_failed,          ///< the restart factory threw; this is the retry
+    manual,                  ///< restart() or reset() (also the Supervisor's watchdog restarting perception)
+    unknown,                 ///< no cause was recorded for it
+    watchdog_timeout,        ///< the instance missed its heartbeat deadline (ComponentContext)
+    startup_timeout,         ///< the instance did not call ready() within its startup_timeout
+    quarantine_trial,        ///< a trial instance after a quarantine cooldown
+    group,                   ///< restarted with its group (one_for_all, rest_for_one) after another member failed
+};
+
+inline constexpr std::array<RestartReason, 10> all_restart_reasons{
+    RestartReason::failed,           RestartReason::cancelled_unexpectedly,
+    RestartReason::completed,        RestartReason::factory_failed,
+    RestartReason::manual,           RestartReason::unknown,
+    RestartReason::watchdog_timeout, RestartReason::startup_timeout,
+    RestartReason::quarantine_trial, RestartReason::group};
+
+[[nodiscard]] constexpr std::string_view to_string(RestartReason reason) noexcept {
+    switch (reason) {
+        case RestartReason::failed: return "failed";
+        case RestartReason::cancelled_unexpectedly: return "cancelled_unexpectedly";
+        case RestartReason::completed: return "completed";
+        case RestartReason::factory_failed: return "factory_failed";
+        case RestartReason::manual: return "manual";
+        case RestartReason::unknown: return "unknown";
+        case RestartReason::watchdog_timeout: return "watchdog_timeout";
+        case RestartReason::startup_timeout: return "startup_timeout";
+        case RestartReason::quarantine_trial: return "quarantine_trial";
+        case RestartReason::group: return "group";
+    }
+    return "unknown";
+}
+
 /// One state change. A plain aggregate: fields that do not apply to the kind keep their default (0, empty).
 ///
 /// Every component event (all kinds but `closed`) carries `component`, `sequence`, `time`, and the component's
@@ -108,6 +149,9 @@ enum class MonitorEventKind {
 /// | failed, cancelled_unexpectedly    | reason, failure_class (failure_count includes it)  |
 /// | completed                         | restart_type                                       |
 /// | restart_scheduled                 | attempt, delay (the backoff), reason               |
+/// | restarted                         | restart_reason; attempt, delay (the backoff or     |
+/// |                                   | quarantine cooldown it was scheduled with; 0 for a |
+/// |                                   | manual or group restart)                           |
 /// | gave_up                           | limit, window, reason (limit 0: a fatal failure)   |
 /// | factory_failed                    | reason, failure_class (failure_count includes it)  |
 /// | watchdog_timeout, startup_timeout | reason, delay (the timeout), failure_class         |
@@ -144,12 +188,13 @@ struct MonitorEvent {
     /// current or last instance (0 if it never had one).
     std::uint64_t task_id = 0;
 
-    int attempt = 0;        ///< restart_scheduled: k of the backoff formula (1 for the first restart in a row)
+    int attempt = 0;        ///< restart_scheduled, restarted: k of the backoff formula (1 for the first in a row)
     int restart_count = 0;  ///< restarts performed so far, automatic and manual (as in ComponentStats)
     int failure_count = 0;  ///< failures so far: exceptions, unexpected cancellations, factory throws
     int limit = 0;          ///< gave_up: the policy's max_restart_attempts
 
-    std::chrono::nanoseconds delay{};   ///< restart_scheduled: the backoff; stop_timeout: the shutdown_timeout
+    std::chrono::nanoseconds
+        delay{};  ///< restart_scheduled, restarted: the backoff; stop_timeout: the shutdown_timeout
     std::chrono::nanoseconds window{};  ///< gave_up: the policy's restart_window
 
     /// failed, cancelled_unexpectedly, factory_failed, stopped: "type: what" of the exception (as in
@@ -157,7 +202,8 @@ struct MonitorEvent {
     /// for a permanent component that returned).
     std::string reason{};
 
-    RestartType restart_type = RestartType::transient;   ///< completed: the component's restart type
+    RestartType restart_type = RestartType::transient;      ///< completed: the component's restart type
+    RestartReason restart_reason = RestartReason::unknown;  ///< restarted: what caused the restart
     FailureClass failure_class = FailureClass::counted;  ///< failures: how RestartPolicy::classify_failure counted it
 
     std::size_t count = 0;         ///< closed: number of components the monitor knew

@@ -2,7 +2,7 @@
 // SPDX-License-Identifier: MIT
 //
 // MonitorMetrics: Prometheus-style metrics of a TaskMonitor (or of a Supervisor's components): restarts counted
-// by cause from the event stream, each component's state, up and backoff from its stats, and the global
+// by cause (MonitorEvent::restart_reason), each component's state, up and backoff from its stats, and the global
 // io_semaphore. collect() returns MetricFamily snapshots; render them with render_text_format() or add them to
 // a prometheus-cpp registry (taskmon/prometheus.hpp).
 //
@@ -50,44 +50,6 @@
 
 namespace taskmon {
 
-/// What caused a restart, as the `reason` label of taskmon_restarts_total. A closed set, so the label's
-/// cardinality is bounded by the code, never by the text of an exception.
-enum class RestartReason {
-    failed,                  ///< the instance threw
-    cancelled_unexpectedly,  ///< the instance exited with operation_aborted nobody requested
-    completed,               ///< a permanent component returned normally
-    factory_failed,          ///< the restart factory threw; this is the retry
-    manual,                  ///< restart() or reset() (also the Supervisor's watchdog restarting perception)
-    unknown,                 ///< the cause happened before MonitorMetrics subscribed
-    watchdog_timeout,        ///< the instance missed its heartbeat deadline (ComponentContext)
-    startup_timeout,         ///< the instance did not call ready() within its startup_timeout
-    quarantine_trial,        ///< a trial instance after a quarantine cooldown
-    group,                   ///< restarted with its group (one_for_all, rest_for_one) after another member failed
-};
-
-inline constexpr std::array<RestartReason, 10> all_restart_reasons{
-    RestartReason::failed,           RestartReason::cancelled_unexpectedly,
-    RestartReason::completed,        RestartReason::factory_failed,
-    RestartReason::manual,           RestartReason::unknown,
-    RestartReason::watchdog_timeout, RestartReason::startup_timeout,
-    RestartReason::quarantine_trial, RestartReason::group};
-
-[[nodiscard]] constexpr std::string_view to_string(RestartReason reason) noexcept {
-    switch (reason) {
-        case RestartReason::failed: return "failed";
-        case RestartReason::cancelled_unexpectedly: return "cancelled_unexpectedly";
-        case RestartReason::completed: return "completed";
-        case RestartReason::factory_failed: return "factory_failed";
-        case RestartReason::manual: return "manual";
-        case RestartReason::unknown: return "unknown";
-        case RestartReason::watchdog_timeout: return "watchdog_timeout";
-        case RestartReason::startup_timeout: return "startup_timeout";
-        case RestartReason::quarantine_trial: return "quarantine_trial";
-        case RestartReason::group: return "group";
-    }
-    return "unknown";
-}
-
 /// The states rendered as taskmon_component_state's `state` label (0 or 1 each). A state not listed here (a
 /// newer enumerator) is still rendered, by its to_string() name, while it is the current one.
 inline constexpr std::array<ComponentState, 10> metric_component_states{
@@ -110,13 +72,14 @@ struct MonitorMetricsOptions {
 };
 
 /// Metrics of one TaskMonitor or Supervisor. Counting starts at construction (subscribe()), so construct it
-/// right after the monitor, before components start; restarts whose cause it did not see count as `unknown`.
+/// right after the monitor, before components start; a restart counts by the cause its `restarted` event carries,
+/// also when the failure behind it happened before this object subscribed.
 ///
 /// Series: one set per component of the source's stats, except spawn()ed tasks (they would make one set per
 /// connection). A removed component's series leave the exposition with it, counters included (as a Prometheus
 /// client's remove() does); a component added later under the same name counts from 0 again, which rate() and
-/// increase() read as a counter reset. Memory: per component with a counted restart or a pending restart
-/// cause, until it is removed; nothing for spawned tasks.
+/// increase() read as a counter reset. Memory: per component with a counted restart or a pending backoff, until it
+/// is removed; nothing for spawned tasks.
 ///
 /// Lifetime: `source` must outlive this object (collect() reads its stats). The subscription ends with this
 /// object; destroying it waits for a listener call running on another thread (EventSubscription).
@@ -231,8 +194,7 @@ public:
         return r == c->second.restarts.end() ? 0 : r->second;
     }
 
-    /// Components this object keeps state for: those with a counted restart or a pending restart cause, not
-    /// removed. Never a spawned task. (What bounds its memory; for leak checks.)
+    /// Components this object keeps state for: those with a counted restart or a pending backoff, not removed. Never a spawned task. (What bounds its memory; for leak checks.)
     [[nodiscard]] std::size_t tracked_components() const {
         std::lock_guard lock{counts_->mutex};
         return counts_->components.size();
@@ -240,17 +202,16 @@ public:
 
 private:
     struct ComponentCounts {
-        std::optional<RestartReason> cause;  ///< what the next `restarted` is counted as
-        std::chrono::nanoseconds pending_backoff{};
-        std::map<RestartReason, std::uint64_t> restarts;  ///< counted so far
+        std::chrono::nanoseconds pending_backoff{};       ///< of the restart scheduled and not yet happened
+        std::map<RestartReason, std::uint64_t> restarts;  ///< counted so far, by MonitorEvent::restart_reason
         std::uint64_t last_sequence = 0;                  ///< of the latest event applied
     };
 
     /// Shared with the listener, which may outlive a collect() in flight. Guarded by `mutex`.
     ///
-    /// Invariant: an entry of `components` has a cause or a counted restart. Entries are made only by events that
-    /// set a cause or count a restart, so an event of a component that is gone (the late `stopped` of an
-    /// instance that outlived its removal) makes none.
+    /// Invariant: an entry of `components` has a pending backoff or a counted restart. Entries are made only by
+    /// events that start a backoff or count a restart, so an event of a component that is gone (the late `stopped`
+    /// of an instance that outlived its removal) makes none.
     struct Counts {
         std::mutex mutex;
         std::map<std::string, ComponentCounts> components;
@@ -271,24 +232,17 @@ private:
                 return;
             }
             apply(it->second, e);
-            if (!it->second.cause && it->second.restarts.empty()) components.erase(it);
+            if (it->second.pending_backoff == std::chrono::nanoseconds::zero() && it->second.restarts.empty()) {
+                components.erase(it);
+            }
         }
 
-        /// Whether `e` counts a restart or says what the component's next restart will be counted as.
+        /// Whether `e` counts a restart or starts a backoff.
         static bool makes_entry(const MonitorEvent& e) {
             switch (e.kind) {
                 case MonitorEventKind::restarted:
-                case MonitorEventKind::failed:
-                case MonitorEventKind::cancelled_unexpectedly:
-                case MonitorEventKind::factory_failed:
-                case MonitorEventKind::restart_requested:
-                case MonitorEventKind::reset:
-                case MonitorEventKind::watchdog_timeout:
-                case MonitorEventKind::startup_timeout:
                 case MonitorEventKind::quarantined:
-                case MonitorEventKind::restart_scheduled:
-                case MonitorEventKind::restart_merged: return true;
-                case MonitorEventKind::stopped: return !e.group.empty();
+                case MonitorEventKind::restart_scheduled: return true;
                 default: return false;
             }
         }
@@ -296,45 +250,21 @@ private:
         static void apply(ComponentCounts& c, const MonitorEvent& e) {
             c.last_sequence = std::max(c.last_sequence, e.sequence);
             switch (e.kind) {
-                case MonitorEventKind::failed: c.cause = RestartReason::failed; break;
-                case MonitorEventKind::cancelled_unexpectedly: c.cause = RestartReason::cancelled_unexpectedly; break;
-                case MonitorEventKind::factory_failed: c.cause = RestartReason::factory_failed; break;
-                case MonitorEventKind::restart_requested:
-                case MonitorEventKind::reset: c.cause = RestartReason::manual; break;
-                case MonitorEventKind::watchdog_timeout: c.cause = RestartReason::watchdog_timeout; break;
-                case MonitorEventKind::startup_timeout: c.cause = RestartReason::startup_timeout; break;
-                case MonitorEventKind::quarantined:
-                    c.cause = RestartReason::quarantine_trial;
-                    c.pending_backoff = e.delay;  // the cooldown until the trial
-                    break;
-                case MonitorEventKind::restart_scheduled:
-                    // Published right after the failure that caused it; without one, a permanent return.
-                    if (!c.cause) c.cause = RestartReason::completed;
+                case MonitorEventKind::quarantined:        // the cooldown until the trial
+                case MonitorEventKind::restart_scheduled:  // the backoff
                     c.pending_backoff = e.delay;
                     break;
-                case MonitorEventKind::restart_merged:
-                    if (!c.cause) c.cause = RestartReason::manual;
-                    c.pending_backoff = {};  // the merge cuts a pending backoff short
-                    break;
-                case MonitorEventKind::stopped:
-                    // A group member stopped without a failure of its own: its group restarts it (or keeps it
-                    // stopped, and the next cause replaces this one).
-                    if (!e.group.empty() && !c.cause) c.cause = RestartReason::group;
-                    break;
                 case MonitorEventKind::restarted:
-                    ++c.restarts[c.cause.value_or(RestartReason::unknown)];
-                    c.cause.reset();
+                    ++c.restarts[e.restart_reason];
                     c.pending_backoff = {};
                     break;
+                case MonitorEventKind::restart_merged:  // cuts a pending backoff short
                 case MonitorEventKind::gave_up:
                 case MonitorEventKind::escalated:
                 case MonitorEventKind::restart_cancelled:
                 case MonitorEventKind::completed:
                 case MonitorEventKind::not_enabled:
-                case MonitorEventKind::no_factory:
-                    c.cause.reset();
-                    c.pending_backoff = {};
-                    break;
+                case MonitorEventKind::no_factory: c.pending_backoff = {}; break;
                 default: break;  // started, stopped, stop_timeout, kinds added later: no effect on the counts
             }
         }

@@ -17,6 +17,7 @@
 #include <taskmon/detail/monitor_event_log.hpp>
 #include <taskmon/detail/monitor_waiters.hpp>
 #include <taskmon/detail/name_rules.hpp>
+#include <taskmon/detail/restart_cause.hpp>
 #include <taskmon/detail/restart_decision.hpp>
 #include <taskmon/detail/thread_safety.hpp>
 #include <taskmon/detail/waiter_list.hpp>
@@ -231,7 +232,8 @@ public:
         std::vector<time_point> window;
         LazyText last_error;
         std::optional<time_point> next_restart;
-        time_point last_restart{};  // valid when restart_count > 0
+        std::optional<RestartReason> restart_cause;  // what its next `restarted` reports (next_restart_cause)
+        time_point last_restart{};                   // valid when restart_count > 0
         std::chrono::nanoseconds last_delay{};
         std::chrono::nanoseconds quarantine_cooldown{};
         std::uint32_t restart_gen = 0;  // compared for equality only: wrapping is harmless
@@ -1016,7 +1018,8 @@ private:
     }
 
     /// The event `kind` of `c`, numbered and stamped with `now`, with the component's counters as they are.
-    MonitorEvent event(MonitorEventKind kind, const Component& c, time_point now) TASKMON_REQUIRES(mutex_) {
+    /// Also folds the event into the cause the component's next `restarted` reports (detail/restart_cause.hpp).
+    MonitorEvent event(MonitorEventKind kind, Component& c, time_point now) TASKMON_REQUIRES(mutex_) {
         MonitorEvent e;
         e.kind = kind;
         e.component = c.name;
@@ -1029,6 +1032,23 @@ private:
         if (c.group) {
             e.group = c.group->name;
         }
+        if (kind == MonitorEventKind::restarted) {
+            e.restart_reason = c.restart_cause.value_or(RestartReason::unknown);
+            switch (e.restart_reason) {
+                case RestartReason::manual:
+                case RestartReason::group:
+                case RestartReason::unknown: break;  // started without a backoff of its own
+                case RestartReason::quarantine_trial:
+                    e.attempt = c.trials;
+                    e.delay = c.quarantine_cooldown;
+                    break;
+                default:
+                    e.attempt = c.consecutive;
+                    e.delay = c.last_delay;
+                    break;
+            }
+        }
+        c.restart_cause = next_restart_cause(c.restart_cause, kind, c.group != nullptr);
         return e;
     }
 
