@@ -17,8 +17,7 @@ namespace taskmon::detail {
 /// a group member stopped by its group count only when nothing else did. What ends the pending restart forgets
 /// the cause; the `restarted` itself reports it and forgets it.
 [[nodiscard]] constexpr std::optional<RestartReason> next_restart_cause(std::optional<RestartReason> cause,
-                                                                        MonitorEventKind kind,
-                                                                        bool in_group) noexcept {
+                                                                        MonitorEventKind kind, bool in_group) noexcept {
     switch (kind) {
         case MonitorEventKind::failed: return RestartReason::failed;
         case MonitorEventKind::cancelled_unexpectedly: return RestartReason::cancelled_unexpectedly;

@@ -1,0 +1,493 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
+// MonitorState's the public operations (any thread): validate, change state under mutex_, publish after it (internal).
+// The definitions are `inline`, as they were inside the class: GCC gives functions declared inline larger
+// inlining limits, and the hot paths (restart, start and close) depend on it.
+#pragma once
+
+#include <taskmon/detail/monitor_state.hpp>
+
+namespace taskmon::detail {
+
+template <typename Clock>
+template <typename Factory>
+inline void MonitorState<Clock>::set_restart_factories(std::map<std::string, Factory> factories) {
+    for (const auto& [name, factory] : factories) {
+        check_name(name, "set_restart_factories");
+        if (!factory) {
+            throw std::invalid_argument("set_restart_factories: factory of component '" + name + "' is empty");
+        }
+    }
+    MutexLock lock{mutex_};
+    check_open("set_restart_factories");
+    for (const auto& [name, factory] : factories) {
+        check_not_detached(name, "set_restart_factories");
+    }
+    for (auto& [name, factory] : factories) {
+        find_or_create(name)->factory = make_factory(std::move(factory));
+    }
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::register_task(const std::string& name, asio::awaitable<void> task) {
+    check_name(name, "register_task");
+    check_task(task, "register_task", name);
+    Events events;
+    {
+        MutexLock lock{mutex_};
+        check_open("register_task");
+        check_not_registered(name, "register_task");
+        auto c = find_or_create(name);
+        c->registered = true;
+        spawn(c, std::move(task), nullptr, reserve_instance(c), events);
+    }
+    publish(events);
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::spawn_task(const std::string& name, asio::awaitable<void> task) {
+    check_name(name, "spawn");
+    check_task(task, "spawn", name);
+    Events events;
+    {
+        MutexLock lock{mutex_};
+        check_open("spawn");
+        check_not_detached(name, "spawn");
+        if (components_.find(std::string_view{name}) != components_.end()) {
+            throw std::invalid_argument("spawn: duplicate component name '" + name + "'");
+        }
+        if (groups_.count(name) != 0) {
+            throw std::invalid_argument("spawn: '" + name + "' is the name of a group");
+        }
+        auto c = make_component(name);
+        c->registered = true;
+        c->spawned = true;
+        insert(c);
+        Reservation reservation;  // no liveness record: a spawned task has no context to heartbeat with
+        reservation.id = ++next_task_id_;
+        spawn(c, std::move(task), nullptr, std::move(reservation), events);
+    }
+    publish(events);
+}
+
+template <typename Clock>
+template <typename Factory>
+inline void MonitorState<Clock>::supervise(const std::string& name, Factory factory, std::optional<RestartPolicy> policy) {
+    check_name(name, "supervise");
+    if (!factory) {
+        throw std::invalid_argument("supervise: factory of component '" + name + "' is empty");
+    }
+    if (policy) {
+        validate(*policy, "supervise: policy of component '" + name + "'");
+    }
+    auto origin = make_factory(std::move(factory));
+    Reservation reservation;
+    ComponentPtr provisional;
+    bool fresh = false;  // provisional was made here: its strand is released if it never joins components_
+    {
+        MutexLock lock{mutex_};
+        check_open("supervise");
+        check_not_registered(name, "supervise");
+        // A record for the liveness back-reference; it joins components_ only if the factory succeeds.
+        auto it = components_.find(std::string_view{name});
+        fresh = it == components_.end();
+        provisional = fresh ? make_component(name) : it->second;
+        reservation = reserve_instance(provisional, origin.get(), policy ? &*policy : nullptr);
+    }
+    std::optional<asio::awaitable<void>> task;
+    try {
+        task.emplace((*origin)(context_of(reservation)));  // outside the lock: user code
+        if (!task->valid()) {
+            throw std::invalid_argument(empty_result(name, "supervise: the factory"));
+        }
+    } catch (...) {
+        MutexLock lock{mutex_};
+        release(reservation);  // if it throws nothing has changed
+        if (fresh) {
+            release_strand(*provisional);
+        }
+        throw;
+    }
+    Events events;
+    {
+        MutexLock lock{mutex_};
+        auto it = components_.find(std::string_view{name});
+        try {
+            check_open("supervise");
+            check_not_registered(name, "supervise");
+            if ((it != components_.end() && it->second != provisional) || provisional->removing) {
+                throw std::invalid_argument("supervise: component '" + name + "' changed concurrently");
+            }
+        } catch (...) {
+            if (fresh) {
+                release_strand(*provisional);
+            }
+            throw;
+        }
+        if (it == components_.end()) {
+            insert(provisional);
+        }
+        auto& c = *provisional;
+        c.factory = origin;
+        c.own_policy = policy ? std::make_shared<const RestartPolicy>(*policy) : nullptr;
+        c.enabled = true;
+        c.registered = true;
+        spawn(provisional, std::move(*task), std::move(origin), std::move(reservation), events);
+    }
+    if (policy) {
+        warn_if_max_backoff_unreachable(*policy, "the policy of component '" + name + "'");
+    }
+    publish(events);
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::enable(const std::vector<std::string>& names) {
+    MutexLock lock{mutex_};
+    check_open("enable");
+    check_known(names, "enable");
+    for (const auto& name : names) {
+        check_not_removing(name, "enable");
+    }
+    for (const auto& name : names) {
+        at(name).enabled = true;
+    }
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::disable(const std::vector<std::string>& names) {
+    Events events;
+    {
+        MutexLock lock{mutex_};
+        check_open("disable");
+        check_known(names, "disable");
+        for (const auto& name : names) {
+            const auto& c = components_.find(std::string_view{name})->second;
+            c->enabled = false;
+            cancel_pending_restart(c, ComponentState::stopped, events);
+            request_stop(c, StopCause::disable);
+        }
+    }
+    publish(events);
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::restart(const std::string& name) {
+    Events events;
+    {
+        MutexLock lock{mutex_};
+        const auto& cp = open_component(name, "restart");
+        auto& c = *cp;
+        if (!c.factory) {
+            throw std::invalid_argument("restart: component '" + name + "' has no restart factory");
+        }
+        const auto now = Clock::now();
+        if (c.unit || c.lifecycle == Lifecycle::starting ||
+            (c.instance && c.instance->stop == StopCause::restart)) {
+            events.push_back(event(MonitorEventKind::restart_merged, c, now));
+        } else if (c.lifecycle == Lifecycle::scheduled) {
+            // Merge into the pending restart (or quarantine trial) and run it now.
+            events.push_back(event(MonitorEventKind::restart_merged, c, now));
+            if (c.state == ComponentState::quarantined) {
+                clear_budget(c);  // a manual restart out of quarantine is a reset, not a trial
+            }
+            c.manual_pending = true;
+            schedule_start(cp, std::chrono::nanoseconds::zero());
+        } else if (c.instance) {
+            events.push_back(event(MonitorEventKind::restart_requested, c, now));
+            if (c.in_trial) {
+                clear_budget(c);  // a manual restart ends a quarantine trial like reset()
+            }
+            c.state = ComponentState::restarting;
+            request_stop(cp, StopCause::restart);
+        } else {
+            events.push_back(event(MonitorEventKind::restart_requested, c, now));
+            if (c.state == ComponentState::gave_up) {
+                clear_budget(c);  // a manual restart after giving up is a reset: a fresh budget
+            }
+            start_now(cp);
+        }
+    }
+    publish(events);
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::reset(const std::string& name) {
+    Events events;
+    {
+        MutexLock lock{mutex_};
+        const auto& cp = open_component(name, "reset");
+        auto& c = *cp;
+        const bool stuck = c.state == ComponentState::gave_up || c.state == ComponentState::quarantined;
+        if (stuck && !c.factory) {
+            throw std::invalid_argument("reset: component '" + name + "' has no restart factory");
+        }
+        clear_budget(c);
+        events.push_back(event(MonitorEventKind::reset, c, Clock::now()));
+        if (c.state == ComponentState::quarantined && c.lifecycle == Lifecycle::scheduled && !c.unit) {
+            c.manual_pending = true;  // the pending trial becomes a plain restart, now
+            c.state = ComponentState::restarting;
+            schedule_start(cp, std::chrono::nanoseconds::zero());
+        } else if (c.state == ComponentState::gave_up && c.lifecycle == Lifecycle::idle && !c.unit) {
+            start_now(cp);
+        }
+    }
+    publish(events);
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::update_policy(const std::string& name, RestartPolicy policy) {
+    validate(policy, "update_policy: policy of component '" + name + "'");
+    Events events;
+    {
+        MutexLock lock{mutex_};
+        const auto& cp = open_component(name, "update_policy");
+        if (cp->significant && policy.restart_type == RestartType::permanent) {
+            throw std::invalid_argument("update_policy: component '" + name + "' " + permanent_significant);
+        }
+        cp->own_policy = std::make_shared<const RestartPolicy>(policy);
+        events.push_back(event(MonitorEventKind::policy_updated, *cp, Clock::now()));
+        if (cp->instance) {
+            post_watch(cp);  // new liveness timeouts apply from the next check
+        }
+    }
+    warn_if_max_backoff_unreachable(policy, "the policy of component '" + name + "'");
+    publish(events);
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::supervise_group(const std::string& name, std::vector<GroupMember> members, const GroupPolicy& policy, const std::string& parent) {
+    check_name(name, "supervise_group", "group");
+    const auto where = "supervise_group: group '" + name + "'";
+    validate(policy, where + " policy");
+    std::set<std::string_view> seen;
+    for (const auto& m : members) {
+        if (m.name.empty()) {
+            throw std::invalid_argument(where + ": a member name is empty");
+        }
+        check_name(m.name, where, "member");
+        if (m.name == name || !seen.insert(m.name).second) {
+            throw std::invalid_argument(where + ": duplicate member name '" + m.name + "'");
+        }
+        if (!m.factory == !m.context_factory) {
+            throw std::invalid_argument(where + ": member '" + m.name +
+                                        "' needs exactly one of factory and context_factory");
+        }
+        if (m.policy) {
+            validate(*m.policy, where + ": policy of member '" + m.name + "'");
+        }
+        if (m.significant && (m.policy ? *m.policy : policy_).restart_type == RestartType::permanent) {
+            throw std::invalid_argument(where + ": member '" + m.name + "' " + permanent_significant);
+        }
+    }
+    auto group = std::make_unique<Group>();
+    group->name = name;
+    group->policy = policy;
+    std::vector<ComponentPtr> made;
+    Events events;
+    {
+        MutexLock lock{mutex_};
+        check_open("supervise_group");
+        check_not_detached(name, where);
+        if (groups_.count(name) != 0 || components_.count(name) != 0) {
+            throw std::invalid_argument(where + ": the name is already used by a group or component");
+        }
+        if (!parent.empty()) {
+            auto it = groups_.find(parent);
+            if (it == groups_.end()) {
+                throw std::invalid_argument(where + ": unknown parent group " + single_quoted(parent));
+            }
+            group->parent = it->second.get();
+            const auto state = group->parent->state;
+            if (state == GroupState::shutting_down || state == GroupState::shut_down ||
+                state == GroupState::gave_up) {
+                throw std::invalid_argument(where + ": parent group '" + parent + "' is " +
+                                            std::string{to_string(state)});
+            }
+        }
+        for (const auto& m : members) {
+            check_not_detached(m.name, where);
+            if (groups_.count(m.name) != 0 || components_.count(m.name) != 0) {
+                throw std::invalid_argument(where + ": member name '" + m.name +
+                                            "' is already used by a group or component");
+            }
+        }
+        for (auto& m : members) {  // nothing has changed so far
+            auto c = make_component(m.name);
+            c->factory =
+                m.factory ? make_factory(std::move(m.factory)) : make_factory(std::move(m.context_factory));
+            c->own_policy = m.policy ? std::make_shared<const RestartPolicy>(*m.policy) : nullptr;
+            c->enabled = true;
+            c->registered = true;
+            c->group = group.get();
+            c->significant = m.significant;
+            made.push_back(std::move(c));
+        }
+        auto& g = *groups_.emplace(name, std::move(group)).first->second;
+        for (auto& c : made) {
+            insert(c);
+            g.members.push_back(Member{c, nullptr});
+        }
+        if (g.parent) {
+            g.parent->members.push_back(Member{nullptr, &g});
+        }
+        std::vector<ComponentPtr> leaves;
+        leaves_of(g, leaves);
+        // The tree's other members still being started (or restarted) go first: the new group joins its
+        // parent's members last.
+        std::vector<ComponentPtr> tree;
+        leaves_of(root_of(g), tree);
+        enlist(root_of(g), leaves, true, Clock::now(), tree).starting.push_back(&g);
+    }
+    for (const auto& m : members) {
+        if (m.policy) {
+            warn_if_max_backoff_unreachable(*m.policy, "the policy of component '" + m.name + "'");
+        }
+    }
+    publish(events);
+}
+
+template <typename Clock>
+inline auto MonitorState<Clock>::group_snapshot() const -> std::map<std::string, GroupStats> {
+    MutexLock lock{mutex_};
+    const auto now = Clock::now();
+    std::map<std::string, GroupStats> out;
+    for (const auto& [name, g] : groups_) {
+        GroupStats s;
+        s.state = g->state;
+        s.strategy = g->policy.strategy;
+        if (g->parent) {
+            s.parent = g->parent->name;
+        }
+        for (const auto& m : g->members) {
+            s.members.push_back(m.name());
+        }
+        s.restart_count = g->restart_count;
+        const auto window = std::chrono::duration_cast<duration>(g->policy.restart_window);
+        s.restarts_in_window = static_cast<int>(std::count_if(
+            g->window.begin(), g->window.end(), [&](const time_point& t) { return t > now - window; }));
+        out.emplace(name, std::move(s));
+    }
+    return out;
+}
+
+template <typename Clock>
+inline auto MonitorState<Clock>::subscribe(MonitorEventListener listener) -> std::uint64_t {
+    if (!listener) {
+        throw std::invalid_argument("subscribe: listener must not be empty");
+    }
+    MutexLock lock{mutex_};  // against close(): no subscription once closed_ is set
+    check_open("subscribe");
+    return listeners_->add(std::move(listener));
+}
+
+template <typename Clock>
+inline auto MonitorState<Clock>::snapshot() const -> std::map<std::string, ComponentStats> {
+    MutexLock lock{mutex_};
+    const auto now = Clock::now();
+    std::map<std::string, ComponentStats> out;
+    for (const auto& [name, c] : components_) {
+        out.emplace(std::string{name}, stats_of(*c, now));
+    }
+    return out;
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::async_close(typename CloseWaiters::Prepared waiter) {
+    close_then([waiter = std::move(waiter)](MonitorState& state) mutable {
+        if (state.close_completed_) {
+            state.close_waiters_.complete_now(std::move(waiter), asio::error_code{});
+        } else {
+            state.close_waiters_.park(std::move(waiter), std::tuple<>{}, state.strand_);
+        }
+    });
+}
+
+template <typename Clock>
+inline auto MonitorState<Clock>::begin_remove(const std::string& name) -> std::shared_ptr<void> {
+    Events events;
+    ComponentPtr cp;
+    {
+        MutexLock lock{mutex_};
+        check_open("remove_and_wait");
+        check_known({name}, "remove_and_wait");
+        cp = components_.find(std::string_view{name})->second;
+        auto& c = *cp;
+        if (c.group) {
+            throw std::invalid_argument("remove_and_wait: component '" + name + "' is a member of group '" +
+                                        c.group->name + "'");
+        }
+        if (!c.removing) {
+            c.removing = true;
+            c.enabled = false;
+            cancel_pending_restart(cp, ComponentState::stopped, events);
+            if (c.instance && c.instance->reported_unresponsive) {
+                c.instance->stop = StopCause::remove;  // it already outlived a requested stop: gone now
+                erase(c, true, events);
+            } else if (c.instance) {
+                request_stop(cp, StopCause::remove);
+            } else if (c.lifecycle != Lifecycle::starting) {
+                erase(c, false, events);
+            }
+        }
+    }
+    publish(events);
+    return cp;
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::async_wait_removed(std::shared_ptr<void> record, typename RemoveWaiters::Prepared waiter) {
+    asio::post(strand_, [self = this->shared_from_this(), cp = std::static_pointer_cast<Component>(record),
+                         waiter = std::move(waiter)]() mutable {
+        std::optional<asio::error_code> result;
+        {
+            MutexLock lock{self->mutex_};
+            if (cp->removed) {
+                result = cp->instance ? asio::error::timed_out : asio::error_code{};
+            } else if (self->close_completed_) {
+                result = asio::error::timed_out;
+            }
+        }
+        if (result) {
+            self->remove_waiters_.complete_now(std::move(waiter), *result);
+        } else {
+            self->remove_waiters_.park(std::move(waiter), std::shared_ptr<void>{std::move(cp)}, self->strand_);
+        }
+    });
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::async_wait_escalation(typename EscalationWaiters::Prepared waiter) {
+    asio::post(strand_, [self = this->shared_from_this(), waiter = std::move(waiter)]() mutable {
+        self->escalation_waiters_.park(std::move(waiter), std::tuple<>{}, self->strand_);
+        self->deliver_escalations();
+    });
+}
+
+template <typename Clock>
+template <typename Then>
+inline void MonitorState<Clock>::close_then(Then then) {
+    bool first = false;
+    {
+        MutexLock lock{mutex_};
+        first = !closed_;
+        closed_ = true;  // from here on no factory is called and nothing is started
+    }
+    asio::post(strand_, [self = this->shared_from_this(), first, then = std::move(then)]() mutable {
+        if (first) {
+            self->begin_close();
+        }
+        then(*self);
+    });
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::notify_ready(const std::weak_ptr<Component>& component, const Liveness* liveness) {
+    asio::post(strand_, [self = this->shared_from_this(), component, liveness] {
+        if (auto cp = component.lock()) {
+            self->on_ready(cp, liveness);
+        }
+    });
+}
+
+}  // namespace taskmon::detail

@@ -1,0 +1,417 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
+// MonitorState's component records: validation, strands, stats, events, instances started and stopped, restarts scheduled (internal).
+// The definitions are `inline`, as they were inside the class: GCC gives functions declared inline larger
+// inlining limits, and the hot paths (restart, start and close) depend on it.
+#pragma once
+
+#include <taskmon/detail/monitor_state.hpp>
+
+namespace taskmon::detail {
+
+template <typename Clock>
+inline void MonitorState<Clock>::check_task(const asio::awaitable<void>& task, const char* what, const std::string& name) {
+    if (!task.valid()) {
+        throw std::invalid_argument(
+            fmt::format("{}: the coroutine of component '{}' is {}", what, name, empty_awaitable));
+    }
+}
+
+template <typename Clock>
+inline auto MonitorState<Clock>::empty_result(const std::string& name, std::string_view whose) -> std::string {
+    return fmt::format("{} of component '{}' returned {}", whose, name, empty_awaitable);
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::check_open(const char* what) const {
+    if (closed_) {
+        throw MonitorClosed(std::string{what} + ": the TaskMonitor is closed");
+    }
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::check_not_detached(const std::string& name, const std::string& what) const {
+    if (detached_.count(std::string_view{name}) != 0) {
+        throw std::invalid_argument(what + ": component '" + name +
+                                    "' was removed but its instance still runs (it ignored cancellation past "
+                                    "its shutdown_timeout); the name is free once that instance exits");
+    }
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::check_not_registered(const std::string& name, const char* what) const {
+    check_not_detached(name, what);
+    auto it = components_.find(std::string_view{name});
+    if (it != components_.end() && it->second->registered) {
+        throw std::invalid_argument(std::string{what} + ": duplicate component name '" + name + "'");
+    }
+    if (groups_.count(name) != 0) {
+        throw std::invalid_argument(std::string{what} + ": '" + name + "' is the name of a group");
+    }
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::check_known(const std::vector<std::string>& names, const char* what) const {
+    for (const auto& name : names) {
+        if (components_.find(std::string_view{name}) == components_.end()) {
+            throw std::invalid_argument(std::string{what} + ": unknown component " + single_quoted(name));
+        }
+    }
+}
+
+template <typename Clock>
+inline auto MonitorState<Clock>::open_component(const std::string& name, const char* what) const -> const ComponentPtr& {
+    check_open(what);
+    check_known({name}, what);
+    check_not_removing(name, what);
+    return components_.find(std::string_view{name})->second;
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::check_not_removing(const std::string& name, const char* what) const {
+    if (components_.find(std::string_view{name})->second->removing) {
+        throw std::invalid_argument(std::string{what} + ": component '" + name + "' is being removed");
+    }
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::warn_if_max_backoff_unreachable(const RestartPolicy& p, const std::string& whose) const noexcept {
+    if (!gives_up_before_max_backoff(p)) {
+        return;
+    }
+    try {
+        logger_->warn(
+            "Restart policy never reaches its max_backoff: {} gives up after {} restarts per {} before any "
+            "backoff reaches {}s; on give-up it will {} policy={} max_restart_attempts={} max_backoff={}",
+            whose, p.max_restart_attempts, format_window(p.restart_window), format_seconds(p.max_backoff),
+            p.give_up_mode == GiveUpMode::stop         ? "stop (consider give_up_mode = quarantine)"
+            : p.give_up_mode == GiveUpMode::quarantine ? "quarantine"
+                                                       : "escalate",
+            quote(whose), p.max_restart_attempts, format_seconds(p.max_backoff));
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a warning must not break construction
+    }
+}
+
+template <typename Clock>
+inline auto MonitorState<Clock>::find_or_create(const std::string& name) -> ComponentPtr {
+    auto it = components_.find(std::string_view{name});
+    if (it != components_.end()) {
+        return it->second;
+    }
+    auto c = make_component(name);
+    insert(c);
+    return c;
+}
+
+template <typename Clock>
+inline auto MonitorState<Clock>::strand_for_next_component() -> const asio::any_io_executor& {
+    if (strand_pool_size_ == 0 && !free_strands_.empty()) {
+        const auto* strand = free_strands_.back();
+        free_strands_.pop_back();
+        return *strand;
+    }
+    if (strand_pool_size_ == 0 || strands_.size() < strand_pool_size_) {
+        return strands_.emplace_back(make_strand_executor(executor_));
+    }
+    return strands_[next_strand_++ % strand_pool_size_];
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::release_strand(const Component& c) {
+    if (strand_pool_size_ == 0) {
+        free_strands_.push_back(c.strand);
+    }
+}
+
+template <typename Clock>
+inline auto MonitorState<Clock>::stats_of(const Component& c, time_point now) const -> ComponentStats {
+    ComponentStats s;
+    s.enabled = c.enabled;
+    s.restart_count = c.restart_count;
+    s.state = c.state;
+    s.is_restarting = c.state == ComponentState::restarting;
+    s.task_done = !c.instance;
+    s.task_cancelled = c.task_cancelled;
+    if (c.restart_count > 0) {
+        s.last_restart_time = wall(c.last_restart);
+    }
+    s.last_error = c.last_error.str();
+    s.failure_count = c.failure_count;
+    const auto window = std::chrono::duration_cast<duration>(policy_of(c).restart_window);
+    s.restarts_in_window = static_cast<int>(
+        std::count_if(c.window.begin(), c.window.end(), [&](const time_point& t) { return t > now - window; }));
+    if (c.next_restart) {
+        (c.state == ComponentState::quarantined ? s.next_trial_at : s.next_restart_at) = wall(*c.next_restart);
+    }
+    s.task_id = c.task_id;
+    s.generation = c.generation;
+    s.in_trial = c.in_trial && c.instance;
+    s.quarantine_cooldown = c.quarantine_cooldown;
+    if (c.group) {
+        s.group = c.group->name;
+    }
+    s.spawned = c.spawned;
+    if (const auto& i = c.instance) {
+        if (const auto& l = i->liveness) {
+            s.ready = l->ready_at() != InstanceLiveness::never;
+            s.last_heartbeat_age = now - from_ns(l->last_beat());
+            s.idle = l->idle();
+        } else {
+            s.ready = true;
+            s.last_heartbeat_age = now - i->started;
+        }
+    }
+    return s;
+}
+
+template <typename Clock>
+inline auto MonitorState<Clock>::event(MonitorEventKind kind, Component& c, time_point now) -> MonitorEvent {
+    MonitorEvent e;
+    e.kind = kind;
+    e.component = c.name;
+    e.sequence = ++next_sequence_;
+    e.time = wall(now);
+    e.task_id = c.task_id;
+    e.restart_count = c.restart_count;
+    e.failure_count = c.failure_count;
+    e.spawned = c.spawned;
+    if (c.group) {
+        e.group = c.group->name;
+    }
+    if (kind == MonitorEventKind::restarted) {
+        e.restart_reason = c.restart_cause.value_or(RestartReason::unknown);
+        switch (e.restart_reason) {
+            case RestartReason::manual:
+            case RestartReason::group:
+            case RestartReason::unknown: break;  // started without a backoff of its own
+            case RestartReason::quarantine_trial:
+                e.attempt = c.trials;
+                e.delay = c.quarantine_cooldown;
+                break;
+            default:
+                e.attempt = c.consecutive;
+                e.delay = c.last_delay;
+                break;
+        }
+    }
+    c.restart_cause = next_restart_cause(c.restart_cause, kind, c.group != nullptr);
+    return e;
+}
+
+template <typename Clock>
+inline auto MonitorState<Clock>::group_event(MonitorEventKind kind, const Group& g, time_point now) -> MonitorEvent {
+    MonitorEvent e;
+    e.kind = kind;
+    e.group = g.name;
+    e.sequence = ++next_sequence_;
+    e.time = wall(now);
+    return e;
+}
+
+template <typename Clock>
+inline auto MonitorState<Clock>::reserve_instance(const ComponentPtr& c, const ComponentFactory* factory, const RestartPolicy* policy) -> Reservation {
+    Reservation r;
+    r.id = ++next_task_id_;
+    const auto& p = policy ? *policy : policy_of(*c);
+    if ((factory && factory->contextual) || has_liveness(p)) {
+        r.liveness = std::make_shared<Liveness>(r.id, c->generation + 1, now_ns(), this->weak_from_this(), c);
+        if (p.startup_timeout == std::chrono::milliseconds::zero()) {
+            r.liveness->mark_ready(now_ns());
+        }
+    }
+    return r;
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::release(const Reservation& r) {
+    if (next_task_id_ == r.id) {
+        --next_task_id_;
+    }
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::spawn(const ComponentPtr& cp, asio::awaitable<void> task, std::shared_ptr<const ComponentFactory> origin, Reservation reservation, Events& events, bool is_restart) {
+    auto& c = *cp;
+    const auto now = Clock::now();
+    const bool watched = static_cast<bool>(reservation.liveness);
+    auto instance =
+        std::make_shared<Instance>(reservation.id, now, std::move(origin), std::move(reservation.liveness));
+    transition(c.lifecycle, Lifecycle::live);
+    c.instance = instance;
+    ++live_instances_;
+    ++c.generation;
+    c.manual_pending = false;
+    c.next_restart.reset();
+    c.task_id = instance->id;
+    c.state = ComponentState::running;
+    c.task_cancelled = false;
+    if (is_restart) {
+        ++c.restart_count;
+        c.last_restart = now;
+        events.push_back(event(MonitorEventKind::restarted, c, now));
+        if (c.in_trial) {
+            events.push_back(event(MonitorEventKind::trial_started, c, now));
+        }
+    } else {
+        events.push_back(event(MonitorEventKind::started, c, now));
+    }
+    if (watched && policy_of(c).startup_timeout > std::chrono::milliseconds::zero() &&
+        instance->liveness->ready_at() != InstanceLiveness::never) {
+        // ready() came from the factory itself, before the instance existed: its notice found no instance.
+        instance->ready_reported = true;
+        events.push_back(event(MonitorEventKind::ready, c, now));
+    }
+    if (watched || c.in_trial) {
+        post_watch(cp);
+    }
+    // co_spawn is called from a post to the component's strand, never here under mutex_: called from a
+    // coroutine on that same strand (a component supervising another), co_spawn would run the new coroutine
+    // inline, and a new coroutine that calls the monitor before its first suspension would deadlock. The
+    // post costs nothing extra: co_spawn from outside the strand posts its start the same way. A stop
+    // requested meanwhile is emitted by a later post to the same strand, so after the slot is bound.
+    asio::post(*c.strand, [self = this->shared_from_this(), cp, instance, task = std::move(task)]() mutable {
+        auto slot = instance->signal.slot();
+        const auto& strand = *cp->strand;
+        // The handler runs on the component's strand and hands the exit to strand_ itself: one post, as a
+        // handler bound to strand_ would cost, without keeping a copy of strand_ in every coroutine's state.
+        asio::co_spawn(
+            strand, std::move(task),
+            asio::bind_cancellation_slot(slot, [self = std::move(self), cp = std::move(cp),
+                                                instance = std::move(instance)](std::exception_ptr error) mutable {
+                auto& monitor_strand = self->strand_;
+                asio::post(monitor_strand,
+                           [self = std::move(self), cp = std::move(cp), instance = std::move(instance),
+                            error = std::move(error)] { self->on_exit(cp, instance, error); });
+            }));
+    });
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::request_stop(const ComponentPtr& cp, StopCause cause) {
+    auto& c = *cp;
+    if (!c.instance) {
+        return;
+    }
+    auto& instance = *c.instance;
+    const bool already = instance.stop != StopCause::none;
+    if (instance.stop != StopCause::close) {
+        instance.stop = cause;  // close wins; otherwise the latest request decides what follows the exit
+    }
+    if (cause != StopCause::restart && cause != StopCause::liveness) {
+        c.state = ComponentState::stopping;
+    }
+    if (!already) {
+        instance.stop_deadline = Clock::now() + std::chrono::duration_cast<duration>(policy_of(c).shutdown_timeout);
+        if (cause != StopCause::close) {
+            post_watch(cp);
+        }
+        asio::post(*c.strand,
+                   [instance = c.instance] { instance->signal.emit(asio::cancellation_type::terminal); });
+    }
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::start_now(const ComponentPtr& cp) {
+    auto& c = *cp;
+    c.registered = true;  // starting a component known only by its factory registers it
+    c.manual_pending = true;
+    transition(c.lifecycle, Lifecycle::scheduled);
+    c.state = ComponentState::restarting;
+    schedule_start(cp, std::chrono::nanoseconds::zero());
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::record_restart(Component& c, time_point now) {
+    if (c.window.size() >= unlimited_window_memory) {
+        c.window.erase(c.window.begin());
+    }
+    c.window.push_back(now);
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::clear_budget(Component& c) {
+    c.window.clear();
+    c.restart_counted = false;  // a restart still pending counts against no budget of its own: a fresh one
+    c.consecutive = 0;
+    c.last_delay = {};
+    c.quarantine_cooldown = {};
+    c.trials = 0;
+    c.in_trial = false;
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::cancel_pending_restart(const ComponentPtr& cp, ComponentState new_state, Events& events) {
+    auto& c = *cp;
+    if (c.lifecycle != Lifecycle::scheduled && c.lifecycle != Lifecycle::starting) {
+        return;
+    }
+    events.push_back(event(MonitorEventKind::restart_cancelled, c, Clock::now()));
+    if (c.lifecycle == Lifecycle::scheduled) {
+        transition(c.lifecycle, Lifecycle::idle);  // a factory already running finds restart_gen changed
+    }
+    c.restart_counted = false;
+    settle_counted(c, Clock::now(), false);
+    c.manual_pending = false;
+    ++c.restart_gen;
+    c.next_restart.reset();
+    if (!c.instance) {
+        c.state = new_state;
+    }
+    asio::post(strand_, [cp] {
+        if (cp->timer) {
+            cp->timer->cancel();
+        }
+    });
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::erase(Component& c, bool unresponsive, Events& events) {
+    auto it = components_.find(std::string_view{c.name});
+    if (it == components_.end() || it->second.get() != &c) {
+        return;
+    }
+    if (unresponsive) {
+        detached_.emplace(std::string_view{c.name}, it->second);  // its strand is released at its exit
+    } else {
+        release_strand(c);
+    }
+    components_.erase(it);
+    c.removed = true;
+    auto e = event(MonitorEventKind::removed, c, Clock::now());
+    e.unresponsive = unresponsive ? 1 : 0;
+    events.push_back(std::move(e));
+    remove_done_ = true;
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::schedule_start(const ComponentPtr& cp, std::chrono::nanoseconds delay) {
+    const auto gen = ++cp->restart_gen;
+    const auto deadline = Clock::now() + std::chrono::duration_cast<duration>(delay);
+    asio::post(strand_, [self = this->shared_from_this(), cp, gen, delay, deadline] {
+        if (delay == std::chrono::nanoseconds::zero()) {
+            if (cp->timer) {
+                cp->timer->cancel();  // a backoff this restart replaces (restart() merged into it)
+            }
+            self->start_restart(cp, gen);
+            return;
+        }
+        {
+            MutexLock lock{self->mutex_};
+            if (gen != cp->restart_gen) {
+                return;
+            }
+        }
+        if (!cp->timer) {
+            cp->timer = std::make_unique<Timer>(self->strand_);
+        }
+        cp->timer->expires_at(deadline);
+        cp->timer->async_wait([self, cp, gen](std::error_code ec) {
+            if (!ec) {
+                self->start_restart(cp, gen);
+            }
+        });
+    });
+}
+
+}  // namespace taskmon::detail

@@ -1,0 +1,202 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
+// The records MonitorState keeps (internal): a component and its live instance, a group, and the restart unit that
+// drives a group's members through an ordered stop and start. Plain data, guarded by the monitor's mutex unless a
+// field says otherwise; the monitor's handlers change them.
+#pragma once
+
+#include <taskmon/detail/config.hpp>
+
+#include <taskmon/component_context.hpp>
+#include <taskmon/component_group.hpp>
+#include <taskmon/component_stats.hpp>
+#include <taskmon/detail/component_lifecycle.hpp>
+#include <taskmon/detail/lazy_text.hpp>
+#include <taskmon/monitor_event.hpp>
+#include <taskmon/restart_policy.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/basic_waitable_timer.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/wait_traits.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace taskmon::detail {
+
+/// Why the monitor asked an instance to stop.
+enum class StopCause { none, restart, disable, close, remove, liveness, group };
+
+/// What a component's instances are made from: a plain factory or one that takes the instance's context.
+struct ComponentFactory {
+    RestartFactory plain;
+    ContextFactory contextual;
+
+    asio::awaitable<void> operator()(ComponentContext context) const {
+        return contextual ? contextual(std::move(context)) : plain();
+    }
+};
+
+/// The most restarts a window remembers under unlimited_restart_attempts (restarts_in_window saturates there).
+inline constexpr std::size_t unlimited_window_memory = 10'000;
+
+/// The records of MonitorState `State` on `Clock`.
+template <typename Clock, typename State>
+struct MonitorRecords {
+    using time_point = typename Clock::time_point;
+    using Timer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, asio::any_io_executor>;
+
+    static std::int64_t now_ns() noexcept {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+    }
+
+    struct Component;
+    struct Group;
+    struct RestartUnit;
+
+    /// An instance's liveness record (see InstanceLiveness); made only for instances that take a context or
+    /// run under a liveness policy.
+    class Liveness final : public InstanceLiveness {
+    public:
+        Liveness(std::uint64_t id, std::uint64_t generation, std::int64_t started, std::weak_ptr<State> state,
+                 std::weak_ptr<Component> component) noexcept
+            : InstanceLiveness{id, generation, &now_ns, started},
+              state_{std::move(state)},
+              component_{std::move(component)} {}
+
+        using InstanceLiveness::mark_ready;
+
+    private:
+        void on_ready() noexcept override {
+            if (auto state = state_.lock()) {
+                try {
+                    state->notify_ready(component_, this);
+                } catch (...) {  // NOLINT(bugprone-empty-catch): post allocation failed; the watch still sees it
+                }
+            }
+        }
+
+        std::weak_ptr<State> state_;
+        std::weak_ptr<Component> component_;
+    };
+
+    struct Instance {
+        Instance(std::uint64_t i, time_point s, std::shared_ptr<const ComponentFactory> f, std::shared_ptr<Liveness> l)
+            : id{i}, started{s}, origin{std::move(f)}, liveness{std::move(l)} {}
+        std::uint64_t id;
+        time_point started;
+        // The factory this instance came from: a coroutine lambda's frame refers to the closure object, so the
+        // closure must outlive the instance even if the factory is replaced.
+        std::shared_ptr<const ComponentFactory> origin;
+        std::shared_ptr<Liveness> liveness;  // null: ready at start, nothing to watch
+        time_point stop_deadline{};          // a requested stop is reported unresponsive after it
+        StopCause stop = StopCause::none;
+        bool tripped_startup = false;  // StopCause::liveness: which deadline it missed
+        bool reported_unresponsive = false;
+        bool reported_in_close = false;  // close() waited for it in full and need not wait any longer
+        bool ready_reported = false;     // its `ready` event was published
+        FailureClass trip_class = FailureClass::counted;
+        asio::cancellation_signal signal;
+    };
+
+    struct Component {
+        Component(std::string n, const asio::any_io_executor& s) : name{std::move(n)}, strand{&s} {}
+        std::string name;
+        const asio::any_io_executor* strand;  // the pool strand its instances run on (strands_ never shrinks)
+        std::shared_ptr<const ComponentFactory> factory;
+        std::shared_ptr<const RestartPolicy> own_policy;  // null: the monitor's policy
+        std::unique_ptr<Timer> timer;                     // backoff and quarantine cooldown; strand_ only
+        std::unique_ptr<Timer> watch_timer;               // liveness, stop deadlines, trial probation; strand_ only
+        std::shared_ptr<Instance> instance;
+        // When the counted automatic restarts of the last restart window happened (their factory was called),
+        // oldest first; at most max_restart_attempts long. (A vector, not a deque: an empty libstdc++ deque
+        // already allocates ~600 bytes.)
+        std::vector<time_point> window;
+        LazyText last_error;
+        std::optional<time_point> next_restart;
+        std::optional<RestartReason> restart_cause;  // what its next `restarted` reports (next_restart_cause)
+        time_point last_restart{};                   // valid when restart_count > 0
+        std::chrono::nanoseconds last_delay{};
+        std::chrono::nanoseconds quarantine_cooldown{};
+        std::uint32_t restart_gen = 0;  // compared for equality only: wrapping is harmless
+        std::uint64_t task_id = 0;
+        std::uint32_t generation = 0;
+        int restart_count = 0;
+        int failure_count = 0;
+        int consecutive = 0;                                 // k of the backoff formula
+        int trials = 0;                                      // quarantine trials since the breaker last closed
+        ComponentState state = ComponentState::not_started;  // as reported (ComponentStats::state)
+        Lifecycle lifecycle = Lifecycle::idle;               // what the monitor does with it
+        bool registered = false;
+        bool enabled = false;
+        bool manual_pending = false;   // the scheduled restart was requested by restart() or reset()
+        bool restart_counted = false;  // the scheduled restart joins `window` when it happens (see schedule_restart)
+        bool task_cancelled = false;
+        bool in_trial = false;  // the live instance is a quarantine trial
+        bool removing = false;  // remove_and_wait() was called
+        bool removed = false;   // left components_
+        bool spawned = false;   // spawn(): leaves components_ when its task ends, never restarted
+        // Groups (supervise_group): the group it belongs to, and the unit driving it through a group restart,
+        // an ordered start or stop (while `unit` is set, the unit alone starts it: no restart of its own).
+        Group* group = nullptr;
+        std::shared_ptr<RestartUnit> unit;
+        // A one_for_one member restarting on its own: its scheduled restart also counts against the group's
+        // max_restarts (with the group's budget then) when it happens.
+        std::optional<std::uint32_t> counted_in_group;
+        bool significant = false;
+        bool drive_restart = false;  // in `unit`: to be started again (else kept stopped)
+        bool unit_started = false;   // in `unit`: started by it already
+    };
+    using ComponentPtr = std::shared_ptr<Component>;
+
+    /// A member of a group: a component or a nested group.
+    struct Member {
+        ComponentPtr component;
+        Group* group = nullptr;
+        [[nodiscard]] const std::string& name() const { return component ? component->name : group->name; }
+    };
+
+    /// A group of supervise_group(). Groups are never removed: they live as long as the state.
+    struct Group {
+        std::string name;
+        GroupPolicy policy;
+        Group* parent = nullptr;
+        std::vector<Member> members;     // start order
+        std::vector<time_point> window;  // when its counted restarts happened, oldest first (policy.max_restarts)
+        GroupState state = GroupState::starting;
+        int restart_count = 0;
+        int pending_restarts = 0;  // counted restarts decided, not yet happened (their unit has not started yet)
+        std::uint32_t budget = 0;  // which budget they count against: a fresh budget forgets them
+    };
+
+    /// One ordered stop-then-start of some components of one tree: a group's first start, a group restart, an
+    /// auto_shutdown, a top-level give-up, or close(). It stops the components it drives that are not yet
+    /// restarted in reverse tree order (each waited for up to its shutdown_timeout), waits until resume_at,
+    /// then starts those to restart in tree order (each after the one before is ready). A failure among them
+    /// makes a new unit that absorbs this one (`merged`), so a component is driven by one unit at most.
+    struct RestartUnit {
+        enum class Phase { stopping, waiting, starting };
+        explicit RestartUnit(Group& r) : root{&r} {}
+        Group* root;
+        Phase phase = Phase::stopping;
+        time_point resume_at{};
+        std::unique_ptr<Timer> timer;                        // stop deadlines and the backoff; strand_ only
+        std::vector<Group*> starting, restarting, shutting;  // groups whose state it settles when done
+        // Groups whose restart by this unit counts against their max_restarts (with the budget it counts
+        // against): it joins their window when the unit starts its members.
+        std::vector<std::pair<Group*, std::uint32_t>> counted;
+        bool merged = false;
+    };
+
+};
+
+}  // namespace taskmon::detail
