@@ -47,10 +47,10 @@ inline std::string xml_escape(std::string_view text) {
     return out;
 }
 
-/// Number of code points (continuation bytes not counted).
+/// Number of code points of valid UTF-8: the bytes that are not continuation bytes.
 inline std::size_t text_length(std::string_view text) noexcept {
     return static_cast<std::size_t>(std::count_if(
-        text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0u) != 0x80u; }));
+        text.begin(), text.end(), [](char c) { return !is_utf8_continuation(static_cast<unsigned char>(c)); }));
 }
 
 /// At most `max` code points, ending in "…" when cut.
@@ -59,7 +59,7 @@ inline std::string shorten(std::string_view text, std::size_t max) {
     std::size_t kept = 0;
     std::size_t i = 0;
     for (; i < text.size(); ++i) {
-        if ((static_cast<unsigned char>(text[i]) & 0xC0u) != 0x80u && kept++ == max - 1) break;
+        if (!is_utf8_continuation(static_cast<unsigned char>(text[i])) && kept++ == max - 1) break;
     }
     return std::string{text.substr(0, i)} + "…";
 }
