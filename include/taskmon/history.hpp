@@ -155,17 +155,18 @@ constexpr std::string_view to_string(HistoryEventKind kind) noexcept {
 /// MonitorEvent, monitor_event.hpp.)
 ///
 /// `message` is for people (logs, tooltips); a program reads the typed fields, which are set for the kinds named
-/// beside them and empty otherwise. Members are only added at the end, each with a default member initializer,
-/// so an aggregate initialisation that stops at `step` keeps compiling, without -Wmissing-field-initializers
-/// (g++ and clang++ do not ask for members that have one).
+/// beside them and empty otherwise. Members are only added at the end, and every member after `kind` has a
+/// default member initializer, so an aggregate initialisation that stops at `step`, or a designated one that
+/// names only some members, compiles without -Wmissing-field-initializers (g++ and clang++ do not ask for
+/// members that have one).
 struct HistoryEvent {
     HistoryEventKind kind;
     Offset at{};
-    std::string component;              ///< the component concerned, or empty
-    std::string message;                ///< reason / details as key=value text, for people
-    std::optional<AgentStatus> from;    ///< status_changed only
-    std::optional<AgentStatus> to;      ///< status_changed only
-    std::optional<std::uint64_t> step;  ///< the step concerned, if any
+    std::string component{};              ///< the component concerned, or empty
+    std::string message{};                ///< reason / details as key=value text, for people
+    std::optional<AgentStatus> from{};    ///< status_changed only
+    std::optional<AgentStatus> to{};      ///< status_changed only
+    std::optional<std::uint64_t> step{};  ///< the step concerned, if any
     /// component_restarted: the number of the instance that started (the first instance is 1, so the first
     /// restart starts instance 2).
     std::optional<std::uint64_t> instance{};

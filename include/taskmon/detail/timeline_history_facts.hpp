@@ -6,14 +6,10 @@
 // events as marks.
 #pragma once
 
-#include <charconv>
 #include <chrono>
-#include <cstddef>
-#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -31,21 +27,6 @@ namespace taskmon::detail::timeline {
 inline constexpr std::string_view supervisor_components[] = {
     "perception", "perception_watchdog", "decision_loop", "actuation_loop", "pause_handler", "load_shedding_monitor",
 };
-
-/// "key=value" from a History event message, or empty.
-inline std::string message_value(std::string_view message, std::string_view key) {
-    const auto needle = std::string{key} + "=";
-    std::size_t pos = 0;
-    while ((pos = message.find(needle, pos)) != std::string_view::npos) {
-        if (pos == 0 || message[pos - 1] == ' ') {
-            const auto begin = pos + needle.size();
-            const auto end = message.find(' ', begin);
-            return std::string{message.substr(begin, end == std::string_view::npos ? end : end - begin)};
-        }
-        pos += needle.size();
-    }
-    return {};
-}
 
 /// Facts for a Supervisor run's History.
 template <typename Action, typename Result>
@@ -105,26 +86,25 @@ void facts_of(const History<Action, Result>& history, std::vector<Fact>& out) {
                 set_state(e.at, e.component, "backing_off");
                 break;
             case HistoryEventKind::component_restarted: {
-                const auto instance = message_value(e.message, "instance");
-                std::uint64_t n = 0;
-                const auto parsed = std::from_chars(instance.data(), instance.data() + instance.size(), n);
-                const bool known = parsed.ec == std::errc{} && parsed.ptr == instance.data() + instance.size() && n > 1;
-                const std::string number = known ? fmt::format("#{}", n - 1) : std::string{"#?"};
+                // Instance n + 1 is the n-th restart. Without the field (JSON that has no "instance", an event
+                // made by hand) the mark reads "#?": the message is text for people, not parsed.
+                const bool known = e.instance && *e.instance > 1;
+                const std::string number = known ? fmt::format("#{}", *e.instance - 1) : std::string{"#?"};
+                const std::string said = e.message.empty() ? std::string{} : " (" + e.message + ")";
                 Fact f = lane_fact(Fact::Type::lane_mark, e.at, e.component);
                 if (const auto it = failed_at.find(e.component); it != failed_at.end()) {
                     const auto down = difference(e.at, it->second);
                     f.mark = TimelineMark{TimelineMarkKind::restart,
                                           {},
                                           number + " " + short_duration(down),
-                                          fmt::format("restart {} ({}) after {} backing off since its failure", number,
-                                                      e.message, short_duration(down))};
+                                          fmt::format("restart {}{} after {} backing off since its failure", number,
+                                                      said, short_duration(down))};
                     failed_at.erase(it);
                 } else {
-                    f.mark =
-                        TimelineMark{TimelineMarkKind::restart,
-                                     {},
-                                     number + " requested",
-                                     fmt::format("restart {} ({}) requested, not after a failure", number, e.message)};
+                    f.mark = TimelineMark{TimelineMarkKind::restart,
+                                          {},
+                                          number + " requested",
+                                          fmt::format("restart {}{} requested, not after a failure", number, said)};
                 }
                 out.push_back(std::move(f));
                 set_state(e.at, e.component, "running");
@@ -136,8 +116,12 @@ void facts_of(const History<Action, Result>& history, std::vector<Fact>& out) {
                 set_state(e.at, e.component, "gave_up");
                 break;
             case HistoryEventKind::watchdog_stall: {
-                const auto stall = message_value(e.message, "stall");
-                add_mark(e, TimelineMarkKind::warning, stall.empty() ? "stall" : "stall " + stall);
+                std::string label = "stall";
+                if (e.consecutive_stalls) {
+                    label += fmt::format(" {}", *e.consecutive_stalls);
+                    if (e.max_consecutive_stalls) label += fmt::format("/{}", *e.max_consecutive_stalls);
+                }
+                add_mark(e, TimelineMarkKind::warning, std::move(label));
                 break;
             }
             case HistoryEventKind::watchdog_recovered: add_mark(e, TimelineMarkKind::note, "recovered"); break;
