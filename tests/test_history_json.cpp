@@ -122,6 +122,10 @@ void check_equal(const taskmon::History<Action, std::string>& a, const taskmon::
         CHECK(x.from == y.from);
         CHECK(x.to == y.to);
         CHECK(x.step == y.step);
+        CHECK(x.instance == y.instance);
+        CHECK(x.consecutive_stalls == y.consecutive_stalls);
+        CHECK(x.max_consecutive_stalls == y.max_consecutive_stalls);
+        CHECK(x.silent_for == y.silent_for);
     }
 }
 
@@ -208,6 +212,27 @@ History edge_cases() {
         h.events.push_back(HistoryEvent{HistoryEventKind::status_changed, 4s, "", "", std::nullopt,
                                         static_cast<AgentStatus>(s), std::nullopt});
     }
+    // The typed fields: as the Supervisor sets them, at their limits, and on a kind they are not for (written and
+    // read whatever the kind).
+    h.events.push_back(HistoryEvent{.kind = HistoryEventKind::component_restarted,
+                                    .at = 5s,
+                                    .component = "perception",
+                                    .message = "instance=2",
+                                    .instance = 2});
+    h.events.push_back(HistoryEvent{.kind = HistoryEventKind::watchdog_stall,
+                                    .at = 6s,
+                                    .component = "perception_watchdog",
+                                    .message = "silent_for=4.0s stall=1/3",
+                                    .consecutive_stalls = 1,
+                                    .max_consecutive_stalls = 3,
+                                    .silent_for = 4s});
+    h.events.push_back(HistoryEvent{.kind = HistoryEventKind::watchdog_stall,
+                                    .at = 7s,
+                                    .consecutive_stalls = u64_max,
+                                    .max_consecutive_stalls = 0,
+                                    .silent_for = offset_min});
+    h.events.push_back(
+        HistoryEvent{.kind = HistoryEventKind::hook_error, .at = 8s, .instance = u64_max, .silent_for = offset_max});
 
     h.counters.observations_published = u64_max;
     std::uint64_t n = 1;
@@ -389,6 +414,101 @@ TEST_CASE("history_json: absent optional keys read as empty and unknown keys are
     CHECK(h.events[0].to == AgentStatus::running);
 }
 
+TEST_CASE("history_json: HistoryEvent's typed fields are written when set and left out when empty") {
+    const HistoryEvent stall{.kind = HistoryEventKind::watchdog_stall,
+                             .at = 6s,
+                             .component = "perception_watchdog",
+                             .message = "silent_for=4.5s stall=2/3",
+                             .consecutive_stalls = 2,
+                             .max_consecutive_stalls = 3,
+                             .silent_for = 4'500ms};
+    const json js = stall;
+    CHECK(js["consecutive_stalls"] == 2);
+    CHECK(js["max_consecutive_stalls"] == 3);
+    CHECK(js["silent_for_ns"] == 4'500'000'000);
+    CHECK_FALSE(js.contains("instance"));
+    const auto stall_back = js.get<HistoryEvent>();
+    CHECK(stall_back.consecutive_stalls == 2);
+    CHECK(stall_back.max_consecutive_stalls == 3);
+    CHECK(stall_back.silent_for == 4'500ms);
+    CHECK_FALSE(stall_back.instance);
+
+    const HistoryEvent restarted{.kind = HistoryEventKind::component_restarted,
+                                 .at = 1s,
+                                 .component = "perception",
+                                 .message = "instance=7",
+                                 .instance = 7};
+    const json jr = restarted;
+    CHECK(jr == json{{"kind", "component_restarted"},
+                     {"at_ns", 1'000'000'000},
+                     {"component", "perception"},
+                     {"message", "instance=7"},
+                     {"from", nullptr},
+                     {"to", nullptr},
+                     {"step", nullptr},
+                     {"instance", 7}});
+    CHECK(jr.get<HistoryEvent>().instance == 7);
+
+    // An event without them is written exactly as before the fields existed: none of their keys, not even null.
+    const auto h = edge_cases();
+    const json j = h;
+    REQUIRE(j["events"].size() == h.events.size());
+    for (std::size_t i = 0; i < h.events.size(); ++i) {
+        INFO("event " << i);
+        const auto& e = j["events"][i];
+        CHECK(e.contains("instance") == h.events[i].instance.has_value());
+        CHECK(e.contains("consecutive_stalls") == h.events[i].consecutive_stalls.has_value());
+        CHECK(e.contains("max_consecutive_stalls") == h.events[i].max_consecutive_stalls.has_value());
+        CHECK(e.contains("silent_for_ns") == h.events[i].silent_for.has_value());
+    }
+}
+
+TEST_CASE("history_json: a document without the typed fields, or with them null, reads with the fields empty") {
+    // Events as a writer without the typed fields writes them: the numbers are only in the message.
+    auto j = json(TextHistory{});
+    j["events"] = json::parse(R"([
+        {"kind": "component_restarted", "at_ns": 410000000, "component": "perception", "message": "instance=2",
+         "from": null, "to": null, "step": null},
+        {"kind": "watchdog_stall", "at_ns": 4100000000, "component": "perception_watchdog",
+         "message": "silent_for=4.1s stall=1/3", "from": null, "to": null, "step": null},
+        {"kind": "watchdog_stall", "at_ns": 8200000000, "component": "perception_watchdog",
+         "message": "silent_for=4.1s stall=2/3", "from": null, "to": null, "step": null, "instance": null,
+         "consecutive_stalls": null, "max_consecutive_stalls": null, "silent_for_ns": null}
+    ])");
+    const auto h = j.get<TextHistory>();
+    REQUIRE(h.events.size() == 3);
+    for (const auto& e : h.events) {
+        CAPTURE(e.message);
+        CHECK_FALSE(e.instance);
+        CHECK_FALSE(e.consecutive_stalls);
+        CHECK_FALSE(e.max_consecutive_stalls);
+        CHECK_FALSE(e.silent_for);
+    }
+    CHECK(h.events[0].message == "instance=2");  // kept as text; nothing is parsed out of it
+    // Written back as they were: no key for a field that is empty (and the nulls are left out).
+    const json back = h;
+    CHECK(back["events"][0] == j["events"][0]);
+    CHECK(back["events"][1] == j["events"][1]);
+    CHECK_FALSE(back["events"][2].contains("instance"));
+    CHECK_FALSE(back["events"][2].contains("silent_for_ns"));
+}
+
+TEST_CASE("history_json: a real Supervisor run keeps its restart instances through JSON") {
+    const auto original = real_run();
+    const auto restarts = original.events_of(HistoryEventKind::component_restarted);
+    REQUIRE_FALSE(restarts.empty());
+    const json j = original;
+    const auto back = json::parse(j.dump()).get<TextHistory>();
+    const auto restarts_back = back.events_of(HistoryEventKind::component_restarted);
+    REQUIRE(restarts_back.size() == restarts.size());
+    for (std::size_t i = 0; i < restarts.size(); ++i) {
+        CAPTURE(i);
+        REQUIRE(restarts[i].instance.has_value());
+        CHECK(*restarts[i].instance >= 2);
+        CHECK(restarts_back[i].instance == restarts[i].instance);
+    }
+}
+
 // ---- malformed input -----------------------------------------------------------------------------------------------
 
 TEST_CASE("history_json: malformed input names the field by its path") {
@@ -475,6 +595,20 @@ TEST_CASE("history_json: malformed input names the field by its path") {
         auto j = edge_cases_json();
         j["steps"][2]["result"] = 12;
         expect_error(j, "steps[2].result", "");
+    }
+    SECTION("a typed field of an event of the wrong type") {
+        auto j = edge_cases_json();
+        std::size_t restarted = 0;
+        while (!j["events"][restarted].contains("instance")) ++restarted;
+        j["events"][restarted]["instance"] = -1;
+        expect_error(j, "events[" + std::to_string(restarted) + "].instance",
+                     "expected a non-negative integer, got -1");
+        j["events"][restarted]["instance"] = "2";
+        expect_error(j, "events[" + std::to_string(restarted) + "].instance", "expected a non-negative integer");
+        j = edge_cases_json();
+        j["events"][restarted]["silent_for_ns"] = 1.5;
+        expect_error(j, "events[" + std::to_string(restarted) + "].silent_for_ns",
+                     "expected an integer number of nanoseconds, got number");
     }
     SECTION("a nested type read on its own names its own fields") {
         expect_error<HistoryEvent>(json{{"kind", "status_changed"}, {"at_ns", 0}}, "component", "missing");

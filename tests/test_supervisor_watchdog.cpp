@@ -16,6 +16,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -75,6 +76,48 @@ TEST_CASE("supervisor: repeated stalls fail the run after max_consecutive_stalls
     CHECK_THAT(hist.reason, Catch::Matchers::Contains("perception stalled 3 times in a row"));
     CHECK(hist.counters.watchdog_stalls == 3);
     CHECK(hist.counters.restarts.at("perception") == 2);
+}
+
+TEST_CASE("supervisor: stall and restart events carry their numbers in typed fields, not only in the message") {
+    SupervisorHarness h;
+    h.agent.perceive_fn = [](int call) -> asio::awaitable<int> {
+        co_await sleep_for(call == 1 ? 10ms : 10h);
+        co_return call;
+    };
+    auto settings = fast_settings();
+    settings.capture_timeout = 100h;
+    settings.max_consecutive_stalls = 3;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    const auto stalls = hist.events_of(HistoryEventKind::watchdog_stall);
+    REQUIRE(stalls.size() == 3);
+    for (std::size_t i = 0; i < stalls.size(); ++i) {
+        CAPTURE(i, stalls[i].message);
+        CHECK(stalls[i].consecutive_stalls == i + 1);
+        CHECK(stalls[i].max_consecutive_stalls == 3);
+        REQUIRE(stalls[i].silent_for.has_value());
+        CHECK(*stalls[i].silent_for >= settings.perception_timeout);
+        CHECK_THAT(stalls[i].message, Catch::Matchers::Contains("stall=" + std::to_string(i + 1) + "/3"));
+        CHECK_FALSE(stalls[i].instance);
+    }
+    const auto restarts = hist.events_of(HistoryEventKind::component_restarted);
+    REQUIRE(restarts.size() == 2);
+    for (std::size_t i = 0; i < restarts.size(); ++i) {
+        CAPTURE(i);
+        CHECK(restarts[i].component == "perception");
+        CHECK(restarts[i].instance == i + 2);  // instance 1 started with the run
+        CHECK(restarts[i].message == "instance=" + std::to_string(i + 2));
+        CHECK_FALSE(restarts[i].consecutive_stalls);
+        CHECK_FALSE(restarts[i].silent_for);
+    }
+    for (const auto& e : hist.events_of(HistoryEventKind::status_changed)) {
+        CHECK_FALSE(e.instance);
+        CHECK_FALSE(e.consecutive_stalls);
+        CHECK_FALSE(e.max_consecutive_stalls);
+        CHECK_FALSE(e.silent_for);
+    }
 }
 
 TEST_CASE("supervisor: the watchdog grants a startup grace and is suspended while paused") {

@@ -11,6 +11,8 @@
 #include <cctype>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -342,8 +344,18 @@ TEST_CASE("timeline: History events of every kind land on their lane, including 
     using Kind = taskmon::HistoryEventKind;
     h.events = {
         HistoryEvent{Kind::status_changed, 0s, "", "run() started", AgentStatus::pending, AgentStatus::running, {}},
-        HistoryEvent{Kind::watchdog_stall, 1s, "perception_watchdog", "silent_for=4s stall=1/3", {}, {}, {}},
-        HistoryEvent{Kind::component_restarted, 1s, "perception", "instance=2", {}, {}, {}},
+        HistoryEvent{.kind = Kind::watchdog_stall,
+                     .at = 1s,
+                     .component = "perception_watchdog",
+                     .message = "silent_for=4s stall=1/3",
+                     .consecutive_stalls = 1,
+                     .max_consecutive_stalls = 3,
+                     .silent_for = 4s},
+        HistoryEvent{.kind = Kind::component_restarted,
+                     .at = 1s,
+                     .component = "perception",
+                     .message = "instance=2",
+                     .instance = 2},
         HistoryEvent{Kind::watchdog_recovered, 2s, "perception_watchdog", "sequence=9", {}, {}, {}},
         HistoryEvent{Kind::load_shedding_entered, 2s, "load_shedding_monitor", "trigger=cpu", {}, {}, {}},
         HistoryEvent{Kind::load_shedding_left, 4s, "load_shedding_monitor", "cpu_percent=35.0", {}, {}, {}},
@@ -386,6 +398,49 @@ TEST_CASE("timeline: History events of every kind land on their lane, including 
     CHECK(t.run.marks[1].detail == "failed: critical component perception gave up");
 }
 
+TEST_CASE("timeline: restart and stall marks are read from the History's typed fields, never from the message") {
+    taskmon::History<std::string> h;
+    h.started_wall_time = at(0s);
+    using taskmon::HistoryEvent;
+    using Kind = taskmon::HistoryEventKind;
+    h.events = {
+        // The fields alone: the message has no "instance=" or "stall=".
+        HistoryEvent{.kind = Kind::component_restarted, .at = 1s, .component = "a", .instance = 3},
+        HistoryEvent{.kind = Kind::watchdog_stall,
+                     .at = 1s,
+                     .component = "w",
+                     .consecutive_stalls = 2,
+                     .max_consecutive_stalls = 5,
+                     .silent_for = 3s},
+        // A message that says otherwise does not count: the fields do.
+        HistoryEvent{.kind = Kind::component_failed, .at = 2s, .component = "a", .message = "error=\"x\""},
+        HistoryEvent{
+            .kind = Kind::component_restarted, .at = 2500ms, .component = "a", .message = "instance=9", .instance = 4},
+        HistoryEvent{.kind = Kind::watchdog_stall, .at = 3s, .component = "w", .consecutive_stalls = 3},
+        // The text alone is not parsed.
+        HistoryEvent{.kind = Kind::component_restarted, .at = 4s, .component = "b", .message = "instance=5"},
+        HistoryEvent{.kind = Kind::watchdog_stall, .at = 4s, .component = "w", .message = "silent_for=4s stall=1/3"},
+    };
+    h.ended_at = 5s;
+    const auto t = taskmon::timeline_of(h);
+    const auto a = marks_of(lane(t, "a"), TimelineMarkKind::restart);
+    REQUIRE(a.size() == 2);
+    CHECK(a[0].label == "#2 requested");
+    CHECK(a[0].detail == "restart #2 requested, not after a failure");
+    CHECK(a[1].label == "#3 500ms");
+    CHECK(a[1].detail == "restart #3 (instance=9) after 500ms backing off since its failure");
+    const auto b = marks_of(lane(t, "b"), TimelineMarkKind::restart);
+    REQUIRE(b.size() == 1);
+    CHECK(b[0].label == "#? requested");
+    const auto stalls = marks_of(lane(t, "w"), TimelineMarkKind::warning);
+    REQUIRE(stalls.size() == 3);
+    CHECK(stalls[0].label == "stall 2/5");
+    CHECK(stalls[0].detail == "watchdog_stall");
+    CHECK(stalls[1].label == "stall 3");
+    CHECK(stalls[2].label == "stall");
+    CHECK(stalls[2].detail == "watchdog_stall: silent_for=4s stall=1/3");
+}
+
 TEST_CASE("timeline: a History with absurd offsets (read from JSON, say) is drawn without overflow") {
     taskmon::History<std::string> h;
     h.started_wall_time = at(1'000'000s);
@@ -393,13 +448,16 @@ TEST_CASE("timeline: a History with absurd offsets (read from JSON, say) is draw
     using Kind = taskmon::HistoryEventKind;
     h.events = {
         HistoryEvent{Kind::component_failed, Offset::min(), "perception", "", {}, {}, {}},
-        HistoryEvent{
-            Kind::component_restarted, Offset::max(), "perception", "instance=99999999999999999999", {}, {}, {}},
+        HistoryEvent{.kind = Kind::component_restarted,
+                     .at = Offset::max(),
+                     .component = "perception",
+                     .instance = std::numeric_limits<std::uint64_t>::max()},
     };
     h.ended_at = Offset::max();
     const auto t = taskmon::timeline_of(h);
     REQUIRE(t.lanes.size() == 1);
     CHECK(t.lanes[0].marks.size() == 2);
+    CHECK_THAT(t.lanes[0].marks[1].label, Catch::Matchers::StartsWith("#18446744073709551614 "));
     const auto svg = taskmon::render_svg(t);
     CHECK(count(svg, "<g class=\"mark restart\">") == 1);
     CHECK(taskmon::detail::timeline::tick_offsets(Offset::max(), Offset::max() / 3).size() == 4);

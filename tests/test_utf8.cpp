@@ -114,3 +114,16 @@ TEST_CASE("utf8: decode_utf8 reports an invalid byte as one byte long, at any po
     // A sequence that is valid only with bytes past the end of the view is cut short.
     CHECK_FALSE(decode_utf8(std::string_view{"\xC3\xBC", 1}, 0).valid);
 }
+
+TEST_CASE("utf8: continuation bytes are exactly 0x80 to 0xBF") {
+    using taskmon::detail::is_utf8_continuation;
+    for (unsigned b = 0; b <= 0xFF; ++b) {
+        CAPTURE(b);
+        CHECK(is_utf8_continuation(static_cast<unsigned char>(b)) == (b >= 0x80 && b <= 0xBF));
+    }
+    // One non-continuation byte per code point of valid UTF-8: a, ü, 日, 😀.
+    const std::string_view text = "a\xC3\xBC\xE6\x97\xA5\xF0\x9F\x98\x80";
+    std::size_t starts = 0;
+    for (const char c : text) starts += is_utf8_continuation(static_cast<unsigned char>(c)) ? 0 : 1;
+    CHECK(starts == 4);
+}

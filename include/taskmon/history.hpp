@@ -153,14 +153,27 @@ constexpr std::string_view to_string(HistoryEventKind kind) noexcept {
 
 /// One thing that happened during a Supervisor run, as kept in History::events. (A TaskMonitor's events are
 /// MonitorEvent, monitor_event.hpp.)
+///
+/// `message` is for people (logs, tooltips); a program reads the typed fields, which are set for the kinds named
+/// beside them and empty otherwise. Members are only added at the end, and every member after `kind` has a
+/// default member initializer, so an aggregate initialisation that stops at `step`, or a designated one that
+/// names only some members, compiles without -Wmissing-field-initializers (g++ and clang++ do not ask for
+/// members that have one).
 struct HistoryEvent {
     HistoryEventKind kind;
     Offset at{};
-    std::string component;              ///< the component concerned, or empty
-    std::string message;                ///< reason / details as key=value text
-    std::optional<AgentStatus> from;    ///< status_changed only
-    std::optional<AgentStatus> to;      ///< status_changed only
-    std::optional<std::uint64_t> step;  ///< the step concerned, if any
+    std::string component{};              ///< the component concerned, or empty
+    std::string message{};                ///< reason / details as key=value text, for people
+    std::optional<AgentStatus> from{};    ///< status_changed only
+    std::optional<AgentStatus> to{};      ///< status_changed only
+    std::optional<std::uint64_t> step{};  ///< the step concerned, if any
+    /// component_restarted: the number of the instance that started (the first instance is 1, so the first
+    /// restart starts instance 2).
+    std::optional<std::uint64_t> instance{};
+    std::optional<std::uint64_t> consecutive_stalls{};  ///< watchdog_stall: stalls in a row, this one included
+    /// watchdog_stall: AgentSettings::max_consecutive_stalls; the run fails when consecutive_stalls reaches it.
+    std::optional<std::uint64_t> max_consecutive_stalls{};
+    std::optional<Offset> silent_for{};  ///< watchdog_stall: how long perception had published nothing
 };
 
 /// Former names of HistoryEvent and HistoryEventKind, kept for one release.

@@ -12,7 +12,10 @@
 // A round trip gives a History equal field by field, as long as its strings are valid UTF-8:
 // - Enums are their names ("max_steps_reached"); offsets and durations are integer nanoseconds in fields
 //   named `*_ns`; started_wall_time is UTC text with nanoseconds ("2026-12-02T10:25:42.123456789Z").
-// - An empty optional is null (null or an absent key read back as empty).
+// - An empty optional is null (null or an absent key read back as empty), but for HistoryEvent's typed fields
+//   (instance, consecutive_stalls, max_consecutive_stalls, silent_for_ns), set only for a kind or two: those
+//   keys are left out when empty, so the events of every other kind are written as they were, and a reader
+//   that does not know the keys ignores them. The format stays "taskmon.history.v1".
 // - Action and Result go through their own to_json/from_json (std::string needs nothing). A Result or
 //   Action whose JSON is null cannot be told apart from an empty optional.
 // - JSON text is UTF-8 (dump() throws type_error.316 for anything else), so each byte of a string that is not
@@ -393,6 +396,10 @@ inline HistoryEvent read_event(const json& j) {
     e.from = optional_field(j, "from", read_status);
     e.to = optional_field(j, "to", read_status);
     e.step = optional_field(j, "step", read_count);
+    e.instance = optional_field(j, "instance", read_count);
+    e.consecutive_stalls = optional_field(j, "consecutive_stalls", read_count);
+    e.max_consecutive_stalls = optional_field(j, "max_consecutive_stalls", read_count);
+    e.silent_for = optional_field(j, "silent_for_ns", read_nanoseconds);
     return e;
 }
 
@@ -529,7 +536,8 @@ void from_json(const nlohmann::json& j, StepRecord<Action, Result>& s) {
 }
 
 /// {"kind": "status_changed", "at_ns": n, "component": "", "message": "", "from": "pending" | null, "to": ...,
-/// "step": n | null}
+/// "step": n | null}, and the typed fields that are set: "instance": n, "consecutive_stalls": n,
+/// "max_consecutive_stalls": n, "silent_for_ns": n (left out when empty, see the top of this header).
 inline void to_json(nlohmann::json& j, const HistoryEvent& e) {
     j = nlohmann::json{{"kind", e.kind},
                        {"at_ns", e.at.count()},
@@ -538,6 +546,10 @@ inline void to_json(nlohmann::json& j, const HistoryEvent& e) {
                        {"from", detail::history_json::optional_json(e.from)},
                        {"to", detail::history_json::optional_json(e.to)},
                        {"step", detail::history_json::optional_json(e.step)}};
+    if (e.instance) j["instance"] = *e.instance;
+    if (e.consecutive_stalls) j["consecutive_stalls"] = *e.consecutive_stalls;
+    if (e.max_consecutive_stalls) j["max_consecutive_stalls"] = *e.max_consecutive_stalls;
+    if (e.silent_for) j["silent_for_ns"] = e.silent_for->count();
 }
 inline void from_json(const nlohmann::json& j, HistoryEvent& e) { e = detail::history_json::read_event(j); }
 

@@ -194,10 +194,11 @@ private:
         return waits_.wait_until(weak_from_this(), std::move(pred), deadline);
     }
 
-    void record(HistoryEventKind kind, std::string component, std::string message,
-                std::optional<std::uint64_t> step = std::nullopt) {
-        events_.push_back(HistoryEvent{kind, now_offset(), std::move(component), std::move(message), std::nullopt,
-                                       std::nullopt, step});
+    /// Appends an event; the caller sets the typed fields of its kind on the event returned.
+    HistoryEvent& record(HistoryEventKind kind, std::string component, std::string message,
+                         std::optional<std::uint64_t> step = std::nullopt) {
+        return events_.emplace_back(HistoryEvent{kind, now_offset(), std::move(component), std::move(message),
+                                                 std::nullopt, std::nullopt, step});
     }
 
     /// Logging never throws: a throwing sink or error handler must not break a loop or escape run().
@@ -327,7 +328,9 @@ private:
         info.cancel_requested = false;  // a restart requested before this instance existed was not for it
         if (++info.instances > 1) {
             ++counters_.restarts[name];
-            record(HistoryEventKind::component_restarted, name, fmt::format("instance={}", info.instances));
+            auto& restarted =
+                record(HistoryEventKind::component_restarted, name, fmt::format("instance={}", info.instances));
+            restarted.instance = info.instances;
         }
         std::exception_ptr error;
         try {
@@ -402,8 +405,12 @@ private:
 
             ++counters_.watchdog_stalls;
             const auto silent = seconds_text(found.silent_for);
-            record(HistoryEventKind::watchdog_stall, components::perception_watchdog,
-                   fmt::format("silent_for={} stall={}/{}", silent, found.stalls, settings_.max_consecutive_stalls));
+            auto& stall = record(
+                HistoryEventKind::watchdog_stall, components::perception_watchdog,
+                fmt::format("silent_for={} stall={}/{}", silent, found.stalls, settings_.max_consecutive_stalls));
+            stall.consecutive_stalls = found.stalls;
+            stall.max_consecutive_stalls = settings_.max_consecutive_stalls;
+            stall.silent_for = std::chrono::duration_cast<Offset>(found.silent_for);
             log(spdlog::level::warn, "Perception stalled: nothing published for {} component=perception stall={}/{}",
                 silent, found.stalls, settings_.max_consecutive_stalls);
             if (found.kind == StallCheckKind::give_up) {

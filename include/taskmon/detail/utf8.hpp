@@ -24,6 +24,9 @@ struct Utf8Sequence {
     bool valid = false;
 };
 
+/// A continuation byte (10xxxxxx) never starts a sequence: the other bytes of valid UTF-8 are one per code point.
+[[nodiscard]] constexpr bool is_utf8_continuation(unsigned char byte) noexcept { return (byte & 0xC0u) == 0x80u; }
+
 /// Decodes the sequence at `text[at]` (at < text.size()). Overlong forms, surrogates (U+D800..U+DFFF), code points
 /// beyond U+10FFFF, stray continuation bytes and truncated sequences are invalid: one byte long, so a decoder that
 /// replaces them replaces each byte once (as WHATWG's decoder and Python's "replace" handler do for these cases).
@@ -51,7 +54,7 @@ struct Utf8Sequence {
         return {};
     }
     for (std::size_t i = 1; i < length; ++i) {
-        if ((byte(at + i) & 0xC0u) != 0x80u) {
+        if (!is_utf8_continuation(byte(at + i))) {
             return {};
         }
         cp = (cp << 6) | (byte(at + i) & 0x3Fu);
