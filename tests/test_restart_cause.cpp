@@ -44,8 +44,8 @@ TEST_CASE("next_restart_cause: restart() and a group's stop count only when noth
 
 TEST_CASE("next_restart_cause: the restart, a give-up or a cancellation forgets the cause", "[restart_cause]") {
     using K = MonitorEventKind;
-    for (const auto end : {K::restarted, K::gave_up, K::escalated, K::restart_cancelled, K::completed, K::not_enabled,
-                           K::no_factory}) {
+    for (const auto end :
+         {K::restarted, K::gave_up, K::escalated, K::restart_cancelled, K::completed, K::not_enabled, K::no_factory}) {
         CHECK(after({K::failed, K::restart_scheduled, end}) == std::nullopt);
     }
     CHECK(after({K::failed, K::ready, K::stop_timeout, K::policy_updated}) == RestartReason::failed);
