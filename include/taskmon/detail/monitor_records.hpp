@@ -196,7 +196,6 @@ struct MonitorRecords {
         std::vector<std::pair<Group*, std::uint32_t>> counted;
         bool merged = false;
     };
-
 };
 
 }  // namespace taskmon::detail

@@ -18,9 +18,7 @@ inline void MonitorState<Clock>::complete_removals() {
         return;
     }
     remove_done_ = false;
-    const auto component = [](const std::shared_ptr<void>& payload) {
-        return static_cast<Component*>(payload.get());
-    };
+    const auto component = [](const std::shared_ptr<void>& payload) { return static_cast<Component*>(payload.get()); };
     remove_waiters_.complete_matching(asio::error_code{}, [&](const std::shared_ptr<void>& c) {
         return component(c)->removed && !component(c)->instance;
     });

@@ -11,7 +11,8 @@
 namespace taskmon::detail {
 
 template <typename Clock>
-inline auto MonitorState<Clock>::failure_needs(const Component& c, std::optional<FailureClass> cls, const UserInputs& inputs) const -> Needs {
+inline auto MonitorState<Clock>::failure_needs(const Component& c, std::optional<FailureClass> cls,
+                                               const UserInputs& inputs) const -> Needs {
     Needs needs;
     const auto& policy = policy_of(c);
     if (!cls && !inputs.cls && policy.classify_failure) {
@@ -19,13 +20,13 @@ inline auto MonitorState<Clock>::failure_needs(const Component& c, std::optional
         return needs;  // the class decides whether a draw is needed
     }
     const auto route = route_failure(failure_facts(c), cls.value_or(inputs.cls.value_or(FailureClass::counted)));
-    needs.draw =
-        route == FailureRoute::restart && !c.in_trial && policy.jitter != JitterKind::none && !inputs.drawn;
+    needs.draw = route == FailureRoute::restart && !c.in_trial && policy.jitter != JitterKind::none && !inputs.drawn;
     return needs;
 }
 
 template <typename Clock>
-inline auto MonitorState<Clock>::exit_needs(const Component& c, const Instance& instance, const ExitOutcome& outcome, const UserInputs& inputs) const -> Needs {
+inline auto MonitorState<Clock>::exit_needs(const Component& c, const Instance& instance, const ExitOutcome& outcome,
+                                            const UserInputs& inputs) const -> Needs {
     if (c.spawned) {
         return {};
     }
@@ -44,7 +45,8 @@ inline auto MonitorState<Clock>::exit_needs(const Component& c, const Instance& 
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::supply(const Needs& needs, const RestartPolicy& policy, const Component& c, const std::exception_ptr& error, UserInputs& inputs) const noexcept {
+inline void MonitorState<Clock>::supply(const Needs& needs, const RestartPolicy& policy, const Component& c,
+                                        const std::exception_ptr& error, UserInputs& inputs) const noexcept {
     if (needs.cls) {
         inputs.cls = classify(policy, c.name, error);
     }
@@ -60,7 +62,8 @@ inline auto MonitorState<Clock>::policy_handle(const Component& c) const -> std:
 }
 
 template <typename Clock>
-inline auto MonitorState<Clock>::draw(const RestartPolicy& policy, const std::string& name) const noexcept -> std::optional<double> {
+inline auto MonitorState<Clock>::draw(const RestartPolicy& policy, const std::string& name) const noexcept
+    -> std::optional<double> {
     if (policy.jitter == JitterKind::none) {
         return std::nullopt;
     }
@@ -89,7 +92,8 @@ inline auto MonitorState<Clock>::failure_facts(const Component& c) const -> Fail
 }
 
 template <typename Clock>
-inline auto MonitorState<Clock>::classify(const RestartPolicy& policy, const std::string& name, const std::exception_ptr& error) const noexcept -> FailureClass {
+inline auto MonitorState<Clock>::classify(const RestartPolicy& policy, const std::string& name,
+                                          const std::exception_ptr& error) const noexcept -> FailureClass {
     const auto& classifier = policy.classify_failure;
     if (!classifier) {
         return FailureClass::counted;
@@ -113,7 +117,8 @@ inline auto MonitorState<Clock>::classify(const RestartPolicy& policy, const std
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::after_failure(const ComponentPtr& cp, const std::string& reason, FailureClass cls, const UserInputs& inputs, time_point now, Events& events) {
+inline void MonitorState<Clock>::after_failure(const ComponentPtr& cp, const std::string& reason, FailureClass cls,
+                                               const UserInputs& inputs, time_point now, Events& events) {
     auto& c = *cp;
     const auto route = route_failure(failure_facts(c), cls);
     switch (route) {
@@ -141,7 +146,8 @@ inline void MonitorState<Clock>::after_failure(const ComponentPtr& cp, const std
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::schedule_restart(const ComponentPtr& cp, const std::string& reason, time_point now, bool counted, const UserInputs& inputs, Events& events) {
+inline void MonitorState<Clock>::schedule_restart(const ComponentPtr& cp, const std::string& reason, time_point now,
+                                                  bool counted, const UserInputs& inputs, Events& events) {
     auto& c = *cp;
     const auto& policy = policy_of(c);
     forget_restarts_before(c.window, policy.restart_window, now);
@@ -170,15 +176,15 @@ inline void MonitorState<Clock>::schedule_restart(const ComponentPtr& cp, const 
     e.delay = restart->delay;
     e.reason = reason;
     events.push_back(std::move(e));
-    if (c.group &&
-        group_member_failed(*c.group, Member{cp, nullptr}, reason, restart->delay, counted, now, events)) {
+    if (c.group && group_member_failed(*c.group, Member{cp, nullptr}, reason, restart->delay, counted, now, events)) {
         return;  // the group restarts it (or gave up)
     }
     schedule_start(cp, restart->delay);
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::give_up(const ComponentPtr& cp, const RestartDecision<time_point>& decision, const std::string& reason, time_point now, Events& events) {
+inline void MonitorState<Clock>::give_up(const ComponentPtr& cp, const RestartDecision<time_point>& decision,
+                                         const std::string& reason, time_point now, Events& events) {
     auto& c = *cp;
     const auto& policy = policy_of(c);
     if (c.unit && !c.unit_started) {
@@ -224,7 +230,8 @@ inline void MonitorState<Clock>::give_up(const ComponentPtr& cp, const RestartDe
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::quarantine(const ComponentPtr& cp, const QuarantineUntil<time_point>& q, const std::string& reason, time_point now, Events& events) {
+inline void MonitorState<Clock>::quarantine(const ComponentPtr& cp, const QuarantineUntil<time_point>& q,
+                                            const std::string& reason, time_point now, Events& events) {
     auto& c = *cp;
     c.quarantine_cooldown = q.cooldown;
     c.state = ComponentState::quarantined;
@@ -337,7 +344,8 @@ inline void MonitorState<Clock>::start_restart(const ComponentPtr& cp, std::uint
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, const std::shared_ptr<Instance>& instance, std::exception_ptr error) {
+inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, const std::shared_ptr<Instance>& instance,
+                                         std::exception_ptr error) {
     assert(running_in_strand(strand_));
     auto& c = *cp;
     auto outcome = classify_exit(error);
@@ -411,7 +419,8 @@ inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, const std::shar
 }
 
 template <typename Clock>
-inline auto MonitorState<Clock>::stopped_event(Component& c, const Instance& instance, const ExitOutcome& outcome, time_point now) -> MonitorEvent {
+inline auto MonitorState<Clock>::stopped_event(Component& c, const Instance& instance, const ExitOutcome& outcome,
+                                               time_point now) -> MonitorEvent {
     auto e = event(MonitorEventKind::stopped, c, now);
     e.task_id = instance.id;
     if (outcome.kind == ExitOutcome::failed) {
@@ -422,7 +431,9 @@ inline auto MonitorState<Clock>::stopped_event(Component& c, const Instance& ins
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::after_requested_stop(const ComponentPtr& cp, const Instance& instance, const ExitOutcome& outcome, const UserInputs& inputs, time_point now, Events& events) {
+inline void MonitorState<Clock>::after_requested_stop(const ComponentPtr& cp, const Instance& instance,
+                                                      const ExitOutcome& outcome, const UserInputs& inputs,
+                                                      time_point now, Events& events) {
     auto& c = *cp;
     const bool open = !closed_ && !c.removing;
     if (c.unit && instance.stop != StopCause::none && instance.stop != StopCause::liveness && !closed_) {
@@ -457,7 +468,8 @@ inline void MonitorState<Clock>::after_requested_stop(const ComponentPtr& cp, co
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::after_return(const ComponentPtr& cp, const Instance& instance, const UserInputs& inputs, time_point now, Events& events) {
+inline void MonitorState<Clock>::after_return(const ComponentPtr& cp, const Instance& instance,
+                                              const UserInputs& inputs, time_point now, Events& events) {
     auto& c = *cp;
     const auto& policy = policy_of(c);
     if (c.in_trial) {
@@ -477,7 +489,8 @@ inline void MonitorState<Clock>::after_return(const ComponentPtr& cp, const Inst
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::on_exit_spawned(Component& c, const Instance& instance, const ExitOutcome& outcome, time_point now, Events& events) {
+inline void MonitorState<Clock>::on_exit_spawned(Component& c, const Instance& instance, const ExitOutcome& outcome,
+                                                 time_point now, Events& events) {
     auto e = event(MonitorEventKind::completed, c, now);
     e.task_id = instance.id;
     if (instance.stop != StopCause::none) {
@@ -491,8 +504,8 @@ inline void MonitorState<Clock>::on_exit_spawned(Component& c, const Instance& i
         c.state = ComponentState::completed;
         e.restart_type = RestartType::temporary;
     } else {
-        e.kind = outcome.kind == ExitOutcome::aborted ? MonitorEventKind::cancelled_unexpectedly
-                                                      : MonitorEventKind::failed;
+        e.kind =
+            outcome.kind == ExitOutcome::aborted ? MonitorEventKind::cancelled_unexpectedly : MonitorEventKind::failed;
         c.state = ComponentState::failed;
         c.last_error = outcome.reason;
         e.reason = outcome.reason;

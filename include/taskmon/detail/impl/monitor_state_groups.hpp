@@ -90,11 +90,12 @@ inline void MonitorState<Clock>::settle_counted(Component& c, time_point now, bo
 }
 
 template <typename Clock>
-inline auto MonitorState<Clock>::group_member_failed(Group& g, const Member& m, const std::string& reason, std::chrono::nanoseconds delay, bool counted, time_point now, Events& events) -> bool {
+inline auto MonitorState<Clock>::group_member_failed(Group& g, const Member& m, const std::string& reason,
+                                                     std::chrono::nanoseconds delay, bool counted, time_point now,
+                                                     Events& events) -> bool {
     const auto at = now + std::chrono::duration_cast<duration>(delay);
     forget_restarts_before(g.window, g.policy.restart_window, now);
-    if (counted &&
-        !group_restart_allowed(std::span<const time_point>{g.window}, g.pending_restarts, g.policy, at)) {
+    if (counted && !group_restart_allowed(std::span<const time_point>{g.window}, g.pending_restarts, g.policy, at)) {
         group_give_up(g, m.name(), g.policy.max_restarts, reason, delay, now, events);
         return true;
     }
@@ -147,7 +148,9 @@ inline auto MonitorState<Clock>::group_member_failed(Group& g, const Member& m, 
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::group_give_up(Group& g, const std::string& cause, std::optional<int> limit, const std::string& reason, std::chrono::nanoseconds delay, time_point now, Events& events) {
+inline void MonitorState<Clock>::group_give_up(Group& g, const std::string& cause, std::optional<int> limit,
+                                               const std::string& reason, std::chrono::nanoseconds delay,
+                                               time_point now, Events& events) {
     auto e = group_event(MonitorEventKind::group_gave_up, g, now);
     e.component = cause;
     if (limit) {
@@ -158,8 +161,8 @@ inline void MonitorState<Clock>::group_give_up(Group& g, const std::string& caus
     events.push_back(e);
     if (g.parent) {
         fresh_budget(g);  // restarted as a whole: a fresh budget
-        group_member_failed(*g.parent, Member{nullptr, &g}, "group '" + g.name + "' gave up: " + reason, delay,
-                            true, now, events);
+        group_member_failed(*g.parent, Member{nullptr, &g}, "group '" + g.name + "' gave up: " + reason, delay, true,
+                            now, events);
         return;
     }
     std::vector<Group*> groups;
@@ -199,9 +202,8 @@ inline auto MonitorState<Clock>::has_ended(const Member& m) -> bool {
 
 template <typename Clock>
 inline void MonitorState<Clock>::significant_ended(Group& g, const std::string& who, time_point now, Events& events) {
-    if (g.state == GroupState::shutting_down || g.state == GroupState::shut_down ||
-        g.state == GroupState::gave_up || g.state == GroupState::stopped ||
-        g.policy.auto_shutdown == AutoShutdown::never) {
+    if (g.state == GroupState::shutting_down || g.state == GroupState::shut_down || g.state == GroupState::gave_up ||
+        g.state == GroupState::stopped || g.policy.auto_shutdown == AutoShutdown::never) {
         return;
     }
     if (g.policy.auto_shutdown == AutoShutdown::all_significant) {
@@ -233,7 +235,8 @@ inline void MonitorState<Clock>::significant_ended(Group& g, const std::string& 
 }
 
 template <typename Clock>
-inline auto MonitorState<Clock>::enlist(Group& root, const std::vector<ComponentPtr>& leaves, bool restart, time_point resume_at, const std::vector<ComponentPtr>& before) -> RestartUnit& {
+inline auto MonitorState<Clock>::enlist(Group& root, const std::vector<ComponentPtr>& leaves, bool restart,
+                                        time_point resume_at, const std::vector<ComponentPtr>& before) -> RestartUnit& {
     auto unit = std::make_shared<RestartUnit>(root);
     unit->resume_at = resume_at;
     for (const auto& c : before) {
@@ -385,7 +388,8 @@ inline auto MonitorState<Clock>::step(RestartUnit& u, time_point now, Events& ev
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::finish(RestartUnit& u, const std::vector<ComponentPtr>& leaves, time_point now, Events& events) {
+inline void MonitorState<Clock>::finish(RestartUnit& u, const std::vector<ComponentPtr>& leaves, time_point now,
+                                        Events& events) {
     u.merged = true;                // done: stale timers and posts find nothing to do
     settle_counted(u, now, false);  // (none left: they were settled when it began to start)
     for (const auto& c : leaves) {

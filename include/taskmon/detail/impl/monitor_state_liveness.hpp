@@ -25,7 +25,8 @@ inline auto MonitorState<Clock>::ready_time(const Instance& i) -> std::optional<
 }
 
 template <typename Clock>
-inline auto MonitorState<Clock>::evaluate_watch(const ComponentPtr& cp, time_point now, const ClassifiedMiss& classified, Events& events) -> WatchStep {
+inline auto MonitorState<Clock>::evaluate_watch(const ComponentPtr& cp, time_point now,
+                                                const ClassifiedMiss& classified, Events& events) -> WatchStep {
     auto& c = *cp;
     if (!c.instance) {
         return {};
@@ -72,7 +73,8 @@ inline auto MonitorState<Clock>::evaluate_watch(const ComponentPtr& cp, time_poi
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::trip(const ComponentPtr& cp, LivenessMiss miss, std::chrono::milliseconds timeout, FailureClass cls, time_point now, Events& events) {
+inline void MonitorState<Clock>::trip(const ComponentPtr& cp, LivenessMiss miss, std::chrono::milliseconds timeout,
+                                      FailureClass cls, time_point now, Events& events) {
     auto& c = *cp;
     auto& i = *c.instance;
     const bool startup = miss == LivenessMiss::startup;

@@ -73,7 +73,8 @@ inline void MonitorState<Clock>::spawn_task(const std::string& name, asio::await
 
 template <typename Clock>
 template <typename Factory>
-inline void MonitorState<Clock>::supervise(const std::string& name, Factory factory, std::optional<RestartPolicy> policy) {
+inline void MonitorState<Clock>::supervise(const std::string& name, Factory factory,
+                                           std::optional<RestartPolicy> policy) {
     check_name(name, "supervise");
     if (!factory) {
         throw std::invalid_argument("supervise: factory of component '" + name + "' is empty");
@@ -182,8 +183,7 @@ inline void MonitorState<Clock>::restart(const std::string& name) {
             throw std::invalid_argument("restart: component '" + name + "' has no restart factory");
         }
         const auto now = Clock::now();
-        if (c.unit || c.lifecycle == Lifecycle::starting ||
-            (c.instance && c.instance->stop == StopCause::restart)) {
+        if (c.unit || c.lifecycle == Lifecycle::starting || (c.instance && c.instance->stop == StopCause::restart)) {
             events.push_back(event(MonitorEventKind::restart_merged, c, now));
         } else if (c.lifecycle == Lifecycle::scheduled) {
             // Merge into the pending restart (or quarantine trial) and run it now.
@@ -256,7 +256,8 @@ inline void MonitorState<Clock>::update_policy(const std::string& name, RestartP
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::supervise_group(const std::string& name, std::vector<GroupMember> members, const GroupPolicy& policy, const std::string& parent) {
+inline void MonitorState<Clock>::supervise_group(const std::string& name, std::vector<GroupMember> members,
+                                                 const GroupPolicy& policy, const std::string& parent) {
     check_name(name, "supervise_group", "group");
     const auto where = "supervise_group: group '" + name + "'";
     validate(policy, where + " policy");
@@ -299,8 +300,7 @@ inline void MonitorState<Clock>::supervise_group(const std::string& name, std::v
             }
             group->parent = it->second.get();
             const auto state = group->parent->state;
-            if (state == GroupState::shutting_down || state == GroupState::shut_down ||
-                state == GroupState::gave_up) {
+            if (state == GroupState::shutting_down || state == GroupState::shut_down || state == GroupState::gave_up) {
                 throw std::invalid_argument(where + ": parent group '" + parent + "' is " +
                                             std::string{to_string(state)});
             }
@@ -314,8 +314,7 @@ inline void MonitorState<Clock>::supervise_group(const std::string& name, std::v
         }
         for (auto& m : members) {  // nothing has changed so far
             auto c = make_component(m.name);
-            c->factory =
-                m.factory ? make_factory(std::move(m.factory)) : make_factory(std::move(m.context_factory));
+            c->factory = m.factory ? make_factory(std::move(m.factory)) : make_factory(std::move(m.context_factory));
             c->own_policy = m.policy ? std::make_shared<const RestartPolicy>(*m.policy) : nullptr;
             c->enabled = true;
             c->registered = true;
@@ -364,8 +363,8 @@ inline auto MonitorState<Clock>::group_snapshot() const -> std::map<std::string,
         }
         s.restart_count = g->restart_count;
         const auto window = std::chrono::duration_cast<duration>(g->policy.restart_window);
-        s.restarts_in_window = static_cast<int>(std::count_if(
-            g->window.begin(), g->window.end(), [&](const time_point& t) { return t > now - window; }));
+        s.restarts_in_window = static_cast<int>(
+            std::count_if(g->window.begin(), g->window.end(), [&](const time_point& t) { return t > now - window; }));
         out.emplace(name, std::move(s));
     }
     return out;
@@ -436,7 +435,8 @@ inline auto MonitorState<Clock>::begin_remove(const std::string& name) -> std::s
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::async_wait_removed(std::shared_ptr<void> record, typename RemoveWaiters::Prepared waiter) {
+inline void MonitorState<Clock>::async_wait_removed(std::shared_ptr<void> record,
+                                                    typename RemoveWaiters::Prepared waiter) {
     asio::post(strand_, [self = this->shared_from_this(), cp = std::static_pointer_cast<Component>(record),
                          waiter = std::move(waiter)]() mutable {
         std::optional<asio::error_code> result;

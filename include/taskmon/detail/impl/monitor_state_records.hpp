@@ -11,7 +11,8 @@
 namespace taskmon::detail {
 
 template <typename Clock>
-inline void MonitorState<Clock>::check_task(const asio::awaitable<void>& task, const char* what, const std::string& name) {
+inline void MonitorState<Clock>::check_task(const asio::awaitable<void>& task, const char* what,
+                                            const std::string& name) {
     if (!task.valid()) {
         throw std::invalid_argument(
             fmt::format("{}: the coroutine of component '{}' is {}", what, name, empty_awaitable));
@@ -61,7 +62,8 @@ inline void MonitorState<Clock>::check_known(const std::vector<std::string>& nam
 }
 
 template <typename Clock>
-inline auto MonitorState<Clock>::open_component(const std::string& name, const char* what) const -> const ComponentPtr& {
+inline auto MonitorState<Clock>::open_component(const std::string& name, const char* what) const
+    -> const ComponentPtr& {
     check_open(what);
     check_known({name}, what);
     check_not_removing(name, what);
@@ -76,7 +78,8 @@ inline void MonitorState<Clock>::check_not_removing(const std::string& name, con
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::warn_if_max_backoff_unreachable(const RestartPolicy& p, const std::string& whose) const noexcept {
+inline void MonitorState<Clock>::warn_if_max_backoff_unreachable(const RestartPolicy& p,
+                                                                 const std::string& whose) const noexcept {
     if (!gives_up_before_max_backoff(p)) {
         return;
     }
@@ -210,7 +213,8 @@ inline auto MonitorState<Clock>::group_event(MonitorEventKind kind, const Group&
 }
 
 template <typename Clock>
-inline auto MonitorState<Clock>::reserve_instance(const ComponentPtr& c, const ComponentFactory* factory, const RestartPolicy* policy) -> Reservation {
+inline auto MonitorState<Clock>::reserve_instance(const ComponentPtr& c, const ComponentFactory* factory,
+                                                  const RestartPolicy* policy) -> Reservation {
     Reservation r;
     r.id = ++next_task_id_;
     const auto& p = policy ? *policy : policy_of(*c);
@@ -231,12 +235,13 @@ inline void MonitorState<Clock>::release(const Reservation& r) {
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::spawn(const ComponentPtr& cp, asio::awaitable<void> task, std::shared_ptr<const ComponentFactory> origin, Reservation reservation, Events& events, bool is_restart) {
+inline void MonitorState<Clock>::spawn(const ComponentPtr& cp, asio::awaitable<void> task,
+                                       std::shared_ptr<const ComponentFactory> origin, Reservation reservation,
+                                       Events& events, bool is_restart) {
     auto& c = *cp;
     const auto now = Clock::now();
     const bool watched = static_cast<bool>(reservation.liveness);
-    auto instance =
-        std::make_shared<Instance>(reservation.id, now, std::move(origin), std::move(reservation.liveness));
+    auto instance = std::make_shared<Instance>(reservation.id, now, std::move(origin), std::move(reservation.liveness));
     transition(c.lifecycle, Lifecycle::live);
     c.instance = instance;
     ++live_instances_;
@@ -280,9 +285,8 @@ inline void MonitorState<Clock>::spawn(const ComponentPtr& cp, asio::awaitable<v
             asio::bind_cancellation_slot(slot, [self = std::move(self), cp = std::move(cp),
                                                 instance = std::move(instance)](std::exception_ptr error) mutable {
                 auto& monitor_strand = self->strand_;
-                asio::post(monitor_strand,
-                           [self = std::move(self), cp = std::move(cp), instance = std::move(instance),
-                            error = std::move(error)] { self->on_exit(cp, instance, error); });
+                asio::post(monitor_strand, [self = std::move(self), cp = std::move(cp), instance = std::move(instance),
+                                            error = std::move(error)] { self->on_exit(cp, instance, error); });
             }));
     });
 }
@@ -306,8 +310,7 @@ inline void MonitorState<Clock>::request_stop(const ComponentPtr& cp, StopCause 
         if (cause != StopCause::close) {
             post_watch(cp);
         }
-        asio::post(*c.strand,
-                   [instance = c.instance] { instance->signal.emit(asio::cancellation_type::terminal); });
+        asio::post(*c.strand, [instance = c.instance] { instance->signal.emit(asio::cancellation_type::terminal); });
     }
 }
 
@@ -341,7 +344,8 @@ inline void MonitorState<Clock>::clear_budget(Component& c) {
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::cancel_pending_restart(const ComponentPtr& cp, ComponentState new_state, Events& events) {
+inline void MonitorState<Clock>::cancel_pending_restart(const ComponentPtr& cp, ComponentState new_state,
+                                                        Events& events) {
     auto& c = *cp;
     if (c.lifecycle != Lifecycle::scheduled && c.lifecycle != Lifecycle::starting) {
         return;
