@@ -474,11 +474,23 @@ private:
     /// The same for the restart of one_for_one member `c` on its own.
     static void settle_counted(Component& c, time_point now, bool happened);
 
-    /// Member `m` of `g` failed and its own policy restarts it after `delay`. Counts the restart against the
-    /// group's limit, then restarts what g's strategy names. Returns false when the member restarts on its own
-    /// (a one_for_one component that no unit drives).
-    bool group_member_failed(Group& g, const Member& m, const std::string& reason, std::chrono::nanoseconds delay,
-                             bool counted, time_point now, Events& events) TASKMON_REQUIRES(mutex_);
+    /// Who carries out the restart of failed member `m` of `g` that would happen at `at`: decided first, before
+    /// any accounting of the member's own.
+    enum class GroupVerdict {
+        gives_up,         // a counted restart beyond the group's max_restarts: the group gives up
+        member_restarts,  // a one_for_one component that no unit drives restarts on its own
+        group_restarts,   // the group restarts what its strategy names
+    };
+
+    GroupVerdict group_verdict(Group& g, const Member& m, time_point now, time_point at, bool counted)
+        TASKMON_REQUIRES(mutex_);
+
+    /// Carries out `verdict` for member `m` of `g`, failed with `reason`, whose restart waits `delay`. Returns
+    /// false when the member restarts on its own: then its restart counts against the group's limit when it
+    /// happens (the caller schedules it).
+    bool group_member_failed(GroupVerdict verdict, Group& g, const Member& m, const std::string& reason,
+                             std::chrono::nanoseconds delay, bool counted, time_point now, Events& events)
+        TASKMON_REQUIRES(mutex_);
 
     /// `g` gives up (its limit was exceeded, or a member escalated): its parent restarts it as a failed member
     /// or, at the top of the tree, its members are stopped and it is escalated to the monitor's owner.

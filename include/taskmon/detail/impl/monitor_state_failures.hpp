@@ -164,21 +164,31 @@ inline void MonitorState<Clock>::schedule_restart(const ComponentPtr& cp, const 
         give_up(cp, decision, reason, now, events);
         return;
     }
+    // Who carries the restart out is decided first: a group that restarts the member (or gives up) takes it
+    // over, and the member schedules no restart of its own. Its backoff counts in both cases: the next restart
+    // of its own backs off further, and a group restart waits the member's backoff.
+    const Member member{cp, nullptr};
+    const auto verdict =
+        c.group ? group_verdict(*c.group, member, now, restart->at, counted) : GroupVerdict::member_restarts;
     c.consecutive = restart->attempt;
     c.last_delay = restart->delay;
-    transition(c.lifecycle, Lifecycle::scheduled);
     c.restart_counted = counted;
     c.manual_pending = false;
-    c.next_restart = restart->at;
     c.state = ComponentState::restarting;
     auto e = event(MonitorEventKind::restart_scheduled, c, now);
     e.attempt = restart->attempt;
     e.delay = restart->delay;
     e.reason = reason;
     events.push_back(std::move(e));
-    if (c.group && group_member_failed(*c.group, Member{cp, nullptr}, reason, restart->delay, counted, now, events)) {
-        return;  // the group restarts it (or gave up)
+    if (verdict != GroupVerdict::member_restarts) {
+        group_member_failed(verdict, *c.group, member, reason, restart->delay, counted, now, events);
+        return;
     }
+    if (c.group) {
+        group_member_failed(verdict, *c.group, member, reason, restart->delay, counted, now, events);  // counts it
+    }
+    transition(c.lifecycle, Lifecycle::scheduled);
+    c.next_restart = restart->at;
     schedule_start(cp, restart->delay);
 }
 

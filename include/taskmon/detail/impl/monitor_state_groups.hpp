@@ -90,16 +90,27 @@ inline void MonitorState<Clock>::settle_counted(Component& c, time_point now, bo
 }
 
 template <typename Clock>
-inline auto MonitorState<Clock>::group_member_failed(Group& g, const Member& m, const std::string& reason,
-                                                     std::chrono::nanoseconds delay, bool counted, time_point now,
-                                                     Events& events) -> bool {
-    const auto at = now + std::chrono::duration_cast<duration>(delay);
+inline auto MonitorState<Clock>::group_verdict(Group& g, const Member& m, time_point now, time_point at, bool counted)
+    -> GroupVerdict {
     forget_restarts_before(g.window, g.policy.restart_window, now);
     if (counted && !group_restart_allowed(std::span<const time_point>{g.window}, g.pending_restarts, g.policy, at)) {
+        return GroupVerdict::gives_up;
+    }
+    return group_owns_restart(g.policy.strategy, m.component != nullptr, m.component && m.component->unit)
+               ? GroupVerdict::group_restarts
+               : GroupVerdict::member_restarts;
+}
+
+template <typename Clock>
+inline auto MonitorState<Clock>::group_member_failed(GroupVerdict verdict, Group& g, const Member& m,
+                                                     const std::string& reason, std::chrono::nanoseconds delay,
+                                                     bool counted, time_point now, Events& events) -> bool {
+    const auto at = now + std::chrono::duration_cast<duration>(delay);
+    if (verdict == GroupVerdict::gives_up) {
         group_give_up(g, m.name(), g.policy.max_restarts, reason, delay, now, events);
         return true;
     }
-    if (!group_owns_restart(g.policy.strategy, m.component != nullptr, m.component && m.component->unit)) {
+    if (verdict == GroupVerdict::member_restarts) {
         if (counted) {
             ++g.pending_restarts;
             m.component->counted_in_group = g.budget;
@@ -161,8 +172,10 @@ inline void MonitorState<Clock>::group_give_up(Group& g, const std::string& caus
     events.push_back(e);
     if (g.parent) {
         fresh_budget(g);  // restarted as a whole: a fresh budget
-        group_member_failed(*g.parent, Member{nullptr, &g}, "group '" + g.name + "' gave up: " + reason, delay, true,
-                            now, events);
+        const Member failed{nullptr, &g};
+        const auto at = now + std::chrono::duration_cast<duration>(delay);
+        group_member_failed(group_verdict(*g.parent, failed, now, at, true), *g.parent, failed,
+                            "group '" + g.name + "' gave up: " + reason, delay, true, now, events);
         return;
     }
     std::vector<Group*> groups;
