@@ -1,9 +1,9 @@
 // taskmon/separate_compilation.hpp: a TaskMonitor and a Supervisor on the steady clock built with
 // TASKMON_SEPARATE_COMPILATION (this test links taskmon::compiled in every preset), so their machinery comes from
 // the library. Every call and every completion-token path (callback, use_awaitable, use_future) runs against the
-// compiled instantiation; a clock of one's own works through taskmon/any_clock.hpp. Backoffs and capture
+// compiled instantiation; a clock of one's own works through taskmon/custom_clock.hpp. Backoffs and capture
 // intervals are zero: nothing here waits for time to pass.
-#include <taskmon/any_clock.hpp>
+#include <taskmon/custom_clock.hpp>
 #include <taskmon/supervisor.hpp>
 #include <taskmon/task_monitor.hpp>
 
@@ -199,7 +199,7 @@ TEST_CASE("separate compilation: a steady-clock Supervisor runs an agent to its 
     CHECK_THROWS_AS(agent.run(), std::logic_error);  // once only, at once
 }
 
-TEST_CASE("separate compilation: a clock of one's own through taskmon/any_clock.hpp") {
+TEST_CASE("separate compilation: a clock of one's own through taskmon/custom_clock.hpp") {
     asio::io_context io;
     taskmon::BasicTaskMonitor<OwnClock> monitor{io.get_executor(), immediate(), quiet()};
     auto starts = std::make_shared<int>(0);

@@ -6,12 +6,12 @@
 // which does both) and include this header in exactly one .cpp file. Translation units that include
 // task_monitor.hpp or supervisor.hpp then neither parse nor compile TaskMonitor's machinery (BasicTaskMonitor's
 // members and the MonitorState behind them) or the Supervisor's runtime (its six loops), and link them from here,
-// for the steady clock and taskmon::testing::ManualClock; a Supervisor's agent-typed part is still compiled where
-// it is used. Another clock needs taskmon/any_clock.hpp where it is used. See docs/building.md, "Compile time".
+// for the steady clock; a Supervisor's agent-typed part is still compiled where it is used. Tests in virtual time
+// add taskmon/testing/separate_compilation.hpp (ManualClock; CMake: taskmon::compiled_testing); another clock
+// needs taskmon/custom_clock.hpp where it is used. See docs/building.md, "Compile time".
 #pragma once
 
-#include <taskmon/any_clock.hpp>
-#include <taskmon/testing/manual_clock.hpp>
+#include <taskmon/custom_clock.hpp>
 
 #include <chrono>
 #include <memory>
@@ -19,7 +19,6 @@
 
 namespace taskmon {
 template class BasicTaskMonitor<std::chrono::steady_clock>;
-template class BasicTaskMonitor<testing::ManualClock>;
 
 #if defined(TASKMON_SEPARATE_COMPILATION)
 namespace detail {
@@ -29,14 +28,6 @@ std::shared_ptr<SupervisorRuntime> SupervisorRuntimeFactory<std::chrono::steady_
     return std::make_shared<SupervisorState<std::chrono::steady_clock>>(std::move(executor), std::move(settings),
                                                                         std::move(hooks), std::move(logger),
                                                                         std::move(cpu_source), std::move(binding));
-}
-
-std::shared_ptr<SupervisorRuntime> SupervisorRuntimeFactory<testing::ManualClock>::make(
-    asio::any_io_executor executor, AgentSettings settings, RunHooks hooks, std::shared_ptr<spdlog::logger> logger,
-    CpuSource cpu_source, std::shared_ptr<AgentBinding> binding) {
-    return std::make_shared<SupervisorState<testing::ManualClock>>(std::move(executor), std::move(settings),
-                                                                   std::move(hooks), std::move(logger),
-                                                                   std::move(cpu_source), std::move(binding));
 }
 }  // namespace detail
 #endif

@@ -181,7 +181,8 @@ public:
 };
 
 /// Makes the runtime of a Supervisor on `Clock`. Defined for every clock in detail/supervisor_state.hpp; under
-/// TASKMON_SEPARATE_COMPILATION the clocks taskmon ships are declared here and compiled in taskmon::compiled.
+/// TASKMON_SEPARATE_COMPILATION the steady clock's is declared here and compiled in taskmon::compiled, and
+/// ManualClock's under TASKMON_SEPARATE_COMPILATION_MANUAL_CLOCK, in taskmon::compiled_testing.
 /// Throws std::invalid_argument for invalid `settings` (AgentSettings::validate).
 template <typename Clock>
 struct SupervisorRuntimeFactory;
@@ -193,12 +194,14 @@ struct SupervisorRuntimeFactory<std::chrono::steady_clock> {
                                                    RunHooks hooks, std::shared_ptr<spdlog::logger> logger,
                                                    CpuSource cpu_source, std::shared_ptr<AgentBinding> binding);
 };
+#if defined(TASKMON_SEPARATE_COMPILATION_MANUAL_CLOCK)
 template <>
 struct SupervisorRuntimeFactory<testing::ManualClock> {
     static std::shared_ptr<SupervisorRuntime> make(asio::any_io_executor executor, AgentSettings settings,
                                                    RunHooks hooks, std::shared_ptr<spdlog::logger> logger,
                                                    CpuSource cpu_source, std::shared_ptr<AgentBinding> binding);
 };
+#endif
 #endif
 
 }  // namespace detail

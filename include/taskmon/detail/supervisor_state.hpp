@@ -897,7 +897,8 @@ private:
 };
 
 /// Every clock's runtime factory (under TASKMON_SEPARATE_COMPILATION, the steady clock's and ManualClock's
-/// are declared in detail/supervisor_runtime.hpp and defined in taskmon/separate_compilation.hpp).
+/// are declared in detail/supervisor_runtime.hpp and defined in taskmon/separate_compilation.hpp and
+/// taskmon/testing/separate_compilation.hpp).
 template <typename Clock>
 struct SupervisorRuntimeFactory {
     static std::shared_ptr<SupervisorRuntime> make(asio::any_io_executor executor, AgentSettings settings,

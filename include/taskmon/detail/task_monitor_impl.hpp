@@ -4,14 +4,15 @@
 // The member functions of BasicTaskMonitor (internal; include <taskmon/task_monitor.hpp>). They are defined out
 // of the class, so not inline. Under TASKMON_SEPARATE_COMPILATION task_monitor.hpp does not include this header:
 // a translation unit that includes task_monitor.hpp compiles none of them, nor parses the MonitorState behind
-// them; taskmon/separate_compilation.hpp instantiates them for the steady clock and ManualClock, and
-// taskmon/any_clock.hpp brings them in for another clock.
+// them; taskmon/separate_compilation.hpp instantiates them for the steady clock,
+// taskmon/testing/separate_compilation.hpp for ManualClock (TASKMON_SEPARATE_COMPILATION_MANUAL_CLOCK), and
+// taskmon/custom_clock.hpp brings them in for another clock.
 #pragma once
 
 #include <taskmon/task_monitor.hpp>
 
 #include <taskmon/detail/monitor_state.hpp>
-#if defined(TASKMON_SEPARATE_COMPILATION)
+#if defined(TASKMON_SEPARATE_COMPILATION) && defined(TASKMON_SEPARATE_COMPILATION_MANUAL_CLOCK)
 #include <taskmon/testing/manual_clock.hpp>
 #endif
 
@@ -169,9 +170,12 @@ std::shared_ptr<typename BasicTaskMonitor<Clock>::State> BasicTaskMonitor<Clock>
 
 #if defined(TASKMON_SEPARATE_COMPILATION)
 // Compiled once, by the translation unit that includes taskmon/separate_compilation.hpp (this header is included
-// elsewhere only through taskmon/any_clock.hpp, for another clock).
+// elsewhere only through taskmon/custom_clock.hpp, for another clock); the test clock's only where a program asks
+// for it (taskmon::compiled_testing), so a production program's library carries no test code.
 extern template class BasicTaskMonitor<std::chrono::steady_clock>;
+#if defined(TASKMON_SEPARATE_COMPILATION_MANUAL_CLOCK)
 extern template class BasicTaskMonitor<testing::ManualClock>;
+#endif
 #endif
 
 }  // namespace taskmon
