@@ -217,40 +217,10 @@ private:
 
     /// Runs `call` (a hook); what it throws is counted, recorded and logged, never propagated.
     template <typename Call>
-    void guarded_hook(const char* name, Call call) {
-        try {
-            call();
-        } catch (...) {
-            const auto what = describe(std::current_exception());
-            ++counters_.hook_errors;
-            record(HistoryEventKind::hook_error, "", fmt::format("hook={} error={}", name, quote(what)));
-            log(spdlog::level::err, "Hook {} threw hook={} error={}", name, name, quote(what));
-        }
-    }
+    void guarded_hook(const char* name, Call call);
 
     /// Moves along the transition table; records the change, or a refused terminal trigger.
-    bool change_status(AgentStatus to, std::string reason) {
-        const AgentStatus from = machine_.status();
-        auto change = machine_.transition(to, reason);
-        if (!change) {
-            if (machine_.is_terminal() && is_terminal(to)) {
-                record(HistoryEventKind::terminal_refused, "",
-                       fmt::format("status={} refused={} reason={}", from, to, quote(reason)));
-            } else {
-                log(spdlog::level::debug, "Status change refused from={} to={} reason={}", from, to, quote(reason));
-            }
-            return false;
-        }
-        events_.push_back(HistoryEvent{
-            HistoryEventKind::status_changed, now_offset(), "", change->reason, change->from, change->to, {}});
-        status_.store(to, std::memory_order_release);
-        const auto level = to == AgentStatus::failed ? spdlog::level::err : spdlog::level::info;
-        log(level, "Agent status {} -> {} from={} to={} reason={}", change->from, change->to, change->from, change->to,
-            quote(change->reason));
-        call_hook("on_status_change", hooks_.on_status_change, *change);
-        notify();
-        return true;
-    }
+    bool change_status(AgentStatus to, std::string reason);
 
     bool running() const { return machine_.status() == AgentStatus::running; }
     bool ending() const { return machine_.is_terminal() || machine_.status() == AgentStatus::stopping; }
@@ -261,33 +231,9 @@ private:
         asio::post(strand_, [self = self(), control] { self->apply_control(control); });
     }
 
-    void apply_control(Control control) {
-        const char* what = control == Control::pause ? "pause" : "resume";
-        if (ending()) {
-            log(spdlog::level::info, "{}() ignored: the run is {}", what, machine_.status());
-            return;
-        }
-        if (const auto it = components_.find(components::pause_handler);
-            it != components_.end() && it->second.gave_up) {
-            log(spdlog::level::err, "{}() dropped: component pause_handler gave up", what);
-            return;
-        }
-        controls_.push_back(control);
-        notify();
-    }
+    void apply_control(Control control);
 
-    void request_stop(std::string reason) {
-        if (ending()) {
-            log(spdlog::level::info, "stop() ignored: the run is already {} reason={}", machine_.status(),
-                quote(reason));
-            return;
-        }
-        if (machine_.status() == AgentStatus::pending) {
-            change_status(AgentStatus::stopped, std::move(reason));
-        } else {
-            change_status(AgentStatus::stopping, std::move(reason));
-        }
-    }
+    void request_stop(std::string reason);
 
     // --- components ------------------------------------------------------------------------------------------
 
@@ -300,192 +246,20 @@ private:
     /// of perception, decision_loop and actuation_loop emit their timeouts there; cancellation from the monitor
     /// is posted to our strand and forwarded there (so every emission happens on our strand).
     /// `self` keeps the state alive while the instance runs (null: the Supervisor is gone; nothing to run).
-    static asio::awaitable<void> enter(std::shared_ptr<SupervisorState> self, const char* name, ComponentBody body) {
-        if (!self) co_return;
-        const auto& strand = self->strand_;
-        auto deadline = std::make_shared<Deadline>(strand);
-        asio::cancellation_state outer = co_await asio::this_coro::cancellation_state;
-        auto outer_slot = outer.slot();
-        if (outer_slot.is_connected()) {
-            outer_slot.assign([deadline, strand](asio::cancellation_type_t type) {
-                asio::post(strand, [deadline, type] { deadline->cancel(type); });
-            });
-        }
-        std::exception_ptr error;
-        try {
-            co_await asio::co_spawn(strand, self->instance(name, ((*self).*body)(*deadline), deadline),
-                                    asio::bind_cancellation_slot(deadline->slot(), asio::use_awaitable));
-        } catch (...) {
-            error = std::current_exception();
-        }
-        if (outer_slot.is_connected()) outer_slot.clear();
-        if (error) std::rethrow_exception(error);
-    }
+    static asio::awaitable<void> enter(std::shared_ptr<SupervisorState> self, const char* name, ComponentBody body);
 
     /// Wraps one instance of a component: counts restarts and records every failure before the monitor sees it.
-    asio::awaitable<void> instance(const char* name, asio::awaitable<void> body, DeadlinePtr deadline) {
-        auto& info = components_[name];
-        info.cancel_requested = false;  // a restart requested before this instance existed was not for it
-        if (++info.instances > 1) {
-            ++counters_.restarts[name];
-            auto& restarted =
-                record(HistoryEventKind::component_restarted, name, fmt::format("instance={}", info.instances));
-            restarted.instance = info.instances;
-        }
-        std::exception_ptr error;
-        try {
-            if (instance_fault_) instance_fault_(name, info.instances);
-            co_await std::move(body);
-        } catch (...) {
-            error = std::current_exception();
-        }
-        deadline->finish();
-        if (!error) co_return;
-        // Every exit while the run closes is requested; so is the cancellation of a restart we asked for.
-        const auto outcome = classify_exit(error);
-        const bool aborted = outcome.kind == ExitOutcome::aborted;
-        const bool requested = closing_ || (aborted && info.cancel_requested);
-        info.cancel_requested = false;
-        if (!requested) {
-            const auto what = aborted ? std::string{"unexpected cancellation"} : outcome.reason;
-            record(HistoryEventKind::component_failed, name, fmt::format("error={}", quote(what)));
-            notify();
-        }
-        std::rethrow_exception(error);
-    }
+    asio::awaitable<void> instance(const char* name, asio::awaitable<void> body, DeadlinePtr deadline);
 
-    asio::awaitable<void> perception(Deadline& deadline) {
-        if (components_[components::perception].instances > 1) grant_grace();
-        Timer timer{strand_};
-        for (;;) {
-            co_await wait_until([this] { return running() || ending(); });
-            if (ending()) co_return;  // close() cancels us; nothing more to capture
-            const TimePoint start = Clock::now();
-            std::shared_ptr<const void> observation;
-            try {
-                deadline.arm(deadline_after(start, clock_duration(settings_.capture_timeout)));
-                observation = co_await binding_->perceive(deadline, capture_timeout_text_);
-            } catch (...) {
-                if (!is_operation_aborted(std::current_exception())) ++counters_.capture_failures;
-                throw;
-            }
-            slot_.publish(std::move(observation), start);  // captured_at: when the capture began
-            on_publish(Clock::now());
-            const Duration interval =
-                clock_duration(shedding_ ? settings_.shed_capture_interval : settings_.capture_interval);
-            if (interval > Duration::zero()) {
-                timer.expires_at(start + interval);
-                co_await timer.async_wait(asio::use_awaitable);
-            } else {
-                co_await asio::post(strand_, asio::use_awaitable);  // let the other components run
-            }
-        }
-    }
+    asio::awaitable<void> perception(Deadline& deadline);
 
-    void on_publish(TimePoint now) {
-        ++counters_.observations_published;
-        if (stall_watch_.on_publish(now)) {
-            record(HistoryEventKind::watchdog_recovered, components::perception_watchdog,
-                   fmt::format("sequence={}", slot_.sequence()));
-            log(spdlog::level::info, "Perception recovered component=perception sequence={}", slot_.sequence());
-        }
-        notify();
-    }
+    void on_publish(TimePoint now);
 
     void grant_grace() { stall_watch_.grant_grace(Clock::now()); }
 
-    asio::awaitable<void> perception_watchdog(Deadline&) {
-        Timer timer{strand_};
-        for (;;) {
-            timer.expires_after(stall_watch_.period());
-            co_await timer.async_wait(asio::use_awaitable);
-            if (!running()) continue;  // suspended while paused; resume grants a fresh grace
-            const auto found = stall_watch_.check(Clock::now());
-            if (found.kind == StallCheckKind::quiet) continue;
+    asio::awaitable<void> perception_watchdog(Deadline&);
 
-            ++counters_.watchdog_stalls;
-            const auto silent = seconds_text(found.silent_for);
-            auto& stall = record(
-                HistoryEventKind::watchdog_stall, components::perception_watchdog,
-                fmt::format("silent_for={} stall={}/{}", silent, found.stalls, settings_.max_consecutive_stalls));
-            stall.consecutive_stalls = found.stalls;
-            stall.max_consecutive_stalls = settings_.max_consecutive_stalls;
-            stall.silent_for = std::chrono::duration_cast<Offset>(found.silent_for);
-            log(spdlog::level::warn, "Perception stalled: nothing published for {} component=perception stall={}/{}",
-                silent, found.stalls, settings_.max_consecutive_stalls);
-            if (found.kind == StallCheckKind::give_up) {
-                change_status(AgentStatus::failed, fmt::format("perception stalled {} times in a row", found.stalls));
-                continue;
-            }
-            // The watch holds actuation and granted a fresh grace until perception publishes again.
-            components_[components::perception].cancel_requested = true;
-            monitor_.restart(components::perception);
-            notify();
-        }
-    }
-
-    asio::awaitable<void> decision_loop(Deadline& deadline) {
-        recover_decision();
-        for (;;) {
-            // One wait for both conditions: a safe point and an observation captured after the previous step
-            // finished (so a publish of a stale one, or the end of a step, wakes nobody).
-            co_await wait_until([this] { return (may_start_step() && fresh_observation()) || ending(); });
-            if (ending()) co_return;
-            const auto& snapshot = *slot_.latest();  // the freshest at the moment we resume
-            last_seen_sequence_ = snapshot.sequence;
-            const TimePoint now = Clock::now();
-            if (now - snapshot.captured_at > clock_duration(settings_.max_observation_age)) {
-                continue;  // counted as dropped when a later observation is decided (or at the end)
-            }
-
-            counters_.observations_dropped += snapshot.sequence - last_decided_sequence_ - 1;
-            last_decided_sequence_ = snapshot.sequence;
-            InFlightPtr step = binding_->make_step();
-            auto& progress = step->progress;
-            progress.number = ++steps_begun_;
-            progress.observation_sequence = snapshot.sequence;
-            progress.observation_age = std::chrono::duration_cast<Offset>(now - snapshot.captured_at);
-            progress.started_at = offset(now);
-            current_ = step;
-            call_hook("on_step_start", hooks_.on_step_start, progress.number);
-
-            DecideInput input;
-            input.shedding = shedding_;
-            if (!pending_guidance_.empty()) {
-                input.guidance.assign(std::make_move_iterator(pending_guidance_.begin()),
-                                      std::make_move_iterator(pending_guidance_.end()));
-                pending_guidance_.clear();
-                record(HistoryEventKind::guidance_delivered, components::decision_loop,
-                       fmt::format("items={}", input.guidance.size()), progress.number);
-            }
-
-            std::exception_ptr error;
-            DecisionShape decision;
-            try {
-                // The timeout runs from the call, after on_step_start (a clock read only when there is a hook).
-                // No temporary with a destructor in the co_await expression (g++ 12 destroys such temporaries
-                // twice): the binding takes everything by reference and copies the observation's pointer.
-                const TimePoint called_at = hooks_.on_step_start ? Clock::now() : now;
-                deadline.arm(deadline_after(called_at, clock_duration(settings_.decide_timeout)));
-                decision = co_await binding_->decide(*step, snapshot.value, input, deadline, decide_timeout_text_);
-            } catch (...) {
-                error = std::current_exception();
-            }
-            // decide() ignored the close() cancellation past the shutdown_timeout: run() has already recorded the
-            // step (moved into the history). Touch nothing and hand nothing on.
-            if (step->finalized) co_return;
-            if (error) {
-                if (is_operation_aborted(error)) std::rethrow_exception(error);  // our instance ends
-                finalize(step, StepOutcome::failed, std::nullopt, "decide() failed: " + describe(error));
-                continue;
-            }
-            progress.decided_at = now_offset();
-            progress.done = decision.done;
-            progress.actions.resize(decision.actions);  // each skipped until it runs
-            step->phase = StepPhase::queued;
-            if (!queue_.try_push(step)) co_await queue_.async_push(step, asio::use_awaitable);
-        }
-    }
+    asio::awaitable<void> decision_loop(Deadline& deadline);
 
     /// The slot holds an observation not yet seen, captured after the previous step finished.
     bool fresh_observation() const {
@@ -499,93 +273,9 @@ private:
 
     /// After a decision_loop restart: a step whose decide() was in flight failed; one whose hand-over to
     /// actuation was cut off is interrupted (its decision never reached actuation, so nothing ran).
-    void recover_decision() {
-        if (!current_) return;
-        if (current_->phase == StepPhase::deciding) {
-            finalize(current_, StepOutcome::failed, std::nullopt, "decision_loop failed while deciding");
-        } else if (current_->phase == StepPhase::queued && queue_.empty()) {
-            finalize(current_, StepOutcome::failed, DecisionFate::interrupted,
-                     "decision_loop failed before handing the decision to actuation");
-        }
-    }
+    void recover_decision();
 
-    asio::awaitable<void> actuation_loop(Deadline& deadline) {
-        recover_actuation();
-        for (;;) {
-            InFlightPtr step;
-            if (current_ && current_->phase == StepPhase::accepted) {
-                step = current_;  // taken before our previous instance died, nothing started: safe to run
-            } else if (auto popped = queue_.try_pop()) {
-                step = std::move(*popped);
-            } else {
-                step = co_await queue_.async_pop(asio::use_awaitable);
-            }
-            if (step->finalized) continue;  // already settled by a decision_loop recovery
-            step->phase = StepPhase::accepted;
-            const TimePoint decided_at = time_at(*step->progress.decided_at);
-            const TimePoint expiry = decided_at + clock_duration(settings_.max_decision_age);
-            co_await wait_until([this] { return !stall_watch_.stalled() || ending(); }, expiry);  // watchdog hold
-            if (ending()) co_return;  // the run ends; run() records the step as interrupted
-            TimePoint now = Clock::now();
-            if (now >= expiry) {
-                const auto age = seconds_text(now - decided_at);
-                record(HistoryEventKind::decision_expired, components::actuation_loop,
-                       fmt::format("age={} max_decision_age={}", age, seconds_text(settings_.max_decision_age)),
-                       step->progress.number);
-                skip_remaining(*step, 0, "decision expired");
-                finalize(step, StepOutcome::failed, DecisionFate::expired,
-                         "decision expired after " + age + " waiting for actuation");
-                continue;
-            }
-            const std::size_t actions = step->progress.actions.size();
-            if (actions > settings_.max_actions_per_step) {
-                skip_remaining(*step, 0, "too many actions");
-                finalize(step, StepOutcome::failed, DecisionFate::failed,
-                         fmt::format("decision has {} actions; max_actions_per_step is {}", actions,
-                                     settings_.max_actions_per_step));
-                continue;
-            }
-            bool all_ok = true;
-            for (std::size_t i = 0; i < actions; ++i) {
-                auto& rec = step->progress.actions[i];
-                step->phase = StepPhase::acting;
-                step->action_index = i;
-                rec.started_at = offset(now);  // the previous action's end, or the check above
-                ActionResult result;
-                try {
-                    result = co_await bounded_call<ActionResult>(
-                        deadline, deadline_after(now, clock_duration(settings_.act_timeout)), act_timeout_text_,
-                        [this, in_flight = step.get(), i] { return binding_->act(*in_flight, i); });
-                } catch (const DeadlineExceeded& e) {  // ours; a TimeoutError act() throws means "effect unknown"
-                    result = ActionResult::failure(e.what());
-                }
-                // act() ignored the close() cancellation past the shutdown_timeout: run() has already recorded
-                // the step (moved into the history) as interrupted. Touch nothing and start nothing.
-                if (step->finalized) co_return;
-                now = Clock::now();
-                rec.finished_at = offset(now);
-                rec.result = std::move(result);
-                rec.outcome = rec.result.success ? ActionOutcome::succeeded : ActionOutcome::failed;
-                if (!rec.result.success) {
-                    all_ok = false;
-                    skip_remaining(*step, i + 1, "an earlier action failed");
-                    finalize(step, StepOutcome::failed, DecisionFate::failed,
-                             fmt::format("action {} failed: {}", i + 1, rec.result.error));
-                    break;
-                }
-                if (ending() && i + 1 < actions) {
-                    // The run ends (act() finished despite the cancellation): no further action starts.
-                    all_ok = false;
-                    const auto why = fmt::format("the run is {}", machine_.status());
-                    skip_remaining(*step, i + 1, why);
-                    finalize(step, StepOutcome::failed, DecisionFate::interrupted,
-                             fmt::format("actions {}-{} not started: {}", i + 2, actions, why), false);
-                    co_return;
-                }
-            }
-            if (all_ok) finalize(step, StepOutcome::succeeded, DecisionFate::executed, "");
-        }
-    }
+    asio::awaitable<void> actuation_loop(Deadline& deadline);
 
     /// After an actuation_loop restart: the action that was in flight is interrupted (never replayed), the
     /// rest of its decision is skipped.
@@ -596,14 +286,7 @@ private:
                  fmt::format("action {} interrupted: actuation_loop failed", current_->action_index + 1));
     }
 
-    void interrupt_in_flight(StepInFlight& step, const std::string& why) {
-        auto& rec = step.progress.actions[step.action_index];
-        rec.outcome = ActionOutcome::interrupted;
-        rec.result = ActionResult::failure(why);
-        record(HistoryEventKind::action_interrupted, components::actuation_loop,
-               fmt::format("action={} reason={}", step.action_index + 1, quote(why)), step.progress.number);
-        skip_remaining(step, step.action_index + 1, why);
-    }
+    void interrupt_in_flight(StepInFlight& step, const std::string& why);
 
     static void skip_remaining(StepInFlight& step, std::size_t from, const std::string& why) {
         for (std::size_t i = from; i < step.progress.actions.size(); ++i) {
@@ -615,115 +298,23 @@ private:
     /// Ends a step: hands it to the ledger and applies the ledger's verdict. `judge` is false for steps cut off
     /// by the end of the run. A step already finalized is left alone (a step is recorded once).
     void finalize(const InFlightPtr& step, StepOutcome outcome, std::optional<DecisionFate> fate, std::string error,
-                  bool judge = true) {
-        if (step->finalized) return;
-        step->finalized = true;
-        auto& rec = step->progress;
-        rec.outcome = outcome;
-        rec.fate = fate;
-        rec.error = std::move(error);
-        const TimePoint now = Clock::now();
-        rec.finished_at = offset(now);
-        previous_step_finished_at_ = now;
-        if (outcome == StepOutcome::failed) {
-            log(spdlog::level::warn, "Step {} failed step={} error={}", rec.number, rec.number, quote(rec.error));
-        }
-        // The step is finalized: its progress is not read again.
-        const StepVerdict verdict = binding_->record(*step, judge);
-        if (current_ == step) current_.reset();
-        if (verdict.status) change_status(*verdict.status, verdict.reason);
-        guarded_hook("on_step_end", [this] { binding_->on_step_end(); });
-        notify();
-    }
+                  bool judge = true);
 
-    asio::awaitable<void> pause_handler(Deadline&) {
-        for (;;) {
-            co_await wait_until([this] { return !controls_.empty(); });
-            const Control control = controls_.front();
-            if (control == Control::pause) {
-                co_await wait_until([this] { return !current_ || ending(); });  // the safe point
-                if (!change_status(AgentStatus::paused, "pause() called")) {
-                    log(spdlog::level::info, "pause() ignored: the run is {}", machine_.status());
-                }
-            } else if (change_status(AgentStatus::running, "resume() called")) {
-                grant_grace();
-            } else {
-                log(spdlog::level::info, "resume() ignored: the run is {}", machine_.status());
-            }
-            controls_.pop_front();
-            notify();
-        }
-    }
+    asio::awaitable<void> pause_handler(Deadline&);
 
-    asio::awaitable<void> load_shedding_monitor(Deadline&) {
-        Timer timer{strand_};
-        for (;;) {
-            const auto lag = co_await sleep_and_measure_lag(timer, clock_duration(settings_.load_sample_interval));
-            if (!gate_.update(LoadSample{cpu_source_(), lag})) continue;
-            set_shedding(gate_.shedding(), gate_.reason());
-        }
-    }
+    asio::awaitable<void> load_shedding_monitor(Deadline&);
 
-    void set_shedding(bool on, const std::string& reason) {
-        shedding_ = on;
-        if (on) ++counters_.load_shedding_entries;
-        const auto io = on ? lower_io_semaphore() : restore_io_semaphore();
-        record(on ? HistoryEventKind::load_shedding_entered : HistoryEventKind::load_shedding_left,
-               components::load_shedding_monitor, reason + io);
-        log(spdlog::level::info, "Load shedding {} component=load_shedding_monitor {}{}", on ? "entered" : "left",
-            reason, io);
-        notify();
-    }
+    void set_shedding(bool on, const std::string& reason);
 
     /// While shedding: the global io_semaphore's count down to shed_io_semaphore_count (never up). Returns the
     /// change as key=value text for the event, or "".
-    std::string lower_io_semaphore() {
-        const std::size_t target = settings_.shed_io_semaphore_count;
-        const std::size_t current = get_io_semaphore_stats().capacity;
-        if (target == 0 || target >= current) return {};
-        io_semaphore_restore_ = current;
-        set_io_semaphore_count(target);
-        return fmt::format(" io_semaphore_count={}->{}", current, target);
-    }
+    std::string lower_io_semaphore();
 
-    std::string restore_io_semaphore() {
-        if (!io_semaphore_restore_) return {};
-        const std::size_t count = *io_semaphore_restore_;
-        io_semaphore_restore_.reset();
-        const std::size_t current = get_io_semaphore_stats().capacity;
-        set_io_semaphore_count(count);
-        return fmt::format(" io_semaphore_count={}->{}", current, count);
-    }
+    std::string restore_io_semaphore();
 
     /// Every monitor event that leaves a component without a running instance for good (a give-up above all)
     /// reaches component_ended() on our strand. The listener runs on the monitor's strand, so it only posts.
-    void watch_components() {
-        monitor_events_ = monitor_.subscribe(
-            [weak = weak_self(), strand = strand_,
-             temporary = std::pair{settings_.critical_restart_policy.restart_type == RestartType::temporary,
-                                   settings_.auxiliary_restart_policy.restart_type == RestartType::temporary}](
-                const MonitorEvent& e) {
-                switch (e.kind) {
-                    case MonitorEventKind::failed:
-                    case MonitorEventKind::cancelled_unexpectedly:
-                        // Final only for a temporary component (never restarted); otherwise a restart follows.
-                        if (!(is_critical(e.component) ? temporary.first : temporary.second)) return;
-                        break;
-                    case MonitorEventKind::gave_up:
-                    case MonitorEventKind::not_enabled:
-                    case MonitorEventKind::no_factory: break;
-                    default: return;
-                }
-                // Acts on the event itself, not on the stats read later: a restart() in between (the
-                // watchdog's) resets a give-up in the stats but must not hide it.
-                asio::post(strand, [weak, name = e.component, restart_count = e.restart_count,
-                                    error = e.reason.empty() ? std::string{to_string(e.kind)} : e.reason] {
-                    if (const auto self = weak.lock(); self && !self->run_returned_) {
-                        self->component_ended(name, error, restart_count);
-                    }
-                });
-            });
-    }
+    void watch_components();
 
     /// components::critical (perception, perception_watchdog, decision_loop, actuation_loop); the other two
     /// are auxiliary.
@@ -740,27 +331,7 @@ private:
 
     /// A component will not run again: a critical one fails the run; an auxiliary one degrades it. Once per
     /// component.
-    void component_ended(const std::string& name, const std::string& error, int restart_count) {
-        const auto it = components_.find(name);
-        if (it == components_.end() || it->second.gave_up) return;
-        it->second.gave_up = true;
-        record(HistoryEventKind::component_gave_up, name,
-               fmt::format("restart_count={} last_error={}", restart_count, quote(error)));
-        if (is_critical(name)) {
-            change_status(AgentStatus::failed, fmt::format("critical component {} gave up: {}", name, error));
-        } else if (name == components::load_shedding_monitor) {
-            if (gate_.reset("load_shedding_monitor gave up: failing open")) set_shedding(false, gate_.reason());
-            log(spdlog::level::err, "Component load_shedding_monitor gave up; load shedding is off (fail open)");
-        } else {
-            // Requests nobody will apply would block new steps (see may_start_step): drop them, loudly.
-            log(spdlog::level::err,
-                "Component pause_handler gave up; {} pending pause/resume request(s) dropped, later ones are "
-                "dropped too",
-                controls_.size());
-            controls_.clear();
-            notify();
-        }
-    }
+    void component_ended(const std::string& name, const std::string& error, int restart_count);
 
     // --- run -------------------------------------------------------------------------------------------------
 
@@ -769,34 +340,7 @@ private:
         co_await asio::co_spawn(self->strand_, self->run_on_strand(), asio::use_awaitable);
     }
 
-    asio::awaitable<void> run_on_strand() {
-        started_at_ = Clock::now();
-        const auto started_wall_time = std::chrono::system_clock::now();
-        if (change_status(AgentStatus::running, "run() started")) {
-            call_hook("on_run_start", hooks_.on_run_start);
-            grant_grace();
-            watch_components();
-            start_components();
-            try {
-                co_await wait_until([this] { return ending(); });
-            } catch (...) {
-                request_stop("run() was cancelled");  // the awaiting coroutine was cancelled
-            }
-            co_await asio::this_coro::reset_cancellation_state();
-            closing_ = true;
-            co_await monitor_.close();
-            check_components();
-            if (shedding_) set_shedding(false, "the run ended");
-            if (machine_.status() == AgentStatus::stopping) change_status(AgentStatus::stopped, stop_reason());
-            settle_leftovers();
-        }
-        counters_.observations_dropped += slot_.sequence() - last_decided_sequence_;
-        last_decided_sequence_ = slot_.sequence();
-        binding_->end_run(machine_.status(), machine_.terminal_reason(), started_wall_time, now_offset());
-        run_returned_ = true;
-        guarded_hook("on_run_end", [this] { binding_->on_run_end(); });
-        binding_->seal();
-    }
+    asio::awaitable<void> run_on_strand();
 
     std::string stop_reason() const {
         for (auto it = events_.rbegin(); it != events_.rend(); ++it) {
@@ -805,47 +349,10 @@ private:
         return "stop() called";
     }
 
-    void start_components() {
-        const auto add = [this](const char* name, auto body) {
-            components_.try_emplace(name);
-            monitor_.supervise(
-                name, [weak = weak_self(), name, body] { return enter(weak.lock(), name, body); },
-                is_critical(name) ? settings_.critical_restart_policy : settings_.auxiliary_restart_policy);
-        };
-        add(components::perception, &SupervisorState::perception);
-        add(components::perception_watchdog, &SupervisorState::perception_watchdog);
-        add(components::decision_loop, &SupervisorState::decision_loop);
-        add(components::actuation_loop, &SupervisorState::actuation_loop);
-        add(components::pause_handler, &SupervisorState::pause_handler);
-        add(components::load_shedding_monitor, &SupervisorState::load_shedding_monitor);
-    }
+    void start_components();
 
     /// After the components closed: the step in flight (if any) ends interrupted; nothing vanishes.
-    void settle_leftovers() {
-        for (auto& queued : queue_.drain()) {
-            if (queued != current_) {
-                skip_remaining(*queued, 0, "the run ended first");
-                finalize(queued, StepOutcome::failed, DecisionFate::interrupted, "the run ended first", false);
-            }
-        }
-        if (!current_) return;
-        const auto why = fmt::format("the run ended ({})", machine_.status());
-        switch (current_->phase) {
-            case StepPhase::deciding:
-                finalize(current_, StepOutcome::failed, std::nullopt, "decide() was cut off: " + why, false);
-                break;
-            case StepPhase::queued:
-            case StepPhase::accepted:
-                skip_remaining(*current_, 0, why);
-                finalize(current_, StepOutcome::failed, DecisionFate::interrupted, "decision not run: " + why, false);
-                break;
-            case StepPhase::acting:
-                interrupt_in_flight(*current_, why);
-                finalize(current_, StepOutcome::failed, DecisionFate::interrupted,
-                         fmt::format("action {} interrupted: {}", current_->action_index + 1, why), false);
-                break;
-        }
-    }
+    void settle_leftovers();
 
     // --- state -----------------------------------------------------------------------------------------------
 
@@ -910,3 +417,11 @@ struct SupervisorRuntimeFactory {
 };
 
 }  // namespace taskmon::detail
+
+// The member functions, by responsibility (as Asio keeps its definitions in impl/).
+#include <taskmon/detail/impl/supervisor_state_components.hpp>
+#include <taskmon/detail/impl/supervisor_state_loops.hpp>
+#include <taskmon/detail/impl/supervisor_state_run.hpp>
+#include <taskmon/detail/impl/supervisor_state_shedding.hpp>
+#include <taskmon/detail/impl/supervisor_state_status.hpp>
+#include <taskmon/detail/impl/supervisor_state_watchdog.hpp>
