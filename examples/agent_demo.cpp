@@ -6,7 +6,7 @@
 // note, and resumes it. Ends by itself with a history summary, in well under 30 s.
 //
 //   agent_demo                 fast timings (default)
-//   agent_demo --seed-timings  the ported design's timings (15 s watchdog, 2 s..60 s backoff): slower
+//   agent_demo --seed-timings  the production defaults' timings (15 s watchdog, 2 s..60 s backoff): slower
 //   agent_demo --timeline run.svg   also writes a picture of the run (see docs/operations.md)
 //   agent_demo --http 127.0.0.1:8080
 //                              also serves /livez, /readyz and /metrics for the robot while it runs

@@ -12,8 +12,8 @@
 // Usage: restart_demo [--seed-timings] [--seed N]
 //   default          fast timings (backoff 50 ms doubling to 800 ms, 5 restarts per 10 seconds); exits after
 //                    4 seconds
-//   --seed-timings   the ported design's timings (backoff 2 seconds doubling to 60 seconds, 5 restarts per
-//                    hour); exits after 75 seconds
+//   --seed-timings   the default RestartPolicy's timings (backoff 2 seconds doubling to 60 seconds, 5 restarts
+//                    per hour); exits after 75 seconds
 //   --seed N         seed of the demo's random failures and of the monitor's jitter (default 1)
 //
 // Ctrl-C (SIGINT) or SIGTERM closes the monitor early, cleanly: components are cancelled and waited for, and the

@@ -25,7 +25,7 @@ std::string validation_error(const AgentSettings& s) {
 
 }  // namespace
 
-TEST_CASE("agent_settings: defaults are the ported design's numbers and are valid") {
+TEST_CASE("agent_settings: the documented defaults, and they are valid") {
     const AgentSettings s;
     CHECK(s.max_steps == 100);
     CHECK(s.max_failures == 3);

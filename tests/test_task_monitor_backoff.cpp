@@ -84,7 +84,7 @@ TEST_CASE("Jittered backoff is reproducible with a seeded random source", "[task
 }
 
 TEST_CASE("Regression: a component failing right after a restart is restarted again", "[task_monitor]") {
-    // The ported design dropped the exit of a component that failed again while its restart flag was still set.
+    // An exit that arrives while the component's restart is still being started must be handled, not dropped.
     Harness h;
     auto script = failing_now(3);  // fails at once on its first three starts, then runs
     Monitor monitor{h.io.get_executor(), {.base_backoff = 0ms, .max_backoff = 0ms}, h.logger};

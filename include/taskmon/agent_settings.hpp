@@ -27,7 +27,7 @@ struct AgentSettings {
     /// A decision with more actions is a step failure (none of its actions runs).
     std::size_t max_actions_per_step = 10;
     /// Steps kept in History::steps; older ones are evicted (counted in counters.steps_evicted). 0 keeps every
-    /// step (max_steps bounds them). (The ported agent runtime kept 40 and dropped older ones silently; docs/origin.md.)
+    /// step (max_steps bounds them): an eviction is counted, never silent.
     std::size_t max_history_items = 0;
 
     // --- perception ----------------------------------------------------------------------------------------
@@ -35,8 +35,8 @@ struct AgentSettings {
     Duration capture_timeout = std::chrono::seconds{10};
     /// Minimum time between the starts of two captures while not shedding (zero: capture back to back).
     Duration capture_interval = std::chrono::milliseconds{100};
-    /// Minimum time between the starts of two captures while shedding load (2 s, the sleep the ported agent runtime
-    /// added before each capture while shedding; docs/origin.md).
+    /// Minimum time between the starts of two captures while shedding load: 2 s, a twentieth of the default
+    /// capture rate (capture_interval 100 ms), so a shedding agent perceives rarely but never goes blind.
     Duration shed_capture_interval = std::chrono::seconds{2};
     /// An observation older than this when the decider takes it is dropped, not decided on.
     Duration max_observation_age = std::chrono::seconds{10};
