@@ -7,7 +7,7 @@
 // Each iteration runs `steps` agent steps to completion on a fresh io_context (one thread, steady clock), so
 // construction, start and close of the six components are included and amortised over the steps; the
 // "steps" figure is reported per step (items_per_second and the step_ns counter).
-#include <taskmon/supervisor.hpp>
+#include <taskmon/agent/supervisor.hpp>
 
 #include <benchmark/benchmark.h>
 

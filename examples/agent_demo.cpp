@@ -11,13 +11,13 @@
 //   agent_demo --http 127.0.0.1:8080
 //                              also serves /livez, /readyz and /metrics for the robot while it runs
 //                              (try: curl 'http://127.0.0.1:8080/readyz?verbose'); needs taskmon::health_server
-#include <taskmon/agent_metrics.hpp>
-#include <taskmon/monitor_metrics.hpp>
-#include <taskmon/supervisor.hpp>
-#include <taskmon/timeline.hpp>
+#include <taskmon/agent/supervisor.hpp>
+#include <taskmon/ops/agent_metrics.hpp>
+#include <taskmon/ops/monitor_metrics.hpp>
+#include <taskmon/ops/timeline.hpp>
 #if TASKMON_DEMO_HTTP
-#include <taskmon/health.hpp>
-#include <taskmon/health_server.hpp>
+#include <taskmon/ops/health.hpp>
+#include <taskmon/ops/health_server.hpp>
 #endif
 
 #include <algorithm>

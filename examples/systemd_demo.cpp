@@ -9,8 +9,8 @@
 // (no NOTIFY_SOCKET) it runs the same and prints the health lines only.
 //
 // Usage: systemd_demo [--break-camera-after SECONDS]   (default 3; 0: never)
-#include <taskmon/health.hpp>
-#include <taskmon/systemd_notifier.hpp>
+#include <taskmon/ops/health.hpp>
+#include <taskmon/ops/systemd_notifier.hpp>
 #include <taskmon/task_monitor.hpp>
 
 #include <asio/co_spawn.hpp>

@@ -1,12 +1,12 @@
-// A small server for the shell tests of taskmon/health_server.hpp (tests/scripts/*.sh): a TaskMonitor with a
+// A small server for the shell tests of taskmon/ops/health_server.hpp (tests/scripts/*.sh): a TaskMonitor with a
 // component in each interesting state, its MonitorMetrics and an AgentMetrics, served by a HealthServer on an
 // ephemeral loopback port. Writes the port to argv[1] once listening; on SIGTERM or SIGINT closes the server
 // and the monitor and exits 0 (so the scripts also check a clean shutdown).
-#include <taskmon/agent_metrics.hpp>
-#include <taskmon/health.hpp>
-#include <taskmon/health_server.hpp>
-#include <taskmon/monitor_metrics.hpp>
-#include <taskmon/supervisor.hpp>
+#include <taskmon/agent/supervisor.hpp>
+#include <taskmon/ops/agent_metrics.hpp>
+#include <taskmon/ops/health.hpp>
+#include <taskmon/ops/health_server.hpp>
+#include <taskmon/ops/monitor_metrics.hpp>
 #include <taskmon/task_monitor.hpp>
 
 #include <asio/co_spawn.hpp>

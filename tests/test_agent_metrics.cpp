@@ -1,6 +1,6 @@
-// Tests for taskmon/agent_metrics.hpp: the counts taken through wrapped Supervisor hooks.
-#include <taskmon/agent_metrics.hpp>
-#include <taskmon/supervisor.hpp>
+// Tests for taskmon/ops/agent_metrics.hpp: the counts taken through wrapped Supervisor hooks.
+#include <taskmon/agent/supervisor.hpp>
+#include <taskmon/ops/agent_metrics.hpp>
 
 #include "taskmon_catch.hpp"
 

@@ -1,4 +1,4 @@
-#include <taskmon/agent_settings.hpp>
+#include <taskmon/agent/agent_settings.hpp>
 
 #include <chrono>
 #include <functional>

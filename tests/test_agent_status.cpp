@@ -1,4 +1,4 @@
-#include <taskmon/agent_status.hpp>
+#include <taskmon/agent/agent_status.hpp>
 
 #include <array>
 #include <set>

@@ -1,6 +1,6 @@
-// Tests for taskmon/cpu_usage.hpp: a CPU sample as the Supervisor's load_shedding_monitor sees it.
-#include <taskmon/cpu_usage.hpp>
-#include <taskmon/supervisor.hpp>
+// Tests for taskmon/agent/cpu_usage.hpp: a CPU sample as the Supervisor's load_shedding_monitor sees it.
+#include <taskmon/agent/cpu_usage.hpp>
+#include <taskmon/agent/supervisor.hpp>
 
 #include "taskmon_catch.hpp"
 

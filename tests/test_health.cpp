@@ -1,7 +1,7 @@
-// Tests for taskmon/health.hpp: the health rules on a real TaskMonitor (and a Supervisor) in virtual time, and
+// Tests for taskmon/ops/health.hpp: the health rules on a real TaskMonitor (and a Supervisor) in virtual time, and
 // the renderings.
-#include <taskmon/health.hpp>
-#include <taskmon/supervisor.hpp>
+#include <taskmon/agent/supervisor.hpp>
+#include <taskmon/ops/health.hpp>
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 

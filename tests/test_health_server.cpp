@@ -1,4 +1,4 @@
-// Tests for taskmon/health_server.hpp over loopback: curl (spawned with posix_spawn) and raw sockets as clients,
+// Tests for taskmon/ops/health_server.hpp over loopback: curl (spawned with posix_spawn) and raw sockets as clients,
 // against a server on an io_context run by a background thread. Checks status codes and bodies, the limits
 // (size, read timeout, connection slots and their eviction, HTTP versions), many concurrent clients, a slowloris
 // attack during kubelet-like probes, the rate-limited warnings, and that abusive clients never stall the
@@ -6,8 +6,8 @@
 // tests/scripts/health_server_curl.sh covers the metric values and the clean shutdown of a whole program.
 // Real time throughout (the server runs on the steady clock): the tests wait generously and assert what
 // happened, not how fast.
-#include <taskmon/health_server.hpp>
-#include <taskmon/monitor_metrics.hpp>
+#include <taskmon/ops/health_server.hpp>
+#include <taskmon/ops/monitor_metrics.hpp>
 #include <taskmon/task_monitor.hpp>
 
 #include "taskmon_catch.hpp"

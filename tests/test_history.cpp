@@ -1,4 +1,4 @@
-#include <taskmon/history.hpp>
+#include <taskmon/agent/history.hpp>
 
 #include <chrono>
 #include <string>

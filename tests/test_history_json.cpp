@@ -1,8 +1,8 @@
-// Tests for taskmon/history_json.hpp: a lossless round trip of every field of a History (hand-made edge cases
+// Tests for taskmon/ops/history_json.hpp: a lossless round trip of every field of a History (hand-made edge cases
 // and a real Supervisor run in virtual time), the JSON shape, the errors for malformed input, and invalid UTF-8
 // written as U+FFFD.
-#include <taskmon/history_json.hpp>
-#include <taskmon/supervisor.hpp>
+#include <taskmon/agent/supervisor.hpp>
+#include <taskmon/ops/history_json.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 
 #include "supervisor_harness.hpp"

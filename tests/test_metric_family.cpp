@@ -1,6 +1,6 @@
-// Tests for taskmon/metric_family.hpp: the Prometheus text exposition format renderer.
+// Tests for taskmon/ops/metric_family.hpp: the Prometheus text exposition format renderer.
 #include <taskmon/detail/utf8.hpp>
-#include <taskmon/metric_family.hpp>
+#include <taskmon/ops/metric_family.hpp>
 
 #include "taskmon_catch.hpp"
 

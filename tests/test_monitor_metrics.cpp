@@ -1,7 +1,7 @@
-// Tests for taskmon/monitor_metrics.hpp: restarts counted by cause from the event stream, the component gauges,
+// Tests for taskmon/ops/monitor_metrics.hpp: restarts counted by cause from the event stream, the component gauges,
 // the io_semaphore gauges, all in virtual time.
 #include <taskmon/detail/utf8.hpp>
-#include <taskmon/monitor_metrics.hpp>
+#include <taskmon/ops/monitor_metrics.hpp>
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 

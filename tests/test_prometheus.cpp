@@ -1,10 +1,10 @@
-// Tests for taskmon/prometheus.hpp: the families reach prometheus-cpp (label values and help made valid UTF-8 on
+// Tests for taskmon/ops/prometheus.hpp: the families reach prometheus-cpp (label values and help made valid UTF-8 on
 // one line, as render_text_format() makes them), and prometheus-cpp's own text serializer renders them exactly as
 // taskmon's render_text_format() does.
-#include <taskmon/agent_metrics.hpp>
 #include <taskmon/detail/utf8.hpp>
-#include <taskmon/monitor_metrics.hpp>
-#include <taskmon/prometheus.hpp>
+#include <taskmon/ops/agent_metrics.hpp>
+#include <taskmon/ops/monitor_metrics.hpp>
+#include <taskmon/ops/prometheus.hpp>
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 

@@ -3,8 +3,8 @@
 // the library. Every call and every completion-token path (callback, use_awaitable, use_future) runs against the
 // compiled instantiation; a clock of one's own works through taskmon/custom_clock.hpp. Backoffs and capture
 // intervals are zero: nothing here waits for time to pass.
+#include <taskmon/agent/supervisor.hpp>
 #include <taskmon/custom_clock.hpp>
-#include <taskmon/supervisor.hpp>
 #include <taskmon/task_monitor.hpp>
 
 #if !defined(TASKMON_SEPARATE_COMPILATION)

@@ -1,7 +1,7 @@
 // Supervisor tests: load shedding: hysteresis, the slower capture and the io_semaphore count.
 // In virtual time: every scenario runs hours of simulated time in milliseconds and is deterministic. The scripted
 // agent and the run harness are in support/supervisor_harness.hpp.
-#include <taskmon/supervisor.hpp>
+#include <taskmon/agent/supervisor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 
 #include "supervisor_harness.hpp"

@@ -1,6 +1,6 @@
-// Tests for taskmon/systemd_notifier.hpp: the sd_notify datagrams, received on a real unix datagram socket the
+// Tests for taskmon/ops/systemd_notifier.hpp: the sd_notify datagrams, received on a real unix datagram socket the
 // test binds and passes in as NOTIFY_SOCKET (injected, never setenv), with a real TaskMonitor in virtual time.
-#include <taskmon/systemd_notifier.hpp>
+#include <taskmon/ops/systemd_notifier.hpp>
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 

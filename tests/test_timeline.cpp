@@ -1,7 +1,7 @@
-// Tests for taskmon/timeline.hpp: what a TimelineRecorder makes of a TaskMonitor run and of a Supervisor
+// Tests for taskmon/ops/timeline.hpp: what a TimelineRecorder makes of a TaskMonitor run and of a Supervisor
 // History (both in virtual time, so every time is exact), states and event kinds it does not know, and the SVG
 // (its structure here; its well-formedness is checked by xmllint on the files of timeline_samples.cpp).
-#include <taskmon/timeline.hpp>
+#include <taskmon/ops/timeline.hpp>
 
 #include "monitor_harness.hpp"
 #include "taskmon_catch.hpp"

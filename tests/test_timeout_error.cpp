@@ -1,5 +1,5 @@
-// Tests for taskmon/timeout_error.hpp: what a Supervisor call that exceeded its timeout ends with.
-#include <taskmon/timeout_error.hpp>
+// Tests for taskmon/agent/timeout_error.hpp: what a Supervisor call that exceeded its timeout ends with.
+#include <taskmon/agent/timeout_error.hpp>
 
 #include "taskmon_catch.hpp"
 

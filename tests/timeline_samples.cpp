@@ -1,7 +1,7 @@
 // Writes the SVG pictures of the runs in timeline_scenarios.hpp into $TASKMON_TIMELINE_SVG_DIR, for the CTest
 // checks that run xmllint on them (see tests/CMakeLists.txt: timeline.svg_samples, timeline.xmllint*). A hidden
 // test case of tests_ops (the tag [.svg_samples]): a plain run of the program has no directory to write to.
-#include <taskmon/timeline.hpp>
+#include <taskmon/ops/timeline.hpp>
 
 #include "taskmon_catch.hpp"
 #include "timeline_scenarios.hpp"

@@ -1,5 +1,5 @@
-// Compile cost of taskmon/supervisor.hpp: the baseline program's work as an agent under a Supervisor.
-#include <taskmon/supervisor.hpp>
+// Compile cost of taskmon/agent/supervisor.hpp: the baseline program's work as an agent under a Supervisor.
+#include <taskmon/agent/supervisor.hpp>
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>

@@ -9,7 +9,7 @@
 // everything.
 #pragma once
 
+#include <taskmon/agent/supervisor.hpp>
 #include <taskmon/detail/supervisor_state.hpp>
 #include <taskmon/detail/task_monitor_impl.hpp>
-#include <taskmon/supervisor.hpp>
 #include <taskmon/task_monitor.hpp>

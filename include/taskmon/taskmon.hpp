@@ -18,19 +18,19 @@
 #include <taskmon/task_monitor.hpp>
 
 // Health (live / ready) of a TaskMonitor or a Supervisor
-#include <taskmon/health.hpp>
+#include <taskmon/ops/health.hpp>
 
 // io_semaphore
 #include <taskmon/async_semaphore.hpp>
 #include <taskmon/io_semaphore.hpp>
 
 // Supervisor
-#include <taskmon/agent_settings.hpp>
-#include <taskmon/agent_status.hpp>
-#include <taskmon/cpu_usage.hpp>
-#include <taskmon/history.hpp>
-#include <taskmon/supervisor.hpp>
-#include <taskmon/timeout_error.hpp>
+#include <taskmon/agent/agent_settings.hpp>
+#include <taskmon/agent/agent_status.hpp>
+#include <taskmon/agent/cpu_usage.hpp>
+#include <taskmon/agent/history.hpp>
+#include <taskmon/agent/supervisor.hpp>
+#include <taskmon/agent/timeout_error.hpp>
 
 // Operations (core: no extra dependency; the optional integrations have their own headers and targets)
-#include <taskmon/timeline.hpp>
+#include <taskmon/ops/timeline.hpp>

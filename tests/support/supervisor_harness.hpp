@@ -3,7 +3,7 @@
 // its calls, fast settings, and a harness that starts one run and drives virtual time until it returned.
 #pragma once
 
-#include <taskmon/supervisor.hpp>
+#include <taskmon/agent/supervisor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 
 #include "monitor_harness.hpp"  // sleep_for, sleep_ignoring_cancellation, null_logger, ThrowingSink

@@ -2,10 +2,10 @@
 // (timeline_samples.cpp): a TaskMonitor run and a Supervisor run in virtual time, and a run with hostile text.
 #pragma once
 
-#include <taskmon/supervisor.hpp>
+#include <taskmon/agent/supervisor.hpp>
+#include <taskmon/ops/timeline.hpp>
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
-#include <taskmon/timeline.hpp>
 
 #include "monitor_harness.hpp"
 #include "supervisor_harness.hpp"

@@ -19,11 +19,11 @@
 
 #include <asio/awaitable.hpp>
 
+#include <taskmon/agent/history.hpp>
+#include <taskmon/agent/supervisor.hpp>
 #include <taskmon/detail/call_deadline.hpp>
 #include <taskmon/detail/step_ledger.hpp>
 #include <taskmon/detail/supervisor_runtime.hpp>
-#include <taskmon/history.hpp>
-#include <taskmon/supervisor.hpp>
 
 namespace taskmon::detail {
 

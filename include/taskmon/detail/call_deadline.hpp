@@ -8,7 +8,7 @@
 #pragma once
 
 #include <taskmon/detail/config.hpp>
-#include <taskmon/timeout_error.hpp>
+#include <taskmon/agent/timeout_error.hpp>
 
 #include <chrono>
 #include <cstdint>

@@ -2,7 +2,7 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 
-#include <taskmon/health_server.hpp>
+#include <taskmon/ops/health_server.hpp>
 
 #include <taskmon/detail/log_text.hpp>
 #include <taskmon/detail/utf8.hpp>

@@ -7,7 +7,7 @@
 #pragma once
 
 #include <taskmon/detail/config.hpp>
-#include <taskmon/cpu_usage.hpp>
+#include <taskmon/agent/cpu_usage.hpp>
 
 #include <charconv>
 #include <chrono>

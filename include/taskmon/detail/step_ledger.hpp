@@ -16,8 +16,8 @@
 
 #include <fmt/format.h>
 
-#include <taskmon/agent_status.hpp>
-#include <taskmon/history.hpp>
+#include <taskmon/agent/agent_status.hpp>
+#include <taskmon/agent/history.hpp>
 
 namespace taskmon::detail {
 

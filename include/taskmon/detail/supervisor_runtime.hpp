@@ -32,14 +32,14 @@
 #include <asio/awaitable.hpp>
 #include <spdlog/logger.h>
 
-#include <taskmon/agent_settings.hpp>
-#include <taskmon/agent_status.hpp>
+#include <taskmon/agent/agent_settings.hpp>
+#include <taskmon/agent/agent_status.hpp>
+#include <taskmon/agent/cpu_usage.hpp>
+#include <taskmon/agent/history.hpp>
 #include <taskmon/component_stats.hpp>
-#include <taskmon/cpu_usage.hpp>
 #include <taskmon/detail/call_deadline.hpp>
 #include <taskmon/detail/step_ledger.hpp>
 #include <taskmon/event_subscription.hpp>
-#include <taskmon/history.hpp>
 #include <taskmon/monitor_event.hpp>
 
 namespace taskmon {

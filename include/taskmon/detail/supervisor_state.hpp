@@ -1,7 +1,7 @@
 // taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
 //
-// Internal: SupervisorState, the runtime of a Supervisor (see taskmon/supervisor.hpp and
+// Internal: SupervisorState, the runtime of a Supervisor (see taskmon/agent/supervisor.hpp and
 // detail/supervisor_runtime.hpp): the six component loops, the status machine and the TaskMonitor. It depends on
 // the clock alone; every typed part of a step (perceive, decide, act, the step records) goes through the
 // AgentBinding. Held by shared pointer: control calls post to the strand holding a reference, the run and
@@ -45,8 +45,10 @@
 #include <spdlog/logger.h>
 #include <spdlog/spdlog.h>
 
-#include <taskmon/agent_settings.hpp>
-#include <taskmon/agent_status.hpp>
+#include <taskmon/agent/agent_settings.hpp>
+#include <taskmon/agent/agent_status.hpp>
+#include <taskmon/agent/history.hpp>
+#include <taskmon/agent/supervisor.hpp>
 #include <taskmon/detail/bounded_queue.hpp>
 #include <taskmon/detail/call_deadline.hpp>
 #include <taskmon/detail/condition_wait.hpp>
@@ -56,10 +58,8 @@
 #include <taskmon/detail/log_text.hpp>
 #include <taskmon/detail/stall_watch.hpp>
 #include <taskmon/detail/supervisor_runtime.hpp>
-#include <taskmon/history.hpp>
 #include <taskmon/io_semaphore.hpp>
 #include <taskmon/monitor_event.hpp>
-#include <taskmon/supervisor.hpp>
 #include <taskmon/task_monitor.hpp>
 
 namespace taskmon::detail {

@@ -1,13 +1,13 @@
 // taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
 //
-// The shared state behind BasicSystemdNotifier (taskmon/systemd_notifier.hpp) and SystemdEnvironment parsing.
+// The shared state behind BasicSystemdNotifier (taskmon/ops/systemd_notifier.hpp) and SystemdEnvironment parsing.
 #pragma once
 
 #include <taskmon/detail/config.hpp>
 
 #include <taskmon/detail/log_text.hpp>
-#include <taskmon/systemd_notifier.hpp>
+#include <taskmon/ops/systemd_notifier.hpp>
 
 #include <asio/any_io_executor.hpp>
 #include <asio/associated_executor.hpp>

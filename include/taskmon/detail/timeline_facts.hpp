@@ -13,10 +13,10 @@
 
 #include <fmt/format.h>
 
-#include <taskmon/agent_status.hpp>
+#include <taskmon/agent/agent_status.hpp>
+#include <taskmon/agent/history.hpp>
 #include <taskmon/detail/timeline_time.hpp>
-#include <taskmon/history.hpp>
-#include <taskmon/timeline_model.hpp>
+#include <taskmon/ops/timeline_model.hpp>
 
 namespace taskmon::detail::timeline {
 

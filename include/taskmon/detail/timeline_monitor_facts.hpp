@@ -18,7 +18,7 @@
 #include <taskmon/detail/timeline_states.hpp>
 #include <taskmon/detail/timeline_time.hpp>
 #include <taskmon/monitor_event.hpp>
-#include <taskmon/timeline_model.hpp>
+#include <taskmon/ops/timeline_model.hpp>
 
 namespace taskmon::detail::timeline {
 

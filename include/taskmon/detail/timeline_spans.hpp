@@ -14,10 +14,10 @@
 #include <utility>
 #include <vector>
 
+#include <taskmon/agent/history.hpp>
 #include <taskmon/detail/timeline_facts.hpp>
 #include <taskmon/detail/timeline_time.hpp>
-#include <taskmon/history.hpp>
-#include <taskmon/timeline_model.hpp>
+#include <taskmon/ops/timeline_model.hpp>
 
 namespace taskmon::detail::timeline {
 

@@ -2,7 +2,7 @@
 // SPDX-License-Identifier: MIT
 //
 // Internal: SvgWriter, which draws a Timeline as a standalone SVG document: the layout (rows, axis, legend), the
-// spans and marks with their tooltips, the grid and the legend. render_svg() (taskmon/timeline.hpp) checks the
+// spans and marks with their tooltips, the grid and the legend. render_svg() (taskmon/ops/timeline.hpp) checks the
 // style and calls it.
 #pragma once
 
@@ -19,11 +19,11 @@
 
 #include <fmt/format.h>
 
+#include <taskmon/agent/history.hpp>
 #include <taskmon/detail/timeline_states.hpp>
 #include <taskmon/detail/timeline_text.hpp>
 #include <taskmon/detail/timeline_time.hpp>
-#include <taskmon/history.hpp>
-#include <taskmon/timeline_model.hpp>
+#include <taskmon/ops/timeline_model.hpp>
 
 namespace taskmon::detail::timeline {
 

@@ -18,7 +18,7 @@
 
 #include <fmt/format.h>
 
-#include <taskmon/history.hpp>
+#include <taskmon/agent/history.hpp>
 
 namespace taskmon::detail::timeline {
 

@@ -1,0 +1,154 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
+// HealthServer: a small HTTP/1.1 server on the application's io_context for the process supervisor and the
+// metrics scraper: GET /livez and /readyz (200 "ok", or 503 with the failing components; `?verbose` lists
+// every component) and GET /metrics (Prometheus text format). Optional: needs libhttp-parser (CMake target
+// taskmon::health_server); requests are parsed by http_parser 2.9.
+//
+//   taskmon::MonitorMetrics metrics{monitor};
+//   taskmon::HealthServer server{io.get_executor(),
+//       {.health = [&] { return taskmon::check_health(monitor); },
+//        .metrics = [&] { return metrics.collect(); }},
+//       {.address = "127.0.0.1", .port = 8080}};
+//   ...
+//   co_await server.close();        // before the monitor and the metrics it reads go away
+//
+// One request per connection (the response says Connection: close). Limits, each answered and counted in
+// stats(): max_connections slots (when all are held, a new connection evicts the oldest one that has not
+// completed its request; see HealthServerSettings), a request larger than max_request_bytes (413 or 431), a
+// request not complete within read_timeout of the accept (408), malformed HTTP or no HTTP version (400), an
+// HTTP major version other than 1 (505), a method other than GET or HEAD (405), an unknown path (404).
+#pragma once
+
+#include <taskmon/detail/config.hpp>
+
+#include <taskmon/ops/health.hpp>
+#include <taskmon/ops/metric_family.hpp>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/buffer.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/ip/address.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <spdlog/logger.h>
+#include <spdlog/spdlog.h>
+
+#include <http_parser.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace taskmon {
+
+struct HealthServerSettings {
+    std::string address = "127.0.0.1";     ///< an IPv4 or IPv6 literal; "0.0.0.0" exposes the endpoints
+    std::uint16_t port = 8080;             ///< 0: an ephemeral port (see HealthServer::local_endpoint())
+    std::size_t max_request_bytes = 8192;  ///< request line, headers and body together
+    /// From the accept to a complete request; then 408, and the connection is closed as soon as the 408 is
+    /// written (about 150 bytes, which the socket's send buffer takes at once; no lingering close). The lingering
+    /// close after any other response ends at this deadline too: a connection holds its slot for read_timeout at
+    /// most, plus the writing of its response (write_timeout at most).
+    std::chrono::milliseconds read_timeout{5000};
+    std::chrono::milliseconds write_timeout{5000};  ///< to write the response, from its start; then it is cut off
+    /// Connection slots. When all are held, a new connection takes the slot of the oldest one in its lingering
+    /// close, else evicts (closes at once, counted) the oldest one that has not completed its request, else
+    /// (every slot is writing a response) is itself closed at once (counted as rejected). So slow or idle
+    /// clients cannot lock out a probe that sends its request at once.
+    std::size_t max_connections = 32;
+};
+
+/// What the endpoints serve. An empty function makes its endpoints answer 404. Both are called on the
+/// server's strand of the executor, once per request: keep them short and thread-safe against the
+/// application (check_health() and MonitorMetrics::collect() are).
+struct HealthEndpoints {
+    std::function<HealthReport()> health{};                ///< /livez, /readyz
+    std::function<std::vector<MetricFamily>()> metrics{};  ///< /metrics
+};
+
+/// Counters since construction (a consistent-enough snapshot; each field is read atomically).
+struct HealthServerStats {
+    std::uint64_t accepted = 0;              ///< connections accepted (including the rejected ones)
+    std::uint64_t rejected_connections = 0;  ///< closed at once: every slot was writing a response
+    std::uint64_t evicted_connections = 0;   ///< closed without an answer to make room for a new connection
+    std::uint64_t responses = 0;             ///< responses written completely (any status)
+    std::uint64_t bad_requests = 0;          ///< 400 (malformed, no HTTP version), 405 (method), 505 (version)
+    std::uint64_t too_large = 0;             ///< 413 / 431
+    std::uint64_t timed_out = 0;             ///< 408, or closed because the response could not be written in time
+    std::uint64_t handler_errors = 0;        ///< 500: an endpoint function threw
+    std::size_t open_connections = 0;        ///< holding a slot now (at most max_connections)
+};
+
+namespace detail {
+class HealthServerState;
+}  // namespace detail
+
+/// Serves the endpoints until close(). Every connection is handled by its own coroutine on one strand of the
+/// executor; nothing blocks the io_context (the endpoint functions run synchronously on it).
+///
+/// Lifetime: like any Asio I/O object, destroy (or close()) the server before its io_context. While open,
+/// the accept loop is outstanding work: io_context::run() returns only after close() (or destruction).
+/// Thread safety: every member may be called from any thread.
+class HealthServer {
+public:
+    /// Binds and listens now (so a taken port fails here: std::system_error), then accepts on `executor`.
+    /// Throws std::invalid_argument naming a bad setting (address not an IP literal, a zero limit or timeout).
+    /// A null logger means spdlog's default logger (used, never modified).
+    HealthServer(asio::any_io_executor executor, HealthEndpoints endpoints, HealthServerSettings settings = {},
+                 std::shared_ptr<spdlog::logger> logger = nullptr);
+
+    /// Closes as close() does, without waiting.
+    ~HealthServer();
+
+    HealthServer(const HealthServer&) = delete;
+    HealthServer& operator=(const HealthServer&) = delete;
+
+    /// Stops accepting, closes every open connection (a response being written is cut off), and completes
+    /// once every connection coroutine has exited. Idempotent; concurrent calls all complete. Resumes on the
+    /// awaiting coroutine's executor.
+    asio::awaitable<void> close();
+
+    /// Where the server listens (the actual port when settings.port was 0).
+    [[nodiscard]] asio::ip::tcp::endpoint local_endpoint() const noexcept;
+
+    [[nodiscard]] HealthServerStats stats() const noexcept;
+
+private:
+    std::shared_ptr<detail::HealthServerState> state_;
+};
+
+/// The response the server gives for one parsed request (exposed for tests and for serving the endpoints
+/// from another HTTP server). `target` is the request target ("/readyz?verbose").
+struct HealthResponse {
+    int status = 200;
+    std::string content_type = "text/plain; charset=utf-8";
+    std::string body;
+};
+
+/// Routes a GET of `target` to `endpoints`: /livez, /readyz and /metrics; 404 otherwise. An endpoint function
+/// that throws gives a 500 whose body names the exception.
+[[nodiscard]] HealthResponse answer_health_request(const HealthEndpoints& endpoints, std::string_view target);
+
+}  // namespace taskmon
+
+#include <taskmon/detail/health_server_impl.hpp>
