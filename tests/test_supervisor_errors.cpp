@@ -3,6 +3,7 @@
 // agent and the run harness are in support/supervisor_harness.hpp.
 #include <taskmon/agent/supervisor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
+#include <taskmon/testing/supervisor_faults.hpp>
 
 #include "supervisor_harness.hpp"
 #include "taskmon_catch.hpp"
@@ -274,7 +275,7 @@ TEST_CASE("supervisor: a pause_handler give-up degrades: pending and later pause
         .max_restart_attempts = 2, .base_backoff = 1s, .max_backoff = 1s, .jitter = taskmon::JitterKind::none};
     auto sup = h.make(settings);
     int faults = 0;
-    taskmon::detail::SupervisorAccess::state(*sup).set_instance_fault([&](const char* component, std::uint64_t) {
+    taskmon::testing::inject_instance_fault(*sup, [&](const char* component, std::uint64_t) {
         if (std::string_view{component} == "pause_handler") {
             ++faults;
             throw std::runtime_error("pause_handler fault");

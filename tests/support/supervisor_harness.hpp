@@ -5,6 +5,7 @@
 
 #include <taskmon/agent/supervisor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
+#include <taskmon/testing/supervisor_faults.hpp>
 
 #include "monitor_harness.hpp"  // sleep_for, sleep_ignoring_cancellation, null_logger, ThrowingSink
 
@@ -21,16 +22,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-// Fault injection for the tests: reaches the Supervisor's internal state (declared a friend by Supervisor).
-namespace taskmon::detail {
-struct SupervisorAccess {
-    template <typename S>
-    static auto& state(S& supervisor) {
-        return *supervisor.state_;
-    }
-};
-}  // namespace taskmon::detail
 
 namespace taskmon_test {
 

@@ -203,7 +203,7 @@ public:
 
 private:
     using Binding = detail::TypedAgentBinding<Observation, Action, Result>;
-    friend struct detail::SupervisorAccess;  // the tests' fault injection
+    friend struct detail::SupervisorAccess;  // taskmon/testing/supervisor_faults.hpp
 
     std::shared_ptr<Binding> binding_;                  ///< never null; also owned by state_
     std::shared_ptr<detail::SupervisorRuntime> state_;  ///< never null
