@@ -252,8 +252,9 @@ inline void validate(const RestartPolicy& policy, std::string_view context = "Re
 }
 
 /// A source of uniform random numbers in [0, 1). Called on the monitor's strand, one call at a time, never under
-/// the monitor's lock, only for a restart whose policy has jitter. The monitor clamps a result outside [0, 1] to it; a NaN, or an exception the
-/// source throws, is logged (error level) and that restart waits its nominal backoff (no jitter).
+/// the monitor's lock, only for a restart whose policy has jitter. The monitor clamps a result outside [0, 1] to
+/// it; a NaN, or an exception the source throws, is logged (error level) and that restart waits its nominal
+/// backoff (no jitter).
 using RandomSource = std::function<double()>;
 
 /// A reproducible RandomSource (std::mt19937_64 seeded with `seed`).

@@ -172,7 +172,8 @@ public:
     /// under GiveUpMode::escalate gives its group up the same way; under stop it stays down alone.
     /// Members are components like any other (stats, events, restart(), disable()), but remove_and_wait()
     /// refuses them. Throws std::invalid_argument (a bad name, policy or member; a significant member whose
-    /// restart type is permanent; a name already used by a group or component; an unknown parent) and taskmon::MonitorClosed after close(); nothing has changed then.
+    /// restart type is permanent; a name already used by a group or component; an unknown parent) and
+    /// taskmon::MonitorClosed after close(); nothing has changed then.
     void supervise_group(const std::string& name, std::vector<GroupMember> members, const GroupPolicy& policy = {},
                          const std::string& parent = {});
 

@@ -85,8 +85,8 @@ private:
 /// Completion contract: a handler is never invoked inside the call that completes it; it is posted to its
 /// associated executor (default: the list's executor; relationship fork, like asio::post), which is kept busy
 /// (outstanding work) while the operation is parked. Operation memory comes from the handler's associated
-/// allocator (default: Asio's recycling allocator). Any cancellation type emitted on the handler's slot completes the operation with
-/// asio::error::operation_aborted and removes it (its payload is discarded).
+/// allocator (default: Asio's recycling allocator). Any cancellation type emitted on the handler's slot completes
+/// the operation with asio::error::operation_aborted and removes it (its payload is discarded).
 ///
 /// Not thread-safe: use the list, and emit cancellation, on one strand. Destroying the list destroys parked
 /// handlers without invoking them (like destroying an io_context). So does the shutdown of the execution context

@@ -194,7 +194,8 @@ public:
         return r == c->second.restarts.end() ? 0 : r->second;
     }
 
-    /// Components this object keeps state for: those with a counted restart or a pending backoff, not removed. Never a spawned task. (What bounds its memory; for leak checks.)
+    /// Components this object keeps state for: those with a counted restart or a pending backoff, not removed.
+    /// Never a spawned task. (What bounds its memory; for leak checks.)
     [[nodiscard]] std::size_t tracked_components() const {
         std::lock_guard lock{counts_->mutex};
         return counts_->components.size();

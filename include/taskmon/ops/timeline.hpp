@@ -68,7 +68,8 @@ public:
     TimelineRecorder& operator=(const TimelineRecorder&) = delete;
 
     /// Records every event `monitor` (a BasicTaskMonitor<Clock>) publishes from now on, but those of spawned
-    /// tasks, until detach() or destruction. Throws what subscribe() throws (std::logic_error once the monitor's close() started).
+    /// tasks, until detach() or destruction. Throws what subscribe() throws (std::logic_error once the monitor's
+    /// close() started).
     template <typename Monitor>
     void attach(Monitor& monitor) {
         auto subscription = monitor.subscribe([this](const MonitorEvent& e) { record(e); });

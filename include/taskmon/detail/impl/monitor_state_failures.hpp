@@ -1,7 +1,8 @@
 // taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
 //
-// MonitorState's exits and failures: what follows an instance's exit or a factory's throw, with the user code it needs run outside mutex_ (internal).
+// MonitorState's exits and failures: what follows an instance's exit or a factory's throw, with the user code it needs
+// run outside mutex_ (internal).
 // The definitions are `inline`, as they were inside the class: GCC gives functions declared inline larger
 // inlining limits, and the hot paths (restart, start and close) depend on it.
 #pragma once
@@ -20,7 +21,7 @@ inline auto MonitorState<Clock>::failure_needs(const Component& c, std::optional
         return needs;  // the class decides whether a draw is needed
     }
     const auto route = route_failure(failure_facts(c), cls.value_or(inputs.cls.value_or(FailureClass::counted)));
-    needs.draw = route == FailureRoute::restart && !c.in_trial && policy.jitter != JitterKind::none && !inputs.drawn;
+    needs.draw = route == FailureRoute::restart && needs_draw(history_of(c), policy) && !inputs.drawn;
     return needs;
 }
 

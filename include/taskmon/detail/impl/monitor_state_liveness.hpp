@@ -1,7 +1,8 @@
 // taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
 //
-// MonitorState's liveness: the watch of a running instance (heartbeat, startup and stop deadlines, a trial's probation) (internal).
+// MonitorState's liveness: the watch of a running instance (heartbeat, startup and stop deadlines, a trial's probation)
+// (internal).
 // The definitions are `inline`, as they were inside the class: GCC gives functions declared inline larger
 // inlining limits, and the hot paths (restart, start and close) depend on it.
 #pragma once

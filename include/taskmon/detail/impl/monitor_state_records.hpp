@@ -1,7 +1,8 @@
 // taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
 //
-// MonitorState's component records: validation, strands, stats, events, instances started and stopped, restarts scheduled (internal).
+// MonitorState's component records: validation, strands, stats, events, instances started and stopped, restarts
+// scheduled (internal).
 // The definitions are `inline`, as they were inside the class: GCC gives functions declared inline larger
 // inlining limits, and the hot paths (restart, start and close) depend on it.
 #pragma once
