@@ -193,6 +193,7 @@ TEST_CASE("A component that fails until it gives up publishes each step with its
     CHECK(e[3].restart_reason == taskmon::RestartReason::failed);  // the facts of the restart, on `restarted`
     CHECK(e[3].attempt == 1);
     CHECK(e[3].delay == 1s);
+    CHECK(e[3].reason == reason);
 
     CHECK(e[4].task_id == 2);
     CHECK(e[4].failure_count == 2);
@@ -258,18 +259,21 @@ TEST_CASE("`restarted` says what caused the restart: a manual restart, a permane
     REQUIRE(db.size() == 2);
     CHECK(db[0].restart_reason == taskmon::RestartReason::failed);
     CHECK(db[1].restart_reason == taskmon::RestartReason::quarantine_trial);
-    CHECK(db[1].attempt == 1);  // the first trial
-    CHECK(db[1].delay == 30s);  // its cooldown
+    CHECK(db[1].attempt == 1);                                     // the first trial
+    CHECK(db[1].delay == 30s);                                     // its cooldown
+    CHECK(db[1].reason == "std::runtime_error: Connection lost");  // the failure that opened the breaker
     const auto tick = restarted("tick");
     REQUIRE(!tick.empty());
     CHECK(tick[0].restart_reason == taskmon::RestartReason::completed);  // a permanent component returned
     CHECK(tick[0].attempt == 1);
     CHECK(tick[0].delay == 5s);
+    CHECK(tick[0].reason == "completed normally");
     const auto svc = restarted("svc");
     REQUIRE(svc.size() == 1);
     CHECK(svc[0].restart_reason == taskmon::RestartReason::manual);
     CHECK(svc[0].attempt == 0);  // restart() waits no backoff
     CHECK(svc[0].delay == 0s);
+    CHECK(svc[0].reason.empty());
     h.close(monitor);
 }
 

@@ -176,6 +176,42 @@ TEST_CASE("timeline: every automatic restart is marked with its attempt and back
     CHECK(marks_of(lane(t, "ingest"), TimelineMarkKind::failure).size() == 2);
 }
 
+TEST_CASE("timeline: a restart is marked by the cause its `restarted` event carries, not by the events before it") {
+    // Only `restarted` events: no restart_scheduled or quarantined before them to pair with.
+    TimelineRecorder recorder;
+    const SystemTime t0{std::chrono::hours{24 * 365 * 50}};
+    const auto restarted = [&](std::string name, taskmon::RestartReason why, int attempt, Offset delay,
+                               std::string reason, Offset at) {
+        MonitorEvent e;
+        e.kind = MonitorEventKind::restarted;
+        e.component = std::move(name);
+        e.time = t0 + at;
+        e.restart_reason = why;
+        e.attempt = attempt;
+        e.delay = delay;
+        e.reason = std::move(reason);
+        e.restart_count = 1;
+        recorder.record(e);
+    };
+    restarted("db", taskmon::RestartReason::failed, 2, 4s, "std::runtime_error: lost", 1s);
+    restarted("follower", taskmon::RestartReason::group, 0, 0s, "", 2s);
+    restarted("breaker", taskmon::RestartReason::quarantine_trial, 1, 30s, "std::runtime_error: down", 3s);
+    restarted("by_hand", taskmon::RestartReason::manual, 0, 0s, "", 4s);
+    const auto t = recorder.timeline();
+    const auto only = [&](const std::string& name) {
+        const auto marks = marks_of(lane(t, name), TimelineMarkKind::restart);
+        REQUIRE(marks.size() == 1);
+        return marks[0];
+    };
+    CHECK(only("db").label == "#2 4s");
+    CHECK_THAT(only("db").detail, Catch::Matchers::Contains("after a backoff of 4s") &&
+                                      Catch::Matchers::Contains("std::runtime_error: lost"));
+    CHECK(only("follower").label == "group");
+    CHECK(only("breaker").label == "trial 1");
+    CHECK_THAT(only("breaker").detail, Catch::Matchers::Contains("cooldown of 30s"));
+    CHECK(only("by_hand").label == "manual");
+}
+
 TEST_CASE("timeline: events delivered out of order are drawn where they happened") {
     MonitorRun run;
     const auto in_order = run.recorder.timeline();

@@ -150,8 +150,9 @@ inline constexpr std::array<RestartReason, 10> all_restart_reasons{
 /// | completed                         | restart_type                                       |
 /// | restart_scheduled                 | attempt, delay (the backoff), reason               |
 /// | restarted                         | restart_reason; attempt, delay (the backoff or     |
-/// |                                   | quarantine cooldown it was scheduled with; 0 for a |
-/// |                                   | manual or group restart)                           |
+/// |                                   | quarantine cooldown it was scheduled with), reason |
+/// |                                   | (the failure's; "completed normally"); none of the |
+/// |                                   | three for a manual or group restart                |
 /// | gave_up                           | limit, window, reason (limit 0: a fatal failure)   |
 /// | factory_failed                    | reason, failure_class (failure_count includes it)  |
 /// | watchdog_timeout, startup_timeout | reason, delay (the timeout), failure_class         |
@@ -198,7 +199,7 @@ struct MonitorEvent {
     std::chrono::nanoseconds window{};  ///< gave_up: the policy's restart_window
 
     /// failed, cancelled_unexpectedly, factory_failed, stopped: "type: what" of the exception (as in
-    /// ComponentStats::last_error); restart_scheduled, gave_up: what caused the restart ("completed normally"
+    /// ComponentStats::last_error); restart_scheduled, restarted, gave_up: what caused the restart ("completed normally"
     /// for a permanent component that returned).
     std::string reason{};
 

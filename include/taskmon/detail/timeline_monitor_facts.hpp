@@ -1,12 +1,11 @@
 // taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
 //
-// Internal: the facts of a TaskMonitor's events — lane states, and marks for failures, restarts (with the attempt
-// and backoff of the restart_scheduled before them), give-ups and kinds this header does not know.
+// Internal: the facts of a TaskMonitor's events — lane states, and marks for failures, restarts (with the cause,
+// attempt and backoff their `restarted` event carries), give-ups and kinds this header does not know.
 #pragma once
 
 #include <chrono>
-#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -68,12 +67,6 @@ inline std::optional<std::string> state_after(const MonitorEvent& e) {
 
 /// Facts for TaskMonitor events, given in (time, sequence) order.
 inline void facts_of(const std::vector<MonitorEvent>& events, std::vector<Fact>& out) {
-    struct Pending {
-        int attempt = 0;
-        std::chrono::nanoseconds delay{};
-        std::string reason;
-    };
-    std::map<std::string, Pending> scheduled;
     const auto mark = [&](const MonitorEvent& e, TimelineMarkKind kind, std::string label, std::string detail) {
         out.push_back(mark_fact(e.time, e.component, TimelineMark{kind, {}, std::move(label), std::move(detail)}));
     };
@@ -91,27 +84,34 @@ inline void facts_of(const std::vector<MonitorEvent>& events, std::vector<Fact>&
             case MonitorEventKind::cancelled_unexpectedly:
                 mark(e, TimelineMarkKind::failure, "", fmt::format("{} ({}): {}", name, e.failure_count, e.reason));
                 break;
-            case MonitorEventKind::restart_scheduled:
-                scheduled[e.component] = Pending{e.attempt, e.delay, e.reason};
-                break;
             case MonitorEventKind::restarted:
-                if (const auto it = scheduled.find(e.component); it != scheduled.end()) {
-                    mark(e, TimelineMarkKind::restart,
-                         fmt::format("#{} {}", it->second.attempt, short_duration(it->second.delay)),
-                         fmt::format("restart attempt {} after a backoff of {} (restart_count={}): {}",
-                                     it->second.attempt, short_duration(it->second.delay), e.restart_count,
-                                     it->second.reason));
-                    scheduled.erase(it);
-                } else {
-                    mark(e, TimelineMarkKind::restart, "manual",
-                         fmt::format("manual restart (restart_count={})", e.restart_count));
+                // The restart's facts are on its event: what caused it, and the backoff (or cooldown) it waited.
+                switch (e.restart_reason) {
+                    case RestartReason::manual:
+                    case RestartReason::unknown:
+                        mark(e, TimelineMarkKind::restart, "manual",
+                             fmt::format("manual restart (restart_count={})", e.restart_count));
+                        break;
+                    case RestartReason::group:
+                        mark(e, TimelineMarkKind::restart, "group",
+                             fmt::format("restarted with its group (restart_count={})", e.restart_count));
+                        break;
+                    case RestartReason::quarantine_trial:
+                        mark(e, TimelineMarkKind::restart, fmt::format("trial {}", e.attempt),
+                             fmt::format("quarantine trial {} after a cooldown of {} (restart_count={}): {}", e.attempt,
+                                         short_duration(e.delay), e.restart_count, e.reason));
+                        break;
+                    default:
+                        mark(e, TimelineMarkKind::restart, fmt::format("#{} {}", e.attempt, short_duration(e.delay)),
+                             fmt::format("restart attempt {} after a backoff of {} (restart_count={}): {}", e.attempt,
+                                         short_duration(e.delay), e.restart_count, e.reason));
+                        break;
                 }
                 break;
             case MonitorEventKind::restart_merged:
                 mark(e, TimelineMarkKind::note, "", "restart() merged into a pending restart");
                 break;
             case MonitorEventKind::gave_up:
-                scheduled.erase(e.component);
                 mark(e, TimelineMarkKind::failure, "gave up",
                      fmt::format("gave up: more than {} restarts within {}: {}", e.limit, short_duration(e.window),
                                  e.reason));
@@ -125,13 +125,14 @@ inline void facts_of(const std::vector<MonitorEvent>& events, std::vector<Fact>&
                 mark(e, TimelineMarkKind::warning, "unresponsive",
                      fmt::format("ignored cancellation for longer than {}", short_duration(e.delay)));
                 break;
-            case MonitorEventKind::restart_cancelled: scheduled.erase(e.component); break;
             case MonitorEventKind::closed:
                 mark(e, TimelineMarkKind::note, "closed",
                      fmt::format("monitor closed: {} components, {} unresponsive", e.count, e.unresponsive));
                 break;
             case MonitorEventKind::started:
             case MonitorEventKind::completed:
+            case MonitorEventKind::restart_scheduled:  // its lane state says backing off; `restarted` has its facts
+            case MonitorEventKind::restart_cancelled:
             case MonitorEventKind::restart_requested:
             case MonitorEventKind::stopped: break;
             default:  // a kind added after this was written: visible by its name

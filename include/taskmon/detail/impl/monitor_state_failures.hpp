@@ -488,7 +488,7 @@ inline void MonitorState<Clock>::after_return(const ComponentPtr& cp, const Inst
         close_breaker(c, now, events);  // a trial that finished its work succeeded
     }
     if (policy.restart_type == RestartType::permanent && c.enabled && c.factory) {
-        schedule_restart(cp, "completed normally", now, true, inputs, events);
+        schedule_restart(cp, completed_normally, now, true, inputs, events);
     } else {
         c.state = ComponentState::completed;
         auto e = event(MonitorEventKind::completed, c, now);

@@ -192,10 +192,17 @@ inline auto MonitorState<Clock>::event(MonitorEventKind kind, Component& c, time
             case RestartReason::quarantine_trial:
                 e.attempt = c.trials;
                 e.delay = c.quarantine_cooldown;
+                e.reason = c.last_error.str();  // the failure that opened the breaker
                 break;
-            default:
+            case RestartReason::completed:
                 e.attempt = c.consecutive;
                 e.delay = c.last_delay;
+                e.reason = completed_normally;
+                break;
+            default:  // a failure: its text is the component's last error
+                e.attempt = c.consecutive;
+                e.delay = c.last_delay;
+                e.reason = c.last_error.str();
                 break;
         }
     }
