@@ -9,6 +9,8 @@
 //   4. the cost of ComponentContext::heartbeat().
 #include <taskmon/task_monitor.hpp>
 
+#include "task_monitor_cases.hpp"
+
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
@@ -44,24 +46,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::shared_ptr<spdlog::logger> null_logger() {
-    auto logger = std::make_shared<spdlog::logger>("null", std::make_shared<spdlog::sinks::null_sink_mt>());
-    logger->set_level(spdlog::level::off);
-    return logger;
-}
-
-/// The supervised coroutine of the restart benchmarks: counts its start, then fails.
-asio::awaitable<void> fail_at_once(long long& starts) {
-    ++starts;
-    throw std::runtime_error("fail");
-    co_return;
-}
-
-/// The coroutine of the start/close and memory benchmarks: waits on a timer until cancelled.
-asio::awaitable<void> wait_forever() {
-    asio::steady_timer timer{co_await asio::this_coro::executor, 24h};
-    co_await timer.async_wait(asio::use_awaitable);
-}
+using taskmon_bench::fail_at_once;
+using taskmon_bench::null_logger;
+using taskmon_bench::return_at_once;
+using taskmon_bench::wait_forever;
 
 // ---- 1. restart latency --------------------------------------------------------------------------------------
 
@@ -268,7 +256,6 @@ BENCHMARK(BM_bytes_task_monitor_spawn)->Iterations(1);
 
 /// A spawned task that returns at once, from spawn() until it left the monitor (started, completed, removed:
 /// three events, logged to a null logger), against a bare co_spawn of the same coroutine run to its end.
-asio::awaitable<void> return_at_once() { co_return; }
 
 void BM_bare_spawn_return(benchmark::State& state) {
     asio::io_context io{1};

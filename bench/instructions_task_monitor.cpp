@@ -9,6 +9,8 @@
 // usage: instructions_task_monitor restart|start_close|spawn_return N
 #include <taskmon/task_monitor.hpp>
 
+#include "task_monitor_cases.hpp"
+
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
@@ -28,24 +30,10 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::shared_ptr<spdlog::logger> null_logger() {
-    auto logger = std::make_shared<spdlog::logger>("null", std::make_shared<spdlog::sinks::null_sink_mt>());
-    logger->set_level(spdlog::level::off);
-    return logger;
-}
-
-asio::awaitable<void> fail_at_once(long long& starts) {
-    ++starts;
-    throw std::runtime_error("fail");
-    co_return;
-}
-
-asio::awaitable<void> wait_forever() {
-    asio::steady_timer timer{co_await asio::this_coro::executor, 24h};
-    co_await timer.async_wait(asio::use_awaitable);
-}
-
-asio::awaitable<void> return_at_once() { co_return; }
+using taskmon_bench::fail_at_once;
+using taskmon_bench::null_logger;
+using taskmon_bench::return_at_once;
+using taskmon_bench::wait_forever;
 
 void close(asio::io_context& io, taskmon::TaskMonitor& monitor) {
     bool closed = false;

@@ -59,8 +59,11 @@ TEST_CASE("supervisor: a perception stall restarts perception, holds actuation a
     CHECK(h.time.elapsed() < 1min);
 }
 
-TEST_CASE("supervisor: repeated stalls fail the run after max_consecutive_stalls") {
-    SupervisorHarness h;
+namespace {
+
+/// A run whose perception publishes once and then hangs: the watchdog stalls and restarts it until the third stall
+/// in a row fails the run. Returns the settings it ran with.
+AgentSettings run_until_three_stalls(SupervisorHarness& h) {
     h.agent.perceive_fn = [](int call) -> asio::awaitable<int> {
         co_await sleep_for(call == 1 ? 10ms : 10h);
         co_return call;
@@ -71,6 +74,14 @@ TEST_CASE("supervisor: repeated stalls fail the run after max_consecutive_stalls
     auto sup = h.make(settings);
     h.start(*sup);
     REQUIRE(h.finish());
+    return settings;
+}
+
+}  // namespace
+
+TEST_CASE("supervisor: repeated stalls fail the run after max_consecutive_stalls") {
+    SupervisorHarness h;
+    run_until_three_stalls(h);
     const auto& hist = *h.history;
     CHECK(hist.status == AgentStatus::failed);
     CHECK_THAT(hist.reason, Catch::Matchers::Contains("perception stalled 3 times in a row"));
@@ -80,16 +91,7 @@ TEST_CASE("supervisor: repeated stalls fail the run after max_consecutive_stalls
 
 TEST_CASE("supervisor: stall and restart events carry their numbers in typed fields, not only in the message") {
     SupervisorHarness h;
-    h.agent.perceive_fn = [](int call) -> asio::awaitable<int> {
-        co_await sleep_for(call == 1 ? 10ms : 10h);
-        co_return call;
-    };
-    auto settings = fast_settings();
-    settings.capture_timeout = 100h;
-    settings.max_consecutive_stalls = 3;
-    auto sup = h.make(settings);
-    h.start(*sup);
-    REQUIRE(h.finish());
+    const auto settings = run_until_three_stalls(h);
     const auto& hist = *h.history;
     const auto stalls = hist.events_of(HistoryEventKind::watchdog_stall);
     REQUIRE(stalls.size() == 3);

@@ -1,0 +1,41 @@
+// The coroutines and logger the TaskMonitor benchmarks (bench_task_monitor.cpp) and the instruction-count driver
+// (instructions_task_monitor.cpp) share, so that both measure the same work.
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <spdlog/logger.h>
+#include <spdlog/sinks/null_sink.h>
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+
+namespace taskmon_bench {
+
+/// A logger that formats nothing: the figures measure supervision, not logging.
+inline std::shared_ptr<spdlog::logger> null_logger() {
+    auto logger = std::make_shared<spdlog::logger>("null", std::make_shared<spdlog::sinks::null_sink_mt>());
+    logger->set_level(spdlog::level::off);
+    return logger;
+}
+
+/// The supervised coroutine of the restart cases: counts its start, then fails.
+inline asio::awaitable<void> fail_at_once(long long& starts) {
+    ++starts;
+    throw std::runtime_error("fail");
+    co_return;
+}
+
+/// The coroutine of the start/close and memory cases: waits on a timer until cancelled.
+inline asio::awaitable<void> wait_forever() {
+    asio::steady_timer timer{co_await asio::this_coro::executor, std::chrono::hours{24}};
+    co_await timer.async_wait(asio::use_awaitable);
+}
+
+/// The short-lived task of the spawn() cases.
+inline asio::awaitable<void> return_at_once() { co_return; }
+
+}  // namespace taskmon_bench
