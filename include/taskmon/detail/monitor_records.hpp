@@ -36,6 +36,13 @@ namespace taskmon::detail {
 /// Why the monitor asked an instance to stop.
 enum class StopCause { none, restart, disable, close, remove, liveness, group };
 
+/// What a restart unit does with a component it drives (Component::unit_role, meaningful while `unit` is set).
+enum class UnitRole : std::uint8_t {
+    stop,     ///< stop it and keep it stopped
+    restart,  ///< stop it, then start it again in its turn
+    started,  ///< started again by the unit already
+};
+
 /// What a component's instances are made from: a plain factory or one that takes the instance's context.
 struct ComponentFactory {
     RestartFactory plain;
@@ -155,9 +162,8 @@ struct MonitorRecords {
         // A one_for_one member restarting on its own: its scheduled restart also counts against the group's
         // max_restarts (with the group's budget then) when it happens.
         std::optional<std::uint32_t> counted_in_group;
+        UnitRole unit_role = UnitRole::stop;
         bool significant = false;
-        bool drive_restart = false;  // in `unit`: to be started again (else kept stopped)
-        bool unit_started = false;   // in `unit`: started by it already
     };
     using ComponentPtr = std::shared_ptr<Component>;
 

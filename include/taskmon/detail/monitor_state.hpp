@@ -11,7 +11,7 @@
 #include <taskmon/component_stats.hpp>
 #include <taskmon/detail/component_lifecycle.hpp>
 #include <taskmon/detail/exit_outcome.hpp>
-#include <taskmon/detail/group_strategy.hpp>
+#include <taskmon/detail/group_engine.hpp>
 #include <taskmon/detail/lazy_text.hpp>
 #include <taskmon/detail/listener_registry.hpp>
 #include <taskmon/detail/liveness_check.hpp>
@@ -446,89 +446,43 @@ private:
     /// close() waited for `i` as long as it waits for it: close can complete while it still runs.
     void waited_in_close(Instance& i) TASKMON_REQUIRES(mutex_);
 
-    // ---- groups (mutex_ held, except advance() on strand_) -------------------------------------------
+    // ---- groups --------------------------------------------------------------------------------------
 
-    static Group& root_of(Group& g);
+    /// The group engine's handle on the core: the calls GroupEngine may make (detail/group_engine.hpp lists them).
+    /// Every call into engine_ holds mutex_ (engine_ is guarded by it, and clang checks that), and the engine calls
+    /// these only from inside such a call: they need no analysis of their own.
+    class UnitPort {
+    public:
+        explicit UnitPort(MonitorState& s) : s_{&s} {}
+        bool closing() const TASKMON_NO_THREAD_SAFETY_ANALYSIS { return s_->closed_; }
+        RestartType restart_type(const Component& c) const { return s_->policy_of(c).restart_type; }
+        void take_over(const ComponentPtr& cp) const TASKMON_NO_THREAD_SAFETY_ANALYSIS;
+        void stop(const ComponentPtr& cp) const TASKMON_NO_THREAD_SAFETY_ANALYSIS {
+            s_->request_stop(cp, s_->closed_ ? StopCause::close : StopCause::group);
+        }
+        void report_unresponsive(Component& c, time_point now, Events& events) const TASKMON_NO_THREAD_SAFETY_ANALYSIS {
+            s_->report_unresponsive(c, now, events);
+        }
+        std::uint32_t schedule_start(const ComponentPtr& cp) const;
+        static std::optional<time_point> ready_time(const Instance& i) { return MonitorState::ready_time(i); }
+        MonitorEvent group_event(MonitorEventKind kind, const Group& g,
+                                 time_point now) const TASKMON_NO_THREAD_SAFETY_ANALYSIS {
+            return s_->group_event(kind, g, now);
+        }
+        void escalate(MonitorEvent e, Events& events) const TASKMON_NO_THREAD_SAFETY_ANALYSIS {
+            s_->escalate(std::move(e), events);
+        }
+        void resume(std::shared_ptr<RestartUnit> unit) const;
+        void retire(std::shared_ptr<RestartUnit> unit) const;
 
-    /// The components of `g` and of its nested groups, in start order.
-    static void leaves_of(const Group& g, std::vector<ComponentPtr>& out);
-
-    static void leaves_of(const Member& m, std::vector<ComponentPtr>& out);
-
-    /// `g` and every group nested in it.
-    static void subtree_of(Group& g, std::vector<Group*>& out);
-
-    /// The components `u` drives, in start order.
-    static std::vector<ComponentPtr> leaves_of(const RestartUnit& u);
-
-    /// `g` starts over with a fresh budget (restarted as a whole by its parent): no restart counts any more.
-    static void fresh_budget(Group& g);
-
-    /// A counted restart of `g` decided against `budget` happened at `now`, or never will (`happened` false).
-    static void settle_group_restart(Group& g, std::uint32_t budget, time_point now, bool happened);
-
-    /// The counted group restarts of `u` happened at `now` (its members start), or never will (`happened` false:
-    /// the monitor closed first).
-    static void settle_counted(RestartUnit& u, time_point now, bool happened);
-
-    /// The same for the restart of one_for_one member `c` on its own.
-    static void settle_counted(Component& c, time_point now, bool happened);
-
-    /// Who carries out the restart of failed member `m` of `g` that would happen at `at`: decided first, before
-    /// any accounting of the member's own.
-    enum class GroupVerdict {
-        gives_up,         // a counted restart beyond the group's max_restarts: the group gives up
-        member_restarts,  // a one_for_one component that no unit drives restarts on its own
-        group_restarts,   // the group restarts what its strategy names
+    private:
+        MonitorState* s_;
     };
 
-    GroupVerdict group_verdict(Group& g, const Member& m, time_point now, time_point at, bool counted)
-        TASKMON_REQUIRES(mutex_);
+    using Engine = GroupEngine<Clock, MonitorState, UnitPort>;
 
-    /// Carries out `verdict` for member `m` of `g`, failed with `reason`, whose restart waits `delay`. Returns
-    /// false when the member restarts on its own: then its restart counts against the group's limit when it
-    /// happens (the caller schedules it).
-    bool group_member_failed(GroupVerdict verdict, Group& g, const Member& m, const std::string& reason,
-                             std::chrono::nanoseconds delay, bool counted, time_point now, Events& events)
-        TASKMON_REQUIRES(mutex_);
-
-    /// `g` gives up (its limit was exceeded, or a member escalated): its parent restarts it as a failed member
-    /// or, at the top of the tree, its members are stopped and it is escalated to the monitor's owner.
-    void group_give_up(Group& g, const std::string& cause, std::optional<int> limit, const std::string& reason,
-                       std::chrono::nanoseconds delay, time_point now, Events& events) TASKMON_REQUIRES(mutex_);
-
-    /// `c` ended for good (completed, failed without restart, gave up): a significant member may end its group.
-    void member_ended(Component& c, time_point now, Events& events) TASKMON_REQUIRES(mutex_);
-
-    static bool has_ended(const Member& m);
-
-    /// Significant member `who` of `g` ended: shuts `g` down if its auto_shutdown says so.
-    void significant_ended(Group& g, const std::string& who, time_point now, Events& events) TASKMON_REQUIRES(mutex_);
-
-    /// Hands `leaves` (components of the tree under `root`) to a new unit that stops them in reverse order and,
-    /// if `restart`, starts them again in order from `resume_at`. Units already driving any of them (or any of
-    /// `before`, which it does not stop) are absorbed, with what they still had to do. Quarantined and given-up
-    /// components are left alone by a restart; temporary and disabled ones are stopped, not restarted (a
-    /// temporary one never started yet is started).
-    RestartUnit& enlist(Group& root, const std::vector<ComponentPtr>& leaves, bool restart, time_point resume_at,
-                        const std::vector<ComponentPtr>& before = {}) TASKMON_REQUIRES(mutex_);
-
-    /// Moves what `old` drives into `unit`. `old` by value: the caller's may be a component's own `unit`.
-    void absorb(const std::shared_ptr<RestartUnit>& unit, std::shared_ptr<RestartUnit> old) TASKMON_REQUIRES(mutex_);
-
-    /// What a unit does next (mutex_ held): stop one more component, wait, start one more, or finish.
-    struct UnitStep {
-        ComponentPtr start;  // call start_restart(start, gen, first_start) next
-        std::uint32_t gen = 0;
-        bool first_start = false;
-        std::optional<time_point> wake;  // look again then (or on the exit / readiness it waits for)
-    };
-
-    UnitStep step(RestartUnit& u, time_point now, Events& events) TASKMON_REQUIRES(mutex_);
-
-    /// The unit did everything: its components are on their own again, its groups settle.
-    void finish(RestartUnit& u, const std::vector<ComponentPtr>& leaves, time_point now, Events& events)
-        TASKMON_REQUIRES(mutex_);
+    /// Numbers `e` (an `escalated` event), reports it and queues it for async_wait_escalation().
+    void escalate(MonitorEvent e, Events& events) TASKMON_REQUIRES(mutex_);
 
     /// Runs unit `u` as far as it can go now (strand_): a stop requested, a component started, a timer armed.
     void advance(const std::shared_ptr<RestartUnit>& u);
@@ -604,7 +558,7 @@ private:
     // Removed, but their instance outlived shutdown_timeout: the name stays taken until that instance exits, so
     // that no two live instances ever share a name.
     std::map<std::string_view, ComponentPtr, std::less<>> detached_ TASKMON_GUARDED_BY(mutex_);
-    std::map<std::string, std::unique_ptr<Group>, std::less<>> groups_ TASKMON_GUARDED_BY(mutex_);  // never shrinks
+    Engine engine_ TASKMON_GUARDED_BY(mutex_){UnitPort{*this}};  // the groups, and the units that drive them
     // Components' strands, type-erased once: copies of an any_io_executor share its heap-held strand, where each
     // conversion from a strand<> would allocate. Only grows, so references stay valid.
     std::deque<asio::any_io_executor> strands_ TASKMON_GUARDED_BY(mutex_);

@@ -85,15 +85,7 @@ inline void MonitorState<Clock>::begin_close() {
         };
         // Groups stop in reverse start order, one member at a time: a tree may take the sum of its
         // members' shutdown_timeouts.
-        for (auto& [name, g] : groups_) {
-            if (g->state != GroupState::gave_up && g->state != GroupState::shut_down) {
-                g->state = GroupState::stopped;  // the end states keep telling how the group ended
-            }
-            if (g->parent) {
-                continue;
-            }
-            std::vector<ComponentPtr> leaves;
-            leaves_of(*g, leaves);
+        engine_.close(now, [&](const std::vector<ComponentPtr>& leaves) {
             std::chrono::nanoseconds sum{};
             bool any = false;
             for (const auto& c : leaves) {
@@ -105,8 +97,7 @@ inline void MonitorState<Clock>::begin_close() {
             if (any) {
                 longest = std::max(longest, sum);
             }
-            enlist(*g, leaves, false, now);
-        }
+        });
         for (auto& [name, c] : components_) {
             stop(c);
         }

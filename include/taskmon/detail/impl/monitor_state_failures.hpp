@@ -89,7 +89,7 @@ inline auto MonitorState<Clock>::draw(const RestartPolicy& policy, const std::st
 template <typename Clock>
 inline auto MonitorState<Clock>::failure_facts(const Component& c) const -> FailureFacts {
     return {policy_of(c).restart_type, c.enabled, static_cast<bool>(c.factory), c.in_trial,
-            c.unit && c.drive_restart && !c.unit_started};
+            c.unit && c.unit_role == UnitRole::restart};
 }
 
 template <typename Clock>
@@ -134,7 +134,7 @@ inline void MonitorState<Clock>::after_failure(const ComponentPtr& cp, const std
             } else if (route == FailureRoute::ends_without_factory) {
                 events.push_back(event(MonitorEventKind::no_factory, c, now));
             }
-            member_ended(c, now, events);
+            engine_.member_ended(c, now, events);
             return;
         case FailureRoute::gives_up:
             give_up(cp, give_up_decision(policy_of(c), c.quarantine_cooldown, true, now), reason, now, events);
@@ -170,7 +170,7 @@ inline void MonitorState<Clock>::schedule_restart(const ComponentPtr& cp, const 
     // of its own backs off further, and a group restart waits the member's backoff.
     const Member member{cp, nullptr};
     const auto verdict =
-        c.group ? group_verdict(*c.group, member, now, restart->at, counted) : GroupVerdict::member_restarts;
+        c.group ? engine_.verdict(*c.group, member, now, restart->at, counted) : GroupVerdict::member_restarts;
     c.consecutive = restart->attempt;
     c.last_delay = restart->delay;
     c.restart_counted = counted;
@@ -181,12 +181,11 @@ inline void MonitorState<Clock>::schedule_restart(const ComponentPtr& cp, const 
     e.delay = restart->delay;
     e.reason = reason;
     events.push_back(std::move(e));
-    if (verdict != GroupVerdict::member_restarts) {
-        group_member_failed(verdict, *c.group, member, reason, restart->delay, counted, now, events);
-        return;
-    }
     if (c.group) {
-        group_member_failed(verdict, *c.group, member, reason, restart->delay, counted, now, events);  // counts it
+        engine_.member_failed(verdict, *c.group, member, reason, restart->delay, restart->at, counted, now, events);
+    }
+    if (verdict != GroupVerdict::member_restarts) {
+        return;  // the group carries it out
     }
     transition(c.lifecycle, Lifecycle::scheduled);
     c.next_restart = restart->at;
@@ -198,13 +197,8 @@ inline void MonitorState<Clock>::give_up(const ComponentPtr& cp, const RestartDe
                                          const std::string& reason, time_point now, Events& events) {
     auto& c = *cp;
     const auto& policy = policy_of(c);
-    if (c.unit && !c.unit_started) {
-        // It failed on its own while a group restart stopped the others: that restart must not start it
-        // again (it stays down, or waits for its quarantine trial).
-        c.unit.reset();
-        c.drive_restart = false;
-        c.restart_counted = false;
-    }
+    // It failed on its own while a group restart stopped the others: that restart must not start it again.
+    Engine::release_unstarted(c);
     if (const auto* q = std::get_if<QuarantineUntil<time_point>>(&decision)) {
         quarantine(cp, *q, reason, now, events);
         return;
@@ -224,19 +218,16 @@ inline void MonitorState<Clock>::give_up(const ComponentPtr& cp, const RestartDe
             clear_budget(c);
             c.state = ComponentState::restarting;
         }
-        group_give_up(*c.group, c.name, std::nullopt, "member '" + c.name + "' escalated: " + reason,
-                      policy.base_backoff, now, events);
+        engine_.give_up(*c.group, c.name, std::nullopt, "member '" + c.name + "' escalated: " + reason,
+                        policy.base_backoff, now, events);
     } else if (gave_up.mode == GiveUpMode::escalate) {
         auto escalation = e;
         escalation.kind = MonitorEventKind::escalated;
-        escalation.sequence = ++next_sequence_;
         events.push_back(std::move(e));
-        events.push_back(escalation);
-        escalations_.push_back(std::move(escalation));
-        asio::post(strand_, [self = this->shared_from_this()] { self->deliver_escalations(); });
+        escalate(std::move(escalation), events);
     } else {
         events.push_back(std::move(e));
-        member_ended(c, now, events);
+        engine_.member_ended(c, now, events);
     }
 }
 
@@ -282,7 +273,7 @@ inline void MonitorState<Clock>::start_restart(const ComponentPtr& cp, std::uint
         if (std::exchange(c.restart_counted, false)) {
             record_restart(c, now);
         }
-        settle_counted(c, now, true);
+        Engine::settle_counted(c, now, true);
         transition(c.lifecycle, Lifecycle::starting);
         ++starting_;
         factory = c.factory;
@@ -450,7 +441,7 @@ inline void MonitorState<Clock>::after_requested_stop(const ComponentPtr& cp, co
     if (c.unit && instance.stop != StopCause::none && instance.stop != StopCause::liveness && !closed_) {
         // Stopped for a group restart or an ordered stop: the unit decides what follows.
         c.in_trial = false;
-        c.state = c.drive_restart && c.enabled ? ComponentState::restarting : ComponentState::stopped;
+        c.state = c.unit_role != UnitRole::stop && c.enabled ? ComponentState::restarting : ComponentState::stopped;
         events.push_back(stopped_event(c, instance, outcome, now));
     } else if (instance.stop == StopCause::restart && open) {
         if (outcome.kind == ExitOutcome::failed) {
@@ -495,7 +486,7 @@ inline void MonitorState<Clock>::after_return(const ComponentPtr& cp, const Inst
         e.task_id = instance.id;
         e.restart_type = policy.restart_type;
         events.push_back(std::move(e));
-        member_ended(c, now, events);
+        engine_.member_ended(c, now, events);
     }
 }
 

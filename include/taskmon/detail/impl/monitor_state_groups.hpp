@@ -1,7 +1,8 @@
 // taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
 //
-// MonitorState's groups: supervision trees and the restart units that stop and start their members in order (internal).
+// MonitorState's side of the groups (internal): the calls the group engine makes into the core, and the driving of a
+// restart unit on the monitor's strand (its starts, outside mutex_, and its timer).
 // The definitions are `inline`, as they were inside the class: GCC gives functions declared inline larger
 // inlining limits, and the hot paths (restart, start and close) depend on it.
 #pragma once
@@ -11,183 +12,48 @@
 namespace taskmon::detail {
 
 template <typename Clock>
-inline auto MonitorState<Clock>::root_of(Group& g) -> Group& {
-    auto* r = &g;
-    while (r->parent) {
-        r = r->parent;
-    }
-    return *r;
-}
-
-template <typename Clock>
-inline void MonitorState<Clock>::leaves_of(const Group& g, std::vector<ComponentPtr>& out) {
-    for (const auto& m : g.members) {
-        leaves_of(m, out);
-    }
-}
-
-template <typename Clock>
-inline void MonitorState<Clock>::leaves_of(const Member& m, std::vector<ComponentPtr>& out) {
-    if (m.component) {
-        out.push_back(m.component);
-    } else {
-        leaves_of(*m.group, out);
-    }
-}
-
-template <typename Clock>
-inline void MonitorState<Clock>::subtree_of(Group& g, std::vector<Group*>& out) {
-    out.push_back(&g);
-    for (const auto& m : g.members) {
-        if (m.group) {
-            subtree_of(*m.group, out);
-        }
-    }
-}
-
-template <typename Clock>
-inline auto MonitorState<Clock>::leaves_of(const RestartUnit& u) -> std::vector<ComponentPtr> {
-    std::vector<ComponentPtr> all;
-    leaves_of(*u.root, all);
-    std::erase_if(all, [&u](const ComponentPtr& c) { return c->unit.get() != &u; });
-    return all;
-}
-
-template <typename Clock>
-inline void MonitorState<Clock>::fresh_budget(Group& g) {
-    g.window.clear();
-    g.pending_restarts = 0;
-    ++g.budget;
-}
-
-template <typename Clock>
-inline void MonitorState<Clock>::settle_group_restart(Group& g, std::uint32_t budget, time_point now, bool happened) {
-    if (g.budget != budget) {
-        return;  // counted against a budget renewed since
-    }
-    --g.pending_restarts;
-    if (happened) {
-        if (g.window.size() >= unlimited_window_memory) {
-            g.window.erase(g.window.begin());
-        }
-        g.window.push_back(now);
-    }
-}
-
-template <typename Clock>
-inline void MonitorState<Clock>::settle_counted(RestartUnit& u, time_point now, bool happened) {
-    for (const auto& [g, budget] : u.counted) {
-        settle_group_restart(*g, budget, now, happened);
-    }
-    u.counted.clear();
-}
-
-template <typename Clock>
-inline void MonitorState<Clock>::settle_counted(Component& c, time_point now, bool happened) {
-    if (const auto budget = std::exchange(c.counted_in_group, std::nullopt)) {
-        settle_group_restart(*c.group, *budget, now, happened);
-    }
-}
-
-template <typename Clock>
-inline auto MonitorState<Clock>::group_verdict(Group& g, const Member& m, time_point now, time_point at, bool counted)
-    -> GroupVerdict {
-    forget_restarts_before(g.window, g.policy.restart_window, now);
-    if (counted && !group_restart_allowed(std::span<const time_point>{g.window}, g.pending_restarts, g.policy, at)) {
-        return GroupVerdict::gives_up;
-    }
-    return group_owns_restart(g.policy.strategy, m.component != nullptr, m.component && m.component->unit)
-               ? GroupVerdict::group_restarts
-               : GroupVerdict::member_restarts;
-}
-
-template <typename Clock>
-inline auto MonitorState<Clock>::group_member_failed(GroupVerdict verdict, Group& g, const Member& m,
-                                                     const std::string& reason, std::chrono::nanoseconds delay,
-                                                     bool counted, time_point now, Events& events) -> bool {
-    const auto at = now + std::chrono::duration_cast<duration>(delay);
-    if (verdict == GroupVerdict::gives_up) {
-        group_give_up(g, m.name(), g.policy.max_restarts, reason, delay, now, events);
-        return true;
-    }
-    if (verdict == GroupVerdict::member_restarts) {
-        if (counted) {
-            ++g.pending_restarts;
-            m.component->counted_in_group = g.budget;
-        }
-        return false;
-    }
-    const auto position = static_cast<std::size_t>(
-        std::find_if(g.members.begin(), g.members.end(),
-                     [&m](const Member& x) { return x.component == m.component && x.group == m.group; }) -
-        g.members.begin());
-    const auto range = affected_members(g.policy.strategy, position, g.members.size());
-    const auto first = g.members.begin() + static_cast<std::ptrdiff_t>(range.first);
-    const auto last = g.members.begin() + static_cast<std::ptrdiff_t>(range.last);
-    std::vector<ComponentPtr> leaves;
-    std::vector<Group*> groups;
-    auto e = group_event(MonitorEventKind::group_restarting, g, now);
-    e.component = m.name();
-    e.delay = delay;
-    e.reason = reason;
-    for (auto it = first; it != last; ++it) {
-        leaves_of(*it, leaves);
-        e.members.push_back(it->name());
-        if (it->group) {
-            subtree_of(*it->group, groups);
-        }
-    }
-    for (auto* x : groups) {
-        fresh_budget(*x);  // a group restarted by its parent starts over with a fresh budget (as in OTP)
-    }
-    if (g.policy.strategy != RestartStrategy::one_for_one) {
-        groups.push_back(&g);
-    }
-    for (auto* x : groups) {
-        x->state = GroupState::restarting;
-    }
-    if (!groups.empty()) {
-        events.push_back(std::move(e));
-    }  // else a one_for_one member that a unit drives: restarted with that unit, no group restart of its own
-    auto& unit = enlist(root_of(g), leaves, true, at);
-    unit.restarting.insert(unit.restarting.end(), groups.begin(), groups.end());
-    if (counted) {
-        ++g.pending_restarts;
-        unit.counted.emplace_back(&g, g.budget);
-    }
-    return true;
-}
-
-template <typename Clock>
-inline void MonitorState<Clock>::group_give_up(Group& g, const std::string& cause, std::optional<int> limit,
-                                               const std::string& reason, std::chrono::nanoseconds delay,
-                                               time_point now, Events& events) {
-    auto e = group_event(MonitorEventKind::group_gave_up, g, now);
-    e.component = cause;
-    if (limit) {
-        e.limit = *limit;
-        e.window = g.policy.restart_window;
-    }
-    e.reason = reason;
-    events.push_back(e);
-    if (g.parent) {
-        fresh_budget(g);  // restarted as a whole: a fresh budget
-        const Member failed{nullptr, &g};
-        const auto at = now + std::chrono::duration_cast<duration>(delay);
-        group_member_failed(group_verdict(*g.parent, failed, now, at, true), *g.parent, failed,
-                            "group '" + g.name + "' gave up: " + reason, delay, true, now, events);
+inline void MonitorState<Clock>::UnitPort::take_over(const ComponentPtr& cp) const {
+    auto& c = *cp;
+    c.in_trial = false;
+    if (c.lifecycle != Lifecycle::scheduled) {
         return;
     }
-    std::vector<Group*> groups;
-    subtree_of(g, groups);
-    for (auto* x : groups) {
-        x->state = GroupState::gave_up;
-    }
-    std::vector<ComponentPtr> leaves;
-    leaves_of(g, leaves);
-    enlist(g, leaves, false, now);
-    e.kind = MonitorEventKind::escalated;
-    e.component.clear();
+    // A backoff or trial of its own: the unit replaces it.
+    transition(c.lifecycle, Lifecycle::idle);
+    c.manual_pending = false;
+    ++c.restart_gen;
+    c.next_restart.reset();
+    asio::post(s_->strand_, [cp] {
+        if (cp->timer) {
+            cp->timer->cancel();
+        }
+    });
+}
+
+template <typename Clock>
+inline auto MonitorState<Clock>::UnitPort::schedule_start(const ComponentPtr& cp) const -> std::uint32_t {
+    auto& c = *cp;
+    transition(c.lifecycle, Lifecycle::scheduled);
+    c.manual_pending = false;
+    return ++c.restart_gen;
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::UnitPort::resume(std::shared_ptr<RestartUnit> unit) const {
+    asio::post(s_->strand_, [self = s_->shared_from_this(), unit = std::move(unit)] { self->advance(unit); });
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::UnitPort::retire(std::shared_ptr<RestartUnit> unit) const {
+    asio::post(s_->strand_, [unit = std::move(unit)] {
+        if (unit->timer) {
+            unit->timer->cancel();
+        }
+    });
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::escalate(MonitorEvent e, Events& events) {
     e.sequence = ++next_sequence_;
     events.push_back(e);
     escalations_.push_back(std::move(e));
@@ -195,265 +61,17 @@ inline void MonitorState<Clock>::group_give_up(Group& g, const std::string& caus
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::member_ended(Component& c, time_point now, Events& events) {
-    if (c.group && c.significant) {
-        significant_ended(*c.group, c.name, now, events);
-    }
-}
-
-template <typename Clock>
-inline auto MonitorState<Clock>::has_ended(const Member& m) -> bool {
-    if (m.group) {
-        const auto s = m.group->state;
-        return s == GroupState::shutting_down || s == GroupState::shut_down || s == GroupState::gave_up;
-    }
-    const auto& c = *m.component;
-    const auto s = c.state;
-    return c.lifecycle == Lifecycle::idle && !c.unit &&
-           (s == ComponentState::completed || s == ComponentState::failed || s == ComponentState::gave_up);
-}
-
-template <typename Clock>
-inline void MonitorState<Clock>::significant_ended(Group& g, const std::string& who, time_point now, Events& events) {
-    if (g.state == GroupState::shutting_down || g.state == GroupState::shut_down || g.state == GroupState::gave_up ||
-        g.state == GroupState::stopped || g.policy.auto_shutdown == AutoShutdown::never) {
-        return;
-    }
-    if (g.policy.auto_shutdown == AutoShutdown::all_significant) {
-        for (const auto& m : g.members) {
-            const bool significant = m.component ? m.component->significant : m.group->policy.significant;
-            if (significant && !has_ended(m)) {
-                return;
-            }
-        }
-    }
-    std::vector<Group*> groups;
-    subtree_of(g, groups);
-    for (auto* x : groups) {
-        x->state = GroupState::shutting_down;
-    }
-    auto e = group_event(MonitorEventKind::group_shutdown, g, now);
-    e.component = who;
-    for (const auto& m : g.members) {
-        e.members.push_back(m.name());
-    }
-    events.push_back(std::move(e));
-    std::vector<ComponentPtr> leaves;
-    leaves_of(g, leaves);
-    auto& unit = enlist(root_of(g), leaves, false, now);
-    unit.shutting.insert(unit.shutting.end(), groups.begin(), groups.end());
-    if (g.parent && g.policy.significant) {
-        significant_ended(*g.parent, g.name, now, events);
-    }
-}
-
-template <typename Clock>
-inline auto MonitorState<Clock>::enlist(Group& root, const std::vector<ComponentPtr>& leaves, bool restart,
-                                        time_point resume_at, const std::vector<ComponentPtr>& before) -> RestartUnit& {
-    auto unit = std::make_shared<RestartUnit>(root);
-    unit->resume_at = resume_at;
-    for (const auto& c : before) {
-        if (c->unit && c->unit != unit) {
-            absorb(unit, c->unit);
-        }
-    }
-    for (const auto& c : leaves) {
-        if (c->unit && c->unit != unit) {
-            absorb(unit, c->unit);
-        }
-    }
-    for (const auto& cp : leaves) {
-        auto& c = *cp;
-        const bool stuck = c.state == ComponentState::gave_up || c.state == ComponentState::quarantined;
-        if (restart && stuck) {
-            if (c.unit == unit) {
-                c.drive_restart = false;  // absorbed: kept stopped
-                c.restart_counted = false;
-            }
-            continue;
-        }
-        if (c.lifecycle == Lifecycle::scheduled) {  // a backoff or trial of its own: the unit replaces it
-            transition(c.lifecycle, Lifecycle::idle);
-            c.manual_pending = false;
-            if (c.counted_in_group) {  // it counts against its group when the unit starts it
-                unit->counted.emplace_back(c.group, *c.counted_in_group);
-                c.counted_in_group.reset();
-            }
-            ++c.restart_gen;
-            c.next_restart.reset();
-            asio::post(strand_, [cp] {
-                if (cp->timer) {
-                    cp->timer->cancel();
-                }
-            });
-        }
-        c.in_trial = false;
-        c.unit = unit;
-        c.unit_started = false;
-        // A temporary member is started once (its first start), never restarted.
-        c.drive_restart = restart && c.enabled && c.factory &&
-                          (policy_of(c).restart_type != RestartType::temporary || c.generation == 0);
-        if (c.drive_restart) {
-            c.state = ComponentState::restarting;
-        } else {
-            c.restart_counted = false;  // its own restart, replaced by this unit, will not happen
-        }
-        if (!c.drive_restart && !c.instance &&
-            (c.state == ComponentState::restarting || c.state == ComponentState::quarantined)) {
-            c.state = ComponentState::stopped;
-        }
-    }
-    for (const auto& c : leaves_of(*unit)) {
-        if (c->drive_restart && !c->unit_started) {
-            c->next_restart = unit->resume_at;  // absorbed ones too: the unit starts them together
-        }
-    }
-    asio::post(strand_, [self = this->shared_from_this(), unit] { self->advance(unit); });
-    return *unit;
-}
-
-template <typename Clock>
-inline void MonitorState<Clock>::absorb(const std::shared_ptr<RestartUnit>& unit, std::shared_ptr<RestartUnit> old) {
-    for (const auto& c : leaves_of(*old)) {
-        c->unit = unit;
-    }
-    old->merged = true;
-    unit->resume_at = std::max(unit->resume_at, old->resume_at);
-    for (auto list : {&RestartUnit::starting, &RestartUnit::restarting, &RestartUnit::shutting}) {
-        auto& to = (*unit).*list;
-        const auto& from = (*old).*list;
-        to.insert(to.end(), from.begin(), from.end());
-    }
-    unit->counted.insert(unit->counted.end(), old->counted.begin(), old->counted.end());
-    old->counted.clear();
-    asio::post(strand_, [old] {
-        if (old->timer) {
-            old->timer->cancel();
-        }
-    });
-}
-
-template <typename Clock>
-inline auto MonitorState<Clock>::step(RestartUnit& u, time_point now, Events& events) -> UnitStep {
-    UnitStep next;
-    const auto leaves = leaves_of(u);
-    if (u.phase == RestartUnit::Phase::stopping) {
-        for (auto it = leaves.rbegin(); it != leaves.rend(); ++it) {
-            auto& c = **it;
-            if (c.unit_started || !c.instance || c.instance->reported_unresponsive) {
-                continue;
-            }
-            if (c.instance->stop == StopCause::none) {
-                request_stop(*it, closed_ ? StopCause::close : StopCause::group);
-                c.state = c.drive_restart && !closed_ ? ComponentState::restarting : ComponentState::stopping;
-            }
-            if (now < c.instance->stop_deadline) {
-                next.wake = c.instance->stop_deadline;  // or its exit, whichever comes first
-                return next;
-            }
-            report_unresponsive(c, now, events);  // it may still exit: it is not started again before
-        }
-        u.phase = RestartUnit::Phase::waiting;
-    }
-    if (u.phase == RestartUnit::Phase::waiting) {
-        const bool to_start =
-            std::any_of(leaves.begin(), leaves.end(), [](const ComponentPtr& c) { return c->drive_restart; });
-        if (to_start && !closed_ && now < u.resume_at) {
-            next.wake = u.resume_at;
-            return next;
-        }
-        u.phase = RestartUnit::Phase::starting;
-        settle_counted(u, now, to_start && !closed_);  // a stop-only unit restarts nothing
-    }
-    for (const auto& cp : leaves) {
-        auto& c = *cp;
-        if (!c.drive_restart) {
-            continue;
-        }
-        if (c.unit_started) {
-            if (c.instance && c.group->policy.start_after_ready && !ready_time(*c.instance)) {
-                return next;  // on_ready (or its failure) advances
-            }
-            continue;
-        }
-        if (closed_ || !c.enabled || !c.factory) {
-            c.drive_restart = false;
-            c.restart_counted = false;
-            if (!c.instance) {
-                c.state = ComponentState::stopped;
-                c.next_restart.reset();
-            }
-            continue;
-        }
-        if (c.instance) {
-            return next;  // an instance that outlived its stop: never two live instances
-        }
-        c.unit_started = true;
-        transition(c.lifecycle, Lifecycle::scheduled);
-        c.manual_pending = false;
-        next.start = cp;
-        next.gen = ++c.restart_gen;
-        next.first_start = c.generation == 0;
-        return next;
-    }
-    finish(u, leaves, now, events);
-    return next;
-}
-
-template <typename Clock>
-inline void MonitorState<Clock>::finish(RestartUnit& u, const std::vector<ComponentPtr>& leaves, time_point now,
-                                        Events& events) {
-    u.merged = true;                // done: stale timers and posts find nothing to do
-    settle_counted(u, now, false);  // (none left: they were settled when it began to start)
-    for (const auto& c : leaves) {
-        c->unit.reset();
-        c->drive_restart = false;
-        c->unit_started = false;
-    }
-    const auto settle = [&](std::vector<Group*>& groups, GroupState from, GroupState to,
-                            std::optional<MonitorEventKind> kind) TASKMON_REQUIRES(mutex_) {
-        std::vector<Group*> done;  // once each, in the order they were listed (never by address)
-        for (auto* g : groups) {
-            if (std::find(done.begin(), done.end(), g) != done.end()) {
-                continue;
-            }
-            done.push_back(g);
-            if (g->state != from) {
-                continue;
-            }
-            g->state = to;
-            if (kind == MonitorEventKind::group_restarted) {
-                ++g->restart_count;
-            }
-            if (kind) {
-                auto e = group_event(*kind, *g, now);
-                for (const auto& m : g->members) {
-                    e.members.push_back(m.name());
-                }
-                events.push_back(std::move(e));
-            }
-        }
-    };
-    if (closed_) {
-        return;
-    }
-    settle(u.starting, GroupState::starting, GroupState::running, MonitorEventKind::group_started);
-    settle(u.restarting, GroupState::restarting, GroupState::running, MonitorEventKind::group_restarted);
-    settle(u.shutting, GroupState::shutting_down, GroupState::shut_down, std::nullopt);
-}
-
-template <typename Clock>
 inline void MonitorState<Clock>::advance(const std::shared_ptr<RestartUnit>& u) {
     assert(running_in_strand(strand_));
     for (;;) {
         Events events;
-        UnitStep next;
+        typename Engine::UnitStep next;
         {
             MutexLock lock{mutex_};
             if (u->merged) {
                 return;
             }
-            next = step(*u, Clock::now(), events);
+            next = engine_.step(*u, Clock::now(), events);
         }
         publish(events);
         if (next.start) {

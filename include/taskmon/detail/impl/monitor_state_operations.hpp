@@ -57,7 +57,7 @@ inline void MonitorState<Clock>::spawn_task(const std::string& name, asio::await
         if (components_.find(std::string_view{name}) != components_.end()) {
             throw std::invalid_argument("spawn: duplicate component name '" + name + "'");
         }
-        if (groups_.count(name) != 0) {
+        if (engine_.contains(name)) {
             throw std::invalid_argument("spawn: '" + name + "' is the name of a group");
         }
         auto c = make_component(name);
@@ -290,15 +290,14 @@ inline void MonitorState<Clock>::supervise_group(const std::string& name, std::v
         MutexLock lock{mutex_};
         check_open("supervise_group");
         check_not_detached(name, where);
-        if (groups_.count(name) != 0 || components_.count(name) != 0) {
+        if (engine_.contains(name) || components_.count(name) != 0) {
             throw std::invalid_argument(where + ": the name is already used by a group or component");
         }
         if (!parent.empty()) {
-            auto it = groups_.find(parent);
-            if (it == groups_.end()) {
+            group->parent = engine_.find(parent);
+            if (!group->parent) {
                 throw std::invalid_argument(where + ": unknown parent group " + single_quoted(parent));
             }
-            group->parent = it->second.get();
             const auto state = group->parent->state;
             if (state == GroupState::shutting_down || state == GroupState::shut_down || state == GroupState::gave_up) {
                 throw std::invalid_argument(where + ": parent group '" + parent + "' is " +
@@ -307,7 +306,7 @@ inline void MonitorState<Clock>::supervise_group(const std::string& name, std::v
         }
         for (const auto& m : members) {
             check_not_detached(m.name, where);
-            if (groups_.count(m.name) != 0 || components_.count(m.name) != 0) {
+            if (engine_.contains(m.name) || components_.count(m.name) != 0) {
                 throw std::invalid_argument(where + ": member name '" + m.name +
                                             "' is already used by a group or component");
             }
@@ -322,21 +321,11 @@ inline void MonitorState<Clock>::supervise_group(const std::string& name, std::v
             c->significant = m.significant;
             made.push_back(std::move(c));
         }
-        auto& g = *groups_.emplace(name, std::move(group)).first->second;
         for (auto& c : made) {
             insert(c);
-            g.members.push_back(Member{c, nullptr});
+            group->members.push_back(Member{c, nullptr});
         }
-        if (g.parent) {
-            g.parent->members.push_back(Member{nullptr, &g});
-        }
-        std::vector<ComponentPtr> leaves;
-        leaves_of(g, leaves);
-        // The tree's other members still being started (or restarted) go first: the new group joins its
-        // parent's members last.
-        std::vector<ComponentPtr> tree;
-        leaves_of(root_of(g), tree);
-        enlist(root_of(g), leaves, true, Clock::now(), tree).starting.push_back(&g);
+        engine_.add(std::move(group), Clock::now());
     }
     for (const auto& m : members) {
         if (m.policy) {
@@ -351,7 +340,7 @@ inline auto MonitorState<Clock>::group_snapshot() const -> std::map<std::string,
     MutexLock lock{mutex_};
     const auto now = Clock::now();
     std::map<std::string, GroupStats> out;
-    for (const auto& [name, g] : groups_) {
+    for (const auto& [name, g] : engine_.groups()) {
         GroupStats s;
         s.state = g->state;
         s.strategy = g->policy.strategy;

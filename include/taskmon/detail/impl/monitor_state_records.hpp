@@ -48,7 +48,7 @@ inline void MonitorState<Clock>::check_not_registered(const std::string& name, c
     if (it != components_.end() && it->second->registered) {
         throw std::invalid_argument(std::string{what} + ": duplicate component name '" + name + "'");
     }
-    if (groups_.count(name) != 0) {
+    if (engine_.contains(name)) {
         throw std::invalid_argument(std::string{what} + ": '" + name + "' is the name of a group");
     }
 }
@@ -363,7 +363,7 @@ inline void MonitorState<Clock>::cancel_pending_restart(const ComponentPtr& cp, 
         transition(c.lifecycle, Lifecycle::idle);  // a factory already running finds restart_gen changed
     }
     c.restart_counted = false;
-    settle_counted(c, Clock::now(), false);
+    Engine::settle_counted(c, Clock::now(), false);
     c.manual_pending = false;
     ++c.restart_gen;
     c.next_restart.reset();
