@@ -1,9 +1,10 @@
 // taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
 //
-// The lifecycle of a supervised component as the monitor drives it (internal): one value, and every change it may
-// make listed in one table. ComponentState is what the monitor reports about a component (why it is down, how it
-// ended); Lifecycle is what the monitor is doing with it, and decides which of its handlers may act.
+// The lifecycle of a supervised component as the monitor drives it (internal): two values, each with every change it
+// may make listed in one table. ComponentState is what the monitor reports about a component (why it is down, how it
+// ended); Lifecycle is what the monitor is doing with it, and decides which of its handlers may act; Membership says
+// whether it is one of the monitor's components, and whether it is leaving.
 #pragma once
 
 #include <cassert>
@@ -54,6 +55,53 @@ enum class Lifecycle : std::uint8_t {
 inline void transition(Lifecycle& current, Lifecycle to) noexcept {
     assert(is_allowed_transition(current, to));
     current = to;
+}
+
+/// Whether a component belongs to the monitor. A record made for a factory alone (set_restart_factories) is declared
+/// until something registers or starts it.
+enum class Membership : std::uint8_t {
+    declared,    ///< in the monitor's map for its factory, not registered
+    registered,  ///< registered (register_task, supervise, spawn, a group member, or started by restart()/reset())
+    removing,    ///< remove_and_wait() was called: it leaves the map once no instance of it runs
+    removed,     ///< left the map (its record lives on in callbacks that still hold it)
+};
+
+[[nodiscard]] constexpr std::string_view to_string(Membership membership) noexcept {
+    switch (membership) {
+        case Membership::declared: return "declared";
+        case Membership::registered: return "registered";
+        case Membership::removing: return "removing";
+        case Membership::removed: return "removed";
+    }
+    return "unknown";
+}
+
+/// Every change of Membership the monitor may make. Anything else is a bug in the monitor.
+[[nodiscard]] constexpr bool is_allowed_transition(Membership from, Membership to) noexcept {
+    switch (from) {
+        case Membership::declared:
+            // Registered or started; or removed while known by its factory alone.
+            return to == Membership::registered || to == Membership::removing;
+        case Membership::registered:
+            // remove_and_wait(); or a spawned task ended and its record leaves at once.
+            return to == Membership::removing || to == Membership::removed;
+        case Membership::removing:
+            // Its instance exited (or none ran), or it outlived its shutdown_timeout and waits detached.
+            return to == Membership::removed;
+        case Membership::removed: return false;
+    }
+    return false;
+}
+
+/// Moves `current` to `to`; an illegal change fails the assertion in debug builds.
+inline void transition(Membership& current, Membership to) noexcept {
+    assert(is_allowed_transition(current, to));
+    current = to;
+}
+
+/// remove_and_wait() was called on it: it is leaving, or has left, and nothing starts it again.
+[[nodiscard]] constexpr bool is_leaving(Membership membership) noexcept {
+    return membership == Membership::removing || membership == Membership::removed;
 }
 
 }  // namespace taskmon::detail

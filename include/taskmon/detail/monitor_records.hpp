@@ -146,14 +146,12 @@ struct MonitorRecords {
         int trials = 0;                                      // quarantine trials since the breaker last closed
         ComponentState state = ComponentState::not_started;  // as reported (ComponentStats::state)
         Lifecycle lifecycle = Lifecycle::idle;               // what the monitor does with it
-        bool registered = false;
+        Membership membership = Membership::declared;
         bool enabled = false;
         bool manual_pending = false;   // the scheduled restart was requested by restart() or reset()
         bool restart_counted = false;  // the scheduled restart joins `window` when it happens (see schedule_restart)
         bool task_cancelled = false;
         bool in_trial = false;  // the live instance is a quarantine trial
-        bool removing = false;  // remove_and_wait() was called
-        bool removed = false;   // left components_
         bool spawned = false;   // spawn(): leaves components_ when its task ends, never restarted
         // Groups (supervise_group): the group it belongs to, and the unit driving it through a group restart,
         // an ordered start or stop (while `unit` is set, the unit alone starts it: no restart of its own).

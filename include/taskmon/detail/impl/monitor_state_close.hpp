@@ -20,10 +20,11 @@ inline void MonitorState<Clock>::complete_removals() {
     remove_done_ = false;
     const auto component = [](const std::shared_ptr<void>& payload) { return static_cast<Component*>(payload.get()); };
     remove_waiters_.complete_matching(asio::error_code{}, [&](const std::shared_ptr<void>& c) {
-        return component(c)->removed && !component(c)->instance;
+        return component(c)->membership == Membership::removed && !component(c)->instance;
     });
-    remove_waiters_.complete_matching(asio::error::timed_out,
-                                      [&](const std::shared_ptr<void>& c) { return component(c)->removed; });
+    remove_waiters_.complete_matching(asio::error::timed_out, [&](const std::shared_ptr<void>& c) {
+        return component(c)->membership == Membership::removed;
+    });
 }
 
 template <typename Clock>

@@ -31,8 +31,8 @@ inline auto MonitorState<Clock>::exit_needs(const Component& c, const Instance& 
     if (c.spawned) {
         return {};
     }
-    if (instance.stop != StopCause::none || closed_ || c.removing) {
-        const bool tripped = instance.stop == StopCause::liveness && !closed_ && !c.removing;
+    if (instance.stop != StopCause::none || closed_ || is_leaving(c.membership)) {
+        const bool tripped = instance.stop == StopCause::liveness && !closed_ && !is_leaving(c.membership);
         return tripped ? failure_needs(c, instance.trip_class, inputs) : Needs{};
     }
     if (outcome.kind == ExitOutcome::returned) {
@@ -263,7 +263,7 @@ inline void MonitorState<Clock>::start_restart(const ComponentPtr& cp, std::uint
     Reservation reservation;
     {
         MutexLock lock{mutex_};
-        if (gen != c.restart_gen || c.lifecycle != Lifecycle::scheduled || closed_ || c.removing) {
+        if (gen != c.restart_gen || c.lifecycle != Lifecycle::scheduled || closed_ || is_leaving(c.membership)) {
             return;
         }
         // It happens now, whatever the factory does. A restart decided by a counted failure counts also when a
@@ -299,7 +299,8 @@ inline void MonitorState<Clock>::start_restart(const ComponentPtr& cp, std::uint
     UserInputs inputs;
     for (;;) {
         UniqueMutexLock lock{mutex_};
-        const bool stopped = closed_ || (!c.enabled && !c.manual_pending) || gen != c.restart_gen || c.removing;
+        const bool stopped =
+            closed_ || (!c.enabled && !c.manual_pending) || gen != c.restart_gen || is_leaving(c.membership);
         if (!stopped && factory_error) {
             if (const auto needs = failure_needs(c, std::nullopt, inputs)) {
                 const auto policy = policy_handle(c);
@@ -318,7 +319,7 @@ inline void MonitorState<Clock>::start_restart(const ComponentPtr& cp, std::uint
             c.state = ComponentState::stopped;
             c.in_trial = false;
             c.next_restart.reset();
-            if (c.removing) {
+            if (is_leaving(c.membership)) {
                 erase(c, false, events);
             }
         } else if (factory_error) {
@@ -378,7 +379,7 @@ inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, const std::shar
         if (const auto ready = ready_time(*instance); ready && now - *ready >= policy.reset_backoff_after) {
             c.consecutive = 0;  // it was ready long enough to count as stable
         }
-        if (c.removed) {
+        if (c.membership == Membership::removed) {
             if (auto it = detached_.find(std::string_view{c.name}); it != detached_.end() && it->second == cp) {
                 detached_.erase(it);  // its name is free again
                 release_strand(c);
@@ -389,7 +390,7 @@ inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, const std::shar
         }
         if (c.spawned) {
             on_exit_spawned(c, *instance, outcome, now, events);
-        } else if (instance->stop != StopCause::none || closed_ || c.removing) {
+        } else if (instance->stop != StopCause::none || closed_ || is_leaving(c.membership)) {
             after_requested_stop(cp, *instance, outcome, inputs, now, events);
         } else if (outcome.kind == ExitOutcome::returned) {
             after_return(cp, *instance, inputs, now, events);
@@ -437,7 +438,7 @@ inline void MonitorState<Clock>::after_requested_stop(const ComponentPtr& cp, co
                                                       const ExitOutcome& outcome, const UserInputs& inputs,
                                                       time_point now, Events& events) {
     auto& c = *cp;
-    const bool open = !closed_ && !c.removing;
+    const bool open = !closed_ && !is_leaving(c.membership);
     if (c.unit && instance.stop != StopCause::none && instance.stop != StopCause::liveness && !closed_) {
         // Stopped for a group restart or an ordered stop: the unit decides what follows.
         c.in_trial = false;
@@ -463,7 +464,7 @@ inline void MonitorState<Clock>::after_requested_stop(const ComponentPtr& cp, co
         }
         c.in_trial = false;
         events.push_back(stopped_event(c, instance, outcome, now));
-        if (c.removing) {
+        if (is_leaving(c.membership)) {
             erase(c, false, events);
         }
     }

@@ -39,7 +39,7 @@ inline void MonitorState<Clock>::register_task(const std::string& name, asio::aw
         check_open("register_task");
         check_not_registered(name, "register_task");
         auto c = find_or_create(name);
-        c->registered = true;
+        transition(c->membership, Membership::registered);
         spawn(c, std::move(task), nullptr, reserve_instance(c), events);
     }
     publish(events);
@@ -61,7 +61,7 @@ inline void MonitorState<Clock>::spawn_task(const std::string& name, asio::await
             throw std::invalid_argument("spawn: '" + name + "' is the name of a group");
         }
         auto c = make_component(name);
-        c->registered = true;
+        transition(c->membership, Membership::registered);
         c->spawned = true;
         insert(c);
         Reservation reservation;  // no liveness record: a spawned task has no context to heartbeat with
@@ -117,7 +117,7 @@ inline void MonitorState<Clock>::supervise(const std::string& name, Factory fact
         try {
             check_open("supervise");
             check_not_registered(name, "supervise");
-            if ((it != components_.end() && it->second != provisional) || provisional->removing) {
+            if ((it != components_.end() && it->second != provisional) || is_leaving(provisional->membership)) {
                 throw std::invalid_argument("supervise: component '" + name + "' changed concurrently");
             }
         } catch (...) {
@@ -133,7 +133,7 @@ inline void MonitorState<Clock>::supervise(const std::string& name, Factory fact
         c.factory = origin;
         c.own_policy = policy ? std::make_shared<const RestartPolicy>(*policy) : nullptr;
         c.enabled = true;
-        c.registered = true;
+        transition(c.membership, Membership::registered);
         spawn(provisional, std::move(*task), std::move(origin), std::move(reservation), events);
     }
     if (policy) {
@@ -316,7 +316,7 @@ inline void MonitorState<Clock>::supervise_group(const std::string& name, std::v
             c->factory = m.factory ? make_factory(std::move(m.factory)) : make_factory(std::move(m.context_factory));
             c->own_policy = m.policy ? std::make_shared<const RestartPolicy>(*m.policy) : nullptr;
             c->enabled = true;
-            c->registered = true;
+            transition(c->membership, Membership::registered);
             c->group = group.get();
             c->significant = m.significant;
             made.push_back(std::move(c));
@@ -405,8 +405,8 @@ inline auto MonitorState<Clock>::begin_remove(const std::string& name) -> std::s
             throw std::invalid_argument("remove_and_wait: component '" + name + "' is a member of group '" +
                                         c.group->name + "'");
         }
-        if (!c.removing) {
-            c.removing = true;
+        if (c.membership != Membership::removing) {
+            transition(c.membership, Membership::removing);
             c.enabled = false;
             cancel_pending_restart(cp, ComponentState::stopped, events);
             if (c.instance && c.instance->reported_unresponsive) {
@@ -431,7 +431,7 @@ inline void MonitorState<Clock>::async_wait_removed(std::shared_ptr<void> record
         std::optional<asio::error_code> result;
         {
             MutexLock lock{self->mutex_};
-            if (cp->removed) {
+            if (cp->membership == Membership::removed) {
                 result = cp->instance ? asio::error::timed_out : asio::error_code{};
             } else if (self->close_completed_) {
                 result = asio::error::timed_out;

@@ -45,7 +45,7 @@ template <typename Clock>
 inline void MonitorState<Clock>::check_not_registered(const std::string& name, const char* what) const {
     check_not_detached(name, what);
     auto it = components_.find(std::string_view{name});
-    if (it != components_.end() && it->second->registered) {
+    if (it != components_.end() && it->second->membership != Membership::declared) {
         throw std::invalid_argument(std::string{what} + ": duplicate component name '" + name + "'");
     }
     if (engine_.contains(name)) {
@@ -73,7 +73,7 @@ inline auto MonitorState<Clock>::open_component(const std::string& name, const c
 
 template <typename Clock>
 inline void MonitorState<Clock>::check_not_removing(const std::string& name, const char* what) const {
-    if (components_.find(std::string_view{name})->second->removing) {
+    if (is_leaving(components_.find(std::string_view{name})->second->membership)) {
         throw std::invalid_argument(std::string{what} + ": component '" + name + "' is being removed");
     }
 }
@@ -325,7 +325,9 @@ inline void MonitorState<Clock>::request_stop(const ComponentPtr& cp, StopCause 
 template <typename Clock>
 inline void MonitorState<Clock>::start_now(const ComponentPtr& cp) {
     auto& c = *cp;
-    c.registered = true;  // starting a component known only by its factory registers it
+    if (c.membership == Membership::declared) {
+        transition(c.membership, Membership::registered);  // starting a component known by its factory registers it
+    }
     c.manual_pending = true;
     transition(c.lifecycle, Lifecycle::scheduled);
     c.state = ComponentState::restarting;
@@ -389,7 +391,7 @@ inline void MonitorState<Clock>::erase(Component& c, bool unresponsive, Events& 
         release_strand(c);
     }
     components_.erase(it);
-    c.removed = true;
+    transition(c.membership, Membership::removed);
     auto e = event(MonitorEventKind::removed, c, Clock::now());
     e.unresponsive = unresponsive ? 1 : 0;
     events.push_back(std::move(e));
