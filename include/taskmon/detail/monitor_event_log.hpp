@@ -12,7 +12,6 @@
 #include <taskmon/restart_policy.hpp>
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 #include <spdlog/logger.h>
 
 #include <chrono>
@@ -36,23 +35,23 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             break;
         case MonitorEventKind::failed:
             logger.log(level_enum::err, "Component {} failed component={} task_id={} failure_count={} reason={}", name,
-                       name, e.task_id, e.failure_count, quote(e.reason));
+                       name, e.task_id, e.failure_count, QuotedValue{e.reason});
             break;
         case MonitorEventKind::cancelled_unexpectedly:
             logger.log(level_enum::warn,
                        "Component {} was cancelled unexpectedly component={} task_id={} failure_count={} reason={}",
-                       name, name, e.task_id, e.failure_count, quote(e.reason));
+                       name, name, e.task_id, e.failure_count, QuotedValue{e.reason});
             break;
         case MonitorEventKind::completed:
             logger.log(routine, "Component {} completed component={} task_id={} restart_type={}", name, name, e.task_id,
                        to_string(e.restart_type));
             break;
         case MonitorEventKind::restart_scheduled: {
-            const auto seconds = format_seconds(e.delay);
+            const SecondsValue seconds{e.delay};
             logger.log(level_enum::warn,
                        "Restarting component {} (attempt {}) after {}s delay component={} attempt={} backoff={} "
                        "reason={}",
-                       name, e.attempt, seconds, name, e.attempt, seconds, quote(e.reason));
+                       name, e.attempt, seconds, name, e.attempt, seconds, QuotedValue{e.reason});
             break;
         }
         case MonitorEventKind::restarted:
@@ -72,7 +71,7 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             logger.log(level_enum::err,
                        "Component {} has exceeded restart limit ({} attempts per {}). Stopping auto-restart. "
                        "component={} restart_count={} reason={}",
-                       name, e.limit, format_window(e.window), name, e.restart_count, quote(e.reason));
+                       name, e.limit, WindowValue{e.window}, name, e.restart_count, QuotedValue{e.reason});
             break;
         case MonitorEventKind::not_enabled:
             logger.log(level_enum::warn,
@@ -85,18 +84,18 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             break;
         case MonitorEventKind::factory_failed:
             logger.log(level_enum::err, "Restart factory of component {} threw component={} failure_count={} reason={}",
-                       name, name, e.failure_count, quote(e.reason));
+                       name, name, e.failure_count, QuotedValue{e.reason});
             break;
         case MonitorEventKind::stopped:
             if (e.reason.empty()) {
                 logger.log(routine, "Component {} stopped component={} task_id={}", name, name, e.task_id);
             } else {
                 logger.log(level_enum::warn, "Component {} stopped with an error component={} task_id={} reason={}",
-                           name, name, e.task_id, quote(e.reason));
+                           name, name, e.task_id, QuotedValue{e.reason});
             }
             break;
         case MonitorEventKind::stop_timeout: {
-            const auto seconds = format_seconds(e.delay);
+            const SecondsValue seconds{e.delay};
             logger.log(level_enum::err,
                        "Component {} did not stop within {}s of cancellation component={} task_id={} "
                        "shutdown_timeout={}",
@@ -115,7 +114,7 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             break;
         case MonitorEventKind::watchdog_timeout:
         case MonitorEventKind::startup_timeout: {
-            const auto seconds = format_seconds(e.delay);
+            const SecondsValue seconds{e.delay};
             const auto what = e.kind == MonitorEventKind::watchdog_timeout
                                   ? fmt::format("missed its watchdog deadline ({}s without a heartbeat)", seconds)
                                   : fmt::format("did not become ready within {}s", seconds);
@@ -123,15 +122,15 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
                        "Component {} {}; cancelling it component={} task_id={} failure_count={} timeout={} "
                        "failure_class={} reason={}",
                        name, what, name, e.task_id, e.failure_count, seconds, to_string(e.failure_class),
-                       quote(e.reason));
+                       QuotedValue{e.reason});
             break;
         }
         case MonitorEventKind::quarantined: {
-            const auto seconds = format_seconds(e.delay);
+            const SecondsValue seconds{e.delay};
             logger.log(level_enum::err,
                        "Component {} quarantined; one trial instance in {}s component={} cooldown={} trials={} "
                        "reason={}",
-                       name, seconds, name, seconds, e.attempt, quote(e.reason));
+                       name, seconds, name, seconds, e.attempt, QuotedValue{e.reason});
             break;
         }
         case MonitorEventKind::trial_started:
@@ -148,12 +147,12 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             if (e.component.empty()) {
                 logger.log(level_enum::critical,
                            "Group {} gave up; escalating to the monitor's owner group={} reason={}", group, group,
-                           quote(e.reason));
+                           QuotedValue{e.reason});
             } else {
                 logger.log(level_enum::critical,
                            "Component {} gave up; escalating to the monitor's owner component={} restart_count={} "
                            "reason={}",
-                           name, name, e.restart_count, quote(e.reason));
+                           name, name, e.restart_count, QuotedValue{e.reason});
             }
             break;
         case MonitorEventKind::reset:
@@ -173,39 +172,37 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
             logger.log(level_enum::info, "Policy of component {} updated component={}", name, name);
             break;
         case MonitorEventKind::group_started:
-            logger.log(level_enum::info, "Started group {} group={} members={}", group, group,
-                       quote(fmt::format("{}", fmt::join(e.members, ","))));
+            logger.log(level_enum::info, "Started group {} group={} members={}", group, group, QuotedList{&e.members});
             break;
         case MonitorEventKind::group_restarting: {
-            const auto seconds = format_seconds(e.delay);
+            const SecondsValue seconds{e.delay};
             logger.log(level_enum::warn,
                        "Restarting group {} after {}s delay: member {} failed group={} component={} members={} "
                        "backoff={} reason={}",
-                       group, seconds, name, group, name, quote(fmt::format("{}", fmt::join(e.members, ","))), seconds,
-                       quote(e.reason));
+                       group, seconds, name, group, name, QuotedList{&e.members}, seconds, QuotedValue{e.reason});
             break;
         }
         case MonitorEventKind::group_restarted:
             logger.log(level_enum::info, "Successfully restarted group {} group={} members={}", group, group,
-                       quote(fmt::format("{}", fmt::join(e.members, ","))));
+                       QuotedList{&e.members});
             break;
         case MonitorEventKind::group_gave_up:
             if (e.window == std::chrono::nanoseconds::zero()) {  // a member escalated; no limit involved
                 logger.log(level_enum::err, "Group {} gives up: member {} escalated group={} component={} reason={}",
-                           group, name, group, name, quote(e.reason));
+                           group, name, group, name, QuotedValue{e.reason});
             } else {
                 logger.log(level_enum::err,
                            "Group {} has exceeded its restart limit ({} per {}); giving it up group={} "
                            "component={} limit={} reason={}",
                            group, e.limit == 1 ? std::string{"1 restart"} : fmt::format("{} restarts", e.limit),
-                           format_window(e.window), group, name, e.limit, quote(e.reason));
+                           WindowValue{e.window}, group, name, e.limit, QuotedValue{e.reason});
             }
             break;
         case MonitorEventKind::group_shutdown:
             logger.log(level_enum::info,
                        "Significant member {} of group {} ended; shutting the group down group={} component={} "
                        "members={}",
-                       name, group, group, name, quote(fmt::format("{}", fmt::join(e.members, ","))));
+                       name, group, group, name, QuotedList{&e.members});
             break;
     }
 }
