@@ -32,7 +32,7 @@ using ComponentPtr = Records::ComponentPtr;
 using Group = Records::Group;
 using Member = Records::Member;
 using RestartUnit = Records::RestartUnit;
-using Events = std::vector<MonitorEvent>;
+using Events = EventBatch;
 
 constexpr auto stop_wait = 5s;  // the stop deadline the port gives every stop
 

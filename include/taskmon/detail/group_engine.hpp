@@ -10,6 +10,7 @@
 
 #include <taskmon/component_group.hpp>
 #include <taskmon/detail/component_lifecycle.hpp>
+#include <taskmon/detail/event_batch.hpp>
 #include <taskmon/detail/group_strategy.hpp>
 #include <taskmon/detail/monitor_records.hpp>
 #include <taskmon/detail/restart_decision.hpp>
@@ -62,7 +63,7 @@ public:
     using Member = typename Records::Member;
     using Group = typename Records::Group;
     using RestartUnit = typename Records::RestartUnit;
-    using Events = std::vector<MonitorEvent>;
+    using Events = EventBatch;
 
     explicit GroupEngine(Port port) : port_{port} {}
 

@@ -10,6 +10,7 @@
 #include <taskmon/component_group.hpp>
 #include <taskmon/component_stats.hpp>
 #include <taskmon/detail/component_lifecycle.hpp>
+#include <taskmon/detail/event_batch.hpp>
 #include <taskmon/detail/exit_outcome.hpp>
 #include <taskmon/detail/group_engine.hpp>
 #include <taskmon/detail/lazy_text.hpp>
@@ -70,6 +71,23 @@ namespace taskmon {
 
 namespace detail {
 
+/// The completion of an instance's co_spawn: hands the instance's exit to its monitor. Its associated executor is
+/// the monitor's strand, where on_exit runs: an instance that ends without suspending (co_spawn then posts its
+/// completion to that executor) reaches on_exit in one post, not two through its component's strand. It stores no
+/// executor: it returns the monitor's (`get_executor`), through the state it holds anyway.
+template <typename State>
+struct InstanceExit {
+    using executor_type = asio::any_io_executor;
+
+    const executor_type& get_executor() const noexcept { return state->strand_; }
+
+    void operator()(std::exception_ptr error) const { state->on_exit(component, instance, std::move(error)); }
+
+    std::shared_ptr<State> state;
+    typename State::ComponentPtr component;
+    std::shared_ptr<typename State::Instance> instance;
+};
+
 /// The state shared by a monitor and every callback it has outstanding. Kept alive by those callbacks, so a
 /// monitor can be destroyed while its components still run.
 ///
@@ -124,7 +142,7 @@ public:
     using RemoveWaiters = detail::RemoveWaiters;  // payload: a ComponentPtr
     using EscalationWaiters = detail::EscalationWaiters;
 
-    using Events = std::vector<MonitorEvent>;
+    using Events = EventBatch;
     using Listeners = ListenerRegistry<MonitorEvent>;
 
     // ---- public operations (any thread) -------------------------------------------------------------
@@ -199,6 +217,8 @@ public:
     void notify_ready(const std::weak_ptr<Component>& component, const Liveness* liveness);
 
 private:
+    friend struct InstanceExit<MonitorState>;
+
     struct Reservation {
         std::uint64_t id = 0;
         std::shared_ptr<Liveness> liveness;

@@ -286,16 +286,9 @@ inline void MonitorState<Clock>::spawn(const ComponentPtr& cp, asio::awaitable<v
     asio::post(*c.strand, [self = this->shared_from_this(), cp, instance, task = std::move(task)]() mutable {
         auto slot = instance->signal.slot();
         const auto& strand = *cp->strand;
-        // The handler runs on the component's strand and hands the exit to strand_ itself: one post, as a
-        // handler bound to strand_ would cost, without keeping a copy of strand_ in every coroutine's state.
-        asio::co_spawn(
-            strand, std::move(task),
-            asio::bind_cancellation_slot(slot, [self = std::move(self), cp = std::move(cp),
-                                                instance = std::move(instance)](std::exception_ptr error) mutable {
-                auto& monitor_strand = self->strand_;
-                asio::post(monitor_strand, [self = std::move(self), cp = std::move(cp), instance = std::move(instance),
-                                            error = std::move(error)] { self->on_exit(cp, instance, error); });
-            }));
+        asio::co_spawn(strand, std::move(task),
+                       asio::bind_cancellation_slot(
+                           slot, InstanceExit<MonitorState>{std::move(self), std::move(cp), std::move(instance)}));
     });
 }
 
