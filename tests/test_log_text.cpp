@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <exception>
 #include <stdexcept>
 #include <string>
@@ -73,4 +74,23 @@ TEST_CASE("An exception whose what() is a null pointer is described by its type 
     CHECK(describe(std::make_exception_ptr(std::runtime_error("Connection lost"))) ==
           "std::runtime_error: Connection lost");
     CHECK(describe(std::make_exception_ptr(42)) == "unknown exception");
+}
+
+TEST_CASE("The lazily formatted values write what their eager functions return", "[log_text]") {
+    using namespace std::chrono_literals;
+    using taskmon::detail::format_seconds;
+    using taskmon::detail::format_window;
+    const std::string reason = "std::runtime_error: bad \"input\"\nline two";
+    CHECK(fmt::format("{}", taskmon::detail::QuotedValue{reason}) == quote(reason));
+    for (const auto d :
+         {std::chrono::nanoseconds{0}, std::chrono::nanoseconds{1500ms}, std::chrono::nanoseconds{1234us}}) {
+        CHECK(fmt::format("{}", taskmon::detail::SecondsValue{d}) == format_seconds(d));
+    }
+    for (const auto w : {std::chrono::nanoseconds{1h}, std::chrono::nanoseconds{90s}, std::chrono::nanoseconds{1ms}}) {
+        CHECK(fmt::format("{}", taskmon::detail::WindowValue{w}) == format_window(w));
+    }
+    const std::vector<std::string> members{"a", "", "c d", "e\"f"};
+    CHECK(fmt::format("{}", taskmon::detail::QuotedList{&members}) == quote("a,,c d,e\"f"));
+    const std::vector<std::string> none;
+    CHECK(fmt::format("{}", taskmon::detail::QuotedList{&none}) == "\"\"");
 }
