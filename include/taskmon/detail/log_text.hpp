@@ -6,6 +6,7 @@
 // (detail/monitor_event_log.hpp), its stats (last_error), and the Supervisor.
 #pragma once
 
+#include <taskmon/detail/exception_inspection.hpp>
 #include <taskmon/detail/utf8.hpp>
 
 #include <fmt/format.h>
@@ -72,6 +73,10 @@ inline std::string describe(const std::exception_ptr& error) {
     if (!error) {
         return "";
     }
+#ifdef TASKMON_HAS_EXCEPTION_INSPECTION
+    const auto* e = caught_as<std::exception>(error);  // without a second throw (exception_inspection.hpp)
+    return e != nullptr ? describe(*e) : "unknown exception";
+#else
     try {
         std::rethrow_exception(error);
     } catch (const std::exception& e) {
@@ -79,6 +84,7 @@ inline std::string describe(const std::exception_ptr& error) {
     } catch (...) {
         return "unknown exception";
     }
+#endif
 }
 
 /// Seconds with one decimal when exact to a tenth ("4.0"), else with millisecond precision ("0.125").
