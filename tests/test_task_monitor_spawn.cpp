@@ -196,6 +196,39 @@ TEST_CASE("spawn: a throwing task is reported and removed and never restarted", 
     h.close(monitor);
 }
 
+TEST_CASE("spawn: routine events of a spawned task are made only when a listener or the logger would get them",
+          "[task_monitor][spawn]") {
+    Harness h;
+    h.logger->set_level(spdlog::level::info);  // drops the debug lines of spawned tasks
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    const auto run = [&](const std::string& name, bool fail) {
+        monitor.spawn(name, [](bool failing) -> asio::awaitable<void> {
+            co_await sleep_for(1s);
+            if (failing) {
+                throw std::runtime_error("peer sent garbage");
+            }
+        }(fail));
+        h.runner.run_for(2s);
+        REQUIRE(monitor.get_component_stats().count(name) == 0);
+    };
+    run("quiet", false);   // started, completed, removed: nobody would get them
+    run("failing", true);  // failed (an error line) is made; started and removed are not
+    h.logger->set_level(spdlog::level::debug);
+    run("logged", false);  // the logger writes their debug lines: all three are made
+    Recorder recorder;
+    auto subscription = monitor.subscribe(recorder.listener());
+    h.logger->set_level(spdlog::level::off);
+    run("listened", false);  // a listener gets every event
+    CHECK(kinds_of(recorder, "listened") == Names{"started", "completed", "removed"});
+    // Sequence numbers count the events made, in order: 1 for "failing", 3 for "logged", then these.
+    REQUIRE(recorder.events.size() == 3);
+    CHECK(recorder.events[0].sequence == 5);
+    CHECK(h.lines_with("Component failing failed").size() == 1);
+    CHECK(h.lines_with("quiet").empty());
+    CHECK(h.lines_with("logged").size() == 3);
+    h.close(monitor);
+}
+
 TEST_CASE("spawn: a task ending with operation_aborted it was not asked for is reported as cancelled_unexpectedly",
           "[task_monitor][spawn]") {
     Harness h;

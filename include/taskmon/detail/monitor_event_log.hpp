@@ -20,6 +20,12 @@
 
 namespace taskmon::detail {
 
+/// The level of a component's routine lines (started, completed, stopped without an error, removed): a spawn()ed
+/// task (one per connection on a busy server) logs them at debug.
+constexpr spdlog::level::level_enum routine_level(bool spawned) noexcept {
+    return spawned ? spdlog::level::debug : spdlog::level::info;
+}
+
 /// Writes the event's log line: a human sentence followed by key=value fields on the same line.
 inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
     using spdlog::level::level_enum;
@@ -27,8 +33,7 @@ inline void log_event(spdlog::logger& logger, const MonitorEvent& e) {
     // key=value fields they are quoted then, so that "x component=victim" cannot pass for a field of its own.
     const FieldValue name{e.component};
     const FieldValue group{e.group};
-    // A spawn()ed task (one per connection on a busy server) logs its routine lines at debug.
-    const auto routine = e.spawned ? level_enum::debug : level_enum::info;
+    const auto routine = routine_level(e.spawned);
     switch (e.kind) {
         case MonitorEventKind::started:
             logger.log(routine, "Started component {} component={} task_id={}", name, name, e.task_id);

@@ -494,27 +494,38 @@ inline void MonitorState<Clock>::after_return(const ComponentPtr& cp, const Inst
 template <typename Clock>
 inline void MonitorState<Clock>::on_exit_spawned(Component& c, const Instance& instance, const ExitOutcome& outcome,
                                                  time_point now, Events& events) {
-    auto e = event(MonitorEventKind::completed, c, now);
-    e.task_id = instance.id;
+    auto kind = MonitorEventKind::completed;
+    const std::string* reason = nullptr;  // a failure, or an error thrown while it was being stopped
     if (instance.stop != StopCause::none) {
-        e.kind = MonitorEventKind::stopped;
+        kind = MonitorEventKind::stopped;
         c.state = ComponentState::stopped;
         if (outcome.kind == ExitOutcome::failed) {
             c.last_error = outcome.reason;  // it threw while being stopped
-            e.reason = outcome.reason;
+            reason = &outcome.reason;
         }
     } else if (outcome.kind == ExitOutcome::returned) {
         c.state = ComponentState::completed;
-        e.restart_type = RestartType::temporary;
     } else {
-        e.kind =
+        kind =
             outcome.kind == ExitOutcome::aborted ? MonitorEventKind::cancelled_unexpectedly : MonitorEventKind::failed;
         c.state = ComponentState::failed;
         c.last_error = outcome.reason;
-        e.reason = outcome.reason;
-        e.failure_count = ++c.failure_count;
+        reason = &outcome.reason;
+        ++c.failure_count;
     }
-    events.push_back(std::move(e));
+    // A routine end (returned, or stopped without an error) is logged at debug: no event is made for it when
+    // nothing would receive it (observed()).
+    if (reason != nullptr || observed(routine_level(true))) {
+        auto e = event(kind, c, now);
+        e.task_id = instance.id;
+        if (reason != nullptr) {
+            e.reason = *reason;
+        }
+        if (kind == MonitorEventKind::completed) {
+            e.restart_type = RestartType::temporary;
+        }
+        events.push_back(std::move(e));
+    }
     erase(c, false, events);  // no-op if remove_and_wait() already erased it (unresponsive)
 }
 

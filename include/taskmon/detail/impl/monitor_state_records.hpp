@@ -266,8 +266,8 @@ inline void MonitorState<Clock>::spawn(const ComponentPtr& cp, asio::awaitable<v
         if (c.in_trial) {
             events.push_back(event(MonitorEventKind::trial_started, c, now));
         }
-    } else {
-        events.push_back(event(MonitorEventKind::started, c, now));
+    } else if (!c.spawned || observed(routine_level(true))) {
+        events.push_back(event(MonitorEventKind::started, c, now));  // (a spawned task's, only if anyone sees it)
     }
     if (watched && policy_of(c).startup_timeout > std::chrono::milliseconds::zero() &&
         instance->liveness->ready_at() != InstanceLiveness::never) {
@@ -385,9 +385,11 @@ inline void MonitorState<Clock>::erase(Component& c, bool unresponsive, Events& 
     }
     components_.erase(it);
     transition(c.membership, Membership::removed);
-    auto e = event(MonitorEventKind::removed, c, Clock::now());
-    e.unresponsive = unresponsive ? 1 : 0;
-    events.push_back(std::move(e));
+    if (unresponsive || observed(routine_level(c.spawned))) {  // else a routine line that nothing would receive
+        auto e = event(MonitorEventKind::removed, c, Clock::now());
+        e.unresponsive = unresponsive ? 1 : 0;
+        events.push_back(std::move(e));
+    }
     remove_done_ = true;
 }
 
