@@ -34,7 +34,7 @@
 namespace taskmon::detail {
 
 /// Why the monitor asked an instance to stop.
-enum class StopCause { none, restart, disable, close, remove, liveness, group };
+enum class StopCause : std::uint8_t { none, restart, disable, close, remove, liveness, group };
 
 /// What a restart unit does with a component it drives (Component::unit_role, meaningful while `unit` is set).
 enum class UnitRole : std::uint8_t {
@@ -109,13 +109,15 @@ struct MonitorRecords {
         std::shared_ptr<const ComponentFactory> origin;
         std::shared_ptr<Liveness> liveness;  // null: ready at start, nothing to watch
         time_point stop_deadline{};          // a requested stop is reported unresponsive after it
-        StopCause stop = StopCause::none;
-        bool tripped_startup = false;  // StopCause::liveness: which deadline it missed
-        bool reported_unresponsive = false;
-        bool reported_in_close = false;  // close() waited for it in full and need not wait any longer
-        bool ready_reported = false;     // its `ready` event was published
-        FailureClass trip_class = FailureClass::counted;
         asio::cancellation_signal signal;
+        // Packed (bit-fields): the record is 72 bytes, which with its shared_ptr control block fits glibc's
+        // 96-byte allocator class (80 did not); one instance per running component.
+        FailureClass trip_class = FailureClass::counted;
+        StopCause stop = StopCause::none;
+        bool tripped_startup : 1 = false;  // StopCause::liveness: which deadline it missed
+        bool reported_unresponsive : 1 = false;
+        bool reported_in_close : 1 = false;  // close() waited for it in full and need not wait any longer
+        bool ready_reported : 1 = false;     // its `ready` event was published
     };
 
     struct Component {
@@ -137,8 +139,10 @@ struct MonitorRecords {
         time_point last_restart{};                   // valid when restart_count > 0
         std::chrono::nanoseconds last_delay{};
         std::chrono::nanoseconds quarantine_cooldown{};
-        std::uint32_t restart_gen = 0;  // compared for equality only: wrapping is harmless
+        // From here on the fields are ordered to leave no padding: the record is 264 bytes, which with its
+        // shared_ptr control block fits glibc's 288-byte allocator class (272 did not).
         std::uint64_t task_id = 0;
+        std::uint32_t restart_gen = 0;  // compared for equality only: wrapping is harmless
         std::uint32_t generation = 0;
         int restart_count = 0;
         int failure_count = 0;
@@ -155,13 +159,13 @@ struct MonitorRecords {
         bool spawned = false;   // spawn(): leaves components_ when its task ends, never restarted
         // Groups (supervise_group): the group it belongs to, and the unit driving it through a group restart,
         // an ordered start or stop (while `unit` is set, the unit alone starts it: no restart of its own).
+        UnitRole unit_role = UnitRole::stop;
+        bool significant = false;
         Group* group = nullptr;
         std::shared_ptr<RestartUnit> unit;
         // A one_for_one member restarting on its own: its scheduled restart also counts against the group's
         // max_restarts (with the group's budget then) when it happens.
         std::optional<std::uint32_t> counted_in_group;
-        UnitRole unit_role = UnitRole::stop;
-        bool significant = false;
     };
     using ComponentPtr = std::shared_ptr<Component>;
 
