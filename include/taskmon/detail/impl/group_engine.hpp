@@ -385,8 +385,9 @@ inline auto GroupEngine<Clock, Host, Port>::step(RestartUnit& u, time_point now,
         u.phase = RestartUnit::Phase::waiting;
     }
     if (u.phase == RestartUnit::Phase::waiting) {
+        // Started ones count too: an absorbed unit may have started some already.
         const bool to_start = std::any_of(leaves.begin(), leaves.end(),
-                                          [](const ComponentPtr& c) { return c->unit_role == UnitRole::restart; });
+                                          [](const ComponentPtr& c) { return c->unit_role != UnitRole::stop; });
         if (to_start && !closing && now < u.resume_at) {
             next.wake = u.resume_at;
             return next;
