@@ -1,5 +1,6 @@
 // Tests for taskmon/event_subscription.hpp: the handle BasicTaskMonitor::subscribe() returns. Virtual time
 // (ManualClock) except for the [threads] case.
+#include <taskmon/detail/strand_executor.hpp>
 #include <taskmon/event_subscription.hpp>
 #include <taskmon/task_monitor.hpp>
 
@@ -15,6 +16,7 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -150,4 +152,35 @@ TEST_CASE("unsubscribe() and the monitor's destruction wait for a call running o
         CHECK(calls.load() == 1);  // nothing after it returned: neither `completed` nor the shutdown's events
         CHECK_FALSE(subscription.subscribed());
     }
+}
+
+TEST_CASE("An instance's exit is handled on the monitor's strand, never nested in its component's strand",
+          "[event_subscription]") {
+    // A coroutine that suspended is completed by a dispatch from its component's strand: the listeners (and a
+    // restart's factory) must not run inside that strand, which other components share.
+    Harness h;
+    Monitor monitor{h.io.get_executor(), taskmon::RestartPolicy{.base_backoff = 0s}, h.logger};
+    std::optional<asio::any_io_executor> strand;  // the component's strand, as its coroutine sees it
+    int exits = 0;
+    int nested = 0;
+    auto subscription = monitor.subscribe([&](const MonitorEvent& e) {
+        if (e.kind == MonitorEventKind::completed || e.kind == MonitorEventKind::failed) {
+            ++exits;
+            nested += taskmon::detail::running_in_strand(*strand) ? 1 : 0;
+        }
+    });
+    const auto task = [&](bool fail) -> asio::awaitable<void> {
+        strand = co_await asio::this_coro::executor;
+        co_await sleep_for(1s);  // suspends: the completion comes from the component's strand
+        if (fail) {
+            throw std::runtime_error("after a suspension");
+        }
+    };
+    monitor.register_task("returns", task(false));
+    h.runner.run_for(2s);
+    monitor.register_task("throws", task(true));
+    h.runner.run_for(2s);
+    CHECK(exits == 2);
+    CHECK(nested == 0);
+    h.close(monitor);
 }

@@ -71,9 +71,11 @@ namespace taskmon {
 
 namespace detail {
 
-/// The completion of an instance's co_spawn: hands the instance's exit to its monitor. Its associated executor is
-/// the monitor's strand, where on_exit runs: an instance that ends without suspending (co_spawn then posts its
-/// completion to that executor) reaches on_exit in one post, not two through its component's strand. It stores no
+/// The completion of an instance's co_spawn: hands the instance's exit to its monitor, on the monitor's strand. Its
+/// associated executor is that strand, so an instance that ends without suspending (co_spawn then posts its
+/// completion there) reaches on_exit in one post, not two through its component's strand. One that suspended is
+/// completed by a dispatch from its component's strand, which may run this handler inline there: then it posts,
+/// so that on_exit (listeners, factories) never holds up the other components of a shared strand. It stores no
 /// executor: it returns the monitor's (`get_executor`), through the state it holds anyway.
 template <typename State>
 struct InstanceExit {
@@ -81,7 +83,16 @@ struct InstanceExit {
 
     const executor_type& get_executor() const noexcept { return state->strand_; }
 
-    void operator()(std::exception_ptr error) const { state->on_exit(component, instance, std::move(error)); }
+    void operator()(std::exception_ptr error) {
+        if (running_in_strand(*component->strand)) {
+            const auto& strand = state->strand_;  // before *this moves: argument order is unspecified
+            asio::post(strand, [self = std::move(*this), error = std::move(error)]() mutable {
+                self.state->on_exit(self.component, self.instance, std::move(error));
+            });
+            return;
+        }
+        state->on_exit(component, instance, std::move(error));
+    }
 
     std::shared_ptr<State> state;
     typename State::ComponentPtr component;
@@ -320,7 +331,7 @@ private:
     /// the lines at its level. Routine events of spawned tasks (3 per connection of a server: about a fifth of a
     /// spawn()'s instructions) and `removed` are made only when it does; every other event always is.
     bool observed(spdlog::level::level_enum level) const noexcept {
-        return !listeners_->empty() || logger_->should_log(level);
+        return !listeners_->empty() || logger_->should_log(level) || logger_->should_backtrace();
     }
 
     /// The event `kind` of group `g`.
