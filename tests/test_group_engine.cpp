@@ -93,8 +93,8 @@ struct Tree {
             group->members.push_back(Member{c, nullptr});
             members.push_back(std::move(c));
         }
-        g = group.get();
-        engine.add(std::move(group), calls.now);
+        g = &engine.adopt(std::move(group));
+        engine.start(*g, calls.now);
     }
 
     /// Runs the newest unit until it waits or finishes; a start makes the instance live at once.

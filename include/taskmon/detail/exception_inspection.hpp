@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <exception>
+#include <type_traits>
 #include <typeinfo>
 
 // libstdc++ (g++, and clang on Linux): the Itanium C++ ABI's exception_ptr holds the address of the thrown object,
@@ -25,6 +26,9 @@ namespace taskmon::detail {
 /// instructions in it: 55,918 with it, 44,914 without; scripts/instructions, restart case).
 template <typename T>
 const T* caught_as(const std::exception_ptr& error) noexcept {
+    // For a class type __do_catch takes the thrown object's address; a pointer type would need one more
+    // dereference, as the catch machinery does, and is not supported.
+    static_assert(std::is_class_v<T>, "caught_as<T>: T must be a class type");
     static_assert(sizeof(std::exception_ptr) == sizeof(void*), "libstdc++'s exception_ptr is one pointer");
     if (!error) {
         return nullptr;  // __cxa_exception_type() reads the exception's header: there must be one

@@ -79,9 +79,13 @@ public:
     /// Every group, by name. Groups are never removed: they live as long as the monitor.
     [[nodiscard]] const std::map<std::string, std::unique_ptr<Group>, std::less<>>& groups() const { return groups_; }
 
-    /// Adds group `g` (its members and parent already set; it joins its parent's members last) and starts its
-    /// members in order, after the members of its tree still being started.
-    void add(std::unique_ptr<Group> g, time_point now);
+    /// Takes group `g` (its policy and parent set) for good: groups live as long as the monitor, so the components
+    /// that the caller makes its members next may point to it whatever happens after.
+    Group& adopt(std::unique_ptr<Group> g);
+
+    /// Group `g` (adopted, its members in place) joins its parent's members last and starts its members in order,
+    /// after the members of its tree still being started.
+    void start(Group& g, time_point now);
 
     /// close(): every group stops (the end states keep telling how a group ended) and every tree's components
     /// are stopped in reverse start order by a unit of its own; `each_tree` sees each tree's components first.

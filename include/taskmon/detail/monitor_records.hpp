@@ -41,7 +41,14 @@ enum class UnitRole : std::uint8_t {
     stop,     ///< stop it and keep it stopped
     restart,  ///< stop it, then start it again in its turn
     started,  ///< started again by the unit already
+    kept,     ///< started by a unit this one absorbed, then given up or quarantined: neither stopped nor started
 };
+
+/// The unit starts it again, or did (it waits for the unit's backoff, and counts as restarting).
+constexpr bool unit_restarts(UnitRole role) noexcept { return role == UnitRole::restart || role == UnitRole::started; }
+
+/// A unit started it already: the unit's stop leaves it alone, and a failure of its own does not take it out.
+constexpr bool unit_started(UnitRole role) noexcept { return role == UnitRole::started || role == UnitRole::kept; }
 
 /// What a component's instances are made from: a plain factory or one that takes the instance's context.
 struct ComponentFactory {

@@ -11,8 +11,12 @@
 namespace taskmon::detail {
 
 template <typename Clock, typename Host, typename Port>
-inline void GroupEngine<Clock, Host, Port>::add(std::unique_ptr<Group> group, time_point now) {
-    auto& g = *groups_.emplace(group->name, std::move(group)).first->second;
+inline auto GroupEngine<Clock, Host, Port>::adopt(std::unique_ptr<Group> group) -> Group& {
+    return *groups_.emplace(group->name, std::move(group)).first->second;
+}
+
+template <typename Clock, typename Host, typename Port>
+inline void GroupEngine<Clock, Host, Port>::start(Group& g, time_point now) {
     if (g.parent) {
         g.parent->members.push_back(Member{nullptr, &g});
     }
@@ -124,7 +128,7 @@ inline void GroupEngine<Clock, Host, Port>::settle_counted(Component& c, time_po
 
 template <typename Clock, typename Host, typename Port>
 inline void GroupEngine<Clock, Host, Port>::release_unstarted(Component& c) {
-    if (c.unit && c.unit_role != UnitRole::started) {
+    if (c.unit && !unit_started(c.unit_role)) {
         c.unit.reset();
         c.unit_role = UnitRole::stop;
         c.restart_counted = false;
@@ -306,7 +310,8 @@ inline auto GroupEngine<Clock, Host, Port>::enlist(Group& root, const std::vecto
         const bool stuck = c.state == ComponentState::gave_up || c.state == ComponentState::quarantined;
         if (restart && stuck) {
             if (c.unit == unit) {
-                c.unit_role = UnitRole::stop;  // absorbed: kept stopped
+                // Absorbed: kept as it is, stopped, or (started by the unit absorbed) running.
+                c.unit_role = unit_started(c.unit_role) ? UnitRole::kept : UnitRole::stop;
                 c.restart_counted = false;
             }
             continue;
@@ -368,7 +373,7 @@ inline auto GroupEngine<Clock, Host, Port>::step(RestartUnit& u, time_point now,
     if (u.phase == RestartUnit::Phase::stopping) {
         for (auto it = leaves.rbegin(); it != leaves.rend(); ++it) {
             auto& c = **it;
-            if (c.unit_role == UnitRole::started || !c.instance || c.instance->reported_unresponsive) {
+            if (unit_started(c.unit_role) || !c.instance || c.instance->reported_unresponsive) {
                 continue;
             }
             if (c.instance->stop == StopCause::none) {
@@ -387,7 +392,7 @@ inline auto GroupEngine<Clock, Host, Port>::step(RestartUnit& u, time_point now,
     if (u.phase == RestartUnit::Phase::waiting) {
         // Started ones count too: an absorbed unit may have started some already.
         const bool to_start = std::any_of(leaves.begin(), leaves.end(),
-                                          [](const ComponentPtr& c) { return c->unit_role != UnitRole::stop; });
+                                          [](const ComponentPtr& c) { return unit_restarts(c->unit_role); });
         if (to_start && !closing && now < u.resume_at) {
             next.wake = u.resume_at;
             return next;
@@ -397,7 +402,7 @@ inline auto GroupEngine<Clock, Host, Port>::step(RestartUnit& u, time_point now,
     }
     for (const auto& cp : leaves) {
         auto& c = *cp;
-        if (c.unit_role == UnitRole::stop) {
+        if (!unit_restarts(c.unit_role)) {
             continue;
         }
         if (c.unit_role == UnitRole::started) {

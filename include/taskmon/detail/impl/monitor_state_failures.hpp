@@ -442,7 +442,7 @@ inline void MonitorState<Clock>::after_requested_stop(const ComponentPtr& cp, co
     if (c.unit && instance.stop != StopCause::none && instance.stop != StopCause::liveness && !closed_) {
         // Stopped for a group restart or an ordered stop: the unit decides what follows.
         c.in_trial = false;
-        c.state = c.unit_role != UnitRole::stop && c.enabled ? ComponentState::restarting : ComponentState::stopped;
+        c.state = unit_restarts(c.unit_role) && c.enabled ? ComponentState::restarting : ComponentState::stopped;
         events.push_back(stopped_event(c, instance, outcome, now));
     } else if (instance.stop == StopCause::restart && open) {
         if (outcome.kind == ExitOutcome::failed) {

@@ -321,11 +321,12 @@ inline void MonitorState<Clock>::supervise_group(const std::string& name, std::v
             c->significant = m.significant;
             made.push_back(std::move(c));
         }
+        auto& g = engine_.adopt(std::move(group));
         for (auto& c : made) {
             insert(c);
-            group->members.push_back(Member{c, nullptr});
+            g.members.push_back(Member{c, nullptr});
         }
-        engine_.add(std::move(group), Clock::now());
+        engine_.start(g, Clock::now());
     }
     for (const auto& m : members) {
         if (m.policy) {
