@@ -73,12 +73,7 @@ void task_monitor_restart(benchmark::State& state, int listeners) {
     asio::io_context io{1};
     auto work = asio::make_work_guard(io);
     long long starts = 0;
-    taskmon::TaskMonitor monitor{io.get_executor(),
-                                 {.max_restart_attempts = std::numeric_limits<int>::max(),
-                                  .restart_window = 1ms,
-                                  .base_backoff = 0ms,
-                                  .max_backoff = 0ms},
-                                 null_logger()};
+    taskmon::TaskMonitor monitor{io.get_executor(), taskmon_bench::restart_at_once(), null_logger()};
     long long events = 0;
     std::vector<taskmon::EventSubscription> subscriptions;
     for (int i = 0; i < listeners; ++i) {

@@ -65,6 +65,24 @@ struct ScaleFigures {
     double heap_per_item = 0;  // heap bytes per coroutine, all n suspended
 };
 
+/// Runs `start` (n coroutines started and polled until all are suspended), then `close` (all of them ended),
+/// timing both and taking the memory figures between them.
+template <typename Start, typename Close>
+ScaleFigures measure(int n, Start&& start, Close&& close) {
+    ScaleFigures f;
+    malloc_trim(0);
+    const auto heap_before = heap_in_use();
+    const auto started = Clock::now();
+    start();
+    f.start_seconds = seconds_since(started);
+    f.resident = resident_bytes();
+    f.heap_per_item = (heap_in_use() - heap_before) / n;
+    const auto closing = Clock::now();
+    close();
+    f.close_seconds = seconds_since(closing);
+    return f;
+}
+
 void report(benchmark::State& state, const ScaleFigures& f, int n) {
     state.counters["start_s"] = f.start_seconds;
     state.counters["close_s"] = f.close_seconds;
@@ -81,29 +99,27 @@ void BM_scale_bare(benchmark::State& state) {
     const auto n = static_cast<int>(state.range(0));
     ScaleFigures f;
     for (auto _ : state) {
-        malloc_trim(0);
-        const auto heap_before = heap_in_use();
         asio::io_context io{1};
-        std::vector<asio::cancellation_signal> signals(static_cast<std::size_t>(n));
+        std::vector<asio::cancellation_signal> signals;
         int done = 0;
-        const auto start = Clock::now();
-        for (int i = 0; i < n; ++i) {
-            asio::co_spawn(io, wait_forever(),
-                           asio::bind_cancellation_slot(signals[static_cast<std::size_t>(i)].slot(),
-                                                        [&](std::exception_ptr) { ++done; }));
-        }
-        io.poll();  // every coroutine is now suspended on its timer
-        f.start_seconds = seconds_since(start);
-        f.resident = resident_bytes();
-        f.heap_per_item = (heap_in_use() - heap_before) / n;
-        const auto close = Clock::now();
-        for (auto& signal : signals) {
-            signal.emit(asio::cancellation_type::terminal);
-        }
-        while (done < n) {
-            io.run_one();
-        }
-        f.close_seconds = seconds_since(close);
+        f = measure(
+            n,
+            [&] {
+                signals = std::vector<asio::cancellation_signal>(static_cast<std::size_t>(n));
+                for (auto& signal : signals) {
+                    asio::co_spawn(io, wait_forever(),
+                                   asio::bind_cancellation_slot(signal.slot(), [&](std::exception_ptr) { ++done; }));
+                }
+                io.poll();  // every coroutine is now suspended on its timer
+            },
+            [&] {
+                for (auto& signal : signals) {
+                    signal.emit(asio::cancellation_type::terminal);
+                }
+                while (done < n) {
+                    io.run_one();
+                }
+            });
     }
     report(state, f, n);
 }
@@ -119,25 +135,23 @@ void BM_scale_task_monitor(benchmark::State& state) {
     }
     ScaleFigures f;
     for (auto _ : state) {
-        malloc_trim(0);
-        const auto heap_before = heap_in_use();
         asio::io_context io{1};
         taskmon::TaskMonitor monitor{io.get_executor(), {}, null_logger()};
-        const auto start = Clock::now();
-        for (const auto& name : names) {
-            monitor.register_task(name, wait_forever());
-        }
-        io.poll();
-        f.start_seconds = seconds_since(start);
-        f.resident = resident_bytes();
-        f.heap_per_item = (heap_in_use() - heap_before) / n;
-        const auto close = Clock::now();
-        bool closed = false;
-        asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed = true; });
-        while (!closed) {
-            io.run_one();
-        }
-        f.close_seconds = seconds_since(close);
+        f = measure(
+            n,
+            [&] {
+                for (const auto& name : names) {
+                    monitor.register_task(name, wait_forever());
+                }
+                io.poll();
+            },
+            [&] {
+                bool closed = false;
+                asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed = true; });
+                while (!closed) {
+                    io.run_one();
+                }
+            });
     }
     report(state, f, n);
 }
@@ -157,12 +171,7 @@ void BM_restart_storm_listener(benchmark::State& state) {
     for (auto _ : state) {
         asio::io_context io{threads};
         std::vector<long long> starts(static_cast<std::size_t>(components));
-        taskmon::TaskMonitor monitor{io.get_executor(),
-                                     {.max_restart_attempts = std::numeric_limits<int>::max(),
-                                      .restart_window = 1ms,
-                                      .base_backoff = 0ms,
-                                      .max_backoff = 0ms},
-                                     null_logger()};
+        taskmon::TaskMonitor monitor{io.get_executor(), taskmon_bench::restart_at_once(), null_logger()};
         std::uint64_t last = 0;
         Clock::time_point start;
         bool closing = false;

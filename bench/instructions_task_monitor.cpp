@@ -47,12 +47,7 @@ void restart(long long n) {
     asio::io_context io{1};
     auto work = asio::make_work_guard(io);
     long long starts = 0;
-    taskmon::TaskMonitor monitor{io.get_executor(),
-                                 {.max_restart_attempts = std::numeric_limits<int>::max(),
-                                  .restart_window = 1ms,
-                                  .base_backoff = 0ms,
-                                  .max_backoff = 0ms},
-                                 null_logger()};
+    taskmon::TaskMonitor monitor{io.get_executor(), taskmon_bench::restart_at_once(), null_logger()};
     monitor.supervise("c", [&] { return fail_at_once(starts); });
     while (starts < n + 1) {  // the first start and n restarts
         io.run_one();

@@ -2,6 +2,8 @@
 // (instructions_task_monitor.cpp) share, so that both measure the same work.
 #pragma once
 
+#include <taskmon/restart_policy.hpp>
+
 #include <asio/awaitable.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
@@ -10,6 +12,7 @@
 #include <spdlog/sinks/null_sink.h>
 
 #include <chrono>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 
@@ -20,6 +23,15 @@ inline std::shared_ptr<spdlog::logger> null_logger() {
     auto logger = std::make_shared<spdlog::logger>("null", std::make_shared<spdlog::sinks::null_sink_mt>());
     logger->set_level(spdlog::level::off);
     return logger;
+}
+
+/// The policy of the restart cases: restart at once, never give up, no jitter.
+inline taskmon::RestartPolicy restart_at_once() {
+    using namespace std::chrono_literals;
+    return {.max_restart_attempts = std::numeric_limits<int>::max(),
+            .restart_window = 1ms,
+            .base_backoff = 0ms,
+            .max_backoff = 0ms};
 }
 
 /// The supervised coroutine of the restart cases: counts its start, then fails.
