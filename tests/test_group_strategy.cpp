@@ -39,3 +39,15 @@ TEST_CASE("group_restart_allowed: happened restarts within the window before `at
     CHECK(group_restart_allowed<TimePoint>(one, 1, policy, t0 + 6s));   // the old one is out by then
     CHECK_FALSE(group_restart_allowed<TimePoint>({}, 0, GroupPolicy{.max_restarts = 0}, t0));
 }
+
+TEST_CASE("group_has_ended: shutting down, shut down and gave up; not starting, running, restarting or stopped",
+          "[group_strategy]") {
+    using taskmon::GroupState;
+    static_assert(group_has_ended(GroupState::shutting_down));
+    CHECK(group_has_ended(GroupState::shut_down));
+    CHECK(group_has_ended(GroupState::gave_up));
+    CHECK_FALSE(group_has_ended(GroupState::starting));
+    CHECK_FALSE(group_has_ended(GroupState::running));
+    CHECK_FALSE(group_has_ended(GroupState::restarting));
+    CHECK_FALSE(group_has_ended(GroupState::stopped));  // close(): it ends with the monitor, not on its own
+}

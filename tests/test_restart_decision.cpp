@@ -128,3 +128,16 @@ TEST_CASE("restarts_within and forget_restarts_before count and drop by the rest
     forget_restarts_before(window, std::chrono::milliseconds{10s}, t0);
     CHECK(window == std::vector<TimePoint>{t0 - 5s, t0});
 }
+
+TEST_CASE("remember_restart appends, and forgets the oldest past unlimited_window_memory", "[restart_decision]") {
+    std::vector<TimePoint> window;
+    remember_restart(window, t0);
+    remember_restart(window, t0 + 1s);
+    CHECK(window == std::vector<TimePoint>{t0, t0 + 1s});
+    window.assign(unlimited_window_memory, t0);
+    window.front() = t0 - 1s;
+    remember_restart(window, t0 + 2s);
+    CHECK(window.size() == unlimited_window_memory);
+    CHECK(window.front() == t0);  // the oldest went
+    CHECK(window.back() == t0 + 2s);
+}

@@ -15,6 +15,12 @@
 
 namespace taskmon::detail {
 
+/// The group is shutting down or has ended (shut down, or gave up at the top of its tree): it starts nothing again
+/// and takes no new member group.
+[[nodiscard]] constexpr bool group_has_ended(GroupState state) noexcept {
+    return state == GroupState::shutting_down || state == GroupState::shut_down || state == GroupState::gave_up;
+}
+
 /// Whether the restart of a failed member is the group's to carry out. Under one_for_one a component restarts on
 /// its own (still counted against the group's max_restarts), unless a unit of the group already drives it; a
 /// nested group, and any member under one_for_all or rest_for_one, is restarted by the group.

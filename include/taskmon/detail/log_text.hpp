@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <concepts>
 #include <cstdlib>
 #include <exception>
 #include <memory>
@@ -189,65 +190,55 @@ struct FieldValue {
     std::string_view text;
 };
 
-/// `text` as quote() writes it, formatted lazily: quote() decodes and escapes every byte (about 1,200 instructions
-/// for a 25-byte reason), which a line the logger's level drops must not cost on every failure.
+// Values of a log line that cost work to write, formatted lazily: each says its text (`text()`) only when the logger
+// writes the line. quote() decodes and escapes every byte (about 1,200 instructions for a 25-byte reason), which a
+// line the logger's level drops must not cost on every failure.
+
+/// `text` as quote() writes it.
 struct QuotedValue {
-    std::string_view text;
+    std::string_view raw;
+    [[nodiscard]] std::string text() const { return quote(raw); }
 };
 
-/// A duration as format_seconds() writes it, formatted lazily.
+/// A duration as format_seconds() writes it.
 struct SecondsValue {
     std::chrono::nanoseconds duration;
+    [[nodiscard]] std::string text() const { return format_seconds(duration); }
 };
 
-/// A restart window as format_window() writes it, formatted lazily.
+/// A restart window as format_window() writes it.
 struct WindowValue {
     std::chrono::nanoseconds window;
+    [[nodiscard]] std::string text() const { return format_window(window); }
 };
 
-/// Names joined by ',' and quoted as quote() does, formatted lazily.
+/// Names joined by ',' and quoted as quote() does.
 struct QuotedList {
     const std::vector<std::string>* names;
-};
-
-}  // namespace taskmon::detail
-
-template <>
-struct fmt::formatter<taskmon::detail::QuotedValue> : fmt::formatter<std::string_view> {
-    template <typename FormatContext>
-    auto format(const taskmon::detail::QuotedValue& value, FormatContext& ctx) const -> decltype(ctx.out()) {
-        return fmt::formatter<std::string_view>::format(taskmon::detail::quote(value.text), ctx);
-    }
-};
-
-template <>
-struct fmt::formatter<taskmon::detail::SecondsValue> : fmt::formatter<std::string_view> {
-    template <typename FormatContext>
-    auto format(const taskmon::detail::SecondsValue& value, FormatContext& ctx) const -> decltype(ctx.out()) {
-        return fmt::formatter<std::string_view>::format(taskmon::detail::format_seconds(value.duration), ctx);
-    }
-};
-
-template <>
-struct fmt::formatter<taskmon::detail::WindowValue> : fmt::formatter<std::string_view> {
-    template <typename FormatContext>
-    auto format(const taskmon::detail::WindowValue& value, FormatContext& ctx) const -> decltype(ctx.out()) {
-        return fmt::formatter<std::string_view>::format(taskmon::detail::format_window(value.window), ctx);
-    }
-};
-
-template <>
-struct fmt::formatter<taskmon::detail::QuotedList> : fmt::formatter<std::string_view> {
-    template <typename FormatContext>
-    auto format(const taskmon::detail::QuotedList& value, FormatContext& ctx) const -> decltype(ctx.out()) {
+    [[nodiscard]] std::string text() const {
         std::string joined;
-        for (const auto& name : *value.names) {
-            if (&name != value.names->data()) {
+        for (const auto& name : *names) {
+            if (&name != names->data()) {
                 joined += ',';
             }
             joined += name;
         }
-        return fmt::formatter<std::string_view>::format(taskmon::detail::quote(joined), ctx);
+        return quote(joined);
+    }
+};
+
+template <typename T>
+concept LazyLogValue = std::same_as<T, QuotedValue> || std::same_as<T, SecondsValue> || std::same_as<T, WindowValue> ||
+    std::same_as<T, QuotedList>;
+
+}  // namespace taskmon::detail
+
+template <typename T>
+    requires taskmon::detail::LazyLogValue<T>
+struct fmt::formatter<T, char> : fmt::formatter<std::string_view, char> {
+    template <typename FormatContext>
+    auto format(const T& value, FormatContext& ctx) const -> decltype(ctx.out()) {
+        return fmt::formatter<std::string_view, char>::format(value.text(), ctx);
     }
 };
 

@@ -63,9 +63,6 @@ struct ComponentFactory {
 /// The reason of the restart of a permanent component that returned (restart_scheduled, restarted).
 inline constexpr const char* completed_normally = "completed normally";
 
-/// The most restarts a window remembers under unlimited_restart_attempts (restarts_in_window saturates there).
-inline constexpr std::size_t unlimited_window_memory = 10'000;
-
 /// The records of MonitorState `State` on `Clock`.
 template <typename Clock, typename State>
 struct MonitorRecords {

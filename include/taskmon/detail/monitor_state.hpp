@@ -356,9 +356,6 @@ private:
     /// Makes `c` (no live instance) start from its factory now, as a manual restart.
     void start_now(const ComponentPtr& cp) TASKMON_REQUIRES(mutex_);
 
-    /// A counted automatic restart of `c` happens at `now`: it joins the sliding window.
-    static void record_restart(Component& c, time_point now);
-
     /// What a decision under mutex_ needs from user code, which runs on strand_ outside mutex_ (the policy's
     /// classify_failure, the RandomSource): the decision is taken again, under the lock, once they are supplied.
     struct UserInputs {

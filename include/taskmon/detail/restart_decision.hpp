@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -159,6 +160,19 @@ template <typename TimePoint>
         return give_up_decision(policy, history.quarantine_cooldown, false, now);
     }
     return RestartAt<TimePoint>{at, k, delay};
+}
+
+/// The most restarts a window remembers under unlimited_restart_attempts (restarts_in_window saturates there).
+inline constexpr std::size_t unlimited_window_memory = 10'000;
+
+/// Adds a restart that happened at `now` to `window` (oldest first), forgetting the oldest past
+/// unlimited_window_memory.
+template <typename TimePoint, typename Vector>
+void remember_restart(Vector& window, TimePoint now) {
+    if (window.size() >= unlimited_window_memory) {
+        window.erase(window.begin());
+    }
+    window.push_back(now);
 }
 
 /// Drops from `window` the restarts that no decision from `now` on can count (older than the restart_window).

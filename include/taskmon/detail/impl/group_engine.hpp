@@ -104,10 +104,7 @@ inline void GroupEngine<Clock, Host, Port>::settle_group_restart(Group& g, std::
     }
     --g.pending_restarts;
     if (happened) {
-        if (g.window.size() >= unlimited_window_memory) {
-            g.window.erase(g.window.begin());
-        }
-        g.window.push_back(now);
+        remember_restart(g.window, now);
     }
 }
 
@@ -245,8 +242,7 @@ inline void GroupEngine<Clock, Host, Port>::member_ended(Component& c, time_poin
 template <typename Clock, typename Host, typename Port>
 inline auto GroupEngine<Clock, Host, Port>::has_ended(const Member& m) -> bool {
     if (m.group) {
-        const auto s = m.group->state;
-        return s == GroupState::shutting_down || s == GroupState::shut_down || s == GroupState::gave_up;
+        return group_has_ended(m.group->state);
     }
     const auto& c = *m.component;
     const auto s = c.state;
@@ -257,8 +253,7 @@ inline auto GroupEngine<Clock, Host, Port>::has_ended(const Member& m) -> bool {
 template <typename Clock, typename Host, typename Port>
 inline void GroupEngine<Clock, Host, Port>::significant_ended(Group& g, const std::string& who, time_point now,
                                                               Events& events) {
-    if (g.state == GroupState::shutting_down || g.state == GroupState::shut_down || g.state == GroupState::gave_up ||
-        g.state == GroupState::stopped || g.policy.auto_shutdown == AutoShutdown::never) {
+    if (group_has_ended(g.state) || g.state == GroupState::stopped || g.policy.auto_shutdown == AutoShutdown::never) {
         return;
     }
     if (g.policy.auto_shutdown == AutoShutdown::all_significant) {

@@ -271,7 +271,7 @@ inline void MonitorState<Clock>::start_restart(const ComponentPtr& cp, std::uint
         // clears the component's own history, not its group's).
         const auto now = Clock::now();
         if (std::exchange(c.restart_counted, false)) {
-            record_restart(c, now);
+            remember_restart(c.window, now);  // a counted restart joins the sliding window
         }
         Engine::settle_counted(c, now, true);
         transition(c.lifecycle, Lifecycle::starting);

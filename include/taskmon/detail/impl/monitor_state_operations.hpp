@@ -299,7 +299,7 @@ inline void MonitorState<Clock>::supervise_group(const std::string& name, std::v
                 throw std::invalid_argument(where + ": unknown parent group " + single_quoted(parent));
             }
             const auto state = group->parent->state;
-            if (state == GroupState::shutting_down || state == GroupState::shut_down || state == GroupState::gave_up) {
+            if (group_has_ended(state)) {
                 throw std::invalid_argument(where + ": parent group '" + parent + "' is " +
                                             std::string{to_string(state)});
             }

@@ -328,14 +328,6 @@ inline void MonitorState<Clock>::start_now(const ComponentPtr& cp) {
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::record_restart(Component& c, time_point now) {
-    if (c.window.size() >= unlimited_window_memory) {
-        c.window.erase(c.window.begin());
-    }
-    c.window.push_back(now);
-}
-
-template <typename Clock>
 inline void MonitorState<Clock>::clear_budget(Component& c) {
     c.window.clear();
     c.restart_counted = false;  // a restart still pending counts against no budget of its own: a fresh one
