@@ -1,10 +1,9 @@
 // taskmon/separate_compilation.hpp: a TaskMonitor and a Supervisor on the steady clock built with
 // TASKMON_SEPARATE_COMPILATION (this test links taskmon::compiled in every preset), so their machinery comes from
 // the library. Every call and every completion-token path (callback, use_awaitable, use_future) runs against the
-// compiled instantiation; a clock of one's own works through taskmon/custom_clock.hpp. Backoffs and capture
-// intervals are zero: nothing here waits for time to pass.
+// compiled instantiation (a clock of one's own: test_custom_clock.cpp). Backoffs are zero: nothing here waits for
+// time to pass.
 #include <taskmon/agent/supervisor.hpp>
-#include <taskmon/custom_clock.hpp>
 #include <taskmon/task_monitor.hpp>
 
 #if !defined(TASKMON_SEPARATE_COMPILATION)
@@ -30,82 +29,12 @@
 #include <thread>
 #include <vector>
 
+#include "own_clock.hpp"
 #include "taskmon_catch.hpp"
 
 using namespace std::chrono_literals;
 
-// A clock of one's own: the steady clock's time under another type, so nothing of taskmon::compiled fits it. Not
-// in the anonymous namespace: g++ 12 warns (-Wsubobject-linkage) about coroutine frames of header templates
-// instantiated with a type from one.
-namespace separate_compilation_test {
-struct OwnClock {
-    using rep = std::chrono::nanoseconds::rep;
-    using period = std::chrono::nanoseconds::period;
-    using duration = std::chrono::nanoseconds;
-    using time_point = std::chrono::time_point<OwnClock>;
-    static constexpr bool is_steady = true;
-    static time_point now() noexcept { return time_point{std::chrono::steady_clock::now().time_since_epoch()}; }
-};
-}  // namespace separate_compilation_test
-
-namespace {
-
-using separate_compilation_test::OwnClock;
-
-std::shared_ptr<spdlog::logger> quiet() { return std::make_shared<spdlog::logger>("separate"); }  // no sinks
-
-taskmon::RestartPolicy immediate(taskmon::GiveUpMode mode = taskmon::GiveUpMode::stop) {
-    return {.max_restart_attempts = 1, .base_backoff = 0ms, .max_backoff = 0ms, .give_up_mode = mode};
-}
-
-// Fails on its first `failures` starts, then runs until cancelled.
-asio::awaitable<void> fail_first(std::shared_ptr<int> starts, int failures) {
-    if (++*starts <= failures) throw std::runtime_error("planned failure");
-    asio::steady_timer forever{co_await asio::this_coro::executor, asio::steady_timer::time_point::max()};
-    co_await forever.async_wait(asio::use_awaitable);
-}
-
-// An agent whose step n acts with n, done at step 3.
-template <typename Clock>
-taskmon::Supervisor<int, int, std::string, Clock> counting_agent(asio::io_context& io, std::vector<int>& acted) {
-    taskmon::AgentSettings settings;
-    settings.capture_interval = 0ms;
-    return {io.get_executor(),
-            {.perceive = [n = 0]() mutable -> asio::awaitable<int> { co_return ++n; },
-             .decide = [](const int&, const auto& context) -> asio::awaitable<taskmon::Decision<int>> {
-                 const auto step = static_cast<int>(context.step);
-                 if (step == 3) co_return taskmon::Decision<int>::done("counted to " + std::to_string(step));
-                 co_return taskmon::Decision<int>::act({step});
-             },
-             .act = [&acted](const int& action) -> asio::awaitable<taskmon::ActionResult> {
-                 acted.push_back(action);
-                 co_return taskmon::ActionResult::ok();
-             }},
-            settings,
-            {},
-            quiet()};
-}
-
-// Runs `agent` on `io` to its end and returns the history.
-template <typename Agent>
-typename Agent::HistoryType run_agent(asio::io_context& io, Agent& agent) {
-    std::optional<typename Agent::HistoryType> history;
-    asio::co_spawn(
-        io, [&]() -> asio::awaitable<void> { history = co_await agent.run(); },
-        [](std::exception_ptr e) { REQUIRE_FALSE(e); });
-    io.run();
-    REQUIRE(history);
-    return *history;
-}
-
-// Runs `io` until `done()` or it runs out of work.
-template <typename Done>
-void run_until(asio::io_context& io, Done done) {
-    while (!done() && io.run_one() > 0) {
-    }
-}
-
-}  // namespace
+using namespace taskmon_test;
 
 TEST_CASE("separate compilation: a steady-clock TaskMonitor restarts and closes with a callback") {
     asio::io_context io;
@@ -197,24 +126,4 @@ TEST_CASE("separate compilation: a steady-clock Supervisor runs an agent to its 
     CHECK(acted == std::vector<int>{1, 2});
     CHECK(agent.get_component_stats().size() == 6);
     CHECK_THROWS_AS(agent.run(), std::logic_error);  // once only, at once
-}
-
-TEST_CASE("separate compilation: a clock of one's own through taskmon/custom_clock.hpp") {
-    asio::io_context io;
-    taskmon::BasicTaskMonitor<OwnClock> monitor{io.get_executor(), immediate(), quiet()};
-    auto starts = std::make_shared<int>(0);
-    monitor.supervise("flaky", [starts] { return fail_first(starts, 1); });
-    run_until(io, [&] { return *starts == 2; });
-    CHECK(monitor.get_component_stats().at("flaky").restart_count == 1);
-    bool closed = false;
-    monitor.async_close([&] { closed = true; });
-    io.run();
-    CHECK(closed);
-
-    io.restart();
-    std::vector<int> acted;
-    auto agent = counting_agent<OwnClock>(io, acted);
-    const auto history = run_agent(io, agent);
-    CHECK(history.status == taskmon::AgentStatus::completed);
-    CHECK(acted == std::vector<int>{1, 2});
 }
