@@ -151,7 +151,7 @@ TEST_CASE("GroupEngine: a new group starts its members in order, each after the 
     CHECK(events.front().members == std::vector<std::string>{"a", "b", "c"});
     CHECK(t.g->state == GroupState::running);
     for (const auto& c : t.members) {
-        CHECK_FALSE(c->unit);  // on their own again
+        CHECK_FALSE(c->restarts().unit);  // on their own again
     }
 }
 
@@ -215,11 +215,11 @@ TEST_CASE("GroupEngine: a member that outlives its stop deadline is reported and
     next = t.run(events);
     CHECK(t.log() == "stop c, unresponsive c, stop b, start a, start b");
     CHECK_FALSE(next.wake);  // waits for c's exit (never two live instances)
-    CHECK(t.members[2]->unit);
+    CHECK(t.members[2]->restarts().unit);
     Tree::exit(*t.members[2]);
     next = t.run(events);
     CHECK(t.calls.log.back() == "start c");
-    CHECK_FALSE(t.members[2]->unit);
+    CHECK_FALSE(t.members[2]->restarts().unit);
 }
 
 TEST_CASE("GroupEngine: one_for_one members restart on their own and count against the group when it happens",
@@ -235,13 +235,13 @@ TEST_CASE("GroupEngine: one_for_one members restart on their own and count again
     REQUIRE(verdict == GroupVerdict::member_restarts);
     t.engine.member_failed(verdict, *t.g, failed, "boom", 1s, at, true, t.calls.now, events);
     CHECK(events.empty());
-    CHECK(b.counted_in_group == t.g->budget);
+    CHECK(b.restarts().counted_in_group == t.g->budget);
     CHECK(t.g->pending_restarts == 1);
     // A second counted failure before the first restart happened would exceed max_restarts 1.
     verdict = t.engine.verdict(*t.g, Member{t.members[2], nullptr}, t.calls.now, at, true);
     CHECK(verdict == GroupVerdict::gives_up);
     Engine::settle_counted(b, at, true);
-    CHECK_FALSE(b.counted_in_group);
+    CHECK_FALSE(b.restarts().counted_in_group);
     CHECK(t.g->pending_restarts == 0);
     CHECK(t.g->window == std::vector{at});
 }
@@ -286,6 +286,6 @@ TEST_CASE("GroupEngine: a failure while a unit runs makes a new unit that absorb
     const auto& second = t.calls.resumed.back();
     CHECK(second->resume_at == t.calls.now + 2s);  // the later backoff of the two
     for (const auto& c : t.members) {
-        CHECK(c->unit == second);  // a component is driven by one unit at most
+        CHECK(c->restarts().unit == second);  // a component is driven by one unit at most
     }
 }

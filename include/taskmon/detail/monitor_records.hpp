@@ -12,7 +12,6 @@
 #include <taskmon/component_group.hpp>
 #include <taskmon/component_stats.hpp>
 #include <taskmon/detail/component_lifecycle.hpp>
-#include <taskmon/detail/lazy_text.hpp>
 #include <taskmon/monitor_event.hpp>
 #include <taskmon/restart_policy.hpp>
 
@@ -124,6 +123,37 @@ struct MonitorRecords {
         bool ready_reported : 1 = false;     // its `ready` event was published
     };
 
+    /// What a component keeps once it has failed, been scheduled to restart or been driven by a group's unit:
+    /// its restart history, its breaker and its place in a group restart. Allocated then (edit_restarts()), so
+    /// that a component that only ever started carries one pointer instead of these 120 bytes.
+    struct RestartRecord {
+        // When the counted automatic restarts of the last restart window happened (their factory was called),
+        // oldest first; at most max_restart_attempts long. (A vector, not a deque: an empty libstdc++ deque
+        // already allocates ~600 bytes.)
+        std::vector<time_point> window;
+        std::string last_error;
+        std::optional<time_point> next_restart;
+        std::optional<RestartReason> restart_cause;  // what its next `restarted` reports (next_restart_cause)
+        time_point last_restart{};                   // valid when restart_count > 0
+        std::chrono::nanoseconds last_delay{};
+        std::chrono::nanoseconds quarantine_cooldown{};
+        int failure_count = 0;
+        int consecutive = 0;  // k of the backoff formula
+        int trials = 0;       // quarantine trials since the breaker last closed
+        // A one_for_one member restarting on its own: its scheduled restart also counts against the group's
+        // max_restarts (with the group's budget then) when it happens.
+        std::optional<std::uint32_t> counted_in_group;
+        // The unit driving it through a group restart, an ordered start or stop (while it is set, the unit
+        // alone starts it: no restart of its own).
+        std::shared_ptr<RestartUnit> unit;
+
+        /// The record of a component that has none yet: every field at its initial value.
+        [[nodiscard]] static const RestartRecord& none() noexcept {
+            static const RestartRecord empty;
+            return empty;
+        }
+    };
+
     struct Component {
         Component(std::string n, const asio::any_io_executor& s) : name{std::move(n)}, strand{&s} {}
         std::string name;
@@ -133,43 +163,45 @@ struct MonitorRecords {
         std::unique_ptr<Timer> timer;                     // backoff and quarantine cooldown; strand_ only
         std::unique_ptr<Timer> watch_timer;               // liveness, stop deadlines, trial probation; strand_ only
         std::shared_ptr<Instance> instance;
-        // When the counted automatic restarts of the last restart window happened (their factory was called),
-        // oldest first; at most max_restart_attempts long. (A vector, not a deque: an empty libstdc++ deque
-        // already allocates ~600 bytes.)
-        std::vector<time_point> window;
-        LazyText last_error;
-        std::optional<time_point> next_restart;
-        std::optional<RestartReason> restart_cause;  // what its next `restarted` reports (next_restart_cause)
-        time_point last_restart{};                   // valid when restart_count > 0
-        std::chrono::nanoseconds last_delay{};
-        std::chrono::nanoseconds quarantine_cooldown{};
-        // From here on the fields are ordered to leave no padding: the record is 264 bytes, which with its
-        // shared_ptr control block fits glibc's 288-byte allocator class (272 did not).
+        std::unique_ptr<RestartRecord> history;  // null until edit_restarts(); mutex_ (not strand_) guards it
+        // From here on the fields are ordered, and the flags packed, to leave no padding: the record is 152
+        // bytes, which with its shared_ptr control block fits glibc's 176-byte allocator class (160 took 192;
+        // RestartRecord's 144 bytes inline took 288). The flags change under mutex_ only, as all but the timers.
         std::uint64_t task_id = 0;
         std::uint32_t restart_gen = 0;  // compared for equality only: wrapping is harmless
         std::uint32_t generation = 0;
         int restart_count = 0;
-        int failure_count = 0;
-        int consecutive = 0;                                 // k of the backoff formula
-        int trials = 0;                                      // quarantine trials since the breaker last closed
         ComponentState state = ComponentState::not_started;  // as reported (ComponentStats::state)
         Lifecycle lifecycle = Lifecycle::idle;               // what the monitor does with it
         Membership membership = Membership::declared;
-        bool enabled = false;
-        bool manual_pending = false;   // the scheduled restart was requested by restart() or reset()
-        bool restart_counted = false;  // the scheduled restart joins `window` when it happens (see schedule_restart)
-        bool task_cancelled = false;
-        bool in_trial = false;  // the live instance is a quarantine trial
-        bool spawned = false;   // spawn(): leaves components_ when its task ends, never restarted
-        // Groups (supervise_group): the group it belongs to, and the unit driving it through a group restart,
-        // an ordered start or stop (while `unit` is set, the unit alone starts it: no restart of its own).
+        // Groups (supervise_group): its role in the unit driving it (RestartRecord::unit), and the group below.
         UnitRole unit_role = UnitRole::stop;
-        bool significant = false;
+        bool enabled : 1 = false;
+        bool manual_pending : 1 = false;   // the scheduled restart was requested by restart() or reset()
+        bool restart_counted : 1 = false;  // the scheduled restart joins `window` when it happens (schedule_restart)
+        bool task_cancelled : 1 = false;
+        bool in_trial : 1 = false;     // the live instance is a quarantine trial
+        bool spawned : 1 = false;      // spawn(): leaves components_ when its task ends, never restarted
+        bool significant : 1 = false;  // its end may end its group (GroupPolicy::auto_shutdown)
         Group* group = nullptr;
-        std::shared_ptr<RestartUnit> unit;
-        // A one_for_one member restarting on its own: its scheduled restart also counts against the group's
-        // max_restarts (with the group's budget then) when it happens.
-        std::optional<std::uint32_t> counted_in_group;
+
+        /// Its restart record, read-only: RestartRecord::none() until it has one.
+        [[nodiscard]] const RestartRecord& restarts() const noexcept {
+            return history ? *history : RestartRecord::none();
+        }
+        /// Its restart record to change, allocated at the first change.
+        RestartRecord& edit_restarts() {
+            if (!history) {
+                history = std::make_unique<RestartRecord>();
+            }
+            return *history;
+        }
+        /// Forgets the time of a scheduled restart (nothing to forget without a record).
+        void clear_next_restart() noexcept {
+            if (history) {
+                history->next_restart.reset();
+            }
+        }
     };
     using ComponentPtr = std::shared_ptr<Component>;
 

@@ -13,7 +13,6 @@
 #include <taskmon/detail/event_batch.hpp>
 #include <taskmon/detail/exit_outcome.hpp>
 #include <taskmon/detail/group_engine.hpp>
-#include <taskmon/detail/lazy_text.hpp>
 #include <taskmon/detail/listener_registry.hpp>
 #include <taskmon/detail/liveness_check.hpp>
 #include <taskmon/detail/monitor_event_log.hpp>
@@ -424,7 +423,8 @@ private:
 
     /// The restart history of `c` as decide_restart() reads it.
     static RestartHistory<time_point> history_of(const Component& c) {
-        return {std::span<const time_point>{c.window}, c.consecutive, c.last_delay, c.quarantine_cooldown, c.in_trial};
+        return {std::span<const time_point>{c.restarts().window}, c.restarts().consecutive, c.restarts().last_delay,
+                c.restarts().quarantine_cooldown, c.in_trial};
     }
 
     /// Applies decide_restart() to a failure (or a permanent-type return) of `c`: a backoff (which its group may

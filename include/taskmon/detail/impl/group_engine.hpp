@@ -85,7 +85,7 @@ template <typename Clock, typename Host, typename Port>
 inline auto GroupEngine<Clock, Host, Port>::leaves_of(const RestartUnit& u) -> std::vector<ComponentPtr> {
     std::vector<ComponentPtr> all;
     leaves_of(*u.root, all);
-    std::erase_if(all, [&u](const ComponentPtr& c) { return c->unit.get() != &u; });
+    std::erase_if(all, [&u](const ComponentPtr& c) { return c->restarts().unit.get() != &u; });
     return all;
 }
 
@@ -118,15 +118,18 @@ inline void GroupEngine<Clock, Host, Port>::settle_counted(RestartUnit& u, time_
 
 template <typename Clock, typename Host, typename Port>
 inline void GroupEngine<Clock, Host, Port>::settle_counted(Component& c, time_point now, bool happened) {
-    if (const auto budget = std::exchange(c.counted_in_group, std::nullopt)) {
+    if (!c.history) {
+        return;
+    }
+    if (const auto budget = std::exchange(c.history->counted_in_group, std::nullopt)) {
         settle_group_restart(*c.group, *budget, now, happened);
     }
 }
 
 template <typename Clock, typename Host, typename Port>
 inline void GroupEngine<Clock, Host, Port>::release_unstarted(Component& c) {
-    if (c.unit && !unit_started(c.unit_role)) {
-        c.unit.reset();
+    if (c.restarts().unit && !unit_started(c.unit_role)) {
+        c.history->unit.reset();
         c.unit_role = UnitRole::stop;
         c.restart_counted = false;
     }
@@ -139,7 +142,7 @@ inline auto GroupEngine<Clock, Host, Port>::verdict(Group& g, const Member& m, t
     if (counted && !group_restart_allowed(std::span<const time_point>{g.window}, g.pending_restarts, g.policy, at)) {
         return GroupVerdict::gives_up;
     }
-    return group_owns_restart(g.policy.strategy, m.component != nullptr, m.component && m.component->unit)
+    return group_owns_restart(g.policy.strategy, m.component != nullptr, m.component && m.component->restarts().unit)
                ? GroupVerdict::group_restarts
                : GroupVerdict::member_restarts;
 }
@@ -155,7 +158,7 @@ inline void GroupEngine<Clock, Host, Port>::member_failed(GroupVerdict verdict, 
     if (verdict == GroupVerdict::member_restarts) {
         if (counted) {
             ++g.pending_restarts;
-            m.component->counted_in_group = g.budget;
+            m.component->edit_restarts().counted_in_group = g.budget;
         }
         return;
     }
@@ -246,7 +249,7 @@ inline auto GroupEngine<Clock, Host, Port>::has_ended(const Member& m) -> bool {
     }
     const auto& c = *m.component;
     const auto s = c.state;
-    return c.lifecycle == Lifecycle::idle && !c.unit &&
+    return c.lifecycle == Lifecycle::idle && !c.restarts().unit &&
            (s == ComponentState::completed || s == ComponentState::failed || s == ComponentState::gave_up);
 }
 
@@ -291,34 +294,34 @@ inline auto GroupEngine<Clock, Host, Port>::enlist(Group& root, const std::vecto
     auto unit = std::make_shared<RestartUnit>(root);
     unit->resume_at = resume_at;
     for (const auto& c : before) {
-        if (c->unit && c->unit != unit) {
-            absorb(unit, c->unit);
+        if (c->restarts().unit && c->restarts().unit != unit) {
+            absorb(unit, c->restarts().unit);
         }
     }
     for (const auto& c : leaves) {
-        if (c->unit && c->unit != unit) {
-            absorb(unit, c->unit);
+        if (c->restarts().unit && c->restarts().unit != unit) {
+            absorb(unit, c->restarts().unit);
         }
     }
     for (const auto& cp : leaves) {
         auto& c = *cp;
         const bool stuck = c.state == ComponentState::gave_up || c.state == ComponentState::quarantined;
         if (restart && stuck) {
-            if (c.unit == unit) {
+            if (c.restarts().unit == unit) {
                 // Absorbed: kept as it is, stopped, or (started by the unit absorbed) running.
                 c.unit_role = unit_started(c.unit_role) ? UnitRole::kept : UnitRole::stop;
                 c.restart_counted = false;
             }
             continue;
         }
-        if (c.lifecycle == Lifecycle::scheduled && c.counted_in_group) {
+        if (c.lifecycle == Lifecycle::scheduled && c.restarts().counted_in_group) {
             // Its own restart, which the unit replaces, counted against its group: it counts when the unit
             // starts it.
-            unit->counted.emplace_back(c.group, *c.counted_in_group);
-            c.counted_in_group.reset();
+            unit->counted.emplace_back(c.group, *c.restarts().counted_in_group);
+            c.history->counted_in_group.reset();
         }
         port_.take_over(cp);
-        c.unit = unit;
+        c.edit_restarts().unit = unit;
         // A temporary member is started once (its first start), never restarted.
         const bool again =
             restart && c.enabled && c.factory && (port_.restart_type(c) != RestartType::temporary || c.generation == 0);
@@ -335,7 +338,7 @@ inline auto GroupEngine<Clock, Host, Port>::enlist(Group& root, const std::vecto
     }
     for (const auto& c : leaves_of(*unit)) {
         if (c->unit_role == UnitRole::restart) {
-            c->next_restart = unit->resume_at;  // absorbed ones too: the unit starts them together
+            c->edit_restarts().next_restart = unit->resume_at;  // absorbed ones too: the unit starts them together
         }
     }
     port_.resume(unit);
@@ -346,7 +349,7 @@ template <typename Clock, typename Host, typename Port>
 inline void GroupEngine<Clock, Host, Port>::absorb(const std::shared_ptr<RestartUnit>& unit,
                                                    std::shared_ptr<RestartUnit> old) {
     for (const auto& c : leaves_of(*old)) {
-        c->unit = unit;
+        c->edit_restarts().unit = unit;
     }
     old->merged = true;
     unit->resume_at = std::max(unit->resume_at, old->resume_at);
@@ -411,7 +414,7 @@ inline auto GroupEngine<Clock, Host, Port>::step(RestartUnit& u, time_point now,
             c.restart_counted = false;
             if (!c.instance) {
                 c.state = ComponentState::stopped;
-                c.next_restart.reset();
+                c.clear_next_restart();
             }
             continue;
         }
@@ -434,7 +437,9 @@ inline void GroupEngine<Clock, Host, Port>::finish(RestartUnit& u, const std::ve
     u.merged = true;                // done: stale timers and posts find nothing to do
     settle_counted(u, now, false);  // (none left: they were settled when it began to start)
     for (const auto& c : leaves) {
-        c->unit.reset();
+        if (c->history) {
+            c->history->unit.reset();
+        }
         c->unit_role = UnitRole::stop;
     }
     if (port_.closing()) {

@@ -89,7 +89,7 @@ inline auto MonitorState<Clock>::draw(const RestartPolicy& policy, const std::st
 template <typename Clock>
 inline auto MonitorState<Clock>::failure_facts(const Component& c) const -> FailureFacts {
     return {policy_of(c).restart_type, c.enabled, static_cast<bool>(c.factory), c.in_trial,
-            c.unit && c.unit_role == UnitRole::restart};
+            c.restarts().unit && c.unit_role == UnitRole::restart};
 }
 
 template <typename Clock>
@@ -127,7 +127,7 @@ inline void MonitorState<Clock>::after_failure(const ComponentPtr& cp, const std
         case FailureRoute::ends_disabled:
         case FailureRoute::ends_without_factory:
             c.in_trial = false;  // a trial that ends here is not resumed by a later manual restart
-            c.next_restart.reset();
+            c.clear_next_restart();
             c.state = ComponentState::failed;
             if (route == FailureRoute::ends_disabled) {
                 events.push_back(event(MonitorEventKind::not_enabled, c, now));
@@ -137,7 +137,8 @@ inline void MonitorState<Clock>::after_failure(const ComponentPtr& cp, const std
             engine_.member_ended(c, now, events);
             return;
         case FailureRoute::gives_up:
-            give_up(cp, give_up_decision(policy_of(c), c.quarantine_cooldown, true, now), reason, now, events);
+            give_up(cp, give_up_decision(policy_of(c), c.restarts().quarantine_cooldown, true, now), reason, now,
+                    events);
             return;
         case FailureRoute::joins_group_restart: c.state = ComponentState::restarting; return;
         case FailureRoute::restart:
@@ -151,7 +152,7 @@ inline void MonitorState<Clock>::schedule_restart(const ComponentPtr& cp, const 
                                                   bool counted, const UserInputs& inputs, Events& events) {
     auto& c = *cp;
     const auto& policy = policy_of(c);
-    forget_restarts_before(c.window, policy.restart_window, now);
+    forget_restarts_before(c.edit_restarts().window, policy.restart_window, now);
     const auto history = history_of(c);
     assert(inputs.drawn || !needs_draw(history, policy));  // the needs of failure_needs() / exit_needs()
     const auto decision = decide_restart(history, policy, counted, now, inputs.draw);
@@ -171,8 +172,8 @@ inline void MonitorState<Clock>::schedule_restart(const ComponentPtr& cp, const 
     const Member member{cp, nullptr};
     const auto verdict =
         c.group ? engine_.verdict(*c.group, member, now, restart->at, counted) : GroupVerdict::member_restarts;
-    c.consecutive = restart->attempt;
-    c.last_delay = restart->delay;
+    c.edit_restarts().consecutive = restart->attempt;
+    c.edit_restarts().last_delay = restart->delay;
     c.restart_counted = counted;
     c.manual_pending = false;
     c.state = ComponentState::restarting;
@@ -188,7 +189,7 @@ inline void MonitorState<Clock>::schedule_restart(const ComponentPtr& cp, const 
         return;  // the group carries it out
     }
     transition(c.lifecycle, Lifecycle::scheduled);
-    c.next_restart = restart->at;
+    c.edit_restarts().next_restart = restart->at;
     schedule_start(cp, restart->delay);
 }
 
@@ -205,7 +206,7 @@ inline void MonitorState<Clock>::give_up(const ComponentPtr& cp, const RestartDe
     }
     const auto& gave_up = std::get<GiveUp>(decision);
     c.state = ComponentState::gave_up;
-    c.next_restart.reset();
+    c.clear_next_restart();
     auto e = event(MonitorEventKind::gave_up, c, now);
     e.limit = gave_up.limit;
     e.window = policy.restart_window;
@@ -235,18 +236,18 @@ template <typename Clock>
 inline void MonitorState<Clock>::quarantine(const ComponentPtr& cp, const QuarantineUntil<time_point>& q,
                                             const std::string& reason, time_point now, Events& events) {
     auto& c = *cp;
-    c.quarantine_cooldown = q.cooldown;
+    c.edit_restarts().quarantine_cooldown = q.cooldown;
     c.state = ComponentState::quarantined;
     transition(c.lifecycle, Lifecycle::scheduled);
     c.restart_counted = false;
     c.manual_pending = false;
-    c.next_restart = q.until;
+    c.edit_restarts().next_restart = q.until;
     auto e = event(MonitorEventKind::quarantined, c, now);
-    e.delay = c.quarantine_cooldown;
-    e.attempt = c.trials;
+    e.delay = c.restarts().quarantine_cooldown;
+    e.attempt = c.restarts().trials;
     e.reason = reason;
     events.push_back(std::move(e));
-    schedule_start(cp, c.quarantine_cooldown);
+    schedule_start(cp, c.restarts().quarantine_cooldown);
 }
 
 template <typename Clock>
@@ -270,8 +271,9 @@ inline void MonitorState<Clock>::start_restart(const ComponentPtr& cp, std::uint
         // restart() merged into it (it only came sooner), and against the group also after a reset() (which
         // clears the component's own history, not its group's).
         const auto now = Clock::now();
-        if (std::exchange(c.restart_counted, false)) {
-            remember_restart(c.window, now);  // a counted restart joins the sliding window
+        if (c.restart_counted) {
+            c.restart_counted = false;
+            remember_restart(c.edit_restarts().window, now);  // a counted restart joins the sliding window
         }
         Engine::settle_counted(c, now, true);
         transition(c.lifecycle, Lifecycle::starting);
@@ -279,7 +281,7 @@ inline void MonitorState<Clock>::start_restart(const ComponentPtr& cp, std::uint
         factory = c.factory;
         if (c.state == ComponentState::quarantined && !c.manual_pending) {
             c.in_trial = true;
-            ++c.trials;
+            ++c.edit_restarts().trials;
         }
         reservation = reserve_instance(cp, factory.get());
     }
@@ -318,14 +320,14 @@ inline void MonitorState<Clock>::start_restart(const ComponentPtr& cp, std::uint
             // Stopped while the factory ran (close, disable or remove): do not start anything.
             c.state = ComponentState::stopped;
             c.in_trial = false;
-            c.next_restart.reset();
+            c.clear_next_restart();
             if (is_leaving(c.membership)) {
                 erase(c, false, events);
             }
         } else if (factory_error) {
             release(reservation);
-            ++c.failure_count;
-            c.last_error = factory_reason;
+            ++c.edit_restarts().failure_count;
+            c.edit_restarts().last_error = factory_reason;
             const auto now = Clock::now();
             const auto cls = inputs.cls.value_or(FailureClass::counted);
             auto e = event(MonitorEventKind::factory_failed, c, now);
@@ -364,7 +366,7 @@ inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, const std::shar
             supply(needs, *policy, c, error, inputs);
             continue;
         }
-        unit_before = c.unit;
+        unit_before = c.restarts().unit;
         if (c.instance == instance) {
             c.instance.reset();
             transition(c.lifecycle, Lifecycle::idle);
@@ -376,8 +378,9 @@ inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, const std::shar
         const auto now = Clock::now();
         c.task_cancelled = outcome.kind == ExitOutcome::aborted;
         const auto& policy = policy_of(c);
-        if (const auto ready = ready_time(*instance); ready && now - *ready >= policy.reset_backoff_after) {
-            c.consecutive = 0;  // it was ready long enough to count as stable
+        if (const auto ready = ready_time(*instance);
+            c.history && ready && now - *ready >= policy.reset_backoff_after) {
+            c.history->consecutive = 0;  // it was ready long enough to count as stable
         }
         if (c.membership == Membership::removed) {
             if (auto it = detached_.find(std::string_view{c.name}); it != detached_.end() && it->second == cp) {
@@ -395,8 +398,8 @@ inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, const std::shar
         } else if (outcome.kind == ExitOutcome::returned) {
             after_return(cp, *instance, inputs, now, events);
         } else {
-            ++c.failure_count;
-            c.last_error = outcome.reason;
+            ++c.edit_restarts().failure_count;
+            c.edit_restarts().last_error = outcome.reason;
             const auto cls = inputs.cls.value_or(FailureClass::counted);
             auto e = event(outcome.kind == ExitOutcome::aborted ? MonitorEventKind::cancelled_unexpectedly
                                                                 : MonitorEventKind::failed,
@@ -407,7 +410,7 @@ inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, const std::shar
             events.push_back(std::move(e));
             after_failure(cp, outcome.reason, cls, inputs, now, events);
         }
-        unit = c.unit;
+        unit = c.restarts().unit;
         break;
     }
     publish(events);
@@ -427,7 +430,7 @@ inline auto MonitorState<Clock>::stopped_event(Component& c, const Instance& ins
     auto e = event(MonitorEventKind::stopped, c, now);
     e.task_id = instance.id;
     if (outcome.kind == ExitOutcome::failed) {
-        c.last_error = outcome.reason;
+        c.edit_restarts().last_error = outcome.reason;
         e.reason = outcome.reason;
     }
     return e;
@@ -439,7 +442,7 @@ inline void MonitorState<Clock>::after_requested_stop(const ComponentPtr& cp, co
                                                       time_point now, Events& events) {
     auto& c = *cp;
     const bool open = !closed_ && !is_leaving(c.membership);
-    if (c.unit && instance.stop != StopCause::none && instance.stop != StopCause::liveness && !closed_) {
+    if (c.restarts().unit && instance.stop != StopCause::none && instance.stop != StopCause::liveness && !closed_) {
         // Stopped for a group restart or an ordered stop: the unit decides what follows.
         c.in_trial = false;
         c.state = unit_restarts(c.unit_role) && c.enabled ? ComponentState::restarting : ComponentState::stopped;
@@ -500,7 +503,7 @@ inline void MonitorState<Clock>::on_exit_spawned(Component& c, const Instance& i
         kind = MonitorEventKind::stopped;
         c.state = ComponentState::stopped;
         if (outcome.kind == ExitOutcome::failed) {
-            c.last_error = outcome.reason;  // it threw while being stopped
+            c.edit_restarts().last_error = outcome.reason;  // it threw while being stopped
             reason = &outcome.reason;
         }
     } else if (outcome.kind == ExitOutcome::returned) {
@@ -509,9 +512,9 @@ inline void MonitorState<Clock>::on_exit_spawned(Component& c, const Instance& i
         kind =
             outcome.kind == ExitOutcome::aborted ? MonitorEventKind::cancelled_unexpectedly : MonitorEventKind::failed;
         c.state = ComponentState::failed;
-        c.last_error = outcome.reason;
+        c.edit_restarts().last_error = outcome.reason;
         reason = &outcome.reason;
-        ++c.failure_count;
+        ++c.edit_restarts().failure_count;
     }
     // A routine end (returned, or stopped without an error) is logged at debug: no event is made for it when
     // nothing would receive it (observed()).

@@ -22,7 +22,7 @@ inline void MonitorState<Clock>::UnitPort::take_over(const ComponentPtr& cp) con
     transition(c.lifecycle, Lifecycle::idle);
     c.manual_pending = false;
     ++c.restart_gen;
-    c.next_restart.reset();
+    c.clear_next_restart();
     asio::post(s_->strand_, [cp] {
         if (cp->timer) {
             cp->timer->cancel();

@@ -82,8 +82,8 @@ inline void MonitorState<Clock>::trip(const ComponentPtr& cp, LivenessMiss miss,
     const std::string reason = miss_reason(miss);
     i.tripped_startup = startup;
     i.trip_class = cls;
-    ++c.failure_count;
-    c.last_error = reason;
+    ++c.edit_restarts().failure_count;
+    c.edit_restarts().last_error = reason;
     auto e = event(startup ? MonitorEventKind::startup_timeout : MonitorEventKind::watchdog_timeout, c, now);
     e.reason = reason;
     e.failure_class = cls;
@@ -166,7 +166,7 @@ inline void MonitorState<Clock>::on_ready(const ComponentPtr& cp, const Liveness
     std::shared_ptr<RestartUnit> unit;
     {
         MutexLock lock{mutex_};
-        unit = cp->unit;
+        unit = cp->restarts().unit;
     }
     if (unit) {
         advance(unit);  // an ordered start may be waiting for this member to be ready

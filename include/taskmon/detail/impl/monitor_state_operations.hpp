@@ -183,7 +183,8 @@ inline void MonitorState<Clock>::restart(const std::string& name) {
             throw std::invalid_argument("restart: component '" + name + "' has no restart factory");
         }
         const auto now = Clock::now();
-        if (c.unit || c.lifecycle == Lifecycle::starting || (c.instance && c.instance->stop == StopCause::restart)) {
+        if (c.restarts().unit || c.lifecycle == Lifecycle::starting ||
+            (c.instance && c.instance->stop == StopCause::restart)) {
             events.push_back(event(MonitorEventKind::restart_merged, c, now));
         } else if (c.lifecycle == Lifecycle::scheduled) {
             // Merge into the pending restart (or quarantine trial) and run it now.
@@ -224,11 +225,11 @@ inline void MonitorState<Clock>::reset(const std::string& name) {
         }
         clear_budget(c);
         events.push_back(event(MonitorEventKind::reset, c, Clock::now()));
-        if (c.state == ComponentState::quarantined && c.lifecycle == Lifecycle::scheduled && !c.unit) {
+        if (c.state == ComponentState::quarantined && c.lifecycle == Lifecycle::scheduled && !c.restarts().unit) {
             c.manual_pending = true;  // the pending trial becomes a plain restart, now
             c.state = ComponentState::restarting;
             schedule_start(cp, std::chrono::nanoseconds::zero());
-        } else if (c.state == ComponentState::gave_up && c.lifecycle == Lifecycle::idle && !c.unit) {
+        } else if (c.state == ComponentState::gave_up && c.lifecycle == Lifecycle::idle && !c.restarts().unit) {
             start_now(cp);
         }
     }

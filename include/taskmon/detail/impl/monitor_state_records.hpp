@@ -138,20 +138,21 @@ inline auto MonitorState<Clock>::stats_of(const Component& c, time_point now) co
     s.task_done = !c.instance;
     s.task_cancelled = c.task_cancelled;
     if (c.restart_count > 0) {
-        s.last_restart_time = wall(c.last_restart);
+        s.last_restart_time = wall(c.restarts().last_restart);
     }
-    s.last_error = c.last_error.str();
-    s.failure_count = c.failure_count;
+    s.last_error = c.restarts().last_error;
+    s.failure_count = c.restarts().failure_count;
     const auto window = std::chrono::duration_cast<duration>(policy_of(c).restart_window);
-    s.restarts_in_window = static_cast<int>(
-        std::count_if(c.window.begin(), c.window.end(), [&](const time_point& t) { return t > now - window; }));
-    if (c.next_restart) {
-        (c.state == ComponentState::quarantined ? s.next_trial_at : s.next_restart_at) = wall(*c.next_restart);
+    s.restarts_in_window = static_cast<int>(std::count_if(c.restarts().window.begin(), c.restarts().window.end(),
+                                                          [&](const time_point& t) { return t > now - window; }));
+    if (c.restarts().next_restart) {
+        (c.state == ComponentState::quarantined ? s.next_trial_at : s.next_restart_at) =
+            wall(*c.restarts().next_restart);
     }
     s.task_id = c.task_id;
     s.generation = c.generation;
     s.in_trial = c.in_trial && c.instance;
-    s.quarantine_cooldown = c.quarantine_cooldown;
+    s.quarantine_cooldown = c.restarts().quarantine_cooldown;
     if (c.group) {
         s.group = c.group->name;
     }
@@ -178,35 +179,38 @@ inline auto MonitorState<Clock>::event(MonitorEventKind kind, Component& c, time
     e.time = wall(now);
     e.task_id = c.task_id;
     e.restart_count = c.restart_count;
-    e.failure_count = c.failure_count;
+    e.failure_count = c.restarts().failure_count;
     e.spawned = c.spawned;
     if (c.group) {
         e.group = c.group->name;
     }
     if (kind == MonitorEventKind::restarted) {
-        e.restart_reason = c.restart_cause.value_or(RestartReason::unknown);
+        e.restart_reason = c.restarts().restart_cause.value_or(RestartReason::unknown);
         switch (e.restart_reason) {
             case RestartReason::manual:
             case RestartReason::group:
             case RestartReason::unknown: break;  // started without a backoff of its own
             case RestartReason::quarantine_trial:
-                e.attempt = c.trials;
-                e.delay = c.quarantine_cooldown;
-                e.reason = c.last_error.str();  // the failure that opened the breaker
+                e.attempt = c.restarts().trials;
+                e.delay = c.restarts().quarantine_cooldown;
+                e.reason = c.restarts().last_error;  // the failure that opened the breaker
                 break;
             case RestartReason::completed:
-                e.attempt = c.consecutive;
-                e.delay = c.last_delay;
+                e.attempt = c.restarts().consecutive;
+                e.delay = c.restarts().last_delay;
                 e.reason = completed_normally;
                 break;
             default:  // a failure: its text is the component's last error
-                e.attempt = c.consecutive;
-                e.delay = c.last_delay;
-                e.reason = c.last_error.str();
+                e.attempt = c.restarts().consecutive;
+                e.delay = c.restarts().last_delay;
+                e.reason = c.restarts().last_error;
                 break;
         }
     }
-    c.restart_cause = next_restart_cause(c.restart_cause, kind, c.group != nullptr);
+    const auto cause = c.restarts().restart_cause;
+    if (const auto next = next_restart_cause(cause, kind, c.group != nullptr); next != cause) {
+        c.edit_restarts().restart_cause = next;  // (a component that never failed has no cause to forget)
+    }
     return e;
 }
 
@@ -255,13 +259,13 @@ inline void MonitorState<Clock>::spawn(const ComponentPtr& cp, asio::awaitable<v
     ++live_instances_;
     ++c.generation;
     c.manual_pending = false;
-    c.next_restart.reset();
+    c.clear_next_restart();
     c.task_id = instance->id;
     c.state = ComponentState::running;
     c.task_cancelled = false;
     if (is_restart) {
         ++c.restart_count;
-        c.last_restart = now;
+        c.edit_restarts().last_restart = now;
         events.push_back(event(MonitorEventKind::restarted, c, now));
         if (c.in_trial) {
             events.push_back(event(MonitorEventKind::trial_started, c, now));
@@ -329,13 +333,15 @@ inline void MonitorState<Clock>::start_now(const ComponentPtr& cp) {
 
 template <typename Clock>
 inline void MonitorState<Clock>::clear_budget(Component& c) {
-    c.window.clear();
     c.restart_counted = false;  // a restart still pending counts against no budget of its own: a fresh one
-    c.consecutive = 0;
-    c.last_delay = {};
-    c.quarantine_cooldown = {};
-    c.trials = 0;
     c.in_trial = false;
+    if (auto* r = c.history.get()) {
+        r->window.clear();
+        r->consecutive = 0;
+        r->last_delay = {};
+        r->quarantine_cooldown = {};
+        r->trials = 0;
+    }
 }
 
 template <typename Clock>
@@ -353,7 +359,7 @@ inline void MonitorState<Clock>::cancel_pending_restart(const ComponentPtr& cp, 
     Engine::settle_counted(c, Clock::now(), false);
     c.manual_pending = false;
     ++c.restart_gen;
-    c.next_restart.reset();
+    c.clear_next_restart();
     if (!c.instance) {
         c.state = new_state;
     }
