@@ -104,7 +104,7 @@ struct Tree {
             if (!next.start) {
                 return next;
             }
-            next.start->instance = std::make_shared<Records::Instance>(++task_id, calls.now, nullptr, nullptr);
+            next.start->instance = std::make_shared<Records::Instance>(++task_id, calls.now, nullptr);
             ++next.start->generation;
         }
     }

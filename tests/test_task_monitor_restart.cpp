@@ -430,3 +430,79 @@ TEST_CASE("A temporary component's failing factory on restart() is not retried",
     CHECK(monitor.get_component_stats().at("t").state == ComponentState::failed);
     h.close(monitor);
 }
+
+namespace {
+
+/// A factory whose coroutine lambda reads its capture after suspending (the frame refers to the closure
+/// object): `token` is alive while any copy of the factory is, `reads` counts the reads after the wait.
+taskmon::RestartFactory capturing_factory(std::shared_ptr<int> token, int& reads) {
+    return [token = std::move(token), &reads]() -> asio::awaitable<void> {
+        ManualTimer timer{co_await asio::this_coro::executor, 1h};
+        co_await timer.async_wait(asio::use_awaitable);
+        reads += *token;  // the closure's member, through the frame's `this`
+    };
+}
+
+}  // namespace
+
+TEST_CASE("A factory replaced while its instance runs is kept until that instance exits, then released",
+          "[task_monitor]") {
+    Harness h;
+    int reads = 0;
+    auto token = std::make_shared<int>(1);
+    const std::weak_ptr<int> first = token;
+    Monitor monitor{h.io.get_executor(), {.base_backoff = 1s, .max_backoff = 1s}, h.logger};
+    monitor.supervise("c", capturing_factory(std::move(token), reads));
+    h.runner.run_for(1s);
+    monitor.set_restart_factories({{"c", capturing_factory(std::make_shared<int>(10), reads)}});
+    monitor.set_restart_factories({{"c", capturing_factory(std::make_shared<int>(100), reads)}});
+    CHECK_FALSE(first.expired());  // the running instance's frame still refers to it
+    h.runner.run_for(1h);          // it reads its capture, returns, and a transient component completes
+    CHECK(reads == 1);
+    CHECK(first.expired());
+    monitor.restart("c");  // the latest factory
+    h.runner.run_for(2h);
+    CHECK(reads == 101);
+    h.close(monitor);
+}
+
+namespace {
+
+/// A factory that replaces itself (by `replacement`) each time it is called, then returns a coroutine that reads
+/// its own member after suspending: the coroutine's frame refers to this object, inside the monitor's copy.
+struct SelfReplacingFactory {
+    std::shared_ptr<int> token;
+    int* reads;
+    Monitor* monitor;
+    taskmon::RestartFactory replacement;
+
+    asio::awaitable<void> operator()() const {
+        monitor->set_restart_factories({{"c", replacement}});  // outside the monitor's lock: user code
+        return run();
+    }
+    asio::awaitable<void> run() const {
+        ManualTimer timer{co_await asio::this_coro::executor, 1h};
+        co_await timer.async_wait(asio::use_awaitable);
+        *reads += *token;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("A factory replaced while it was being called is kept until the instance it made exits", "[task_monitor]") {
+    Harness h;
+    int reads = 0;
+    Monitor monitor{h.io.get_executor(), {.base_backoff = 1s, .max_backoff = 1s}, h.logger};
+    auto token = std::make_shared<int>(1);
+    const std::weak_ptr<int> first = token;
+    monitor.set_restart_factories({{"c", SelfReplacingFactory{std::move(token), &reads, &monitor,
+                                                              capturing_factory(std::make_shared<int>(10), reads)}}});
+    monitor.restart("c");
+    h.runner.run_for(1s);
+    CHECK(monitor.get_component_stats().at("c").state == ComponentState::running);
+    CHECK_FALSE(first.expired());  // replaced during its own call, it is kept for the instance it made
+    h.runner.run_for(1h);
+    CHECK(reads == 1);
+    CHECK(first.expired());
+    h.close(monitor);
+}

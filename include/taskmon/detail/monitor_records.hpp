@@ -26,7 +26,9 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -103,24 +105,24 @@ struct MonitorRecords {
     };
 
     struct Instance {
-        Instance(std::uint64_t i, time_point s, std::shared_ptr<const ComponentFactory> f, std::shared_ptr<Liveness> l)
-            : id{i}, started{s}, origin{std::move(f)}, liveness{std::move(l)} {}
+        Instance(std::uint64_t i, time_point s, std::shared_ptr<Liveness> l)
+            : id{i}, started{s}, liveness{std::move(l)} {}
         std::uint64_t id;
         time_point started;
-        // The factory this instance came from: a coroutine lambda's frame refers to the closure object, so the
-        // closure must outlive the instance even if the factory is replaced.
-        std::shared_ptr<const ComponentFactory> origin;
         std::shared_ptr<Liveness> liveness;  // null: ready at start, nothing to watch
         time_point stop_deadline{};          // a requested stop is reported unresponsive after it
         asio::cancellation_signal signal;
-        // Packed (bit-fields): the record is 72 bytes, which with its shared_ptr control block fits glibc's
-        // 96-byte allocator class (80 did not); one instance per running component.
+        // Packed (bit-fields): the record is 56 bytes, which with its shared_ptr control block fits glibc's
+        // 80-byte allocator class (72 took 96); one instance per running component.
         FailureClass trip_class = FailureClass::counted;
         StopCause stop = StopCause::none;
         bool tripped_startup : 1 = false;  // StopCause::liveness: which deadline it missed
         bool reported_unresponsive : 1 = false;
         bool reported_in_close : 1 = false;  // close() waited for it in full and need not wait any longer
         bool ready_reported : 1 = false;     // its `ready` event was published
+        // It came from its component's current factory, so a replaced factory must be kept until it exits
+        // (RestartRecord::retired_factory): a coroutine lambda's frame refers to the closure object.
+        bool from_factory : 1 = false;
     };
 
     /// What a component keeps once it has failed, been scheduled to restart or been driven by a group's unit:
@@ -146,6 +148,9 @@ struct MonitorRecords {
         // The unit driving it through a group restart, an ordered start or stop (while it is set, the unit
         // alone starts it: no restart of its own).
         std::shared_ptr<RestartUnit> unit;
+        // The factory its live instance came from, replaced since (set_restart_factories, or during the call of
+        // a restart's factory): kept until that instance exits.
+        std::shared_ptr<const ComponentFactory> retired_factory;
 
         /// The record of a component that has none yet: every field at its initial value.
         [[nodiscard]] static const RestartRecord& none() noexcept {
@@ -166,7 +171,7 @@ struct MonitorRecords {
         std::unique_ptr<RestartRecord> history;  // null until edit_restarts(); mutex_ (not strand_) guards it
         // From here on the fields are ordered, and the flags packed, to leave no padding: the record is 152
         // bytes, which with its shared_ptr control block fits glibc's 176-byte allocator class (160 took 192;
-        // RestartRecord's 144 bytes inline took 288). The flags change under mutex_ only, as all but the timers.
+        // RestartRecord's 160 bytes inline took 288). The flags change under mutex_ only, as all but the timers.
         std::uint64_t task_id = 0;
         std::uint32_t restart_gen = 0;  // compared for equality only: wrapping is harmless
         std::uint32_t generation = 0;
@@ -204,6 +209,17 @@ struct MonitorRecords {
         }
     };
     using ComponentPtr = std::shared_ptr<Component>;
+
+    /// Orders components by name, and finds one by a name of any string type.
+    struct ByName {
+        using is_transparent = void;
+        bool operator()(const ComponentPtr& a, const ComponentPtr& b) const noexcept { return a->name < b->name; }
+        bool operator()(std::string_view a, const ComponentPtr& b) const noexcept { return a < b->name; }
+        bool operator()(const ComponentPtr& a, std::string_view b) const noexcept { return a->name < b; }
+    };
+    /// Components by name: a set of the records themselves, each keyed by its own name (a node of 48 bytes, in
+    /// glibc's 64-byte class; a map from a view of the name took 64 bytes, in the 80-byte class).
+    using ComponentSet = std::set<ComponentPtr, ByName>;
 
     /// A member of a group: a component or a nested group.
     struct Member {

@@ -143,6 +143,7 @@ public:
     using Instance = typename Records::Instance;
     using Component = typename Records::Component;
     using ComponentPtr = typename Records::ComponentPtr;
+    using ComponentSet = typename Records::ComponentSet;
     using Member = typename Records::Member;
     using Group = typename Records::Group;
     using RestartUnit = typename Records::RestartUnit;
@@ -294,16 +295,24 @@ private:
     // ---- helpers (mutex_ held) -----------------------------------------------------------------------
 
     Component& at(const std::string& name) TASKMON_REQUIRES(mutex_) {
-        return *components_.find(std::string_view{name})->second;
+        return **components_.find(std::string_view{name});
     }
 
     ComponentPtr make_component(const std::string& name) TASKMON_REQUIRES(mutex_) {
         return std::make_shared<Component>(name, strand_for_next_component());
     }
 
-    void insert(const ComponentPtr& c) TASKMON_REQUIRES(mutex_) { components_.emplace(std::string_view{c->name}, c); }
+    void insert(const ComponentPtr& c) TASKMON_REQUIRES(mutex_) { components_.insert(c); }
 
     ComponentPtr find_or_create(const std::string& name) TASKMON_REQUIRES(mutex_);
+    /// Gives `c` the factory `f`, keeping the one its live instance came from until that instance exits.
+    static void replace_factory(Component& c, std::shared_ptr<const ComponentFactory> f) {
+        if (c.instance && c.instance->from_factory) {
+            c.edit_restarts().retired_factory = std::move(c.factory);
+            c.instance->from_factory = false;
+        }
+        c.factory = std::move(f);
+    }
 
     /// Round-robin over a pool of strand_pool_size_ strands, created as first needed. With a pool size of 0, one
     /// strand per component: the strand of a component that left the monitor is given to the next one, so a
@@ -588,11 +597,10 @@ private:
     std::shared_ptr<Listeners> listeners_ = std::make_shared<Listeners>();
 
     mutable Mutex mutex_;
-    // Keyed by a view of the component's own name (the record outlives its entry).
-    std::map<std::string_view, ComponentPtr, std::less<>> components_ TASKMON_GUARDED_BY(mutex_);
+    ComponentSet components_ TASKMON_GUARDED_BY(mutex_);
     // Removed, but their instance outlived shutdown_timeout: the name stays taken until that instance exits, so
     // that no two live instances ever share a name.
-    std::map<std::string_view, ComponentPtr, std::less<>> detached_ TASKMON_GUARDED_BY(mutex_);
+    ComponentSet detached_ TASKMON_GUARDED_BY(mutex_);
     Engine engine_ TASKMON_GUARDED_BY(mutex_){UnitPort{*this}};  // the groups, and the units that drive them
     // Components' strands, type-erased once: copies of an any_io_executor share its heap-held strand, where each
     // conversion from a strand<> would allocate. Only grows, so references stay valid.

@@ -57,7 +57,7 @@ inline void MonitorState<Clock>::begin_close() {
         MutexLock lock{mutex_};
         closing_ = true;
         now = Clock::now();
-        for (auto& [name, c] : components_) {
+        for (const auto& c : components_) {
             cancel_pending_restart(c, ComponentState::stopped, events);
             if (c->timer) {
                 c->timer->cancel();  // backoff timers first: no factory runs after close starts
@@ -99,10 +99,10 @@ inline void MonitorState<Clock>::begin_close() {
                 longest = std::max(longest, sum);
             }
         });
-        for (auto& [name, c] : components_) {
+        for (const auto& c : components_) {
             stop(c);
         }
-        for (auto& [name, c] : detached_) {
+        for (const auto& c : detached_) {
             stop(c);
         }
         std::stable_sort(close_deadlines_.begin(), close_deadlines_.end(),
@@ -154,7 +154,7 @@ inline void MonitorState<Clock>::on_close_timer() {
         } else if (now < close_end_) {
             next = close_end_;
         } else {
-            for (auto& [name, c] : components_) {
+            for (const auto& c : components_) {
                 if (c->instance && !c->instance->reported_unresponsive) {
                     report_unresponsive(*c, now, events);
                 }
@@ -203,7 +203,7 @@ inline void MonitorState<Clock>::finish_close() {
         e.sequence = ++next_sequence_;
         e.time = wall(Clock::now());
         e.count = components_.size();
-        for (const auto& [name, c] : components_) {
+        for (const auto& c : components_) {
             if (c->instance) {
                 ++e.unresponsive;
             }

@@ -374,6 +374,9 @@ inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, const std::shar
             if (instance->reported_in_close) {
                 --waited_in_close_;
             }
+            if (c.history) {
+                c.history->retired_factory.reset();  // its coroutine frame is gone (co_spawn ended before this)
+            }
         }
         const auto now = Clock::now();
         c.task_cancelled = outcome.kind == ExitOutcome::aborted;
@@ -383,7 +386,7 @@ inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, const std::shar
             c.history->consecutive = 0;  // it was ready long enough to count as stable
         }
         if (c.membership == Membership::removed) {
-            if (auto it = detached_.find(std::string_view{c.name}); it != detached_.end() && it->second == cp) {
+            if (auto it = detached_.find(std::string_view{c.name}); it != detached_.end() && *it == cp) {
                 detached_.erase(it);  // its name is free again
                 release_strand(c);
             }

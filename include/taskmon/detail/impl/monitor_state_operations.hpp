@@ -25,7 +25,7 @@ inline void MonitorState<Clock>::set_restart_factories(std::map<std::string, Fac
         check_not_detached(name, "set_restart_factories");
     }
     for (auto& [name, factory] : factories) {
-        find_or_create(name)->factory = make_factory(std::move(factory));
+        replace_factory(*find_or_create(name), make_factory(std::move(factory)));
     }
 }
 
@@ -93,7 +93,7 @@ inline void MonitorState<Clock>::supervise(const std::string& name, Factory fact
         // A record for the liveness back-reference; it joins components_ only if the factory succeeds.
         auto it = components_.find(std::string_view{name});
         fresh = it == components_.end();
-        provisional = fresh ? make_component(name) : it->second;
+        provisional = fresh ? make_component(name) : *it;
         reservation = reserve_instance(provisional, origin.get(), policy ? &*policy : nullptr);
     }
     std::optional<asio::awaitable<void>> task;
@@ -117,7 +117,7 @@ inline void MonitorState<Clock>::supervise(const std::string& name, Factory fact
         try {
             check_open("supervise");
             check_not_registered(name, "supervise");
-            if ((it != components_.end() && it->second != provisional) || is_leaving(provisional->membership)) {
+            if ((it != components_.end() && *it != provisional) || is_leaving(provisional->membership)) {
                 throw std::invalid_argument("supervise: component '" + name + "' changed concurrently");
             }
         } catch (...) {
@@ -163,7 +163,7 @@ inline void MonitorState<Clock>::disable(const std::vector<std::string>& names) 
         check_open("disable");
         check_known(names, "disable");
         for (const auto& name : names) {
-            const auto& c = components_.find(std::string_view{name})->second;
+            const auto& c = *components_.find(std::string_view{name});
             c->enabled = false;
             cancel_pending_restart(c, ComponentState::stopped, events);
             request_stop(c, StopCause::disable);
@@ -376,8 +376,8 @@ inline auto MonitorState<Clock>::snapshot() const -> std::map<std::string, Compo
     MutexLock lock{mutex_};
     const auto now = Clock::now();
     std::map<std::string, ComponentStats> out;
-    for (const auto& [name, c] : components_) {
-        out.emplace(std::string{name}, stats_of(*c, now));
+    for (const auto& c : components_) {
+        out.emplace(c->name, stats_of(*c, now));
     }
     return out;
 }
@@ -401,7 +401,7 @@ inline auto MonitorState<Clock>::begin_remove(const std::string& name) -> std::s
         MutexLock lock{mutex_};
         check_open("remove_and_wait");
         check_known({name}, "remove_and_wait");
-        cp = components_.find(std::string_view{name})->second;
+        cp = *components_.find(std::string_view{name});
         auto& c = *cp;
         if (c.group) {
             throw std::invalid_argument("remove_and_wait: component '" + name + "' is a member of group '" +

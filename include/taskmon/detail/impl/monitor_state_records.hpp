@@ -45,7 +45,7 @@ template <typename Clock>
 inline void MonitorState<Clock>::check_not_registered(const std::string& name, const char* what) const {
     check_not_detached(name, what);
     auto it = components_.find(std::string_view{name});
-    if (it != components_.end() && it->second->membership != Membership::declared) {
+    if (it != components_.end() && (*it)->membership != Membership::declared) {
         throw std::invalid_argument(std::string{what} + ": duplicate component name '" + name + "'");
     }
     if (engine_.contains(name)) {
@@ -68,12 +68,12 @@ inline auto MonitorState<Clock>::open_component(const std::string& name, const c
     check_open(what);
     check_known({name}, what);
     check_not_removing(name, what);
-    return components_.find(std::string_view{name})->second;
+    return *components_.find(std::string_view{name});
 }
 
 template <typename Clock>
 inline void MonitorState<Clock>::check_not_removing(const std::string& name, const char* what) const {
-    if (is_leaving(components_.find(std::string_view{name})->second->membership)) {
+    if (is_leaving((*components_.find(std::string_view{name}))->membership)) {
         throw std::invalid_argument(std::string{what} + ": component '" + name + "' is being removed");
     }
 }
@@ -101,7 +101,7 @@ template <typename Clock>
 inline auto MonitorState<Clock>::find_or_create(const std::string& name) -> ComponentPtr {
     auto it = components_.find(std::string_view{name});
     if (it != components_.end()) {
-        return it->second;
+        return *it;
     }
     auto c = make_component(name);
     insert(c);
@@ -253,7 +253,12 @@ inline void MonitorState<Clock>::spawn(const ComponentPtr& cp, asio::awaitable<v
     auto& c = *cp;
     const auto now = Clock::now();
     const bool watched = static_cast<bool>(reservation.liveness);
-    auto instance = std::make_shared<Instance>(reservation.id, now, std::move(origin), std::move(reservation.liveness));
+    auto instance = std::make_shared<Instance>(reservation.id, now, std::move(reservation.liveness));
+    if (origin == c.factory) {
+        instance->from_factory = origin != nullptr;
+    } else if (origin) {
+        c.edit_restarts().retired_factory = std::move(origin);  // replaced while its factory ran
+    }
     transition(c.lifecycle, Lifecycle::live);
     c.instance = instance;
     ++live_instances_;
@@ -373,11 +378,11 @@ inline void MonitorState<Clock>::cancel_pending_restart(const ComponentPtr& cp, 
 template <typename Clock>
 inline void MonitorState<Clock>::erase(Component& c, bool unresponsive, Events& events) {
     auto it = components_.find(std::string_view{c.name});
-    if (it == components_.end() || it->second.get() != &c) {
+    if (it == components_.end() || it->get() != &c) {
         return;
     }
     if (unresponsive) {
-        detached_.emplace(std::string_view{c.name}, it->second);  // its strand is released at its exit
+        detached_.insert(*it);  // its strand is released at its exit
     } else {
         release_strand(c);
     }
