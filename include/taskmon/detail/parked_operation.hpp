@@ -7,6 +7,7 @@
 #pragma once
 
 #include <taskmon/detail/config.hpp>
+#include <taskmon/detail/executor_target.hpp>
 
 #include <cstddef>
 #include <memory>
@@ -159,8 +160,8 @@ template <typename Relationship>
 class HandlerWork<asio::any_io_executor, Relationship, void> {
 public:
     explicit HandlerWork(const asio::any_io_executor& ex) {
-        if (wraps_io_context_executor(ex)) {
-            io_.emplace(*ex.target<asio::io_context::executor_type>());
+        if (const auto* io = executor_target<asio::io_context::executor_type>(ex)) {
+            io_.emplace(*io);
         } else {
             any_.emplace(ex);
         }
@@ -176,16 +177,6 @@ public:
     }
 
 private:
-    // any_executor::target<T>() does not check T in Asio 1.22 (it casts whatever it holds), so compare the type.
-    static bool wraps_io_context_executor(const asio::any_io_executor& ex) noexcept {
-#if !defined(ASIO_NO_TYPEID)
-        return ex.target_type() == typeid(asio::io_context::executor_type);
-#else
-        (void)ex;
-        return false;
-#endif
-    }
-
     std::optional<HandlerWork<asio::io_context::executor_type, Relationship>> io_;
     std::optional<HandlerWork<asio::any_io_executor, Relationship, int>> any_;  // the generic primary template
 };

@@ -5,12 +5,11 @@
 #pragma once
 
 #include <taskmon/detail/config.hpp>
+#include <taskmon/detail/executor_target.hpp>
 
 #include <asio/any_io_executor.hpp>
 #include <asio/io_context.hpp>
 #include <asio/strand.hpp>
-
-#include <typeinfo>
 
 namespace taskmon::detail {
 
@@ -20,8 +19,8 @@ namespace taskmon::detail {
 /// strand<any_io_executor> (72 bytes) is copied to the heap each time.
 inline asio::any_io_executor make_strand_executor(const asio::any_io_executor& executor) {
     using IoExecutor = asio::io_context::executor_type;
-    if (executor.target_type() == typeid(IoExecutor)) {
-        return asio::make_strand(*executor.target<IoExecutor>());
+    if (const auto* io = executor_target<IoExecutor>(executor)) {
+        return asio::make_strand(*io);
     }
     return asio::make_strand(executor);
 }
@@ -29,10 +28,10 @@ inline asio::any_io_executor make_strand_executor(const asio::any_io_executor& e
 /// Whether the calling thread runs a handler of `strand` (a strand made by make_strand_executor). For the debug
 /// assertions that handlers meant for one strand run on it; an executor of another type answers true.
 inline bool running_in_strand(const asio::any_io_executor& strand) noexcept {
-    if (const auto* s = strand.target<asio::strand<asio::io_context::executor_type>>()) {
+    if (const auto* s = executor_target<asio::strand<asio::io_context::executor_type>>(strand)) {
         return s->running_in_this_thread();
     }
-    if (const auto* s = strand.target<asio::strand<asio::any_io_executor>>()) {
+    if (const auto* s = executor_target<asio::strand<asio::any_io_executor>>(strand)) {
         return s->running_in_this_thread();
     }
     return true;
