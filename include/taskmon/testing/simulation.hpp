@@ -59,7 +59,7 @@ public:
         /// fired or were cancelled) join the ready handlers first; they also join whenever none is ready. In
         /// [0, 1]: lower is faster (each poll is a system call), higher lets completions overtake ready work
         /// more often.
-        double poll_chance = 0.25;
+        double poll_chance = 1.0 / 64;
         /// Upper bound on handlers run plus clock jumps in one run*() call: a program that never goes idle makes
         /// the call throw std::runtime_error instead of hanging.
         std::size_t max_steps = 50'000'000;
