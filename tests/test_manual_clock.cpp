@@ -5,11 +5,14 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/error.hpp>
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include <chrono>
 #include <functional>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -220,4 +223,52 @@ TEST_CASE("A timer set to the end of time is never jumped to", "[manual_clock]")
     never.cancel();
     runner.run();
     CHECK(io.stopped());
+}
+
+TEST_CASE(
+    "A ManualTimer stays out of the reactor: under io.run() a pending wait ends when cancelled, a due one at once",
+    "[manual_clock]") {
+    ManualTime time;
+    asio::io_context io;
+    ManualTimer due{io, ManualClock::now()};
+    ManualTimer pending{io, 1h};
+    std::error_code due_result = asio::error::would_block, pending_result = asio::error::would_block;
+    due.async_wait([&](std::error_code ec) { due_result = ec; });
+    pending.async_wait([&](std::error_code ec) { pending_result = ec; });
+    // Another thread runs the context: it runs the due wait's handler, then waits (no virtual time moves there)
+    // until this thread cancels the pending one.
+    std::thread runner{[&] { io.run(); }};
+    asio::post(io, [&] { pending.cancel(); });
+    runner.join();
+    CHECK(due_result == std::error_code{});
+    CHECK(pending_result == asio::error::operation_aborted);
+    CHECK(time.elapsed() == 0s);
+}
+
+TEST_CASE("A blocking wait on a ManualTimer returns if its time has come and is refused otherwise", "[manual_clock]") {
+    ManualTime time;
+    asio::io_context io;
+    ManualTimer timer{io, 1s};
+    std::error_code ec;
+    timer.wait(ec);  // nothing on this thread could move the time to it
+    CHECK(ec == asio::error::operation_not_supported);
+    time.advance(1s);
+    timer.wait(ec);
+    CHECK_FALSE(ec);
+}
+
+TEST_CASE("The runner fires a timer that became due when a handler moved the time", "[manual_clock]") {
+    ManualTime time;
+    asio::io_context io;
+    ManualTimer timer{io, 30s};
+    std::vector<std::string> order;
+    timer.async_wait([&](std::error_code ec) { order.push_back(ec ? "cancelled" : "fired"); });
+    asio::post(io, [&] {
+        time.advance(30s);  // as a test hook may do
+        order.push_back("advanced");
+    });
+    VirtualTimeRunner runner{io, time};
+    CHECK(runner.poll() == 2);  // the timer fired without a jump: the handler had moved the time to it
+    CHECK(order == std::vector<std::string>{"advanced", "fired"});
+    CHECK(time.elapsed() == 30s);
 }
