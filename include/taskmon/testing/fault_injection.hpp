@@ -1,0 +1,296 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
+// FaultInjector: makes a component's instances fail as real ones do, at rates you choose, drawn from a
+// simulation's seed, and records every fault it injected.
+//
+//   taskmon::testing::Simulation sim{seed};
+//   taskmon::testing::FaultInjector faults{sim};
+//   faults.set_rates("db", {.throws_later = 0.5, .slow_stop = 0.2, .max_delay = std::chrono::minutes{5}});
+//   monitor.supervise("db", faults.wrap("db", db_factory));
+//   sim.run_for(std::chrono::hours{24});
+//   faults.injected();   // each fault: kind, component, instance, when it was drawn, the drawn delay
+#pragma once
+
+#include <taskmon/component_context.hpp>
+#include <taskmon/testing/manual_clock.hpp>
+#include <taskmon/testing/simulation.hpp>
+
+#include <asio/awaitable.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/error.hpp>
+#include <asio/experimental/deferred.hpp>
+#include <asio/experimental/parallel_group.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace taskmon::testing {
+
+/// What an injected fault does to an instance.
+enum class FaultKind {
+    factory_throws,   ///< the factory throws instead of making the instance
+    throws_at_start,  ///< the instance throws before it does anything
+    throws_later,     ///< the instance throws after a drawn time, if it is still running
+    hangs,            ///< the instance does nothing and ignores cancellation for a drawn time, then throws
+    slow_stop,        ///< asked to stop, the instance ends a drawn time later
+};
+
+[[nodiscard]] constexpr const char* to_string(FaultKind kind) noexcept {
+    switch (kind) {
+        case FaultKind::factory_throws: return "factory_throws";
+        case FaultKind::throws_at_start: return "throws_at_start";
+        case FaultKind::throws_later: return "throws_later";
+        case FaultKind::hangs: return "hangs";
+        case FaultKind::slow_stop: return "slow_stop";
+    }
+    return "unknown";
+}
+
+/// The chance of each fault, drawn once per instance (each in [0, 1]), and the longest drawn delay. The faults of
+/// an instance are drawn in the order of the fields; an instance whose factory throws draws nothing more, one
+/// that throws at start or hangs runs none of the component's code.
+struct FaultRates {
+    double factory_throws = 0.0;
+    double throws_at_start = 0.0;
+    double throws_later = 0.0;
+    double hangs = 0.0;
+    double slow_stop = 0.0;
+    /// Delays are drawn uniformly in [1 ns, max_delay]; must be positive.
+    std::chrono::nanoseconds max_delay = std::chrono::minutes{10};
+};
+
+/// One fault the injector drew.
+struct InjectedFault {
+    FaultKind kind = FaultKind::throws_at_start;
+    std::string component;
+    std::uint64_t instance = 0;          ///< the component's instances (factory calls) counted from 1
+    ManualClock::time_point drawn_at{};  ///< virtual time of the draw (the factory call)
+    std::chrono::nanoseconds delay{};    ///< throws_later, hangs, slow_stop: the drawn time
+};
+
+/// What an injected fault throws, so that a classifier or a test can tell it from the component's own failures.
+class InjectedError : public std::runtime_error {
+public:
+    InjectedError(FaultKind kind, const std::string& component)
+        : std::runtime_error{std::string{"injected fault: "} + to_string(kind) + " (" + component + ")"}, kind_{kind} {}
+    [[nodiscard]] FaultKind kind() const noexcept { return kind_; }
+
+private:
+    FaultKind kind_;
+};
+
+/// Wraps component factories so that their instances fail at the configured rates, every draw from the
+/// simulation's generator (one seed, one sequence of faults). Invariants: every fault it injects is in injected()
+/// in the order drawn; a component without rates is wrapped without faults. Single-threaded, as the simulation
+/// is; the simulation and the injector must outlive the wrapped factories' instances.
+class FaultInjector {
+public:
+    explicit FaultInjector(Simulation& sim) noexcept : sim_{&sim} {}
+
+    FaultInjector(const FaultInjector&) = delete;
+    FaultInjector& operator=(const FaultInjector&) = delete;
+
+    /// Sets the rates of `component` (for its next instances). Throws std::invalid_argument naming the field if a
+    /// rate is outside [0, 1] or max_delay is not positive; nothing changes then.
+    void set_rates(const std::string& component, const FaultRates& rates) {
+        check(rates, component);
+        rates_[component] = rates;
+    }
+
+    /// A factory that calls `factory` and injects the faults of `component` into what it makes.
+    [[nodiscard]] RestartFactory wrap(const std::string& component, RestartFactory factory) {
+        if (!factory) {
+            throw std::invalid_argument("FaultInjector::wrap: factory of component '" + component + "' is empty");
+        }
+        return [this, component, factory = std::move(factory)]() -> asio::awaitable<void> {
+            const auto plan = draw(component);
+            return run(factory(), plan, component);
+        };
+    }
+
+    /// The same for a factory that takes a ComponentContext.
+    [[nodiscard]] ContextFactory wrap(const std::string& component, ContextFactory factory) {
+        if (!factory) {
+            throw std::invalid_argument("FaultInjector::wrap: factory of component '" + component + "' is empty");
+        }
+        return [this, component, factory = std::move(factory)](ComponentContext context) -> asio::awaitable<void> {
+            const auto plan = draw(component);
+            return run(factory(std::move(context)), plan, component);
+        };
+    }
+
+    /// Every fault injected so far, in the order drawn.
+    [[nodiscard]] const std::vector<InjectedFault>& injected() const noexcept { return injected_; }
+
+    /// How many faults of `kind` were injected.
+    [[nodiscard]] std::size_t count(FaultKind kind) const noexcept {
+        std::size_t n = 0;
+        for (const auto& f : injected_) {
+            n += f.kind == kind ? 1 : 0;
+        }
+        return n;
+    }
+
+private:
+    /// What one instance will do, drawn when its factory is called.
+    struct Plan {
+        bool throws_at_start = false;
+        bool hangs = false;
+        std::chrono::nanoseconds hang{};
+        std::chrono::nanoseconds throws_after{};  // zero: does not throw later
+        std::chrono::nanoseconds slow_stop{};     // zero: stops at once
+    };
+
+    static void check(const FaultRates& r, const std::string& component) {
+        const auto rate = [&](double p, const char* field) {
+            if (!(p >= 0.0 && p <= 1.0)) {
+                throw std::invalid_argument("FaultInjector::set_rates: " + std::string{field} + " of component '" +
+                                            component + "' is " + std::to_string(p) + ", outside [0, 1]");
+            }
+        };
+        rate(r.factory_throws, "factory_throws");
+        rate(r.throws_at_start, "throws_at_start");
+        rate(r.throws_later, "throws_later");
+        rate(r.hangs, "hangs");
+        rate(r.slow_stop, "slow_stop");
+        if (r.max_delay <= std::chrono::nanoseconds::zero()) {
+            throw std::invalid_argument("FaultInjector::set_rates: max_delay of component '" + component +
+                                        "' must be positive");
+        }
+    }
+
+    std::chrono::nanoseconds delay(const FaultRates& r) {
+        return std::chrono::nanoseconds{
+            1 + static_cast<std::int64_t>(sim_->random().below(static_cast<std::uint64_t>(r.max_delay.count())))};
+    }
+
+    void record(FaultKind kind, const std::string& component, std::uint64_t instance, std::chrono::nanoseconds d = {}) {
+        injected_.push_back({kind, component, instance, sim_->now(), d});
+        sim_->trace().add(std::string_view{to_string(kind)}).add(component).add(static_cast<std::int64_t>(d.count()));
+    }
+
+    /// Draws the faults of the next instance of `component`; throws InjectedError if its factory is to throw.
+    Plan draw(const std::string& component) {
+        const auto instance = ++instances_[component];
+        Plan plan;
+        const auto it = rates_.find(component);
+        if (it == rates_.end()) {
+            return plan;
+        }
+        const auto& r = it->second;
+        auto& random = sim_->random();
+        if (random.chance(r.factory_throws)) {
+            record(FaultKind::factory_throws, component, instance);
+            throw InjectedError{FaultKind::factory_throws, component};
+        }
+        if (random.chance(r.throws_at_start)) {
+            plan.throws_at_start = true;
+            record(FaultKind::throws_at_start, component, instance);
+            return plan;
+        }
+        if (random.chance(r.throws_later)) {
+            plan.throws_after = delay(r);
+            record(FaultKind::throws_later, component, instance, plan.throws_after);
+        }
+        if (random.chance(r.hangs)) {
+            plan.hangs = true;
+            plan.hang = delay(r);
+            record(FaultKind::hangs, component, instance, plan.hang);
+        }
+        if (random.chance(r.slow_stop)) {
+            plan.slow_stop = delay(r);
+            record(FaultKind::slow_stop, component, instance, plan.slow_stop);
+        }
+        return plan;
+    }
+
+    /// Waits `d` of virtual time, cancellation ignored. The caller disables cancellation first: once a coroutine
+    /// is cancelled, Asio throws at its next co_await of another coroutine.
+    static asio::awaitable<void> sleep_through_cancellation(std::chrono::nanoseconds d) {
+        ManualTimer timer{co_await asio::this_coro::executor, d};
+        std::error_code ignored;
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    }
+
+    /// Runs `task` until it ends or `d` passes, whichever comes first (the other is cancelled); in the second
+    /// case throws InjectedError. A parallel group waiting for one, not awaitable_operators' `||`, which waits for
+    /// one to succeed: the task's own failure must end it at once.
+    static asio::awaitable<void> throw_after(asio::awaitable<void> task, std::chrono::nanoseconds d,
+                                             std::string component) {
+        const auto ex = co_await asio::this_coro::executor;
+        auto [order, task_error, timer_error] =
+            co_await asio::experimental::make_parallel_group(
+                asio::co_spawn(ex, std::move(task), asio::experimental::deferred),
+                asio::co_spawn(ex, sleep_for(d), asio::experimental::deferred))
+                .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+        if (order[0] == 0) {
+            if (task_error) {
+                std::rethrow_exception(task_error);
+            }
+            co_return;
+        }
+        if (timer_error) {
+            std::rethrow_exception(timer_error);  // both were cancelled: the instance is being stopped
+        }
+        throw InjectedError{FaultKind::throws_later, component};
+    }
+
+    static asio::awaitable<void> sleep_for(std::chrono::nanoseconds d) {
+        ManualTimer timer{co_await asio::this_coro::executor, d};
+        co_await timer.async_wait(asio::use_awaitable);
+    }
+
+    /// The instance: `task` with the faults of `plan`.
+    static asio::awaitable<void> run(asio::awaitable<void> task, Plan plan, std::string component) {
+        if (plan.throws_at_start) {
+            throw InjectedError{FaultKind::throws_at_start, component};
+        }
+        if (plan.hangs) {
+            co_await asio::this_coro::reset_cancellation_state(asio::disable_cancellation());
+            co_await sleep_through_cancellation(plan.hang);
+            throw InjectedError{FaultKind::hangs, component};
+        }
+        std::exception_ptr error;  // (no co_await inside a handler: the slow stop waits after it)
+        bool stopped = false;
+        try {
+            if (plan.throws_after > std::chrono::nanoseconds::zero()) {
+                co_await throw_after(std::move(task), plan.throws_after, component);
+            } else {
+                co_await std::move(task);
+            }
+        } catch (const std::system_error& e) {
+            stopped = e.code() == asio::error::operation_aborted;
+            error = std::current_exception();
+        } catch (...) {
+            error = std::current_exception();
+        }
+        if (stopped && plan.slow_stop > std::chrono::nanoseconds::zero()) {
+            co_await asio::this_coro::reset_cancellation_state(asio::disable_cancellation());
+            co_await sleep_through_cancellation(plan.slow_stop);  // asked to stop: ends as it would, later
+        }
+        if (error) {
+            std::rethrow_exception(error);
+        }
+    }
+
+    Simulation* sim_;
+    std::map<std::string, FaultRates, std::less<>> rates_;
+    std::map<std::string, std::uint64_t, std::less<>> instances_;
+    std::vector<InjectedFault> injected_;
+};
+
+}  // namespace taskmon::testing

@@ -1,0 +1,208 @@
+// FaultInjector: each kind of fault makes a supervised instance fail as a real one would, at the drawn time, and
+// every fault is recorded; one seed draws the same faults; bad rates are refused.
+#include <taskmon/task_monitor.hpp>
+#include <taskmon/testing/fault_injection.hpp>
+#include <taskmon/testing/simulation.hpp>
+
+#include "taskmon_catch.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using taskmon::MonitorEvent;
+using taskmon::MonitorEventKind;
+using taskmon::testing::FaultInjector;
+using taskmon::testing::FaultKind;
+using taskmon::testing::FaultRates;
+using taskmon::testing::ManualClock;
+using taskmon::testing::ManualTimer;
+using taskmon::testing::Simulation;
+
+namespace {
+
+using Monitor = taskmon::BasicTaskMonitor<ManualClock>;
+
+/// A component that waits a day, unless cancelled.
+asio::awaitable<void> steady() {
+    ManualTimer timer{co_await asio::this_coro::executor, 24h};
+    co_await timer.async_wait(asio::use_awaitable);
+}
+
+/// A component that fails after a minute.
+asio::awaitable<void> fails_in_a_minute() {
+    ManualTimer timer{co_await asio::this_coro::executor, 1min};
+    co_await timer.async_wait(asio::use_awaitable);
+    throw std::runtime_error("own failure");
+}
+
+/// A simulation with one monitor whose events are recorded with their virtual time.
+struct Rig {
+    explicit Rig(std::uint64_t seed,
+                 taskmon::RestartPolicy policy = {.max_restart_attempts = taskmon::unlimited_restart_attempts,
+                                                  .base_backoff = 1s,
+                                                  .max_backoff = 1s,
+                                                  .shutdown_timeout = 5s})
+        : sim{seed},
+          faults{sim},
+          monitor{std::make_unique<Monitor>(
+              sim.get_executor(), policy,
+              std::make_shared<spdlog::logger>("faults", std::make_shared<spdlog::sinks::null_sink_mt>()),
+              sim.random_source())},
+          subscription{monitor->subscribe([this](const MonitorEvent& e) {
+              events.push_back({e, sim.now()});
+          })} {}
+
+    ~Rig() { monitor.reset(); }
+
+    /// close(), run to its end; returns how long it took in virtual time.
+    std::chrono::nanoseconds close() {
+        const auto start = sim.now();
+        bool closed = false;
+        asio::co_spawn(sim.get_executor(), monitor->close(), [&](std::exception_ptr) { closed = true; });
+        REQUIRE(sim.run_until([&] { return closed; }));
+        return sim.now() - start;
+    }
+
+    std::vector<std::pair<MonitorEvent, ManualClock::time_point>> of(MonitorEventKind kind) const {
+        std::vector<std::pair<MonitorEvent, ManualClock::time_point>> out;
+        for (const auto& e : events) {
+            if (e.first.kind == kind) {
+                out.push_back(e);
+            }
+        }
+        return out;
+    }
+
+    Simulation sim;
+    FaultInjector faults;
+    std::unique_ptr<Monitor> monitor;
+    std::vector<std::pair<MonitorEvent, ManualClock::time_point>> events;
+    taskmon::EventSubscription subscription;
+};
+
+}  // namespace
+
+TEST_CASE("FaultInjector: throws_later fails each instance at the time drawn for it", "[fault_injection]") {
+    Rig rig{11};
+    rig.faults.set_rates("c", {.throws_later = 1.0, .max_delay = 10min});
+    rig.monitor->supervise("c", rig.faults.wrap("c", taskmon::RestartFactory{steady}));
+    rig.sim.run_for(1h);
+    const auto failed = rig.of(MonitorEventKind::failed);
+    const auto& injected = rig.faults.injected();
+    REQUIRE(failed.size() >= 5);  // a failure within 10 minutes, a restart a second later
+    REQUIRE(injected.size() >= failed.size());
+    for (std::size_t i = 0; i < failed.size(); ++i) {
+        CHECK(injected[i].kind == FaultKind::throws_later);
+        CHECK(injected[i].instance == i + 1);
+        CHECK(failed[i].second == injected[i].drawn_at + injected[i].delay);
+        CHECK(failed[i].first.reason == "taskmon::testing::InjectedError: injected fault: throws_later (c)");
+    }
+    rig.close();
+}
+
+TEST_CASE("FaultInjector: throws_at_start fails an instance before any of its code runs", "[fault_injection]") {
+    Rig rig{12};
+    int starts = 0;
+    rig.faults.set_rates("c", {.throws_at_start = 1.0});
+    rig.monitor->supervise("c", rig.faults.wrap("c", taskmon::RestartFactory{[&] {
+                                                    ++starts;  // the factory runs; its coroutine never does
+                                                    return steady();
+                                                }}));
+    rig.sim.run_for(10s);
+    const auto failed = rig.of(MonitorEventKind::failed);
+    REQUIRE(failed.size() >= 5);
+    CHECK(rig.faults.count(FaultKind::throws_at_start) == static_cast<std::size_t>(starts));
+    for (std::size_t i = 0; i < failed.size(); ++i) {
+        CHECK(failed[i].second == rig.faults.injected()[i].drawn_at);  // no virtual time passed
+    }
+    rig.close();
+}
+
+TEST_CASE("FaultInjector: a factory that throws is reported as factory_failed, each one recorded",
+          "[fault_injection]") {
+    Rig rig{13};
+    rig.monitor->supervise("c", rig.faults.wrap("c", taskmon::RestartFactory{fails_in_a_minute}));
+    rig.faults.set_rates("c", {.factory_throws = 1.0});  // from the first restart on
+    rig.sim.run_for(10min);
+    const auto factory_failed = rig.of(MonitorEventKind::factory_failed);
+    CHECK(factory_failed.size() >= 5);
+    CHECK(rig.faults.count(FaultKind::factory_throws) == factory_failed.size());
+    CHECK(rig.of(MonitorEventKind::failed).size() == 1);  // the first instance's own failure
+    rig.close();
+}
+
+TEST_CASE("FaultInjector: a hung instance ignores its stop and is reported after shutdown_timeout",
+          "[fault_injection]") {
+    Rig rig{14};
+    rig.faults.set_rates("c", {.hangs = 1.0, .max_delay = 1h});
+    rig.monitor->supervise("c", rig.faults.wrap("c", taskmon::RestartFactory{steady}));
+    rig.sim.run_for(1s);
+    REQUIRE(rig.faults.injected().size() == 1);
+    const auto hang = rig.faults.injected()[0].delay;
+    REQUIRE(hang > 10s);  // drawn by seed 14; a shorter hang would end before the stop's deadline
+    rig.monitor->disable({"c"});
+    rig.sim.run_for(6s);
+    const auto timeouts = rig.of(MonitorEventKind::stop_timeout);
+    REQUIRE(timeouts.size() == 1);
+    CHECK(timeouts[0].second - rig.faults.injected()[0].drawn_at == 1s + 5s);
+    rig.close();
+}
+
+TEST_CASE("FaultInjector: a slow stop holds close() for the drawn time", "[fault_injection]") {
+    Rig rig{15};
+    rig.faults.set_rates("c", {.slow_stop = 1.0, .max_delay = 4s});
+    rig.monitor->supervise("c", rig.faults.wrap("c", taskmon::RestartFactory{steady}));
+    rig.sim.run_for(1s);
+    REQUIRE(rig.faults.count(FaultKind::slow_stop) == 1);
+    CHECK(rig.close() == rig.faults.injected()[0].delay);  // under the 5 s shutdown_timeout
+    CHECK(rig.of(MonitorEventKind::stop_timeout).empty());
+}
+
+TEST_CASE("FaultInjector: one seed draws the same faults at the same times", "[fault_injection]") {
+    const auto faults_of = [](std::uint64_t seed) {
+        Rig rig{seed};
+        const FaultRates rates{.throws_at_start = 0.2, .throws_later = 0.3, .slow_stop = 0.5, .max_delay = 5min};
+        for (const std::string name : {"a", "b", "c"}) {
+            rig.faults.set_rates(name, rates);
+            rig.monitor->supervise(name, rig.faults.wrap(name, taskmon::RestartFactory{steady}));
+        }
+        rig.sim.run_for(2h);
+        rig.close();
+        std::vector<std::string> out;
+        for (const auto& f : rig.faults.injected()) {
+            out.push_back(std::string{to_string(f.kind)} + " " + f.component + " #" + std::to_string(f.instance) +
+                          " @" + std::to_string(f.drawn_at.time_since_epoch().count()) + " +" +
+                          std::to_string(f.delay.count()));
+        }
+        return out;
+    };
+    const auto first = faults_of(21);
+    CHECK(first.size() > 3);
+    CHECK(faults_of(21) == first);
+    CHECK(faults_of(22) != first);
+}
+
+TEST_CASE("FaultInjector: bad rates and empty factories are refused with the field named", "[fault_injection]") {
+    Simulation sim{1};
+    FaultInjector faults{sim};
+    CHECK_THROWS_WITH(faults.set_rates("db", {.hangs = 1.5}),
+                      "FaultInjector::set_rates: hangs of component 'db' is 1.500000, outside [0, 1]");
+    CHECK_THROWS_WITH(faults.set_rates("db", {.factory_throws = -0.1}),
+                      "FaultInjector::set_rates: factory_throws of component 'db' is -0.100000, outside [0, 1]");
+    CHECK_THROWS_WITH(faults.set_rates("db", {.max_delay = 0s}),
+                      "FaultInjector::set_rates: max_delay of component 'db' must be positive");
+    CHECK_THROWS_WITH(faults.wrap("db", taskmon::RestartFactory{}),
+                      "FaultInjector::wrap: factory of component 'db' is empty");
+    CHECK(faults.injected().empty());
+}
