@@ -99,7 +99,7 @@ private:
 /// is; the simulation and the injector must outlive the wrapped factories' instances.
 class FaultInjector {
 public:
-    explicit FaultInjector(Simulation& sim) noexcept : sim_{&sim} {}
+    explicit FaultInjector(Simulation& sim) : books_{std::make_shared<Books>(sim)} {}
 
     FaultInjector(const FaultInjector&) = delete;
     FaultInjector& operator=(const FaultInjector&) = delete;
@@ -108,7 +108,7 @@ public:
     /// rate is outside [0, 1] or max_delay is not positive; nothing changes then.
     void set_rates(const std::string& component, const FaultRates& rates) {
         check(rates, component);
-        rates_[component] = rates;
+        books_->rates[component] = rates;
     }
 
     /// A factory that calls `factory` and injects the faults of `component` into what it makes.
@@ -116,9 +116,9 @@ public:
         if (!factory) {
             throw std::invalid_argument("FaultInjector::wrap: factory of component '" + component + "' is empty");
         }
-        return [this, component, factory = std::move(factory)]() -> asio::awaitable<void> {
-            const auto plan = draw(component);
-            return run(factory(), plan, component);
+        return [books = books_, component, factory = std::move(factory)]() -> asio::awaitable<void> {
+            const auto plan = books->draw(component);
+            return run(factory(), plan, books, component, books->instances[component]);
         };
     }
 
@@ -127,19 +127,31 @@ public:
         if (!factory) {
             throw std::invalid_argument("FaultInjector::wrap: factory of component '" + component + "' is empty");
         }
-        return [this, component, factory = std::move(factory)](ComponentContext context) -> asio::awaitable<void> {
-            const auto plan = draw(component);
-            return run(factory(std::move(context)), plan, component);
+        return [books = books_, component,
+                factory = std::move(factory)](ComponentContext context) -> asio::awaitable<void> {
+            const auto plan = books->draw(component);
+            return run(factory(std::move(context)), plan, books, component, books->instances[component]);
         };
     }
 
     /// Every fault injected so far, in the order drawn.
-    [[nodiscard]] const std::vector<InjectedFault>& injected() const noexcept { return injected_; }
+    [[nodiscard]] const std::vector<InjectedFault>& injected() const noexcept { return books_->injected; }
+
+    /// Instances of wrapped factories running now, of `component`.
+    [[nodiscard]] int live(std::string_view component) const {
+        const auto it = books_->running.find(component);
+        return it == books_->running.end() ? 0 : it->second.first;
+    }
+
+    /// Every time an instance of a wrapped factory started while another instance of the same component still ran
+    /// (the monitor promises it never happens), as a message naming the seed, the virtual time, the handlers run
+    /// and both instances. Empty in a correct run.
+    [[nodiscard]] const std::vector<std::string>& violations() const noexcept { return books_->violations; }
 
     /// How many faults of `kind` were injected.
     [[nodiscard]] std::size_t count(FaultKind kind) const noexcept {
         std::size_t n = 0;
-        for (const auto& f : injected_) {
+        for (const auto& f : books_->injected) {
             n += f.kind == kind ? 1 : 0;
         }
         return n;
@@ -173,50 +185,67 @@ private:
         }
     }
 
-    std::chrono::nanoseconds delay(const FaultRates& r) {
-        return std::chrono::nanoseconds{
-            1 + static_cast<std::int64_t>(sim_->random().below(static_cast<std::uint64_t>(r.max_delay.count())))};
-    }
+    /// What the injector knows, shared with the factories it wrapped and the instances they made: an instance
+    /// still running when the simulation is destroyed ends after the injector may have gone.
+    struct Books {
+        explicit Books(Simulation& s) noexcept : sim{&s} {}
 
-    void record(FaultKind kind, const std::string& component, std::uint64_t instance, std::chrono::nanoseconds d = {}) {
-        injected_.push_back({kind, component, instance, sim_->now(), d});
-        sim_->trace().add(std::string_view{to_string(kind)}).add(component).add(static_cast<std::int64_t>(d.count()));
-    }
+        std::chrono::nanoseconds delay(const FaultRates& r) {
+            return std::chrono::nanoseconds{
+                1 + static_cast<std::int64_t>(sim->random().below(static_cast<std::uint64_t>(r.max_delay.count())))};
+        }
 
-    /// Draws the faults of the next instance of `component`; throws InjectedError if its factory is to throw.
-    Plan draw(const std::string& component) {
-        const auto instance = ++instances_[component];
-        Plan plan;
-        const auto it = rates_.find(component);
-        if (it == rates_.end()) {
+        void record(FaultKind kind, const std::string& component, std::uint64_t instance,
+                    std::chrono::nanoseconds d = {}) {
+            injected.push_back({kind, component, instance, sim->now(), d});
+            sim->trace()
+                .add(std::string_view{to_string(kind)})
+                .add(component)
+                .add(static_cast<std::int64_t>(d.count()));
+        }
+
+        /// Draws the faults of the next instance of `component`; throws InjectedError if its factory is to throw.
+        Plan draw(const std::string& component) {
+            const auto instance = ++instances[component];
+            Plan plan;
+            const auto it = rates.find(component);
+            if (it == rates.end()) {
+                return plan;
+            }
+            const auto& r = it->second;
+            auto& random = sim->random();
+            if (random.chance(r.factory_throws)) {
+                record(FaultKind::factory_throws, component, instance);
+                throw InjectedError{FaultKind::factory_throws, component};
+            }
+            if (random.chance(r.throws_at_start)) {
+                plan.throws_at_start = true;
+                record(FaultKind::throws_at_start, component, instance);
+                return plan;
+            }
+            if (random.chance(r.throws_later)) {
+                plan.throws_after = delay(r);
+                record(FaultKind::throws_later, component, instance, plan.throws_after);
+            }
+            if (random.chance(r.hangs)) {
+                plan.hangs = true;
+                plan.hang = delay(r);
+                record(FaultKind::hangs, component, instance, plan.hang);
+            }
+            if (random.chance(r.slow_stop)) {
+                plan.slow_stop = delay(r);
+                record(FaultKind::slow_stop, component, instance, plan.slow_stop);
+            }
             return plan;
         }
-        const auto& r = it->second;
-        auto& random = sim_->random();
-        if (random.chance(r.factory_throws)) {
-            record(FaultKind::factory_throws, component, instance);
-            throw InjectedError{FaultKind::factory_throws, component};
-        }
-        if (random.chance(r.throws_at_start)) {
-            plan.throws_at_start = true;
-            record(FaultKind::throws_at_start, component, instance);
-            return plan;
-        }
-        if (random.chance(r.throws_later)) {
-            plan.throws_after = delay(r);
-            record(FaultKind::throws_later, component, instance, plan.throws_after);
-        }
-        if (random.chance(r.hangs)) {
-            plan.hangs = true;
-            plan.hang = delay(r);
-            record(FaultKind::hangs, component, instance, plan.hang);
-        }
-        if (random.chance(r.slow_stop)) {
-            plan.slow_stop = delay(r);
-            record(FaultKind::slow_stop, component, instance, plan.slow_stop);
-        }
-        return plan;
-    }
+
+        Simulation* sim;
+        std::map<std::string, FaultRates, std::less<>> rates;
+        std::map<std::string, std::uint64_t, std::less<>> instances;  // factory calls so far
+        std::vector<InjectedFault> injected;
+        std::map<std::string, std::pair<int, std::uint64_t>, std::less<>> running;  // how many run, the latest
+        std::vector<std::string> violations;
+    };
 
     /// Waits `d` of virtual time, cancellation ignored. The caller disables cancellation first: once a coroutine
     /// is cancelled, Asio throws at its next co_await of another coroutine.
@@ -254,8 +283,36 @@ private:
         co_await timer.async_wait(asio::use_awaitable);
     }
 
+    /// Counts an instance as running for as long as its coroutine frame lives.
+    class LiveInstance {
+    public:
+        LiveInstance(std::shared_ptr<Books> books, const std::string& component, std::uint64_t instance)
+            : books_{std::move(books)}, component_{component} {
+            auto& [count, latest] = books_->running[component_];
+            if (count != 0) {
+                const auto& sim = *books_->sim;
+                books_->violations.push_back("seed " + std::to_string(sim.seed()) + ", t=" +
+                                             std::to_string(sim.now().time_since_epoch().count()) + " ns, after " +
+                                             std::to_string(sim.handlers_run()) + " handlers: instance " +
+                                             std::to_string(instance) + " of component '" + component_ +
+                                             "' started while instance " + std::to_string(latest) + " was running");
+            }
+            ++count;
+            latest = instance;
+        }
+        ~LiveInstance() { --books_->running.find(component_)->second.first; }
+        LiveInstance(const LiveInstance&) = delete;
+        LiveInstance& operator=(const LiveInstance&) = delete;
+
+    private:
+        std::shared_ptr<Books> books_;
+        std::string component_;
+    };
+
     /// The instance: `task` with the faults of `plan`.
-    static asio::awaitable<void> run(asio::awaitable<void> task, Plan plan, std::string component) {
+    static asio::awaitable<void> run(asio::awaitable<void> task, Plan plan, std::shared_ptr<Books> books,
+                                     std::string component, std::uint64_t instance) {
+        const LiveInstance running{std::move(books), component, instance};
         if (plan.throws_at_start) {
             throw InjectedError{FaultKind::throws_at_start, component};
         }
@@ -287,10 +344,7 @@ private:
         }
     }
 
-    Simulation* sim_;
-    std::map<std::string, FaultRates, std::less<>> rates_;
-    std::map<std::string, std::uint64_t, std::less<>> instances_;
-    std::vector<InjectedFault> injected_;
+    std::shared_ptr<Books> books_;
 };
 
 }  // namespace taskmon::testing
