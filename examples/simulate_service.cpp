@@ -22,6 +22,7 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -131,7 +132,7 @@ SeedResult run_seed(std::uint64_t seed, int hours) {
         // Faults from the first restart on: supervise() would throw a failing first factory call at us.
         for (const auto& name : names) {
             faults.set_rates(name, {.factory_throws = 0.02,
-                                    .throws_at_start = 0.05,
+                                    .throws_at_start = 0.3,
                                     .throws_later = 0.3,
                                     .hangs = 0.02,
                                     .slow_stop = 0.2,
@@ -235,12 +236,13 @@ int main(int argc, char** argv) {
     }
     const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
     fmt::print("seeds run:          {} ({} simulated hours each, 50 components)\n", options.seeds, options.hours);
-    fmt::print("faults injected:    ");
+    std::vector<std::string> by_kind;
     for (const auto kind : {FaultKind::factory_throws, FaultKind::throws_at_start, FaultKind::throws_later,
                             FaultKind::hangs, FaultKind::slow_stop}) {
-        fmt::print("{} {}  ", taskmon::testing::to_string(kind), faults[kind]);
+        by_kind.push_back(fmt::format("{} {}", taskmon::testing::to_string(kind), faults[kind]));
     }
-    fmt::print("\nrestarts:           {}\ngive-ups:           {}\nproperty failures:  {} in {} seeds\n", restarts,
+    fmt::print("faults injected:    {}\n", fmt::join(by_kind, ", "));
+    fmt::print("restarts:           {}\ngive-ups:           {}\nproperty failures:  {} in {} seeds\n", restarts,
                give_ups, violations.size(), failed_seeds);
     fmt::print("seeds per second:   {:.1f} ({:.2f} s)\n", static_cast<double>(options.seeds) / took.count(),
                took.count());
