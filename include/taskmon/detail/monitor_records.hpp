@@ -127,7 +127,7 @@ struct MonitorRecords {
 
     /// What a component keeps once it has failed, been scheduled to restart or been driven by a group's unit:
     /// its restart history, its breaker and its place in a group restart. Allocated then (edit_restarts()), so
-    /// that a component that only ever started carries one pointer instead of these 120 bytes.
+    /// that a component that only ever started carries one pointer instead of these 160 bytes.
     struct RestartRecord {
         // When the counted automatic restarts of the last restart window happened (their factory was called),
         // oldest first; at most max_restart_attempts long. (A vector, not a deque: an empty libstdc++ deque
@@ -171,7 +171,8 @@ struct MonitorRecords {
         std::unique_ptr<RestartRecord> history;  // null until edit_restarts(); mutex_ (not strand_) guards it
         // From here on the fields are ordered, and the flags packed, to leave no padding: the record is 152
         // bytes, which with its shared_ptr control block fits glibc's 176-byte allocator class (160 took 192;
-        // RestartRecord's 160 bytes inline took 288). The flags change under mutex_ only, as all but the timers.
+        // with the RestartRecord's fields inline it was 264, in the 288-byte class). The flags change under
+        // mutex_ only, as every field but the timers does.
         std::uint64_t task_id = 0;
         std::uint32_t restart_gen = 0;  // compared for equality only: wrapping is harmless
         std::uint32_t generation = 0;
