@@ -7,7 +7,8 @@
 //   gateway-0 … gateway-5                  on their own, with a heartbeat watchdog and quarantine
 //
 // Every component is wrapped by a FaultInjector: it may fail at start or later, hang, stop slowly, or its factory
-// may throw, each drawn from the seed. The property checked as it runs: no component ever has two live instances.
+// may throw, each drawn from the seed. The property checked after every handler: no component ever has two live
+// instances (Simulation::add_property); close() must return within an hour of virtual time.
 // Each seed is one exact interleaving of the program's handlers: `simulate_service --seed N` replays seed N.
 //
 // Usage: simulate_service [--seeds COUNT] [--first SEED] [--hours H] [--seed N]
@@ -138,17 +139,23 @@ SeedResult run_seed(std::uint64_t seed, int hours) {
                                     .slow_stop = 0.2,
                                     .max_delay = 1h});
         }
-        sim.run_for(std::chrono::hours{hours});
-        bool closed = false;
-        asio::co_spawn(sim.get_executor(), monitor.close(), [&](std::exception_ptr) { closed = true; });
-        if (!sim.run_until([&] { return closed; }, 1h)) {
-            result.violations.push_back(fmt::format("seed {}: close() did not return within an hour", seed));
+        // Checked after every handler: the first failure stops the seed with a PropertyViolation.
+        sim.add_property("never two live instances of a component",
+                         [&] { return faults.violations().empty() ? std::string{} : faults.violations().front(); });
+        try {
+            sim.run_for(std::chrono::hours{hours});
+            bool closed = false;
+            asio::co_spawn(sim.get_executor(), monitor.close(), [&](std::exception_ptr) { closed = true; });
+            if (!sim.run_until([&] { return closed; }, 1h)) {
+                result.violations.push_back(fmt::format("seed {}: close() did not return within an hour", seed));
+            }
+        } catch (const taskmon::testing::PropertyViolation& e) {
+            result.violations.push_back(e.what());
         }
     }
     for (const auto& f : faults.injected()) {
         ++result.faults[f.kind];
     }
-    result.violations.insert(result.violations.end(), faults.violations().begin(), faults.violations().end());
     result.hash = sim.trace_hash();
     return result;
 }

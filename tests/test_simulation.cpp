@@ -205,3 +205,21 @@ TEST_CASE("Simulation: a program that never goes idle is stopped with its seed n
     asio::post(sim.get_executor(), again);
     CHECK_THROWS_WITH(sim.run(), "Simulation (seed 9): the program did not go idle within 1000 steps");
 }
+
+TEST_CASE(
+    "Simulation: a property is checked after every handler, and the first failure names seed, handler and "
+    "time",
+    "[simulation]") {
+    Simulation sim{5};
+    int counter = 0;
+    sim.add_property("counter below 3",
+                     [&] { return counter < 3 ? std::string{} : "counter is " + std::to_string(counter); });
+    for (int i = 0; i < 5; ++i) {
+        asio::post(sim.get_executor(), [&] { ++counter; });
+    }
+    CHECK_THROWS_WITH(sim.run(), "seed 5, handler 3, t=0 ns: property 'counter below 3' failed: counter is 3");
+    CHECK(counter == 3);  // stopped right after the handler that broke it
+    CHECK(sim.ready() == 2);
+    CHECK_THROWS_AS(sim.add_property("", [] { return std::string{}; }), std::invalid_argument);
+    CHECK_THROWS_AS(sim.add_property("x", {}), std::invalid_argument);
+}

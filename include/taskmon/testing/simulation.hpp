@@ -35,6 +35,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -44,6 +45,13 @@
 #include <vector>
 
 namespace taskmon::testing {
+
+/// A property of a simulated program failed (Simulation::add_property): what() names the seed, the handler, the
+/// virtual time, the property and what was wrong.
+class PropertyViolation : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
 
 /// A seeded, single-threaded run of a program in virtual time. Invariants: handlers run one at a time on the
 /// thread that calls run*(); the order they run in is a function of the seed and of what they do alone; virtual
@@ -138,6 +146,17 @@ public:
     /// Handlers run so far.
     [[nodiscard]] std::uint64_t handlers_run() const noexcept { return handlers_run_; }
 
+    /// Adds a property of the program, checked after every handler the simulation runs: `check` returns an empty
+    /// string while it holds, and otherwise what is wrong. The first that fails stops run*() with a
+    /// PropertyViolation naming the seed, the handler, the virtual time, the property and the text. Throws
+    /// std::invalid_argument for an empty name or check.
+    void add_property(std::string name, std::function<std::string()> check) {
+        if (name.empty() || !check) {
+            throw std::invalid_argument("Simulation::add_property: the name and the check must not be empty");
+        }
+        properties_.push_back({std::move(name), std::move(check)});
+    }
+
     /// Handlers ready to run now.
     [[nodiscard]] std::size_t ready() const noexcept { return ready_.size(); }
 
@@ -231,6 +250,14 @@ private:
         ++handlers_run_;
         count_step(steps);
         task->run();
+        for (const auto& [name, check] : properties_) {
+            if (auto wrong = check(); !wrong.empty()) {
+                throw PropertyViolation{"seed " + std::to_string(options_.seed) + ", handler " +
+                                        std::to_string(handlers_run_) +
+                                        ", t=" + std::to_string(time_.now().time_since_epoch().count()) +
+                                        " ns: property '" + name + "' failed: " + wrong};
+            }
+        }
     }
 
     void count_step(std::size_t& steps) const {
@@ -288,6 +315,7 @@ private:
     std::vector<std::unique_ptr<Task>> ready_;  // after io_: destroyed first, while the io_context stands
     std::uint64_t handlers_run_ = 0;
     bool closing_ = false;
+    std::vector<std::pair<std::string, std::function<std::string()>>> properties_;
 };
 
 }  // namespace taskmon::testing
