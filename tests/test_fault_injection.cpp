@@ -288,3 +288,6 @@ TEST_CASE(
     CHECK(injected > seeds * 5);
     CHECK(violations == std::vector<std::string>{});
 }
+
+// This unit is built without TASKMON_SIMULATION: a fault point is the constant false, its argument unevaluated.
+static_assert(!TASKMON_MAYBE_FAIL(throw std::logic_error("never evaluated")));

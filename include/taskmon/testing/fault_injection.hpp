@@ -13,6 +13,7 @@
 #pragma once
 
 #include <taskmon/component_context.hpp>
+#include <taskmon/fault_point.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 #include <taskmon/testing/simulation.hpp>
 
@@ -47,6 +48,7 @@ enum class FaultKind {
     throws_later,     ///< the instance throws after a drawn time, if it is still running
     hangs,            ///< the instance does nothing and ignores cancellation for a drawn time, then throws
     slow_stop,        ///< asked to stop, the instance ends a drawn time later
+    fault_point,      ///< a TASKMON_MAYBE_FAIL point in the program's own code fired (taskmon/fault_point.hpp)
 };
 
 [[nodiscard]] constexpr const char* to_string(FaultKind kind) noexcept {
@@ -56,6 +58,7 @@ enum class FaultKind {
         case FaultKind::throws_later: return "throws_later";
         case FaultKind::hangs: return "hangs";
         case FaultKind::slow_stop: return "slow_stop";
+        case FaultKind::fault_point: return "fault_point";
     }
     return "unknown";
 }
@@ -99,7 +102,16 @@ private:
 /// is; the simulation and the injector must outlive the wrapped factories' instances.
 class FaultInjector {
 public:
-    explicit FaultInjector(Simulation& sim) : books_{std::make_shared<Books>(sim)} {}
+    /// Also decides, on the constructing thread and until destroyed, which TASKMON_MAYBE_FAIL points fire.
+    explicit FaultInjector(Simulation& sim)
+        : books_{std::make_shared<Books>(sim)},
+          previous_hook_{std::exchange(taskmon::detail::installed_fault_points(), books_.get())} {}
+
+    ~FaultInjector() {
+        if (taskmon::detail::installed_fault_points() == books_.get()) {
+            taskmon::detail::installed_fault_points() = previous_hook_;
+        }
+    }
 
     FaultInjector(const FaultInjector&) = delete;
     FaultInjector& operator=(const FaultInjector&) = delete;
@@ -109,6 +121,20 @@ public:
     void set_rates(const std::string& component, const FaultRates& rates) {
         check(rates, component);
         books_->rates[component] = rates;
+    }
+
+    /// Sets the chance in [0, 1] that the fault point `point` (TASKMON_MAYBE_FAIL(point) in the program's code)
+    /// fires each time it is reached; a point without a chance never fires and draws nothing. Throws
+    /// std::invalid_argument naming the point for a chance outside [0, 1] or an empty name; nothing changes then.
+    void set_point(const std::string& point, double chance) {
+        if (point.empty()) {
+            throw std::invalid_argument("FaultInjector::set_point: the point's name must not be empty");
+        }
+        if (!(chance >= 0.0 && chance <= 1.0)) {
+            throw std::invalid_argument("FaultInjector::set_point: chance of point '" + point + "' is " +
+                                        std::to_string(chance) + ", outside [0, 1]");
+        }
+        books_->points[point] = chance;
     }
 
     /// A factory that calls `factory` and injects the faults of `component` into what it makes.
@@ -187,8 +213,17 @@ private:
 
     /// What the injector knows, shared with the factories it wrapped and the instances they made: an instance
     /// still running when the simulation is destroyed ends after the injector may have gone.
-    struct Books {
+    struct Books final : taskmon::detail::FaultPointHook {
         explicit Books(Simulation& s) noexcept : sim{&s} {}
+
+        bool fires(std::string_view point) override {
+            const auto it = points.find(point);
+            if (it == points.end() || !sim->random().chance(it->second)) {
+                return false;
+            }
+            record(FaultKind::fault_point, std::string{point}, ++firings[std::string{point}]);
+            return true;
+        }
 
         std::chrono::nanoseconds delay(const FaultRates& r) {
             return std::chrono::nanoseconds{
@@ -244,6 +279,8 @@ private:
         std::map<std::string, std::uint64_t, std::less<>> instances;  // factory calls so far
         std::vector<InjectedFault> injected;
         std::map<std::string, std::pair<int, std::uint64_t>, std::less<>> running;  // how many run, the latest
+        std::map<std::string, double, std::less<>> points;                          // fault points' chances
+        std::map<std::string, std::uint64_t, std::less<>> firings;
         std::vector<std::string> violations;
     };
 
@@ -345,6 +382,7 @@ private:
     }
 
     std::shared_ptr<Books> books_;
+    taskmon::detail::FaultPointHook* previous_hook_;
 };
 
 }  // namespace taskmon::testing
