@@ -12,6 +12,7 @@
 #include <taskmon/component_group.hpp>
 #include <taskmon/component_stats.hpp>
 #include <taskmon/event_subscription.hpp>
+#include <taskmon/fault_point.hpp>
 #include <taskmon/monitor_closed.hpp>
 #include <taskmon/monitor_event.hpp>
 #include <taskmon/restart_policy.hpp>
