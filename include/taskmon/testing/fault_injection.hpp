@@ -99,7 +99,8 @@ private:
 /// Wraps component factories so that their instances fail at the configured rates, every draw from the
 /// simulation's generator (one seed, one sequence of faults). Invariants: every fault it injects is in injected()
 /// in the order drawn; a component without rates is wrapped without faults. Single-threaded, as the simulation
-/// is; the simulation and the injector must outlive the wrapped factories' instances.
+/// is. The simulation must outlive every call of a wrapped factory; the instances share the injector's books, so
+/// they may end after the injector (as the ones still pending when a simulation is destroyed do).
 class FaultInjector {
 public:
     /// Also decides, on the constructing thread and until destroyed, which TASKMON_MAYBE_FAIL points fire.
