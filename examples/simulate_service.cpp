@@ -11,10 +11,14 @@
 // instances (Simulation::add_property); close() must return within an hour of virtual time.
 // Each seed is one exact interleaving of the program's handlers: `simulate_service --seed N` replays seed N.
 //
-// Usage: simulate_service [--seeds COUNT] [--first SEED] [--hours H] [--seed N]
+// Usage: simulate_service [--seeds COUNT] [--first SEED] [--hours H] [--seed N [--plan PLAN]]
 //   --seeds COUNT   seeds to run (default 100), from --first (default 1)
 //   --hours H       simulated hours per seed (default 24)
 //   --seed N        run seed N alone, twice, and check that both runs have the same trace
+//   --plan PLAN     with --seed: replay the faults of PLAN (as printed for a failing seed) instead of drawing them
+//
+// A seed that breaks a property is printed as a replay command with its fault plan, then shrunk: the smallest
+// set of its faults that still breaks a property is printed as a second command.
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/testing/fault_injection.hpp>
 #include <taskmon/testing/simulation.hpp>
@@ -34,6 +38,7 @@
 #include <exception>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -75,12 +80,14 @@ struct SeedResult {
     std::size_t restarts = 0;
     std::size_t give_ups = 0;
     std::vector<std::string> violations;
+    taskmon::testing::FaultPlan plan;  // the faults injected, to replay
 };
 
-/// One seed: builds the tree, runs it for `hours` of virtual time, closes it.
-SeedResult run_seed(std::uint64_t seed, int hours) {
+/// One seed: builds the tree, runs it for `hours` of virtual time, closes it. Faults are drawn, or replayed from
+/// `plan` when given.
+SeedResult run_seed(std::uint64_t seed, int hours, const std::optional<taskmon::testing::FaultPlan>& plan = {}) {
     Simulation sim{seed};
-    FaultInjector faults{sim};
+    FaultInjector faults = plan ? FaultInjector{sim, *plan} : FaultInjector{sim};
     SeedResult result;
     {
         const taskmon::RestartPolicy policy{.max_restart_attempts = 5,
@@ -156,6 +163,7 @@ SeedResult run_seed(std::uint64_t seed, int hours) {
     for (const auto& f : faults.injected()) {
         ++result.faults[f.kind];
     }
+    result.plan = faults.plan();
     result.hash = sim.trace_hash();
     return result;
 }
@@ -165,6 +173,7 @@ struct Options {
     std::uint64_t seeds = 100;
     int hours = 24;
     bool replay = false;
+    std::optional<taskmon::testing::FaultPlan> plan;
 };
 
 Options parse(int argc, char** argv) {
@@ -189,6 +198,11 @@ Options parse(int argc, char** argv) {
             o.first = number(i, arg);
         } else if (arg == "--hours") {
             o.hours = static_cast<int>(number(i, arg));
+        } else if (arg == "--plan") {
+            if (i + 1 >= argc) {
+                throw std::invalid_argument("--plan needs a fault plan");
+            }
+            o.plan = taskmon::testing::FaultPlan::parse(argv[++i]);
         } else if (arg == "--seed") {
             o.first = number(i, arg);
             o.seeds = 1;
@@ -199,6 +213,9 @@ Options parse(int argc, char** argv) {
     }
     if (o.seeds == 0 || o.hours <= 0) {
         throw std::invalid_argument("--seeds and --hours must be positive");
+    }
+    if (o.plan && !o.replay) {
+        throw std::invalid_argument("--plan replays one seed: give it with --seed");
     }
     return o;
 }
@@ -212,17 +229,18 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
         fmt::print(stderr,
                    "simulate_service: {}\nusage: simulate_service [--seeds COUNT] [--first SEED] "
-                   "[--hours H] [--seed N]\n",
+                   "[--hours H] [--seed N [--plan PLAN]]\n",
                    e.what());
         return 2;
     }
     std::map<FaultKind, std::size_t> faults;
     std::size_t restarts = 0, give_ups = 0, failed_seeds = 0;
     std::uint64_t first_failed = 0;
+    taskmon::testing::FaultPlan first_plan;
     std::vector<std::string> violations;
     const auto start = std::chrono::steady_clock::now();
     for (std::uint64_t seed = options.first; seed < options.first + options.seeds; ++seed) {
-        const auto r = run_seed(seed, options.hours);
+        const auto r = run_seed(seed, options.hours, options.plan);
         for (const auto& [kind, n] : r.faults) {
             faults[kind] += n;
         }
@@ -230,10 +248,11 @@ int main(int argc, char** argv) {
         give_ups += r.give_ups;
         if (!r.violations.empty() && failed_seeds++ == 0) {
             first_failed = seed;
+            first_plan = r.plan;
         }
         violations.insert(violations.end(), r.violations.begin(), r.violations.end());
         if (options.replay) {
-            const auto again = run_seed(seed, options.hours);
+            const auto again = run_seed(seed, options.hours, options.plan);
             fmt::print("seed {}: trace {:016x}, again {:016x}: {}\n", seed, r.hash, again.hash,
                        r.hash == again.hash ? "replayed exactly" : "NOT DETERMINISTIC");
             if (r.hash != again.hash) {
@@ -257,7 +276,14 @@ int main(int argc, char** argv) {
         fmt::print("  {}\n", v);
     }
     if (!violations.empty()) {
-        fmt::print("replay the first: simulate_service --seed {} --hours {}\n", first_failed, options.hours);
+        fmt::print("replay the first: simulate_service --seed {} --hours {} --plan '{}'\n", first_failed, options.hours,
+                   first_plan.to_string());
+        // The smallest set of its faults that still breaks a property, found by re-running the seed.
+        const auto smallest = taskmon::testing::shrink(first_plan, [&](const taskmon::testing::FaultPlan& p) {
+            return !run_seed(first_failed, options.hours, p).violations.empty();
+        });
+        fmt::print("smallest failing plan ({} of {} faults): simulate_service --seed {} --hours {} --plan '{}'\n",
+                   smallest.faults.size(), first_plan.faults.size(), first_failed, options.hours, smallest.to_string());
         return 1;
     }
     return 0;

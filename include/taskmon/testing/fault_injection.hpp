@@ -14,6 +14,7 @@
 
 #include <taskmon/component_context.hpp>
 #include <taskmon/fault_point.hpp>
+#include <taskmon/testing/fault_plan.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 #include <taskmon/testing/simulation.hpp>
 
@@ -26,12 +27,14 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -40,50 +43,6 @@
 #include <vector>
 
 namespace taskmon::testing {
-
-/// What an injected fault does to an instance.
-enum class FaultKind {
-    factory_throws,   ///< the factory throws instead of making the instance
-    throws_at_start,  ///< the instance throws before it does anything
-    throws_later,     ///< the instance throws after a drawn time, if it is still running
-    hangs,            ///< the instance does nothing and ignores cancellation for a drawn time, then throws
-    slow_stop,        ///< asked to stop, the instance ends a drawn time later
-    fault_point,      ///< a TASKMON_MAYBE_FAIL point in the program's own code fired (taskmon/fault_point.hpp)
-};
-
-[[nodiscard]] constexpr const char* to_string(FaultKind kind) noexcept {
-    switch (kind) {
-        case FaultKind::factory_throws: return "factory_throws";
-        case FaultKind::throws_at_start: return "throws_at_start";
-        case FaultKind::throws_later: return "throws_later";
-        case FaultKind::hangs: return "hangs";
-        case FaultKind::slow_stop: return "slow_stop";
-        case FaultKind::fault_point: return "fault_point";
-    }
-    return "unknown";
-}
-
-/// The chance of each fault, drawn once per instance (each in [0, 1]), and the longest drawn delay. The faults of
-/// an instance are drawn in the order of the fields; an instance whose factory throws draws nothing more, one
-/// that throws at start or hangs runs none of the component's code.
-struct FaultRates {
-    double factory_throws = 0.0;
-    double throws_at_start = 0.0;
-    double throws_later = 0.0;
-    double hangs = 0.0;
-    double slow_stop = 0.0;
-    /// Delays are drawn uniformly in [1 ns, max_delay]; must be positive.
-    std::chrono::nanoseconds max_delay = std::chrono::minutes{10};
-};
-
-/// One fault the injector drew.
-struct InjectedFault {
-    FaultKind kind = FaultKind::throws_at_start;
-    std::string component;
-    std::uint64_t instance = 0;          ///< the component's instances (factory calls) counted from 1
-    ManualClock::time_point drawn_at{};  ///< virtual time of the draw (the factory call)
-    std::chrono::nanoseconds delay{};    ///< throws_later, hangs, slow_stop: the drawn time
-};
 
 /// What an injected fault throws, so that a classifier or a test can tell it from the component's own failures.
 class InjectedError : public std::runtime_error {
@@ -103,10 +62,15 @@ private:
 /// they may end after the injector (as the ones still pending when a simulation is destroyed do).
 class FaultInjector {
 public:
-    /// Also decides, on the constructing thread and until destroyed, which TASKMON_MAYBE_FAIL points fire.
-    explicit FaultInjector(Simulation& sim)
-        : books_{std::make_shared<Books>(sim)},
-          previous_hook_{std::exchange(taskmon::detail::installed_fault_points(), books_.get())} {}
+    /// Also decides, on the constructing thread and until destroyed, which TASKMON_MAYBE_FAIL points fire. Faults
+    /// are drawn from a generator of their own, seeded from the simulation's seed: the scheduling of a run does
+    /// not depend on whether its faults were drawn or replayed from a plan.
+    explicit FaultInjector(Simulation& sim) : FaultInjector(sim, std::nullopt) {}
+
+    /// Replays `plan` instead of drawing: each fault of the plan is injected into the instance (or the firing of a
+    /// fault point) it names, and nothing else; rates and chances are ignored. With the same seed and the plan of
+    /// a run (plan()), the run is the same run.
+    FaultInjector(Simulation& sim, FaultPlan plan) : FaultInjector(sim, std::optional<FaultPlan>{std::move(plan)}) {}
 
     ~FaultInjector() {
         if (taskmon::detail::installed_fault_points() == books_.get()) {
@@ -116,6 +80,9 @@ public:
 
     FaultInjector(const FaultInjector&) = delete;
     FaultInjector& operator=(const FaultInjector&) = delete;
+
+    /// The faults injected so far, as a plan to replay (FaultPlan::to_string() writes it on one line).
+    [[nodiscard]] FaultPlan plan() const { return FaultPlan{books_->injected}; }
 
     /// Sets the rates of `component` (for its next instances). Throws std::invalid_argument naming the field if a
     /// rate is outside [0, 1] or max_delay is not positive; nothing changes then.
@@ -185,6 +152,10 @@ public:
     }
 
 private:
+    FaultInjector(Simulation& sim, std::optional<FaultPlan> plan)
+        : books_{std::make_shared<Books>(sim, std::move(plan))},
+          previous_hook_{std::exchange(taskmon::detail::installed_fault_points(), books_.get())} {}
+
     /// What one instance will do, drawn when its factory is called.
     struct Plan {
         bool throws_at_start = false;
@@ -215,20 +186,52 @@ private:
     /// What the injector knows, shared with the factories it wrapped and the instances they made: an instance
     /// still running when the simulation is destroyed ends after the injector may have gone.
     struct Books final : taskmon::detail::FaultPointHook {
-        explicit Books(Simulation& s) noexcept : sim{&s} {}
+        Books(Simulation& s, std::optional<FaultPlan> fixed)
+            : sim{&s}, random{s.seed() ^ 0x6a09e667f3bcc909ULL} {  // (a constant: any other seed's stream)
+            if (fixed) {
+                planned.emplace();
+                for (auto& f : fixed->faults) {
+                    auto key = std::make_pair(f.component, f.instance);
+                    (*planned)[std::move(key)].push_back(f);
+                }
+            }
+        }
+
+        /// The planned faults of `component`'s `instance` (of a point's reach), in the order they are drawn.
+        std::vector<InjectedFault> planned_for(const std::string& component, std::uint64_t instance) const {
+            const auto it = planned->find(std::make_pair(component, instance));
+            if (it == planned->end()) {
+                return {};
+            }
+            auto faults = it->second;
+            std::stable_sort(faults.begin(), faults.end(),
+                             [](const auto& a, const auto& b) { return a.kind < b.kind; });
+            return faults;
+        }
 
         bool fires(std::string_view point) override {
-            const auto it = points.find(point);
-            if (it == points.end() || !sim->random().chance(it->second)) {
+            const std::string name{point};
+            const auto reach = ++reaches[name];
+            if (planned) {
+                for (const auto& f : planned_for(name, reach)) {
+                    if (f.kind == FaultKind::fault_point) {
+                        record(FaultKind::fault_point, name, reach);
+                        return true;
+                    }
+                }
                 return false;
             }
-            record(FaultKind::fault_point, std::string{point}, ++firings[std::string{point}]);
+            const auto it = points.find(point);
+            if (it == points.end() || !random.chance(it->second)) {
+                return false;
+            }
+            record(FaultKind::fault_point, name, reach);
             return true;
         }
 
         std::chrono::nanoseconds delay(const FaultRates& r) {
             return std::chrono::nanoseconds{
-                1 + static_cast<std::int64_t>(sim->random().below(static_cast<std::uint64_t>(r.max_delay.count())))};
+                1 + static_cast<std::int64_t>(random.below(static_cast<std::uint64_t>(r.max_delay.count())))};
         }
 
         void record(FaultKind kind, const std::string& component, std::uint64_t instance,
@@ -244,12 +247,33 @@ private:
         Plan draw(const std::string& component) {
             const auto instance = ++instances[component];
             Plan plan;
+            if (planned) {
+                for (const auto& f : planned_for(component, instance)) {
+                    switch (f.kind) {
+                        case FaultKind::factory_throws:
+                            record(f.kind, component, instance);
+                            throw InjectedError{f.kind, component};
+                        case FaultKind::throws_at_start:
+                            record(f.kind, component, instance);
+                            plan.throws_at_start = true;
+                            return plan;
+                        case FaultKind::throws_later: plan.throws_after = f.delay; break;
+                        case FaultKind::hangs:
+                            plan.hangs = true;
+                            plan.hang = f.delay;
+                            break;
+                        case FaultKind::slow_stop: plan.slow_stop = f.delay; break;
+                        case FaultKind::fault_point: continue;  // (a point's name that is also a component's)
+                    }
+                    record(f.kind, component, instance, f.delay);
+                }
+                return plan;
+            }
             const auto it = rates.find(component);
             if (it == rates.end()) {
                 return plan;
             }
             const auto& r = it->second;
-            auto& random = sim->random();
             if (random.chance(r.factory_throws)) {
                 record(FaultKind::factory_throws, component, instance);
                 throw InjectedError{FaultKind::factory_throws, component};
@@ -281,7 +305,9 @@ private:
         std::vector<InjectedFault> injected;
         std::map<std::string, std::pair<int, std::uint64_t>, std::less<>> running;  // how many run, the latest
         std::map<std::string, double, std::less<>> points;                          // fault points' chances
-        std::map<std::string, std::uint64_t, std::less<>> firings;
+        std::map<std::string, std::uint64_t, std::less<>> reaches;                  // times each point was reached
+        SeededRandom random;                                                        // the faults' own stream
+        std::optional<std::map<std::pair<std::string, std::uint64_t>, std::vector<InjectedFault>>> planned;
         std::vector<std::string> violations;
     };
 
