@@ -110,6 +110,9 @@ TEST_CASE("FaultPlan: a line that does not parse is refused with the entry and t
     CHECK_THROWS_WITH(
         FaultPlan::parse("slow_stop:db#2+-5"),
         "FaultPlan::parse: entry 1 ('slow_stop:db#2+-5'): the delay must be a positive number of nanoseconds");
+    CHECK_THROWS_WITH(FaultPlan::parse("hangs:db#2+9223372036854775808"),
+                      "FaultPlan::parse: entry 1 ('hangs:db#2+9223372036854775808'): the delay must be a positive "
+                      "number of nanoseconds");
     CHECK_THROWS_WITH(FaultPlan::parse("hangs:#2+5"), "FaultPlan::parse: entry 1 ('hangs:#2+5'): empty component name");
 }
 

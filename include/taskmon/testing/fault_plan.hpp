@@ -138,7 +138,8 @@ struct FaultPlan {
             }
             if (plus != std::string_view::npos) {
                 std::uint64_t ns = 0;
-                if (!number(rest.substr(plus + 1), ns) || ns == 0) {
+                if (!number(rest.substr(plus + 1), ns) || ns == 0 ||
+                    ns > static_cast<std::uint64_t>(std::chrono::nanoseconds::max().count())) {
                     throw bad("the delay must be a positive number of nanoseconds");
                 }
                 f.delay = std::chrono::nanoseconds{static_cast<std::int64_t>(ns)};
