@@ -264,7 +264,7 @@ int main(int argc, char** argv) {
     fmt::print("seeds run:          {} ({} simulated hours each, 50 components)\n", options.seeds, options.hours);
     std::vector<std::string> by_kind;
     for (const auto kind : {FaultKind::factory_throws, FaultKind::throws_at_start, FaultKind::throws_later,
-                            FaultKind::hangs, FaultKind::slow_stop}) {
+                            FaultKind::hangs, FaultKind::stalls, FaultKind::slow_stop}) {
         by_kind.push_back(fmt::format("{} {}", taskmon::testing::to_string(kind), faults[kind]));
     }
     fmt::print("faults injected:    {}\n", fmt::join(by_kind, ", "));

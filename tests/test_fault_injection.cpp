@@ -159,6 +159,36 @@ TEST_CASE("FaultInjector: a hung instance ignores its stop and is reported after
     rig.close();
 }
 
+TEST_CASE("FaultInjector: a stalled instance stops heartbeating and its watchdog stops it", "[fault_injection]") {
+    Rig rig{16};
+    const auto beating = [](taskmon::ComponentContext context) -> asio::awaitable<void> {
+        ManualTimer timer{co_await asio::this_coro::executor};
+        for (;;) {
+            context.heartbeat();
+            timer.expires_after(10s);
+            co_await timer.async_wait(asio::use_awaitable);
+        }
+    };
+    rig.faults.set_rates("c", {.stalls = 1.0, .max_delay = 10min});
+    rig.monitor->supervise("c", rig.faults.wrap("c", taskmon::ContextFactory{beating}),
+                           taskmon::RestartPolicy{.max_restart_attempts = taskmon::unlimited_restart_attempts,
+                                                  .base_backoff = 1s,
+                                                  .max_backoff = 1s,
+                                                  .watchdog_timeout = 30s});
+    rig.sim.run_for(1h);
+    const auto trips = rig.of(MonitorEventKind::watchdog_timeout);
+    const auto& injected = rig.faults.injected();
+    REQUIRE(trips.size() >= 3);
+    for (std::size_t i = 0; i < trips.size(); ++i) {
+        CHECK(injected[i].kind == FaultKind::stalls);
+        const auto stalled_at = injected[i].drawn_at + injected[i].delay;
+        CHECK(trips[i].second > stalled_at);         // it beat until it stalled
+        CHECK(trips[i].second <= stalled_at + 30s);  // and the watchdog caught it within its timeout
+    }
+    CHECK(rig.of(MonitorEventKind::failed).empty());  // a stall is not a throw
+    rig.close();
+}
+
 TEST_CASE("FaultInjector: a slow stop holds close() for the drawn time", "[fault_injection]") {
     Rig rig{15};
     rig.faults.set_rates("c", {.slow_stop = 1.0, .max_delay = 4s});

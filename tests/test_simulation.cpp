@@ -1,9 +1,12 @@
 // Simulation: a seeded choice among ready handlers, virtual time, and a TaskMonitor run replayed from its seed.
+#include <taskmon/async_semaphore.hpp>
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/testing/simulation.hpp>
 
 #include "taskmon_catch.hpp"
 
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/post.hpp>
@@ -13,6 +16,7 @@
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -222,4 +226,45 @@ TEST_CASE(
     CHECK(sim.ready() == 2);
     CHECK_THROWS_AS(sim.add_property("", [] { return std::string{}; }), std::invalid_argument);
     CHECK_THROWS_AS(sim.add_property("x", {}), std::invalid_argument);
+}
+
+TEST_CASE(
+    "Simulation: an AsyncSemaphore under seeded interleavings and cancellations never over-admits or leaks a "
+    "permit",
+    "[simulation]") {
+    for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+        std::vector<asio::cancellation_signal> signals(10);  // outlive the simulation, which may destroy handlers
+        Simulation sim{seed};
+        taskmon::AsyncSemaphore semaphore{2};
+        int holders = 0;
+        int most = 0;
+        int done = 0;
+        sim.add_property("at most two holders", [&] { return holders <= 2 ? std::string{} : "3 holders"; });
+        auto worker = [&](std::chrono::nanoseconds hold) -> asio::awaitable<void> {
+            auto permit = co_await semaphore.acquire();
+            struct Holding {  // counted while the permit is held, also when cancellation ends the wait below
+                int& holders;
+                ~Holding() { --holders; }
+            } holding{++holders};
+            most = std::max(most, holders);
+            ManualTimer timer{co_await asio::this_coro::executor, hold};
+            co_await timer.async_wait(asio::use_awaitable);
+            ++done;
+        };
+        for (std::size_t i = 0; i < signals.size(); ++i) {
+            const auto hold = std::chrono::seconds{1 + sim.random().below(5)};
+            asio::co_spawn(sim.get_executor(), worker(hold),
+                           asio::bind_cancellation_slot(signals[i].slot(), [](std::exception_ptr) {}));
+        }
+        // Cancel three of them at a drawn moment: waiting or holding, whichever they are then.
+        sim.run_for(std::chrono::seconds{1 + sim.random().below(4)});
+        for (std::size_t i = 0; i < 3; ++i) {
+            signals[sim.random().below(signals.size())].emit(asio::cancellation_type::terminal);
+        }
+        sim.run();
+        CHECK(most == 2);
+        CHECK(semaphore.stats().in_use == 0);  // every permit came back, cancelled holders' too
+        CHECK(semaphore.stats().waiting == 0);
+        CHECK(done >= 7);
+    }
 }

@@ -160,6 +160,7 @@ private:
     struct Plan {
         bool throws_at_start = false;
         bool hangs = false;
+        std::chrono::nanoseconds stall_after{};  // zero: does not stall
         std::chrono::nanoseconds hang{};
         std::chrono::nanoseconds throws_after{};  // zero: does not throw later
         std::chrono::nanoseconds slow_stop{};     // zero: stops at once
@@ -176,6 +177,7 @@ private:
         rate(r.throws_at_start, "throws_at_start");
         rate(r.throws_later, "throws_later");
         rate(r.hangs, "hangs");
+        rate(r.stalls, "stalls");
         rate(r.slow_stop, "slow_stop");
         if (r.max_delay <= std::chrono::nanoseconds::zero()) {
             throw std::invalid_argument("FaultInjector::set_rates: max_delay of component '" + component +
@@ -262,6 +264,7 @@ private:
                             plan.hangs = true;
                             plan.hang = f.delay;
                             break;
+                        case FaultKind::stalls: plan.stall_after = f.delay; break;
                         case FaultKind::slow_stop: plan.slow_stop = f.delay; break;
                         case FaultKind::fault_point: continue;  // (a point's name that is also a component's)
                     }
@@ -292,6 +295,10 @@ private:
                 plan.hang = delay(r);
                 record(FaultKind::hangs, component, instance, plan.hang);
             }
+            if (random.chance(r.stalls)) {
+                plan.stall_after = delay(r);
+                record(FaultKind::stalls, component, instance, plan.stall_after);
+            }
             if (random.chance(r.slow_stop)) {
                 plan.slow_stop = delay(r);
                 record(FaultKind::slow_stop, component, instance, plan.slow_stop);
@@ -319,11 +326,12 @@ private:
         co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
     }
 
-    /// Runs `task` until it ends or `d` passes, whichever comes first (the other is cancelled); in the second
-    /// case throws InjectedError. A parallel group waiting for one, not awaitable_operators' `||`, which waits for
-    /// one to succeed: the task's own failure must end it at once.
-    static asio::awaitable<void> throw_after(asio::awaitable<void> task, std::chrono::nanoseconds d,
-                                             std::string component) {
+    /// Runs `task` until it ends or `d` passes, whichever comes first (the other is cancelled). When `d` passes
+    /// first: throws_later throws InjectedError; stalls waits, doing nothing (no heartbeat) until the instance is
+    /// stopped. A parallel group waiting for one, not awaitable_operators' `||`, which waits for one to succeed:
+    /// the task's own failure must end it at once.
+    static asio::awaitable<void> interrupt_after(asio::awaitable<void> task, std::chrono::nanoseconds d, FaultKind kind,
+                                                 std::string component) {
         const auto ex = co_await asio::this_coro::executor;
         auto [order, task_error, timer_error] =
             co_await asio::experimental::make_parallel_group(
@@ -339,7 +347,11 @@ private:
         if (timer_error) {
             std::rethrow_exception(timer_error);  // both were cancelled: the instance is being stopped
         }
-        throw InjectedError{FaultKind::throws_later, component};
+        if (kind == FaultKind::stalls) {
+            ManualTimer never{ex, ManualClock::time_point::max()};  // (a runner never jumps to it)
+            co_await never.async_wait(asio::use_awaitable);         // ends when the instance is stopped
+        }
+        throw InjectedError{kind, component};
     }
 
     static asio::awaitable<void> sleep_for(std::chrono::nanoseconds d) {
@@ -388,8 +400,12 @@ private:
         std::exception_ptr error;  // (no co_await inside a handler: the slow stop waits after it)
         bool stopped = false;
         try {
-            if (plan.throws_after > std::chrono::nanoseconds::zero()) {
-                co_await throw_after(std::move(task), plan.throws_after, component);
+            const bool throws = plan.throws_after > std::chrono::nanoseconds::zero();
+            const bool stalls = plan.stall_after > std::chrono::nanoseconds::zero();
+            if (throws && (!stalls || plan.throws_after <= plan.stall_after)) {
+                co_await interrupt_after(std::move(task), plan.throws_after, FaultKind::throws_later, component);
+            } else if (stalls) {
+                co_await interrupt_after(std::move(task), plan.stall_after, FaultKind::stalls, component);
             } else {
                 co_await std::move(task);
             }

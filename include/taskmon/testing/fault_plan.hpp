@@ -32,6 +32,7 @@ enum class FaultKind {
     throws_at_start,  ///< the instance throws before it does anything
     throws_later,     ///< the instance throws after a drawn time, if it is still running
     hangs,            ///< the instance does nothing and ignores cancellation for a drawn time, then throws
+    stalls,           ///< after a drawn time the instance stops making progress (and heartbeating) until stopped
     slow_stop,        ///< asked to stop, the instance ends a drawn time later
     fault_point,      ///< a TASKMON_MAYBE_FAIL point in the program's own code fired (taskmon/fault_point.hpp)
 };
@@ -42,6 +43,7 @@ enum class FaultKind {
         case FaultKind::throws_at_start: return "throws_at_start";
         case FaultKind::throws_later: return "throws_later";
         case FaultKind::hangs: return "hangs";
+        case FaultKind::stalls: return "stalls";
         case FaultKind::slow_stop: return "slow_stop";
         case FaultKind::fault_point: return "fault_point";
     }
@@ -56,6 +58,7 @@ struct FaultRates {
     double throws_at_start = 0.0;
     double throws_later = 0.0;
     double hangs = 0.0;
+    double stalls = 0.0;
     double slow_stop = 0.0;
     /// Delays are drawn uniformly in [1 ns, max_delay]; must be positive.
     std::chrono::nanoseconds max_delay = std::chrono::minutes{10};
@@ -67,7 +70,7 @@ struct InjectedFault {
     std::string component;
     std::uint64_t instance = 0;          ///< the component's instances (factory calls) counted from 1
     ManualClock::time_point drawn_at{};  ///< virtual time of the draw (the factory call)
-    std::chrono::nanoseconds delay{};    ///< throws_later, hangs, slow_stop: the drawn time
+    std::chrono::nanoseconds delay{};    ///< throws_later, hangs, stalls, slow_stop: the drawn time
 };
 
 /// The faults of a run, in the order they were injected. Its text form (to_string, parse) is one line:
@@ -151,13 +154,14 @@ struct FaultPlan {
 
     /// Whether faults of `kind` carry a drawn delay.
     [[nodiscard]] static constexpr bool has_delay(FaultKind kind) noexcept {
-        return kind == FaultKind::throws_later || kind == FaultKind::hangs || kind == FaultKind::slow_stop;
+        return kind == FaultKind::throws_later || kind == FaultKind::hangs || kind == FaultKind::stalls ||
+               kind == FaultKind::slow_stop;
     }
 
 private:
     static bool kind_of(std::string_view name, FaultKind& kind) {
         for (const auto k : {FaultKind::factory_throws, FaultKind::throws_at_start, FaultKind::throws_later,
-                             FaultKind::hangs, FaultKind::slow_stop, FaultKind::fault_point}) {
+                             FaultKind::hangs, FaultKind::stalls, FaultKind::slow_stop, FaultKind::fault_point}) {
             if (name == taskmon::testing::to_string(k)) {
                 kind = k;
                 return true;
