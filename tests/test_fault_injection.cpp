@@ -4,40 +4,32 @@
 #include <taskmon/testing/fault_injection.hpp>
 #include <taskmon/testing/simulation.hpp>
 
+#include "simulation_rig.hpp"
 #include "taskmon_catch.hpp"
 
 #include <asio/co_spawn.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-#include <spdlog/sinks/null_sink.h>
-#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cstdint>
 #include <exception>
-#include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 using namespace std::chrono_literals;
-using taskmon::MonitorEvent;
 using taskmon::MonitorEventKind;
 using taskmon::testing::FaultInjector;
 using taskmon::testing::FaultKind;
 using taskmon::testing::FaultRates;
-using taskmon::testing::ManualClock;
 using taskmon::testing::ManualTimer;
 using taskmon::testing::Simulation;
+using taskmon_test::beating;
+using taskmon_test::steady;
+using Rig = taskmon_test::SimulationRig;
 
 namespace {
-
-using Monitor = taskmon::BasicTaskMonitor<ManualClock>;
-
-/// A component that waits a day, unless cancelled.
-asio::awaitable<void> steady() {
-    ManualTimer timer{co_await asio::this_coro::executor, 24h};
-    co_await timer.async_wait(asio::use_awaitable);
-}
 
 /// A component that fails after a minute.
 asio::awaitable<void> fails_in_a_minute() {
@@ -45,51 +37,6 @@ asio::awaitable<void> fails_in_a_minute() {
     co_await timer.async_wait(asio::use_awaitable);
     throw std::runtime_error("own failure");
 }
-
-/// A simulation with one monitor whose events are recorded with their virtual time.
-struct Rig {
-    explicit Rig(std::uint64_t seed,
-                 taskmon::RestartPolicy policy = {.max_restart_attempts = taskmon::unlimited_restart_attempts,
-                                                  .base_backoff = 1s,
-                                                  .max_backoff = 1s,
-                                                  .shutdown_timeout = 5s})
-        : sim{seed},
-          faults{sim},
-          monitor{std::make_unique<Monitor>(
-              sim.get_executor(), policy,
-              std::make_shared<spdlog::logger>("faults", std::make_shared<spdlog::sinks::null_sink_mt>()),
-              sim.random_source())},
-          subscription{monitor->subscribe([this](const MonitorEvent& e) {
-              events.push_back({e, sim.now()});
-          })} {}
-
-    ~Rig() { monitor.reset(); }
-
-    /// close(), run to its end; returns how long it took in virtual time.
-    std::chrono::nanoseconds close() {
-        const auto start = sim.now();
-        bool closed = false;
-        asio::co_spawn(sim.get_executor(), monitor->close(), [&](std::exception_ptr) { closed = true; });
-        REQUIRE(sim.run_until([&] { return closed; }));
-        return sim.now() - start;
-    }
-
-    std::vector<std::pair<MonitorEvent, ManualClock::time_point>> of(MonitorEventKind kind) const {
-        std::vector<std::pair<MonitorEvent, ManualClock::time_point>> out;
-        for (const auto& e : events) {
-            if (e.first.kind == kind) {
-                out.push_back(e);
-            }
-        }
-        return out;
-    }
-
-    Simulation sim;
-    FaultInjector faults;
-    std::unique_ptr<Monitor> monitor;
-    std::vector<std::pair<MonitorEvent, ManualClock::time_point>> events;
-    taskmon::EventSubscription subscription;
-};
 
 }  // namespace
 
@@ -161,14 +108,6 @@ TEST_CASE("FaultInjector: a hung instance ignores its stop and is reported after
 
 TEST_CASE("FaultInjector: a stalled instance stops heartbeating and its watchdog stops it", "[fault_injection]") {
     Rig rig{16};
-    const auto beating = [](taskmon::ComponentContext context) -> asio::awaitable<void> {
-        ManualTimer timer{co_await asio::this_coro::executor};
-        for (;;) {
-            context.heartbeat();
-            timer.expires_after(10s);
-            co_await timer.async_wait(asio::use_awaitable);
-        }
-    };
     rig.faults.set_rates("c", {.stalls = 1.0, .max_delay = 10min});
     rig.monitor->supervise("c", rig.faults.wrap("c", taskmon::ContextFactory{beating}),
                            taskmon::RestartPolicy{.max_restart_attempts = taskmon::unlimited_restart_attempts,
@@ -253,16 +192,6 @@ TEST_CASE("FaultInjector: two instances of one component running at once are rep
 }
 
 namespace {
-
-/// A component that heartbeats every 10 s until cancelled.
-asio::awaitable<void> beating(taskmon::ComponentContext context) {
-    ManualTimer timer{co_await asio::this_coro::executor};
-    for (;;) {
-        context.heartbeat();
-        timer.expires_after(10s);
-        co_await timer.async_wait(asio::use_awaitable);
-    }
-}
 
 /// One seed of the campaign: a watched component under quarantine, a one_for_all group of two and a plain
 /// component, every kind of fault at moderate rates, two simulated hours, then close(). Returns the trace hash.

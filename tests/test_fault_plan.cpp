@@ -5,38 +5,22 @@
 #include <taskmon/testing/fault_plan.hpp>
 #include <taskmon/testing/simulation.hpp>
 
+#include "simulation_rig.hpp"
 #include "taskmon_catch.hpp"
-
-#include <asio/co_spawn.hpp>
-#include <asio/this_coro.hpp>
-#include <asio/use_awaitable.hpp>
-#include <spdlog/sinks/null_sink.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <exception>
-#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 using namespace std::chrono_literals;
-using taskmon::testing::FaultInjector;
 using taskmon::testing::FaultKind;
 using taskmon::testing::FaultPlan;
 using taskmon::testing::InjectedFault;
-using taskmon::testing::ManualClock;
-using taskmon::testing::ManualTimer;
-using taskmon::testing::Simulation;
 
 namespace {
-
-asio::awaitable<void> steady() {
-    ManualTimer timer{co_await asio::this_coro::executor, 24h};
-    co_await timer.async_wait(asio::use_awaitable);
-}
 
 struct Run {
     std::uint64_t hash = 0;
@@ -46,33 +30,19 @@ struct Run {
 
 /// Three components for two hours under drawn faults, or under `plan` when given.
 Run run(std::uint64_t seed, const std::optional<FaultPlan>& plan = std::nullopt) {
-    Simulation sim{seed};
-    auto faults = plan ? std::make_unique<FaultInjector>(sim, *plan) : std::make_unique<FaultInjector>(sim);
-    Run out;
-    {
-        taskmon::BasicTaskMonitor<ManualClock> monitor{
-            sim.get_executor(),
-            {.max_restart_attempts = taskmon::unlimited_restart_attempts, .base_backoff = 1s, .max_backoff = 1s},
-            std::make_shared<spdlog::logger>("plan", std::make_shared<spdlog::sinks::null_sink_mt>()),
-            sim.random_source()};
-        auto subscription = monitor.subscribe([&](const taskmon::MonitorEvent& e) {
-            sim.trace().add(std::string{taskmon::to_string(e.kind)}).add(e.component);
-            if (e.kind == taskmon::MonitorEventKind::failed) {
-                out.failed.push_back(e.component + "@" + std::to_string(sim.now().time_since_epoch().count()));
-            }
-        });
-        for (const std::string name : {"a", "b", "c"}) {
-            faults->set_rates(name,
-                              {.throws_at_start = 0.2, .throws_later = 0.5, .slow_stop = 0.3, .max_delay = 20min});
-            monitor.supervise(name, faults->wrap(name, taskmon::RestartFactory{steady}));
-        }
-        sim.run_for(2h);
-        bool closed = false;
-        asio::co_spawn(sim.get_executor(), monitor.close(), [&](std::exception_ptr) { closed = true; });
-        REQUIRE(sim.run_until([&] { return closed; }));
+    taskmon_test::SimulationRig rig{seed, taskmon_test::rig_policy, plan};
+    for (const std::string name : {"a", "b", "c"}) {
+        rig.faults.set_rates(name, {.throws_at_start = 0.2, .throws_later = 0.5, .slow_stop = 0.3, .max_delay = 20min});
+        rig.monitor->supervise(name, rig.faults.wrap(name, taskmon::RestartFactory{taskmon_test::steady}));
     }
-    out.hash = sim.trace_hash();
-    out.plan = faults->plan();
+    rig.sim.run_for(2h);
+    rig.close();
+    Run out;
+    for (const auto& [e, at] : rig.of(taskmon::MonitorEventKind::failed)) {
+        out.failed.push_back(e.component + "@" + std::to_string(at.time_since_epoch().count()));
+    }
+    out.hash = rig.sim.trace_hash();
+    out.plan = rig.faults.plan();
     return out;
 }
 

@@ -1,4 +1,5 @@
-// Tests for taskmon/testing/manual_clock.hpp: virtual time and the autojump runner.
+// Tests for taskmon/testing/manual_clock.hpp: virtual timers and the autojump runner (the clock and its time:
+// test_manual_time.cpp).
 #include <taskmon/testing/manual_clock.hpp>
 
 #include "taskmon_catch.hpp"
@@ -21,46 +22,6 @@ using taskmon::testing::ManualClock;
 using taskmon::testing::ManualTime;
 using taskmon::testing::ManualTimer;
 using taskmon::testing::VirtualTimeRunner;
-
-TEST_CASE("ManualClock reads the ManualTime installed on the calling thread", "[manual_clock]") {
-    ManualTime outer;
-    CHECK(ManualClock::now() == ManualClock::time_point{});
-    outer.advance(5s);
-    CHECK(ManualClock::now() == ManualClock::time_point{5s});
-    {
-        ManualTime inner{ManualClock::time_point{1h}};
-        CHECK(ManualClock::now() == ManualClock::time_point{1h});
-        {
-            ManualTime::Scope scope{outer};
-            CHECK(ManualClock::now() == ManualClock::time_point{5s});
-        }
-        CHECK(ManualClock::now() == ManualClock::time_point{1h});
-    }
-    CHECK(ManualClock::now() == ManualClock::time_point{5s});
-}
-
-TEST_CASE("ManualTime never goes backwards and rejects negative advances", "[manual_clock]") {
-    ManualTime time;
-    time.advance(10s);
-    time.advance_to(ManualClock::time_point{3s});
-    CHECK(time.elapsed() == 10s);
-    CHECK_THROWS_AS(time.advance(-1s), std::invalid_argument);
-    CHECK(time.elapsed() == 10s);
-}
-
-TEST_CASE("Separate threads have separate virtual times", "[manual_clock]") {
-    ManualTime mine;
-    mine.advance(1s);
-    ManualClock::time_point seen_by_other{};
-    std::thread other{[&] {
-        ManualTime theirs;
-        theirs.advance(7h);
-        seen_by_other = ManualClock::now();
-    }};
-    other.join();
-    CHECK(seen_by_other == ManualClock::time_point{7h});
-    CHECK(ManualClock::now() == ManualClock::time_point{1s});
-}
 
 TEST_CASE("The runner jumps over an hour-long timer without sleeping", "[manual_clock]") {
     ManualTime time;

@@ -3,6 +3,7 @@
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/testing/simulation.hpp>
 
+#include "monitor_harness.hpp"
 #include "taskmon_catch.hpp"
 
 #include <asio/bind_cancellation_slot.hpp>
@@ -13,8 +14,6 @@
 #include <asio/strand.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-#include <spdlog/sinks/null_sink.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
@@ -60,10 +59,6 @@ int racy_count(std::uint64_t seed) {
     return counter;
 }
 
-std::shared_ptr<spdlog::logger> quiet_logger() {
-    return std::make_shared<spdlog::logger>("simulation-test", std::make_shared<spdlog::sinks::null_sink_mt>());
-}
-
 /// A component that works for a drawn time, then fails (its times come from the simulation's generator).
 asio::awaitable<void> flaky(Simulation& sim) {
     ManualTimer timer{co_await asio::this_coro::executor, std::chrono::minutes{1 + sim.random().below(30)}};
@@ -88,7 +83,7 @@ MonitorRun monitor_hour(std::uint64_t seed) {
                                                         .base_backoff = 1s,
                                                         .max_backoff = 10s,
                                                         .jitter = taskmon::JitterKind::full},
-                                                       quiet_logger(),
+                                                       taskmon_test::null_logger(),
                                                        sim.random_source()};
         auto subscription = monitor.subscribe([&](const taskmon::MonitorEvent& e) {
             ++run.events;

@@ -185,20 +185,14 @@ public:
         }
     }
 
-    /// Completes (posts) every wait whose timer is due at ManualClock::now() on the calling thread. Returns how
-    /// many it completed.
-    std::size_t fire_due() {
+    /// Completes (posts) every wait whose timer is due at ManualClock::now() on the calling thread.
+    void fire_due() {
         op_queue<operation> ops;
         {
             mutex::scoped_lock lock(mutex_);
             queue_.get_ready_timers(ops);
         }
-        std::size_t n = 0;
-        for (operation* o = ops.front(); o != nullptr; o = op_queue_access::next(o)) {
-            ++n;
-        }
         scheduler_.post_deferred_completions(ops);
-        return n;
     }
 
     /// The earliest expiry among the pending waits, if any. (The queue's heap is private: its wait duration is
