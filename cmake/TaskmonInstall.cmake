@@ -75,3 +75,7 @@ install(FILES "${PROJECT_BINARY_DIR}/taskmon.pc"
 install(FILES "${PROJECT_SOURCE_DIR}/LICENSE"
     DESTINATION "${CMAKE_INSTALL_DOCDIR}"
     COMPONENT taskmon_development)
+# ThreadSanitizer suppressions for exceptions handed between threads (docs/threads.md, "ThreadSanitizer").
+install(FILES "${PROJECT_SOURCE_DIR}/tests/tsan.supp"
+    DESTINATION "${CMAKE_INSTALL_DOCDIR}"
+    COMPONENT taskmon_development)

@@ -12,7 +12,8 @@ foreach(expected
         share/cmake/taskmon/taskmonTargets.cmake
         share/cmake/taskmon/Findasio.cmake
         share/pkgconfig/taskmon.pc
-        share/doc/taskmon/LICENSE)
+        share/doc/taskmon/LICENSE
+        share/doc/taskmon/tsan.supp)
     if(NOT EXISTS "${PREFIX}/${expected}")
         message(FATAL_ERROR "the install lacks ${expected}")
     endif()
