@@ -8,9 +8,12 @@
 #include "monitor_harness.hpp"
 
 #include <asio/this_coro.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -29,6 +32,7 @@ using taskmon::GroupPolicy;
 using taskmon::GroupState;
 using taskmon::MonitorEventKind;
 using taskmon::RestartPolicy;
+using taskmon::RestartReason;
 using taskmon::RestartStrategy;
 using taskmon::RestartType;
 using taskmon_test::Duration;
@@ -779,7 +783,8 @@ TEST_CASE(
         auto subscription = monitor.subscribe(r.listener());
         h.runner.run_for(10s);
         CHECK(r.trace() == Names{"failed a", "gave_up a", "group_gave_up inner", "group_restarting top", "stopped b",
-                                 "restarted a", "ready a", "restarted b", "ready b", "group_restarted inner"});
+                                 "restarted a", "ready a", "restarted b", "ready b", "group_restarted inner",
+                                 "group_restarted top"});
         CHECK(r.of(MonitorEventKind::escalated).empty());
         const auto restarting = r.of(MonitorEventKind::group_restarting).at(0);
         CHECK(restarting.component == "inner");
@@ -949,6 +954,71 @@ TEST_CASE("group edge: a one_for_one group reports group_restarting only with a 
     h.runner.run_for(10s);
     CHECK(b.starts == 1);
     CHECK(r.of(MonitorEventKind::group_restarting).size() == r.of(MonitorEventKind::group_restarted).size());
+    // The group_restarting it does not publish takes no sequence number either: the listener sees 1, 2, 3 ...
+    REQUIRE_FALSE(r.events.empty());
+    for (std::size_t i = 0; i < r.events.size(); ++i) {
+        CHECK(r.events[i].sequence == i + 1);
+    }
+    h.close(monitor);
+}
+
+TEST_CASE("group edge: a one_for_one parent that restarts a nested group reports group_restarted when it is done",
+          "[group][edge][events]") {
+    // The parent publishes group_restarting for the nested group; its group_restarted closes it once the nested
+    // group's members run again. The parent itself did not restart: its state and restart_count stay.
+    Harness h;
+    Journal j{h};
+    Recorder r;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(r.listener());
+    auto escalating = quick;
+    escalating.max_restart_attempts = 0;
+    escalating.give_up_mode = GiveUpMode::escalate;
+    Role x{}, e{.fail_after = {1s}}, f{};
+    monitor.supervise_group("top", {member(j, "x", x, quick)});
+    monitor.supervise_group("inner", {member(j, "e", e, escalating), member(j, "f", f, quick)}, {}, "top");
+    h.runner.run_for(30s);
+    const auto trace = r.trace();
+    const auto restarting = std::find(trace.begin(), trace.end(), "group_restarting top");
+    const auto inner_done = std::find(trace.begin(), trace.end(), "group_restarted inner");
+    const auto top_done = std::find(trace.begin(), trace.end(), "group_restarted top");
+    REQUIRE(restarting != trace.end());
+    REQUIRE(inner_done != trace.end());
+    REQUIRE(top_done != trace.end());
+    CHECK(restarting < inner_done);
+    CHECK(inner_done < top_done);
+    CHECK(std::count(trace.begin(), trace.end(), "group_restarted top") == 1);
+    CHECK(r.of(MonitorEventKind::group_restarted).back().members == Names{"x", "inner"});
+    const auto top = monitor.get_group_stats().at("top");
+    CHECK(top.state == GroupState::running);
+    CHECK(top.restart_count == 0);
+    CHECK(monitor.get_group_stats().at("inner").restart_count == 1);
+    h.close(monitor);
+}
+
+TEST_CASE("group edge: a member whose first factory call threw reports a later group restart as the group's",
+          "[group][edge][events]") {
+    // Its retried first start is reported as started, which ends that restart: the failure is not the cause of
+    // the group restart that another member's failure brings later.
+    Harness h;
+    Journal j{h};
+    Recorder r;
+    // b's factory throws at the group's first start (a one_for_all restart of both); a fails on its 2nd start.
+    Role a{.fail_after = {1h, 1min}}, b{.factory_throws = {0}};  // before the monitor: its instances use them
+    Monitor monitor{h.io.get_executor(), RestartPolicy{}, h.logger};
+    auto subscription = monitor.subscribe(r.listener());
+    monitor.supervise_group("g", {member(j, "a", a, quick), member(j, "b", b, quick)},
+                            {.strategy = RestartStrategy::one_for_all});
+    h.runner.run_for(30s);
+    REQUIRE(b.starts == 1);
+    REQUIRE(r.of(MonitorEventKind::started).size() == 2);
+    h.runner.run_for(2min);
+    const auto restarted = r.of(MonitorEventKind::restarted);
+    const auto of_b =
+        std::find_if(restarted.begin(), restarted.end(), [](const auto& e) { return e.component == "b"; });
+    INFO(fmt::format("{}", fmt::join(r.trace(), ", ")));
+    REQUIRE(of_b != restarted.end());
+    CHECK(of_b->restart_reason == RestartReason::group);
     h.close(monitor);
 }
 

@@ -255,6 +255,9 @@ struct MonitorRecords {
         time_point resume_at{};
         std::unique_ptr<Timer> timer;                        // stop deadlines and the backoff; strand_ only
         std::vector<Group*> starting, restarting, shutting;  // groups whose state it settles when done
+        // one_for_one groups that published a group_restarting for a nested group this unit restarts: their own
+        // state does not change, but their group_restarted closes that event when the unit is done.
+        std::vector<Group*> announced;
         // Groups whose restart by this unit counts against their max_restarts (with the budget it counts
         // against): it joins their window when the unit starts its members.
         std::vector<std::pair<Group*, std::uint32_t>> counted;

@@ -171,13 +171,10 @@ inline void GroupEngine<Clock, Host, Port>::member_failed(GroupVerdict verdict, 
     const auto last = g.members.begin() + static_cast<std::ptrdiff_t>(range.last);
     std::vector<ComponentPtr> leaves;
     std::vector<Group*> groups;
-    auto e = port_.group_event(MonitorEventKind::group_restarting, g, now);
-    e.component = m.name();
-    e.delay = delay;
-    e.reason = reason;
+    std::vector<std::string> names;
     for (auto it = first; it != last; ++it) {
         leaves_of(*it, leaves);
-        e.members.push_back(it->name());
+        names.push_back(it->name());
         if (it->group) {
             subtree_of(*it->group, groups);
         }
@@ -185,6 +182,7 @@ inline void GroupEngine<Clock, Host, Port>::member_failed(GroupVerdict verdict, 
     for (auto* x : groups) {
         fresh_budget(*x);  // a group restarted by its parent starts over with a fresh budget (as in OTP)
     }
+    const bool announces = !groups.empty() && g.policy.strategy == RestartStrategy::one_for_one;
     if (g.policy.strategy != RestartStrategy::one_for_one) {
         groups.push_back(&g);
     }
@@ -192,10 +190,19 @@ inline void GroupEngine<Clock, Host, Port>::member_failed(GroupVerdict verdict, 
         x->state = GroupState::restarting;
     }
     if (!groups.empty()) {
+        // Made only when published: an event made and dropped would leave a gap in the sequence numbers.
+        auto e = port_.group_event(MonitorEventKind::group_restarting, g, now);
+        e.component = m.name();
+        e.delay = delay;
+        e.reason = reason;
+        e.members = std::move(names);
         events.push_back(std::move(e));
     }  // else a one_for_one member that a unit drives: restarted with that unit, no group restart of its own
     auto& unit = enlist(root_of(g), leaves, true, at);
     unit.restarting.insert(unit.restarting.end(), groups.begin(), groups.end());
+    if (announces) {
+        unit.announced.push_back(&g);
+    }
     if (counted) {
         ++g.pending_restarts;
         unit.counted.emplace_back(&g, g.budget);
@@ -353,7 +360,8 @@ inline void GroupEngine<Clock, Host, Port>::absorb(const std::shared_ptr<Restart
     }
     old->merged = true;
     unit->resume_at = std::max(unit->resume_at, old->resume_at);
-    for (auto list : {&RestartUnit::starting, &RestartUnit::restarting, &RestartUnit::shutting}) {
+    for (auto list :
+         {&RestartUnit::starting, &RestartUnit::restarting, &RestartUnit::shutting, &RestartUnit::announced}) {
         auto& to = (*unit).*list;
         const auto& from = (*old).*list;
         to.insert(to.end(), from.begin(), from.end());
@@ -445,19 +453,22 @@ inline void GroupEngine<Clock, Host, Port>::finish(RestartUnit& u, const std::ve
     if (port_.closing()) {
         return;
     }
+    // Each group once, in the order listed (never by address): from `from` to `to`, then its event, if any.
+    // `restarts`: the group itself restarted (restart_count); false for a one_for_one parent whose nested group
+    // was restarted, which stays running and only closes the group_restarting it published.
     const auto settle = [&](std::vector<Group*>& groups, GroupState from, GroupState to,
-                            std::optional<MonitorEventKind> kind) {
-        std::vector<Group*> done;  // once each, in the order they were listed (never by address)
+                            std::optional<MonitorEventKind> kind, bool restarts) {
+        std::vector<Group*> done;
         for (auto* g : groups) {
             if (std::find(done.begin(), done.end(), g) != done.end()) {
                 continue;
             }
             done.push_back(g);
             if (g->state != from) {
-                continue;
+                continue;  // (a group that gave up or shut down meanwhile)
             }
             g->state = to;
-            if (kind == MonitorEventKind::group_restarted) {
+            if (restarts) {
                 ++g->restart_count;
             }
             if (kind) {
@@ -469,9 +480,13 @@ inline void GroupEngine<Clock, Host, Port>::finish(RestartUnit& u, const std::ve
             }
         }
     };
-    settle(u.starting, GroupState::starting, GroupState::running, MonitorEventKind::group_started);
-    settle(u.restarting, GroupState::restarting, GroupState::running, MonitorEventKind::group_restarted);
-    settle(u.shutting, GroupState::shutting_down, GroupState::shut_down, std::nullopt);
+    settle(u.starting, GroupState::starting, GroupState::running, MonitorEventKind::group_started, false);
+    settle(u.restarting, GroupState::restarting, GroupState::running, MonitorEventKind::group_restarted, true);
+    settle(u.shutting, GroupState::shutting_down, GroupState::shut_down, std::nullopt, false);
+    std::erase_if(u.announced, [&u](Group* g) {  // restarted itself as well: its group_restarted is out
+        return std::find(u.restarting.begin(), u.restarting.end(), g) != u.restarting.end();
+    });
+    settle(u.announced, GroupState::running, GroupState::running, MonitorEventKind::group_restarted, false);
 }
 
 }  // namespace taskmon::detail
