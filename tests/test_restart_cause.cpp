@@ -50,3 +50,11 @@ TEST_CASE("next_restart_cause: the restart, a give-up or a cancellation forgets 
     }
     CHECK(after({K::failed, K::ready, K::stop_timeout, K::policy_updated}) == RestartReason::failed);
 }
+
+TEST_CASE("next_restart_cause: a first instance started after its factory failed forgets the failure",
+          "[restart_cause]") {
+    using K = MonitorEventKind;
+    // Its first start is reported as started, not restarted; a group restart of it later is the group's.
+    CHECK(after({K::factory_failed, K::restart_scheduled, K::started}) == std::nullopt);
+    CHECK(after({K::factory_failed, K::restart_scheduled, K::started, K::stopped}, true) == RestartReason::group);
+}

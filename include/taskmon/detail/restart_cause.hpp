@@ -30,6 +30,7 @@ namespace taskmon::detail {
         case MonitorEventKind::restart_scheduled: return cause ? cause : RestartReason::completed;
         case MonitorEventKind::restart_merged: return cause ? cause : RestartReason::manual;
         case MonitorEventKind::stopped: return cause || !in_group ? cause : RestartReason::group;
+        case MonitorEventKind::started:  // the retry of a failed first factory call: that restart is over
         case MonitorEventKind::restarted:
         case MonitorEventKind::gave_up:
         case MonitorEventKind::escalated:
@@ -37,7 +38,7 @@ namespace taskmon::detail {
         case MonitorEventKind::completed:
         case MonitorEventKind::not_enabled:
         case MonitorEventKind::no_factory: return std::nullopt;
-        default: return cause;  // started, ready, stop_timeout ...: no bearing on the next restart
+        default: return cause;  // ready, stop_timeout ...: no bearing on the next restart
     }
 }
 
