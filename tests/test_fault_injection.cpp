@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -174,6 +175,55 @@ TEST_CASE("FaultInjector: bad rates and empty factories are refused with the fie
     CHECK_THROWS_WITH(faults.wrap("db", taskmon::RestartFactory{}),
                       "FaultInjector::wrap: factory of component 'db' is empty");
     CHECK(faults.injected().empty());
+}
+
+TEST_CASE("FaultInjector: a group's rates apply to its members that have none of their own", "[fault_injection]") {
+    Rig rig{21};
+    std::vector<taskmon::GroupMember> members;
+    for (const auto* name : {"a", "b", "c"}) {
+        members.push_back({.name = name, .factory = steady});
+    }
+    members.push_back({.name = "d", .context_factory = beating});
+    rig.faults.set_group_rates("g", {.throws_later = 1.0, .max_delay = 10min});
+    rig.faults.set_rates("c", {});  // rates of its own: none
+    rig.monitor->supervise_group("g", rig.faults.wrap("g", std::move(members)));
+    rig.sim.run_for(1h);
+    std::set<std::string> faulted;
+    for (const auto& f : rig.faults.injected()) {
+        CHECK(f.kind == FaultKind::throws_later);
+        faulted.insert(f.component);
+    }
+    CHECK(faulted == std::set<std::string>{"a", "b", "d"});
+    rig.close();
+}
+
+TEST_CASE("FaultInjector: a group's members without exactly one factory are refused, nothing wrapped",
+          "[fault_injection]") {
+    Simulation sim{1};
+    FaultInjector faults{sim};
+    std::vector<taskmon::GroupMember> members{{.name = "a", .factory = steady}, {.name = "b"}};
+    CHECK_THROWS_WITH(faults.wrap("g", members),
+                      "FaultInjector::wrap: member 'b' of group 'g' must have exactly one of factory and "
+                      "context_factory");
+    members[1] = {.name = "b", .factory = steady, .context_factory = beating};
+    CHECK_THROWS_AS(faults.wrap("g", members), std::invalid_argument);
+    CHECK_THROWS_WITH(faults.set_group_rates("g", {.stalls = 2.0}),
+                      "FaultInjector::set_rates: stalls of group 'g' is 2.000000, outside [0, 1]");
+}
+
+TEST_CASE("FaultInjector: a replayed plan naming a component the program does not have is refused",
+          "[fault_injection]") {
+    Simulation sim{1};
+    const auto plan = taskmon::testing::FaultPlan::parse("throws_at_start:db#1;fault_point:flush#2");
+    FaultInjector faults{sim, plan};
+    (void)faults.wrap("cache", taskmon::RestartFactory{steady});
+    CHECK_THROWS_WITH(faults.check_plan(),
+                      "FaultInjector: the plan names component 'db' (throws_at_start of instance 1), which has no "
+                      "wrapped factory");
+    (void)faults.wrap("db", taskmon::RestartFactory{steady});
+    CHECK_NOTHROW(faults.check_plan());  // a fault point's name is not checked: it is known only when reached
+    FaultInjector drawing{sim};
+    CHECK_NOTHROW(drawing.check_plan());  // nothing to check when faults are drawn
 }
 
 TEST_CASE("FaultInjector: two instances of one component running at once are reported with the seed and both",

@@ -8,11 +8,14 @@
 //   taskmon::testing::FaultInjector faults{sim};
 //   faults.set_rates("db", {.throws_later = 0.5, .slow_stop = 0.2, .max_delay = std::chrono::minutes{5}});
 //   monitor.supervise("db", faults.wrap("db", db_factory));
+//   faults.set_group_rates("shard", {.throws_at_start = 0.1});        // every member without rates of its own
+//   monitor.supervise_group("shard", faults.wrap("shard", members));
 //   sim.run_for(std::chrono::hours{24});
 //   faults.injected();   // each fault: kind, component, instance, when it was drawn, the drawn delay
 #pragma once
 
 #include <taskmon/component_context.hpp>
+#include <taskmon/component_group.hpp>
 #include <taskmon/fault_point.hpp>
 #include <taskmon/testing/fault_plan.hpp>
 #include <taskmon/testing/manual_clock.hpp>
@@ -35,6 +38,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -87,8 +91,15 @@ public:
     /// Sets the rates of `component` (for its next instances). Throws std::invalid_argument naming the field if a
     /// rate is outside [0, 1] or max_delay is not positive; nothing changes then.
     void set_rates(const std::string& component, const FaultRates& rates) {
-        check(rates, component);
+        check(rates, "component '" + component + "'");
         books_->rates[component] = rates;
+    }
+
+    /// Sets the rates of the members of `group` (those wrapped with wrap(group, members)) that have no rates of
+    /// their own. Throws std::invalid_argument as set_rates() does; nothing changes then.
+    void set_group_rates(const std::string& group, const FaultRates& rates) {
+        check(rates, "group '" + group + "'");
+        books_->group_rates[group] = rates;
     }
 
     /// Sets the chance in [0, 1] that the fault point `point` (TASKMON_MAYBE_FAIL(point) in the program's code)
@@ -110,6 +121,7 @@ public:
         if (!factory) {
             throw std::invalid_argument("FaultInjector::wrap: factory of component '" + component + "' is empty");
         }
+        books_->wrapped.insert(component);
         return [books = books_, component, factory = std::move(factory)]() -> asio::awaitable<void> {
             const auto plan = books->draw(component);
             return run(factory(), plan, books, component, books->instances[component]);
@@ -121,11 +133,52 @@ public:
         if (!factory) {
             throw std::invalid_argument("FaultInjector::wrap: factory of component '" + component + "' is empty");
         }
+        books_->wrapped.insert(component);
         return [books = books_, component,
                 factory = std::move(factory)](ComponentContext context) -> asio::awaitable<void> {
             const auto plan = books->draw(component);
             return run(factory(std::move(context)), plan, books, component, books->instances[component]);
         };
+    }
+
+    /// The members of `group` with their factories wrapped, each under its own name (wrap() above): a member
+    /// takes its own rates if it has any, else the group's (set_group_rates()). Throws std::invalid_argument
+    /// naming the member if one has no factory or two; nothing is wrapped then.
+    [[nodiscard]] std::vector<GroupMember> wrap(const std::string& group, std::vector<GroupMember> members) {
+        for (const auto& m : members) {
+            if (static_cast<bool>(m.factory) == static_cast<bool>(m.context_factory)) {
+                throw std::invalid_argument("FaultInjector::wrap: member '" + m.name + "' of group '" + group +
+                                            "' must have exactly one of factory and context_factory");
+            }
+        }
+        for (auto& m : members) {
+            if (m.factory) {
+                m.factory = wrap(m.name, std::move(m.factory));
+            } else {
+                m.context_factory = wrap(m.name, std::move(m.context_factory));
+            }
+            books_->group_of[m.name] = group;
+        }
+        return members;
+    }
+
+    /// For a replayed plan (FaultInjector{sim, plan}), once every factory is wrapped: throws
+    /// std::invalid_argument naming the first fault of the plan whose component no factory was wrapped for (a
+    /// plan of another program, or a misspelt name), which would never be injected. Fault points are not checked:
+    /// their names are known only when the program reaches them.
+    void check_plan() const {
+        if (!books_->planned) {
+            return;
+        }
+        for (const auto& [key, faults] : *books_->planned) {
+            for (const auto& f : faults) {
+                if (f.kind != FaultKind::fault_point && books_->wrapped.count(f.component) == 0) {
+                    throw std::invalid_argument("FaultInjector: the plan names component '" + f.component + "' (" +
+                                                to_string(f.kind) + " of instance " + std::to_string(f.instance) +
+                                                "), which has no wrapped factory");
+                }
+            }
+        }
     }
 
     /// Every fault injected so far, in the order drawn.
@@ -166,11 +219,12 @@ private:
         std::chrono::nanoseconds slow_stop{};     // zero: stops at once
     };
 
-    static void check(const FaultRates& r, const std::string& component) {
+    /// `whose`: "component 'x'" or "group 'g'".
+    static void check(const FaultRates& r, const std::string& whose) {
         const auto rate = [&](double p, const char* field) {
             if (!(p >= 0.0 && p <= 1.0)) {
-                throw std::invalid_argument("FaultInjector::set_rates: " + std::string{field} + " of component '" +
-                                            component + "' is " + std::to_string(p) + ", outside [0, 1]");
+                throw std::invalid_argument("FaultInjector::set_rates: " + std::string{field} + " of " + whose +
+                                            " is " + std::to_string(p) + ", outside [0, 1]");
             }
         };
         rate(r.factory_throws, "factory_throws");
@@ -180,8 +234,7 @@ private:
         rate(r.stalls, "stalls");
         rate(r.slow_stop, "slow_stop");
         if (r.max_delay <= std::chrono::nanoseconds::zero()) {
-            throw std::invalid_argument("FaultInjector::set_rates: max_delay of component '" + component +
-                                        "' must be positive");
+            throw std::invalid_argument("FaultInjector::set_rates: max_delay of " + whose + " must be positive");
         }
     }
 
@@ -272,11 +325,11 @@ private:
                 }
                 return plan;
             }
-            const auto it = rates.find(component);
-            if (it == rates.end()) {
+            const auto* found = rates_of(component);
+            if (found == nullptr) {
                 return plan;
             }
-            const auto& r = it->second;
+            const auto& r = *found;
             if (random.chance(r.factory_throws)) {
                 record(FaultKind::factory_throws, component, instance);
                 throw InjectedError{FaultKind::factory_throws, component};
@@ -306,8 +359,24 @@ private:
             return plan;
         }
 
+        /// A component's own rates, else its group's; null if neither has any.
+        const FaultRates* rates_of(const std::string& component) const {
+            if (const auto it = rates.find(component); it != rates.end()) {
+                return &it->second;
+            }
+            if (const auto g = group_of.find(component); g != group_of.end()) {
+                if (const auto it = group_rates.find(g->second); it != group_rates.end()) {
+                    return &it->second;
+                }
+            }
+            return nullptr;
+        }
+
         Simulation* sim;
         std::map<std::string, FaultRates, std::less<>> rates;
+        std::map<std::string, FaultRates, std::less<>> group_rates;
+        std::map<std::string, std::string, std::less<>> group_of;     // a member's group, as wrapped
+        std::set<std::string, std::less<>> wrapped;                   // components with a wrapped factory
         std::map<std::string, std::uint64_t, std::less<>> instances;  // factory calls so far
         std::vector<InjectedFault> injected;
         std::map<std::string, std::pair<int, std::uint64_t>, std::less<>> running;  // how many run, the latest
