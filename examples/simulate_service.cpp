@@ -7,21 +7,26 @@
 //   gateway-0 … gateway-5                  on their own, with a heartbeat watchdog and quarantine
 //
 // Every component is wrapped by a FaultInjector: it may fail at start or later, hang, stop slowly, or its factory
-// may throw, each drawn from the seed. The property checked after every handler: no component ever has two live
-// instances (Simulation::add_property); close() must return within an hour of virtual time.
+// may throw, each drawn from the seed (the groups' members at their group's rates, the gateways at their own).
+// Checked after every handler (SupervisionProperties): never two live instances of a component, events in order
+// and none lost, each failure counted and reported once, restarts within the window, group start and stop order,
+// close() by its deadline.
 // Each seed is one exact interleaving of the program's handlers: `simulate_service --seed N` replays seed N.
 //
-// Usage: simulate_service [--seeds COUNT] [--first SEED] [--hours H] [--seed N [--plan PLAN]]
-//   --seeds COUNT   seeds to run (default 100), from --first (default 1)
-//   --hours H       simulated hours per seed (default 24)
-//   --seed N        run seed N alone, twice, and check that both runs have the same trace
-//   --plan PLAN     with --seed: replay the faults of PLAN (as printed for a failing seed) instead of drawing them
+// Usage: simulate_service [--seeds COUNT] [--first SEED] [--hours H] [--seed N [--plan PLAN | --plan-file FILE]]
+//   --seeds COUNT     seeds to run (default 100), from --first (default 1)
+//   --hours H         simulated hours per seed (default 24)
+//   --seed N          run seed N alone, twice, and check that both runs have the same trace
+//   --plan PLAN       with --seed: replay the faults of PLAN (as printed for a failing seed) instead of drawing them
+//   --plan-file FILE  the same, the plan read from FILE (a long plan is written to one)
 //
 // A seed that breaks a property is printed as a replay command with its fault plan, then shrunk: the smallest
-// set of its faults that still breaks a property is printed as a second command.
+// set of its faults that still breaks a property is printed as a second command. A plan of more than 20 faults
+// is written to simulate_service-seed-N.plan instead of the command line.
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/testing/fault_injection.hpp>
 #include <taskmon/testing/simulation.hpp>
+#include <taskmon/testing/supervision_properties.hpp>
 
 #include <asio/co_spawn.hpp>
 #include <asio/this_coro.hpp>
@@ -36,6 +41,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -99,59 +105,71 @@ SeedResult run_seed(std::uint64_t seed, int hours, const std::optional<taskmon::
         Monitor monitor{sim.get_executor(), policy,
                         std::make_shared<spdlog::logger>("sim", std::make_shared<spdlog::sinks::null_sink_mt>()),
                         sim.random_source()};
+        // What the monitor promises, checked after every handler: the first failure stops the seed with a
+        // PropertyViolation (docs/simulation.md, "Built-in properties").
+        taskmon::testing::SupervisionProperties properties{sim, monitor, policy};
+        properties.watch(faults);
         auto subscription = monitor.subscribe([&](const taskmon::MonitorEvent& e) {
             using K = taskmon::MonitorEventKind;
             result.restarts += e.kind == K::restarted ? 1 : 0;
             result.give_ups += e.kind == K::gave_up || e.kind == K::quarantined || e.kind == K::escalated ? 1 : 0;
             sim.trace().add(std::string_view{taskmon::to_string(e.kind)}).add(e.component).add(e.group);
         });
-        std::vector<std::string> names;
-        const auto plain = [&](const std::string& name) {
-            names.push_back(name);
-            return taskmon::GroupMember{.name = name, .factory = faults.wrap(name, taskmon::RestartFactory{serve})};
+        const auto plain = [](const std::string& name) {
+            return taskmon::GroupMember{.name = name, .factory = taskmon::RestartFactory{serve}};
         };
-        monitor.supervise_group("app", {plain("config"), plain("metrics")});
+        // Each group's members are wrapped with their group: they fail at the group's rates.
+        std::vector<std::string> groups{"app"};
+        monitor.supervise_group("app", faults.wrap("app", {plain("config"), plain("metrics")}));
         for (int s = 0; s < 6; ++s) {
             const auto shard = fmt::format("shard-{}", s);
             monitor.supervise_group(
-                shard, {plain(shard + ".store"), plain(shard + ".index"), plain(shard + ".replicator")},
+                shard,
+                faults.wrap(shard, {plain(shard + ".store"), plain(shard + ".index"), plain(shard + ".replicator")}),
                 {.strategy = taskmon::RestartStrategy::one_for_all, .max_restarts = 10, .restart_window = 1h}, "app");
             std::vector<taskmon::GroupMember> workers;
             for (int w = 0; w < 4; ++w) {
                 workers.push_back(plain(fmt::format("{}.worker-{}", shard, w)));
             }
-            monitor.supervise_group(shard + ".workers", std::move(workers),
+            monitor.supervise_group(shard + ".workers", faults.wrap(shard + ".workers", std::move(workers)),
                                     {.strategy = taskmon::RestartStrategy::rest_for_one}, shard);
+            groups.push_back(shard);
+            groups.push_back(shard + ".workers");
         }
+        const taskmon::RestartPolicy gateway_policy{.max_restart_attempts = 3,
+                                                    .restart_window = 10min,
+                                                    .base_backoff = 1s,
+                                                    .max_backoff = 30s,
+                                                    .jitter = taskmon::JitterKind::full,
+                                                    .shutdown_timeout = 5s,
+                                                    .watchdog_timeout = 3min,
+                                                    .give_up_mode = taskmon::GiveUpMode::quarantine,
+                                                    .quarantine_cooldown = 2min};
+        std::vector<std::string> gateways;
         for (int g = 0; g < 6; ++g) {
             const auto name = fmt::format("gateway-{}", g);
-            names.push_back(name);
-            monitor.supervise(name, faults.wrap(name, taskmon::ContextFactory{serve_beating}),
-                              taskmon::RestartPolicy{.max_restart_attempts = 3,
-                                                     .restart_window = 10min,
-                                                     .base_backoff = 1s,
-                                                     .max_backoff = 30s,
-                                                     .jitter = taskmon::JitterKind::full,
-                                                     .shutdown_timeout = 5s,
-                                                     .watchdog_timeout = 3min,
-                                                     .give_up_mode = taskmon::GiveUpMode::quarantine,
-                                                     .quarantine_cooldown = 2min});
+            monitor.supervise(name, faults.wrap(name, taskmon::ContextFactory{serve_beating}), gateway_policy);
+            properties.set_policy(name, gateway_policy);
+            gateways.push_back(name);
         }
+        faults.check_plan();  // a replayed plan must name this program's components
         // Faults from the first restart on: supervise() would throw a failing first factory call at us.
-        for (const auto& name : names) {
-            faults.set_rates(name, {.factory_throws = 0.02,
-                                    .throws_at_start = 0.3,
-                                    .throws_later = 0.3,
-                                    .hangs = 0.02,
-                                    .slow_stop = 0.2,
-                                    .max_delay = 1h});
+        const taskmon::testing::FaultRates rates{.factory_throws = 0.02,
+                                                 .throws_at_start = 0.3,
+                                                 .throws_later = 0.3,
+                                                 .hangs = 0.02,
+                                                 .slow_stop = 0.2,
+                                                 .max_delay = 1h};
+        for (const auto& group : groups) {
+            faults.set_group_rates(group, rates);
         }
-        // Checked after every handler: the first failure stops the seed with a PropertyViolation.
-        sim.add_property("never two live instances of a component",
-                         [&] { return faults.violations().empty() ? std::string{} : faults.violations().front(); });
+        for (const auto& name : gateways) {
+            faults.set_rates(name, rates);
+        }
         try {
             sim.run_for(std::chrono::hours{hours});
             bool closed = false;
+            properties.expect_close();
             asio::co_spawn(sim.get_executor(), monitor.close(), [&](std::exception_ptr) { closed = true; });
             if (!sim.run_until([&] { return closed; }, 1h)) {
                 result.violations.push_back(fmt::format("seed {}: close() did not return within an hour", seed));
@@ -203,6 +221,16 @@ Options parse(int argc, char** argv) {
                 throw std::invalid_argument("--plan needs a fault plan");
             }
             o.plan = taskmon::testing::FaultPlan::parse(argv[++i]);
+        } else if (arg == "--plan-file") {
+            if (i + 1 >= argc) {
+                throw std::invalid_argument("--plan-file needs a file");
+            }
+            std::ifstream in{argv[++i]};
+            std::string line;
+            if (!in || !std::getline(in, line)) {
+                throw std::invalid_argument(fmt::format("--plan-file: cannot read a plan from '{}'", argv[i]));
+            }
+            o.plan = taskmon::testing::FaultPlan::parse(line);
         } else if (arg == "--seed") {
             o.first = number(i, arg);
             o.seeds = 1;
@@ -215,9 +243,26 @@ Options parse(int argc, char** argv) {
         throw std::invalid_argument("--seeds and --hours must be positive");
     }
     if (o.plan && !o.replay) {
-        throw std::invalid_argument("--plan replays one seed: give it with --seed");
+        throw std::invalid_argument("--plan and --plan-file replay one seed: give it with --seed");
     }
     return o;
+}
+
+/// The command that replays `seed` with `plan`: on the command line up to 20 faults, else from a file written now
+/// (simulate_service-seed-N<suffix>.plan, in the current directory).
+std::string replay_command(std::uint64_t seed, int hours, const taskmon::testing::FaultPlan& plan,
+                           std::string_view suffix) {
+    const auto command = fmt::format("simulate_service --seed {} --hours {}", seed, hours);
+    if (plan.faults.size() <= 20) {
+        return fmt::format("{} --plan '{}'", command, plan.to_string());
+    }
+    const auto file = fmt::format("simulate_service-seed-{}{}.plan", seed, suffix);
+    std::ofstream out{file};
+    out << plan.to_string() << '\n';
+    if (!out) {
+        return fmt::format("{} --plan '{}'  (writing {} failed)", command, plan.to_string(), file);
+    }
+    return fmt::format("{} --plan-file {}  ({} faults)", command, file, plan.faults.size());
 }
 
 }  // namespace
@@ -229,7 +274,7 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
         fmt::print(stderr,
                    "simulate_service: {}\nusage: simulate_service [--seeds COUNT] [--first SEED] "
-                   "[--hours H] [--seed N [--plan PLAN]]\n",
+                   "[--hours H] [--seed N [--plan PLAN | --plan-file FILE]]\n",
                    e.what());
         return 2;
     }
@@ -240,7 +285,13 @@ int main(int argc, char** argv) {
     std::vector<std::string> violations;
     const auto start = std::chrono::steady_clock::now();
     for (std::uint64_t seed = options.first; seed < options.first + options.seeds; ++seed) {
-        const auto r = run_seed(seed, options.hours, options.plan);
+        SeedResult r;
+        try {
+            r = run_seed(seed, options.hours, options.plan);
+        } catch (const std::invalid_argument& e) {  // a plan naming components this program does not have
+            fmt::print(stderr, "simulate_service: {}\n", e.what());
+            return 2;
+        }
         for (const auto& [kind, n] : r.faults) {
             faults[kind] += n;
         }
@@ -276,14 +327,13 @@ int main(int argc, char** argv) {
         fmt::print("  {}\n", v);
     }
     if (!violations.empty()) {
-        fmt::print("replay the first: simulate_service --seed {} --hours {} --plan '{}'\n", first_failed, options.hours,
-                   first_plan.to_string());
+        fmt::print("replay the first: {}\n", replay_command(first_failed, options.hours, first_plan, ""));
         // The smallest set of its faults that still breaks a property, found by re-running the seed.
         const auto smallest = taskmon::testing::shrink(first_plan, [&](const taskmon::testing::FaultPlan& p) {
             return !run_seed(first_failed, options.hours, p).violations.empty();
         });
-        fmt::print("smallest failing plan ({} of {} faults): simulate_service --seed {} --hours {} --plan '{}'\n",
-                   smallest.faults.size(), first_plan.faults.size(), first_failed, options.hours, smallest.to_string());
+        fmt::print("smallest failing plan ({} of {} faults): {}\n", smallest.faults.size(), first_plan.faults.size(),
+                   replay_command(first_failed, options.hours, smallest, ".smallest"));
         return 1;
     }
     return 0;

@@ -146,10 +146,10 @@ public:
     /// Handlers run so far.
     [[nodiscard]] std::uint64_t handlers_run() const noexcept { return handlers_run_; }
 
-    /// Adds a property of the program, checked after every handler the simulation runs: `check` returns an empty
-    /// string while it holds, and otherwise what is wrong. The first that fails stops run*() with a
-    /// PropertyViolation naming the seed, the handler, the virtual time, the property and the text. Throws
-    /// std::invalid_argument for an empty name or check.
+    /// Adds a property of the program, checked after every handler the simulation runs and every move of its
+    /// clock: `check` returns an empty string while it holds, and otherwise what is wrong. The first that fails
+    /// stops run*() with a PropertyViolation naming the seed, the handler, the virtual time, the property and the
+    /// text. Throws std::invalid_argument for an empty name or check.
     void add_property(std::string name, std::function<std::string()> check) {
         if (name.empty() || !check) {
             throw std::invalid_argument("Simulation::add_property: the name and the check must not be empty");
@@ -250,6 +250,11 @@ private:
         ++handlers_run_;
         count_step(steps);
         task->run();
+        check_properties();
+    }
+
+    /// After every handler and every move of the clock (a property may be about time: a deadline passed).
+    void check_properties() const {
         for (const auto& [name, check] : properties_) {
             if (auto wrong = check(); !wrong.empty()) {
                 throw PropertyViolation{"seed " + std::to_string(options_.seed) + ", handler " +
@@ -304,6 +309,7 @@ private:
         time_.advance_to(to);
         trace_.add(to.time_since_epoch().count());
         count_step(steps);
+        check_properties();
     }
 
     Options options_;
