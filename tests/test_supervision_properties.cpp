@@ -75,19 +75,25 @@ std::optional<std::vector<std::string>> tree(std::string_view name) {
 
 }  // namespace
 
-TEST_CASE("EventOrder puts events back in sequence order and names a lost or repeated one", "[supervision_properties]") {
+TEST_CASE("EventOrder puts events back in sequence order and names a lost or repeated one",
+          "[supervision_properties]") {
     taskmon::testing::detail::EventOrder order;
     std::string error;
-    CHECK(order.accept(ev(5, K::started), error).size() == 1);  // a listener may subscribe late
-    CHECK(order.accept(ev(7, K::failed), error).empty());       // held until 6 comes
+    std::vector<std::uint64_t> seen;
+    const auto accept = [&](std::uint64_t sequence) {
+        order.accept(ev(sequence, K::ready), error, [&](const MonitorEvent& e) { seen.push_back(e.sequence); });
+    };
+    accept(5);  // a listener may subscribe late
+    CHECK(seen == std::vector<std::uint64_t>{5});
+    accept(7);  // held until 6 comes
+    CHECK(seen.size() == 1);
     CHECK(order.missing() == "event 6 never arrived (event 7 did)");
-    const auto two = order.accept(ev(6, K::ready), error);
-    REQUIRE(two.size() == 2);
-    CHECK(two[0].sequence == 6);
-    CHECK(two[1].sequence == 7);
+    accept(6);
+    CHECK(seen == std::vector<std::uint64_t>{5, 6, 7});
     CHECK(order.missing().empty());
     CHECK(error.empty());
-    CHECK(order.accept(ev(6, K::ready), error).empty());
+    accept(6);
+    CHECK(seen.size() == 3);
     CHECK(error == "event 6 was delivered twice");
 }
 
@@ -135,9 +141,7 @@ TEST_CASE("RestartWindowCheck: no window holds more than max_restart_attempts co
               "component 'c' restarted 3 times within its restart_window of 60000 ms, more than "
               "max_restart_attempts 2 (event 9, restarted of 'c')");
     }
-    SECTION("once the first left the window") {
-        CHECK(fail_and_restart(61).empty());
-    }
+    SECTION("once the first left the window") { CHECK(fail_and_restart(61).empty()); }
     SECTION("not counted: a failure the classifier did not count, or one with no restart of its own") {
         CHECK(fail_and_restart(20, FailureClass::not_counted).empty());
         CHECK(check.on_event(ev(++seq, K::failed, "c", 0, 30)).empty());  // joined a group restart: no decision
@@ -227,9 +231,11 @@ TEST_CASE("SupervisionProperties: a monitor under faults keeps every promise, ac
         properties.watch(rig.faults);
         std::vector<taskmon::GroupMember> members;
         for (const auto* name : {"a", "b", "c"}) {
-            members.push_back({.name = name, .factory = rig.faults.wrap(name, taskmon::RestartFactory{taskmon_test::steady})});
-            rig.faults.set_rates(name, {.throws_at_start = 0.2, .throws_later = 0.3, .hangs = 0.05,
-                                        .slow_stop = 0.2, .max_delay = 10min});
+            members.push_back(
+                {.name = name, .factory = rig.faults.wrap(name, taskmon::RestartFactory{taskmon_test::steady})});
+            rig.faults.set_rates(
+                name,
+                {.throws_at_start = 0.2, .throws_later = 0.3, .hangs = 0.05, .slow_stop = 0.2, .max_delay = 10min});
         }
         properties.set_policies(members);
         rig.monitor->supervise_group("g", std::move(members), {.strategy = taskmon::RestartStrategy::one_for_all});
@@ -267,7 +273,7 @@ TEST_CASE("SupervisionProperties: a close that misses its deadline, and a permit
         rig.sim.run_for(1min);
         asio::co_spawn(rig.sim.get_executor(), rig.monitor->close(), asio::detached);
         CHECK_THROWS_WITH(rig.sim.run(), Catch::Matchers::Contains("property 'no permit leaked' failed: semaphore "
-                                                                    "'pool' has 1 permits in use"));
+                                                                   "'pool' has 1 permits in use"));
     }
     SECTION("permits returned by the components are no leak") {
         rig.monitor->supervise("a", taskmon::RestartFactory{[&]() -> asio::awaitable<void> {

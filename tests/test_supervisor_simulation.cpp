@@ -59,8 +59,13 @@ AgentRun run_agent(std::uint64_t seed) {
             sim.get_executor(), [&]() -> asio::awaitable<void> { history = co_await sup.run(); }, asio::detached);
         REQUIRE(sim.run_until([&] { return history.has_value(); }, 24h));
     }
-    return {sim.trace_hash(),    history->status,   history->number_of_steps(), agent.acted,
-            agent.decided_on,    history->errors().size(), static_cast<std::uint64_t>(agent.perceive_calls),
+    return {sim.trace_hash(),
+            history->status,
+            history->number_of_steps(),
+            agent.acted,
+            agent.decided_on,
+            history->errors().size(),
+            static_cast<std::uint64_t>(agent.perceive_calls),
             history->reason};
 }
 

@@ -402,10 +402,10 @@ private:
     static asio::awaitable<void> interrupt_after(asio::awaitable<void> task, std::chrono::nanoseconds d, FaultKind kind,
                                                  std::string component) {
         const auto ex = co_await asio::this_coro::executor;
-        auto [order, task_error, timer_error] =
+        auto [order, task_error, timer_error, fired] =
             co_await asio::experimental::make_parallel_group(
                 asio::co_spawn(ex, std::move(task), asio::experimental::deferred),
-                asio::co_spawn(ex, sleep_for(d), asio::experimental::deferred))
+                asio::co_spawn(ex, sleep_fired(d), asio::experimental::deferred))
                 .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
         if (order[0] == 0) {
             if (task_error) {
@@ -414,7 +414,13 @@ private:
             co_return;
         }
         if (timer_error) {
-            std::rethrow_exception(timer_error);  // both were cancelled: the instance is being stopped
+            std::rethrow_exception(timer_error);
+        }
+        if (!fired) {  // both were cancelled: the instance is being stopped, and ends as its task did
+            if (task_error) {
+                std::rethrow_exception(task_error);
+            }
+            throw std::system_error{asio::error::operation_aborted};
         }
         if (kind == FaultKind::stalls) {
             ManualTimer never{ex, ManualClock::time_point::max()};  // (a runner never jumps to it)
@@ -423,9 +429,28 @@ private:
         throw InjectedError{kind, component};
     }
 
-    static asio::awaitable<void> sleep_for(std::chrono::nanoseconds d) {
+    /// Waits `d`; returns whether it passed (false: cancelled). Returns rather than throws: the wait is cancelled
+    /// each time its task ends first, and an exception's unwinding was an eighth of a campaign's instructions.
+    static asio::awaitable<bool> sleep_fired(std::chrono::nanoseconds d) {
         ManualTimer timer{co_await asio::this_coro::executor, d};
-        co_await timer.async_wait(asio::use_awaitable);
+        std::error_code ec;
+        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        co_return !ec;
+    }
+
+    /// The awaitable that runs `task` with the faults of `plan` that interrupt it (throws_later, stalls), the
+    /// earlier of the two if both were drawn; `task` itself if neither was.
+    static asio::awaitable<void> interrupted(asio::awaitable<void> task, const Plan& plan,
+                                             const std::string& component) {
+        const bool throws = plan.throws_after > std::chrono::nanoseconds::zero();
+        const bool stalls = plan.stall_after > std::chrono::nanoseconds::zero();
+        if (throws && (!stalls || plan.throws_after <= plan.stall_after)) {
+            return interrupt_after(std::move(task), plan.throws_after, FaultKind::throws_later, component);
+        }
+        if (stalls) {
+            return interrupt_after(std::move(task), plan.stall_after, FaultKind::stalls, component);
+        }
+        return task;
     }
 
     /// Counts an instance as running for as long as its coroutine frame lives.
@@ -466,25 +491,21 @@ private:
             co_await sleep_through_cancellation(plan.hang);
             throw InjectedError{FaultKind::hangs, component};
         }
+        if (plan.slow_stop == std::chrono::nanoseconds::zero()) {
+            co_await interrupted(std::move(task), plan, component);  // whatever ends it ends the instance
+            co_return;
+        }
         std::exception_ptr error;  // (no co_await inside a handler: the slow stop waits after it)
         bool stopped = false;
         try {
-            const bool throws = plan.throws_after > std::chrono::nanoseconds::zero();
-            const bool stalls = plan.stall_after > std::chrono::nanoseconds::zero();
-            if (throws && (!stalls || plan.throws_after <= plan.stall_after)) {
-                co_await interrupt_after(std::move(task), plan.throws_after, FaultKind::throws_later, component);
-            } else if (stalls) {
-                co_await interrupt_after(std::move(task), plan.stall_after, FaultKind::stalls, component);
-            } else {
-                co_await std::move(task);
-            }
+            co_await interrupted(std::move(task), plan, component);
         } catch (const std::system_error& e) {
             stopped = e.code() == asio::error::operation_aborted;
             error = std::current_exception();
         } catch (...) {
             error = std::current_exception();
         }
-        if (stopped && plan.slow_stop > std::chrono::nanoseconds::zero()) {
+        if (stopped) {
             co_await asio::this_coro::reset_cancellation_state(asio::disable_cancellation());
             co_await sleep_through_cancellation(plan.slow_stop);  // asked to stop: ends as it would, later
         }

@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -56,6 +57,8 @@ namespace taskmon::testing {
 ///   semaphore is held;
 /// - "never two live instances" (watch(FaultInjector)): no instance of a wrapped factory starts while another of
 ///   its component still runs.
+/// Each event is also folded into the simulation's trace (its kind, component and group), so that two runs of a
+/// seed that differ in what the monitor did hash differently.
 /// Invariants: the checks see every event the monitor published after this object subscribed, in sequence order;
 /// the policies they compare against are the ones set here (the monitor does not expose its own).
 /// The monitor, the simulation and this object must outlive the runs of the simulation that check it.
@@ -103,8 +106,9 @@ public:
     /// taskmon::get_io_semaphore_stats). Throws std::invalid_argument for an empty name or function.
     void watch_permits(std::string name, std::function<SemaphoreStats()> stats) {
         if (name.empty() || !stats) {
-            throw std::invalid_argument("SupervisionProperties::watch_permits: the name and the function must not be "
-                                        "empty");
+            throw std::invalid_argument(
+                "SupervisionProperties::watch_permits: the name and the function must not be "
+                "empty");
         }
         books_->semaphores.emplace_back(std::move(name), std::move(stats));
     }
@@ -167,13 +171,12 @@ private:
         }
 
         void on_event(const MonitorEvent& e) {
-            for (auto& ready : order.accept(e, errors.order)) {
-                check(ready);
-            }
+            order.accept(e, errors.order, [this](const MonitorEvent& ready) { check(ready); });
         }
 
         void check(const MonitorEvent& e) {
             ++checked;
+            sim->trace().add(static_cast<std::uint64_t>(e.kind)).add(e.component).add(e.group);
             if (e.kind == MonitorEventKind::group_started || e.kind == MonitorEventKind::group_restarting) {
                 // The tree as the monitor holds it (a listener may call get_group_stats()): the events name a
                 // group's direct members only, and a group under constant failures may never report started.
@@ -231,9 +234,9 @@ private:
                 return {};
             }
             return "the monitor has not closed " +
-                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(b.sim->now() -
-                                                                                        *b.close_deadline)
-                                      .count()) +
+                   std::to_string(
+                       std::chrono::duration_cast<std::chrono::milliseconds>(b.sim->now() - *b.close_deadline)
+                           .count()) +
                    " ms after its deadline";
         });
         sim.add_property("no permit leaked", [books = books_]() -> std::string {

@@ -52,23 +52,30 @@ inline std::string describe_event(const MonitorEvent& e) {
 /// never filled (or an event seen twice) is an event lost (or duplicated) between the monitor and its listeners.
 class EventOrder {
 public:
-    /// Takes an event; returns the events now in order (none if it opens a gap), or sets `error`.
-    std::vector<MonitorEvent> accept(const MonitorEvent& e, std::string& error) {
-        std::vector<MonitorEvent> ready;
+    /// Takes an event and calls `on(event)` for each event now in order: this one at once if it is the next
+    /// (the usual case, with no copy), then any held ones it released. An event that opens a gap is held; one
+    /// seen before sets `error`.
+    template <typename On>
+    void accept(const MonitorEvent& e, std::string& error, On&& on) {
         if (!next_) {
             next_ = e.sequence;  // the first event seen: the listener may have subscribed late
         }
         if (e.sequence < *next_ || held_.count(e.sequence) != 0) {
             error = "event " + std::to_string(e.sequence) + " was delivered twice";
-            return ready;
+            return;
         }
-        held_.emplace(e.sequence, e);
+        if (e.sequence != *next_) {
+            held_.emplace(e.sequence, e);
+            return;
+        }
+        ++*next_;
+        on(e);
         while (!held_.empty() && held_.begin()->first == *next_) {
-            ready.push_back(std::move(held_.begin()->second));
+            const auto released = std::move(held_.begin()->second);
             held_.erase(held_.begin());
             ++*next_;
+            on(released);
         }
-        return ready;
     }
 
     /// What is wrong once nothing more can arrive (the monitor closed, its last handler ran): a gap.
@@ -82,7 +89,7 @@ public:
 
 private:
     std::optional<std::uint64_t> next_;
-    std::map<std::uint64_t, MonitorEvent> held_;
+    std::map<std::uint64_t, MonitorEvent> held_;  // events that came before the ones they follow
 };
 
 /// Every failure counted once and reported once: each component event carries the component's failure_count,
@@ -145,7 +152,7 @@ public:
                 books.failure_counted = false;
                 break;
             case MonitorEventKind::restarted: return on_restarted(e, books);
-            case MonitorEventKind::started:  // a retried first start: the monitor counts it (long before any
+            case MonitorEventKind::started:     // a retried first start: the monitor counts it (long before any
                 books.pending_counted = false;  // restarted), and this check, counting a subset, does not
                 books.failure_counted = false;
                 break;
@@ -321,9 +328,8 @@ private:
                        r.leaves[*r.last_start] + "' again" + describe_event(e);
             }
             if (r.last_stop && *at > *r.last_stop) {
-                return "group '" + group + "' stopped member '" + e.component + "' after '" +
-                       r.leaves[*r.last_stop] + "', which is declared before it (stops go in reverse order)" +
-                       describe_event(e);
+                return "group '" + group + "' stopped member '" + e.component + "' after '" + r.leaves[*r.last_stop] +
+                       "', which is declared before it (stops go in reverse order)" + describe_event(e);
             }
             r.last_stop = at;
         }
@@ -337,8 +343,8 @@ private:
                 continue;
             }
             if (r.last_start && *at < *r.last_start) {
-                return "group '" + group + "' started member '" + e.component + "' after '" +
-                       r.leaves[*r.last_start] + "', which is declared after it" + describe_event(e);
+                return "group '" + group + "' started member '" + e.component + "' after '" + r.leaves[*r.last_start] +
+                       "', which is declared after it" + describe_event(e);
             }
             r.last_start = at;
         }
@@ -347,8 +353,8 @@ private:
 
     MembersOf members_of_;
     bool closing_ = false;
-    std::map<std::string, std::uint64_t, std::less<>> started_at_;            // a component's latest `started`
-    std::map<std::string, Restart, std::less<>> restarts_;                    // group restarts under way
+    std::map<std::string, std::uint64_t, std::less<>> started_at_;  // a component's latest `started`
+    std::map<std::string, Restart, std::less<>> restarts_;          // group restarts under way
     std::set<std::uint64_t> unresponsive_;  // instances reported by stop_timeout that have not exited yet
 };
 
