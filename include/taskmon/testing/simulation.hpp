@@ -24,6 +24,7 @@
 
 #include <taskmon/detail/config.hpp>
 #include <taskmon/restart_policy.hpp>
+#include <taskmon/testing/detail/handler_slot.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 #include <taskmon/testing/seeded_random.hpp>
 #include <taskmon/testing/trace_hash.hpp>
@@ -36,11 +37,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -189,18 +188,6 @@ public:
     }
 
 private:
-    /// A queued handler: moved in once, invoked once.
-    struct Task {
-        virtual ~Task() = default;
-        virtual void run() = 0;
-    };
-    template <typename Function>
-    struct TaskOf final : Task {
-        explicit TaskOf(Function&& f) : function{std::move(f)} {}
-        void run() override { std::move(function)(); }
-        Function function;
-    };
-
     static Options checked(const Options& options) {
         if (!(options.poll_chance >= 0.0 && options.poll_chance <= 1.0)) {
             throw std::invalid_argument("Simulation: poll_chance " + std::to_string(options.poll_chance) +
@@ -214,8 +201,7 @@ private:
 
     template <typename Function>
     void enqueue(Function&& f) {
-        using Stored = std::decay_t<Function>;
-        auto task = std::make_unique<TaskOf<Stored>>(Stored{std::forward<Function>(f)});
+        detail::HandlerSlot task{std::forward<Function>(f)};
         if (closing_) {
             return;  // destroyed here, as an io_context destroys what it never ran
         }
@@ -249,7 +235,7 @@ private:
         ready_.pop_back();
         ++handlers_run_;
         count_step(steps);
-        task->run();
+        task();
         check_properties();
     }
 
@@ -318,7 +304,7 @@ private:
     TraceHash trace_;
     asio::io_context io_{1};
     detail::ManualTimerService& timers_;
-    std::vector<std::unique_ptr<Task>> ready_;  // after io_: destroyed first, while the io_context stands
+    std::vector<detail::HandlerSlot> ready_;  // after io_: destroyed first, while the io_context stands
     std::uint64_t handlers_run_ = 0;
     bool closing_ = false;
     std::vector<std::pair<std::string, std::function<std::string()>>> properties_;
