@@ -76,20 +76,19 @@ private:
     };
 
     template <typename F>
-    static constexpr bool fits = sizeof(F) <= capacity && alignof(F) <= alignof(std::max_align_t) &&
-                                 std::is_nothrow_move_constructible_v<F>;
+    static constexpr bool fits = sizeof(F) <= capacity &&
+                                 alignof(F) <= alignof(std::max_align_t) && std::is_nothrow_move_constructible_v<F>;
 
     template <typename F>
-    static constexpr Ops inline_ops{
-        [](void* at) { std::move(*static_cast<F*>(at))(); },
-        [](void* to, void* from) noexcept {
-            ::new (to) F(std::move(*static_cast<F*>(from)));
-            static_cast<F*>(from)->~F();
-        },
-        [](void* at) noexcept { static_cast<F*>(at)->~F(); }};
+    static constexpr Ops inline_ops{[](void* at) { std::move (*static_cast<F*>(at))(); },
+                                    [](void* to, void* from) noexcept {
+                                        ::new (to) F(std::move(*static_cast<F*>(from)));
+                                        static_cast<F*>(from)->~F();
+                                    },
+                                    [](void* at) noexcept { static_cast<F*>(at)->~F(); }};
 
     template <typename F>
-    static constexpr Ops heap_ops{[](void* at) { std::move(**static_cast<F**>(at))(); },
+    static constexpr Ops heap_ops{[](void* at) { std::move (**static_cast<F**>(at))(); },
                                   [](void* to, void* from) noexcept { ::new (to) F*(*static_cast<F**>(from)); },
                                   [](void* at) noexcept { delete *static_cast<F**>(at); }};
 
