@@ -1,7 +1,9 @@
 // The strands the monitor makes of its executor, and the check that a handler runs on one: on an io_context's own
-// executor and on any other (here a thread_pool's, whose strands are strands of a type-erased executor).
+// executor, on a registered one (the simulation's) and on any other (here a thread_pool's, whose strands are
+// strands of a type-erased executor).
 #include <taskmon/detail/executor_target.hpp>
 #include <taskmon/detail/strand_executor.hpp>
+#include <taskmon/testing/simulation.hpp>
 
 #include "taskmon_catch.hpp"
 
@@ -38,6 +40,16 @@ TEST_CASE("running_in_strand: true on its own strand only, on an io_context and 
         const auto b = make_strand_executor(io.get_executor());
         CHECK(executor_target<asio::strand<asio::io_context::executor_type>>(a) != nullptr);
         CHECK(seen_from(a, b, [&] { io.run(); }) == std::pair{true, false});
+        CHECK_FALSE(running_in_strand(a));
+    }
+    SECTION("the simulation's executor, registered: strands of the concrete executor") {
+        taskmon::testing::Simulation sim{3};
+        const auto a = make_strand_executor(sim.get_executor());
+        const auto b = make_strand_executor(sim.get_executor());
+        using SimStrand = asio::strand<taskmon::testing::Simulation::executor_type>;
+        CHECK(executor_target<SimStrand>(a) != nullptr);
+        CHECK(executor_target<asio::strand<asio::any_io_executor>>(a) == nullptr);
+        CHECK(seen_from(a, b, [&] { sim.run(); }) == std::pair{true, false});
         CHECK_FALSE(running_in_strand(a));
     }
     SECTION("a thread_pool's executor: strands of a type-erased executor") {

@@ -11,17 +11,59 @@
 #include <asio/io_context.hpp>
 #include <asio/strand.hpp>
 
+#include <typeinfo>
+#include <vector>
+
 namespace taskmon::detail {
 
-/// A strand of `executor`, type-erased. On an io_context's own executor the strand is made of that concrete
-/// executor: a strand<io_context::executor_type> (24 bytes) fits any_io_executor's small-object buffer, so the
-/// executor copies Asio makes per coroutine and per handler (work tracking) never allocate, where a
-/// strand<any_io_executor> (72 bytes) is copied to the heap each time.
+/// An executor type other than io_context's whose strands are made of the concrete type (below). Registered once,
+/// during static initialisation (register_concrete_strand()), and only read afterwards.
+struct ConcreteStrand {
+    const std::type_info* executor;                               // the executor's type
+    const std::type_info* strand;                                 // the type of a strand of it
+    asio::any_io_executor (*make)(const asio::any_io_executor&);  // a strand of an executor of that type
+    bool (*running_in)(const asio::any_io_executor&);             // running_in_this_thread() of such a strand
+};
+
+inline std::vector<ConcreteStrand>& concrete_strands() {
+    static std::vector<ConcreteStrand> types;
+    return types;
+}
+
+/// Makes the monitor's strands of an `Executor` strands of that type. For a header's inline variable (the
+/// simulation's executor registers itself so): returns true.
+template <typename Executor>
+bool register_concrete_strand() {
+#if !defined(ASIO_NO_TYPEID)
+    concrete_strands().push_back({&typeid(Executor), &typeid(asio::strand<Executor>),
+                                  [](const asio::any_io_executor& e) {
+                                      return asio::any_io_executor{asio::make_strand(*executor_target<Executor>(e))};
+                                  },
+                                  [](const asio::any_io_executor& s) {
+                                      return executor_target<asio::strand<Executor>>(s)->running_in_this_thread();
+                                  }});
+#endif
+    return true;
+}
+
+/// A strand of `executor`, type-erased. On an io_context's own executor (or a registered one) the strand is made
+/// of that concrete executor: a strand<io_context::executor_type> (24 bytes) fits any_io_executor's small-object
+/// buffer, so the executor copies Asio makes per coroutine and per handler (work tracking) never allocate, and
+/// its blocking property is known without asking, where a strand<any_io_executor> (72 bytes) is copied to the
+/// heap each time and asks its executor, through the type erasure, for a property Asio returns on the heap
+/// (any_executor's query of a non-scalar result) at every handler it runs.
 inline asio::any_io_executor make_strand_executor(const asio::any_io_executor& executor) {
     using IoExecutor = asio::io_context::executor_type;
     if (const auto* io = executor_target<IoExecutor>(executor)) {
         return asio::make_strand(*io);
     }
+#if !defined(ASIO_NO_TYPEID)
+    for (const auto& type : concrete_strands()) {
+        if (executor.target_type() == *type.executor) {
+            return type.make(executor);
+        }
+    }
+#endif
     return asio::make_strand(executor);
 }
 
@@ -34,6 +76,13 @@ inline bool running_in_strand(const asio::any_io_executor& strand) noexcept {
     if (const auto* s = executor_target<asio::strand<asio::any_io_executor>>(strand)) {
         return s->running_in_this_thread();
     }
+#if !defined(ASIO_NO_TYPEID)
+    for (const auto& type : concrete_strands()) {
+        if (strand.target_type() == *type.strand) {
+            return type.running_in(strand);
+        }
+    }
+#endif
     return true;
 }
 

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <taskmon/detail/config.hpp>
+#include <taskmon/detail/strand_executor.hpp>
 #include <taskmon/restart_policy.hpp>
 #include <taskmon/testing/detail/handler_slot.hpp>
 #include <taskmon/testing/manual_clock.hpp>
@@ -311,5 +312,14 @@ private:
     bool closing_ = false;
     std::vector<std::pair<std::string, std::function<std::string()>>> properties_;
 };
+
+namespace detail {
+/// The monitor's strands on a simulation are strands of its executor type, as on an io_context: a strand of the
+/// type-erased executor costs a heap copy per executor copy and a heap allocation per handler (its blocking
+/// property asked through the erasure), 24 % of a simulation campaign's instructions (callgrind, 10 seeds of
+/// simulate_service: 1,202 M with them, 917 M without).
+inline const bool simulation_strands_registered =
+    taskmon::detail::register_concrete_strand<Simulation::executor_type>();
+}  // namespace detail
 
 }  // namespace taskmon::testing
