@@ -11,13 +11,15 @@
 #include <asio/io_context.hpp>
 #include <asio/strand.hpp>
 
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <mutex>
 #include <typeinfo>
-#include <vector>
 
 namespace taskmon::detail {
 
-/// An executor type other than io_context's whose strands are made of the concrete type (below). Registered once,
-/// during static initialisation (register_concrete_strand()), and only read afterwards.
+/// An executor type other than io_context's whose strands are made of the concrete type (below).
 struct ConcreteStrand {
     const std::type_info* executor;                               // the executor's type
     const std::type_info* strand;                                 // the type of a strand of it
@@ -25,25 +27,50 @@ struct ConcreteStrand {
     bool (*running_in)(const asio::any_io_executor&);             // running_in_this_thread() of such a strand
 };
 
-inline std::vector<ConcreteStrand>& concrete_strands() {
-    static std::vector<ConcreteStrand> types;
-    return types;
+/// The registered types. Invariants: entries [0, count) are written before count is raised past them (under
+/// mutex, release) and never change after, so readers take count (acquire) and read without a lock, from any
+/// thread, while another registers; a type is registered once. A fixed array, not a vector: a reader never sees
+/// storage move.
+struct ConcreteStrands {
+    static constexpr std::size_t capacity = 8;
+    std::array<ConcreteStrand, capacity> types{};
+    std::atomic<std::size_t> count{0};
+    std::mutex mutex;
+};
+
+inline ConcreteStrands& concrete_strands() {
+    static ConcreteStrands registry;
+    return registry;
 }
 
-/// Makes the monitor's strands of an `Executor` strands of that type. For a header's inline variable (the
-/// simulation's executor registers itself so): returns true.
+/// Makes the monitor's strands of an `Executor` strands of that type (idempotent; returns whether it is
+/// registered: false only when the table is full, and then strands stay strands of the type-erased executor).
 template <typename Executor>
 bool register_concrete_strand() {
 #if !defined(ASIO_NO_TYPEID)
-    concrete_strands().push_back({&typeid(Executor), &typeid(asio::strand<Executor>),
-                                  [](const asio::any_io_executor& e) {
-                                      return asio::any_io_executor{asio::make_strand(*executor_target<Executor>(e))};
-                                  },
-                                  [](const asio::any_io_executor& s) {
-                                      return executor_target<asio::strand<Executor>>(s)->running_in_this_thread();
-                                  }});
-#endif
+    auto& r = concrete_strands();
+    std::lock_guard lock{r.mutex};
+    const auto n = r.count.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < n; ++i) {
+        if (*r.types[i].executor == typeid(Executor)) {
+            return true;
+        }
+    }
+    if (n == ConcreteStrands::capacity) {
+        return false;
+    }
+    r.types[n] = {&typeid(Executor), &typeid(asio::strand<Executor>),
+                  [](const asio::any_io_executor& e) {
+                      return asio::any_io_executor{asio::make_strand(*executor_target<Executor>(e))};
+                  },
+                  [](const asio::any_io_executor& s) {
+                      return executor_target<asio::strand<Executor>>(s)->running_in_this_thread();
+                  }};
+    r.count.store(n + 1, std::memory_order_release);
     return true;
+#else
+    return false;
+#endif
 }
 
 /// A strand of `executor`, type-erased. On an io_context's own executor (or a registered one) the strand is made
@@ -58,9 +85,11 @@ inline asio::any_io_executor make_strand_executor(const asio::any_io_executor& e
         return asio::make_strand(*io);
     }
 #if !defined(ASIO_NO_TYPEID)
-    for (const auto& type : concrete_strands()) {
-        if (executor.target_type() == *type.executor) {
-            return type.make(executor);
+    const auto& r = concrete_strands();
+    const auto n = r.count.load(std::memory_order_acquire);
+    for (std::size_t i = 0; i < n; ++i) {
+        if (executor.target_type() == *r.types[i].executor) {
+            return r.types[i].make(executor);
         }
     }
 #endif
@@ -77,9 +106,11 @@ inline bool running_in_strand(const asio::any_io_executor& strand) noexcept {
         return s->running_in_this_thread();
     }
 #if !defined(ASIO_NO_TYPEID)
-    for (const auto& type : concrete_strands()) {
-        if (strand.target_type() == *type.strand) {
-            return type.running_in(strand);
+    const auto& r = concrete_strands();
+    const auto n = r.count.load(std::memory_order_acquire);
+    for (std::size_t i = 0; i < n; ++i) {
+        if (strand.target_type() == *r.types[i].strand) {
+            return r.types[i].running_in(strand);
         }
     }
 #endif

@@ -416,10 +416,7 @@ private:
         if (timer_error) {
             std::rethrow_exception(timer_error);
         }
-        if (!fired) {  // both were cancelled: the instance is being stopped, and ends as its task did
-            if (task_error) {
-                std::rethrow_exception(task_error);
-            }
+        if (!fired) {  // both were cancelled: the instance is being stopped (what its task threw then is dropped)
             throw std::system_error{asio::error::operation_aborted};
         }
         if (kind == FaultKind::stalls) {

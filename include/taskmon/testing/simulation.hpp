@@ -103,7 +103,14 @@ public:
     explicit Simulation(Options options)
         : options_{checked(options)},
           random_{options.seed},
-          timers_{asio::use_service<detail::ManualTimerService>(io_)} {}
+          timers_{asio::use_service<detail::ManualTimerService>(io_)} {
+        // A monitor's strands on a simulation are then strands of its executor type, as on an io_context: a
+        // strand of the type-erased executor goes to the heap at every executor copy and allocates at every
+        // handler (its blocking property asked through the erasure), 24 % of a campaign's instructions
+        // (callgrind, 10 seeds of simulate_service: 1,202 M with them, 917 M without).
+        static const bool registered = taskmon::detail::register_concrete_strand<executor_type>();
+        (void)registered;
+    }
 
     ~Simulation() {
         ManualTime::Scope scope{time_};
@@ -312,14 +319,5 @@ private:
     bool closing_ = false;
     std::vector<std::pair<std::string, std::function<std::string()>>> properties_;
 };
-
-namespace detail {
-/// The monitor's strands on a simulation are strands of its executor type, as on an io_context: a strand of the
-/// type-erased executor costs a heap copy per executor copy and a heap allocation per handler (its blocking
-/// property asked through the erasure), 24 % of a simulation campaign's instructions (callgrind, 10 seeds of
-/// simulate_service: 1,202 M with them, 917 M without).
-inline const bool simulation_strands_registered =
-    taskmon::detail::register_concrete_strand<Simulation::executor_type>();
-}  // namespace detail
 
 }  // namespace taskmon::testing

@@ -66,7 +66,8 @@ namespace taskmon::testing {
 class SupervisionProperties {
 public:
     /// Subscribes to `monitor` and adds the properties to `sim`. `policy` is the monitor's policy: the one that
-    /// applies to every component not given one with set_policy().
+    /// applies to every component not given one with set_policy(). Construct it before the monitor's first
+    /// supervise(), register_task() or spawn(): the checks count from each component's first event.
     template <typename Monitor>
     SupervisionProperties(Simulation& sim, Monitor& monitor, RestartPolicy policy)
         : books_{std::make_shared<Books>(sim, std::move(policy), [&monitor] { return monitor.get_group_stats(); })} {
@@ -153,11 +154,15 @@ public:
 private:
     struct Component {
         bool grouped = false;
+        std::optional<std::uint64_t> removed_at;  // removed, this instance still running
     };
 
     /// What the listener learns and the properties read; shared by both, so that neither outlives it.
     struct Books {
         using GroupSource = std::function<std::map<std::string, GroupStats>()>;
+
+        Books(const Books&) = delete;  // its checks hold `this`
+        Books& operator=(const Books&) = delete;
 
         Books(Simulation& s, RestartPolicy p, GroupSource g)
             : sim{&s},
@@ -201,10 +206,20 @@ private:
             keep_first(errors.groups, groups.on_event(e));
             if (e.kind == MonitorEventKind::started) {
                 components[e.component].grouped = !e.group.empty();
-            } else if (e.kind == MonitorEventKind::removed) {
-                components.erase(e.component);
+            } else if (e.kind == MonitorEventKind::removed && e.unresponsive == 0) {
+                components.erase(e.component);  // (one whose instance outlived it still holds up a close)
+            } else if (e.kind == MonitorEventKind::stopped && !e.component.empty()) {
+                if (const auto it = components.find(e.component);
+                    it != components.end() && it->second.removed_at && *it->second.removed_at == e.task_id) {
+                    components.erase(it);
+                }
             } else if (e.kind == MonitorEventKind::closed) {
                 closed = e;
+            }
+            if (e.kind == MonitorEventKind::removed && e.unresponsive != 0) {
+                if (const auto it = components.find(e.component); it != components.end()) {
+                    it->second.removed_at = e.task_id;  // gone when that instance exits
+                }
             }
         }
 

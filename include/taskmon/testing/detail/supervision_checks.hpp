@@ -94,29 +94,38 @@ private:
 
 /// Every failure counted once and reported once: each component event carries the component's failure_count,
 /// which a failure event raises by exactly one and no other event changes. A failure counted without its event,
-/// or reported twice, breaks the chain. A removed component's name starts again from zero.
+/// or reported twice, breaks the chain. A removed component's name starts again from zero: at its `removed`, or,
+/// if its instance outlived the removal (`unresponsive`), at that instance's `stopped`, which comes later.
+/// Precondition: it sees a component's events from its first (subscribe before the monitor starts anything).
 class FailureCountCheck {
 public:
     std::string on_event(const MonitorEvent& e) {
         if (e.component.empty() || is_group_kind(e.kind) || e.kind == MonitorEventKind::escalated) {
             return {};  // (escalated repeats its gave_up's count; a group's escalation has no component)
         }
-        auto& count = counts_[e.component];
-        const int expected = count + (is_failure(e.kind) ? 1 : 0);
+        auto& books = counts_[e.component];
+        const int expected = books.count + (is_failure(e.kind) ? 1 : 0);
         std::string error;
         if (e.failure_count != expected) {
             error = "component '" + e.component + "' has failure_count " + std::to_string(e.failure_count) +
                     ", expected " + std::to_string(expected) + describe_event(e);
         }
-        count = e.failure_count;
-        if (e.kind == MonitorEventKind::removed) {
+        books.count = e.failure_count;
+        if (e.kind == MonitorEventKind::removed && e.unresponsive != 0) {
+            books.leaving = e.task_id;  // its last event is that instance's exit
+        } else if (e.kind == MonitorEventKind::removed ||
+                   (books.leaving && e.kind == MonitorEventKind::stopped && e.task_id == *books.leaving)) {
             counts_.erase(e.component);
         }
         return error;
     }
 
 private:
-    std::map<std::string, int, std::less<>> counts_;
+    struct Books {
+        int count = 0;
+        std::optional<std::uint64_t> leaving;  // removed while this instance still ran
+    };
+    std::map<std::string, Books, std::less<>> counts_;
 };
 
 /// No restart_window holds more than max_restart_attempts counted automatic restarts of a component. It counts a
