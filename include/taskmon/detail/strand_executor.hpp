@@ -19,7 +19,8 @@
 
 namespace taskmon::detail {
 
-/// An executor type other than io_context's whose strands are made of the concrete type (below).
+#if !defined(ASIO_NO_TYPEID)  // (without RTTI every strand is one of the type-erased executor)
+/// An executor type whose strands are made of the concrete type (make_strand_executor()).
 struct ConcreteStrand {
     const std::type_info* executor;                               // the executor's type
     const std::type_info* strand;                                 // the type of a strand of it
@@ -27,21 +28,44 @@ struct ConcreteStrand {
     bool (*running_in)(const asio::any_io_executor&);             // running_in_this_thread() of such a strand
 };
 
-/// The registered types. Invariants: entries [0, count) are written before count is raised past them (under
-/// mutex, release) and never change after, so readers take count (acquire) and read without a lock, from any
-/// thread, while another registers; a type is registered once. A fixed array, not a vector: a reader never sees
-/// storage move.
+template <typename Executor>
+ConcreteStrand concrete_strand_of() noexcept {
+    return {&typeid(Executor), &typeid(asio::strand<Executor>),
+            [](const asio::any_io_executor& e) {
+                return asio::any_io_executor{asio::make_strand(*executor_target<Executor>(e))};
+            },
+            [](const asio::any_io_executor& s) {
+                return executor_target<asio::strand<Executor>>(s)->running_in_this_thread();
+            }};
+}
+
+/// The registered types: an io_context's executor from the start, others by register_concrete_strand().
+/// Invariants: entries [0, count) are written before count is raised past them (under mutex, release) and never
+/// change after, so readers take count (acquire) and read without a lock, from any thread, while another
+/// registers; a type is registered once. A fixed array, not a vector: a reader never sees storage move.
 struct ConcreteStrands {
     static constexpr std::size_t capacity = 8;
-    std::array<ConcreteStrand, capacity> types{};
-    std::atomic<std::size_t> count{0};
+    std::array<ConcreteStrand, capacity> types{concrete_strand_of<asio::io_context::executor_type>()};
+    std::atomic<std::size_t> count{1};
     std::mutex mutex;
+
+    /// The entry whose `which` type is `type`; null if none.
+    const ConcreteStrand* find(const std::type_info& type, const std::type_info* ConcreteStrand::*which) const {
+        const auto n = count.load(std::memory_order_acquire);
+        for (std::size_t i = 0; i < n; ++i) {
+            if (*(types[i].*which) == type) {
+                return &types[i];
+            }
+        }
+        return nullptr;
+    }
 };
 
 inline ConcreteStrands& concrete_strands() {
     static ConcreteStrands registry;
     return registry;
 }
+#endif
 
 /// Makes the monitor's strands of an `Executor` strands of that type (idempotent; returns whether it is
 /// registered: false only when the table is full, and then strands stay strands of the type-erased executor).
@@ -50,22 +74,14 @@ bool register_concrete_strand() {
 #if !defined(ASIO_NO_TYPEID)
     auto& r = concrete_strands();
     std::lock_guard lock{r.mutex};
-    const auto n = r.count.load(std::memory_order_relaxed);
-    for (std::size_t i = 0; i < n; ++i) {
-        if (*r.types[i].executor == typeid(Executor)) {
-            return true;
-        }
+    if (r.find(typeid(Executor), &ConcreteStrand::executor) != nullptr) {
+        return true;
     }
+    const auto n = r.count.load(std::memory_order_relaxed);
     if (n == ConcreteStrands::capacity) {
         return false;
     }
-    r.types[n] = {&typeid(Executor), &typeid(asio::strand<Executor>),
-                  [](const asio::any_io_executor& e) {
-                      return asio::any_io_executor{asio::make_strand(*executor_target<Executor>(e))};
-                  },
-                  [](const asio::any_io_executor& s) {
-                      return executor_target<asio::strand<Executor>>(s)->running_in_this_thread();
-                  }};
+    r.types[n] = concrete_strand_of<Executor>();
     r.count.store(n + 1, std::memory_order_release);
     return true;
 #else
@@ -80,17 +96,9 @@ bool register_concrete_strand() {
 /// heap each time and asks its executor, through the type erasure, for a property Asio returns on the heap
 /// (any_executor's query of a non-scalar result) at every handler it runs.
 inline asio::any_io_executor make_strand_executor(const asio::any_io_executor& executor) {
-    using IoExecutor = asio::io_context::executor_type;
-    if (const auto* io = executor_target<IoExecutor>(executor)) {
-        return asio::make_strand(*io);
-    }
 #if !defined(ASIO_NO_TYPEID)
-    const auto& r = concrete_strands();
-    const auto n = r.count.load(std::memory_order_acquire);
-    for (std::size_t i = 0; i < n; ++i) {
-        if (executor.target_type() == *r.types[i].executor) {
-            return r.types[i].make(executor);
-        }
+    if (const auto* concrete = concrete_strands().find(executor.target_type(), &ConcreteStrand::executor)) {
+        return concrete->make(executor);
     }
 #endif
     return asio::make_strand(executor);
@@ -99,21 +107,14 @@ inline asio::any_io_executor make_strand_executor(const asio::any_io_executor& e
 /// Whether the calling thread runs a handler of `strand` (a strand made by make_strand_executor). For the debug
 /// assertions that handlers meant for one strand run on it; an executor of another type answers true.
 inline bool running_in_strand(const asio::any_io_executor& strand) noexcept {
-    if (const auto* s = executor_target<asio::strand<asio::io_context::executor_type>>(strand)) {
-        return s->running_in_this_thread();
+#if !defined(ASIO_NO_TYPEID)
+    if (const auto* concrete = concrete_strands().find(strand.target_type(), &ConcreteStrand::strand)) {
+        return concrete->running_in(strand);
     }
+#endif
     if (const auto* s = executor_target<asio::strand<asio::any_io_executor>>(strand)) {
         return s->running_in_this_thread();
     }
-#if !defined(ASIO_NO_TYPEID)
-    const auto& r = concrete_strands();
-    const auto n = r.count.load(std::memory_order_acquire);
-    for (std::size_t i = 0; i < n; ++i) {
-        if (strand.target_type() == *r.types[i].strand) {
-            return r.types[i].running_in(strand);
-        }
-    }
-#endif
     return true;
 }
 

@@ -29,6 +29,7 @@
 
 #include <taskmon/detail/config.hpp>
 #include <taskmon/detail/manual_timer_service.hpp>
+#include <taskmon/testing/detail/virtual_time_run.hpp>
 #include <taskmon/testing/manual_time.hpp>
 
 #include <asio/basic_waitable_timer.hpp>
@@ -58,8 +59,10 @@ using ManualTimerService =
 /// Drives an io_context in virtual time on the calling thread: runs every ready handler (poll_one); when
 /// nothing is ready, jumps the ManualTime to the earliest pending ManualClock deadline and continues.
 /// Every entry point returns the number of handlers it ran. Handlers run on the calling thread, so completion
-/// order is deterministic for a given program.
-class VirtualTimeRunner {
+/// order is deterministic for a given program. run(), run_until() and run_for() are VirtualTimeRun's; run()
+/// returns early if the context is idle but still has work that no virtual timer will complete (a real-clock
+/// timer, an external event): io.stopped() tells the two apart.
+class VirtualTimeRunner : public detail::VirtualTimeRun<VirtualTimeRunner> {
 public:
     using duration = ManualClock::duration;
     using time_point = ManualClock::time_point;
@@ -82,37 +85,12 @@ public:
         return poll_ready(steps);
     }
 
-    /// Runs until the io_context has no work left, jumping time as needed. Returns early if the context is
-    /// idle but still has work that no virtual timer will complete (e.g. a real-clock timer or an external
-    /// event); check io.stopped() to tell the two apart.
-    std::size_t run() {
-        return drive([] { return false; }, std::nullopt, false);
-    }
-
-    /// Runs until virtual time reaches `deadline` (handlers due exactly at `deadline` run too). If the context
-    /// runs out of timers earlier, time still advances to `deadline`.
-    std::size_t run_until(time_point deadline) {
-        return drive([] { return false; }, deadline, true);
-    }
-
-    /// run_until(now + d).
-    std::size_t run_for(duration d) {
-        if (d < duration::zero()) {
-            throw std::invalid_argument("VirtualTimeRunner::run_for: duration must not be negative");
-        }
-        return run_until(time_.now() + d);
-    }
-
-    /// Runs until `pred()` is true (checked after every poll round), the context has nothing left to do, or
-    /// `timeout` of virtual time has passed. Returns pred().
-    template <typename Predicate>
-        requires std::invocable<Predicate&>
-    bool run_until(Predicate&& pred, duration timeout = std::chrono::hours{24 * 365}) {
-        drive(pred, time_.now() + timeout, false);
-        return static_cast<bool>(pred());
-    }
-
 private:
+    friend class detail::VirtualTimeRun<VirtualTimeRunner>;
+    static constexpr const char* run_name = "VirtualTimeRunner";
+
+    [[nodiscard]] time_point now() const noexcept { return time_.now(); }
+
     std::size_t poll_ready(std::size_t& steps) {
         if (io_.stopped()) {
             io_.restart();

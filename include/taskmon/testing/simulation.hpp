@@ -26,6 +26,7 @@
 #include <taskmon/detail/strand_executor.hpp>
 #include <taskmon/restart_policy.hpp>
 #include <taskmon/testing/detail/handler_slot.hpp>
+#include <taskmon/testing/detail/virtual_time_run.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 #include <taskmon/testing/seeded_random.hpp>
 #include <taskmon/testing/trace_hash.hpp>
@@ -56,7 +57,7 @@ public:
 /// A seeded, single-threaded run of a program in virtual time. Invariants: handlers run one at a time on the
 /// thread that calls run*(); the order they run in is a function of the seed and of what they do alone; virtual
 /// time never goes backwards and moves only when no handler is ready.
-class Simulation {
+class Simulation : public detail::VirtualTimeRun<Simulation> {
 public:
     using duration = ManualClock::duration;
     using time_point = ManualClock::time_point;
@@ -167,35 +168,10 @@ public:
     /// Handlers ready to run now.
     [[nodiscard]] std::size_t ready() const noexcept { return ready_.size(); }
 
-    /// Runs until nothing is ready and no virtual timer is pending. Returns the handlers it ran.
-    std::size_t run() {
-        return drive([] { return false; }, std::nullopt, false);
-    }
-
-    /// Runs until virtual time reaches `deadline` (handlers due exactly then run too); time ends at `deadline`
-    /// even if the program went idle earlier.
-    std::size_t run_until(time_point deadline) {
-        return drive([] { return false; }, deadline, true);
-    }
-
-    /// run_until(now() + d). Throws std::invalid_argument if `d` is negative.
-    std::size_t run_for(duration d) {
-        if (d < duration::zero()) {
-            throw std::invalid_argument("Simulation::run_for: duration must not be negative");
-        }
-        return run_until(time_.now() + d);
-    }
-
-    /// Runs until `pred()` holds (checked after every handler), the program goes idle, or `timeout` of virtual
-    /// time passes. Returns pred().
-    template <typename Predicate>
-        requires std::invocable<Predicate&>
-    bool run_until(Predicate&& pred, duration timeout = std::chrono::hours{24 * 365}) {
-        drive(pred, time_.now() + timeout, false);
-        return static_cast<bool>(pred());
-    }
-
 private:
+    friend class detail::VirtualTimeRun<Simulation>;
+    static constexpr const char* run_name = "Simulation";
+
     static Options checked(const Options& options) {
         if (!(options.poll_chance >= 0.0 && options.poll_chance <= 1.0)) {
             throw std::invalid_argument("Simulation: poll_chance " + std::to_string(options.poll_chance) +
