@@ -49,7 +49,7 @@ template <typename Clock>
 class ConditionWait {
 public:
     using TimePoint = typename Clock::time_point;
-    using Strand = asio::strand<asio::any_io_executor>;
+    using Strand = asio::any_io_executor;
 
     explicit ConditionWait(Strand strand) : strand_(std::move(strand)) {}
 

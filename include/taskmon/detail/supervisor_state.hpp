@@ -57,6 +57,7 @@
 #include <taskmon/detail/load_sampler.hpp>
 #include <taskmon/detail/log_text.hpp>
 #include <taskmon/detail/stall_watch.hpp>
+#include <taskmon/detail/strand_executor.hpp>
 #include <taskmon/detail/supervisor_runtime.hpp>
 #include <taskmon/io_semaphore.hpp>
 #include <taskmon/monitor_event.hpp>
@@ -81,7 +82,7 @@ public:
     /// Throws std::invalid_argument for invalid `settings` (AgentSettings::validate) or a null `binding`.
     SupervisorState(asio::any_io_executor executor, AgentSettings settings, RunHooks hooks,
                     std::shared_ptr<spdlog::logger> logger, CpuSource cpu_source, std::shared_ptr<AgentBinding> binding)
-        : strand_(asio::make_strand(executor)),
+        : strand_(make_strand_executor(executor)),
           binding_(checked(std::move(binding))),
           events_(binding_->events()),
           counters_(binding_->counters()),
@@ -356,7 +357,7 @@ private:
 
     // --- state -----------------------------------------------------------------------------------------------
 
-    asio::strand<asio::any_io_executor> strand_;
+    asio::any_io_executor strand_;  ///< make_strand_executor(): a strand of the concrete executor when it can be
     std::shared_ptr<AgentBinding> binding_;  ///< never null; the agent's functions, typed hooks and History
     std::vector<HistoryEvent>& events_;      ///< the History's, in binding_
     HistoryCounters& counters_;              ///< the History's, in binding_
