@@ -5,8 +5,9 @@
 //   restart       n restarts of a component that fails at once, zero backoff (failed, restart_scheduled,
 //                 restarted);
 //   start_close   n components registered, each suspended on a timer, then one close() (default strand pool);
-//   spawn_return  n spawn()s of a task that returns at once, each run until it left the monitor.
-// usage: instructions_task_monitor restart|start_close|spawn_return N
+//   spawn_return  n spawn()s of a task that returns at once, each run until it left the monitor;
+//   spawn_pool    n spawn()s of that task on a one-thread asio::thread_pool, made at once, then one close().
+// usage: instructions_task_monitor restart|start_close|spawn_return|spawn_pool N
 #include <taskmon/task_monitor.hpp>
 
 #include "task_monitor_cases.hpp"
@@ -14,11 +15,13 @@
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
+#include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
 #include <spdlog/sinks/null_sink.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <limits>
 #include <memory>
 #include <stdexcept>
@@ -80,11 +83,23 @@ void spawn_return(long long n) {
     }
 }
 
+void spawn_pool(long long n) {
+    asio::thread_pool pool{1};
+    taskmon::TaskMonitor monitor{pool.get_executor(), {}, null_logger()};
+    for (long long i = 0; i < n; ++i) {
+        monitor.spawn("conn-" + std::to_string(i), return_at_once());
+    }
+    std::promise<void> closed;  // close() also waits for the spawned tasks that have not ended yet
+    asio::co_spawn(pool, monitor.close(), [&](std::exception_ptr) { closed.set_value(); });
+    closed.get_future().wait();
+    pool.join();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     if (argc != 3) {
-        std::fprintf(stderr, "usage: %s restart|start_close|spawn_return N\n", argv[0]);
+        std::fprintf(stderr, "usage: %s restart|start_close|spawn_return|spawn_pool N\n", argv[0]);
         return 2;
     }
     const std::string_view which = argv[1];
@@ -95,6 +110,8 @@ int main(int argc, char** argv) {
         start_close(n);
     } else if (which == "spawn_return") {
         spawn_return(n);
+    } else if (which == "spawn_pool") {
+        spawn_pool(n);
     } else {
         std::fprintf(stderr, "unknown case '%s'\n", argv[1]);
         return 2;
