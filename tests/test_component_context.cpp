@@ -126,6 +126,39 @@ TEST_CASE("component_context: a busy component that stops heartbeating is restar
     h.close(monitor);
 }
 
+TEST_CASE("component_context: watched components share one watch timer, each caught at its own deadline",
+          "[component_context]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{.base_backoff = 1h, .max_backoff = 1h, .watchdog_timeout = 10s},
+                    h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    // Registered latest deadline first: the k-th beats once at 2k s, then hangs, so its deadline is 10 + 2k s.
+    for (int k = 4; k >= 0; --k) {
+        monitor.supervise("c" + std::to_string(k), [k](ComponentContext ctx) -> asio::awaitable<void> {
+            co_await sleep_for(2s * k);
+            ctx.heartbeat();
+            co_await sleep_for(24h);
+        });
+    }
+    // One that ends before its deadline: its exit ends its watch (restarted only after the 1 h backoff).
+    monitor.supervise("quitter", [](ComponentContext ctx) -> asio::awaitable<void> {
+        ctx.heartbeat();
+        co_await sleep_for(5s);
+    });
+    h.runner.run_for(30s);
+    CHECK(times_of(recorder, MonitorEventKind::watchdog_timeout) == std::vector<Duration>{10s, 12s, 14s, 16s, 18s});
+    std::vector<std::string> caught;
+    for (const auto& e : recorder.of(MonitorEventKind::watchdog_timeout)) {
+        caught.push_back(e.component);
+    }
+    CHECK(caught == std::vector<std::string>{"c0", "c1", "c2", "c3", "c4"});
+    CHECK(monitor.get_component_stats().at("quitter").failure_count == 0);
+    h.close(monitor);
+    h.io.poll();
+    CHECK(h.io.stopped());  // no watch wait is left pending once close() completed
+}
+
 TEST_CASE("component_context: a component turning busy without a heartbeat is caught on time", "[component_context]") {
     // idle with no idle_timeout arms no deadline; busy() only writes an atomic, so the monitor must look again
     // within one watchdog_timeout to catch a busy instance that then hangs.

@@ -12,6 +12,7 @@
 #include <taskmon/component_group.hpp>
 #include <taskmon/component_stats.hpp>
 #include <taskmon/detail/component_lifecycle.hpp>
+#include <taskmon/detail/watch_schedule.hpp>
 #include <taskmon/monitor_event.hpp>
 #include <taskmon/restart_policy.hpp>
 
@@ -166,13 +167,12 @@ struct MonitorRecords {
         std::shared_ptr<const ComponentFactory> factory;
         std::shared_ptr<const RestartPolicy> own_policy;  // null: the monitor's policy
         std::unique_ptr<Timer> timer;                     // backoff and quarantine cooldown; strand_ only
-        std::unique_ptr<Timer> watch_timer;               // liveness, stop deadlines, trial probation; strand_ only
         std::shared_ptr<Instance> instance;
         std::unique_ptr<RestartRecord> history;  // null until edit_restarts(); mutex_ (not strand_) guards it
-        // From here on the fields are ordered, and the flags packed, to leave no padding: the record is 152
-        // bytes, which with its shared_ptr control block fits glibc's 176-byte allocator class (160 took 192;
-        // with the RestartRecord's fields inline it was 264, in the 288-byte class). The flags change under
-        // mutex_ only, as every field but the timers does.
+        // From here on the fields are ordered, and the flags packed, to leave no padding: the record is 144
+        // bytes, which with its shared_ptr control block fits glibc's 176-byte allocator class (up to 152 does,
+        // 160 took 192; with the RestartRecord's fields inline it was 264, in the 288-byte class). The flags change under
+        // mutex_ only, as every field but the timer and watch_slot does.
         std::uint64_t task_id = 0;
         std::uint32_t restart_gen = 0;  // compared for equality only: wrapping is harmless
         std::uint32_t generation = 0;
@@ -189,6 +189,9 @@ struct MonitorRecords {
         bool in_trial : 1 = false;     // the live instance is a quarantine trial
         bool spawned : 1 = false;      // spawn(): leaves components_ when its task ends, never restarted
         bool significant : 1 = false;  // its end may end its group (GroupPolicy::auto_shutdown)
+        // Its place in the monitor's watch schedule (liveness, stop deadlines, trial probation; WatchSchedule,
+        // 0: none); strand_ only. Not a bit-field, so that it shares no memory location with the flags.
+        std::uint32_t watch_slot = 0;
         Group* group = nullptr;
 
         /// Its restart record, read-only: RestartRecord::none() until it has one.
@@ -210,6 +213,13 @@ struct MonitorRecords {
         }
     };
     using ComponentPtr = std::shared_ptr<Component>;
+
+    /// Where a component keeps its place in the watch schedule.
+    struct WatchSlotOf {
+        std::uint32_t& operator()(const ComponentPtr& c) const noexcept { return c->watch_slot; }
+    };
+    /// The next check of every watched component, for the monitor's one watch timer.
+    using WatchDeadlines = WatchSchedule<time_point, ComponentPtr, WatchSlotOf>;
 
     /// Orders components by name, and finds one by a name of any string type.
     struct ByName {

@@ -123,6 +123,7 @@ public:
     using time_point = typename Clock::time_point;
     using duration = typename Clock::duration;
     using Timer = typename MonitorRecords<Clock, MonitorState>::Timer;
+    using WatchDeadlines = typename MonitorRecords<Clock, MonitorState>::WatchDeadlines;
 
     MonitorState(asio::any_io_executor executor, RestartPolicy policy, std::shared_ptr<spdlog::logger> logger,
                  RandomSource random, std::size_t strand_pool_size)
@@ -134,7 +135,8 @@ public:
           random_{random ? std::move(random) : nondeterministic_random_source()},
           clock_origin_{Clock::now()},
           wall_origin_{std::chrono::system_clock::now()},
-          close_timer_{strand_} {
+          close_timer_{strand_},
+          watch_timer_{strand_} {
         warn_if_max_backoff_unreachable(policy_, "the TaskMonitor's default policy");
     }
 
@@ -533,7 +535,16 @@ private:
 
     // ---- completion handlers (strand_) ---------------------------------------------------------------
 
+    /// Checks the liveness, stop deadline or probation of `cp` now and schedules its next check.
     void check_watch(const ComponentPtr& cp);
+    /// check_watch() without re-arming the watch timer (the caller does, once for many).
+    void update_watch(const ComponentPtr& cp);
+    /// Nothing of `cp` to watch until its next instance.
+    void disarm_watch(const ComponentPtr& cp);
+    /// Points the watch timer at the earliest scheduled check (cancels it when none is).
+    void arm_watch_timer();
+    /// The watch timer fired: runs every check that is due.
+    void on_watch_timer();
 
     void on_ready(const ComponentPtr& cp, const Liveness* liveness);
 
@@ -620,6 +631,11 @@ private:
 
     // strand_ only
     Timer close_timer_;
+    // One timer for every component's liveness check, at the earliest of them (WatchSchedule says why);
+    // watch_timer_at_ is where its pending wait expires (none: no wait).
+    Timer watch_timer_;
+    WatchDeadlines watches_;
+    std::optional<time_point> watch_timer_at_;
     // The deadlines of instances outside groups (ascending) and the end of close()'s longest wait.
     std::vector<std::pair<time_point, ComponentPtr>> close_deadlines_;
     std::size_t next_close_deadline_ = 0;

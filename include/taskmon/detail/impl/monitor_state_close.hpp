@@ -186,6 +186,8 @@ inline void MonitorState<Clock>::maybe_finish_close() {
         }
     }
     close_timer_.cancel();
+    watches_.clear();  // an instance that ignored its stop is reported; nothing is left to watch
+    arm_watch_timer();
     finish_close();
 }
 

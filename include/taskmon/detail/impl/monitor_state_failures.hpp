@@ -391,9 +391,7 @@ inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, const std::shar
                 release_strand(c);
             }
         }
-        if (c.watch_timer) {
-            c.watch_timer->cancel();  // strand_: nothing left to watch until the next instance
-        }
+        disarm_watch(cp);  // strand_: nothing left to watch until the next instance
         if (c.spawned) {
             on_exit_spawned(c, *instance, outcome, now, events);
         } else if (instance->stop != StopCause::none || closed_ || is_leaving(c.membership)) {

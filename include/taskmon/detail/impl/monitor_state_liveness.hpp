@@ -115,6 +115,12 @@ inline void MonitorState<Clock>::waited_in_close(Instance& i) {
 
 template <typename Clock>
 inline void MonitorState<Clock>::check_watch(const ComponentPtr& cp) {
+    update_watch(cp);
+    arm_watch_timer();
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::update_watch(const ComponentPtr& cp) {
     assert(running_in_strand(strand_));
     Events events;
     std::optional<time_point> next;
@@ -134,18 +140,51 @@ inline void MonitorState<Clock>::check_watch(const ComponentPtr& cp) {
     publish(events);
     complete_removals();
     if (next) {
-        if (!cp->watch_timer) {
-            cp->watch_timer = std::make_unique<Timer>(strand_);
-        }
-        cp->watch_timer->expires_at(*next);
-        cp->watch_timer->async_wait([self = this->shared_from_this(), cp](std::error_code ec) {
-            if (!ec) {
-                self->check_watch(cp);
-            }
-        });
-    } else if (cp->watch_timer) {
-        cp->watch_timer->cancel();
+        watches_.arm(cp, *next);
+    } else {
+        watches_.disarm(cp);
     }
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::disarm_watch(const ComponentPtr& cp) {
+    assert(running_in_strand(strand_));
+    if (watches_.armed(cp)) {
+        watches_.disarm(cp);
+        arm_watch_timer();
+    }
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::arm_watch_timer() {
+    const auto next = watches_.next();
+    if (next == watch_timer_at_) {
+        return;  // the pending wait (or none) is already the right one
+    }
+    watch_timer_at_ = next;
+    if (!next) {
+        watch_timer_.cancel();
+        return;
+    }
+    watch_timer_.expires_at(*next);  // cancels the pending wait, whose handler then does nothing
+    watch_timer_.async_wait([self = this->shared_from_this()](std::error_code ec) {
+        if (!ec) {
+            self->on_watch_timer();
+        }
+    });
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::on_watch_timer() {
+    assert(running_in_strand(strand_));
+    // The wait that ran is over. (A wait that expired just as it was moved also ends here, with success: the
+    // checks below are then early or none, and harmless.)
+    watch_timer_at_.reset();
+    const auto now = Clock::now();
+    while (auto cp = watches_.pop_due(now)) {
+        update_watch(*cp);
+    }
+    arm_watch_timer();
 }
 
 template <typename Clock>
