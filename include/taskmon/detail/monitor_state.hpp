@@ -249,11 +249,11 @@ private:
     }
 
     static std::shared_ptr<const ComponentFactory> make_factory(RestartFactory factory) {
-        return std::make_shared<const ComponentFactory>(ComponentFactory{std::move(factory), {}});
+        return std::make_shared<const ComponentFactory>(ComponentFactory{std::move(factory)});
     }
 
     static std::shared_ptr<const ComponentFactory> make_factory(ContextFactory factory) {
-        return std::make_shared<const ComponentFactory>(ComponentFactory{{}, std::move(factory)});
+        return std::make_shared<const ComponentFactory>(ComponentFactory{std::move(factory)});
     }
 
     static ComponentContext context_of(const Reservation& r) {

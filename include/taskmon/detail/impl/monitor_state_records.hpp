@@ -230,7 +230,7 @@ inline auto MonitorState<Clock>::reserve_instance(const ComponentPtr& c, const C
     Reservation r;
     r.id = ++next_task_id_;
     const auto& p = policy ? *policy : policy_of(*c);
-    if ((factory && factory->contextual) || has_liveness(p)) {
+    if ((factory && factory->takes_context()) || has_liveness(p)) {
         r.liveness = std::make_shared<Liveness>(r.id, c->generation + 1, now_ns(), this->weak_from_this(), c);
         if (p.startup_timeout == std::chrono::milliseconds::zero()) {
             r.liveness->mark_ready(now_ns());
