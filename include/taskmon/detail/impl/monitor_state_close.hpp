@@ -173,9 +173,12 @@ inline void MonitorState<Clock>::on_close_timer() {
 template <typename Clock>
 inline void MonitorState<Clock>::maybe_finish_close() {
     assert(running_in_strand(strand_));
+    if (!closing_ || close_completed_) {
+        return;  // both change on strand_ only: no lock to read them here (every exit comes by)
+    }
     {
         MutexLock lock{mutex_};
-        if (!closing_ || close_completed_ || starting_ != 0) {
+        if (starting_ != 0) {
             return;
         }
         // Done once every instance exited, or was waited for by this close up to its shutdown_timeout and
