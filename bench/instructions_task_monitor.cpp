@@ -14,6 +14,7 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
@@ -86,11 +87,16 @@ void spawn_return(long long n) {
 void spawn_pool(long long n) {
     asio::thread_pool pool{1};
     taskmon::TaskMonitor monitor{pool.get_executor(), {}, null_logger()};
-    for (long long i = 0; i < n; ++i) {
-        monitor.spawn("conn-" + std::to_string(i), return_at_once());
-    }
-    std::promise<void> closed;  // close() also waits for the spawned tasks that have not ended yet
-    asio::co_spawn(pool, monitor.close(), [&](std::exception_ptr) { closed.set_value(); });
+    std::promise<void> closed;
+    // Everything on the pool's thread (the calling thread only waits), so that the count does not depend on how
+    // the two threads interleave.
+    asio::post(pool, [&] {
+        for (long long i = 0; i < n; ++i) {
+            monitor.spawn("conn-" + std::to_string(i), return_at_once());
+        }
+        // close() also waits for the spawned tasks that have not ended yet
+        asio::co_spawn(pool, monitor.close(), [&](std::exception_ptr) { closed.set_value(); });
+    });
     closed.get_future().wait();
     pool.join();
 }
