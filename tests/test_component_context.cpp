@@ -155,8 +155,22 @@ TEST_CASE("component_context: watched components share one watch timer, each cau
     CHECK(caught == std::vector<std::string>{"c0", "c1", "c2", "c3", "c4"});
     CHECK(monitor.get_component_stats().at("quitter").failure_count == 0);
     h.close(monitor);
+}
+
+TEST_CASE("component_context: once nothing is watched, no watch wait keeps the context busy", "[component_context]") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(),
+                    RestartPolicy{.restart_type = taskmon::RestartType::temporary, .watchdog_timeout = 1h}, h.logger};
+    monitor.supervise("once", [](ComponentContext ctx) -> asio::awaitable<void> {
+        ctx.heartbeat();
+        co_await sleep_for(5s);  // ends, and is not restarted, long before its 1 h deadline
+    });
+    h.runner.run_for(10s);
+    CHECK(monitor.get_component_stats().at("once").failure_count == 0);
     h.io.poll();
-    CHECK(h.io.stopped());  // no watch wait is left pending once close() completed
+    CHECK(h.io.stopped());  // nothing pending: the watch timer no longer waits for the deadline of an instance gone
+    h.io.restart();
+    h.close(monitor);
 }
 
 TEST_CASE("component_context: a component turning busy without a heartbeat is caught on time", "[component_context]") {

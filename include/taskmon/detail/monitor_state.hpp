@@ -539,8 +539,8 @@ private:
     void check_watch(const ComponentPtr& cp);
     /// check_watch() without re-arming the watch timer (the caller does, once for many).
     void update_watch(const ComponentPtr& cp);
-    /// Nothing of `cp` to watch until its next instance.
-    void disarm_watch(const ComponentPtr& cp);
+    /// Nothing of `cp` to watch until its next instance (allocates nothing: called under mutex_).
+    void disarm_watch(const ComponentPtr& cp) noexcept;
     /// Points the watch timer at the earliest scheduled check (cancels it when none is).
     void arm_watch_timer();
     /// The watch timer fired: runs every check that is due.

@@ -189,8 +189,6 @@ inline void MonitorState<Clock>::maybe_finish_close() {
         }
     }
     close_timer_.cancel();
-    watches_.clear();  // an instance that ignored its stop is reported; nothing is left to watch
-    arm_watch_timer();
     finish_close();
 }
 
@@ -201,6 +199,8 @@ inline void MonitorState<Clock>::finish_close() {
         return;
     }
     close_completed_ = true;
+    watches_.clear();   // an instance that ignored its stop is reported; nothing is watched after close()
+    arm_watch_timer();  // cancels the watch timer
     MonitorEvent e;
     e.kind = MonitorEventKind::closed;
     {

@@ -122,6 +122,10 @@ inline void MonitorState<Clock>::check_watch(const ComponentPtr& cp) {
 template <typename Clock>
 inline void MonitorState<Clock>::update_watch(const ComponentPtr& cp) {
     assert(running_in_strand(strand_));
+    if (close_completed_) {
+        watches_.disarm(cp);  // a check posted before close() completed: nothing is watched after it
+        return;
+    }
     Events events;
     std::optional<time_point> next;
     ClassifiedMiss classified;
@@ -147,23 +151,29 @@ inline void MonitorState<Clock>::update_watch(const ComponentPtr& cp) {
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::disarm_watch(const ComponentPtr& cp) {
+inline void MonitorState<Clock>::disarm_watch(const ComponentPtr& cp) noexcept {
     assert(running_in_strand(strand_));
-    if (watches_.armed(cp)) {
-        watches_.disarm(cp);
-        arm_watch_timer();
+    watches_.disarm(cp);
+    if (watches_.empty() && watch_timer_at_) {
+        // Nothing left to watch: no wait may keep the execution context busy. (Otherwise the pending wait stays;
+        // waking early with nothing due only re-arms it. Nothing here allocates: on_exit calls it under mutex_.)
+        watch_timer_at_.reset();
+        asio::error_code ignored;
+        watch_timer_.cancel(ignored);
     }
 }
 
 template <typename Clock>
 inline void MonitorState<Clock>::arm_watch_timer() {
-    const auto next = watches_.next();
+    const auto next = close_completed_ ? std::nullopt : watches_.next();
     if (next == watch_timer_at_) {
         return;  // the pending wait (or none) is already the right one
     }
-    watch_timer_at_ = next;
+    // Unset until the new wait is pending: if starting it throws, the next call starts it again.
+    watch_timer_at_.reset();
     if (!next) {
-        watch_timer_.cancel();
+        asio::error_code ignored;
+        watch_timer_.cancel(ignored);
         return;
     }
     watch_timer_.expires_at(*next);  // cancels the pending wait, whose handler then does nothing
@@ -172,6 +182,7 @@ inline void MonitorState<Clock>::arm_watch_timer() {
             self->on_watch_timer();
         }
     });
+    watch_timer_at_ = next;
 }
 
 template <typename Clock>
@@ -181,8 +192,14 @@ inline void MonitorState<Clock>::on_watch_timer() {
     // checks below are then early or none, and harmless.)
     watch_timer_at_.reset();
     const auto now = Clock::now();
-    while (auto cp = watches_.pop_due(now)) {
-        update_watch(*cp);
+    try {
+        // A popped entry is armed again in the space it left: that never allocates.
+        while (auto cp = watches_.pop_due(now)) {
+            update_watch(*cp);
+        }
+    } catch (...) {
+        arm_watch_timer();  // the other components stay watched
+        throw;
     }
     arm_watch_timer();
 }
