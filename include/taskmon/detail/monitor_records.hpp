@@ -177,9 +177,9 @@ struct MonitorRecords {
         std::unique_ptr<Timer> timer;                     // backoff and quarantine cooldown; strand_ only
         std::shared_ptr<Instance> instance;
         std::unique_ptr<RestartRecord> history;  // null until edit_restarts(); mutex_ (not strand_) guards it
-        // From here on the fields are ordered, and the flags packed, to leave no padding: the record is 144
-        // bytes, which with its shared_ptr control block fits glibc's 176-byte allocator class (up to 152 does,
-        // 160 took 192; with the RestartRecord's fields inline it was 264, in the 288-byte class). The flags change under
+        // From here on the fields are ordered, and the flags packed, to leave no padding: the record is 152
+        // bytes, the most that fits glibc's 176-byte allocator class with its shared_ptr control block (160 took
+        // 192; with the RestartRecord's fields inline it was 264, in the 288-byte class). The flags change under
         // mutex_ only, as every field but the timer and watch_slot does.
         std::uint64_t task_id = 0;
         std::uint32_t restart_gen = 0;  // compared for equality only: wrapping is harmless
@@ -221,6 +221,8 @@ struct MonitorRecords {
             }
         }
     };
+    static_assert(sizeof(void*) != 8 || sizeof(Component) <= 152,
+                  "a component record past 152 bytes takes glibc's next allocator class with its control block");
     using ComponentPtr = std::shared_ptr<Component>;
 
     /// Where a component keeps its place in the watch schedule.
@@ -236,7 +238,7 @@ struct MonitorRecords {
         static std::uint32_t hash_of(std::string_view name) noexcept { return detail::name_hash(name); }
         static std::uint32_t hash(const ComponentPtr& c) noexcept { return c->name_hash; }
     };
-    /// Components by name: a hash table of the records themselves, each keyed by its own name (about 28 bytes a
+    /// Components by name: the records themselves in a NameIndex, each keyed by its own name (about 33 bytes a
     /// component; a std::set node took 64).
     using ComponentSet = NameIndex<ComponentPtr, ByName>;
 
