@@ -66,13 +66,27 @@ namespace {
 
 struct ServerFigures {
     std::atomic<std::uint64_t> accepted{0};
+    std::atomic<std::uint64_t> open{0};  // connections being served now
     std::atomic<std::uint64_t> bytes_echoed{0};
+};
+
+/// Counts one open connection for as long as it lives (however its task ends).
+class OpenConnection {
+public:
+    explicit OpenConnection(ServerFigures& figures) : figures_{figures} { ++figures_.open; }
+    ~OpenConnection() { --figures_.open; }
+    OpenConnection(const OpenConnection&) = delete;
+    OpenConnection& operator=(const OpenConnection&) = delete;
+
+private:
+    ServerFigures& figures_;
 };
 
 /// One connection: echoes what it reads until the peer closes. Holds its connection permit until it ends.
 /// Cancellation (close()) ends the pending read or write with operation_aborted, which ends the task.
 asio::awaitable<void> serve(tcp::socket socket, [[maybe_unused]] taskmon::SemaphorePermit permit,
                             ServerFigures& figures) {
+    const OpenConnection counted{figures};
     std::vector<char> data(1024);
     for (;;) {
         std::error_code ec;
@@ -119,9 +133,10 @@ asio::awaitable<void> report(const taskmon::TaskMonitor& monitor, const ServerFi
         timer.expires_after(interval);
         co_await timer.async_wait(asio::use_awaitable);
         const auto semaphore = taskmon::get_io_semaphore_stats();
-        log.info("echo_server connections={} waiting={} accepted={} bytes_echoed={} components={}", semaphore.in_use,
-                 semaphore.waiting, figures.accepted.load(), figures.bytes_echoed.load(),
-                 monitor.get_component_stats().size());
+        // permits_in_use counts the accept loop's permit too: it takes one before it accepts.
+        log.info("echo_server connections={} permits_in_use={} waiting={} accepted={} bytes_echoed={} components={}",
+                 figures.open.load(), semaphore.in_use, semaphore.waiting, figures.accepted.load(),
+                 figures.bytes_echoed.load(), monitor.get_component_stats().size());
     }
 }
 
