@@ -9,6 +9,7 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/error.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 // g++ 12 at -O1 (the asan preset) reports a maybe-uninitialized inside Asio's own use_future.hpp (the
@@ -260,6 +261,39 @@ TEST_CASE("recovery: a wait for an escalation ends with operation_aborted at clo
     monitor.async_wait_escalation([&](std::error_code ec, const MonitorEvent&) { late = ec; });
     h.runner.run_for(1s);
     CHECK(late == std::optional<std::error_code>{asio::error::operation_aborted});
+}
+
+TEST_CASE("recovery: a waiter loop with as_tuple takes every escalation and ends at close() without a throw",
+          "[task_monitor][escalate]") {
+    Harness h;
+    auto a = failing_now(100);
+    auto b = failing_now(100);
+    Monitor monitor{h.io.get_executor(), quick(GiveUpMode::escalate), h.logger};
+    std::vector<std::string> seen;
+    std::optional<std::error_code> ended;
+    // The recipe of docs/task_monitor.md ("Escalation"): the end of the monitor is a value, not an exception.
+    asio::co_spawn(
+        h.io,
+        [&]() -> asio::awaitable<void> {
+            for (;;) {
+                auto [ec, e] =
+                    co_await monitor.async_wait_escalation(asio::experimental::as_tuple(asio::use_awaitable));
+                if (ec) {
+                    ended = ec;
+                    co_return;
+                }
+                seen.push_back(e.component);
+            }
+        },
+        [](std::exception_ptr e) { REQUIRE_FALSE(e); });
+    monitor.supervise("a", factory_of(a));
+    monitor.supervise("b", factory_of(b));
+    h.runner.run_for(1min);
+    CHECK(seen == std::vector<std::string>{"a", "b"});
+    CHECK_FALSE(ended);
+    h.close(monitor);
+    h.runner.run_for(1s);
+    CHECK(ended == std::optional<std::error_code>{asio::error::operation_aborted});
 }
 
 TEST_CASE("recovery: escalations reach main() through use_future", "[task_monitor][escalate]") {
