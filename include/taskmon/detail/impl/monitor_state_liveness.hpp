@@ -165,7 +165,7 @@ inline void MonitorState<Clock>::disarm_watch(const ComponentPtr& cp) noexcept {
 
 template <typename Clock>
 inline void MonitorState<Clock>::arm_watch_timer() {
-    const auto next = close_completed_ ? std::nullopt : watches_.next();
+    const auto next = watches_.next();  // empty once close() completed: finish_close() cleared it
     if (next == watch_timer_at_) {
         return;  // the pending wait (or none) is already the right one
     }
