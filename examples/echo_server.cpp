@@ -1,8 +1,8 @@
 // echo_server: a TCP echo server under a TaskMonitor (the "TCP server" cookbook, docs/cookbook_tcp_server.md).
 //
 //   acceptor   a supervised component (factory + policy): takes a permit of the global io_semaphore, accepts one
-//              connection, and hands both to monitor.spawn(); restarted with backoff if accepting fails, and
-//              escalated to main() when it keeps failing
+//              connection, and hands both to monitor.try_spawn_numbered(); restarted with backoff if accepting
+//              fails, and escalated to main() when it keeps failing
 //   conn-N     one spawned task per connection: echoes lines until the peer closes; listed in the stats while
 //              it runs, gone when it ends (its start and end are debug lines: SPDLOG_LEVEL=debug shows them)
 //   reporter   a supervised component that logs the server's figures every 10 seconds
@@ -110,18 +110,15 @@ asio::awaitable<void> accept_loop(taskmon::TaskMonitor& monitor, tcp::acceptor& 
     for (;;) {
         auto permit = co_await taskmon::io_semaphore();  // close() cancels this wait too
         auto socket = co_await acceptor.async_accept(asio::use_awaitable);
-        const auto id = ++figures.accepted;
-        const auto name = fmt::format("conn-{}", id);
+        ++figures.accepted;
         std::error_code ec;
         const auto peer = socket.remote_endpoint(ec);
-        log.debug("Accepted {} from {}:{}", name, peer.address().to_string(), peer.port());
-        try {
-            monitor.spawn(name, serve(std::move(socket), std::move(permit), figures));
-        } catch (const taskmon::MonitorClosed&) {
-            // The monitor is closing: drop the connection, end. Anything else spawn() throws (a duplicate name:
-            // a bug) fails the loop, visibly, and it is restarted.
-            co_return;
+        // The monitor names it "conn-<task_id>": names never repeat, also across restarts of this loop.
+        const auto spawned = monitor.try_spawn_numbered("conn-", serve(std::move(socket), std::move(permit), figures));
+        if (spawned.status == taskmon::SpawnStatus::monitor_closed) {
+            co_return;  // the monitor is closing: the connection was dropped with its task; end
         }
+        log.debug("Accepted {} from {}:{}", spawned.name, peer.address().to_string(), peer.port());
     }
 }
 

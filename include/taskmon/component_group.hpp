@@ -121,7 +121,9 @@ struct GroupStats {
     RestartStrategy strategy = RestartStrategy::one_for_one;
     std::string parent;                ///< empty for a top-level group
     std::vector<std::string> members;  ///< components and nested groups, in start order
-    int restart_count = 0;             ///< group restarts done (strategy restarts, and restarts by its parent)
+    /// Group restarts done, as many as its group_restarted events: restarts by its strategy (for a one_for_one
+    /// group, each restart of a nested group it made), and restarts by its parent.
+    int restart_count = 0;
     /// Restarts counted against max_restarts that happened within the last restart_window: a group restart
     /// happens when its members start again, not when it is decided (0 after a parent's restart).
     int restarts_in_window = 0;

@@ -34,6 +34,7 @@
 #include <taskmon/monitor_closed.hpp>
 #include <taskmon/monitor_event.hpp>
 #include <taskmon/restart_policy.hpp>
+#include <taskmon/spawn_result.hpp>
 
 #include <asio/any_io_executor.hpp>
 #include <asio/associated_executor.hpp>
@@ -52,6 +53,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -141,6 +143,25 @@ public:
     /// live component, a spawned task still running, a name from set_restart_factories(), a removed component
     /// whose instance still runs); taskmon::MonitorClosed once close() started.
     void spawn(const std::string& name, asio::awaitable<void> task);
+
+    /// spawn() that reports a refusal instead of throwing it: SpawnStatus::monitor_closed once close() started,
+    /// SpawnStatus::name_taken for a name the monitor knows (see spawn()); the task is then destroyed without
+    /// running. Bad input still throws std::invalid_argument (an invalid name, an empty task): it is a bug, not
+    /// a refusal. An accept loop ends quietly when the monitor closes:
+    ///   if (monitor.try_spawn_numbered("conn-", serve(std::move(socket))).status == SpawnStatus::monitor_closed)
+    ///       co_return;
+    [[nodiscard]] SpawnResult try_spawn(const std::string& name, asio::awaitable<void> task);
+
+    /// spawn() under a name the monitor makes: `prefix` followed by the task's id, its task_id in the events and
+    /// logs ("conn-" gives "conn-17"). Ids are never reused by a monitor, so a restarted accept loop never meets
+    /// a name its previous instance spawned; an id whose name is taken (a component the user named "conn-17") is
+    /// skipped. Returns the name. Throws std::invalid_argument for an invalid prefix (an empty one included) or
+    /// an empty task, and taskmon::MonitorClosed once close() started.
+    std::string spawn_numbered(std::string_view prefix, asio::awaitable<void> task);
+
+    /// spawn_numbered() that reports a refusal (only SpawnStatus::monitor_closed can happen) instead of throwing
+    /// it; SpawnResult::name is the generated name.
+    [[nodiscard]] SpawnResult try_spawn_numbered(std::string_view prefix, asio::awaitable<void> task);
 
     /// Enables automatic restart of the named components (all names are checked before any is changed).
     /// Does not start anything by itself.

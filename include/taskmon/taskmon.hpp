@@ -16,6 +16,7 @@
 #include <taskmon/monitor_closed.hpp>
 #include <taskmon/monitor_event.hpp>
 #include <taskmon/restart_policy.hpp>
+#include <taskmon/spawn_result.hpp>
 #include <taskmon/task_monitor.hpp>
 
 // Health (live / ready) of a TaskMonitor or a Supervisor

@@ -91,8 +91,10 @@ log="$work/out"
 grep -qF 'Received SIGINT; closing' "$log" || fail "no 'Received SIGINT' line"
 grep -qF 'TaskMonitor closed components=2 unresponsive=0' "$log" || fail "no clean 'TaskMonitor closed' line"
 grep -qF 'echo_server: closed cleanly' "$log" || fail "no 'closed cleanly' line"
-grep -q '\[debug\] Component conn-1 completed component=conn-1' "$log" || fail "conn-1 did not complete at debug"
-grep -q '\[debug\] Component conn-3 stopped component=conn-3' "$log" || fail "conn-3 not stopped by the close"
+# Connections are named after their task ids: 1 and 2 are the acceptor and the reporter, so the first client
+# is conn-3 and the third conn-5.
+grep -q '\[debug\] Component conn-3 completed component=conn-3' "$log" || fail "conn-3 did not complete at debug"
+grep -q '\[debug\] Component conn-5 stopped component=conn-5' "$log" || fail "conn-5 not stopped by the close"
 grep -q '\[info\] .*conn-' "$log" && fail "per-connection lines at info: $(grep '\[info\] .*conn-' "$log")"
 grep -qE '\[(warning|error|critical)\]' "$log" && fail "warnings or errors logged: $(grep -E '\[(warning|error|critical)\]' "$log")"
 if [ "$failures" -ne 0 ]; then

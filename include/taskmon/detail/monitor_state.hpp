@@ -165,9 +165,11 @@ public:
 
     void register_task(const std::string& name, asio::awaitable<void> task);
 
-    /// BasicTaskMonitor::spawn(): `task` runs as a component that is never restarted and leaves the monitor
-    /// when it ends (see on_exit_spawned).
-    void spawn_task(const std::string& name, asio::awaitable<void> task);
+    /// BasicTaskMonitor::spawn(), try_spawn() and their numbered forms: `task` runs as a component that is never
+    /// restarted and leaves the monitor when it ends (see on_exit_spawned). With `numbered`, `name` is a prefix
+    /// and the task's id completes it (the next id whose name is free). Bad input throws; a refusal (closed, name
+    /// taken) throws when `refusals_throw`, else it is returned. A refused task is destroyed after the lock.
+    SpawnResult spawn_task(std::string name, bool numbered, bool refusals_throw, asio::awaitable<void> task);
 
     template <typename Factory>
     void supervise(const std::string& name, Factory factory, std::optional<RestartPolicy> policy);
@@ -283,6 +285,9 @@ private:
     void check_not_detached(const std::string& name, const std::string& what) const TASKMON_REQUIRES(mutex_);
 
     void check_not_registered(const std::string& name, const char* what) const TASKMON_REQUIRES(mutex_);
+
+    /// No component, group or removed instance still running has `name`.
+    [[nodiscard]] bool name_free(std::string_view name) const TASKMON_REQUIRES(mutex_);
 
     void check_known(const std::vector<std::string>& names, const char* what) const TASKMON_REQUIRES(mutex_);
 

@@ -454,10 +454,11 @@ inline void GroupEngine<Clock, Host, Port>::finish(RestartUnit& u, const std::ve
         return;
     }
     // Each group once, in the order listed (never by address): from `from` to `to`, then its event, if any.
-    // `restarts`: the group itself restarted (restart_count); false for a one_for_one parent whose nested group
-    // was restarted, which stays running and only closes the group_restarting it published.
+    // `restarts`: it counts in restart_count, which thereby equals the number of its group_restarted events.
+    // `only_restarted`: its event lists the members this unit restarted, not all of them (a one_for_one parent
+    // whose nested group was restarted: it stays running and closes the group_restarting it published).
     const auto settle = [&](std::vector<Group*>& groups, GroupState from, GroupState to,
-                            std::optional<MonitorEventKind> kind, bool restarts) {
+                            std::optional<MonitorEventKind> kind, bool restarts, bool only_restarted = false) {
         std::vector<Group*> done;
         for (auto* g : groups) {
             if (std::find(done.begin(), done.end(), g) != done.end()) {
@@ -474,7 +475,10 @@ inline void GroupEngine<Clock, Host, Port>::finish(RestartUnit& u, const std::ve
             if (kind) {
                 auto e = port_.group_event(*kind, *g, now);
                 for (const auto& m : g->members) {
-                    e.members.push_back(m.name());
+                    if (!only_restarted || (m.group && std::find(u.restarting.begin(), u.restarting.end(), m.group) !=
+                                                           u.restarting.end())) {
+                        e.members.push_back(m.name());
+                    }
                 }
                 events.push_back(std::move(e));
             }
@@ -486,7 +490,7 @@ inline void GroupEngine<Clock, Host, Port>::finish(RestartUnit& u, const std::ve
     std::erase_if(u.announced, [&u](Group* g) {  // restarted itself as well: its group_restarted is out
         return std::find(u.restarting.begin(), u.restarting.end(), g) != u.restarting.end();
     });
-    settle(u.announced, GroupState::running, GroupState::running, MonitorEventKind::group_restarted, false);
+    settle(u.announced, GroupState::running, GroupState::running, MonitorEventKind::group_restarted, true, true);
 }
 
 }  // namespace taskmon::detail

@@ -177,11 +177,13 @@ inline void MonitorState<Clock>::schedule_restart(const ComponentPtr& cp, const 
     c.restart_counted = counted;
     c.manual_pending = false;
     c.state = ComponentState::restarting;
-    auto e = event(MonitorEventKind::restart_scheduled, c, now);
-    e.attempt = restart->attempt;
-    e.delay = restart->delay;
-    e.reason = reason;
-    events.push_back(std::move(e));
+    if (verdict != GroupVerdict::gives_up) {  // else no restart follows: the group's give-up says why
+        auto e = event(MonitorEventKind::restart_scheduled, c, now);
+        e.attempt = restart->attempt;
+        e.delay = restart->delay;
+        e.reason = reason;
+        events.push_back(std::move(e));
+    }
     if (c.group) {
         engine_.member_failed(verdict, *c.group, member, reason, restart->delay, restart->at, counted, now, events);
     }

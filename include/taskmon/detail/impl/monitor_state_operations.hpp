@@ -46,29 +46,50 @@ inline void MonitorState<Clock>::register_task(const std::string& name, asio::aw
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::spawn_task(const std::string& name, asio::awaitable<void> task) {
-    check_name(name, "spawn");
-    check_task(task, "spawn", name);
+inline SpawnResult MonitorState<Clock>::spawn_task(std::string name, bool numbered, bool refusals_throw,
+                                                   asio::awaitable<void> task) {
+    const char* what = numbered ? (refusals_throw ? "spawn_numbered" : "try_spawn_numbered")
+                                : (refusals_throw ? "spawn" : "try_spawn");
+    check_name(name, what, numbered ? "name prefix" : "component");
+    check_task(task, what, name);
     Events events;
     {
         MutexLock lock{mutex_};
-        check_open("spawn");
-        check_not_detached(name, "spawn");
-        if (components_.find(std::string_view{name}) != components_.end()) {
-            throw std::invalid_argument("spawn: duplicate component name '" + name + "'");
+        if (closed_) {
+            if (refusals_throw) {
+                check_open(what);
+            }
+            return {SpawnStatus::monitor_closed, numbered ? std::string{} : std::move(name)};
         }
-        if (engine_.contains(name)) {
-            throw std::invalid_argument("spawn: '" + name + "' is the name of a group");
+        Reservation reservation;  // no liveness record: a spawned task has no context to heartbeat with
+        if (numbered) {
+            const auto prefix_size = name.size();
+            do {
+                reservation.id = ++next_task_id_;
+                name.resize(prefix_size);
+                fmt::format_to(std::back_inserter(name), "{}", reservation.id);
+            } while (!name_free(name));  // a name the user gave: the next id
+        } else {
+            if (!refusals_throw && !name_free(name)) {
+                return {SpawnStatus::name_taken, std::move(name)};
+            }
+            check_not_detached(name, what);
+            if (components_.find(std::string_view{name}) != components_.end()) {
+                throw std::invalid_argument(std::string{what} + ": duplicate component name '" + name + "'");
+            }
+            if (engine_.contains(name)) {
+                throw std::invalid_argument(std::string{what} + ": '" + name + "' is the name of a group");
+            }
+            reservation.id = ++next_task_id_;
         }
         auto c = make_component(name);
         transition(c->membership, Membership::registered);
         c->spawned = true;
         insert(c);
-        Reservation reservation;  // no liveness record: a spawned task has no context to heartbeat with
-        reservation.id = ++next_task_id_;
         spawn(c, std::move(task), nullptr, std::move(reservation), events);
     }
     publish(events);
+    return {SpawnStatus::spawned, std::move(name)};
 }
 
 template <typename Clock>

@@ -42,6 +42,11 @@ inline void MonitorState<Clock>::check_not_detached(const std::string& name, con
 }
 
 template <typename Clock>
+inline bool MonitorState<Clock>::name_free(std::string_view name) const {
+    return detached_.count(name) == 0 && components_.find(name) == components_.end() && !engine_.contains(name);
+}
+
+template <typename Clock>
 inline void MonitorState<Clock>::check_not_registered(const std::string& name, const char* what) const {
     check_not_detached(name, what);
     auto it = components_.find(std::string_view{name});
