@@ -1,12 +1,13 @@
 # Install rules: headers, the exported target taskmon::taskmon, the CMake package (with the Asio find module it
-# depends on), a pkg-config file, and the license (share/doc/taskmon/LICENSE).
+# depends on), pkg-config files (taskmon.pc, and taskmon-health-server.pc with the health server), and the license
+# (share/doc/taskmon/LICENSE).
 include_guard(GLOBAL)
 include(CMakePackageConfigHelpers)
 
 set(TASKMON_INSTALL_CMAKEDIR "${CMAKE_INSTALL_DATADIR}/cmake/taskmon"
     CACHE STRING "Where taskmon's CMake package files are installed, relative to the prefix")
 set(TASKMON_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_DATADIR}/pkgconfig"
-    CACHE STRING "Where taskmon.pc is installed, relative to the prefix")
+    CACHE STRING "Where taskmon's pkg-config files are installed, relative to the prefix")
 
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/taskmon"
     DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
@@ -62,7 +63,7 @@ install(FILES
     DESTINATION "${TASKMON_INSTALL_CMAKEDIR}"
     COMPONENT taskmon_development)
 
-# The .pc file's prefix is found relative to the file itself, so a relocated install still works.
+# The .pc files find the prefix relative to themselves, so a relocated install still works.
 file(RELATIVE_PATH TASKMON_PC_TO_PREFIX
     "${CMAKE_INSTALL_PREFIX}/${TASKMON_INSTALL_PKGCONFIGDIR}" "${CMAKE_INSTALL_PREFIX}")
 string(REGEX REPLACE "/$" "" TASKMON_PC_TO_PREFIX "${TASKMON_PC_TO_PREFIX}")
@@ -70,6 +71,27 @@ configure_file("${PROJECT_SOURCE_DIR}/cmake/taskmon.pc.in" "${PROJECT_BINARY_DIR
 install(FILES "${PROJECT_BINARY_DIR}/taskmon.pc"
     DESTINATION "${TASKMON_INSTALL_PKGCONFIGDIR}"
     COMPONENT taskmon_development)
+
+# taskmon::health_server's counterpart: taskmon.pc plus http_parser, which ships no .pc file of its own, so this one
+# names the library. -L and -I only when it lies outside the compiler's own search paths (HTTP_PARSER_ROOT); that
+# path is absolute, as the library does not move with taskmon.
+if(TARGET taskmon_health_server)
+    get_filename_component(_taskmon_http_parser_libdir "${http_parser_LIBRARY}" DIRECTORY)
+    set(TASKMON_PC_HTTP_PARSER_LIBS "-lhttp_parser")
+    if(NOT _taskmon_http_parser_libdir IN_LIST CMAKE_CXX_IMPLICIT_LINK_DIRECTORIES)
+        set(TASKMON_PC_HTTP_PARSER_LIBS "-L${_taskmon_http_parser_libdir} -lhttp_parser")
+    endif()
+    set(TASKMON_PC_HTTP_PARSER_CFLAGS "")
+    if(NOT http_parser_INCLUDE_DIR IN_LIST CMAKE_CXX_IMPLICIT_INCLUDE_DIRECTORIES)
+        set(TASKMON_PC_HTTP_PARSER_CFLAGS "-I${http_parser_INCLUDE_DIR}")
+    endif()
+    configure_file("${PROJECT_SOURCE_DIR}/cmake/taskmon-health-server.pc.in"
+        "${PROJECT_BINARY_DIR}/taskmon-health-server.pc" @ONLY)
+    install(FILES "${PROJECT_BINARY_DIR}/taskmon-health-server.pc"
+        DESTINATION "${TASKMON_INSTALL_PKGCONFIGDIR}"
+        COMPONENT taskmon_development)
+    unset(_taskmon_http_parser_libdir)
+endif()
 
 # The MIT license asks that its text accompany every copy; header-only copies are made by installing.
 install(FILES "${PROJECT_SOURCE_DIR}/LICENSE"

@@ -1,4 +1,5 @@
-# Installs the build in BUILD_DIR into PREFIX, removing whatever an earlier run left there.
+# Installs the build in BUILD_DIR into PREFIX, removing whatever an earlier run left there. HEALTH_SERVER is ON
+# when the build defines taskmon::health_server, whose .pc file is then expected, and absent otherwise.
 file(REMOVE_RECURSE "${PREFIX}")
 execute_process(COMMAND "${CMAKE_COMMAND}" --install "${BUILD_DIR}" --prefix "${PREFIX}"
     RESULT_VARIABLE result)
@@ -18,10 +19,21 @@ foreach(expected
         message(FATAL_ERROR "the install lacks ${expected}")
     endif()
 endforeach()
-file(READ "${PREFIX}/share/pkgconfig/taskmon.pc" pc)
-if(NOT pc MATCHES "prefix=\\\${pcfiledir}/")
-    message(FATAL_ERROR "taskmon.pc must locate its prefix relative to itself:\n${pc}")
+set(pc_files taskmon.pc)
+if(HEALTH_SERVER)
+    list(APPEND pc_files taskmon-health-server.pc)
+elseif(EXISTS "${PREFIX}/share/pkgconfig/taskmon-health-server.pc")
+    message(FATAL_ERROR "taskmon-health-server.pc is installed without the health server")
 endif()
+foreach(pc_file IN LISTS pc_files)
+    if(NOT EXISTS "${PREFIX}/share/pkgconfig/${pc_file}")
+        message(FATAL_ERROR "the install lacks share/pkgconfig/${pc_file}")
+    endif()
+    file(READ "${PREFIX}/share/pkgconfig/${pc_file}" pc)
+    if(NOT pc MATCHES "prefix=\\\${pcfiledir}/")
+        message(FATAL_ERROR "${pc_file} must locate its prefix relative to itself:\n${pc}")
+    endif()
+endforeach()
 file(READ "${PREFIX}/share/doc/taskmon/LICENSE" license)
 if(NOT license MATCHES "^MIT License")
     message(FATAL_ERROR "share/doc/taskmon/LICENSE is not taskmon's MIT license:\n${license}")
