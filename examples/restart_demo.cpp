@@ -140,7 +140,7 @@ asio::awaitable<void> actuation(std::chrono::milliseconds tick) {
 }
 
 /// A duration in the words of the monitor's own log lines: "50 ms", "10 seconds", "minute", "hour".
-std::string words(std::chrono::milliseconds d, bool singular_without_one = false) {
+std::string words(taskmon::Duration d, bool singular_without_one = false) {
     using namespace std::chrono;
     const auto unit = [&](long long n, std::string_view name) {
         if (n == 1) {
@@ -148,14 +148,14 @@ std::string words(std::chrono::milliseconds d, bool singular_without_one = false
         }
         return fmt::format("{} {}s", n, name);
     };
-    if (d.count() != 0 && d % hours{1} == milliseconds::zero()) return unit(duration_cast<hours>(d).count(), "hour");
-    if (d.count() != 0 && d % minutes{1} == milliseconds::zero()) {
+    if (d.count() != 0 && d % hours{1} == nanoseconds::zero()) return unit(duration_cast<hours>(d).count(), "hour");
+    if (d.count() != 0 && d % minutes{1} == nanoseconds::zero()) {
         return unit(duration_cast<minutes>(d).count(), "minute");
     }
-    if (d.count() != 0 && d % seconds{1} == milliseconds::zero()) {
+    if (d.count() != 0 && d % seconds{1} == nanoseconds::zero()) {
         return unit(duration_cast<seconds>(d).count(), "second");
     }
-    return fmt::format("{} ms", d.count());
+    return fmt::format("{} ms", duration_cast<milliseconds>(d).count());
 }
 
 std::string format_time(const std::optional<std::chrono::system_clock::time_point>& t) {

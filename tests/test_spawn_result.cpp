@@ -47,9 +47,7 @@ asio::awaitable<void> watched_task(bool& ran, Witness witness) {
     co_await sleep_for(1s);
 }
 
-asio::awaitable<void> idle() {
-    co_await sleep_for(24h);
-}
+asio::awaitable<void> idle() { co_await sleep_for(24h); }
 
 }  // namespace
 

@@ -145,6 +145,25 @@ TEST_CASE("Destroying a monitor without close stops its components safely", "[ta
     CHECK(h.io.stopped());
     CHECK(failing.starts == 1);
     CHECK(steady.live == 0);
+    // One instance ran (failing was in its backoff): what it used had to outlive it, and the log says so.
+    CHECK(h.lines_with("warning|TaskMonitor destroyed without close(): 1 running instances are cancelled and not "
+                       "waited for; what they use must outlive them (co_await close() first) running=1")
+              .size() == 1);
+}
+
+TEST_CASE("Destroying a monitor after close(), or with nothing running, warns of nothing", "[task_monitor]") {
+    Harness h;
+    Script steady;
+    {
+        Monitor closed{h.io.get_executor(), {}, h.logger};
+        closed.supervise("steady", factory_of(steady));
+        h.runner.run_for(1s);
+        h.close(closed);
+        Monitor idle{h.io.get_executor(), {}, h.logger};
+        idle.set_restart_factories({{"later", factory_of(steady)}});  // known, never started
+    }
+    h.runner.run();
+    CHECK(h.lines_with("TaskMonitor destroyed without close()").empty());
 }
 
 TEST_CASE("Destroying the io_context after the monitor without running it is safe", "[task_monitor][strand]") {

@@ -20,6 +20,8 @@
 
 #include <taskmon/detail/config.hpp>
 
+#include <taskmon/duration.hpp>
+
 #include <asio/awaitable.hpp>
 #include <asio/this_coro.hpp>
 
@@ -152,8 +154,8 @@ public:
     }
 
     /// A long operation follows: the watchdog deadline is at least now + d (until a later deadline replaces
-    /// it). Counts as a heartbeat.
-    void extend_deadline(std::chrono::nanoseconds d) const noexcept {
+    /// it). Counts as a heartbeat. `d` is any std::chrono::duration (5min, 1.5s).
+    void extend_deadline(Duration d) const noexcept {
         if (liveness_) {
             liveness_->extend_deadline(d);
         }

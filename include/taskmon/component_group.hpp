@@ -18,6 +18,7 @@
 #include <taskmon/detail/enum_formatter.hpp>
 
 #include <taskmon/component_context.hpp>
+#include <taskmon/duration.hpp>
 #include <taskmon/restart_policy.hpp>
 
 #include <chrono>
@@ -96,7 +97,7 @@ struct GroupPolicy {
     /// members are stopped and it is escalated to the monitor's owner. unlimited_restart_attempts (the
     /// default) means no group limit.
     int max_restarts = unlimited_restart_attempts;
-    std::chrono::milliseconds restart_window = std::chrono::hours{1};
+    Duration restart_window = std::chrono::hours{1};
     AutoShutdown auto_shutdown = AutoShutdown::never;
     /// Start each member once the one before it is ready (ComponentContext::ready(), or at once for a member
     /// whose policy has no startup_timeout); false: once it started.
@@ -147,7 +148,7 @@ inline void validate(const GroupPolicy& policy, std::string_view context = "Grou
         default: fail("auto_shutdown", "is not an AutoShutdown");
     }
     if (policy.max_restarts < 0) fail("max_restarts", "must not be negative");
-    if (policy.restart_window <= std::chrono::milliseconds::zero()) fail("restart_window", "must be positive");
+    if (policy.restart_window <= std::chrono::nanoseconds::zero()) fail("restart_window", "must be positive");
     if (policy.restart_window > std::chrono::hours{24 * 365 * 100}) fail("restart_window", "must not exceed 100 years");
 }
 

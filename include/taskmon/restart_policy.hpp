@@ -5,6 +5,7 @@
 #pragma once
 
 #include <taskmon/detail/enum_formatter.hpp>
+#include <taskmon/duration.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -139,8 +140,20 @@ template <FailureClass result, typename... Exceptions>
 /// each, up to the latest 10,000 (restarts_in_window saturates there).
 inline constexpr int unlimited_restart_attempts = std::numeric_limits<int>::max();
 
-/// Restart policy of a monitor (its default) or of one component. Designed for designated initializers:
+struct PolicyOverrides;
+
+/// Restart policy of a monitor (its default) or of one component. Designed for designated initializers, which
+/// must name fields in this order (defaults after the `=`):
+///   max_restart_attempts = 5, restart_window = 1h, base_backoff = 2s, max_backoff = 60s,
+///   backoff_multiplier = 2.0, jitter = none, jitter_ratio = 0.0, reset_backoff_after = 10min,
+///   restart_type = transient, shutdown_timeout = 5s, watchdog_timeout = 0, idle_timeout = 0, startup_timeout = 0,
+///   give_up_mode = stop, quarantine_cooldown = 15min, max_quarantine_cooldown = 4h, classify_failure = {}
 ///   taskmon::RestartPolicy{.max_restart_attempts = 5, .base_backoff = 2s, .max_backoff = 60s}
+/// Durations take any std::chrono::duration (taskmon::Duration): 2s, 500ms, 250us, 1.5s.
+/// Presets start from a known shape, and with() changes some fields in any order:
+///   taskmon::RestartPolicy::connection().with({.max_backoff = 10s, .watchdog_timeout = 30s})
+/// A component's policy passed as a RestartPolicy replaces the monitor's whole policy; a braced list of some
+/// fields (PolicyOverrides, taskmon/policy_overrides.hpp) is applied on top of it.
 /// The k-th consecutive restart waits min(max_backoff, base_backoff * backoff_multiplier^(k-1)), then jitter.
 /// k resets to 0 once a component has been ready (see startup_timeout) for reset_backoff_after without failing.
 /// A restart is refused (the component gives up, in give_up_mode) when, at the time it would happen (after its
@@ -160,30 +173,53 @@ inline constexpr int unlimited_restart_attempts = std::numeric_limits<int>::max(
 /// timeout", through the normal backoff and window.
 struct RestartPolicy {
     int max_restart_attempts = 5;  ///< >= 0; 0 gives up at the first failure; unlimited_restart_attempts never
-    std::chrono::milliseconds restart_window = std::chrono::hours{1};
-    std::chrono::milliseconds base_backoff = std::chrono::seconds{2};
-    std::chrono::milliseconds max_backoff = std::chrono::seconds{60};
+    Duration restart_window = std::chrono::hours{1};
+    Duration base_backoff = std::chrono::seconds{2};
+    Duration max_backoff = std::chrono::seconds{60};
     double backoff_multiplier = 2.0;
     JitterKind jitter = JitterKind::none;
     double jitter_ratio = 0.0;  ///< used by JitterKind::proportional, in [0, 1]
-    std::chrono::milliseconds reset_backoff_after = std::chrono::minutes{10};
+    Duration reset_backoff_after = std::chrono::minutes{10};
     RestartType restart_type = RestartType::transient;
     /// How long a requested stop (close, disable, restart, remove_and_wait, a liveness timeout) waits for the
     /// instance to exit before it is reported unresponsive (stop_timeout).
-    std::chrono::milliseconds shutdown_timeout = std::chrono::seconds{5};
+    Duration shutdown_timeout = std::chrono::seconds{5};
 
-    std::chrono::milliseconds watchdog_timeout{0};  ///< 0: no watchdog
-    std::chrono::milliseconds idle_timeout{0};      ///< watchdog deadline while idle(); 0: none
-    std::chrono::milliseconds startup_timeout{0};   ///< 0: ready at start; else ready() must come within it
+    Duration watchdog_timeout{};  ///< 0: no watchdog
+    Duration idle_timeout{};      ///< watchdog deadline while idle(); 0: none
+    Duration startup_timeout{};   ///< 0: ready at start; else ready() must come within it
 
     GiveUpMode give_up_mode = GiveUpMode::stop;
     /// quarantine: the first cooldown before a trial instance; doubled at each failed trial, up to the max.
     /// A trial that stays ready for reset_backoff_after closes the breaker and clears the window.
-    std::chrono::milliseconds quarantine_cooldown = std::chrono::minutes{15};
-    std::chrono::milliseconds max_quarantine_cooldown = std::chrono::hours{4};
+    Duration quarantine_cooldown = std::chrono::minutes{15};
+    Duration max_quarantine_cooldown = std::chrono::hours{4};
 
     /// Empty: every failure is FailureClass::counted.
     FailureClassifier classify_failure{};
+
+    /// The defaults with restart_type permanent: restarted after every end, a normal return too (a server loop
+    /// that must always run).
+    [[nodiscard]] static RestartPolicy permanent() { return RestartPolicy{.restart_type = RestartType::permanent}; }
+    /// The defaults (restart_type transient): restarted after a failure; a normal return means done.
+    [[nodiscard]] static RestartPolicy transient() { return RestartPolicy{}; }
+    /// The defaults with restart_type temporary: never restarted; its failure is reported, and that is all.
+    [[nodiscard]] static RestartPolicy temporary() { return RestartPolicy{.restart_type = RestartType::temporary}; }
+    /// A component holding a connection to a service that may be away for a while (a database, a broker): never
+    /// gives up, restarted after every end (permanent), backing off from 100 ms to at most 30 s with full jitter,
+    /// so that a fleet reconnecting after an outage spreads out instead of arriving at once.
+    [[nodiscard]] static RestartPolicy connection() {
+        return RestartPolicy{.max_restart_attempts = unlimited_restart_attempts,
+                             .base_backoff = std::chrono::milliseconds{100},
+                             .max_backoff = std::chrono::seconds{30},
+                             .jitter = JitterKind::full,
+                             .restart_type = RestartType::permanent};
+    }
+
+    /// This policy with the fields `overrides` sets replaced (taskmon/policy_overrides.hpp):
+    ///   RestartPolicy::permanent().with({.watchdog_timeout = 10s})
+    [[nodiscard]] RestartPolicy with(const PolicyOverrides& overrides) const&;
+    [[nodiscard]] RestartPolicy with(const PolicyOverrides& overrides) &&;
 };
 
 /// Throws std::invalid_argument naming the first invalid field of `policy`; `context` prefixes the message
@@ -192,32 +228,32 @@ inline void validate(const RestartPolicy& policy, std::string_view context = "Re
     const auto fail = [&](std::string_view field, std::string_view why) {
         throw std::invalid_argument(std::string{context} + ": " + std::string{field} + " " + std::string{why});
     };
-    using std::chrono::milliseconds;
+    using std::chrono::nanoseconds;
     if (policy.max_restart_attempts < 0) fail("max_restart_attempts", "must not be negative");
-    if (policy.restart_window <= milliseconds::zero()) fail("restart_window", "must be positive");
-    if (policy.base_backoff < milliseconds::zero()) fail("base_backoff", "must not be negative");
-    if (policy.max_backoff < milliseconds::zero()) fail("max_backoff", "must not be negative");
+    if (policy.restart_window <= nanoseconds::zero()) fail("restart_window", "must be positive");
+    if (policy.base_backoff < nanoseconds::zero()) fail("base_backoff", "must not be negative");
+    if (policy.max_backoff < nanoseconds::zero()) fail("max_backoff", "must not be negative");
     if (policy.max_backoff < policy.base_backoff) fail("max_backoff", "must not be less than base_backoff");
     if (!(policy.backoff_multiplier >= 1.0) || !std::isfinite(policy.backoff_multiplier)) {
         fail("backoff_multiplier", "must be a finite number >= 1");
     }
     if (!(policy.jitter_ratio >= 0.0 && policy.jitter_ratio <= 1.0)) fail("jitter_ratio", "must be in [0, 1]");
-    if (policy.reset_backoff_after < milliseconds::zero()) fail("reset_backoff_after", "must not be negative");
-    if (policy.shutdown_timeout < milliseconds::zero()) fail("shutdown_timeout", "must not be negative");
-    if (policy.watchdog_timeout < milliseconds::zero()) fail("watchdog_timeout", "must not be negative");
-    if (policy.idle_timeout < milliseconds::zero()) fail("idle_timeout", "must not be negative");
-    if (policy.idle_timeout > milliseconds::zero() && policy.watchdog_timeout == milliseconds::zero()) {
+    if (policy.reset_backoff_after < nanoseconds::zero()) fail("reset_backoff_after", "must not be negative");
+    if (policy.shutdown_timeout < nanoseconds::zero()) fail("shutdown_timeout", "must not be negative");
+    if (policy.watchdog_timeout < nanoseconds::zero()) fail("watchdog_timeout", "must not be negative");
+    if (policy.idle_timeout < nanoseconds::zero()) fail("idle_timeout", "must not be negative");
+    if (policy.idle_timeout > nanoseconds::zero() && policy.watchdog_timeout == nanoseconds::zero()) {
         fail("idle_timeout", "needs a watchdog_timeout");
     }
-    if (policy.startup_timeout < milliseconds::zero()) fail("startup_timeout", "must not be negative");
-    if (policy.quarantine_cooldown <= milliseconds::zero()) fail("quarantine_cooldown", "must be positive");
+    if (policy.startup_timeout < nanoseconds::zero()) fail("startup_timeout", "must not be negative");
+    if (policy.quarantine_cooldown <= nanoseconds::zero()) fail("quarantine_cooldown", "must be positive");
     if (policy.max_quarantine_cooldown < policy.quarantine_cooldown) {
         fail("max_quarantine_cooldown", "must not be less than quarantine_cooldown");
     }
     // Durations are converted to nanoseconds (about 292 years) and added to clock readings: bound them so that
     // no conversion or deadline overflows.
     constexpr std::chrono::hours longest{24 * 365 * 100};
-    const auto too_long = [&](std::string_view field, milliseconds value) {
+    const auto too_long = [&](std::string_view field, nanoseconds value) {
         if (value > longest) fail(field, "must not exceed 100 years");
     };
     too_long("restart_window", policy.restart_window);
@@ -352,3 +388,6 @@ using RandomSource = std::function<double()>;
 }
 
 }  // namespace taskmon
+
+// PolicyOverrides, which RestartPolicy::with() takes.
+#include <taskmon/policy_overrides.hpp>

@@ -5,6 +5,8 @@
 // or are cancelled unexpectedly, with exponential backoff, a sliding-window restart limit, a restart guard,
 // stats, structured logs, a typed event stream and a bounded, clean shutdown.
 //
+//   Database db;  // what components use is declared BEFORE the monitor, so that it is destroyed after it: a
+//                 // component may use it until the monitor's close() (or destruction) stopped it
 //   taskmon::TaskMonitor monitor{io.get_executor(), {.max_restart_attempts = 5, .base_backoff = 2s}};
 //   monitor.set_restart_factories({{"perception", [] { return perception_loop(); }}});
 //   monitor.register_task("perception", perception_loop());   // starts it under supervision
@@ -14,10 +16,12 @@
 //                           {.strategy = taskmon::RestartStrategy::one_for_all});  // live and die together
 //   monitor.supervise("poller", [](taskmon::ComponentContext ctx) -> asio::awaitable<void> {
 //       ctx.ready(); for (;;) { ctx.heartbeat(); co_await poll(); }
-//   }, taskmon::RestartPolicy{.watchdog_timeout = 10s, .give_up_mode = taskmon::GiveUpMode::quarantine});
+//   }, {.watchdog_timeout = 10s, .give_up_mode = taskmon::GiveUpMode::quarantine});  // the monitor's policy, changed
+//   monitor.spawn_numbered("conn-", serve(std::move(socket)));   // a short-lived task named "conn-<task_id>"
 //   auto stats = monitor.get_component_stats();
 //   auto subscription = monitor.subscribe([](const taskmon::MonitorEvent& e) { /* every state change */ });
-//   monitor.update_policy("poller", new_policy);   // from the next decision on
+//   monitor.update_policy("poller", {.max_backoff = 5min});   // from the next decision on
+//   co_await taskmon::async_wait_ready(monitor, "poller", 10s);  // taskmon/state_wait.hpp
 //   monitor.reset("poller");                        // clear a give-up or a quarantine by hand
 //   co_await monitor.remove_and_wait("poller");     // stop it and forget it
 //   auto escalation = co_await monitor.async_wait_escalation();  // GiveUpMode::escalate give-ups
@@ -33,6 +37,7 @@
 #include <taskmon/event_subscription.hpp>
 #include <taskmon/monitor_closed.hpp>
 #include <taskmon/monitor_event.hpp>
+#include <taskmon/policy_overrides.hpp>
 #include <taskmon/restart_policy.hpp>
 #include <taskmon/spawn_result.hpp>
 
@@ -46,6 +51,7 @@
 #include <spdlog/logger.h>
 
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -179,6 +185,11 @@ public:
     /// The same with a factory that takes its instance's ComponentContext (needed to heartbeat or call ready()).
     void supervise(const std::string& name, ContextFactory factory, std::optional<RestartPolicy> policy = {});
 
+    /// The same with the monitor's policy changed by `overrides`: `{.watchdog_timeout = 10s}` keeps every other
+    /// field of policy(), where `RestartPolicy{.watchdog_timeout = 10s}` would replace them all by their defaults.
+    void supervise(const std::string& name, RestartFactory factory, const PolicyOverrides& overrides);
+    void supervise(const std::string& name, ContextFactory factory, const PolicyOverrides& overrides);
+
     /// Starts group `name` of `members` under supervision, nested in group `parent` (empty: a top-level group;
     /// a nested group joins its parent's members last). Members start in order on the monitor's strand, each
     /// once the one before is ready (GroupPolicy::start_after_ready), and stop in reverse order, each waited for
@@ -219,8 +230,16 @@ public:
     /// from the next decision: a pending backoff keeps its timer, the next failure uses the new limits, and a
     /// running instance's liveness deadlines use the new timeouts from the next check (an instance started
     /// without a liveness record — no context and no liveness policy then — stays unwatched until it restarts).
-    /// Publishes `policy_updated`.
-    void update_policy(const std::string& name, RestartPolicy policy);
+    /// Publishes `policy_updated`. Takes a RestartPolicy object (every field); a braced list is a PolicyOverrides
+    /// (below), so that `update_policy(name, {.max_backoff = 5min})` changes that field alone.
+    template <std::same_as<RestartPolicy> Policy>
+    void update_policy(const std::string& name, Policy policy) {
+        replace_policy(name, std::move(policy));
+    }
+
+    /// The same with the component's current policy changed by `overrides` (`{.max_backoff = 5min}`): the fields
+    /// it leaves empty keep their values.
+    void update_policy(const std::string& name, const PolicyOverrides& overrides);
 
     /// Stops the component for good and removes it from the monitor: disables it, drops a pending restart,
     /// cancels the running instance and waits for it to exit, then publishes `removed` and completes; its name
@@ -340,6 +359,7 @@ private:
     // The completion-token functions make the operation for their handler and hand it to these, which are not
     // templates: under TASKMON_SEPARATE_COMPILATION the monitor's code is compiled once, not per token type.
     std::shared_ptr<void> begin_remove(const std::string& name);
+    void replace_policy(const std::string& name, RestartPolicy policy);
     static void wait_removed(const std::shared_ptr<State>& state, std::shared_ptr<void> record,
                              detail::RemoveWaiters::Prepared waiter);
     static void wait_escalation(const std::shared_ptr<State>& state, detail::EscalationWaiters::Prepared waiter);

@@ -11,12 +11,15 @@
 #include <taskmon/component_context.hpp>
 #include <taskmon/component_group.hpp>
 #include <taskmon/component_stats.hpp>
+#include <taskmon/duration.hpp>
 #include <taskmon/event_subscription.hpp>
 #include <taskmon/fault_point.hpp>
 #include <taskmon/monitor_closed.hpp>
 #include <taskmon/monitor_event.hpp>
+#include <taskmon/policy_overrides.hpp>
 #include <taskmon/restart_policy.hpp>
 #include <taskmon/spawn_result.hpp>
+#include <taskmon/state_wait.hpp>
 #include <taskmon/task_monitor.hpp>
 
 // Health (live / ready) of a TaskMonitor or a Supervisor

@@ -14,10 +14,10 @@
 
 namespace taskmon {
 
-/// Settings of one Supervisor run. An aggregate for designated initializers; durations accept `2s`, `1500ms`.
+/// Settings of one Supervisor run. An aggregate for designated initializers; durations accept any std::chrono::duration (taskmon::Duration): `2s`, `1500ms`, `1.5s`.
 /// validate() is called by the Supervisor's constructor.
 struct AgentSettings {
-    using Duration = std::chrono::nanoseconds;
+    using Duration = taskmon::Duration;
 
     // --- steps ---------------------------------------------------------------------------------------------
     /// Steps finalized before the run ends as max_steps_reached (when no decision said done).

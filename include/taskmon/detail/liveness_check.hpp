@@ -34,9 +34,9 @@ enum class LivenessMiss {
 template <typename TimePoint>
 struct LivenessVerdict {
     LivenessMiss missed = LivenessMiss::none;
-    std::chrono::milliseconds timeout{};  ///< the timeout it missed (the event's delay)
-    bool breaker_closes = false;          ///< a trial stayed ready for reset_backoff_after: the breaker closes
-    std::optional<TimePoint> next;        ///< when to look again (unless missed); empty: no deadline pending
+    std::chrono::nanoseconds timeout{};  ///< the timeout it missed (the event's delay)
+    bool breaker_closes = false;         ///< a trial stayed ready for reset_backoff_after: the breaker closes
+    std::optional<TimePoint> next;       ///< when to look again (unless missed); empty: no deadline pending
 };
 
 /// The liveness check of an instance at `now` under `policy`. A missed deadline ends the check (the instance is

@@ -184,6 +184,11 @@ public:
 
     void update_policy(const std::string& name, RestartPolicy policy);
 
+    /// update_policy() with the component's current policy changed by `overrides`. The overrides are applied
+    /// outside the lock (copying a classifier copies the user's callable), then installed only if the policy is
+    /// still the one they were applied to; else applied again.
+    void update_policy(const std::string& name, const PolicyOverrides& overrides);
+
     void supervise_group(const std::string& name, std::vector<GroupMember> members, const GroupPolicy& policy,
                          const std::string& parent);
 
@@ -215,8 +220,27 @@ public:
     /// not yet handed out, or with operation_aborted once close() finished and none is left.
     void async_wait_escalation(typename EscalationWaiters::Prepared waiter);
 
-    /// Starts closing without waiting (destruction without close()).
+    /// Starts closing without waiting (destruction without close()). Warns when instances still run and close()
+    /// was never called: what they use (declared after the monitor, say) may be destroyed before they end.
     void close(std::nullptr_t) {
+        std::size_t running = 0;
+        {
+            MutexLock lock{mutex_};
+            if (!closed_) {
+                for (const auto& c : components_) {
+                    running += c->instance ? 1 : 0;
+                }
+            }
+        }
+        if (running > 0) {
+            try {
+                logger_->warn(
+                    "TaskMonitor destroyed without close(): {} running instances are cancelled and not "
+                    "waited for; what they use must outlive them (co_await close() first) running={}",
+                    running, running);
+            } catch (...) {  // NOLINT(bugprone-empty-catch): a warning must not break destruction
+            }
+        }
         close_then([](MonitorState&) {});
     }
 
@@ -285,6 +309,11 @@ private:
     void check_not_detached(const std::string& name, const std::string& what) const TASKMON_REQUIRES(mutex_);
 
     void check_not_registered(const std::string& name, const char* what) const TASKMON_REQUIRES(mutex_);
+
+    /// update_policy(): validates `policy` and installs it, unless `expected` is given and the component's own
+    /// policy is no longer *expected (then false, nothing changed).
+    bool replace_policy(const std::string& name, RestartPolicy policy,
+                        const std::shared_ptr<const RestartPolicy>* expected);
 
     /// No component, group or removed instance still running has `name`.
     [[nodiscard]] bool name_free(std::string_view name) const TASKMON_REQUIRES(mutex_);
@@ -489,7 +518,7 @@ private:
         TASKMON_REQUIRES(mutex_);
 
     /// A liveness deadline (`timeout`) passed: the instance is cancelled and charged with a failure of class `cls`.
-    void trip(const ComponentPtr& cp, LivenessMiss miss, std::chrono::milliseconds timeout, FailureClass cls,
+    void trip(const ComponentPtr& cp, LivenessMiss miss, std::chrono::nanoseconds timeout, FailureClass cls,
               time_point now, Events& events) TASKMON_REQUIRES(mutex_);
 
     void report_unresponsive(Component& c, time_point now, Events& events) TASKMON_REQUIRES(mutex_);

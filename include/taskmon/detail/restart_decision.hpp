@@ -114,7 +114,7 @@ template <typename TimePoint>
 
 /// How many of `window`'s restarts fall within the `restart_window` that ends at `at`.
 template <typename TimePoint>
-[[nodiscard]] std::int64_t restarts_within(std::span<const TimePoint> window, std::chrono::milliseconds restart_window,
+[[nodiscard]] std::int64_t restarts_within(std::span<const TimePoint> window, std::chrono::nanoseconds restart_window,
                                            TimePoint at) {
     const auto from = at - std::chrono::duration_cast<typename TimePoint::duration>(restart_window);
     return std::count_if(window.begin(), window.end(), [from](const TimePoint& t) { return t > from; });
@@ -177,7 +177,7 @@ void remember_restart(Vector& window, TimePoint now) {
 
 /// Drops from `window` the restarts that no decision from `now` on can count (older than the restart_window).
 template <typename TimePoint, typename Vector>
-void forget_restarts_before(Vector& window, std::chrono::milliseconds restart_window, TimePoint now) {
+void forget_restarts_before(Vector& window, std::chrono::nanoseconds restart_window, TimePoint now) {
     const auto from = now - std::chrono::duration_cast<typename TimePoint::duration>(restart_window);
     std::erase_if(window, [from](const TimePoint& t) { return t <= from; });
 }

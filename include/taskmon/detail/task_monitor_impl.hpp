@@ -94,6 +94,18 @@ void BasicTaskMonitor<Clock>::supervise(const std::string& name, ContextFactory 
 }
 
 template <typename Clock>
+void BasicTaskMonitor<Clock>::supervise(const std::string& name, RestartFactory factory,
+                                        const PolicyOverrides& overrides) {
+    state_->supervise(name, std::move(factory), std::optional<RestartPolicy>{overrides.applied_to(policy())});
+}
+
+template <typename Clock>
+void BasicTaskMonitor<Clock>::supervise(const std::string& name, ContextFactory factory,
+                                        const PolicyOverrides& overrides) {
+    state_->supervise(name, std::move(factory), std::optional<RestartPolicy>{overrides.applied_to(policy())});
+}
+
+template <typename Clock>
 void BasicTaskMonitor<Clock>::supervise_group(const std::string& name, std::vector<GroupMember> members,
                                               const GroupPolicy& policy, const std::string& parent) {
     state_->supervise_group(name, std::move(members), policy, parent);
@@ -115,8 +127,13 @@ void BasicTaskMonitor<Clock>::reset(const std::string& name) {
 }
 
 template <typename Clock>
-void BasicTaskMonitor<Clock>::update_policy(const std::string& name, RestartPolicy policy) {
+void BasicTaskMonitor<Clock>::replace_policy(const std::string& name, RestartPolicy policy) {
     state_->update_policy(name, std::move(policy));
+}
+
+template <typename Clock>
+void BasicTaskMonitor<Clock>::update_policy(const std::string& name, const PolicyOverrides& overrides) {
+    state_->update_policy(name, overrides);
 }
 
 template <typename Clock>

@@ -23,6 +23,7 @@
 
 #include <taskmon/detail/config.hpp>
 
+#include <taskmon/duration.hpp>
 #include <taskmon/ops/health.hpp>
 #include <taskmon/ops/metric_family.hpp>
 
@@ -69,8 +70,8 @@ struct HealthServerSettings {
     /// written (about 150 bytes, which the socket's send buffer takes at once; no lingering close). The lingering
     /// close after any other response ends at this deadline too: a connection holds its slot for read_timeout at
     /// most, plus the writing of its response (write_timeout at most).
-    std::chrono::milliseconds read_timeout{5000};
-    std::chrono::milliseconds write_timeout{5000};  ///< to write the response, from its start; then it is cut off
+    Duration read_timeout = std::chrono::seconds{5};
+    Duration write_timeout = std::chrono::seconds{5};  ///< to write the response, from its start; then it is cut off
     /// Connection slots. When all are held, a new connection takes the slot of the oldest one in its lingering
     /// close, else evicts (closes at once, counted) the oldest one that has not completed its request, else
     /// (every slot is writing a response) is itself closed at once (counted as rejected). So slow or idle

@@ -21,6 +21,7 @@
 
 #include <taskmon/detail/config.hpp>
 
+#include <taskmon/duration.hpp>
 #include <taskmon/ops/health.hpp>
 
 #include <asio/any_io_executor.hpp>
@@ -64,7 +65,7 @@ struct SystemdEnvironment {
 struct SystemdNotifierOptions {
     /// Health is re-read on start(), on every update(), on every watchdog tick and this often (0: never on a
     /// timer of its own). Keeps STATUS and READY current when nothing calls update().
-    std::chrono::milliseconds poll_interval = std::chrono::seconds{1};
+    Duration poll_interval = std::chrono::seconds{1};
     /// When liveness is lost, also send WATCHDOG=trigger: systemd applies the watchdog action (restart) at
     /// once instead of after WatchdogSec without a ping.
     bool trigger_watchdog = false;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <taskmon/detail/config.hpp>
+#include <taskmon/duration.hpp>
 
 #include <asio/wait_traits.hpp>
 
@@ -83,8 +84,8 @@ public:
     /// Virtual time elapsed since construction.
     [[nodiscard]] duration elapsed() const noexcept { return now() - start_; }
 
-    /// Moves time forward by `d`. Throws std::invalid_argument if `d` is negative.
-    void advance(duration d) {
+    /// Moves time forward by `d` (any std::chrono::duration). Throws std::invalid_argument if `d` is negative.
+    void advance(Duration d) {
         if (d < duration::zero()) {
             throw std::invalid_argument("ManualTime::advance: duration must not be negative");
         }

@@ -74,7 +74,7 @@ inline auto MonitorState<Clock>::evaluate_watch(const ComponentPtr& cp, time_poi
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::trip(const ComponentPtr& cp, LivenessMiss miss, std::chrono::milliseconds timeout,
+inline void MonitorState<Clock>::trip(const ComponentPtr& cp, LivenessMiss miss, std::chrono::nanoseconds timeout,
                                       FailureClass cls, time_point now, Events& events) {
     auto& c = *cp;
     auto& i = *c.instance;

@@ -259,22 +259,50 @@ inline void MonitorState<Clock>::reset(const std::string& name) {
 
 template <typename Clock>
 inline void MonitorState<Clock>::update_policy(const std::string& name, RestartPolicy policy) {
+    (void)replace_policy(name, std::move(policy), nullptr);
+}
+
+template <typename Clock>
+inline void MonitorState<Clock>::update_policy(const std::string& name, const PolicyOverrides& overrides) {
+    for (;;) {
+        std::shared_ptr<const RestartPolicy> current;
+        {
+            MutexLock lock{mutex_};
+            current = open_component(name, "update_policy")->own_policy;  // null: the monitor's policy_
+        }
+        if (replace_policy(name, overrides.applied_to(current ? *current : policy_), &current)) {
+            return;
+        }
+    }
+}
+
+template <typename Clock>
+inline bool MonitorState<Clock>::replace_policy(const std::string& name, RestartPolicy policy,
+                                                const std::shared_ptr<const RestartPolicy>* expected) {
     validate(policy, "update_policy: policy of component '" + name + "'");
+    // Made and released outside the lock: a policy holds the user's classifier, whose copy and destruction are
+    // user code.
+    const auto installed = std::make_shared<const RestartPolicy>(std::move(policy));
+    std::shared_ptr<const RestartPolicy> replaced;
     Events events;
     {
         MutexLock lock{mutex_};
         const auto& cp = open_component(name, "update_policy");
-        if (cp->significant && policy.restart_type == RestartType::permanent) {
+        if (expected && cp->own_policy != *expected) {
+            return false;  // changed meanwhile: the overrides apply to the new one
+        }
+        if (cp->significant && installed->restart_type == RestartType::permanent) {
             throw std::invalid_argument("update_policy: component '" + name + "' " + permanent_significant);
         }
-        cp->own_policy = std::make_shared<const RestartPolicy>(policy);
+        replaced = std::exchange(cp->own_policy, installed);
         events.push_back(event(MonitorEventKind::policy_updated, *cp, Clock::now()));
         if (cp->instance) {
             post_watch(cp);  // new liveness timeouts apply from the next check
         }
     }
-    warn_if_max_backoff_unreachable(policy, "the policy of component '" + name + "'");
+    warn_if_max_backoff_unreachable(*installed, "the policy of component '" + name + "'");
     publish(events);
+    return true;
 }
 
 template <typename Clock>

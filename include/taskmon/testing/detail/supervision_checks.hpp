@@ -205,7 +205,9 @@ private:
         std::erase_if(books.restarts, [from](Time t) { return t <= from; });
         if (books.restarts.size() > static_cast<std::size_t>(policy.max_restart_attempts)) {
             return "component '" + e.component + "' restarted " + std::to_string(books.restarts.size()) +
-                   " times within its restart_window of " + std::to_string(policy.restart_window.count()) +
+                   " times within its restart_window of " +
+                   std::to_string(
+                       std::chrono::duration_cast<std::chrono::milliseconds>(policy.restart_window).count()) +
                    " ms, more than max_restart_attempts " + std::to_string(policy.max_restart_attempts) +
                    describe_event(e);
         }

@@ -37,8 +37,8 @@ public:
         return self().drive([] { return false; }, deadline, true);
     }
 
-    /// run_until(now() + d). Throws std::invalid_argument if `d` is negative.
-    std::size_t run_for(duration d) {
+    /// run_until(now() + d), `d` any std::chrono::duration. Throws std::invalid_argument if `d` is negative.
+    std::size_t run_for(Duration d) {
         if (d < duration::zero()) {
             throw std::invalid_argument(std::string{Derived::run_name} + "::run_for: duration must not be negative");
         }
