@@ -58,17 +58,8 @@ struct WorkPool {
     std::function<void(const Job&, std::exception_ptr)> unfinished;  // an accepted job not done, and why
 };
 
-/// A cancelled channel operation ends with channel_cancelled, which the monitor does not know as a cancellation:
-/// after close() it would log "stopped with an error", otherwise count a failure. operation_aborted it knows.
-[[noreturn]] inline void throw_channel_error(asio::error_code ec) {
-    if (ec == asio::experimental::error::channel_cancelled) {
-        ec = asio::error::operation_aborted;
-    }
-    throw asio::system_error(ec);
-}
-
 /// Hands `job` to the pool, waiting while the buffer is full. Throws, and the job was not accepted:
-/// operation_aborted if the caller is cancelled while it waits, channel_closed once shut_pool() ran.
+/// channel_cancelled if the caller is cancelled while it waits, channel_closed once shut_pool() ran.
 inline asio::awaitable<void> submit(WorkPool& pool, Job job) {
     auto [ec] = co_await pool.jobs.async_send(asio::error_code{}, std::move(job),
                                               asio::experimental::as_tuple(asio::use_awaitable));
@@ -76,7 +67,7 @@ inline asio::awaitable<void> submit(WorkPool& pool, Job job) {
         ec = asio::experimental::error::channel_closed;  // shut_pool() cancelled this wait
     }
     if (ec) {
-        throw_channel_error(ec);
+        throw asio::system_error(ec);  // channel_closed, or channel_cancelled: a cancellation
     }
 }
 
@@ -88,7 +79,7 @@ inline asio::awaitable<void> work_loop(WorkPool& pool) {
             co_return;  // `completed`: a transient worker is not restarted
         }
         if (ec) {
-            throw_channel_error(ec);
+            throw asio::system_error(ec);  // channel_cancelled: the monitor takes it for a cancellation
         }
         std::exception_ptr failure;
         try {

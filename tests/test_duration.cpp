@@ -34,6 +34,11 @@ TEST_CASE("duration: integral durations convert exactly, from hours down to nano
     CHECK(Duration{std::chrono::duration<std::int64_t, std::pico>{1'400}} == ns{1});
 }
 
+// Constant expressions on every compiler, floating-point ones included.
+static_assert(Duration{1.5s} == 1500ms);
+static_assert(Duration{std::chrono::duration<double, std::nano>{-2.5}} == ns{-3});
+static_assert(Duration{2min} == 120s);
+
 TEST_CASE("duration: floating-point durations round to the nearest nanosecond", "[duration]") {
     CHECK(Duration{1.5s} == 1500ms);
     CHECK(Duration{std::chrono::duration<double>{0.25}} == 250ms);
@@ -64,7 +69,7 @@ TEST_CASE("duration: it is a std::chrono::nanoseconds, and fmt prints it as one"
     CHECK(d < 2s);
     CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(d).count() == 1500);
     CHECK(fmt::format("{}", d) == "1500000000ns");
-    CHECK(fmt::format("{:>6}", Duration{12ns}) == "    12ns");
+    CHECK(fmt::format("{:>6}", Duration{12ns}) == "  12ns");  // as fmt pads a std::chrono::nanoseconds
 }
 
 TEST_CASE("duration: every setting takes any std::chrono::duration", "[duration]") {

@@ -6,6 +6,7 @@
 #include "taskmon_catch.hpp"
 
 #include <asio/error.hpp>
+#include <asio/experimental/channel_error.hpp>
 #include <asio/multiple_exceptions.hpp>
 
 #include <exception>
@@ -51,6 +52,12 @@ TEST_CASE("classify_exit: a return, a failure, a cancellation", "[exit_outcome]"
     CHECK(classify_exit(thrown(std::system_error{std::make_error_code(std::errc::operation_canceled)})).kind ==
           ExitOutcome::aborted);
     CHECK(classify_exit(thrown(std::system_error{asio::error::connection_reset})).kind == ExitOutcome::failed);
+    // A cancelled send or receive on an Asio channel ends with the channel's own code; a closed channel does not
+    // mean a cancellation.
+    CHECK(classify_exit(thrown(std::system_error{asio::experimental::error::channel_cancelled})).kind ==
+          ExitOutcome::aborted);
+    CHECK(classify_exit(thrown(std::system_error{asio::experimental::error::channel_closed})).kind ==
+          ExitOutcome::failed);
 }
 
 TEST_CASE("classify_exit: derived types are caught by their bases, with the base's subobject", "[exit_outcome]") {

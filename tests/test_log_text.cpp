@@ -89,6 +89,11 @@ TEST_CASE("The lazily formatted values write what their eager functions return",
     for (const auto w : {std::chrono::nanoseconds{1h}, std::chrono::nanoseconds{90s}, std::chrono::nanoseconds{1ms}}) {
         CHECK(fmt::format("{}", taskmon::detail::WindowValue{w}) == format_window(w));
     }
+    // Seconds with the precision the value needs: a sub-millisecond timeout is not written as 0.000.
+    CHECK(format_seconds(4s) == "4.0");
+    CHECK(format_seconds(125ms) == "0.125");
+    CHECK(format_seconds(250us) == "0.000250");
+    CHECK(format_seconds(std::chrono::nanoseconds{1500}) == "0.000001500");
     const std::vector<std::string> members{"a", "", "c d", "e\"f"};
     CHECK(fmt::format("{}", taskmon::detail::QuotedList{&members}) == quote("a,,c d,e\"f"));
     const std::vector<std::string> none;

@@ -126,19 +126,17 @@ TEST_CASE("policy overrides: supervise() with a braced list keeps the monitor's 
     Harness h;
     Recorder recorder;
     // The monitor's policy: 2 restarts, 1 s apart; RestartPolicy's defaults would be 5 restarts from 2 s.
-    Monitor monitor{h.io.get_executor(), RestartPolicy{.max_restart_attempts = 2, .base_backoff = 1s,
-                                                       .max_backoff = 1s},
-                    h.logger};
+    Monitor monitor{h.io.get_executor(),
+                    RestartPolicy{.max_restart_attempts = 2, .base_backoff = 1s, .max_backoff = 1s}, h.logger};
     auto subscription = monitor.subscribe(recorder.listener());
     int starts = 0;
-    monitor.supervise(
-        "poller",
-        [&](ComponentContext ctx) -> asio::awaitable<void> {
-            ++starts;
-            ctx.ready();
-            co_await sleep_for(24h);  // never heartbeats: the watchdog fires
-        },
-        {.watchdog_timeout = 10s});
+    monitor.supervise("poller",
+                      [&](ComponentContext ctx) -> asio::awaitable<void> {
+                          ++starts;
+                          ctx.ready();
+                          co_await sleep_for(24h);  // never heartbeats: the watchdog fires
+                      },
+                      {.watchdog_timeout = 10s});
     h.runner.run_for(1min);
     // Each instance is caught at 10 s, restarted 1 s later; the third catch is one restart too many.
     CHECK(starts == 3);
@@ -161,10 +159,17 @@ TEST_CASE("policy overrides: supervise() with a braced list keeps the monitor's 
     REQUIRE_FALSE(scheduled.empty());
     CHECK(scheduled.back().component == "whole");
     CHECK(scheduled.back().delay == 2s);
+    // The forms that took a whole policy still do: none, std::nullopt, an lvalue, a const one.
+    const RestartPolicy whole{.base_backoff = 5s, .max_backoff = 5s};
+    const auto idle_factory = []() -> asio::awaitable<void> { co_await sleep_for(24h); };
+    monitor.supervise("none", idle_factory);
+    monitor.supervise("nullopt", idle_factory, std::nullopt);
+    monitor.supervise("lvalue", idle_factory, whole);
+    monitor.update_policy("none", whole);
+    CHECK(recorder.of(MonitorEventKind::policy_updated).size() == 1);
     // Overrides that make an invalid policy are refused, naming the field, and change nothing.
     const auto before = monitor.get_component_stats().size();
-    CHECK_THROWS_WITH(monitor.supervise(
-                          "bad", []() -> asio::awaitable<void> { co_return; }, {.max_backoff = 10ms}),
+    CHECK_THROWS_WITH(monitor.supervise("bad", []() -> asio::awaitable<void> { co_return; }, {.max_backoff = 10ms}),
                       "supervise: policy of component 'bad': max_backoff must not be less than base_backoff");
     CHECK(monitor.get_component_stats().size() == before);
     h.close(monitor);

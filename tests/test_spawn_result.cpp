@@ -150,9 +150,13 @@ TEST_CASE("spawn_numbered: the task's id completes the name, a taken name is ski
     CHECK(monitor.spawn_numbered("request #", short_task()) == "request #5");  // ids are the monitor's, not a prefix's
     CHECK(monitor.get_component_stats().at("conn-4").spawned);
     // The prefix obeys the rules of a name; a bad one throws and takes no id.
-    CHECK_THROWS_AS(monitor.spawn_numbered("", short_task()), std::invalid_argument);
-    CHECK_THROWS_AS(monitor.try_spawn_numbered("conn\n", short_task()), std::invalid_argument);
-    CHECK_THROWS_AS(monitor.spawn_numbered("conn-", asio::awaitable<void>{}), std::invalid_argument);
+    CHECK_THROWS_WITH(monitor.spawn_numbered("", short_task()), "spawn_numbered: the name prefix must not be empty");
+    CHECK_THROWS_WITH(monitor.try_spawn_numbered("conn\n", short_task()),
+                      "try_spawn_numbered: the name prefix \"conn\\n\" contains the control character U+000A at "
+                      "byte 4");
+    CHECK_THROWS_WITH(monitor.spawn_numbered("conn-", asio::awaitable<void>{}),
+                      "spawn_numbered: the coroutine to name conn-<id> is an empty asio::awaitable<void> "
+                      "(default-constructed or moved from)");
     CHECK(monitor.spawn_numbered("conn-", short_task()) == "conn-6");
     h.close(monitor);
 }

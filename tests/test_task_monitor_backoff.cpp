@@ -159,6 +159,8 @@ TEST_CASE("format_window names a window in words: per hour or minute or 90 secon
         {90s, "90 seconds"},
         {1s, "second"},
         {1500ms, "1500 ms"},
+        {250us, "250 us"},  // a Duration takes any std::chrono::duration: finer windows are written as they are
+        {1500ns, "1500 ns"},
     }));
     CAPTURE(words);
     CHECK(format_window(window) == words);

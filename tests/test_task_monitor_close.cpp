@@ -146,19 +146,28 @@ TEST_CASE("Destroying a monitor without close stops its components safely", "[ta
     CHECK(failing.starts == 1);
     CHECK(steady.live == 0);
     // One instance ran (failing was in its backoff): what it used had to outlive it, and the log says so.
-    CHECK(h.lines_with("warning|TaskMonitor destroyed without close(): 1 running instances are cancelled and not "
+    CHECK(h.lines_with("warning|TaskMonitor destroyed without close(): its running instances are cancelled and not "
                        "waited for; what they use must outlive them (co_await close() first) running=1")
               .size() == 1);
 }
 
-TEST_CASE("Destroying a monitor after close(), or with nothing running, warns of nothing", "[task_monitor]") {
+TEST_CASE("Destroying a monitor whose close() started, or with nothing running, warns of nothing", "[task_monitor]") {
     Harness h;
     Script steady;
+    bool stubborn_ran = false;
     {
-        Monitor closed{h.io.get_executor(), {}, h.logger};
-        closed.supervise("steady", factory_of(steady));
+        Monitor closing{h.io.get_executor(), RestartPolicy{.shutdown_timeout = 10s}, h.logger};
+        closing.supervise("steady", factory_of(steady));
+        closing.supervise("stubborn", [&]() -> asio::awaitable<void> {  // the close waits 10 s for it
+            stubborn_ran = true;
+            co_await taskmon_test::sleep_ignoring_cancellation(1min);
+        });
         h.runner.run_for(1s);
-        h.close(closed);
+        bool closed = false;
+        closing.async_close([&] { closed = true; });
+        h.runner.run_for(1s);
+        REQUIRE(stubborn_ran);
+        REQUIRE_FALSE(closed);  // destroyed while its close waits: the close was asked for, the warning not due
         Monitor idle{h.io.get_executor(), {}, h.logger};
         idle.set_restart_factories({{"later", factory_of(steady)}});  // known, never started
     }

@@ -149,7 +149,7 @@ inline void validate(const GroupPolicy& policy, std::string_view context = "Grou
     }
     if (policy.max_restarts < 0) fail("max_restarts", "must not be negative");
     if (policy.restart_window <= std::chrono::nanoseconds::zero()) fail("restart_window", "must be positive");
-    if (policy.restart_window > std::chrono::hours{24 * 365 * 100}) fail("restart_window", "must not exceed 100 years");
+    if (policy.restart_window > longest_duration_setting) fail("restart_window", "must not exceed 100 years");
 }
 
 }  // namespace taskmon

@@ -9,8 +9,8 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <cmath>
 #include <cstdint>
+#include <iterator>
 #include <limits>
 #include <ratio>
 #include <stdexcept>
@@ -19,12 +19,17 @@
 
 namespace taskmon {
 
+/// The longest span a setting takes (RestartPolicy, GroupPolicy, AgentSettings, HealthServerSettings,
+/// SystemdNotifierOptions): 100 years. Durations are added to clock readings in nanoseconds, which hold about 292
+/// years, so a longer one would overflow a deadline; "forever" is not a duration.
+inline constexpr std::chrono::hours longest_duration_setting{24 * 365 * 100};
+
 /// A std::chrono::nanoseconds that converts implicitly from any std::chrono::duration, so that a setting takes what
 /// the caller has: `2s`, `500ms`, `250us`, `1.5s`, a computed `base * 1.5`. Integral durations convert exactly;
-/// floating-point ones round to the nearest nanosecond. A value beyond what nanoseconds hold (about ±292 years)
-/// saturates to nanoseconds::max() / min(), which every setting's validation refuses by name; NaN throws
-/// std::invalid_argument. Otherwise it is a std::chrono::nanoseconds: compare it, add it, duration_cast it, and
-/// read its count() in nanoseconds.
+/// floating-point ones round to the nearest nanosecond (halves away from zero). A value beyond what nanoseconds
+/// hold (about ±292 years) saturates to nanoseconds::max() / min(), which every setting's validation refuses by
+/// name (longest_duration_setting); NaN throws std::invalid_argument. Otherwise it is a std::chrono::nanoseconds:
+/// compare it, add it, duration_cast it, and read its count() in nanoseconds.
 class Duration : public std::chrono::nanoseconds {
 public:
     /// Zero.
@@ -52,20 +57,28 @@ private:
             }
             return nanoseconds{static_cast<nanoseconds::rep>(d.count()) * per_tick};
         } else {
-            // Floating point, or ticks finer than a nanosecond: through long double, rounded.
-            const std::chrono::duration<long double, std::nano> wide{d};
-            if (std::isnan(wide.count())) {
+            // Floating point, or ticks finer than a nanosecond: through long double, rounded by hand (std::llroundl
+            // is not constexpr, so `constexpr Duration d = 1.5s;` would compile with one compiler only).
+            const long double x = std::chrono::duration<long double, std::nano>{d}.count();
+            if (x != x) {
                 throw std::invalid_argument("taskmon::Duration: the duration is not a number (NaN)");
             }
             constexpr auto top = static_cast<long double>(std::numeric_limits<nanoseconds::rep>::max());
             constexpr auto bottom = static_cast<long double>(std::numeric_limits<nanoseconds::rep>::min());
-            if (wide.count() >= top) {
+            if (x >= top) {
                 return nanoseconds::max();
             }
-            if (wide.count() <= bottom) {
+            if (x <= bottom) {
                 return nanoseconds::min();
             }
-            return nanoseconds{static_cast<nanoseconds::rep>(std::llroundl(wide.count()))};
+            auto whole = static_cast<nanoseconds::rep>(x);  // toward zero
+            const long double rest = x - static_cast<long double>(whole);
+            if (rest >= 0.5L) {
+                ++whole;
+            } else if (rest <= -0.5L) {
+                --whole;
+            }
+            return nanoseconds{whole};
         }
     }
 };
@@ -73,12 +86,13 @@ private:
 }  // namespace taskmon
 
 /// Formats as fmt formats a std::chrono::nanoseconds ("1500000000ns"), without needing <fmt/chrono.h>; the spec is
-/// that of the count ("{:>12}").
+/// a string's, applied to the whole ("{:>12}").
 template <>
-struct fmt::formatter<taskmon::Duration, char> : fmt::formatter<std::int64_t, char> {
+struct fmt::formatter<taskmon::Duration, char> : fmt::formatter<fmt::string_view, char> {
     template <typename FormatContext>
     auto format(const taskmon::Duration& d, FormatContext& ctx) const -> decltype(ctx.out()) {
-        auto out = fmt::formatter<std::int64_t, char>::format(static_cast<std::int64_t>(d.count()), ctx);
-        return fmt::format_to(out, "ns");
+        fmt::basic_memory_buffer<char, 32> text;
+        fmt::format_to(std::back_inserter(text), "{}ns", d.count());
+        return fmt::formatter<fmt::string_view, char>::format(fmt::string_view{text.data(), text.size()}, ctx);
     }
 };

@@ -250,9 +250,8 @@ inline void validate(const RestartPolicy& policy, std::string_view context = "Re
     if (policy.max_quarantine_cooldown < policy.quarantine_cooldown) {
         fail("max_quarantine_cooldown", "must not be less than quarantine_cooldown");
     }
-    // Durations are converted to nanoseconds (about 292 years) and added to clock readings: bound them so that
-    // no conversion or deadline overflows.
-    constexpr std::chrono::hours longest{24 * 365 * 100};
+    // Durations are added to clock readings: bound them so that no deadline overflows.
+    constexpr auto longest = longest_duration_setting;
     const auto too_long = [&](std::string_view field, nanoseconds value) {
         if (value > longest) fail(field, "must not exceed 100 years");
     };

@@ -11,14 +11,22 @@
 //
 // Each completes with the signature void(std::error_code): no error once the state holds (at once if it already
 // does), asio::error::timed_out once `timeout` passed on the monitor's clock (virtual time under ManualClock),
-// asio::error::operation_aborted when the monitor closed first (its `closed` event) or the wait was cancelled
-// (per-operation cancellation, any type). A name the monitor does not know yet is waited for: it may be added
-// later. The handler is called through its associated executor (post semantics), never inside the call.
-// The monitor must outlive the wait, as an I/O object outlives its operations.
+// asio::error::operation_aborted when the monitor closed first (its `closed` event; a wait begun after the close
+// succeeds only if the state holds then) or the wait was cancelled (per-operation cancellation, any type). A name
+// the monitor does not know yet is waited for: it may be added later. The handler is called through its associated
+// executor (post semantics), never inside the call, and that executor has outstanding work until then. The calls
+// may be made from any thread. Throws std::invalid_argument, starting nothing, for an invalid name or a negative
+// timeout.
+//
+// The state is read from the monitor's stats after each event of that component (or group), on a strand of its
+// own: a state that lasts only between two events (restarting with a zero backoff, stopping) can be missed, and a
+// spawned task never shows `completed` (it leaves the monitor as it ends). The monitor object must outlive the wait.
 #pragma once
 
 #include <taskmon/component_group.hpp>
 #include <taskmon/component_stats.hpp>
+#include <taskmon/detail/name_rules.hpp>
+#include <taskmon/detail/parked_operation.hpp>
 #include <taskmon/duration.hpp>
 #include <taskmon/monitor_closed.hpp>
 #include <taskmon/monitor_event.hpp>
@@ -28,17 +36,18 @@
 #include <asio/associated_executor.hpp>
 #include <asio/async_result.hpp>
 #include <asio/basic_waitable_timer.hpp>
-#include <asio/bind_executor.hpp>
 #include <asio/cancellation_type.hpp>
 #include <asio/error.hpp>
+#include <asio/execution.hpp>
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/wait_traits.hpp>
 
+#include <chrono>
 #include <functional>
 #include <memory>
-#include <optional>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -54,8 +63,10 @@ using StateCheck = std::function<bool(const BasicTaskMonitor<Clock>&)>;
 using EventFilter = std::function<bool(const MonitorEvent&)>;
 
 /// One wait: the first of the state holding, the timeout, the monitor's close and a cancellation completes it.
-/// Everything but the listener runs on `strand`, which serializes the timer and the completion; the listener only
-/// posts there, so it never blocks a publishing thread, and the subscription is never dropped from inside it.
+/// Everything but the initiation, the listener and the cancellation handler runs on `strand_`, which owns the
+/// timer, the subscription and `done_`; those three only post there, so they never block a publishing thread nor
+/// touch what the strand owns, and the subscription is never dropped from inside a listener. The handler's
+/// executor has outstanding work until the completion runs there (ParkedHandler).
 template <typename Clock, typename Handler>
 class StateWait : public std::enable_shared_from_this<StateWait<Clock, Handler>> {
 public:
@@ -63,34 +74,46 @@ public:
 
     StateWait(Monitor& monitor, Handler handler)
         : monitor_{&monitor},
-          fallback_{monitor.get_executor()},
           strand_{asio::make_strand(monitor.get_executor())},
           timer_{strand_},
-          handler_{std::move(handler)} {}
+          parked_{std::move(handler), monitor.get_executor()} {}
 
-    void start(StateCheck<Clock> check, EventFilter concerns, Duration timeout) {
+    /// On the initiating thread: connects the cancellation slot, then hands the rest to the strand.
+    void start(StateCheck<Clock> check, EventFilter concerns, typename Clock::duration timeout) {
         check_ = std::move(check);
-        auto slot = asio::get_associated_cancellation_slot(*handler_);
-        if (slot.is_connected()) {
-            slot.assign([weak = this->weak_from_this()](asio::cancellation_type) {
-                if (auto self = weak.lock()) {
-                    asio::post(self->strand_, [self] { self->finish(asio::error::operation_aborted); });
-                }
-            });
+        concerns_ = std::move(concerns);
+        parked_.template connect_cancellation<Cancel>(this->weak_from_this());
+        asio::post(strand_, [self = this->shared_from_this(), timeout] { self->begin(timeout); });
+    }
+
+private:
+    /// A cancellation (any type) of the operation, emitted on the handler's side: ends the wait on the strand.
+    struct Cancel {
+        std::weak_ptr<StateWait> wait;
+        void operator()(asio::cancellation_type) const {
+            if (auto self = wait.lock()) {
+                asio::post(self->strand_, [self] { self->finish(asio::error::operation_aborted); });
+            }
+        }
+    };
+
+    void begin(typename Clock::duration timeout) {
+        if (done_) {
+            return;  // cancelled before it began
         }
         try {
-            subscription_ = monitor_->subscribe([weak = this->weak_from_this(),
-                                                 concerns = std::move(concerns)](const MonitorEvent& e) {
-                const bool closed = e.kind == MonitorEventKind::closed;
-                if (!closed && !concerns(e)) {
-                    return;
-                }
-                if (auto self = weak.lock()) {
-                    asio::post(self->strand_, [self, closed] { self->on_event(closed); });
-                }
-            });
+            subscription_ =
+                monitor_->subscribe([weak = this->weak_from_this(), concerns = concerns_](const MonitorEvent& e) {
+                    const bool closed = e.kind == MonitorEventKind::closed;
+                    if (!closed && !concerns(e)) {
+                        return;
+                    }
+                    if (auto self = weak.lock()) {
+                        asio::post(self->strand_, [self, closed] { self->on_event(closed); });
+                    }
+                });
         } catch (const MonitorClosed&) {
-            asio::post(strand_, [self = this->shared_from_this()] { self->finish(asio::error::operation_aborted); });
+            on_event(true);  // the state as the close left it
             return;
         }
         // Subscribed first, then looked: a change between the two is not missed.
@@ -100,10 +123,9 @@ public:
                 self->finish(asio::error::timed_out);
             }
         });
-        asio::post(strand_, [self = this->shared_from_this()] { self->on_event(false); });
+        on_event(false);
     }
 
-private:
     void on_event(bool closed) {
         if (done_) {
             return;
@@ -122,31 +144,43 @@ private:
         done_ = true;
         timer_.cancel();
         subscription_.unsubscribe();  // on the strand, never inside a listener
-        auto handler = std::move(*handler_);
-        handler_.reset();
-        asio::get_associated_cancellation_slot(handler).clear();
-        auto executor = asio::get_associated_executor(handler, fallback_);
-        asio::post(executor, [h = std::move(handler), ec]() mutable { std::move(h)(ec); });
+        // The slot is cleared on the handler's executor, where a cancellation is emitted, just before the call.
+        parked_.post([self = this->shared_from_this(), ec] {
+            self->parked_.disconnect_cancellation();
+            std::move(self->parked_.handler())(ec);
+        });
     }
 
     Monitor* monitor_;
-    asio::any_io_executor fallback_;  // the monitor's: a handler without an executor of its own completes there
     asio::strand<asio::any_io_executor> strand_;
     asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, asio::strand<asio::any_io_executor>> timer_;
-    std::optional<Handler> handler_;
+    ParkedHandler<Handler, asio::any_io_executor, asio::execution::relationship_t::fork_t> parked_;
     StateCheck<Clock> check_;
+    EventFilter concerns_;
     EventSubscription subscription_;
-    bool done_ = false;  // strand_ only
+    bool done_ = false;
 };
 
+/// Validates, then starts a StateWait for the completion token.
 template <typename Clock, typename CompletionToken>
-auto async_wait_for_state(BasicTaskMonitor<Clock>& monitor, StateCheck<Clock> check, EventFilter concerns,
-                          Duration timeout, CompletionToken&& token) {
+auto async_wait_for_state(BasicTaskMonitor<Clock>& monitor, const char* what, const std::string& name,
+                          StateCheck<Clock> check, EventFilter concerns, Duration timeout, CompletionToken&& token) {
+    check_name(name, what, "component or group");
+    if (timeout < Duration::zero()) {
+        throw std::invalid_argument(std::string{what} + ": the timeout must not be negative");
+    }
+    // Rounded up to the clock's ticks: a wait never ends before its timeout. Durations beyond the clock's range
+    // saturate.
+    using ClockDuration = typename Clock::duration;
+    const auto ticks = std::chrono::duration<long double, typename ClockDuration::period>{timeout}.count();
+    const auto longest = static_cast<long double>(ClockDuration::max().count());
+    const auto clock_timeout =
+        ticks >= longest ? ClockDuration::max() : std::chrono::ceil<ClockDuration>(std::chrono::nanoseconds{timeout});
     return asio::async_initiate<CompletionToken, void(std::error_code)>(
-        [&monitor, timeout](auto handler, auto check, auto concerns) {
+        [&monitor, clock_timeout](auto handler, auto check, auto concerns) {
             using Wait = StateWait<Clock, decltype(handler)>;
             auto wait = std::make_shared<Wait>(monitor, std::move(handler));
-            wait->start(std::move(check), std::move(concerns), timeout);
+            wait->start(std::move(check), std::move(concerns), clock_timeout);
         },
         token, std::move(check), std::move(concerns));
 }
@@ -159,13 +193,13 @@ template <typename Clock, typename CompletionToken = asio::use_awaitable_t<>>
 auto async_wait_ready(BasicTaskMonitor<Clock>& monitor, std::string name, Duration timeout,
                       CompletionToken&& token = {}) {
     auto concerns = [name](const MonitorEvent& e) { return e.component == name; };
-    auto check = [name = std::move(name)](const BasicTaskMonitor<Clock>& m) {
+    auto check = [name](const BasicTaskMonitor<Clock>& m) {
         const auto stats = m.get_component_stats();
         const auto it = stats.find(name);
         return it != stats.end() && it->second.ready;
     };
-    return detail::async_wait_for_state<Clock>(monitor, std::move(check), std::move(concerns), timeout,
-                                        std::forward<CompletionToken>(token));
+    return detail::async_wait_for_state<Clock>(monitor, "async_wait_ready", name, std::move(check), std::move(concerns),
+                                               timeout, std::forward<CompletionToken>(token));
 }
 
 /// Waits until component `name` is in `state`. Signature void(std::error_code); see the top of this header.
@@ -173,13 +207,13 @@ template <typename Clock, typename CompletionToken = asio::use_awaitable_t<>>
 auto async_wait_state(BasicTaskMonitor<Clock>& monitor, std::string name, ComponentState state, Duration timeout,
                       CompletionToken&& token = {}) {
     auto concerns = [name](const MonitorEvent& e) { return e.component == name; };
-    auto check = [name = std::move(name), state](const BasicTaskMonitor<Clock>& m) {
+    auto check = [name, state](const BasicTaskMonitor<Clock>& m) {
         const auto stats = m.get_component_stats();
         const auto it = stats.find(name);
         return it != stats.end() && it->second.state == state;
     };
-    return detail::async_wait_for_state<Clock>(monitor, std::move(check), std::move(concerns), timeout,
-                                        std::forward<CompletionToken>(token));
+    return detail::async_wait_for_state<Clock>(monitor, "async_wait_state", name, std::move(check), std::move(concerns),
+                                               timeout, std::forward<CompletionToken>(token));
 }
 
 /// Waits until group `name` is in `state` (GroupState::running: every member started, each ready before the
@@ -188,13 +222,13 @@ template <typename Clock, typename CompletionToken = asio::use_awaitable_t<>>
 auto async_wait_group_state(BasicTaskMonitor<Clock>& monitor, std::string name, GroupState state, Duration timeout,
                             CompletionToken&& token = {}) {
     auto concerns = [name](const MonitorEvent& e) { return e.group == name; };
-    auto check = [name = std::move(name), state](const BasicTaskMonitor<Clock>& m) {
+    auto check = [name, state](const BasicTaskMonitor<Clock>& m) {
         const auto groups = m.get_group_stats();
         const auto it = groups.find(name);
         return it != groups.end() && it->second.state == state;
     };
-    return detail::async_wait_for_state<Clock>(monitor, std::move(check), std::move(concerns), timeout,
-                                        std::forward<CompletionToken>(token));
+    return detail::async_wait_for_state<Clock>(monitor, "async_wait_group_state", name, std::move(check),
+                                               std::move(concerns), timeout, std::forward<CompletionToken>(token));
 }
 
 }  // namespace taskmon

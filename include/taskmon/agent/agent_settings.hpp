@@ -7,8 +7,10 @@
 
 #include <chrono>
 #include <cstddef>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include <taskmon/restart_policy.hpp>
 
@@ -106,6 +108,18 @@ struct AgentSettings {
         require(shed_enter_lag > Duration::zero(), "shed_enter_lag", "must be > 0");
         require(shed_leave_lag >= Duration::zero() && shed_leave_lag < shed_enter_lag, "shed_leave_lag",
                 "must be in [0, shed_enter_lag)");
+        // Durations are added to clock readings: bounded so that no deadline overflows.
+        for (const auto& [value, field] :
+             {std::pair{capture_timeout, "capture_timeout"}, std::pair{capture_interval, "capture_interval"},
+              std::pair{shed_capture_interval, "shed_capture_interval"},
+              std::pair{max_observation_age, "max_observation_age"}, std::pair{decide_timeout, "decide_timeout"},
+              std::pair{act_timeout, "act_timeout"}, std::pair{max_decision_age, "max_decision_age"},
+              std::pair{perception_timeout, "perception_timeout"},
+              std::pair{watchdog_startup_grace, "watchdog_startup_grace"},
+              std::pair{load_sample_interval, "load_sample_interval"}, std::pair{shed_enter_lag, "shed_enter_lag"},
+              std::pair{shed_leave_lag, "shed_leave_lag"}}) {
+            require(value <= longest_duration_setting, field, "must not exceed 100 years");
+        }
         taskmon::validate(critical_restart_policy, "AgentSettings.critical_restart_policy");
         taskmon::validate(auxiliary_restart_policy, "AgentSettings.auxiliary_restart_policy");
     }

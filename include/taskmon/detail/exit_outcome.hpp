@@ -10,6 +10,7 @@
 #include <taskmon/detail/log_text.hpp>
 
 #include <asio/error.hpp>
+#include <asio/experimental/channel_error.hpp>
 #include <asio/multiple_exceptions.hpp>
 
 #include <exception>
@@ -24,9 +25,11 @@ struct ExitOutcome {
     std::string reason;
 };
 
-/// A system_error is a cancellation when its code says so.
+/// A system_error is a cancellation when its code says so: Asio's operation_aborted, the standard
+/// operation_canceled, or channel_cancelled, which an Asio channel's cancelled send or receive ends with.
 inline ExitOutcome classify_system_error(const std::system_error& e) {
-    const bool aborted = e.code() == asio::error::operation_aborted || e.code() == std::errc::operation_canceled;
+    const bool aborted = e.code() == asio::error::operation_aborted || e.code() == std::errc::operation_canceled ||
+                         e.code() == asio::experimental::error::channel_cancelled;
     return {aborted ? ExitOutcome::aborted : ExitOutcome::failed, describe(e)};
 }
 
@@ -68,7 +71,7 @@ inline ExitOutcome classify_exit(const std::exception_ptr& error) {
 #endif
 }
 
-/// True when `error` is a cancellation (operation_aborted or operation_canceled, also inside the
+/// True when `error` is a cancellation (operation_aborted, operation_canceled or channel_cancelled, also inside the
 /// asio::multiple_exceptions that awaitable operators throw).
 inline bool is_operation_aborted(const std::exception_ptr& error) {
     return error && classify_exit(error).kind == ExitOutcome::aborted;

@@ -217,6 +217,13 @@ private:
         if (s.write_timeout <= std::chrono::milliseconds::zero()) {
             throw std::invalid_argument("HealthServerSettings.write_timeout must be positive");
         }
+        // Added to clock readings for the deadlines: bounded so that none overflows.
+        if (s.read_timeout > longest_duration_setting) {
+            throw std::invalid_argument("HealthServerSettings.read_timeout must not exceed 100 years");
+        }
+        if (s.write_timeout > longest_duration_setting) {
+            throw std::invalid_argument("HealthServerSettings.write_timeout must not exceed 100 years");
+        }
         return s;
     }
 

@@ -88,16 +88,24 @@ inline std::string describe(const std::exception_ptr& error) {
 #endif
 }
 
-/// Seconds with one decimal when exact to a tenth ("4.0"), else with millisecond precision ("0.125").
+/// Seconds with one decimal when exact to a tenth ("4.0"), else with the precision the value needs: milliseconds
+/// ("0.125"), microseconds ("0.000250") or nanoseconds.
 inline std::string format_seconds(std::chrono::nanoseconds d) {
-    const double seconds = std::chrono::duration<double>(d).count();
-    if (d % std::chrono::milliseconds{100} == std::chrono::nanoseconds::zero()) {
+    using namespace std::chrono;
+    const double seconds = duration<double>(d).count();
+    if (d % milliseconds{100} == nanoseconds::zero()) {
         return fmt::format("{:.1f}", seconds);
     }
-    return fmt::format("{:.3f}", seconds);
+    if (d % milliseconds{1} == nanoseconds::zero()) {
+        return fmt::format("{:.3f}", seconds);
+    }
+    if (d % microseconds{1} == nanoseconds::zero()) {
+        return fmt::format("{:.6f}", seconds);
+    }
+    return fmt::format("{:.9f}", seconds);
 }
 
-/// "hour", "10 minutes", "minute", "30 seconds", "1500 ms": the restart window in words for the give-up line
+/// "hour", "10 minutes", "minute", "30 seconds", "1500 ms", "250 us": the restart window in words for the give-up line
 /// ("5 attempts per hour", "per minute", "per 10 minutes").
 inline std::string format_window(std::chrono::nanoseconds window) {
     using namespace std::chrono;
@@ -111,7 +119,13 @@ inline std::string format_window(std::chrono::nanoseconds window) {
     if (window % seconds{1} == nanoseconds::zero()) {
         return plural(duration_cast<seconds>(window).count(), "second");
     }
-    return fmt::format("{} ms", duration_cast<milliseconds>(window).count());
+    if (window % milliseconds{1} == nanoseconds::zero()) {
+        return fmt::format("{} ms", duration_cast<milliseconds>(window).count());
+    }
+    if (window % microseconds{1} == nanoseconds::zero()) {
+        return fmt::format("{} us", duration_cast<microseconds>(window).count());
+    }
+    return fmt::format("{} ns", window.count());
 }
 
 /// Appends `text` to `out` so that it cannot end or forge a log line, nor break a double-quoted field: `"` and `\`

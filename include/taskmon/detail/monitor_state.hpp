@@ -227,17 +227,19 @@ public:
         {
             MutexLock lock{mutex_};
             if (!closed_) {
-                for (const auto& c : components_) {
-                    running += c->instance ? 1 : 0;
+                for (const auto* set : {&components_, &detached_}) {  // detached_: removed, still running
+                    for (const auto& c : *set) {
+                        running += c->instance ? 1 : 0;
+                    }
                 }
             }
         }
         if (running > 0) {
             try {
                 logger_->warn(
-                    "TaskMonitor destroyed without close(): {} running instances are cancelled and not "
+                    "TaskMonitor destroyed without close(): its running instances are cancelled and not "
                     "waited for; what they use must outlive them (co_await close() first) running={}",
-                    running, running);
+                    running);
             } catch (...) {  // NOLINT(bugprone-empty-catch): a warning must not break destruction
             }
         }
@@ -334,8 +336,8 @@ private:
         return **components_.find(std::string_view{name});
     }
 
-    ComponentPtr make_component(const std::string& name) TASKMON_REQUIRES(mutex_) {
-        return std::make_shared<Component>(name, strand_for_next_component());
+    ComponentPtr make_component(std::string name) TASKMON_REQUIRES(mutex_) {
+        return std::make_shared<Component>(std::move(name), strand_for_next_component());
     }
 
     void insert(const ComponentPtr& c) TASKMON_REQUIRES(mutex_) { components_.insert(c); }

@@ -421,6 +421,9 @@ BasicSystemdNotifier<Clock>::BasicSystemdNotifier(asio::any_io_executor executor
     if (options.poll_interval < std::chrono::milliseconds::zero()) {
         throw std::invalid_argument("SystemdNotifierOptions.poll_interval must not be negative");
     }
+    if (options.poll_interval > longest_duration_setting) {  // added to clock readings: no overflow
+        throw std::invalid_argument("SystemdNotifierOptions.poll_interval must not exceed 100 years");
+    }
     if (options.max_status_size < 16) {
         throw std::invalid_argument("SystemdNotifierOptions.max_status_size must be at least 16");
     }

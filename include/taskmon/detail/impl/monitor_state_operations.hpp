@@ -50,8 +50,15 @@ inline SpawnResult MonitorState<Clock>::spawn_task(std::string name, bool number
                                                    asio::awaitable<void> task) {
     const char* what = numbered ? (refusals_throw ? "spawn_numbered" : "try_spawn_numbered")
                                 : (refusals_throw ? "spawn" : "try_spawn");
-    check_name(name, what, numbered ? "name prefix" : "component");
-    check_task(task, what, name);
+    if (!numbered) {
+        check_name(name, what);
+        check_task(task, what, name);
+    } else if (auto problem = name_problem(name)) {
+        throw std::invalid_argument(
+            fmt::format("{}: the name prefix {}{}", what, name.empty() ? "" : quote(name) + " ", *problem));
+    } else if (!task.valid()) {
+        throw std::invalid_argument(fmt::format("{}: the coroutine to name {}<id> is {}", what, name, empty_awaitable));
+    }
     Events events;
     {
         MutexLock lock{mutex_};
@@ -82,7 +89,14 @@ inline SpawnResult MonitorState<Clock>::spawn_task(std::string name, bool number
             }
             reservation.id = ++next_task_id_;
         }
-        auto c = make_component(name);
+        // spawn() (named, throwing) returns no name: its hot path copies the name once, into the record.
+        const bool named_back = numbered || !refusals_throw;
+        auto c = make_component(std::move(name));
+        if (named_back) {
+            name = c->name;
+        } else {
+            name.clear();  // moved from
+        }
         transition(c->membership, Membership::registered);
         c->spawned = true;
         insert(c);
@@ -103,6 +117,8 @@ inline void MonitorState<Clock>::supervise(const std::string& name, Factory fact
     if (policy) {
         validate(*policy, "supervise: policy of component '" + name + "'");
     }
+    // Made (and, if this throws, released) outside the lock: copying or destroying a classifier is user code.
+    const auto own = policy ? std::make_shared<const RestartPolicy>(std::move(*policy)) : nullptr;
     auto origin = make_factory(std::move(factory));
     Reservation reservation;
     ComponentPtr provisional;
@@ -115,7 +131,7 @@ inline void MonitorState<Clock>::supervise(const std::string& name, Factory fact
         auto it = components_.find(std::string_view{name});
         fresh = it == components_.end();
         provisional = fresh ? make_component(name) : *it;
-        reservation = reserve_instance(provisional, origin.get(), policy ? &*policy : nullptr);
+        reservation = reserve_instance(provisional, origin.get(), own.get());
     }
     std::optional<asio::awaitable<void>> task;
     try {
@@ -152,13 +168,13 @@ inline void MonitorState<Clock>::supervise(const std::string& name, Factory fact
         }
         auto& c = *provisional;
         c.factory = origin;
-        c.own_policy = policy ? std::make_shared<const RestartPolicy>(*policy) : nullptr;
+        c.own_policy = own;
         c.enabled = true;
         transition(c.membership, Membership::registered);
         spawn(provisional, std::move(*task), std::move(origin), std::move(reservation), events);
     }
-    if (policy) {
-        warn_if_max_backoff_unreachable(*policy, "the policy of component '" + name + "'");
+    if (own) {
+        warn_if_max_backoff_unreachable(*own, "the policy of component '" + name + "'");
     }
     publish(events);
 }
@@ -331,6 +347,12 @@ inline void MonitorState<Clock>::supervise_group(const std::string& name, std::v
             throw std::invalid_argument(where + ": member '" + m.name + "' " + permanent_significant);
         }
     }
+    // Made (and, if this throws, released) outside the lock: copying or destroying a classifier is user code.
+    std::vector<std::shared_ptr<const RestartPolicy>> own;
+    own.reserve(members.size());
+    for (const auto& m : members) {
+        own.push_back(m.policy ? std::make_shared<const RestartPolicy>(*m.policy) : nullptr);
+    }
     auto group = std::make_unique<Group>();
     group->name = name;
     group->policy = policy;
@@ -361,10 +383,11 @@ inline void MonitorState<Clock>::supervise_group(const std::string& name, std::v
                                             "' is already used by a group or component");
             }
         }
-        for (auto& m : members) {  // nothing has changed so far
+        for (std::size_t i = 0; i < members.size(); ++i) {  // nothing has changed so far
+            auto& m = members[i];
             auto c = make_component(m.name);
             c->factory = m.factory ? make_factory(std::move(m.factory)) : make_factory(std::move(m.context_factory));
-            c->own_policy = m.policy ? std::make_shared<const RestartPolicy>(*m.policy) : nullptr;
+            c->own_policy = own[i];
             c->enabled = true;
             transition(c->membership, Membership::registered);
             c->group = group.get();
@@ -378,9 +401,9 @@ inline void MonitorState<Clock>::supervise_group(const std::string& name, std::v
         }
         engine_.start(g, Clock::now());
     }
-    for (const auto& m : members) {
-        if (m.policy) {
-            warn_if_max_backoff_unreachable(*m.policy, "the policy of component '" + m.name + "'");
+    for (std::size_t i = 0; i < members.size(); ++i) {
+        if (own[i]) {
+            warn_if_max_backoff_unreachable(*own[i], "the policy of component '" + members[i].name + "'");
         }
     }
     publish(events);

@@ -204,12 +204,14 @@ private:
         const auto from = e.time - std::chrono::duration_cast<Time::duration>(policy.restart_window);
         std::erase_if(books.restarts, [from](Time t) { return t <= from; });
         if (books.restarts.size() > static_cast<std::size_t>(policy.max_restart_attempts)) {
+            const std::chrono::nanoseconds window = policy.restart_window;
+            const bool whole_ms = window % std::chrono::milliseconds{1} == std::chrono::nanoseconds::zero();
+            const auto window_text =
+                whole_ms ? std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(window).count()) + " ms"
+                         : std::to_string(window.count()) + " ns";
             return "component '" + e.component + "' restarted " + std::to_string(books.restarts.size()) +
-                   " times within its restart_window of " +
-                   std::to_string(
-                       std::chrono::duration_cast<std::chrono::milliseconds>(policy.restart_window).count()) +
-                   " ms, more than max_restart_attempts " + std::to_string(policy.max_restart_attempts) +
-                   describe_event(e);
+                   " times within its restart_window of " + window_text + ", more than max_restart_attempts " +
+                   std::to_string(policy.max_restart_attempts) + describe_event(e);
         }
         return {};
     }
