@@ -98,6 +98,9 @@ struct InstanceExit {
     std::shared_ptr<typename State::Instance> instance;
 };
 
+/// Which of BasicTaskMonitor's spawn calls: spawn(), try_spawn(), spawn_numbered(), try_spawn_numbered().
+enum class SpawnMode { named, try_named, numbered, try_numbered };
+
 /// The state shared by a monitor and every callback it has outstanding. Kept alive by those callbacks, so a
 /// monitor can be destroyed while its components still run.
 ///
@@ -165,11 +168,13 @@ public:
 
     void register_task(const std::string& name, asio::awaitable<void> task);
 
-    /// BasicTaskMonitor::spawn(), try_spawn() and their numbered forms: `task` runs as a component that is never
-    /// restarted and leaves the monitor when it ends (see on_exit_spawned). With `numbered`, `name` is a prefix
-    /// and the task's id completes it (the next id whose name is free). Bad input throws; a refusal (closed, name
-    /// taken) throws when `refusals_throw`, else it is returned. A refused task is destroyed after the lock.
-    SpawnResult spawn_task(std::string name, bool numbered, bool refusals_throw, asio::awaitable<void> task);
+    /// BasicTaskMonitor::spawn(), try_spawn() and their numbered forms (Mode): `task` runs as a component that is
+    /// never restarted and leaves the monitor when it ends (see on_exit_spawned). Numbered, `name` is a prefix and
+    /// the task's id completes it (the next id whose name is free). Bad input throws; a refusal (closed, name taken)
+    /// throws from spawn() and spawn_numbered(), else it is returned. A refused task is destroyed after the lock.
+    /// A template, so that spawn(), the hot path, compiles to its own checks alone.
+    template <SpawnMode Mode>
+    SpawnResult spawn_task(const std::string& name, asio::awaitable<void> task);
 
     template <typename Factory>
     void supervise(const std::string& name, Factory factory, std::optional<RestartPolicy> policy);

@@ -53,22 +53,22 @@ void BasicTaskMonitor<Clock>::register_task(const std::string& name, asio::await
 
 template <typename Clock>
 void BasicTaskMonitor<Clock>::spawn(const std::string& name, asio::awaitable<void> task) {
-    (void)state_->spawn_task(name, false, true, std::move(task));
+    (void)state_->template spawn_task<detail::SpawnMode::named>(name, std::move(task));
 }
 
 template <typename Clock>
 SpawnResult BasicTaskMonitor<Clock>::try_spawn(const std::string& name, asio::awaitable<void> task) {
-    return state_->spawn_task(name, false, false, std::move(task));
+    return state_->template spawn_task<detail::SpawnMode::try_named>(name, std::move(task));
 }
 
 template <typename Clock>
 std::string BasicTaskMonitor<Clock>::spawn_numbered(std::string_view prefix, asio::awaitable<void> task) {
-    return state_->spawn_task(std::string{prefix}, true, true, std::move(task)).name;
+    return state_->template spawn_task<detail::SpawnMode::numbered>(std::string{prefix}, std::move(task)).name;
 }
 
 template <typename Clock>
 SpawnResult BasicTaskMonitor<Clock>::try_spawn_numbered(std::string_view prefix, asio::awaitable<void> task) {
-    return state_->spawn_task(std::string{prefix}, true, false, std::move(task));
+    return state_->template spawn_task<detail::SpawnMode::try_numbered>(std::string{prefix}, std::move(task));
 }
 
 template <typename Clock>

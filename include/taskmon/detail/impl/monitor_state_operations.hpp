@@ -46,11 +46,15 @@ inline void MonitorState<Clock>::register_task(const std::string& name, asio::aw
 }
 
 template <typename Clock>
-inline SpawnResult MonitorState<Clock>::spawn_task(std::string name, bool numbered, bool refusals_throw,
-                                                   asio::awaitable<void> task) {
-    const char* what = numbered ? (refusals_throw ? "spawn_numbered" : "try_spawn_numbered")
-                                : (refusals_throw ? "spawn" : "try_spawn");
-    if (!numbered) {
+template <SpawnMode Mode>
+inline SpawnResult MonitorState<Clock>::spawn_task(const std::string& name, asio::awaitable<void> task) {
+    constexpr bool numbered = Mode == SpawnMode::numbered || Mode == SpawnMode::try_numbered;
+    constexpr bool refusals_throw = Mode == SpawnMode::named || Mode == SpawnMode::numbered;
+    constexpr const char* what = Mode == SpawnMode::named       ? "spawn"
+                                 : Mode == SpawnMode::try_named ? "try_spawn"
+                                 : Mode == SpawnMode::numbered  ? "spawn_numbered"
+                                                                : "try_spawn_numbered";
+    if constexpr (!numbered) {
         check_name(name, what);
         check_task(task, what, name);
     } else if (auto problem = name_problem(name)) {
@@ -59,26 +63,39 @@ inline SpawnResult MonitorState<Clock>::spawn_task(std::string name, bool number
     } else if (!task.valid()) {
         throw std::invalid_argument(fmt::format("{}: the coroutine to name {}<id> is {}", what, name, empty_awaitable));
     }
+    SpawnResult result;  // spawn() returns no name: its hot path copies the name once, into the record
     Events events;
     {
         MutexLock lock{mutex_};
         if (closed_) {
-            if (refusals_throw) {
+            if constexpr (refusals_throw) {
                 check_open(what);
             }
-            return {SpawnStatus::monitor_closed, numbered ? std::string{} : std::move(name)};
+            result.status = SpawnStatus::monitor_closed;
+            if constexpr (!numbered) {
+                result.name = name;
+            }
+            return result;
         }
         Reservation reservation;  // no liveness record: a spawned task has no context to heartbeat with
-        if (numbered) {
-            const auto prefix_size = name.size();
+        ComponentPtr c;
+        if constexpr (numbered) {
+            std::string generated = name;
             do {
                 reservation.id = ++next_task_id_;
-                name.resize(prefix_size);
-                fmt::format_to(std::back_inserter(name), "{}", reservation.id);
-            } while (!name_free(name));  // a name the user gave: the next id
+                generated.resize(name.size());
+                fmt::format_to(std::back_inserter(generated), "{}", reservation.id);
+            } while (!name_free(generated));  // a name the user gave: the next id
+            c = make_component(std::move(generated));
+            result.name = c->name;
         } else {
-            if (!refusals_throw && !name_free(name)) {
-                return {SpawnStatus::name_taken, std::move(name)};
+            if constexpr (!refusals_throw) {
+                if (!name_free(name)) {
+                    result.status = SpawnStatus::name_taken;
+                    result.name = name;
+                    return result;
+                }
+                result.name = name;
             }
             check_not_detached(name, what);
             if (components_.find(std::string_view{name}) != components_.end()) {
@@ -88,14 +105,7 @@ inline SpawnResult MonitorState<Clock>::spawn_task(std::string name, bool number
                 throw std::invalid_argument(std::string{what} + ": '" + name + "' is the name of a group");
             }
             reservation.id = ++next_task_id_;
-        }
-        // spawn() (named, throwing) returns no name: its hot path copies the name once, into the record.
-        const bool named_back = numbered || !refusals_throw;
-        auto c = make_component(std::move(name));
-        if (named_back) {
-            name = c->name;
-        } else {
-            name.clear();  // moved from
+            c = make_component(name);
         }
         transition(c->membership, Membership::registered);
         c->spawned = true;
@@ -103,7 +113,7 @@ inline SpawnResult MonitorState<Clock>::spawn_task(std::string name, bool number
         spawn(c, std::move(task), nullptr, std::move(reservation), events);
     }
     publish(events);
-    return {SpawnStatus::spawned, std::move(name)};
+    return result;
 }
 
 template <typename Clock>
