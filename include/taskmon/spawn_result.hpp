@@ -39,4 +39,13 @@ struct SpawnResult {
     [[nodiscard]] explicit operator bool() const noexcept { return status == SpawnStatus::spawned; }
 };
 
+namespace detail {
+
+/// Which of BasicTaskMonitor's spawn calls: spawn(), try_spawn(), spawn_numbered(), try_spawn_numbered().
+/// Declared here, with the result, because task_monitor.hpp's member definitions name it before the monitor's
+/// state is complete.
+enum class SpawnMode { named, try_named, numbered, try_numbered };
+
+}  // namespace detail
+
 }  // namespace taskmon

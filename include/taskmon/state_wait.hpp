@@ -89,6 +89,7 @@ public:
 private:
     /// A cancellation (any type) of the operation, emitted on the handler's side: ends the wait on the strand.
     struct Cancel {
+        explicit Cancel(std::weak_ptr<StateWait> w) noexcept : wait{std::move(w)} {}  // emplaced by the slot
         std::weak_ptr<StateWait> wait;
         void operator()(asio::cancellation_type) const {
             if (auto self = wait.lock()) {

@@ -98,9 +98,6 @@ struct InstanceExit {
     std::shared_ptr<typename State::Instance> instance;
 };
 
-/// Which of BasicTaskMonitor's spawn calls: spawn(), try_spawn(), spawn_numbered(), try_spawn_numbered().
-enum class SpawnMode { named, try_named, numbered, try_numbered };
-
 /// The state shared by a monitor and every callback it has outstanding. Kept alive by those callbacks, so a
 /// monitor can be destroyed while its components still run.
 ///
