@@ -155,6 +155,7 @@ TEST_CASE("Destroying a monitor whose close() started, or with nothing running, 
     Harness h;
     Script steady;
     bool stubborn_ran = false;
+    bool closed = false;  // outside the block: the close completes after the monitor is gone
     {
         Monitor closing{h.io.get_executor(), RestartPolicy{.shutdown_timeout = 10s}, h.logger};
         closing.supervise("steady", factory_of(steady));
@@ -163,7 +164,6 @@ TEST_CASE("Destroying a monitor whose close() started, or with nothing running, 
             co_await taskmon_test::sleep_ignoring_cancellation(1min);
         });
         h.runner.run_for(1s);
-        bool closed = false;
         closing.async_close([&] { closed = true; });
         h.runner.run_for(1s);
         REQUIRE(stubborn_ran);
@@ -172,6 +172,7 @@ TEST_CASE("Destroying a monitor whose close() started, or with nothing running, 
         idle.set_restart_factories({{"later", factory_of(steady)}});  // known, never started
     }
     h.runner.run();
+    CHECK(closed);
     CHECK(h.lines_with("TaskMonitor destroyed without close()").empty());
 }
 
