@@ -3,6 +3,7 @@
 #include <taskmon/state_wait.hpp>
 #include <taskmon/task_monitor.hpp>
 
+#include "asio_use_future.hpp"
 #include "monitor_harness.hpp"
 
 #include <asio/bind_cancellation_slot.hpp>
@@ -16,16 +17,6 @@
 #include <asio/steady_timer.hpp>
 #include <asio/strand.hpp>
 #include <asio/this_coro.hpp>
-// g++ 12 at -O1 (the asan preset) reports a maybe-uninitialized inside Asio's own use_future.hpp; silenced for that
-// header only, as in test_task_monitor_spawn.cpp.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <asio/use_future.hpp>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 #include <spdlog/sinks/null_sink.h>
 
 #include <chrono>

@@ -5,6 +5,7 @@
 #include <taskmon/task_monitor.hpp>
 #include <taskmon/testing/manual_clock.hpp>
 
+#include "asio_use_future.hpp"
 #include "monitor_harness.hpp"
 
 #include <asio/co_spawn.hpp>
@@ -12,17 +13,6 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-// g++ 12 at -O1 (the asan preset) reports a maybe-uninitialized inside Asio's own use_future.hpp (the
-// promise_handler constructor) for a signature that carries a value. The diagnostic's location is Asio's header,
-// so it is silenced for that header only.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <asio/use_future.hpp>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 #include <chrono>
 #include <exception>

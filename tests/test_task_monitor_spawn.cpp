@@ -5,6 +5,7 @@
 #include <taskmon/io_semaphore.hpp>
 #include <taskmon/task_monitor.hpp>
 
+#include "asio_use_future.hpp"
 #include "monitor_harness.hpp"
 
 #include <asio/buffer.hpp>
@@ -17,16 +18,6 @@
 #include <asio/redirect_error.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/write.hpp>
-// g++ 12 at -O1 (the asan preset) reports a maybe-uninitialized inside Asio's own use_future.hpp (the
-// promise_handler constructor); silenced for that header only.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <asio/use_future.hpp>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 #include <spdlog/sinks/null_sink.h>
 
 #include <array>

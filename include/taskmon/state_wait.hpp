@@ -186,6 +186,20 @@ auto async_wait_for_state(BasicTaskMonitor<Clock>& monitor, const char* what, co
         token, std::move(check), std::move(concerns));
 }
 
+/// A wait until `holds(stats)` for component `name`'s stats, rechecked after each event of that component.
+template <typename Clock, typename Holds, typename CompletionToken>
+auto async_wait_for_component(BasicTaskMonitor<Clock>& monitor, const char* what, std::string name, Holds holds,
+                              Duration timeout, CompletionToken&& token) {
+    auto concerns = [name](const MonitorEvent& e) { return e.component == name; };
+    auto check = [name, holds](const BasicTaskMonitor<Clock>& m) {
+        const auto stats = m.get_component_stats();
+        const auto it = stats.find(name);
+        return it != stats.end() && holds(it->second);
+    };
+    return async_wait_for_state<Clock>(monitor, what, name, std::move(check), std::move(concerns), timeout,
+                                       std::forward<CompletionToken>(token));
+}
+
 }  // namespace detail
 
 /// Waits until component `name` is ready (ComponentStats::ready: an instance runs, and called ready() if its
@@ -193,28 +207,18 @@ auto async_wait_for_state(BasicTaskMonitor<Clock>& monitor, const char* what, co
 template <typename Clock, typename CompletionToken = asio::use_awaitable_t<>>
 auto async_wait_ready(BasicTaskMonitor<Clock>& monitor, std::string name, Duration timeout,
                       CompletionToken&& token = {}) {
-    auto concerns = [name](const MonitorEvent& e) { return e.component == name; };
-    auto check = [name](const BasicTaskMonitor<Clock>& m) {
-        const auto stats = m.get_component_stats();
-        const auto it = stats.find(name);
-        return it != stats.end() && it->second.ready;
-    };
-    return detail::async_wait_for_state<Clock>(monitor, "async_wait_ready", name, std::move(check), std::move(concerns),
-                                               timeout, std::forward<CompletionToken>(token));
+    return detail::async_wait_for_component<Clock>(
+        monitor, "async_wait_ready", std::move(name), [](const ComponentStats& s) { return s.ready; }, timeout,
+        std::forward<CompletionToken>(token));
 }
 
 /// Waits until component `name` is in `state`. Signature void(std::error_code); see the top of this header.
 template <typename Clock, typename CompletionToken = asio::use_awaitable_t<>>
 auto async_wait_state(BasicTaskMonitor<Clock>& monitor, std::string name, ComponentState state, Duration timeout,
                       CompletionToken&& token = {}) {
-    auto concerns = [name](const MonitorEvent& e) { return e.component == name; };
-    auto check = [name, state](const BasicTaskMonitor<Clock>& m) {
-        const auto stats = m.get_component_stats();
-        const auto it = stats.find(name);
-        return it != stats.end() && it->second.state == state;
-    };
-    return detail::async_wait_for_state<Clock>(monitor, "async_wait_state", name, std::move(check), std::move(concerns),
-                                               timeout, std::forward<CompletionToken>(token));
+    return detail::async_wait_for_component<Clock>(
+        monitor, "async_wait_state", std::move(name), [state](const ComponentStats& s) { return s.state == state; },
+        timeout, std::forward<CompletionToken>(token));
 }
 
 /// Waits until group `name` is in `state` (GroupState::running: every member started, each ready before the
