@@ -51,12 +51,12 @@ struct Port {
     void take_over(const ComponentPtr& cp) const { calls->log.push_back("take_over " + cp->name); }
     void stop(const ComponentPtr& cp) const {
         calls->log.push_back("stop " + cp->name);
-        cp->instance->stop = StopCause::group;
-        cp->instance->stop_deadline = calls->now + stop_wait;
+        cp->live()->stop = StopCause::group;
+        cp->live()->stop_deadline = calls->now + stop_wait;
     }
     void report_unresponsive(Component& c, TimePoint /*now*/, Events& /*events*/) const {
         calls->log.push_back("unresponsive " + c.name);
-        c.instance->reported_unresponsive = true;
+        c.live()->reported_unresponsive = true;
     }
     [[nodiscard]] std::uint32_t schedule_start(const ComponentPtr& cp) const {
         calls->log.push_back("start " + cp->name);
@@ -104,13 +104,15 @@ struct Tree {
             if (!next.start) {
                 return next;
             }
-            next.start->instance = std::make_shared<Records::Instance>(++task_id, calls.now, nullptr);
+            next.start->instance = Records::Instance{calls.now, nullptr};
+            next.start->task_id = ++task_id;
+            next.start->lifecycle = Lifecycle::live;
             ++next.start->generation;
         }
     }
 
     /// The instance of `c` exits (the core has already dropped it when the engine hears of it).
-    static void exit(Component& c) { c.instance.reset(); }
+    static void exit(Component& c) { c.lifecycle = Lifecycle::idle; }
 
     std::string log() const {
         std::string out;

@@ -189,6 +189,40 @@ TEST_CASE("restart() while running replaces the instance exactly once", "[task_m
     h.close(monitor);
 }
 
+TEST_CASE("A stop requested for an instance that ends on its own never cancels the next instance", "[task_monitor]") {
+    // Every instance of a component shares its record's cancellation signal. Here the stop for instance 1 is
+    // emitted after instance 1 returned and after the restart it asked for was decided: it must reach no one.
+    const auto type = GENERATE(RestartType::transient, RestartType::permanent);
+    INFO("restart type " << taskmon::to_string(type));
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {.restart_type = type}, h.logger};
+    int starts = 0;
+    int cancelled = 0;
+    monitor.supervise("c", [&]() -> asio::awaitable<void> {
+        if (++starts == 1) {
+            monitor.restart("c");  // its stop is handled after this return, its exit after the stop's request
+            co_return;
+        }
+        ManualTimer timer{co_await asio::this_coro::executor, 1h};
+        try {
+            co_await timer.async_wait(asio::use_awaitable);
+        } catch (const std::system_error&) {
+            ++cancelled;
+            throw;
+        }
+    });
+    h.runner.run_for(1min);
+    CHECK(starts == 2);
+    CHECK(cancelled == 0);
+    const auto stats = monitor.get_component_stats().at("c");
+    CHECK(stats.state == ComponentState::running);
+    CHECK(stats.restart_count == 1);
+    CHECK(stats.failure_count == 0);
+    CHECK_FALSE(stats.task_cancelled);
+    h.close(monitor);
+    CHECK(cancelled == 1);  // close() cancels it: the signal still reaches the instance it was bound for
+}
+
 TEST_CASE("restart() during a backoff merges into it and starts at once", "[task_monitor]") {
     Harness h;
     auto script = failing_now(1);

@@ -15,7 +15,7 @@
 namespace taskmon {
 
 /// Lifecycle of a supervised component.
-enum class ComponentState {
+enum class ComponentState : std::uint8_t {
     not_started,   ///< known (e.g. from set_restart_factories) but never registered
     running,       ///< an instance is live
     restarting,    ///< between a failure (or restart()) and the new instance running; is_restarting is true

@@ -48,7 +48,7 @@ enum class GiveUpMode {
 };
 
 /// How a failure counts, as decided by RestartPolicy::classify_failure.
-enum class FailureClass {
+enum class FailureClass : std::uint8_t {
     counted,      ///< restarted with backoff and counted against the restart window (default)
     not_counted,  ///< restarted with backoff, not counted against the restart window
     fatal,        ///< not restarted: the component gives up at once (in its policy's GiveUpMode)

@@ -112,16 +112,15 @@ struct MonitorRecords {
         std::weak_ptr<Component> component_;
     };
 
+    /// The facts of a component's instance, kept in its record (Component::instance): those of the live instance
+    /// while the lifecycle is live (Component::live()), of the last one after it exited, until the next start
+    /// overwrites them. Its task id is the component's task_id. Not an allocation of its own: one allocation per
+    /// start fewer, and 64 bytes fewer per component (the 56-byte record, in glibc's 80-byte class with its
+    /// shared_ptr control block, against 32 bytes more in the component's record).
     struct Instance {
-        Instance(std::uint64_t i, time_point s, std::shared_ptr<Liveness> l)
-            : id{i}, started{s}, liveness{std::move(l)} {}
-        std::uint64_t id;
-        time_point started;
+        time_point started{};
         std::shared_ptr<Liveness> liveness;  // null: ready at start, nothing to watch
         time_point stop_deadline{};          // a requested stop is reported unresponsive after it
-        asio::cancellation_signal signal;
-        // Packed (bit-fields): the record is 56 bytes, which with its shared_ptr control block fits glibc's
-        // 80-byte allocator class (72 took 96); one instance per running component.
         FailureClass trip_class = FailureClass::counted;
         StopCause stop = StopCause::none;
         bool tripped_startup : 1 = false;  // StopCause::liveness: which deadline it missed
@@ -153,6 +152,7 @@ struct MonitorRecords {
         // A one_for_one member restarting on its own: its scheduled restart also counts against the group's
         // max_restarts (with the group's budget then) when it happens.
         std::optional<std::uint32_t> counted_in_group;
+        int restart_count = 0;  // restarts performed, automatic and manual (ComponentStats::restart_count)
         // The unit driving it through a group restart, an ordered start or stop (while it is set, the unit
         // alone starts it: no restart of its own).
         std::shared_ptr<RestartUnit> unit;
@@ -175,16 +175,14 @@ struct MonitorRecords {
         std::shared_ptr<const ComponentFactory> factory;
         std::shared_ptr<const RestartPolicy> own_policy;  // null: the monitor's policy
         std::unique_ptr<Timer> timer;                     // backoff and quarantine cooldown; strand_ only
-        std::shared_ptr<Instance> instance;
-        std::unique_ptr<RestartRecord> history;  // null until edit_restarts(); mutex_ (not strand_) guards it
-        // From here on the fields are ordered, and the flags packed, to leave no padding: the record is 152
-        // bytes, the most that fits glibc's 176-byte allocator class with its shared_ptr control block (160 took
-        // 192; with the RestartRecord's fields inline it was 264, in the 288-byte class). The flags change under
-        // mutex_ only, as every field but the timer and watch_slot does.
-        std::uint64_t task_id = 0;
-        std::uint32_t restart_gen = 0;  // compared for equality only: wrapping is harmless
-        std::uint32_t generation = 0;
-        int restart_count = 0;
+        std::unique_ptr<RestartRecord> history;           // null until edit_restarts(); mutex_ (not strand_) guards it
+        std::uint64_t task_id = 0;                        // of the live instance, or of the last one
+        // From here on the fields are ordered, and the flags packed, to leave no padding: the record is 168
+        // bytes, the most that fits glibc's 192-byte allocator class with its shared_ptr control block (176
+        // took 208). The small fields after `instance` live in its tail padding ([[no_unique_address]]: it is
+        // not trivially copyable, so the Itanium ABI lets them). The flags change under mutex_ only, as every
+        // field but the timer, stop_signal and watch_slot does.
+        [[no_unique_address]] Instance instance;             // its facts; valid while live() (see Instance)
         ComponentState state = ComponentState::not_started;  // as reported (ComponentStats::state)
         Lifecycle lifecycle = Lifecycle::idle;               // what the monitor does with it
         Membership membership = Membership::declared;
@@ -197,11 +195,24 @@ struct MonitorRecords {
         bool in_trial : 1 = false;     // the live instance is a quarantine trial
         bool spawned : 1 = false;      // spawn(): leaves components_ when its task ends, never restarted
         bool significant : 1 = false;  // its end may end its group (GroupPolicy::auto_shutdown)
+        // Cancels its live instance: bound by each start's co_spawn, emitted by a requested stop; used on the
+        // component's strand only (cancellation_signal is not thread-safe). One per component, re-used by every
+        // instance: a stop requested for one instance can never reach the next, since the stop's post to the
+        // strand happens before the exit that leads to the next start, and the strand runs posts in order.
+        asio::cancellation_signal stop_signal;
+        std::uint32_t restart_gen = 0;  // compared for equality only: wrapping is harmless
+        std::uint32_t generation = 0;
         // Its place in the monitor's watch schedule (liveness, stop deadlines, trial probation; WatchSchedule,
         // 0: none); strand_ only. Not a bit-field, so that it shares no memory location with the flags.
         std::uint32_t watch_slot = 0;
         std::uint32_t name_hash;  // of `name`, which never changes (NameIndex)
         Group* group = nullptr;
+
+        /// Its live instance, or null: it has one exactly while its lifecycle is live.
+        [[nodiscard]] Instance* live() noexcept { return lifecycle == Lifecycle::live ? &instance : nullptr; }
+        [[nodiscard]] const Instance* live() const noexcept {
+            return lifecycle == Lifecycle::live ? &instance : nullptr;
+        }
 
         /// Its restart record, read-only: RestartRecord::none() until it has one.
         [[nodiscard]] const RestartRecord& restarts() const noexcept {
@@ -221,8 +232,8 @@ struct MonitorRecords {
             }
         }
     };
-    static_assert(sizeof(void*) != 8 || sizeof(Component) <= 152,
-                  "a component record past 152 bytes takes glibc's next allocator class with its control block");
+    static_assert(sizeof(void*) != 8 || sizeof(Component) <= 168,
+                  "a component record past 168 bytes takes glibc's next allocator class with its control block");
     using ComponentPtr = std::shared_ptr<Component>;
 
     /// Where a component keeps its place in the watch schedule.

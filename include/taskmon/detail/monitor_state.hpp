@@ -86,16 +86,15 @@ struct InstanceExit {
         if (running_in_strand(*component->strand)) {
             const auto& strand = state->strand_;  // before *this moves: argument order is unspecified
             asio::post(strand, [self = std::move(*this), error = std::move(error)]() mutable {
-                self.state->on_exit(self.component, self.instance, std::move(error));
+                self.state->on_exit(self.component, std::move(error));
             });
             return;
         }
-        state->on_exit(component, instance, std::move(error));
+        state->on_exit(component, std::move(error));
     }
 
     std::shared_ptr<State> state;
-    typename State::ComponentPtr component;
-    std::shared_ptr<typename State::Instance> instance;
+    typename State::ComponentPtr component;  // the exit is its live instance's
 };
 
 /// The state shared by a monitor and every callback it has outstanding. Kept alive by those callbacks, so a
@@ -231,7 +230,7 @@ public:
             if (!closed_) {
                 for (const auto* set : {&components_, &detached_}) {  // detached_: removed, still running
                     for (const auto& c : *set) {
-                        running += c->instance ? 1 : 0;
+                        running += c->live() ? 1 : 0;
                     }
                 }
             }
@@ -347,9 +346,9 @@ private:
     ComponentPtr find_or_create(const std::string& name) TASKMON_REQUIRES(mutex_);
     /// Gives `c` the factory `f`, keeping the one its live instance came from until that instance exits.
     static void replace_factory(Component& c, std::shared_ptr<const ComponentFactory> f) {
-        if (c.instance && c.instance->from_factory) {
+        if (c.live() && c.live()->from_factory) {
             c.edit_restarts().retired_factory = std::move(c.factory);
-            c.instance->from_factory = false;
+            c.live()->from_factory = false;
         }
         c.factory = std::move(f);
     }
@@ -588,12 +587,11 @@ private:
 
     void start_restart(const ComponentPtr& cp, std::uint64_t gen, bool first_start = false);
 
-    void on_exit(const ComponentPtr& cp, const std::shared_ptr<Instance>& instance, std::exception_ptr error);
+    void on_exit(const ComponentPtr& cp, std::exception_ptr error);
 
-    /// The `stopped` event of `instance`, with the reason if it threw while being stopped (also kept in
+    /// The `stopped` event of its last instance, with the reason if it threw while being stopped (also kept in
     /// last_error).
-    MonitorEvent stopped_event(Component& c, const Instance& instance, const ExitOutcome& outcome, time_point now)
-        TASKMON_REQUIRES(mutex_);
+    MonitorEvent stopped_event(Component& c, const ExitOutcome& outcome, time_point now) TASKMON_REQUIRES(mutex_);
 
     /// An instance the monitor asked to stop (or any exit once closing or removing) ended (mutex_ held): what
     /// follows depends on who asked — a group unit, restart(), a liveness trip, or a stop for good.
@@ -601,8 +599,8 @@ private:
                               const UserInputs& inputs, time_point now, Events& events) TASKMON_REQUIRES(mutex_);
 
     /// An instance returned on its own (mutex_ held): a permanent component restarts, others complete.
-    void after_return(const ComponentPtr& cp, const Instance& instance, const UserInputs& inputs, time_point now,
-                      Events& events) TASKMON_REQUIRES(mutex_);
+    void after_return(const ComponentPtr& cp, const UserInputs& inputs, time_point now, Events& events)
+        TASKMON_REQUIRES(mutex_);
 
     /// The task of a spawned component ended (mutex_ held): one event says how — completed, stopped (close,
     /// remove_and_wait, disable; with the reason if it threw meanwhile), or failed / cancelled_unexpectedly

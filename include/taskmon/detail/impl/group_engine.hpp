@@ -338,8 +338,7 @@ inline auto GroupEngine<Clock, Host, Port>::enlist(Group& root, const std::vecto
         } else {
             c.restart_counted = false;  // its own restart, replaced by this unit, will not happen
         }
-        if (!again && !c.instance &&
-            (c.state == ComponentState::restarting || c.state == ComponentState::quarantined)) {
+        if (!again && !c.live() && (c.state == ComponentState::restarting || c.state == ComponentState::quarantined)) {
             c.state = ComponentState::stopped;
         }
     }
@@ -379,16 +378,16 @@ inline auto GroupEngine<Clock, Host, Port>::step(RestartUnit& u, time_point now,
     if (u.phase == RestartUnit::Phase::stopping) {
         for (auto it = leaves.rbegin(); it != leaves.rend(); ++it) {
             auto& c = **it;
-            if (unit_started(c.unit_role) || !c.instance || c.instance->reported_unresponsive) {
+            if (unit_started(c.unit_role) || !c.live() || c.live()->reported_unresponsive) {
                 continue;
             }
-            if (c.instance->stop == StopCause::none) {
+            if (c.live()->stop == StopCause::none) {
                 port_.stop(*it);
                 c.state = c.unit_role == UnitRole::restart && !closing ? ComponentState::restarting
                                                                        : ComponentState::stopping;
             }
-            if (now < c.instance->stop_deadline) {
-                next.wake = c.instance->stop_deadline;  // or its exit, whichever comes first
+            if (now < c.live()->stop_deadline) {
+                next.wake = c.live()->stop_deadline;  // or its exit, whichever comes first
                 return next;
             }
             port_.report_unresponsive(c, now, events);  // it may still exit: it is not started again before
@@ -412,7 +411,7 @@ inline auto GroupEngine<Clock, Host, Port>::step(RestartUnit& u, time_point now,
             continue;
         }
         if (c.unit_role == UnitRole::started) {
-            if (c.instance && c.group->policy.start_after_ready && !port_.ready_time(*c.instance)) {
+            if (c.live() && c.group->policy.start_after_ready && !port_.ready_time(*c.live())) {
                 return next;  // on_ready (or its failure) advances
             }
             continue;
@@ -420,13 +419,13 @@ inline auto GroupEngine<Clock, Host, Port>::step(RestartUnit& u, time_point now,
         if (closing || !c.enabled || !c.factory) {
             c.unit_role = UnitRole::stop;
             c.restart_counted = false;
-            if (!c.instance) {
+            if (!c.live()) {
                 c.state = ComponentState::stopped;
                 c.clear_next_restart();
             }
             continue;
         }
-        if (c.instance) {
+        if (c.live()) {
             return next;  // an instance that outlived its stop: never two live instances
         }
         c.unit_role = UnitRole::started;

@@ -20,7 +20,7 @@ inline void MonitorState<Clock>::complete_removals() {
     remove_done_ = false;
     const auto component = [](const std::shared_ptr<void>& payload) { return static_cast<Component*>(payload.get()); };
     remove_waiters_.complete_matching(asio::error_code{}, [&](const std::shared_ptr<void>& c) {
-        return component(c)->membership == Membership::removed && !component(c)->instance;
+        return component(c)->membership == Membership::removed && !component(c)->live();
     });
     remove_waiters_.complete_matching(asio::error::timed_out, [&](const std::shared_ptr<void>& c) {
         return component(c)->membership == Membership::removed;
@@ -66,20 +66,20 @@ inline void MonitorState<Clock>::begin_close() {
         // Each instance outside a group is waited for up to its own shutdown_timeout (or the stop deadline it
         // had already), then reported: close_deadlines_, in deadline order, on the one close timer.
         const auto stop = [&](const ComponentPtr& c) TASKMON_REQUIRES(mutex_) {
-            if (c->instance && c->group && c->instance->reported_unresponsive) {
+            if (c->live() && c->group && c->live()->reported_unresponsive) {
                 // Already reported (a requested stop it ignored): its group's stop skips it; close waits its
                 // shutdown_timeout for it, as for any instance.
                 const auto own = policy_of(*c).shutdown_timeout;
                 close_deadlines_.emplace_back(now + std::chrono::duration_cast<duration>(own), c);
                 return;
             }
-            if (!c->instance || c->group) {
+            if (!c->live() || c->group) {
                 return;
             }
             request_stop(c, StopCause::close);
             const auto own = policy_of(*c).shutdown_timeout;
             longest = std::max<std::chrono::nanoseconds>(longest, own);
-            const auto& i = *c->instance;
+            const auto& i = *c->live();
             const auto deadline =
                 i.reported_unresponsive ? now + std::chrono::duration_cast<duration>(own) : i.stop_deadline;
             close_deadlines_.emplace_back(deadline, c);
@@ -90,7 +90,7 @@ inline void MonitorState<Clock>::begin_close() {
             std::chrono::nanoseconds sum{};
             bool any = false;
             for (const auto& c : leaves) {
-                if (c->instance) {
+                if (c->live()) {
                     sum += policy_of(*c).shutdown_timeout;
                     any = true;
                 }
@@ -143,10 +143,10 @@ inline void MonitorState<Clock>::on_close_timer() {
             if (deadline > now) {
                 break;
             }
-            if (cp->instance && !cp->instance->reported_unresponsive) {
+            if (cp->live() && !cp->live()->reported_unresponsive) {
                 report_unresponsive(*cp, now, events);
-            } else if (cp->instance) {
-                waited_in_close(*cp->instance);
+            } else if (cp->live()) {
+                waited_in_close(*cp->live());
             }
         }
         if (next_close_deadline_ < close_deadlines_.size()) {
@@ -155,7 +155,7 @@ inline void MonitorState<Clock>::on_close_timer() {
             next = close_end_;
         } else {
             for (const auto& c : components_) {
-                if (c->instance && !c->instance->reported_unresponsive) {
+                if (c->live() && !c->live()->reported_unresponsive) {
                     report_unresponsive(*c, now, events);
                 }
             }
@@ -209,7 +209,7 @@ inline void MonitorState<Clock>::finish_close() {
         e.time = wall(Clock::now());
         e.count = components_.size();
         for (const auto& c : components_) {
-            if (c->instance) {
+            if (c->live()) {
                 ++e.unresponsive;
             }
         }

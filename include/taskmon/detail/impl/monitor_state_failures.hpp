@@ -351,10 +351,12 @@ inline void MonitorState<Clock>::start_restart(const ComponentPtr& cp, std::uint
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, const std::shared_ptr<Instance>& instance,
-                                         std::exception_ptr error) {
+inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, std::exception_ptr error) {
     assert(running_in_strand(strand_));
     auto& c = *cp;
+    // The exit is its live instance's: no other instance starts before this exit is handled. Its facts stay in the
+    // record once the lifecycle leaves live, until the next start, which cannot happen before this returns.
+    const Instance& instance = c.instance;
     auto outcome = classify_exit(error);
     Events events;
     std::shared_ptr<RestartUnit> unit;
@@ -362,29 +364,26 @@ inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, const std::shar
     UserInputs inputs;
     for (;;) {
         UniqueMutexLock lock{mutex_};
-        if (const auto needs = exit_needs(c, *instance, outcome, inputs)) {
+        if (const auto needs = exit_needs(c, instance, outcome, inputs)) {
             const auto policy = policy_handle(c);
             lock.unlock();
             supply(needs, *policy, c, error, inputs);
             continue;
         }
         unit_before = c.restarts().unit;
-        if (c.instance == instance) {
-            c.instance.reset();
-            transition(c.lifecycle, Lifecycle::idle);
-            --live_instances_;
-            if (instance->reported_in_close) {
-                --waited_in_close_;
-            }
-            if (c.history) {
-                c.history->retired_factory.reset();  // its coroutine frame is gone (co_spawn ended before this)
-            }
+        assert(c.live());
+        transition(c.lifecycle, Lifecycle::idle);
+        --live_instances_;
+        if (instance.reported_in_close) {
+            --waited_in_close_;
+        }
+        if (c.history) {
+            c.history->retired_factory.reset();  // its coroutine frame is gone (co_spawn ended before this)
         }
         const auto now = Clock::now();
         c.task_cancelled = outcome.kind == ExitOutcome::aborted;
         const auto& policy = policy_of(c);
-        if (const auto ready = ready_time(*instance);
-            c.history && ready && now - *ready >= policy.reset_backoff_after) {
+        if (const auto ready = ready_time(instance); c.history && ready && now - *ready >= policy.reset_backoff_after) {
             c.history->consecutive = 0;  // it was ready long enough to count as stable
         }
         if (c.membership == Membership::removed) {
@@ -395,11 +394,11 @@ inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, const std::shar
         }
         disarm_watch(cp);  // strand_: nothing left to watch until the next instance
         if (c.spawned) {
-            on_exit_spawned(c, *instance, outcome, now, events);
-        } else if (instance->stop != StopCause::none || closed_ || is_leaving(c.membership)) {
-            after_requested_stop(cp, *instance, outcome, inputs, now, events);
+            on_exit_spawned(c, instance, outcome, now, events);
+        } else if (instance.stop != StopCause::none || closed_ || is_leaving(c.membership)) {
+            after_requested_stop(cp, instance, outcome, inputs, now, events);
         } else if (outcome.kind == ExitOutcome::returned) {
-            after_return(cp, *instance, inputs, now, events);
+            after_return(cp, inputs, now, events);
         } else {
             ++c.edit_restarts().failure_count;
             c.edit_restarts().last_error = outcome.reason;
@@ -407,12 +406,12 @@ inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, const std::shar
             auto e = event(outcome.kind == ExitOutcome::aborted ? MonitorEventKind::cancelled_unexpectedly
                                                                 : MonitorEventKind::failed,
                            c, now);
-            e.task_id = instance->id;
             e.reason = outcome.reason;
             e.failure_class = cls;
             events.push_back(std::move(e));
             after_failure(cp, outcome.reason, cls, inputs, now, events);
         }
+        c.instance.liveness.reset();  // nothing reads it once the instance is gone: its bytes go now
         unit = c.restarts().unit;
         break;
     }
@@ -428,10 +427,9 @@ inline void MonitorState<Clock>::on_exit(const ComponentPtr& cp, const std::shar
 }
 
 template <typename Clock>
-inline auto MonitorState<Clock>::stopped_event(Component& c, const Instance& instance, const ExitOutcome& outcome,
-                                               time_point now) -> MonitorEvent {
+inline auto MonitorState<Clock>::stopped_event(Component& c, const ExitOutcome& outcome, time_point now)
+    -> MonitorEvent {
     auto e = event(MonitorEventKind::stopped, c, now);
-    e.task_id = instance.id;
     if (outcome.kind == ExitOutcome::failed) {
         c.edit_restarts().last_error = outcome.reason;
         e.reason = outcome.reason;
@@ -449,10 +447,10 @@ inline void MonitorState<Clock>::after_requested_stop(const ComponentPtr& cp, co
         // Stopped for a group restart or an ordered stop: the unit decides what follows.
         c.in_trial = false;
         c.state = unit_restarts(c.unit_role) && c.enabled ? ComponentState::restarting : ComponentState::stopped;
-        events.push_back(stopped_event(c, instance, outcome, now));
+        events.push_back(stopped_event(c, outcome, now));
     } else if (instance.stop == StopCause::restart && open) {
         if (outcome.kind == ExitOutcome::failed) {
-            events.push_back(stopped_event(c, instance, outcome, now));  // it threw while being stopped
+            events.push_back(stopped_event(c, outcome, now));  // it threw while being stopped
         }
         c.in_trial = false;
         c.manual_pending = true;
@@ -469,7 +467,7 @@ inline void MonitorState<Clock>::after_requested_stop(const ComponentPtr& cp, co
                           : ComponentState::stopped;
         }
         c.in_trial = false;
-        events.push_back(stopped_event(c, instance, outcome, now));
+        events.push_back(stopped_event(c, outcome, now));
         if (is_leaving(c.membership)) {
             erase(c, false, events);
         }
@@ -477,8 +475,8 @@ inline void MonitorState<Clock>::after_requested_stop(const ComponentPtr& cp, co
 }
 
 template <typename Clock>
-inline void MonitorState<Clock>::after_return(const ComponentPtr& cp, const Instance& instance,
-                                              const UserInputs& inputs, time_point now, Events& events) {
+inline void MonitorState<Clock>::after_return(const ComponentPtr& cp, const UserInputs& inputs, time_point now,
+                                              Events& events) {
     auto& c = *cp;
     const auto& policy = policy_of(c);
     if (c.in_trial) {
@@ -490,7 +488,6 @@ inline void MonitorState<Clock>::after_return(const ComponentPtr& cp, const Inst
     } else {
         c.state = ComponentState::completed;
         auto e = event(MonitorEventKind::completed, c, now);
-        e.task_id = instance.id;
         e.restart_type = policy.restart_type;
         events.push_back(std::move(e));
         engine_.member_ended(c, now, events);
@@ -523,7 +520,6 @@ inline void MonitorState<Clock>::on_exit_spawned(Component& c, const Instance& i
     // nothing would receive it (observed()).
     if (reason != nullptr || observed(routine_level(true))) {
         auto e = event(kind, c, now);
-        e.task_id = instance.id;
         if (reason != nullptr) {
             e.reason = *reason;
         }

@@ -29,10 +29,10 @@ template <typename Clock>
 inline auto MonitorState<Clock>::evaluate_watch(const ComponentPtr& cp, time_point now,
                                                 const ClassifiedMiss& classified, Events& events) -> WatchStep {
     auto& c = *cp;
-    if (!c.instance) {
+    if (!c.live()) {
         return {};
     }
-    auto& i = *c.instance;
+    auto& i = *c.live();
     if (i.stop != StopCause::none) {
         if (i.stop == StopCause::close || i.reported_unresponsive) {
             return {};  // close() reports its own deadline
@@ -77,7 +77,7 @@ template <typename Clock>
 inline void MonitorState<Clock>::trip(const ComponentPtr& cp, LivenessMiss miss, std::chrono::nanoseconds timeout,
                                       FailureClass cls, time_point now, Events& events) {
     auto& c = *cp;
-    auto& i = *c.instance;
+    auto& i = *c.live();
     const bool startup = miss == LivenessMiss::startup;
     const std::string reason = miss_reason(miss);
     i.tripped_startup = startup;
@@ -95,9 +95,9 @@ inline void MonitorState<Clock>::trip(const ComponentPtr& cp, LivenessMiss miss,
 
 template <typename Clock>
 inline void MonitorState<Clock>::report_unresponsive(Component& c, time_point now, Events& events) {
-    c.instance->reported_unresponsive = true;
+    c.live()->reported_unresponsive = true;
     if (closed_) {
-        waited_in_close(*c.instance);
+        waited_in_close(*c.live());
     }
     c.state = ComponentState::unresponsive;
     auto e = event(MonitorEventKind::stop_timeout, c, now);
@@ -210,7 +210,7 @@ inline void MonitorState<Clock>::on_ready(const ComponentPtr& cp, const Liveness
     Events events;
     {
         MutexLock lock{mutex_};
-        auto& i = cp->instance;
+        auto* i = cp->live();
         if (!i || i->liveness.get() != liveness || i->stop != StopCause::none || i->ready_reported) {
             return;
         }

@@ -231,7 +231,7 @@ inline void MonitorState<Clock>::restart(const std::string& name) {
         }
         const auto now = Clock::now();
         if (c.restarts().unit || c.lifecycle == Lifecycle::starting ||
-            (c.instance && c.instance->stop == StopCause::restart)) {
+            (c.live() && c.live()->stop == StopCause::restart)) {
             events.push_back(event(MonitorEventKind::restart_merged, c, now));
         } else if (c.lifecycle == Lifecycle::scheduled) {
             // Merge into the pending restart (or quarantine trial) and run it now.
@@ -241,7 +241,7 @@ inline void MonitorState<Clock>::restart(const std::string& name) {
             }
             c.manual_pending = true;
             schedule_start(cp, std::chrono::nanoseconds::zero());
-        } else if (c.instance) {
+        } else if (c.live()) {
             events.push_back(event(MonitorEventKind::restart_requested, c, now));
             if (c.in_trial) {
                 clear_budget(c);  // a manual restart ends a quarantine trial like reset()
@@ -322,7 +322,7 @@ inline bool MonitorState<Clock>::replace_policy(const std::string& name, Restart
         }
         replaced = std::exchange(cp->own_policy, installed);
         events.push_back(event(MonitorEventKind::policy_updated, *cp, Clock::now()));
-        if (cp->instance) {
+        if (cp->live()) {
             post_watch(cp);  // new liveness timeouts apply from the next check
         }
     }
@@ -493,10 +493,10 @@ inline auto MonitorState<Clock>::begin_remove(const std::string& name) -> std::s
             transition(c.membership, Membership::removing);
             c.enabled = false;
             cancel_pending_restart(cp, ComponentState::stopped, events);
-            if (c.instance && c.instance->reported_unresponsive) {
-                c.instance->stop = StopCause::remove;  // it already outlived a requested stop: gone now
+            if (c.live() && c.live()->reported_unresponsive) {
+                c.live()->stop = StopCause::remove;  // it already outlived a requested stop: gone now
                 erase(c, true, events);
-            } else if (c.instance) {
+            } else if (c.live()) {
                 request_stop(cp, StopCause::remove);
             } else if (c.lifecycle != Lifecycle::starting) {
                 erase(c, false, events);
@@ -516,7 +516,7 @@ inline void MonitorState<Clock>::async_wait_removed(std::shared_ptr<void> record
         {
             MutexLock lock{self->mutex_};
             if (cp->membership == Membership::removed) {
-                result = cp->instance ? asio::error::timed_out : asio::error_code{};
+                result = cp->live() ? asio::error::timed_out : asio::error_code{};
             } else if (self->close_completed_) {
                 result = asio::error::timed_out;
             }

@@ -137,12 +137,12 @@ template <typename Clock>
 inline auto MonitorState<Clock>::stats_of(const Component& c, time_point now) const -> ComponentStats {
     ComponentStats s;
     s.enabled = c.enabled;
-    s.restart_count = c.restart_count;
+    s.restart_count = c.restarts().restart_count;
     s.state = c.state;
     s.is_restarting = c.state == ComponentState::restarting;
-    s.task_done = !c.instance;
+    s.task_done = !c.live();
     s.task_cancelled = c.task_cancelled;
-    if (c.restart_count > 0) {
+    if (c.restarts().restart_count > 0) {
         s.last_restart_time = wall(c.restarts().last_restart);
     }
     s.last_error = c.restarts().last_error;
@@ -156,13 +156,13 @@ inline auto MonitorState<Clock>::stats_of(const Component& c, time_point now) co
     }
     s.task_id = c.task_id;
     s.generation = c.generation;
-    s.in_trial = c.in_trial && c.instance;
+    s.in_trial = c.in_trial && c.live();
     s.quarantine_cooldown = c.restarts().quarantine_cooldown;
     if (c.group) {
         s.group = c.group->name;
     }
     s.spawned = c.spawned;
-    if (const auto& i = c.instance) {
+    if (const auto& i = c.live()) {
         if (const auto& l = i->liveness) {
             s.ready = l->ready_at() != InstanceLiveness::never;
             s.last_heartbeat_age = now - from_ns(l->last_beat());
@@ -183,7 +183,7 @@ inline auto MonitorState<Clock>::event(MonitorEventKind kind, Component& c, time
     e.sequence = ++next_sequence_;
     e.time = wall(now);
     e.task_id = c.task_id;
-    e.restart_count = c.restart_count;
+    e.restart_count = c.restarts().restart_count;
     e.failure_count = c.restarts().failure_count;
     e.spawned = c.spawned;
     if (c.group) {
@@ -258,24 +258,25 @@ inline void MonitorState<Clock>::spawn(const ComponentPtr& cp, asio::awaitable<v
     auto& c = *cp;
     const auto now = Clock::now();
     const bool watched = static_cast<bool>(reservation.liveness);
-    auto instance = std::make_shared<Instance>(reservation.id, now, std::move(reservation.liveness));
+    transition(c.lifecycle, Lifecycle::live);
+    auto& instance = c.instance;
+    instance = Instance{now, std::move(reservation.liveness)};
     if (origin == c.factory) {
-        instance->from_factory = origin != nullptr;
+        instance.from_factory = origin != nullptr;
     } else if (origin) {
         c.edit_restarts().retired_factory = std::move(origin);  // replaced while its factory ran
     }
-    transition(c.lifecycle, Lifecycle::live);
-    c.instance = instance;
     ++live_instances_;
     ++c.generation;
     c.manual_pending = false;
     c.clear_next_restart();
-    c.task_id = instance->id;
+    c.task_id = reservation.id;
     c.state = ComponentState::running;
     c.task_cancelled = false;
     if (is_restart) {
-        ++c.restart_count;
-        c.edit_restarts().last_restart = now;
+        auto& restarts = c.edit_restarts();
+        ++restarts.restart_count;
+        restarts.last_restart = now;
         events.push_back(event(MonitorEventKind::restarted, c, now));
         if (c.in_trial) {
             events.push_back(event(MonitorEventKind::trial_started, c, now));
@@ -284,9 +285,9 @@ inline void MonitorState<Clock>::spawn(const ComponentPtr& cp, asio::awaitable<v
         events.push_back(event(MonitorEventKind::started, c, now));  // (a spawned task's, only if anyone sees it)
     }
     if (watched && policy_of(c).startup_timeout > std::chrono::milliseconds::zero() &&
-        instance->liveness->ready_at() != InstanceLiveness::never) {
+        instance.liveness->ready_at() != InstanceLiveness::never) {
         // ready() came from the factory itself, before the instance existed: its notice found no instance.
-        instance->ready_reported = true;
+        instance.ready_reported = true;
         events.push_back(event(MonitorEventKind::ready, c, now));
     }
     if (watched || c.in_trial) {
@@ -297,22 +298,22 @@ inline void MonitorState<Clock>::spawn(const ComponentPtr& cp, asio::awaitable<v
     // inline, and a new coroutine that calls the monitor before its first suspension would deadlock. The
     // post costs nothing extra: co_spawn from outside the strand posts its start the same way. A stop
     // requested meanwhile is emitted by a later post to the same strand, so after the slot is bound.
-    asio::post(*c.strand, [self = this->shared_from_this(), cp, instance, task = std::move(task)]() mutable {
-        auto slot = instance->signal.slot();
+    asio::post(*c.strand, [self = this->shared_from_this(), cp, task = std::move(task)]() mutable {
+        auto slot = cp->stop_signal.slot();
         const auto& strand = *cp->strand;
         asio::co_spawn(strand, std::move(task),
-                       asio::bind_cancellation_slot(
-                           slot, InstanceExit<MonitorState>{std::move(self), std::move(cp), std::move(instance)}));
+                       asio::bind_cancellation_slot(slot, InstanceExit<MonitorState>{std::move(self), std::move(cp)}));
     });
 }
 
 template <typename Clock>
 inline void MonitorState<Clock>::request_stop(const ComponentPtr& cp, StopCause cause) {
     auto& c = *cp;
-    if (!c.instance) {
+    auto* live = c.live();
+    if (!live) {
         return;
     }
-    auto& instance = *c.instance;
+    auto& instance = *live;
     const bool already = instance.stop != StopCause::none;
     if (instance.stop != StopCause::close) {
         instance.stop = cause;  // close wins; otherwise the latest request decides what follows the exit
@@ -325,7 +326,7 @@ inline void MonitorState<Clock>::request_stop(const ComponentPtr& cp, StopCause 
         if (cause != StopCause::close) {
             post_watch(cp);
         }
-        asio::post(*c.strand, [instance = c.instance] { instance->signal.emit(asio::cancellation_type::terminal); });
+        asio::post(*c.strand, [cp] { cp->stop_signal.emit(asio::cancellation_type::terminal); });
     }
 }
 
@@ -370,7 +371,7 @@ inline void MonitorState<Clock>::cancel_pending_restart(const ComponentPtr& cp, 
     c.manual_pending = false;
     ++c.restart_gen;
     c.clear_next_restart();
-    if (!c.instance) {
+    if (!c.live()) {
         c.state = new_state;
     }
     asio::post(strand_, [cp] {
