@@ -108,9 +108,10 @@ TEST_CASE("the destructor runs every queued call before it returns") {
     asio::io_context io;
     int completions = 0;
     {
-        JournalWriter writer{std::make_unique<SqliteRunJournal>(path)};
+        // Declared before the writer, whose destructor runs the call that waits on the gate.
         std::promise<void> release;
         auto gate = release.get_future();
+        JournalWriter writer{std::make_unique<SqliteRunJournal>(path)};
         // The first call holds the writer thread until every other call is queued.
         writer.async_call([&gate](RunJournal&) { gate.wait(); },
                           asio::bind_executor(io.get_executor(), [&](std::exception_ptr) { ++completions; }));
