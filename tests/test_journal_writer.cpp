@@ -37,13 +37,16 @@ TEST_CASE("a call runs on the writer thread and resumes the coroutine on its own
     bool on_strand_after = false;
     std::optional<taskmon::RunSnapshot> loaded;
     std::exception_ptr failure;
+    // The functions are named before the co_await: g++ 12 miscompiles lambdas with captures inside one.
+    auto begin = [&](RunJournal& journal) {
+        writer_thread = std::this_thread::get_id();
+        journal.begin_run("run-1", "settings", t0());
+    };
+    auto load = [](RunJournal& journal) { return journal.load("run-1"); };
     auto body = [&]() -> asio::awaitable<void> {
-        co_await writer.call([&](RunJournal& journal) {
-            writer_thread = std::this_thread::get_id();
-            journal.begin_run("run-1", "settings", t0());
-        });
+        co_await writer.call(begin);
         on_strand_after = strand.running_in_this_thread();
-        loaded = co_await writer.call([](RunJournal& journal) { return journal.load("run-1"); });
+        loaded = co_await writer.call(load);
     };
     asio::co_spawn(strand, body(), [&](std::exception_ptr error) { failure = error; });
     io.run();
@@ -70,7 +73,8 @@ TEST_CASE("an exception from the journal propagates to the awaiting coroutine") 
             caught = error.what();
         }
         // The writer goes on after a failed call.
-        auto runs = co_await writer.call([](RunJournal& journal) { return journal.list_runs(); });
+        auto list = [](RunJournal& journal) { return journal.list_runs(); };
+        auto runs = co_await writer.call(list);
         continued = runs.size() == 1;
     };
     asio::co_spawn(io, body(), [](std::exception_ptr error) {

@@ -6,8 +6,8 @@
 // thread and completes on the caller's executor:
 //
 //   taskmon::JournalWriter writer{std::make_unique<taskmon::SqliteRunJournal>("runs.db")};
-//   co_await writer.call([&](taskmon::RunJournal& journal) { journal.record_intent(intent); });
-//   auto snapshot = co_await writer.call([](taskmon::RunJournal& journal) { return journal.load("run-1"); });
+//   auto record = [intent](taskmon::RunJournal& journal) { journal.record_intent(intent); };
+//   co_await writer.call(record);   // named first: g++ 12 miscompiles a capturing lambda inside co_await
 //
 // Calls run one at a time, in the order they were made (FIFO). An exception thrown by the function (a
 // JournalError) is rethrown in the caller.
