@@ -238,6 +238,11 @@ TEST_CASE("the same intent again is idempotent, its key elsewhere or another key
     CHECK(contains(journal_error_message([&] { journal.record_intent(intent_for("run-2", 1, 0)); }),
                    "record_intent: no run 'run-2'"));
     CHECK(dump(journal) == before);
+    // Also once the run moved on: a resume may repeat an intent whose step was checkpointed since.
+    journal.checkpoint("run-1", step_checkpoint(1));
+    before = dump(journal);
+    CHECK_FALSE(journal.record_intent(intent));
+    CHECK(dump(journal) == before);
 }
 
 TEST_CASE("an interrupt pends, resumes once, and a checkpoint consumes its value") {
@@ -262,7 +267,8 @@ TEST_CASE("an interrupt pends, resumes once, and a checkpoint consumes its value
     CHECK(contains(journal_error_message([&] { journal.record_intent(intent_for("run-1", 1, 0)); }),
                    "is interrupted, not running"));
     CHECK(contains(journal_error_message([&] { journal.record_interrupt("run-1", "ask-2", 1, "p"); }),
-                   "record_interrupt: run 'run-1' is interrupted, not running"));
+                   "record_interrupt: run 'run-1' has a pending interrupt 'ask-1' already; resume it before asking "
+                   "'ask-2'"));
     CHECK(contains(journal_error_message([&] { journal.resume_interrupt("run-1", "ask-9", "v"); }),
                    "resume_interrupt: run 'run-1' has no interrupt 'ask-9'"));
     CHECK(dump(journal) == before);

@@ -150,6 +150,17 @@ TEST_CASE("a file that is not a database is refused, naming the file, and left u
     CHECK(file_bytes(path) == bytes);
 }
 
+TEST_CASE("another program's SQLite database is refused, not filled with the journal's tables") {
+    TempDir dir;
+    std::string path = dir.file("other.db");
+    raw_sql(path, "CREATE TABLE inventory (item TEXT); INSERT INTO inventory VALUES ('sock')");
+    std::string bytes = file_bytes(path);
+    auto message = open_error(path);
+    CHECK(contains(message, path));
+    CHECK(contains(message, "an SQLite database of another program (schema version 0 with 1 tables)"));
+    CHECK(file_bytes(path) == bytes);
+}
+
 TEST_CASE("a truncated database file is refused at open, naming the file") {
     TempDir dir;
     std::string path = dir.file("journal.db");

@@ -205,7 +205,8 @@ public:
     /// throws, naming both numbers); every consumed interrupt must be resumed and not consumed yet.
     virtual void checkpoint(std::string_view run_id, const StepCheckpoint& checkpoint) = 0;
     /// Stores an intent before its action is dispatched; returns true. The run must be running and the step after
-    /// its last checkpoint. The same intent again (same key, slot and action) changes nothing and returns false;
+    /// its last checkpoint. The same intent again (same key, slot and action) changes nothing and returns false,
+    /// whatever the run's status and last step are by then;
     /// the key in another slot, another key in the same slot, or the same key and slot with another action throw.
     virtual bool record_intent(const ActionIntent& intent) = 0;
     /// Stores the result of the intent with `key`: exactly once. Throws for an unknown key or a second result.

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <taskmon/agent/detail/sqlite_connection.hpp>
+#include <taskmon/agent/detail/sqlite_journal_rows.hpp>
 #include <taskmon/agent/detail/sqlite_journal_schema.hpp>
 #include <taskmon/agent/run_journal.hpp>
 
@@ -55,8 +56,8 @@ class SqliteRunJournal final : public RunJournal {
 public:
     /// Opens the journal at `path`, creating the file when missing and migrating its schema forward. Throws
     /// std::invalid_argument for bad options, JournalError naming the file when it cannot be opened for writing
-    /// (read-only file or directory), is not a database, is corrupt or truncated, or has a newer schema (the file
-    /// is left untouched then).
+    /// (read-only file or directory), is not a database or another program's, is corrupt or truncated, or has a
+    /// newer schema (the file is left untouched then).
     explicit SqliteRunJournal(std::string path, SqliteJournalOptions options = {})
         : options_(validated(std::move(options))), db_(std::move(path), true) {
         open();
@@ -128,12 +129,9 @@ public:
         require_step(intent.step, "record_intent");
         bool recorded = false;
         write("intent", [&] {
-            RunRecord run = running_run(intent.run_id, "record_intent");
-            if (intent.step <= run.last_step) {
-                refuse("record_intent: step " + std::to_string(intent.step) + " of run " + quoted(intent.run_id) +
-                       " is checkpointed already (last step " + std::to_string(run.last_step) + ")");
-            }
             std::string slot = "step " + std::to_string(intent.step) + " action " + std::to_string(intent.action_index);
+            // The same intent again is answered before the run's state is looked at: a resume may repeat an
+            // intent of a run that has been interrupted or checkpointed since, and repeating it changes nothing.
             if (auto existing = lookup_action(intent.idempotency_key)) {
                 const ActionIntent& old = existing->intent;
                 if (old.run_id != intent.run_id || old.step != intent.step || old.action_index != intent.action_index) {
@@ -147,6 +145,11 @@ public:
                            " is recorded with another action blob");
                 }
                 return;  // the same intent again: already durable
+            }
+            RunRecord run = running_run(intent.run_id, "record_intent");
+            if (intent.step <= run.last_step) {
+                refuse("record_intent: step " + std::to_string(intent.step) + " of run " + quoted(intent.run_id) +
+                       " is checkpointed already (last step " + std::to_string(run.last_step) + ")");
             }
             auto other = db_.prepare(
                 "SELECT idempotency_key FROM actions WHERE run_id = ?1 AND step = ?2 AND action_index = ?3");
@@ -190,6 +193,10 @@ public:
         require_id(interrupt_id, "record_interrupt", "interrupt id");
         require_step(step, "record_interrupt");
         write("interrupt", [&] {
+            if (auto pending = pending_interrupt(run_id)) {
+                refuse("record_interrupt: run " + quoted(run_id) + " has a pending interrupt " +
+                       quoted(pending->interrupt_id) + " already; resume it before asking " + quoted(interrupt_id));
+            }
             RunRecord run = running_run(run_id, "record_interrupt");
             if (step <= run.last_step) {
                 refuse("record_interrupt: step " + std::to_string(step) + " of run " + quoted(run_id) +
@@ -270,15 +277,15 @@ public:
             "SELECT step, history FROM checkpoints "
             "WHERE run_id = ?1 AND history IS NOT NULL ORDER BY step DESC LIMIT 1");
         if (history.bind(1, run_id).step()) snapshot.last_history.emplace(history.unsigned_integer(0), history.blob(1));
-        auto actions =
-            db_.prepare(std::string(action_columns) + " WHERE run_id = ?1 AND step > ?2 ORDER BY step, action_index");
+        auto actions = db_.prepare(std::string(detail::sqlite_action_columns) +
+                                   " WHERE run_id = ?1 AND step > ?2 ORDER BY step, action_index");
         actions.bind(1, run_id).bind(2, snapshot.run.last_step);
-        while (actions.step()) snapshot.open_actions.push_back(read_action(actions));
-        auto interrupts = db_.prepare(std::string(interrupt_columns) +
+        while (actions.step()) snapshot.open_actions.push_back(detail::read_action_row(actions));
+        auto interrupts = db_.prepare(std::string(detail::sqlite_interrupt_columns) +
                                       " WHERE run_id = ?1 AND consumed_step IS NULL ORDER BY resume_order");
         interrupts.bind(1, run_id);
         while (interrupts.step()) {
-            InterruptRecord interrupt = read_interrupt(interrupts);
+            InterruptRecord interrupt = detail::read_interrupt_row(interrupts);
             if (interrupt.value_blob) {
                 snapshot.resumed_interrupts.push_back(std::move(interrupt));
             } else {
@@ -292,8 +299,8 @@ public:
     std::vector<RunRecord> list_runs() override {
         db_.set_operation("list_runs");
         std::vector<RunRecord> runs;
-        auto all = db_.prepare(std::string(run_columns) + " ORDER BY created_unix_ns, run_id");
-        while (all.step()) runs.push_back(read_run(all));
+        auto all = db_.prepare(std::string(detail::sqlite_run_columns) + " ORDER BY created_unix_ns, run_id");
+        while (all.step()) runs.push_back(detail::read_run_row(all, path()));
         return runs;
     }
 
@@ -304,17 +311,10 @@ public:
 
 private:
     std::optional<ActionRecord> lookup_action(std::string_view key) {
-        auto found = db_.prepare(std::string(action_columns) + " WHERE idempotency_key = ?1");
+        auto found = db_.prepare(std::string(detail::sqlite_action_columns) + " WHERE idempotency_key = ?1");
         if (!found.bind(1, key).step()) return std::nullopt;
-        return read_action(found);
+        return detail::read_action_row(found);
     }
-
-    static constexpr std::string_view run_columns =
-        "SELECT run_id, status, created_unix_ns, settings, result, last_step FROM runs";
-    static constexpr std::string_view action_columns =
-        "SELECT idempotency_key, run_id, step, action_index, action, outcome, result FROM actions";
-    static constexpr std::string_view interrupt_columns =
-        "SELECT run_id, interrupt_id, step, payload, value FROM interrupts";
 
     static SqliteJournalOptions validated(SqliteJournalOptions options) {
         if (options.busy_timeout.count() < 0) {
@@ -382,6 +382,7 @@ private:
                 path(), "the file has schema version " + std::to_string(version) + ", newer than this taskmon knows (" +
                             std::to_string(detail::sqlite_journal_schema_version) + "); open it with a newer taskmon");
         }
+        if (version == 0) refuse_foreign_database();
         if (options_.quick_check_at_open && version > 0) quick_check();
         db_.set_operation("open: cannot switch to WAL mode");
         {
@@ -396,6 +397,18 @@ private:
             db_.prepare("PRAGMA max_page_count = " + std::to_string(*options_.max_page_count)).run();
         }
         if (version < detail::sqlite_journal_schema_version) migrate();
+    }
+
+    /// Schema version 0 is a new, empty file; one with tables is another program's database, which a migration
+    /// would fill with the journal's tables.
+    void refuse_foreign_database() {
+        auto tables = db_.prepare("SELECT count(*) FROM sqlite_schema");
+        tables.step();
+        if (tables.integer(0) != 0) {
+            throw JournalError(path(),
+                               "open: the file is an SQLite database of another program (schema version 0 with " +
+                                   std::to_string(tables.integer(0)) + " tables), not a taskmon journal");
+        }
     }
 
     void quick_check() {
@@ -422,40 +435,10 @@ private:
         transaction.commit();
     }
 
-    RunRecord read_run(const detail::SqliteStatement& row) const {
-        RunRecord run;
-        run.run_id = row.text(0);
-        auto status = run_status_from_string(row.text(1));
-        if (!status) refuse("run " + quoted(run.run_id) + " has an unknown status " + quoted(row.text(1)));
-        run.status = *status;
-        run.created_unix_ns = row.integer(2);
-        run.settings_blob = row.blob(3);
-        run.result_blob = row.blob(4);
-        run.last_step = row.unsigned_integer(5);
-        return run;
-    }
-
-    static ActionRecord read_action(const detail::SqliteStatement& row) {
-        ActionRecord action;
-        action.intent = ActionIntent{row.text(1), row.unsigned_integer(2), static_cast<std::uint32_t>(row.integer(3)),
-                                     row.text(0), row.blob(4)};
-        if (!row.is_null(5)) {
-            auto outcome = row.text(5) == "succeeded" ? JournalOutcome::succeeded : JournalOutcome::failed;
-            action.result = ActionResultRecord{outcome, row.blob(6)};
-        }
-        return action;
-    }
-
-    static InterruptRecord read_interrupt(const detail::SqliteStatement& row) {
-        InterruptRecord interrupt{row.text(0), row.text(1), row.unsigned_integer(2), row.blob(3), std::nullopt};
-        if (!row.is_null(4)) interrupt.value_blob = row.blob(4);
-        return interrupt;
-    }
-
     std::optional<RunRecord> find_run(std::string_view run_id) {
-        auto found = db_.prepare(std::string(run_columns) + " WHERE run_id = ?1");
+        auto found = db_.prepare(std::string(detail::sqlite_run_columns) + " WHERE run_id = ?1");
         if (!found.bind(1, run_id).step()) return std::nullopt;
-        return read_run(found);
+        return detail::read_run_row(found, path());
     }
 
     RunRecord existing_run(std::string_view run_id, std::string_view operation) {
@@ -474,9 +457,17 @@ private:
     }
 
     std::optional<InterruptRecord> find_interrupt(std::string_view run_id, std::string_view interrupt_id) {
-        auto found = db_.prepare(std::string(interrupt_columns) + " WHERE run_id = ?1 AND interrupt_id = ?2");
+        auto found =
+            db_.prepare(std::string(detail::sqlite_interrupt_columns) + " WHERE run_id = ?1 AND interrupt_id = ?2");
         if (!found.bind(1, run_id).bind(2, interrupt_id).step()) return std::nullopt;
-        return read_interrupt(found);
+        return detail::read_interrupt_row(found);
+    }
+
+    std::optional<InterruptRecord> pending_interrupt(std::string_view run_id) {
+        auto found =
+            db_.prepare(std::string(detail::sqlite_interrupt_columns) + " WHERE run_id = ?1 AND value IS NULL");
+        if (!found.bind(1, run_id).step()) return std::nullopt;
+        return detail::read_interrupt_row(found);
     }
 
     void update_status(std::string_view run_id, RunStatus status, std::optional<std::string_view> result_blob) {
