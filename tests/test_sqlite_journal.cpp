@@ -179,6 +179,48 @@ TEST_CASE("a truncated database file is refused at open, naming the file") {
     auto message = open_error(path);
     CHECK(contains(message, "run journal " + path + ": "));
     CHECK(contains(message, "corrupt"));
+    // Without quick_check the damage is still an error, not an empty run: here SQLite already finds at open that
+    // the file is shorter than its header says; other damage shows at the first read of a bad page.
+    taskmon::SqliteJournalOptions unchecked;
+    unchecked.quick_check_at_open = false;
+    auto at_read = journal_error_message([&] {
+        SqliteRunJournal journal{path, unchecked};
+        journal.load("run-1");
+    });
+    CHECK(contains(at_read, "run journal " + path + ": "));
+    CHECK(contains(at_read, "malformed"));
+}
+
+TEST_CASE("a database file with a damaged page is refused at open by quick_check, naming the file") {
+    TempDir dir;
+    std::string path = dir.file("journal.db");
+    {
+        SqliteRunJournal journal{path};
+        journal.begin_run("run-1", "s", t0());
+        std::string state(1024, 's');
+        for (std::uint64_t step = 1; step <= 100; ++step) journal.checkpoint("run-1", {step, "record", state, {}, {}});
+    }
+    auto size = std::filesystem::file_size(path);
+    {
+        // One 4 KB page in the middle of the file overwritten; the file keeps its size.
+        std::fstream file{path, std::ios::binary | std::ios::in | std::ios::out};
+        file.seekp(static_cast<std::streamoff>(size / 2 / 4096 * 4096));
+        std::string garbage(4096, '\xab');
+        file.write(garbage.data(), static_cast<std::streamsize>(garbage.size()));
+    }
+    REQUIRE(std::filesystem::file_size(path) == size);
+    auto message = open_error(path);
+    CHECK(contains(message, "run journal " + path + ": open: the file is corrupt or truncated (quick_check: "));
+}
+
+TEST_CASE("an empty file is a new journal") {
+    TempDir dir;
+    std::string path = dir.file("journal.db");
+    std::ofstream{path}.close();
+    SqliteRunJournal journal{path};
+    CHECK(journal.schema_version() == taskmon::detail::sqlite_journal_schema_version);
+    journal.begin_run("run-1", "s", t0());
+    CHECK(journal.list_runs().size() == 1);
 }
 
 TEST_CASE("a read-only directory or file is refused with a clear error") {
