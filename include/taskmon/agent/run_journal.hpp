@@ -14,7 +14,8 @@
 //   set_status(completed | failed | stopped, result)
 //
 // Invariants every implementation keeps (the tests in tests/test_run_journal.cpp check them):
-//   - every call is atomic: it either changes everything it documents or throws JournalError and changes nothing;
+//   - every call is atomic: it either changes everything it documents or throws JournalError and changes nothing
+//     (SqliteRunJournal's test fault hook may also throw once the change is committed, at its "after" points);
 //   - a call returns only once its change is as durable as the implementation promises (SqliteRunJournal: past
 //     an application crash, and past a power loss with full_sync);
 //   - checkpoints of a run are numbered 1, 2, 3, ... without gaps or repeats; an action belongs to a step after
