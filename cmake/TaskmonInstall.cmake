@@ -1,6 +1,6 @@
 # Install rules: headers, the exported target taskmon::taskmon, the CMake package (with the Asio find module it
-# depends on), pkg-config files (taskmon.pc, and taskmon-health-server.pc with the health server), and the license
-# (share/doc/taskmon/LICENSE).
+# depends on), pkg-config files (taskmon.pc, taskmon-health-server.pc with the health server, taskmon-durable.pc
+# with the durable runs' journal), and the license (share/doc/taskmon/LICENSE).
 include_guard(GLOBAL)
 include(CMakePackageConfigHelpers)
 
@@ -35,6 +35,13 @@ endif()
 if(TARGET taskmon_health_server)
     install(TARGETS taskmon_health_server EXPORT taskmonHealthServerTargets)
     install(EXPORT taskmonHealthServerTargets
+        NAMESPACE taskmon::
+        DESTINATION "${TASKMON_INSTALL_CMAKEDIR}"
+        COMPONENT taskmon_development)
+endif()
+if(TARGET taskmon_durable)
+    install(TARGETS taskmon_durable EXPORT taskmonDurableTargets)
+    install(EXPORT taskmonDurableTargets
         NAMESPACE taskmon::
         DESTINATION "${TASKMON_INSTALL_CMAKEDIR}"
         COMPONENT taskmon_development)
@@ -91,6 +98,14 @@ if(TARGET taskmon_health_server)
         DESTINATION "${TASKMON_INSTALL_PKGCONFIGDIR}"
         COMPONENT taskmon_development)
     unset(_taskmon_http_parser_libdir)
+endif()
+
+# taskmon::durable's counterpart: taskmon.pc plus SQLite's own sqlite3.pc.
+if(TARGET taskmon_durable)
+    configure_file("${PROJECT_SOURCE_DIR}/cmake/taskmon-durable.pc.in" "${PROJECT_BINARY_DIR}/taskmon-durable.pc" @ONLY)
+    install(FILES "${PROJECT_BINARY_DIR}/taskmon-durable.pc"
+        DESTINATION "${TASKMON_INSTALL_PKGCONFIGDIR}"
+        COMPONENT taskmon_development)
 endif()
 
 # The MIT license asks that its text accompany every copy; header-only copies are made by installing.

@@ -25,8 +25,10 @@ taskmon_packages_for() {
         return
     fi
     # The tests: Catch2, ccache (a rebuild takes seconds), the optional integrations they cover (History as JSON,
-    # the HTTP endpoints, prometheus-cpp), xmllint for the timeline SVG checks and curl for the HTTP ones.
-    packages="$packages catch2 ccache nlohmann-json3-dev libhttp-parser-dev prometheus-cpp-dev libxml2-utils curl"
+    # the HTTP endpoints, prometheus-cpp, the durable runs' SQLite journal), xmllint for the timeline SVG checks
+    # and curl for the HTTP ones.
+    packages="$packages catch2 ccache nlohmann-json3-dev libhttp-parser-dev prometheus-cpp-dev libsqlite3-dev"
+    packages="$packages libxml2-utils curl"
     if [ "${TASKMON_WITH_PROMTOOL:-0}" = 1 ]; then
         packages="$packages prometheus"
     fi
@@ -110,6 +112,7 @@ taskmon_require_packages() {
     echo "taskmon:         for the benchmarks (clang, release): Google Benchmark;" >&2
     echo "taskmon:         optional: nlohmann/json >= 3.11 (History as JSON), xmllint (timeline SVG checks)." >&2
     echo "taskmon:         optional: http_parser 2.9, prometheus-cpp 1.0, curl (the HTTP endpoints and their tests)." >&2
+    echo "taskmon:         optional: SQLite 3 (the journal of durable agent runs)." >&2
     echo "taskmon: on Debian these are: $packages" >&2
     exit 1
 }

@@ -1,5 +1,6 @@
 # Installs the build in BUILD_DIR into PREFIX, removing whatever an earlier run left there. HEALTH_SERVER is ON
-# when the build defines taskmon::health_server, whose .pc file is then expected, and absent otherwise.
+# when the build defines taskmon::health_server, whose .pc file is then expected, and absent otherwise; DURABLE
+# the same for taskmon::durable and taskmon-durable.pc.
 file(REMOVE_RECURSE "${PREFIX}")
 execute_process(COMMAND "${CMAKE_COMMAND}" --install "${BUILD_DIR}" --prefix "${PREFIX}"
     RESULT_VARIABLE result)
@@ -24,6 +25,11 @@ if(HEALTH_SERVER)
     list(APPEND pc_files taskmon-health-server.pc)
 elseif(EXISTS "${PREFIX}/share/pkgconfig/taskmon-health-server.pc")
     message(FATAL_ERROR "taskmon-health-server.pc is installed without the health server")
+endif()
+if(DURABLE)
+    list(APPEND pc_files taskmon-durable.pc)
+elseif(EXISTS "${PREFIX}/share/pkgconfig/taskmon-durable.pc")
+    message(FATAL_ERROR "taskmon-durable.pc is installed without the durable runs' journal")
 endif()
 foreach(pc_file IN LISTS pc_files)
     if(NOT EXISTS "${PREFIX}/share/pkgconfig/${pc_file}")

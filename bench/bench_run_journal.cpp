@@ -1,0 +1,145 @@
+// SqliteRunJournal's costs (figures in docs/benchmarks.md, "Run journal"): a checkpoint with a 1 KB state blob and
+// an intent + result pair, each with synchronous NORMAL and FULL; the file's size per step; and resuming a run of
+// 10,000 steps (load, and opening the file with its quick_check). Files go to a fresh directory under
+// TASKMON_BENCH_DIR (default: the system's temporary directory), which must be on the disk being measured: on
+// tmpfs an fsync costs nothing.
+#include <taskmon/agent/run_journal.hpp>
+#include <taskmon/agent/sqlite_journal.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include <stdlib.h>  // mkdtemp (POSIX)
+
+namespace {
+
+// A fresh directory for one benchmark, removed with its files.
+class BenchDir {
+public:
+    BenchDir() {
+        const char* base = std::getenv("TASKMON_BENCH_DIR");
+        std::filesystem::path root =
+            base != nullptr ? std::filesystem::path{base} : std::filesystem::temp_directory_path();
+        std::string pattern = (root / "taskmon-bench-journal-XXXXXX").string();
+        if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
+        path_ = pattern;
+    }
+    BenchDir(const BenchDir&) = delete;
+    BenchDir& operator=(const BenchDir&) = delete;
+    ~BenchDir() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path_, ignored);
+    }
+    std::string file(const char* name) const { return (path_ / name).string(); }
+
+private:
+    std::filesystem::path path_;
+};
+
+taskmon::SqliteJournalOptions sync_options(bool full_sync) {
+    taskmon::SqliteJournalOptions options;
+    options.full_sync = full_sync;
+    return options;
+}
+
+const std::string state_1kb(1024, 's');
+
+// One checkpoint per iteration: a 64-byte step record and a 1 KB state, no history. Counter bytes_per_step: the
+// file's size once closed (the log checkpointed into it) over the steps written.
+void checkpoint(benchmark::State& state) {
+    BenchDir dir;
+    std::string path = dir.file("journal.db");
+    std::uint64_t step = 0;
+    {
+        taskmon::SqliteRunJournal journal{path, sync_options(state.range(0) != 0)};
+        journal.begin_run("run", "settings", std::chrono::system_clock::now());
+        const std::string record(64, 'r');
+        for (auto _ : state) {
+            ++step;
+            journal.checkpoint("run", {step, record, state_1kb, {}, {}});
+        }
+    }
+    state.counters["bytes_per_step"] =
+        static_cast<double>(std::filesystem::file_size(path)) / static_cast<double>(step == 0 ? 1 : step);
+    state.SetLabel(state.range(0) != 0 ? "synchronous=FULL" : "synchronous=NORMAL");
+}
+
+// One intent (synced before the action would be dispatched) and its result per iteration: two transactions.
+void intent_and_result(benchmark::State& state) {
+    BenchDir dir;
+    taskmon::SqliteRunJournal journal{dir.file("journal.db"), sync_options(state.range(0) != 0)};
+    journal.begin_run("run", "settings", std::chrono::system_clock::now());
+    const std::string action(128, 'a');
+    std::uint64_t count = 0;
+    for (auto _ : state) {
+        std::uint64_t step = 1 + count / 1000;
+        auto index = static_cast<std::uint32_t>(count % 1000);
+        ++count;
+        std::string key = taskmon::idempotency_key("run", step, index, action);
+        journal.record_intent({"run", step, index, key, action});
+        journal.record_action_result(key, taskmon::JournalOutcome::succeeded, "ok");
+    }
+    state.SetLabel(state.range(0) != 0 ? "synchronous=FULL" : "synchronous=NORMAL");
+}
+
+// A run of 10,000 steps (1 KB state, a history blob of 4 KB every 100 steps, two actions per step), written once.
+constexpr std::uint64_t resume_steps = 10'000;
+
+void write_long_run(const std::string& path) {
+    taskmon::SqliteRunJournal journal{path};
+    journal.begin_run("run", "settings", std::chrono::system_clock::now());
+    const std::string history(4096, 'h');
+    for (std::uint64_t step = 1; step <= resume_steps; ++step) {
+        for (std::uint32_t index = 0; index < 2; ++index) {
+            std::string key = taskmon::idempotency_key("run", step, index, "act");
+            journal.record_intent({"run", step, index, key, "act"});
+            journal.record_action_result(key, taskmon::JournalOutcome::succeeded, "ok");
+        }
+        journal.checkpoint("run", {step, "record", state_1kb, step % 100 == 0 ? history : std::string{}, {}});
+    }
+}
+
+// load() of the 10,000-step run on an open journal: what a resume reads.
+void load_long_run(benchmark::State& state) {
+    BenchDir dir;
+    std::string path = dir.file("journal.db");
+    write_long_run(path);
+    taskmon::SqliteRunJournal journal{path};
+    for (auto _ : state) {
+        auto snapshot = journal.load("run");
+        benchmark::DoNotOptimize(snapshot);
+    }
+    state.counters["file_mb"] = static_cast<double>(std::filesystem::file_size(path)) / 1e6;
+}
+
+// Opening the 10,000-step run's file (schema check, quick_check of every page, WAL mode) and loading the run:
+// a resume after a restart.
+void open_and_load_long_run(benchmark::State& state) {
+    BenchDir dir;
+    std::string path = dir.file("journal.db");
+    write_long_run(path);
+    taskmon::SqliteJournalOptions options;
+    options.quick_check_at_open = state.range(0) != 0;
+    for (auto _ : state) {
+        taskmon::SqliteRunJournal journal{path, options};
+        auto snapshot = journal.load("run");
+        benchmark::DoNotOptimize(snapshot);
+    }
+    state.SetLabel(state.range(0) != 0 ? "quick_check" : "no quick_check");
+}
+
+}  // namespace
+
+BENCHMARK(checkpoint)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+BENCHMARK(intent_and_result)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+BENCHMARK(load_long_run)->Unit(benchmark::kMicrosecond);
+BENCHMARK(open_and_load_long_run)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();
