@@ -102,6 +102,10 @@ struct AgentFunctions {
     /// A returned failure is a failed action; an exception means the action's effect is unknown: the
     /// actuation_loop instance dies, the action is recorded as interrupted and never replayed.
     std::function<asio::awaitable<ActionResult>(const Action&)> act{};
+    /// act() with the action's idempotency key (taskmon::idempotency_key of the run id, step, index and action
+    /// blob in a durable run; empty in a plain run), for a receiver that deduplicates by key. Exactly one of
+    /// act and act_with_key is set.
+    std::function<asio::awaitable<ActionResult>(const Action&, std::string_view key)> act_with_key{};
 };
 
 /// Optional callbacks, run synchronously on the Supervisor's strand (keep them short). A throwing hook is
@@ -130,10 +134,18 @@ constexpr bool is_critical(std::string_view name) noexcept {
     return std::find(critical.begin(), critical.end(), name) != critical.end();
 }
 }  // namespace components
+template <typename Action, typename Result>
+struct DurableRun;  // taskmon/agent/durable_run.hpp
+
 namespace detail {
 template <typename Observation, typename Action, typename Result>
 class TypedAgentBinding;
 struct SupervisorAccess;
+/// Defined in detail/durable_binding.hpp (included by taskmon/agent/durable_run.hpp).
+template <typename Observation, typename Action, typename Result>
+std::shared_ptr<TypedAgentBinding<Observation, Action, Result>> make_durable_binding(
+    AgentFunctions<Observation, Action, Result> agent, const AgentSettings& settings,
+    SupervisorHooks<Action, Result>& hooks, DurableRun<Action, Result> durable, std::shared_ptr<spdlog::logger> logger);
 }  // namespace detail
 
 /// The agent runtime. Observation, Action and Result are the user's types (Observation is held by shared
@@ -157,6 +169,18 @@ public:
     Supervisor(asio::any_io_executor executor, Functions agent, AgentSettings settings = {}, Hooks hooks = {},
                std::shared_ptr<spdlog::logger> logger = nullptr, CpuSource cpu_source = {})
         : binding_(std::make_shared<Binding>(std::move(agent), settings, hooks)),
+          state_(detail::SupervisorRuntimeFactory<Clock>::make(std::move(executor), std::move(settings),
+                                                               Binding::run_hooks(hooks), std::move(logger),
+                                                               std::move(cpu_source), binding_)) {}
+
+    /// A durable run (taskmon/agent/durable_run.hpp, docs/durable_runs.md): journaled through `durable.writer`,
+    /// resumed when the journal holds a run `durable.run_id` that is not terminal. Throws std::invalid_argument as
+    /// above, or naming the missing piece of `durable` (DurableRun::validate).
+    Supervisor(asio::any_io_executor executor, Functions agent, DurableRun<Action, Result> durable,
+               AgentSettings settings = {}, Hooks hooks = {}, std::shared_ptr<spdlog::logger> logger = nullptr,
+               CpuSource cpu_source = {})
+        : binding_(detail::make_durable_binding<Observation, Action, Result>(std::move(agent), settings, hooks,
+                                                                             std::move(durable), logger)),
           state_(detail::SupervisorRuntimeFactory<Clock>::make(std::move(executor), std::move(settings),
                                                                Binding::run_hooks(hooks), std::move(logger),
                                                                std::move(cpu_source), binding_)) {}

@@ -144,6 +144,21 @@ public:
     virtual void on_run_end() = 0;
     /// Keeps a copy of the History as run() returns it (after on_run_end and what it recorded).
     virtual void seal() = 0;
+
+    // Durable runs (taskmon/agent/durable_run.hpp). A plain binding says false and the loops never call the two
+    // below, so a plain run pays no coroutine frame per action.
+    virtual bool durable() const noexcept { return false; }
+    /// Before act() on action `index`: its intent written and synced. Returns "" or why it could not be (the
+    /// action is then not dispatched).
+    virtual asio::awaitable<std::string> before_act(StepInFlight& /*step*/, std::size_t /*index*/) {
+        co_return std::string{};
+    }
+    /// Once action `index` returned, failed or was interrupted (`action` says which): its result committed.
+    /// Returns "" or why it could not be.
+    virtual asio::awaitable<std::string> after_act(StepInFlight& /*step*/, std::size_t /*index*/,
+                                                   const ActionProgress& /*action*/) {
+        co_return std::string{};
+    }
 };
 
 /// The hooks that do not involve the agent's types; the runtime calls them.

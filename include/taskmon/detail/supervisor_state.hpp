@@ -289,6 +289,9 @@ private:
 
     void interrupt_in_flight(StepInFlight& step, const std::string& why);
 
+    /// A durable run's journal refused a write: recorded (journal_error), logged, and the run fails.
+    void fail_for_journal(const std::string& why);
+
     static void skip_remaining(StepInFlight& step, std::size_t from, const std::string& why) {
         for (std::size_t i = from; i < step.progress.actions.size(); ++i) {
             step.progress.actions[i].outcome = ActionOutcome::skipped;

@@ -116,6 +116,20 @@ inline void SupervisorState<Clock>::recover_decision() {
 
 template <typename Clock>
 inline asio::awaitable<void> SupervisorState<Clock>::actuation_loop(Deadline& deadline) {
+    if (binding_->durable() && current_ && current_->phase == StepPhase::acting && !current_->finalized) {
+        // The action in flight died with our previous instance (act() threw: its effect is unknown). Its result
+        // is committed as interrupted before the step is finalized, so that a resume never runs it again.
+        ActionProgress lost;
+        lost.outcome = ActionOutcome::interrupted;
+        lost.result = ActionResult::failure("actuation_loop failed during the action");
+        const InFlightPtr in_flight = current_;
+        auto commit = binding_->after_act(*in_flight, in_flight->action_index, lost);
+        const std::string refused = co_await std::move(commit);
+        if (!refused.empty()) {
+            fail_for_journal(fmt::format("the interrupted action {} of step {} was not recorded: {}",
+                                         in_flight->action_index + 1, in_flight->progress.number, refused));
+        }
+    }
     recover_actuation();
     for (;;) {
         InFlightPtr step;
@@ -157,6 +171,26 @@ inline asio::awaitable<void> SupervisorState<Clock>::actuation_loop(Deadline& de
             step->phase = StepPhase::acting;
             step->action_index = i;
             rec.started_at = offset(now);  // the previous action's end, or the check above
+            if (binding_->durable()) {
+                // The intent is synced before the action is dispatched (at most once across crashes).
+                auto intent = binding_->before_act(*step, i);
+                const std::string refused = co_await std::move(intent);
+                if (step->finalized) co_return;
+                if (!refused.empty() || ending()) {
+                    const auto why = !refused.empty() ? fmt::format("its intent was not written: {}", refused)
+                                                      : fmt::format("the run is {}", machine_.status());
+                    if (!refused.empty()) {
+                        fail_for_journal(fmt::format("action {} of step {} not dispatched: {}", i + 1,
+                                                     step->progress.number, why));
+                    }
+                    skip_remaining(*step, i, why);
+                    finalize(step, StepOutcome::failed, DecisionFate::interrupted,
+                             fmt::format("action {} not dispatched: {}", i + 1, why), false);
+                    co_return;
+                }
+                now = Clock::now();
+                rec.started_at = offset(now);
+            }
             ActionResult result;
             try {
                 result = co_await bounded_call<ActionResult>(
@@ -172,6 +206,19 @@ inline asio::awaitable<void> SupervisorState<Clock>::actuation_loop(Deadline& de
             rec.finished_at = offset(now);
             rec.result = std::move(result);
             rec.outcome = rec.result.success ? ActionOutcome::succeeded : ActionOutcome::failed;
+            if (binding_->durable()) {
+                auto commit = binding_->after_act(*step, i, rec);
+                const std::string refused = co_await std::move(commit);
+                if (step->finalized) co_return;
+                if (!refused.empty()) {
+                    const auto why = fmt::format("the result of action {} of step {} was not written: {}", i + 1,
+                                                 step->progress.number, refused);
+                    fail_for_journal(why);
+                    skip_remaining(*step, i + 1, why);
+                    finalize(step, StepOutcome::failed, DecisionFate::interrupted, why, false);
+                    co_return;
+                }
+            }
             if (!rec.result.success) {
                 all_ok = false;
                 skip_remaining(*step, i + 1, "an earlier action failed");
@@ -191,6 +238,14 @@ inline asio::awaitable<void> SupervisorState<Clock>::actuation_loop(Deadline& de
         }
         if (all_ok) finalize(step, StepOutcome::succeeded, DecisionFate::executed, "");
     }
+}
+
+template <typename Clock>
+inline void SupervisorState<Clock>::fail_for_journal(const std::string& why) {
+    log(spdlog::level::err, "Run journal failed: {}", why);
+    record(HistoryEventKind::journal_error, components::actuation_loop, why);
+    change_status(AgentStatus::failed, "run journal: " + why);
+    notify();
 }
 
 template <typename Clock>

@@ -26,6 +26,7 @@ inline void SupervisorState<Clock>::request_stop(std::string reason) {
 template <typename Clock>
 inline asio::awaitable<void> SupervisorState<Clock>::run_on_strand() {
     started_at_ = Clock::now();
+    steps_begun_ = counters_.steps;  // a resumed durable run goes on from its last checkpoint; 0 otherwise
     const auto started_wall_time = std::chrono::system_clock::now();
     if (change_status(AgentStatus::running, "run() started")) {
         call_hook("on_run_start", hooks_.on_run_start);
