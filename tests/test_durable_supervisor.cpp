@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -78,6 +79,10 @@ struct World {
     std::vector<std::string> executed;
     std::optional<taskmon::Reconciliation> reconcile_answer;
     std::vector<std::string> reconciled;
+    std::uint64_t ask_at_step = 0;                    ///< decide() returns an interrupt at this step (0: never)
+    std::vector<std::optional<std::string>> answers;  ///< DecisionContext::interrupt_value of every decide()
+    std::function<void(Sup&, const taskmon::StatusTransition&)> on_status;  ///< called on every status change
+    bool durable = true;                                                    ///< false: a plain Supervisor (no journal)
 };
 
 struct ProcessResult {
@@ -96,7 +101,9 @@ ProcessResult run_process(World& world, Crash* crash = nullptr) {
         std::make_shared<taskmon::JournalWriter>(std::make_unique<taskmon::SqliteRunJournal>(world.path, options));
     Sup::Functions agent{
         .perceive = []() -> asio::awaitable<int> { co_return 1; },
-        .decide = [](const int&, const Sup::Context& ctx) -> asio::awaitable<Decision> {
+        .decide = [&world](const int&, const Sup::Context& ctx) -> asio::awaitable<Decision> {
+            world.answers.push_back(ctx.interrupt_value);
+            if (ctx.step == world.ask_at_step) co_return Decision::interrupt("approve?");
             if (ctx.step >= steps_to_done) co_return Decision::done("finished");
             co_return Decision::act({"s" + std::to_string(ctx.step) + "-a0", "s" + std::to_string(ctx.step) + "-a1"});
         },
@@ -123,8 +130,17 @@ ProcessResult run_process(World& world, Crash* crash = nullptr) {
     }
     Sup::Hooks hooks;
     hooks.on_run_start = [&out] { out.started = true; };
+    Sup* running = nullptr;
+    hooks.on_status_change = [&world, &running](const taskmon::StatusTransition& change) {
+        if (world.on_status && running) world.on_status(*running, change);
+    };
     {
-        Sup sup{io.get_executor(), agent, std::move(durable), settings(), std::move(hooks), quiet()};
+        auto made = world.durable
+                        ? std::make_unique<Sup>(io.get_executor(), agent, std::move(durable), settings(),
+                                                std::move(hooks), quiet())
+                        : std::make_unique<Sup>(io.get_executor(), agent, settings(), std::move(hooks), quiet());
+        Sup& sup = *made;
+        running = &sup;
         asio::co_spawn(
             io,
             [&]() -> asio::awaitable<void> {
@@ -254,10 +270,10 @@ TEST_CASE("An UNKNOWN action at resume goes through reconcile(): done, not done,
         taskmon::Reconciliation answer;
         ActionOutcome outcome;
     };
-    for (const auto& c : {Case{taskmon::Reconciliation::done(taskmon::ActionResult::ok("found")),
-                               ActionOutcome::succeeded},
-                          Case{taskmon::Reconciliation::not_done(), ActionOutcome::skipped},
-                          Case{taskmon::Reconciliation::failed("half done"), ActionOutcome::failed}}) {
+    for (const auto& c :
+         {Case{taskmon::Reconciliation::done(taskmon::ActionResult::ok("found")), ActionOutcome::succeeded},
+          Case{taskmon::Reconciliation::not_done(), ActionOutcome::skipped},
+          Case{taskmon::Reconciliation::failed("half done"), ActionOutcome::failed}}) {
         World world;
         world.reconcile_answer = c.answer;
         Crash crash;
@@ -301,13 +317,12 @@ TEST_CASE("A failed intent write: the action is not dispatched and the run fails
 
 TEST_CASE("DurableRun and AgentFunctions are validated, naming what is missing") {
     asio::io_context io;
-    Sup::Functions agent{.perceive = []() -> asio::awaitable<int> { co_return 1; },
-                         .decide = [](const int&, const Sup::Context&) -> asio::awaitable<Decision> {
-                             co_return Decision::done("x");
-                         },
-                         .act = [](const std::string&) -> asio::awaitable<taskmon::ActionResult> {
-                             co_return taskmon::ActionResult::ok();
-                         }};
+    Sup::Functions agent{
+        .perceive = []() -> asio::awaitable<int> { co_return 1; },
+        .decide = [](const int&, const Sup::Context&) -> asio::awaitable<Decision> { co_return Decision::done("x"); },
+        .act = [](const std::string&) -> asio::awaitable<taskmon::ActionResult> {
+            co_return taskmon::ActionResult::ok();
+        }};
     taskmon::DurableRun<std::string> durable;
     CHECK_THROWS_WITH((Sup{io.get_executor(), agent, durable}), "DurableRun.writer is null");
     auto both = agent;
@@ -316,4 +331,70 @@ TEST_CASE("DurableRun and AgentFunctions are validated, naming what is missing")
     };
     CHECK_THROWS_WITH((Sup{io.get_executor(), both}),
                       "AgentFunctions.act and AgentFunctions.act_with_key are both set (one only)");
+}
+
+TEST_CASE("An interrupt without a journal: the run waits, resume_with delivers the value to the next decide()") {
+    World world;
+    world.durable = false;
+    world.ask_at_step = 2;
+    std::vector<std::string> refusals;
+    world.on_status = [&](Sup& sup, const taskmon::StatusTransition& change) {
+        if (change.to != AgentStatus::waiting_for_input) return;
+        try {
+            sup.resume_with("interrupt-7", "x");
+        } catch (const std::invalid_argument& e) {
+            refusals.emplace_back(e.what());
+        }
+        sup.resume_with("interrupt-2", "yes");
+        try {
+            sup.resume_with("interrupt-2", "again");
+        } catch (const std::invalid_argument& e) {
+            refusals.emplace_back(e.what());
+        }
+    };
+    auto result = run_process(world);
+    REQUIRE(result.history);
+    CHECK(result.history->status == AgentStatus::completed);
+    CHECK(refusals == std::vector<std::string>{"resume_with: no decision asked interrupt 'interrupt-7'",
+                                               "resume_with: interrupt 'interrupt-2' was already answered"});
+    const auto path = result.history->status_path();
+    CHECK(std::count(path.begin(), path.end(), AgentStatus::waiting_for_input) == 1);
+    REQUIRE(world.answers.size() == steps_to_done);
+    CHECK(world.answers[2] == std::optional<std::string>{"yes"});  // step 3 only
+    CHECK_FALSE(world.answers[1]);
+    CHECK_FALSE(world.answers[3]);
+}
+
+TEST_CASE("An interrupt is journaled: a restarted process comes back waiting, and the answer is used once") {
+    World world;
+    world.ask_at_step = 2;
+    Crash crash;
+    crash.only = "interrupt:after";  // the process dies just after the interrupt was written
+    crash.countdown = 1;
+    auto first = run_process(world, &crash);
+    REQUIRE(crash.fired);
+    auto snapshot = load(world);
+    REQUIRE(snapshot);
+    CHECK(snapshot->run.status == taskmon::RunStatus::interrupted);
+    REQUIRE(snapshot->pending_interrupt);
+    CHECK(snapshot->pending_interrupt->interrupt_id == "interrupt-2");
+    CHECK(snapshot->pending_interrupt->payload_blob == "approve?");
+
+    world.answers.clear();
+    world.ask_at_step = 0;
+    world.on_status = [](Sup& sup, const taskmon::StatusTransition& change) {
+        if (change.to == AgentStatus::waiting_for_input) sup.resume_with("interrupt-2", "yes");
+    };
+    auto second = run_process(world);
+    REQUIRE(second.history);
+    CHECK(second.history->status == AgentStatus::completed);
+    const auto path = second.history->status_path();
+    CHECK(std::count(path.begin(), path.end(), AgentStatus::waiting_for_input) == 1);
+    REQUIRE_FALSE(world.answers.empty());
+    CHECK(world.answers.front() == std::optional<std::string>{"yes"});  // step 3, the first of this process
+    CHECK(second.history->steps.at(2).number == 3);
+    CHECK(duplicates(world.executed) == 0);
+    auto done = load(world);
+    CHECK(done->run.status == taskmon::RunStatus::completed);
+    CHECK(done->resumed_interrupts.empty());  // consumed by step 3's checkpoint
 }

@@ -69,8 +69,15 @@ template <typename Action, typename Result = std::string>
 struct Decision {
     std::vector<Action> actions;
     std::optional<Result> result;  ///< engaged: the agent is done
+    /// Engaged: the agent asks a human (the payload says what); after the decision's actions the run waits
+    /// (AgentStatus::waiting_for_input) until resume_with() answers, and the answer reaches the next decide().
+    std::optional<std::string> interrupt_payload{};
 
     static Decision act(std::vector<Action> actions) { return Decision{std::move(actions), std::nullopt}; }
+    static Decision interrupt(std::string payload, std::vector<Action> actions = {}) {
+        return Decision{std::move(actions), std::nullopt, std::move(payload)};
+    }
+    bool is_interrupt() const noexcept { return interrupt_payload.has_value(); }
     static Decision done(Result result, std::vector<Action> final_actions = {}) {
         return Decision{std::move(final_actions), std::move(result)};
     }
@@ -87,6 +94,9 @@ struct DecisionContext {
     std::size_t consecutive_failures = 0;
     bool shedding = false;  ///< load shedding is active
     std::optional<StepRecord<Action, Result>> previous_step;
+    /// The answer given with resume_with() to the interrupt `interrupt_id`, delivered to this decide() only.
+    std::string interrupt_id{};
+    std::optional<std::string> interrupt_value{};
 };
 
 /// The user's agent. Each function is called on the Supervisor's strand and may switch executors inside. It
@@ -204,6 +214,13 @@ public:
     /// Ends the run: status stopping, components closed (an action in flight is interrupted), then stopped.
     /// Before run(): the run ends at once as stopped.
     void stop(std::string reason = "stop() called") { state_->stop(std::move(reason)); }
+    /// Answers the interrupt `interrupt_id` (a decision's Decision::interrupt; its id is in the
+    /// status_changed event's reason and the History's last step: "interrupt-<step>"): the run goes on and
+    /// `value` reaches the next decide() in DecisionContext::interrupt_value. Throws std::invalid_argument naming
+    /// the id, at once, for an id no decision asked (yet) or one already answered.
+    void resume_with(std::string interrupt_id, std::string value) {
+        state_->resume_with(std::move(interrupt_id), std::move(value));
+    }
     /// Delivers `text` to the next decide() call's context (guidance given while paused arrives on resume).
     void inject_guidance(std::string text) { state_->inject_guidance(std::move(text)); }
 

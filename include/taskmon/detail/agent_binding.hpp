@@ -110,6 +110,8 @@ public:
         context.guidance = std::move(input.guidance);
         context.consecutive_failures = ledger_.consecutive_failures();
         context.shedding = input.shedding;
+        context.interrupt_id = std::move(input.interrupt_id);
+        context.interrupt_value = std::move(input.interrupt_value);
         if (!history_.steps.empty()) context.previous_step = history_.steps.back();
         return await_bounded<DecisionShape>(
             deadline, what,
@@ -119,7 +121,8 @@ public:
             },
             [&typed](DecisionType&& decision) {
                 typed.decision = std::move(decision);
-                return DecisionShape{typed.decision->is_done(), typed.decision->actions.size()};
+                return DecisionShape{typed.decision->is_done(), typed.decision->actions.size(),
+                                     typed.decision->interrupt_payload};
             });
     }
 

@@ -90,10 +90,30 @@ public:
     }
 
     StepVerdict record(StepInFlight& step, bool judge) override {
+        // The answer this step's decide() received is consumed by its checkpoint (used once, also after a crash).
+        auto& context = static_cast<TypedStep&>(step).context;
+        std::vector<std::string> consumed;
+        if (context.interrupt_value) consumed.push_back(context.interrupt_id);
         StepVerdict verdict = Base::record(step, judge);
-        enqueue_checkpoint();
+        enqueue_checkpoint(std::move(consumed));
         return verdict;
     }
+
+    asio::awaitable<std::string> record_interrupt(std::string id, std::uint64_t step, std::string payload) override {
+        auto write = [run = run_.run_id, id = std::move(id), step, payload = std::move(payload)](RunJournal& journal) {
+            journal.record_interrupt(run, id, step, payload);
+        };
+        co_return co_await attempt(std::move(write));
+    }
+
+    asio::awaitable<std::string> resume_interrupt(std::string id, std::string value) override {
+        auto write = [run = run_.run_id, id = std::move(id), value = std::move(value)](RunJournal& journal) {
+            journal.resume_interrupt(run, id, value);
+        };
+        co_return co_await attempt(std::move(write));
+    }
+
+    RestoredInterrupts restored_interrupts() override { return std::move(restored_); }
 
 protected:
     asio::awaitable<void> prepare_run() override {
@@ -109,16 +129,18 @@ protected:
             co_return;
         }
         if (is_terminal(snapshot->run.status)) {
-            throw std::logic_error(fmt::format("Supervisor::run(): the durable run '{}' is already {}; a run is resumed "
-                                               "only before it ended",
-                                               run_.run_id, to_string(snapshot->run.status)));
-        }
-        if (snapshot->run.status != RunStatus::running) {
-            throw std::logic_error(fmt::format("Supervisor::run(): the durable run '{}' is {}; this Supervisor "
-                                               "resumes running runs only",
-                                               run_.run_id, to_string(snapshot->run.status)));
+            throw std::logic_error(
+                fmt::format("Supervisor::run(): the durable run '{}' is already {}; a run is resumed "
+                            "only before it ended",
+                            run_.run_id, to_string(snapshot->run.status)));
         }
         restore(*snapshot);
+        if (snapshot->pending_interrupt) restored_.pending = snapshot->pending_interrupt->interrupt_id;
+        if (!snapshot->resumed_interrupts.empty()) {
+            // One interrupt per step: at most one answer is waiting for its step.
+            const auto& answered = snapshot->resumed_interrupts.back();
+            restored_.answered.emplace(answered.interrupt_id, answered.value_blob.value_or(""));
+        }
         co_await settle_step_in_flight(*snapshot);
     }
 
@@ -148,10 +170,8 @@ protected:
         if (!failure.empty()) {
             const auto why = fmt::format("the end of the run ({}) was not written: {}", to_string(status), failure);
             log_error(why);
-            history.events.push_back(HistoryEvent{.kind = HistoryEventKind::journal_error,
-                                                  .at = history.ended_at,
-                                                  .component = "",
-                                                  .message = why});
+            history.events.push_back(HistoryEvent{
+                .kind = HistoryEventKind::journal_error, .at = history.ended_at, .component = "", .message = why});
         }
     }
 
@@ -192,8 +212,9 @@ private:
 
     /// Queues the checkpoint of the step recorded last (its record, the History, the agent's state). Not
     /// awaited: the writer keeps the order, and a failure is logged and refuses every later intent.
-    void enqueue_checkpoint() {
+    void enqueue_checkpoint(std::vector<std::string> consumed = {}) {
         StepCheckpoint checkpoint;
+        checkpoint.consumed_interrupts = std::move(consumed);
         const auto& last = this->ledger_.last();
         checkpoint.step = last.number;
         std::string encode_error;
@@ -232,9 +253,10 @@ private:
     void restore(const RunSnapshot& snapshot) {
         if (snapshot.last_checkpoint) {
             if (!snapshot.last_history || snapshot.last_history->first != snapshot.last_checkpoint->step) {
-                throw std::logic_error(fmt::format("Supervisor::run(): the durable run '{}' has no History with its "
-                                                   "last checkpoint (step {})",
-                                                   run_.run_id, snapshot.last_checkpoint->step));
+                throw std::logic_error(
+                    fmt::format("Supervisor::run(): the durable run '{}' has no History with its "
+                                "last checkpoint (step {})",
+                                run_.run_id, snapshot.last_checkpoint->step));
             }
             const std::size_t failures = decode_history(snapshot.last_history->second, this->history_, io_);
             this->ledger_.restore_consecutive_failures(failures);
@@ -265,12 +287,16 @@ private:
         std::vector<HistoryEvent> events;
         for (const auto& open : snapshot.open_actions) {
             if (open.intent.step != number) {
-                throw std::logic_error(fmt::format("Supervisor::run(): the durable run '{}' has an action of step {} "
-                                                   "after its last checkpoint (step {})",
-                                                   run_.run_id, open.intent.step, number - 1));
+                throw std::logic_error(
+                    fmt::format("Supervisor::run(): the durable run '{}' has an action of step {} "
+                                "after its last checkpoint (step {})",
+                                run_.run_id, open.intent.step, number - 1));
             }
-            ActionRecord<Action> action{run_.deserialize_action(open.intent.action_blob), ActionOutcome::skipped, {},
-                                        std::nullopt, std::nullopt};
+            ActionRecord<Action> action{run_.deserialize_action(open.intent.action_blob),
+                                        ActionOutcome::skipped,
+                                        {},
+                                        std::nullopt,
+                                        std::nullopt};
             const auto& key = open.intent.idempotency_key;
             if (!open.unknown()) {
                 std::tie(action.outcome, action.result) = decode_action_outcome(open.result->result_blob);
@@ -280,18 +306,19 @@ private:
                                               number));
             } else {
                 co_await reconcile(action, key);
-                auto write = [key, outcome = action.outcome == ActionOutcome::succeeded ? JournalOutcome::succeeded
-                                                                                        : JournalOutcome::failed,
+                auto write = [key,
+                              outcome = action.outcome == ActionOutcome::succeeded ? JournalOutcome::succeeded
+                                                                                   : JournalOutcome::failed,
                               blob = encode_action_outcome(action.outcome, action.result)](RunJournal& journal) {
                     journal.record_action_result(key, outcome, blob);
                 };
                 auto writing = run_.writer->call(std::move(write));
                 co_await std::move(writing);
-                events.push_back(resume_event(HistoryEventKind::action_reconciled,
-                                              fmt::format("action={} key={} outcome={} reason={}",
-                                                          open.intent.action_index + 1, key,
-                                                          to_string(action.outcome), action.result.error),
-                                              number));
+                events.push_back(
+                    resume_event(HistoryEventKind::action_reconciled,
+                                 fmt::format("action={} key={} outcome={} reason={}", open.intent.action_index + 1, key,
+                                             to_string(action.outcome), action.result.error),
+                                 number));
             }
             step.actions.push_back(std::move(action));
         }
@@ -332,12 +359,14 @@ private:
     DurableSerializers<Action, Result> io_;
     std::shared_ptr<spdlog::logger> logger_;
     std::shared_ptr<WriterSide> side_ = std::make_shared<WriterSide>();
+    RestoredInterrupts restored_;  ///< from prepare_run to the run's start
 };
 
 template <typename Observation, typename Action, typename Result>
 std::shared_ptr<TypedAgentBinding<Observation, Action, Result>> make_durable_binding(
     AgentFunctions<Observation, Action, Result> agent, const AgentSettings& settings,
-    SupervisorHooks<Action, Result>& hooks, DurableRun<Action, Result> durable, std::shared_ptr<spdlog::logger> logger) {
+    SupervisorHooks<Action, Result>& hooks, DurableRun<Action, Result> durable,
+    std::shared_ptr<spdlog::logger> logger) {
     return std::make_shared<DurableAgentBinding<Observation, Action, Result>>(std::move(agent), settings, hooks,
                                                                               std::move(durable), std::move(logger));
 }

@@ -217,7 +217,7 @@ inline void put_event(BlobWriter& w, const HistoryEvent& e) {
 
 inline HistoryEvent get_event(BlobReader& r) {
     const auto get_u64 = [&] { return r.u64(); };
-    const auto get_status = [&] { return r.enumeration(AgentStatus::failed); };
+    const auto get_status = [&] { return r.enumeration(AgentStatus::waiting_for_input); };
     HistoryEvent e{r.enumeration(HistoryEventKind::action_reconciled)};
     e.at = r.offset();
     e.component = r.text();
@@ -235,11 +235,11 @@ inline HistoryEvent get_event(BlobReader& r) {
 /// Every counter, in the order of HistoryCounters' members.
 template <typename Counters, typename Visit>
 void visit_counters(Counters& c, Visit visit) {
-    for (auto* field : {&c.observations_published, &c.observations_dropped, &c.capture_failures, &c.steps,
-                        &c.steps_evicted, &c.steps_failed, &c.decisions_executed, &c.decisions_failed,
-                        &c.decisions_interrupted, &c.decisions_expired, &c.actions_succeeded, &c.actions_failed,
-                        &c.actions_skipped, &c.actions_interrupted, &c.watchdog_stalls, &c.load_shedding_entries,
-                        &c.hook_errors}) {
+    for (auto* field :
+         {&c.observations_published, &c.observations_dropped, &c.capture_failures, &c.steps, &c.steps_evicted,
+          &c.steps_failed, &c.decisions_executed, &c.decisions_failed, &c.decisions_interrupted, &c.decisions_expired,
+          &c.actions_succeeded, &c.actions_failed, &c.actions_skipped, &c.actions_interrupted, &c.watchdog_stalls,
+          &c.load_shedding_entries, &c.hook_errors}) {
         visit(*field);
     }
 }
