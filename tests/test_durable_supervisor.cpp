@@ -11,20 +11,31 @@
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace {
 
@@ -397,4 +408,129 @@ TEST_CASE("An interrupt is journaled: a restarted process comes back waiting, an
     auto done = load(world);
     CHECK(done->run.status == taskmon::RunStatus::completed);
     CHECK(done->resumed_interrupts.empty());  // consumed by step 3's checkpoint
+}
+
+namespace {
+
+constexpr std::uint64_t child_steps = 30;
+
+/// The child process of the SIGKILL test: one durable run to its end (or to its kill). Appends each action it
+/// executes to `side_file` with O_APPEND before act() returns, so the parent can count executions. Never returns.
+[[noreturn]] void child_run(const std::string& path, const std::string& side_file) {
+    int code = 3;
+    try {
+        asio::io_context io;
+        auto writer = std::make_shared<taskmon::JournalWriter>(std::make_unique<taskmon::SqliteRunJournal>(path));
+        const int side = ::open(side_file.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0600);
+        Sup::Functions agent{.perceive = []() -> asio::awaitable<int> { co_return 1; },
+                             .decide = [](const int&, const Sup::Context& ctx) -> asio::awaitable<Decision> {
+                                 if (ctx.step >= child_steps) co_return Decision::done("finished");
+                                 co_return Decision::act(
+                                     {"s" + std::to_string(ctx.step) + "-a0", "s" + std::to_string(ctx.step) + "-a1"});
+                             },
+                             .act = {},
+                             .act_with_key = [side](const std::string& action,
+                                                    std::string_view) -> asio::awaitable<taskmon::ActionResult> {
+                                 asio::steady_timer timer{co_await asio::this_coro::executor, 1ms};
+                                 co_await timer.async_wait(asio::use_awaitable);
+                                 const std::string line = action + "\n";
+                                 if (::write(side, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+                                     co_return taskmon::ActionResult::failure("side file write failed");
+                                 }
+                                 co_return taskmon::ActionResult::ok();
+                             }};
+        taskmon::DurableRun<std::string> durable{
+            .writer = writer,
+            .run_id = "killed",
+            .serialize_action = [](const std::string& a) { return a; },
+            .deserialize_action = [](std::string_view blob) { return std::string{blob}; },
+            .serialize_result = [](const std::string& r) { return r; },
+            .deserialize_result = [](std::string_view blob) { return std::string{blob}; },
+        };
+        std::optional<History> history;
+        {
+            Sup sup{io.get_executor(), agent, std::move(durable), settings(), {}, quiet()};
+            std::string error;
+            asio::co_spawn(
+                io,
+                [&]() -> asio::awaitable<void> {
+                    try {
+                        history = co_await sup.run();
+                    } catch (const std::exception& e) {
+                        error = e.what();
+                    }
+                },
+                asio::detached);
+            while (!history && error.empty()) {
+                io.run_for(10ms);
+                io.restart();
+            }
+            // Killed after the run's end was written and before the process exited: the run is done.
+            if (error.find("is already completed") != std::string::npos) ::_exit(0);
+            if (!error.empty()) {
+                std::fprintf(stderr, "child: run() threw: %s\n", error.c_str());
+                ::_exit(6);
+            }
+            while (!history) {
+                io.run_for(10ms);
+                io.restart();
+            }
+        }
+        writer.reset();
+        io.run();
+        code = history->status == AgentStatus::completed ? 0 : 4;
+    } catch (...) {
+        code = 5;
+    }
+    ::_exit(code);
+}
+
+}  // namespace
+
+TEST_CASE("A child process killed with SIGKILL at random points and resumed runs every action at most once") {
+    World world;
+    const std::string side_file = world.dir.file("executed.txt");
+    const auto seed = std::random_device{}();
+    CAPTURE(seed);
+    std::mt19937 random{seed};
+    std::uniform_int_distribution<int> delay_ms{5, 80};
+    int kills = 0;
+    bool finished = false;
+    for (int attempt = 0; attempt < 21 && !finished; ++attempt) {
+        const bool last = attempt == 20;
+        const pid_t child = ::fork();
+        REQUIRE(child >= 0);
+        if (child == 0) child_run(world.path, side_file);
+        int status = 0;
+        bool reaped = false;
+        if (!last) {
+            // The child runs for a random 5-80 ms, then is killed (bounded: far below 2 s per kill).
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds{delay_ms(random)};
+            while (!reaped && std::chrono::steady_clock::now() < deadline) {
+                reaped = ::waitpid(child, &status, WNOHANG) == child;
+                if (!reaped) ::usleep(1000);
+            }
+            if (!reaped && ::kill(child, SIGKILL) == 0) ++kills;
+        }
+        if (!reaped) REQUIRE(::waitpid(child, &status, 0) == child);
+        if (WIFEXITED(status)) {
+            INFO("child exit code " << WEXITSTATUS(status));
+            REQUIRE(WEXITSTATUS(status) == 0);
+            finished = true;
+        }
+    }
+    CHECK(finished);
+    CHECK(kills > 0);
+    std::ifstream in{side_file};
+    std::map<std::string, int> executed;
+    for (std::string line; std::getline(in, line);) ++executed[line];
+    for (const auto& [action, times] : executed) {
+        INFO(action);
+        CHECK(times == 1);
+    }
+    CHECK(executed.size() <= 2 * (child_steps - 1));
+    taskmon::SqliteRunJournal journal{world.path};
+    auto snapshot = journal.load("killed");
+    REQUIRE(snapshot);
+    CHECK(snapshot->run.status == taskmon::RunStatus::completed);
 }
