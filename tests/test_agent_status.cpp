@@ -15,8 +15,9 @@ using taskmon::AgentStatusMachine;
 namespace {
 
 constexpr std::array<AgentStatus, taskmon::agent_status_count> all_statuses{
-    AgentStatus::pending,   AgentStatus::running,           AgentStatus::paused,  AgentStatus::stopping,
-    AgentStatus::completed, AgentStatus::max_steps_reached, AgentStatus::stopped, AgentStatus::failed};
+    AgentStatus::pending,  AgentStatus::running,   AgentStatus::paused,
+    AgentStatus::stopping, AgentStatus::completed, AgentStatus::max_steps_reached,
+    AgentStatus::stopped,  AgentStatus::failed,    AgentStatus::waiting_for_input};
 
 }  // namespace
 
@@ -30,6 +31,7 @@ TEST_CASE("agent_status: names and terminal set") {
     CHECK_FALSE(taskmon::is_terminal(AgentStatus::running));
     CHECK_FALSE(taskmon::is_terminal(AgentStatus::paused));
     CHECK_FALSE(taskmon::is_terminal(AgentStatus::stopping));
+    CHECK_FALSE(taskmon::is_terminal(AgentStatus::waiting_for_input));
     CHECK(taskmon::is_terminal(AgentStatus::completed));
     CHECK(taskmon::is_terminal(AgentStatus::max_steps_reached));
     CHECK(taskmon::is_terminal(AgentStatus::stopped));
@@ -48,6 +50,11 @@ TEST_CASE("agent_status: the transition table, pair by pair") {
         {S::running, S::max_steps_reached},
         {S::running, S::stopped},
         {S::running, S::failed},
+        {S::running, S::waiting_for_input},
+        {S::waiting_for_input, S::running},
+        {S::waiting_for_input, S::stopping},
+        {S::waiting_for_input, S::stopped},
+        {S::waiting_for_input, S::failed},
         {S::paused, S::running},
         {S::paused, S::stopping},
         {S::paused, S::completed},

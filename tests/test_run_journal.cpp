@@ -95,7 +95,7 @@ TEST_CASE("every record round-trips through the file") {
     CHECK(snapshot->last_history->first == 1);
     REQUIRE(snapshot->open_actions.size() == 2);
     CHECK(describe(snapshot->open_actions[0]) ==
-          describe(taskmon::ActionRecord{first, {{JournalOutcome::succeeded, "gripped"}}}));
+          describe(taskmon::JournalActionRecord{first, {{JournalOutcome::succeeded, "gripped"}}}));
     CHECK(snapshot->open_actions[1].unknown());
     CHECK(snapshot->open_actions[1].intent.action_blob == "lift");
     REQUIRE(snapshot->pending_interrupt);

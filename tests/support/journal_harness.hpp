@@ -69,7 +69,7 @@ inline taskmon::ActionIntent intent_for(std::string run_id, std::uint64_t step, 
                                  .action_blob = std::move(action)};
 }
 
-inline std::string describe(const taskmon::ActionRecord& action) {
+inline std::string describe(const taskmon::JournalActionRecord& action) {
     std::string text = "action " + action.intent.idempotency_key + " run=" + action.intent.run_id +
                        " step=" + std::to_string(action.intent.step) +
                        " index=" + std::to_string(action.intent.action_index) + " blob=" + action.intent.action_blob;

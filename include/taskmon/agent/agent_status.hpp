@@ -8,6 +8,7 @@
 //      │          │  └──► stopping ──► stopped
 //      ▼          ▼            ▼
 //   stopped, failed; running/paused ──► completed | max_steps_reached | failed | stopped
+//   running ◄──► waiting_for_input (decide() asked for input; resume_with() answers) ──► stopping | stopped | failed
 //
 // completed, max_steps_reached, stopped and failed are terminal: nothing leaves them, so the first terminal
 // trigger wins and later ones are refused (and can be recorded as such by the caller).
@@ -33,9 +34,10 @@ enum class AgentStatus : std::uint8_t {
     max_steps_reached,  ///< terminal: max_steps steps were finalized without done
     stopped,            ///< terminal: stop() ended the run
     failed,             ///< terminal: max_failures consecutive step failures, a critical give-up, or stalls
+    waiting_for_input,  ///< decide() returned an interrupt: no step starts until resume_with() answers it
 };
 
-inline constexpr std::size_t agent_status_count = 8;
+inline constexpr std::size_t agent_status_count = 9;
 
 /// The status's name as used in logs and history ("max_steps_reached"); fmt::format("{}", status) prints the same.
 constexpr std::string_view to_string(AgentStatus status) noexcept {
@@ -48,6 +50,7 @@ constexpr std::string_view to_string(AgentStatus status) noexcept {
         case AgentStatus::max_steps_reached: return "max_steps_reached";
         case AgentStatus::stopped: return "stopped";
         case AgentStatus::failed: return "failed";
+        case AgentStatus::waiting_for_input: return "waiting_for_input";
     }
     return "unknown";
 }
@@ -65,7 +68,9 @@ constexpr bool is_allowed_transition(AgentStatus from, AgentStatus to) noexcept 
         case S::pending: return to == S::running || to == S::stopped || to == S::failed;
         case S::running:
             return to == S::paused || to == S::stopping || to == S::completed || to == S::max_steps_reached ||
-                   to == S::stopped || to == S::failed;
+                   to == S::stopped || to == S::failed || to == S::waiting_for_input;
+        // No step is in flight while waiting (the asking step was finalized first), so nothing can complete it.
+        case S::waiting_for_input: return to == S::running || to == S::stopping || to == S::stopped || to == S::failed;
         case S::paused:
             // A step in flight when the pause took effect may still finish the run.
             return to == S::running || to == S::stopping || to == S::completed || to == S::max_steps_reached ||

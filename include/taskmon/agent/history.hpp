@@ -130,6 +130,10 @@ enum class HistoryEventKind : std::uint8_t {
     hook_error,          ///< a hook threw; the run went on
     guidance_delivered,  ///< injected guidance reached a decide() call
     terminal_refused,    ///< a later terminal trigger lost to the first one
+    // Durable runs (taskmon/agent/durable_run.hpp):
+    journal_error,             ///< a journal write failed: the run fails (the reason names the error)
+    action_skipped_committed,  ///< resume: an action of the step in flight at the crash had a result; not run again
+    action_reconciled,         ///< resume: an UNKNOWN action went through reconcile() (or was marked interrupted)
 };
 
 constexpr std::string_view to_string(HistoryEventKind kind) noexcept {
@@ -147,6 +151,9 @@ constexpr std::string_view to_string(HistoryEventKind kind) noexcept {
         case HistoryEventKind::hook_error: return "hook_error";
         case HistoryEventKind::guidance_delivered: return "guidance_delivered";
         case HistoryEventKind::terminal_refused: return "terminal_refused";
+        case HistoryEventKind::journal_error: return "journal_error";
+        case HistoryEventKind::action_skipped_committed: return "action_skipped_committed";
+        case HistoryEventKind::action_reconciled: return "action_reconciled";
     }
     return "unknown";
 }

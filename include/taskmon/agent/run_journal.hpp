@@ -155,8 +155,9 @@ struct ActionResultRecord {
 };
 
 /// An intent and, when the action returned, its result. Without a result the action is UNKNOWN: it may have
-/// run, partly or not at all; the user's reconcile() decides (docs/durable_runs.md).
-struct ActionRecord {
+/// run, partly or not at all; the user's reconcile() decides (docs/durable_runs.md). Not history.hpp's
+/// ActionRecord<Action> (the Supervisor's record of an action): both are in namespace taskmon.
+struct JournalActionRecord {
     ActionIntent intent;
     std::optional<ActionResultRecord> result;
 
@@ -187,7 +188,7 @@ struct RunSnapshot {
     /// The latest non-empty history blob of any checkpoint and its step (not necessarily the last checkpoint).
     std::optional<std::pair<std::uint64_t, std::string>> last_history;
     /// Every action of the steps after the last checkpoint, ordered by (step, action_index); unknown() ones too.
-    std::vector<ActionRecord> open_actions;
+    std::vector<JournalActionRecord> open_actions;
     std::optional<InterruptRecord> pending_interrupt;
     /// Interrupts resumed and not yet consumed by a checkpoint, in the order they were resumed.
     std::vector<InterruptRecord> resumed_interrupts;
@@ -230,7 +231,7 @@ public:
     /// Every run, oldest first (by created_unix_ns, then run_id).
     virtual std::vector<RunRecord> list_runs() = 0;
     /// The intent with this key and its result, or nullopt.
-    virtual std::optional<ActionRecord> find_action(std::string_view key) = 0;
+    virtual std::optional<JournalActionRecord> find_action(std::string_view key) = 0;
 };
 
 namespace detail {

@@ -304,13 +304,13 @@ public:
         return runs;
     }
 
-    std::optional<ActionRecord> find_action(std::string_view key) override {
+    std::optional<JournalActionRecord> find_action(std::string_view key) override {
         db_.set_operation("find_action");
         return lookup_action(key);
     }
 
 private:
-    std::optional<ActionRecord> lookup_action(std::string_view key) {
+    std::optional<JournalActionRecord> lookup_action(std::string_view key) {
         auto found = db_.prepare(std::string(detail::sqlite_action_columns) + " WHERE idempotency_key = ?1");
         if (!found.bind(1, key).step()) return std::nullopt;
         return detail::read_action_row(found);

@@ -69,8 +69,15 @@ template <typename Action, typename Result = std::string>
 struct Decision {
     std::vector<Action> actions;
     std::optional<Result> result;  ///< engaged: the agent is done
+    /// Engaged: the agent asks a human (the payload says what); after the decision's actions the run waits
+    /// (AgentStatus::waiting_for_input) until resume_with() answers, and the answer reaches the next decide().
+    std::optional<std::string> interrupt_payload{};
 
     static Decision act(std::vector<Action> actions) { return Decision{std::move(actions), std::nullopt}; }
+    static Decision interrupt(std::string payload, std::vector<Action> actions = {}) {
+        return Decision{std::move(actions), std::nullopt, std::move(payload)};
+    }
+    bool is_interrupt() const noexcept { return interrupt_payload.has_value(); }
     static Decision done(Result result, std::vector<Action> final_actions = {}) {
         return Decision{std::move(final_actions), std::move(result)};
     }
@@ -87,6 +94,9 @@ struct DecisionContext {
     std::size_t consecutive_failures = 0;
     bool shedding = false;  ///< load shedding is active
     std::optional<StepRecord<Action, Result>> previous_step;
+    /// The answer given with resume_with() to the interrupt `interrupt_id`, delivered to this decide() only.
+    std::string interrupt_id{};
+    std::optional<std::string> interrupt_value{};
 };
 
 /// The user's agent. Each function is called on the Supervisor's strand and may switch executors inside. It
@@ -102,6 +112,10 @@ struct AgentFunctions {
     /// A returned failure is a failed action; an exception means the action's effect is unknown: the
     /// actuation_loop instance dies, the action is recorded as interrupted and never replayed.
     std::function<asio::awaitable<ActionResult>(const Action&)> act{};
+    /// act() with the action's idempotency key (taskmon::idempotency_key of the run id, step, index and action
+    /// blob in a durable run; empty in a plain run), for a receiver that deduplicates by key. Exactly one of
+    /// act and act_with_key is set.
+    std::function<asio::awaitable<ActionResult>(const Action&, std::string_view key)> act_with_key{};
 };
 
 /// Optional callbacks, run synchronously on the Supervisor's strand (keep them short). A throwing hook is
@@ -130,10 +144,18 @@ constexpr bool is_critical(std::string_view name) noexcept {
     return std::find(critical.begin(), critical.end(), name) != critical.end();
 }
 }  // namespace components
+template <typename Action, typename Result>
+struct DurableRun;  // taskmon/agent/durable_run.hpp
+
 namespace detail {
 template <typename Observation, typename Action, typename Result>
 class TypedAgentBinding;
 struct SupervisorAccess;
+/// Defined in detail/durable_binding.hpp (included by taskmon/agent/durable_run.hpp).
+template <typename Observation, typename Action, typename Result>
+std::shared_ptr<TypedAgentBinding<Observation, Action, Result>> make_durable_binding(
+    AgentFunctions<Observation, Action, Result> agent, const AgentSettings& settings,
+    SupervisorHooks<Action, Result>& hooks, DurableRun<Action, Result> durable, std::shared_ptr<spdlog::logger> logger);
 }  // namespace detail
 
 /// The agent runtime. Observation, Action and Result are the user's types (Observation is held by shared
@@ -161,6 +183,18 @@ public:
                                                                Binding::run_hooks(hooks), std::move(logger),
                                                                std::move(cpu_source), binding_)) {}
 
+    /// A durable run (taskmon/agent/durable_run.hpp, docs/durable_runs.md): journaled through `durable.writer`,
+    /// resumed when the journal holds a run `durable.run_id` that is not terminal. Throws std::invalid_argument as
+    /// above, or naming the missing piece of `durable` (DurableRun::validate).
+    Supervisor(asio::any_io_executor executor, Functions agent, DurableRun<Action, Result> durable,
+               AgentSettings settings = {}, Hooks hooks = {}, std::shared_ptr<spdlog::logger> logger = nullptr,
+               CpuSource cpu_source = {})
+        : binding_(detail::make_durable_binding<Observation, Action, Result>(std::move(agent), settings, hooks,
+                                                                             std::move(durable), logger)),
+          state_(detail::SupervisorRuntimeFactory<Clock>::make(std::move(executor), std::move(settings),
+                                                               Binding::run_hooks(hooks), std::move(logger),
+                                                               std::move(cpu_source), binding_)) {}
+
     /// A run in progress is stopped (as stop("the Supervisor was destroyed")) and goes on closing its
     /// components on the executor; the coroutine awaiting run() still receives the history.
     ~Supervisor() { state_->detach(); }
@@ -180,6 +214,13 @@ public:
     /// Ends the run: status stopping, components closed (an action in flight is interrupted), then stopped.
     /// Before run(): the run ends at once as stopped.
     void stop(std::string reason = "stop() called") { state_->stop(std::move(reason)); }
+    /// Answers the interrupt `interrupt_id` (a decision's Decision::interrupt; its id is in the
+    /// status_changed event's reason and the History's last step: "interrupt-<step>"): the run goes on and
+    /// `value` reaches the next decide() in DecisionContext::interrupt_value. Throws std::invalid_argument naming
+    /// the id, at once, for an id no decision asked (yet) or one already answered.
+    void resume_with(std::string interrupt_id, std::string value) {
+        state_->resume_with(std::move(interrupt_id), std::move(value));
+    }
     /// Delivers `text` to the next decide() call's context (guidance given while paused arrives on resume).
     void inject_guidance(std::string text) { state_->inject_guidance(std::move(text)); }
 

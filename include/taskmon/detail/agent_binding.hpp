@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <asio/awaitable.hpp>
+#include <asio/this_coro.hpp>
 
 #include <taskmon/agent/history.hpp>
 #include <taskmon/agent/supervisor.hpp>
@@ -32,7 +33,7 @@ namespace taskmon::detail {
 /// Invariants: touched only on the runtime's strand until the run is sealed; `sealed_` is then final and is
 /// read by run()'s awaiter alone.
 template <typename Observation, typename Action, typename Result>
-class TypedAgentBinding final : public AgentBinding {
+class TypedAgentBinding : public AgentBinding {
 public:
     using DecisionType = Decision<Action, Result>;
     using Context = DecisionContext<Action, Result>;
@@ -50,7 +51,12 @@ public:
           ledger_(history_, limits(settings)) {
         if (!agent_.perceive) throw std::invalid_argument("AgentFunctions.perceive is empty");
         if (!agent_.decide) throw std::invalid_argument("AgentFunctions.decide is empty");
-        if (!agent_.act) throw std::invalid_argument("AgentFunctions.act is empty");
+        if (!agent_.act && !agent_.act_with_key) {
+            throw std::invalid_argument("AgentFunctions.act and AgentFunctions.act_with_key are both empty");
+        }
+        if (agent_.act && agent_.act_with_key) {
+            throw std::invalid_argument("AgentFunctions.act and AgentFunctions.act_with_key are both set (one only)");
+        }
     }
 
     /// The runtime's share of `hooks` (the ones that do not involve the agent's types).
@@ -63,7 +69,17 @@ public:
     /// awaiting coroutine's executor.
     static asio::awaitable<HistoryType> run(asio::awaitable<void> runtime_run,
                                             std::shared_ptr<TypedAgentBinding> self) {
+        // A durable run is written (or resumed) before it reports started, and its end once it sealed.
+        if (self->durable()) co_await self->prepare_run();
         co_await std::move(runtime_run);
+        if (self->durable()) {
+            // Cancelling the awaiting coroutine is a stop(): the end is still written and the History returned
+            // (a co_await of a cancelled coroutine would throw operation_aborted instead).
+            const bool throws = co_await asio::this_coro::throw_if_cancelled();
+            co_await asio::this_coro::throw_if_cancelled(false);
+            co_await self->finish_run();
+            co_await asio::this_coro::throw_if_cancelled(throws);
+        }
         if (!self->sealed_) throw std::logic_error("Supervisor: the run ended without sealing its history");
         co_return std::move(*self->sealed_);
     }
@@ -94,6 +110,8 @@ public:
         context.guidance = std::move(input.guidance);
         context.consecutive_failures = ledger_.consecutive_failures();
         context.shedding = input.shedding;
+        context.interrupt_id = std::move(input.interrupt_id);
+        context.interrupt_value = std::move(input.interrupt_value);
         if (!history_.steps.empty()) context.previous_step = history_.steps.back();
         return await_bounded<DecisionShape>(
             deadline, what,
@@ -103,12 +121,15 @@ public:
             },
             [&typed](DecisionType&& decision) {
                 typed.decision = std::move(decision);
-                return DecisionShape{typed.decision->is_done(), typed.decision->actions.size()};
+                return DecisionShape{typed.decision->is_done(), typed.decision->actions.size(),
+                                     typed.decision->interrupt_payload};
             });
     }
 
     asio::awaitable<ActionResult> act(StepInFlight& step, std::size_t index) override {
-        return valid(agent_.act(static_cast<TypedStep&>(step).decision->actions[index]), "act()");
+        auto& typed = static_cast<TypedStep&>(step);
+        if (agent_.act) return valid(agent_.act(typed.decision->actions[index]), "act()");
+        return valid(agent_.act_with_key(typed.decision->actions[index], typed.key), "act_with_key()");
     }
 
     /// Copies the decision's result and actions: an act() cut off by the end of the run may still read its
@@ -157,12 +178,18 @@ public:
 
     void seal() override { sealed_ = history_; }
 
-private:
+protected:
     /// A step in flight with decide()'s context and its decision (engaged once decide() returned one).
     struct TypedStep final : StepInFlight {
         Context context;
         std::optional<DecisionType> decision;
+        std::string key;  ///< the idempotency key of the action being run (durable runs; empty otherwise)
     };
+
+    /// Before the runtime's run starts / after it sealed the History: nothing for a plain run (durable runs,
+    /// detail/durable_binding.hpp, write the run and its end).
+    virtual asio::awaitable<void> prepare_run() { co_return; }
+    virtual asio::awaitable<void> finish_run() { co_return; }
 
     /// `awaitable` as the agent's function `who` returned it; an empty one (default-constructed or moved from)
     /// would crash where it is awaited, so it is that call's failure instead, with a reason that says so.

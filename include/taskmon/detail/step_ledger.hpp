@@ -116,6 +116,8 @@ public:
 
     /// Failed steps since the last succeeded one.
     std::size_t consecutive_failures() const noexcept { return consecutive_failures_; }
+    /// A resumed durable run: the History was restored from its checkpoint, and with it this count.
+    void restore_consecutive_failures(std::size_t failures) noexcept { consecutive_failures_ = failures; }
 
     /// Steps recorded, evicted ones included.
     std::uint64_t recorded() const noexcept { return history_->counters.steps; }

@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <asio/any_io_executor.hpp>
@@ -90,19 +91,29 @@ struct StepInFlight {
     StepProgress progress;
     StepPhase phase = StepPhase::deciding;
     std::size_t action_index = 0;
-    bool finalized = false;  ///< recorded in the history; never recorded twice
+    bool finalized = false;                        ///< recorded in the history; never recorded twice
+    std::optional<std::string> interrupt_payload;  ///< the decision asks a human (Decision::interrupt)
 };
 
 /// What a decide() call is told that only the runtime knows (the binding adds the rest of the context).
 struct DecideInput {
     std::vector<std::string> guidance;
     bool shedding = false;
+    std::string interrupt_id;  ///< with interrupt_value: the answer to that interrupt (resume_with)
+    std::optional<std::string> interrupt_value;
 };
 
 /// What the runtime needs to know of a decision.
 struct DecisionShape {
-    bool done = false;        ///< the agent is done
-    std::size_t actions = 0;  ///< how many actions it asks for
+    bool done = false;                     ///< the agent is done
+    std::size_t actions = 0;               ///< how many actions it asks for
+    std::optional<std::string> interrupt;  ///< the payload of Decision::interrupt
+};
+
+/// Interrupts a resumed durable run brings back from its journal.
+struct RestoredInterrupts {
+    std::optional<std::string> pending;  ///< the id of an interrupt not answered yet: the run waits again
+    std::optional<std::pair<std::string, std::string>> answered;  ///< (id, value) answered, not yet used
 };
 
 /// The typed half of a Supervisor, as the runtime sees it. Every call is made on the runtime's strand.
@@ -144,6 +155,32 @@ public:
     virtual void on_run_end() = 0;
     /// Keeps a copy of the History as run() returns it (after on_run_end and what it recorded).
     virtual void seal() = 0;
+
+    // Durable runs (taskmon/agent/durable_run.hpp). A plain binding says false and the loops never call the two
+    // below, so a plain run pays no coroutine frame per action.
+    virtual bool durable() const noexcept { return false; }
+    /// Before act() on action `index`: its intent written and synced. Returns "" or why it could not be (the
+    /// action is then not dispatched).
+    virtual asio::awaitable<std::string> before_act(StepInFlight& /*step*/, std::size_t /*index*/) {
+        co_return std::string{};
+    }
+    /// Once action `index` returned, failed or was interrupted (`action` says which): its result committed.
+    /// Returns "" or why it could not be.
+    virtual asio::awaitable<std::string> after_act(StepInFlight& /*step*/, std::size_t /*index*/,
+                                                   const ActionProgress& /*action*/) {
+        co_return std::string{};
+    }
+    /// The interrupt `id` asked after step `step - 1`, written before the run waits; "" or why it failed.
+    virtual asio::awaitable<std::string> record_interrupt(std::string /*id*/, std::uint64_t /*step*/,
+                                                          std::string /*payload*/) {
+        co_return std::string{};
+    }
+    /// The answer to `id`, written before the run goes on; "" or why it failed.
+    virtual asio::awaitable<std::string> resume_interrupt(std::string /*id*/, std::string /*value*/) {
+        co_return std::string{};
+    }
+    /// Read once as the run starts.
+    virtual RestoredInterrupts restored_interrupts() { return {}; }
 };
 
 /// The hooks that do not involve the agent's types; the runtime calls them.
@@ -169,6 +206,7 @@ public:
     virtual void resume() = 0;
     virtual void stop(std::string reason) = 0;
     virtual void inject_guidance(std::string text) = 0;
+    virtual void resume_with(std::string interrupt_id, std::string value) = 0;
     /// The Supervisor handle is gone: a run in progress stops; its awaiter still receives the history.
     virtual void detach() = 0;
     virtual AgentStatus status() const noexcept = 0;

@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -37,6 +38,7 @@
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
 #include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/post.hpp>
 #include <asio/strand.hpp>
 #include <asio/this_coro.hpp>
@@ -125,6 +127,22 @@ public:
     void stop(std::string reason) override {
         asio::post(strand_,
                    [self = self(), reason = std::move(reason)]() mutable { self->request_stop(std::move(reason)); });
+    }
+    /// Checked at once under interrupts_mutex_ (no user code runs under it); the answer is applied on the strand.
+    void resume_with(std::string interrupt_id, std::string value) override {
+        {
+            std::lock_guard lock{interrupts_mutex_};
+            auto known = interrupts_.find(interrupt_id);
+            if (known == interrupts_.end()) {
+                throw std::invalid_argument(fmt::format("resume_with: no decision asked interrupt '{}'", interrupt_id));
+            }
+            if (known->second) {
+                throw std::invalid_argument(
+                    fmt::format("resume_with: interrupt '{}' was already answered", interrupt_id));
+            }
+            known->second = true;
+        }
+        asio::co_spawn(strand_, answer_interrupt(self(), std::move(interrupt_id), std::move(value)), asio::detached);
     }
     void inject_guidance(std::string text) override {
         asio::post(strand_, [self = self(), text = std::move(text)]() mutable {
@@ -289,6 +307,21 @@ private:
 
     void interrupt_in_flight(StepInFlight& step, const std::string& why);
 
+    /// The asking step (Decision::interrupt) was finalized: the run waits for resume_with(), the interrupt
+    /// written first in a durable run.
+    asio::awaitable<void> ask_for_input(std::uint64_t step, std::string payload);
+    /// Registers `id` (answered or not) for resume_with()'s check.
+    void register_interrupt(const std::string& id, bool answered) {
+        std::lock_guard lock{interrupts_mutex_};
+        interrupts_[id] = answered;
+    }
+    /// resume_with() on the strand: the answer written (durable), then the run goes on.
+    static asio::awaitable<void> answer_interrupt(std::shared_ptr<SupervisorState> self, std::string id,
+                                                  std::string value);
+
+    /// A durable run's journal refused a write: recorded (journal_error), logged, and the run fails.
+    void fail_for_journal(const std::string& why);
+
     static void skip_remaining(StepInFlight& step, std::size_t from, const std::string& why) {
         for (std::size_t i = from; i < step.progress.actions.size(); ++i) {
             step.progress.actions[i].outcome = ActionOutcome::skipped;
@@ -394,6 +427,11 @@ private:
 
     std::deque<Control> controls_;  ///< pause/resume requests, applied in order by pause_handler
     std::deque<std::string> pending_guidance_;
+    std::optional<std::string> waiting_for_;                     ///< the interrupt the run waits on
+    std::optional<std::pair<std::string, std::string>> answer_;  ///< (id, value) for the next decide()
+
+    std::mutex interrupts_mutex_;
+    std::map<std::string, bool> interrupts_;  ///< every interrupt asked: true once answered; interrupts_mutex_
 
     StallWatch<Clock> stall_watch_{clock_duration(settings_.perception_timeout),
                                    clock_duration(settings_.watchdog_startup_grace),

@@ -232,7 +232,9 @@ template <typename Observation, typename Action, typename Result, typename Clock
     }
     HealthReport report = check_health(agent.get_component_stats(), CriticalComponents::only(std::move(names)));
     report.agent_status = status;
-    const std::string why = "run is " + std::string{to_string(status)};
+    // A run waiting for an operator is alive but not ready, and says what it waits for.
+    const std::string why = "run is " + std::string{to_string(status)} +
+                            (status == AgentStatus::waiting_for_input ? ": waiting for an operator (resume_with)" : "");
     if (status == AgentStatus::failed) {
         report.liveness_failures.push_back({"agent", why});
     }

@@ -37,8 +37,8 @@ inline RunRecord read_run_row(const SqliteStatement& row, const std::string& pat
 }
 
 /// A row of sqlite_action_columns: no outcome (NULL) is an action without a result, UNKNOWN.
-inline ActionRecord read_action_row(const SqliteStatement& row) {
-    ActionRecord action;
+inline JournalActionRecord read_action_row(const SqliteStatement& row) {
+    JournalActionRecord action;
     action.intent = ActionIntent{row.text(1), row.unsigned_integer(2), static_cast<std::uint32_t>(row.integer(3)),
                                  row.text(0), row.blob(4)};
     if (!row.is_null(5)) {

@@ -67,6 +67,11 @@ inline asio::awaitable<void> SupervisorState<Clock>::decision_loop(Deadline& dea
 
         DecideInput input;
         input.shedding = shedding_;
+        if (answer_) {
+            input.interrupt_id = std::move(answer_->first);
+            input.interrupt_value = std::move(answer_->second);
+            answer_.reset();
+        }
         if (!pending_guidance_.empty()) {
             input.guidance.assign(std::make_move_iterator(pending_guidance_.begin()),
                                   std::make_move_iterator(pending_guidance_.end()));
@@ -98,6 +103,7 @@ inline asio::awaitable<void> SupervisorState<Clock>::decision_loop(Deadline& dea
         progress.decided_at = now_offset();
         progress.done = decision.done;
         progress.actions.resize(decision.actions);  // each skipped until it runs
+        step->interrupt_payload = std::move(decision.interrupt);
         step->phase = StepPhase::queued;
         if (!queue_.try_push(step)) co_await queue_.async_push(step, asio::use_awaitable);
     }
@@ -116,6 +122,20 @@ inline void SupervisorState<Clock>::recover_decision() {
 
 template <typename Clock>
 inline asio::awaitable<void> SupervisorState<Clock>::actuation_loop(Deadline& deadline) {
+    if (binding_->durable() && current_ && current_->phase == StepPhase::acting && !current_->finalized) {
+        // The action in flight died with our previous instance (act() threw: its effect is unknown). Its result
+        // is committed as interrupted before the step is finalized, so that a resume never runs it again.
+        ActionProgress lost;
+        lost.outcome = ActionOutcome::interrupted;
+        lost.result = ActionResult::failure("actuation_loop failed during the action");
+        const InFlightPtr in_flight = current_;
+        auto commit = binding_->after_act(*in_flight, in_flight->action_index, lost);
+        const std::string refused = co_await std::move(commit);
+        if (!refused.empty()) {
+            fail_for_journal(fmt::format("the interrupted action {} of step {} was not recorded: {}",
+                                         in_flight->action_index + 1, in_flight->progress.number, refused));
+        }
+    }
     recover_actuation();
     for (;;) {
         InFlightPtr step;
@@ -157,6 +177,26 @@ inline asio::awaitable<void> SupervisorState<Clock>::actuation_loop(Deadline& de
             step->phase = StepPhase::acting;
             step->action_index = i;
             rec.started_at = offset(now);  // the previous action's end, or the check above
+            if (binding_->durable()) {
+                // The intent is synced before the action is dispatched (at most once across crashes).
+                auto intent = binding_->before_act(*step, i);
+                const std::string refused = co_await std::move(intent);
+                if (step->finalized) co_return;
+                if (!refused.empty() || ending()) {
+                    const auto why = !refused.empty() ? fmt::format("its intent was not written: {}", refused)
+                                                      : fmt::format("the run is {}", machine_.status());
+                    if (!refused.empty()) {
+                        fail_for_journal(
+                            fmt::format("action {} of step {} not dispatched: {}", i + 1, step->progress.number, why));
+                    }
+                    skip_remaining(*step, i, why);
+                    finalize(step, StepOutcome::failed, DecisionFate::interrupted,
+                             fmt::format("action {} not dispatched: {}", i + 1, why), false);
+                    co_return;
+                }
+                now = Clock::now();
+                rec.started_at = offset(now);
+            }
             ActionResult result;
             try {
                 result = co_await bounded_call<ActionResult>(
@@ -172,6 +212,19 @@ inline asio::awaitable<void> SupervisorState<Clock>::actuation_loop(Deadline& de
             rec.finished_at = offset(now);
             rec.result = std::move(result);
             rec.outcome = rec.result.success ? ActionOutcome::succeeded : ActionOutcome::failed;
+            if (binding_->durable()) {
+                auto commit = binding_->after_act(*step, i, rec);
+                const std::string refused = co_await std::move(commit);
+                if (step->finalized) co_return;
+                if (!refused.empty()) {
+                    const auto why = fmt::format("the result of action {} of step {} was not written: {}", i + 1,
+                                                 step->progress.number, refused);
+                    fail_for_journal(why);
+                    skip_remaining(*step, i + 1, why);
+                    finalize(step, StepOutcome::failed, DecisionFate::interrupted, why, false);
+                    co_return;
+                }
+            }
             if (!rec.result.success) {
                 all_ok = false;
                 skip_remaining(*step, i + 1, "an earlier action failed");
@@ -189,8 +242,60 @@ inline asio::awaitable<void> SupervisorState<Clock>::actuation_loop(Deadline& de
                 co_return;
             }
         }
-        if (all_ok) finalize(step, StepOutcome::succeeded, DecisionFate::executed, "");
+        if (all_ok) {
+            auto payload = std::move(step->interrupt_payload);
+            finalize(step, StepOutcome::succeeded, DecisionFate::executed, "");
+            if (payload && running()) {
+                auto asking = ask_for_input(step->progress.number, std::move(*payload));
+                co_await std::move(asking);
+            }
+        }
     }
+}
+
+template <typename Clock>
+inline asio::awaitable<void> SupervisorState<Clock>::ask_for_input(std::uint64_t step, std::string payload) {
+    // One interrupt per step at most, so the step names it; the journal keeps it for the next step (step + 1),
+    // after the asking step's checkpoint (queued before it on the writer).
+    const std::string id = fmt::format("interrupt-{}", step);
+    register_interrupt(id, false);
+    waiting_for_ = id;
+    change_status(AgentStatus::waiting_for_input,
+                  fmt::format("decide() asked for input: interrupt={} payload={}", id, quote(payload)));
+    if (!binding_->durable()) co_return;
+    auto writing = binding_->record_interrupt(id, step + 1, std::move(payload));
+    const std::string refused = co_await std::move(writing);
+    if (!refused.empty()) fail_for_journal(fmt::format("the interrupt {} was not written: {}", id, refused));
+}
+
+template <typename Clock>
+inline asio::awaitable<void> SupervisorState<Clock>::answer_interrupt(std::shared_ptr<SupervisorState> self,
+                                                                      std::string id, std::string value) {
+    if (self->binding_->durable()) {
+        auto writing = self->binding_->resume_interrupt(id, value);
+        const std::string refused = co_await std::move(writing);
+        if (!refused.empty()) {
+            self->fail_for_journal(fmt::format("the answer to {} was not written: {}", id, refused));
+            co_return;
+        }
+    }
+    if (self->machine_.status() != AgentStatus::waiting_for_input || self->waiting_for_ != id) {
+        self->log(spdlog::level::info, "resume_with({}) ignored: the run is {}", quote(id), self->machine_.status());
+        co_return;
+    }
+    self->waiting_for_.reset();
+    self->answer_.emplace(id, std::move(value));
+    self->change_status(AgentStatus::running, fmt::format("resume_with: interrupt={}", id));
+    self->grant_grace();
+    self->notify();
+}
+
+template <typename Clock>
+inline void SupervisorState<Clock>::fail_for_journal(const std::string& why) {
+    log(spdlog::level::err, "Run journal failed: {}", why);
+    record(HistoryEventKind::journal_error, components::actuation_loop, why);
+    change_status(AgentStatus::failed, "run journal: " + why);
+    notify();
 }
 
 template <typename Clock>

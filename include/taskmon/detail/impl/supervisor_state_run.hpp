@@ -26,9 +26,22 @@ inline void SupervisorState<Clock>::request_stop(std::string reason) {
 template <typename Clock>
 inline asio::awaitable<void> SupervisorState<Clock>::run_on_strand() {
     started_at_ = Clock::now();
+    steps_begun_ = counters_.steps;  // a resumed durable run goes on from its last checkpoint; 0 otherwise
     const auto started_wall_time = std::chrono::system_clock::now();
     if (change_status(AgentStatus::running, "run() started")) {
         call_hook("on_run_start", hooks_.on_run_start);
+        // A resumed durable run: an answer not used yet goes to the next decide(); a pending interrupt waits again.
+        auto restored = binding_->restored_interrupts();
+        if (restored.answered) {
+            register_interrupt(restored.answered->first, true);
+            answer_ = std::move(restored.answered);
+        }
+        if (restored.pending) {
+            register_interrupt(*restored.pending, false);
+            waiting_for_ = restored.pending;
+            change_status(AgentStatus::waiting_for_input,
+                          fmt::format("resumed waiting for input: interrupt={}", *restored.pending));
+        }
         grant_grace();
         watch_components();
         start_components();

@@ -1,0 +1,541 @@
+// A Supervisor with a run journal (taskmon/agent/durable_run.hpp): the run written before it starts, an intent
+// before each action, a checkpoint per step, resume after a crash at every write point with no committed action
+// run twice, UNKNOWN actions through reconcile(), and a failed journal write failing the run with its reason.
+#include <taskmon/agent/durable_run.hpp>
+#include <taskmon/agent/sqlite_journal.hpp>
+
+#include "journal_harness.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <spdlog/sinks/null_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+using namespace std::chrono_literals;
+using Sup = taskmon::Supervisor<int, std::string, std::string>;
+using History = Sup::HistoryType;
+using Decision = Sup::DecisionType;
+using taskmon::ActionOutcome;
+using taskmon::AgentStatus;
+using taskmon::HistoryEventKind;
+
+constexpr std::uint64_t steps_to_done = 4;  // steps 1-3 act twice each, step 4 says done
+
+taskmon::AgentSettings settings() {
+    taskmon::AgentSettings s;
+    s.capture_interval = 0ms;
+    s.shed_capture_interval = 0ms;
+    s.max_failures = 100;
+    return s;
+}
+
+std::shared_ptr<spdlog::logger> quiet() {
+    return std::make_shared<spdlog::logger>("durable-test", std::make_shared<spdlog::sinks::null_sink_mt>());
+}
+
+/// Kills the journal at the `countdown`-th write point it reaches (or at the first whose name is `only`), and
+/// every write after it: as if the process had died there.
+struct Crash {
+    int countdown = 0;  ///< 0: never
+    std::string only;   ///< when set, only points of this name count
+    bool once = false;  ///< fail that one write only, the journal lives on
+    std::atomic<bool> dead{false};
+    std::atomic<bool> fired{false};
+    int points = 0;  ///< write points reached (counted on the writer thread)
+
+    void operator()(std::string_view point) {
+        ++points;
+        if (dead) throw std::runtime_error("crashed earlier");
+        if (countdown == 0 || (!only.empty() && point != only)) return;
+        if (--countdown == 0) {
+            fired = true;
+            if (!once) dead = true;
+            throw std::runtime_error("crash at " + std::string{point});
+        }
+    }
+};
+
+/// What every process of one test shares: the file, the actions executed (the side effect), the reconcile answer.
+struct World {
+    taskmon_test::TempDir dir;
+    std::string path = dir.file("runs.db");
+    std::vector<std::string> executed;
+    std::optional<taskmon::Reconciliation> reconcile_answer;
+    std::vector<std::string> reconciled;
+    std::uint64_t ask_at_step = 0;                    ///< decide() returns an interrupt at this step (0: never)
+    std::vector<std::optional<std::string>> answers;  ///< DecisionContext::interrupt_value of every decide()
+    std::function<void(Sup&, const taskmon::StatusTransition&)> on_status;  ///< called on every status change
+    bool durable = true;                                                    ///< false: a plain Supervisor (no journal)
+};
+
+struct ProcessResult {
+    std::optional<History> history;
+    std::string error;     ///< what run() threw
+    bool started = false;  ///< run() reported started (on_run_start)
+};
+
+/// One "process": a journal, a writer, a Supervisor and an io_context, all destroyed at its end.
+ProcessResult run_process(World& world, Crash* crash = nullptr) {
+    ProcessResult out;
+    asio::io_context io;
+    taskmon::SqliteJournalOptions options;
+    if (crash) options.fault_hook = [crash](std::string_view point) { (*crash)(point); };
+    auto writer =
+        std::make_shared<taskmon::JournalWriter>(std::make_unique<taskmon::SqliteRunJournal>(world.path, options));
+    Sup::Functions agent{
+        .perceive = []() -> asio::awaitable<int> { co_return 1; },
+        .decide = [&world](const int&, const Sup::Context& ctx) -> asio::awaitable<Decision> {
+            world.answers.push_back(ctx.interrupt_value);
+            if (ctx.step == world.ask_at_step) co_return Decision::interrupt("approve?");
+            if (ctx.step >= steps_to_done) co_return Decision::done("finished");
+            co_return Decision::act({"s" + std::to_string(ctx.step) + "-a0", "s" + std::to_string(ctx.step) + "-a1"});
+        },
+        .act = {},
+        .act_with_key = [&world](const std::string& action,
+                                 std::string_view key) -> asio::awaitable<taskmon::ActionResult> {
+            world.executed.push_back(action);
+            co_return taskmon::ActionResult::ok(std::string{key});
+        }};
+    taskmon::DurableRun<std::string> durable{
+        .writer = writer,
+        .run_id = "run-1",
+        .serialize_action = [](const std::string& a) { return a; },
+        .deserialize_action = [](std::string_view blob) { return std::string{blob}; },
+        .serialize_result = [](const std::string& r) { return r; },
+        .deserialize_result = [](std::string_view blob) { return std::string{blob}; },
+    };
+    if (world.reconcile_answer) {
+        durable.reconcile = [&world](const std::string& action,
+                                     std::string_view) -> asio::awaitable<taskmon::Reconciliation> {
+            world.reconciled.push_back(action);
+            co_return *world.reconcile_answer;
+        };
+    }
+    Sup::Hooks hooks;
+    hooks.on_run_start = [&out] { out.started = true; };
+    Sup* running = nullptr;
+    hooks.on_status_change = [&world, &running](const taskmon::StatusTransition& change) {
+        if (world.on_status && running) world.on_status(*running, change);
+    };
+    {
+        auto made = world.durable
+                        ? std::make_unique<Sup>(io.get_executor(), agent, std::move(durable), settings(),
+                                                std::move(hooks), quiet())
+                        : std::make_unique<Sup>(io.get_executor(), agent, settings(), std::move(hooks), quiet());
+        Sup& sup = *made;
+        running = &sup;
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                try {
+                    out.history = co_await sup.run();
+                } catch (const std::exception& e) {
+                    out.error = e.what();
+                }
+            },
+            asio::detached);
+        while (!out.history && out.error.empty()) {
+            io.run_for(10ms);
+            io.restart();
+        }
+    }
+    writer.reset();  // drains its queue before the io_context goes
+    io.run();
+    return out;
+}
+
+std::optional<taskmon::RunSnapshot> load(const World& world) {
+    taskmon::SqliteRunJournal journal{world.path};
+    return journal.load("run-1");
+}
+
+std::size_t duplicates(const std::vector<std::string>& executed) {
+    std::set<std::string> seen(executed.begin(), executed.end());
+    return executed.size() - seen.size();
+}
+
+/// A step as the test compares it across processes (no times: they are from two clocks).
+std::string describe(const Sup::Step& step) {
+    std::string text = std::to_string(step.number) + " " + std::string{taskmon::to_string(step.outcome)} + " " +
+                       (step.fate ? std::string{taskmon::to_string(*step.fate)} : "none");
+    for (const auto& a : step.actions) {
+        text += " [" + a.action + " " + std::string{taskmon::to_string(a.outcome)} + "]";
+    }
+    return text;
+}
+
+}  // namespace
+
+TEST_CASE("A durable run completes, checkpoints every step and ends completed in the journal") {
+    World world;
+    auto result = run_process(world);
+    REQUIRE(result.error.empty());
+    REQUIRE(result.history);
+    CHECK(result.history->status == AgentStatus::completed);
+    CHECK(result.history->steps.size() == steps_to_done);
+    CHECK(world.executed.size() == 2 * (steps_to_done - 1));
+    CHECK(result.history->steps[0].actions[0].result.extracted_content ==
+          taskmon::idempotency_key("run-1", 1, 0, "s1-a0"));
+    auto snapshot = load(world);
+    REQUIRE(snapshot);
+    CHECK(snapshot->run.status == taskmon::RunStatus::completed);
+    CHECK(snapshot->run.result_blob == "finished");
+    CHECK(snapshot->run.last_step == steps_to_done);
+
+    // A terminal run is not run again: run() throws std::logic_error naming the run and its status.
+    auto again = run_process(world);
+    CHECK(again.error.find("'run-1' is already completed") != std::string::npos);
+    CHECK_FALSE(again.started);
+    CHECK(world.executed.size() == 2 * (steps_to_done - 1));
+}
+
+TEST_CASE("A crash at every write point: no committed action runs twice, no started run is lost") {
+    World reference_world;
+    Crash counting;
+    auto reference = run_process(reference_world, &counting);
+    REQUIRE(reference.history);
+    REQUIRE(reference.history->status == AgentStatus::completed);
+    const int points = counting.points;
+    REQUIRE(points > 10);
+    for (int k = 1; k <= points; ++k) {
+        CAPTURE(k);
+        World world;
+        Crash crash;
+        crash.countdown = k;
+        auto first = run_process(world, &crash);
+        REQUIRE(crash.fired);
+        auto snapshot = load(world);
+        if (first.started) REQUIRE(snapshot);  // a run that reported started is never lost
+        const std::uint64_t checkpointed = snapshot ? snapshot->run.last_step : 0;
+        if (snapshot && taskmon::is_terminal(snapshot->run.status)) continue;  // crashed after its end was written
+
+        auto second = run_process(world);
+        REQUIRE(second.error.empty());
+        REQUIRE(second.history);
+        CHECK(second.history->status == AgentStatus::completed);
+        CHECK(duplicates(world.executed) == 0);
+        REQUIRE(second.history->steps.size() >= checkpointed);
+        for (std::uint64_t i = 0; i < checkpointed; ++i) {
+            CHECK(describe(second.history->steps[i]) == describe(reference.history->steps[i]));
+        }
+        // Steps are numbered without gaps across the two processes.
+        for (std::size_t i = 0; i < second.history->steps.size(); ++i) {
+            CHECK(second.history->steps[i].number == i + 1);
+        }
+        CHECK(load(world)->run.status == taskmon::RunStatus::completed);
+    }
+}
+
+TEST_CASE("An UNKNOWN action at resume: recorded interrupted without reconcile, never replayed") {
+    World world;
+    Crash crash;
+    crash.only = "action_result:before";
+    crash.countdown = 3;  // step 2, action 1: it ran, its result was never written
+    auto first = run_process(world, &crash);
+    REQUIRE(crash.fired);
+    REQUIRE(first.history);
+    CHECK(first.history->status == AgentStatus::failed);
+    auto second = run_process(world);
+    REQUIRE(second.history);
+    CHECK(duplicates(world.executed) == 0);
+    CHECK(std::count(world.executed.begin(), world.executed.end(), "s2-a0") == 1);
+    const auto& step2 = second.history->steps.at(1);
+    CHECK(step2.number == 2);
+    CHECK(step2.fate == taskmon::DecisionFate::interrupted);
+    REQUIRE(step2.actions.size() == 1);
+    CHECK(step2.actions[0].outcome == ActionOutcome::interrupted);
+    CHECK(second.history->events_of(HistoryEventKind::action_reconciled).size() == 1);
+    CHECK(second.history->status == AgentStatus::completed);
+}
+
+TEST_CASE("An UNKNOWN action at resume goes through reconcile(): done, not done, failed") {
+    struct Case {
+        taskmon::Reconciliation answer;
+        ActionOutcome outcome;
+    };
+    for (const auto& c :
+         {Case{taskmon::Reconciliation::done(taskmon::ActionResult::ok("found")), ActionOutcome::succeeded},
+          Case{taskmon::Reconciliation::not_done(), ActionOutcome::skipped},
+          Case{taskmon::Reconciliation::failed("half done"), ActionOutcome::failed}}) {
+        World world;
+        world.reconcile_answer = c.answer;
+        Crash crash;
+        crash.only = "action_result:before";
+        crash.countdown = 4;  // step 2, action 2
+        run_process(world, &crash);
+        REQUIRE(crash.fired);
+        auto second = run_process(world);
+        REQUIRE(second.history);
+        CHECK(world.reconciled == std::vector<std::string>{"s2-a1"});
+        const auto& step2 = second.history->steps.at(1);
+        REQUIRE(step2.actions.size() == 2);
+        CHECK(step2.actions[0].outcome == ActionOutcome::succeeded);  // committed: kept, not run again
+        CHECK(step2.actions[1].outcome == c.outcome);
+        CHECK(second.history->events_of(HistoryEventKind::action_skipped_committed).size() == 1);
+        CHECK(second.history->events_of(HistoryEventKind::action_reconciled).size() == 1);
+        CHECK(duplicates(world.executed) == 0);
+        // What reconcile found is in the journal: a third process would not ask again.
+        taskmon::SqliteRunJournal journal{world.path};
+        auto found = journal.find_action(taskmon::idempotency_key("run-1", 2, 1, "s2-a1"));
+        REQUIRE(found);
+        CHECK_FALSE(found->unknown());
+    }
+}
+
+TEST_CASE("A failed intent write: the action is not dispatched and the run fails naming the journal error") {
+    World world;
+    Crash crash;
+    crash.only = "intent:before";
+    crash.countdown = 2;
+    crash.once = true;
+    auto result = run_process(world, &crash);
+    REQUIRE(result.history);
+    CHECK(result.history->status == AgentStatus::failed);
+    CHECK(result.history->reason.find("run journal") != std::string::npos);
+    CHECK(result.history->reason.find("crash at intent:before") != std::string::npos);
+    CHECK(result.history->events_of(HistoryEventKind::journal_error).size() == 1);
+    CHECK(world.executed == std::vector<std::string>{"s1-a0"});
+    CHECK(load(world)->run.status == taskmon::RunStatus::failed);
+}
+
+TEST_CASE("DurableRun and AgentFunctions are validated, naming what is missing") {
+    asio::io_context io;
+    Sup::Functions agent{
+        .perceive = []() -> asio::awaitable<int> { co_return 1; },
+        .decide = [](const int&, const Sup::Context&) -> asio::awaitable<Decision> { co_return Decision::done("x"); },
+        .act = [](const std::string&) -> asio::awaitable<taskmon::ActionResult> {
+            co_return taskmon::ActionResult::ok();
+        }};
+    taskmon::DurableRun<std::string> durable;
+    CHECK_THROWS_WITH((Sup{io.get_executor(), agent, durable}), "DurableRun.writer is null");
+    auto both = agent;
+    both.act_with_key = [](const std::string&, std::string_view) -> asio::awaitable<taskmon::ActionResult> {
+        co_return taskmon::ActionResult::ok();
+    };
+    CHECK_THROWS_WITH((Sup{io.get_executor(), both}),
+                      "AgentFunctions.act and AgentFunctions.act_with_key are both set (one only)");
+}
+
+TEST_CASE("An interrupt without a journal: the run waits, resume_with delivers the value to the next decide()") {
+    World world;
+    world.durable = false;
+    world.ask_at_step = 2;
+    std::vector<std::string> refusals;
+    world.on_status = [&](Sup& sup, const taskmon::StatusTransition& change) {
+        if (change.to != AgentStatus::waiting_for_input) return;
+        try {
+            sup.resume_with("interrupt-7", "x");
+        } catch (const std::invalid_argument& e) {
+            refusals.emplace_back(e.what());
+        }
+        sup.resume_with("interrupt-2", "yes");
+        try {
+            sup.resume_with("interrupt-2", "again");
+        } catch (const std::invalid_argument& e) {
+            refusals.emplace_back(e.what());
+        }
+    };
+    auto result = run_process(world);
+    REQUIRE(result.history);
+    CHECK(result.history->status == AgentStatus::completed);
+    CHECK(refusals == std::vector<std::string>{"resume_with: no decision asked interrupt 'interrupt-7'",
+                                               "resume_with: interrupt 'interrupt-2' was already answered"});
+    const auto path = result.history->status_path();
+    CHECK(std::count(path.begin(), path.end(), AgentStatus::waiting_for_input) == 1);
+    REQUIRE(world.answers.size() == steps_to_done);
+    CHECK(world.answers[2] == std::optional<std::string>{"yes"});  // step 3 only
+    CHECK_FALSE(world.answers[1]);
+    CHECK_FALSE(world.answers[3]);
+}
+
+TEST_CASE("An interrupt is journaled: a restarted process comes back waiting, and the answer is used once") {
+    World world;
+    world.ask_at_step = 2;
+    Crash crash;
+    crash.only = "interrupt:after";  // the process dies just after the interrupt was written
+    crash.countdown = 1;
+    auto first = run_process(world, &crash);
+    REQUIRE(crash.fired);
+    auto snapshot = load(world);
+    REQUIRE(snapshot);
+    CHECK(snapshot->run.status == taskmon::RunStatus::interrupted);
+    REQUIRE(snapshot->pending_interrupt);
+    CHECK(snapshot->pending_interrupt->interrupt_id == "interrupt-2");
+    CHECK(snapshot->pending_interrupt->payload_blob == "approve?");
+
+    world.answers.clear();
+    world.ask_at_step = 0;
+    world.on_status = [](Sup& sup, const taskmon::StatusTransition& change) {
+        if (change.to == AgentStatus::waiting_for_input) sup.resume_with("interrupt-2", "yes");
+    };
+    auto second = run_process(world);
+    REQUIRE(second.history);
+    CHECK(second.history->status == AgentStatus::completed);
+    const auto path = second.history->status_path();
+    CHECK(std::count(path.begin(), path.end(), AgentStatus::waiting_for_input) == 1);
+    REQUIRE_FALSE(world.answers.empty());
+    CHECK(world.answers.front() == std::optional<std::string>{"yes"});  // step 3, the first of this process
+    CHECK(second.history->steps.at(2).number == 3);
+    CHECK(duplicates(world.executed) == 0);
+    auto done = load(world);
+    CHECK(done->run.status == taskmon::RunStatus::completed);
+    CHECK(done->resumed_interrupts.empty());  // consumed by step 3's checkpoint
+}
+
+namespace {
+
+constexpr std::uint64_t child_steps = 30;
+
+/// The child process of the SIGKILL test: one durable run to its end (or to its kill). Appends each action it
+/// executes to `side_file` with O_APPEND before act() returns, so the parent can count executions. Never returns.
+[[noreturn]] void child_run(const std::string& path, const std::string& side_file) {
+    int code = 3;
+    try {
+        asio::io_context io;
+        auto writer = std::make_shared<taskmon::JournalWriter>(std::make_unique<taskmon::SqliteRunJournal>(path));
+        const int side = ::open(side_file.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0600);
+        Sup::Functions agent{.perceive = []() -> asio::awaitable<int> { co_return 1; },
+                             .decide = [](const int&, const Sup::Context& ctx) -> asio::awaitable<Decision> {
+                                 if (ctx.step >= child_steps) co_return Decision::done("finished");
+                                 co_return Decision::act(
+                                     {"s" + std::to_string(ctx.step) + "-a0", "s" + std::to_string(ctx.step) + "-a1"});
+                             },
+                             .act = {},
+                             .act_with_key = [side](const std::string& action,
+                                                    std::string_view) -> asio::awaitable<taskmon::ActionResult> {
+                                 asio::steady_timer timer{co_await asio::this_coro::executor, 1ms};
+                                 co_await timer.async_wait(asio::use_awaitable);
+                                 const std::string line = action + "\n";
+                                 if (::write(side, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+                                     co_return taskmon::ActionResult::failure("side file write failed");
+                                 }
+                                 co_return taskmon::ActionResult::ok();
+                             }};
+        taskmon::DurableRun<std::string> durable{
+            .writer = writer,
+            .run_id = "killed",
+            .serialize_action = [](const std::string& a) { return a; },
+            .deserialize_action = [](std::string_view blob) { return std::string{blob}; },
+            .serialize_result = [](const std::string& r) { return r; },
+            .deserialize_result = [](std::string_view blob) { return std::string{blob}; },
+        };
+        std::optional<History> history;
+        {
+            Sup sup{io.get_executor(), agent, std::move(durable), settings(), {}, quiet()};
+            std::string error;
+            asio::co_spawn(
+                io,
+                [&]() -> asio::awaitable<void> {
+                    try {
+                        history = co_await sup.run();
+                    } catch (const std::exception& e) {
+                        error = e.what();
+                    }
+                },
+                asio::detached);
+            while (!history && error.empty()) {
+                io.run_for(10ms);
+                io.restart();
+            }
+            // Killed after the run's end was written and before the process exited: the run is done.
+            if (error.find("is already completed") != std::string::npos) ::_exit(0);
+            if (!error.empty()) {
+                std::fprintf(stderr, "child: run() threw: %s\n", error.c_str());
+                ::_exit(6);
+            }
+            while (!history) {
+                io.run_for(10ms);
+                io.restart();
+            }
+        }
+        writer.reset();
+        io.run();
+        code = history->status == AgentStatus::completed ? 0 : 4;
+    } catch (...) {
+        code = 5;
+    }
+    ::_exit(code);
+}
+
+}  // namespace
+
+TEST_CASE("A child process killed with SIGKILL at random points and resumed runs every action at most once") {
+#if defined(__SANITIZE_THREAD__)
+    // ThreadSanitizer's runtime does not support fork() in a multi-threaded process: it dies.
+    WARN("skipped under ThreadSanitizer: fork() of a multi-threaded process");
+    return;
+#endif
+    World world;
+    const std::string side_file = world.dir.file("executed.txt");
+    const auto seed = std::random_device{}();
+    CAPTURE(seed);
+    std::mt19937 random{seed};
+    std::uniform_int_distribution<int> delay_ms{5, 80};
+    int kills = 0;
+    bool finished = false;
+    for (int attempt = 0; attempt < 21 && !finished; ++attempt) {
+        const bool last = attempt == 20;
+        const pid_t child = ::fork();
+        REQUIRE(child >= 0);
+        if (child == 0) child_run(world.path, side_file);
+        int status = 0;
+        bool reaped = false;
+        if (!last) {
+            // The child runs for a random 5-80 ms, then is killed (bounded: far below 2 s per kill).
+            const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds{delay_ms(random)};
+            while (!reaped && std::chrono::steady_clock::now() < deadline) {
+                reaped = ::waitpid(child, &status, WNOHANG) == child;
+                if (!reaped) ::usleep(1000);
+            }
+            if (!reaped && ::kill(child, SIGKILL) == 0) ++kills;
+        }
+        if (!reaped) REQUIRE(::waitpid(child, &status, 0) == child);
+        if (WIFEXITED(status)) {
+            INFO("child exit code " << WEXITSTATUS(status));
+            REQUIRE(WEXITSTATUS(status) == 0);
+            finished = true;
+        }
+    }
+    CHECK(finished);
+    CHECK(kills > 0);
+    std::ifstream in{side_file};
+    std::map<std::string, int> executed;
+    for (std::string line; std::getline(in, line);) ++executed[line];
+    for (const auto& [action, times] : executed) {
+        INFO(action);
+        CHECK(times == 1);
+    }
+    CHECK(executed.size() <= 2 * (child_steps - 1));
+    taskmon::SqliteRunJournal journal{world.path};
+    auto snapshot = journal.load("killed");
+    REQUIRE(snapshot);
+    CHECK(snapshot->run.status == taskmon::RunStatus::completed);
+}
