@@ -94,6 +94,8 @@ struct World {
     std::vector<std::optional<std::string>> answers;  ///< DecisionContext::interrupt_value of every decide()
     std::function<void(Sup&, const taskmon::StatusTransition&)> on_status;  ///< called on every status change
     bool durable = true;                                                    ///< false: a plain Supervisor (no journal)
+    std::string failing_action;                                             ///< act() returns a failure for this action
+    bool ask_with_action = false;  ///< the interrupt's decision has one action, "ask-action"
 };
 
 struct ProcessResult {
@@ -114,7 +116,10 @@ ProcessResult run_process(World& world, Crash* crash = nullptr) {
         .perceive = []() -> asio::awaitable<int> { co_return 1; },
         .decide = [&world](const int&, const Sup::Context& ctx) -> asio::awaitable<Decision> {
             world.answers.push_back(ctx.interrupt_value);
-            if (ctx.step == world.ask_at_step) co_return Decision::interrupt("approve?");
+            if (ctx.step == world.ask_at_step) {
+                co_return Decision::interrupt("approve?", world.ask_with_action ? std::vector<std::string>{"ask-action"}
+                                                                                : std::vector<std::string>{});
+            }
             if (ctx.step >= steps_to_done) co_return Decision::done("finished");
             co_return Decision::act({"s" + std::to_string(ctx.step) + "-a0", "s" + std::to_string(ctx.step) + "-a1"});
         },
@@ -122,6 +127,7 @@ ProcessResult run_process(World& world, Crash* crash = nullptr) {
         .act_with_key = [&world](const std::string& action,
                                  std::string_view key) -> asio::awaitable<taskmon::ActionResult> {
             world.executed.push_back(action);
+            if (action == world.failing_action) co_return taskmon::ActionResult::failure("refused");
             co_return taskmon::ActionResult::ok(std::string{key});
         }};
     taskmon::DurableRun<std::string> durable{
@@ -376,6 +382,25 @@ TEST_CASE("An interrupt without a journal: the run waits, resume_with delivers t
     CHECK_FALSE(world.answers[3]);
 }
 
+TEST_CASE("An interrupt whose decision's action failed is still asked: the run waits for the answer") {
+    World world;
+    world.durable = false;
+    world.ask_at_step = 2;
+    world.ask_with_action = true;
+    world.failing_action = "ask-action";
+    world.on_status = [](Sup& sup, const taskmon::StatusTransition& change) {
+        if (change.to == AgentStatus::waiting_for_input) sup.resume_with("interrupt-2", "yes");
+    };
+    auto result = run_process(world);
+    REQUIRE(result.history);
+    CHECK(result.history->status == AgentStatus::completed);
+    CHECK(result.history->steps.at(1).outcome == taskmon::StepOutcome::failed);  // its action failed
+    const auto path = result.history->status_path();
+    CHECK(std::count(path.begin(), path.end(), AgentStatus::waiting_for_input) == 1);
+    REQUIRE(world.answers.size() == steps_to_done);
+    CHECK(world.answers[2] == std::optional<std::string>{"yes"});
+}
+
 TEST_CASE("An interrupt is journaled: a restarted process comes back waiting, and the answer is used once") {
     World world;
     world.ask_at_step = 2;
@@ -431,7 +456,9 @@ constexpr std::uint64_t child_steps = 30;
                              .act = {},
                              .act_with_key = [side](const std::string& action,
                                                     std::string_view) -> asio::awaitable<taskmon::ActionResult> {
-                                 asio::steady_timer timer{co_await asio::this_coro::executor, 1ms};
+                                 // 5 ms each: a whole run takes at least 29 x 2 x 5 = 290 ms, longer than the
+                                 // longest wait before a kill (80 ms), so the first child is always killed.
+                                 asio::steady_timer timer{co_await asio::this_coro::executor, 5ms};
                                  co_await timer.async_wait(asio::use_awaitable);
                                  const std::string line = action + "\n";
                                  if (::write(side, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {

@@ -242,13 +242,13 @@ inline asio::awaitable<void> SupervisorState<Clock>::actuation_loop(Deadline& de
                 co_return;
             }
         }
-        if (all_ok) {
-            auto payload = std::move(step->interrupt_payload);
-            finalize(step, StepOutcome::succeeded, DecisionFate::executed, "");
-            if (payload && running()) {
-                auto asking = ask_for_input(step->progress.number, std::move(*payload));
-                co_await std::move(asking);
-            }
+        // A decision's question is asked after its actions, whether they succeeded or not (a failed one is in the
+        // History for the operator to see), unless the run ended meanwhile.
+        auto payload = std::move(step->interrupt_payload);
+        if (all_ok) finalize(step, StepOutcome::succeeded, DecisionFate::executed, "");
+        if (payload && running()) {
+            auto asking = ask_for_input(step->progress.number, std::move(*payload));
+            co_await std::move(asking);
         }
     }
 }
