@@ -76,7 +76,8 @@ public:
             side->refuse_after_failed_checkpoint();
             journal.record_intent(intent);
         };
-        co_return co_await attempt(std::move(write));
+        auto attempted = attempt(std::move(write));  // named: no temporary inside co_await (g++ 12)
+        co_return co_await std::move(attempted);
     }
 
     asio::awaitable<std::string> after_act(StepInFlight& step, std::size_t /*index*/,
@@ -86,7 +87,8 @@ public:
             action.outcome == ActionOutcome::succeeded ? JournalOutcome::succeeded : JournalOutcome::failed;
         auto write = [key = typed.key, outcome, blob = encode_action_outcome(action.outcome, action.result)](
                          RunJournal& journal) { journal.record_action_result(key, outcome, blob); };
-        co_return co_await attempt(std::move(write));
+        auto attempted = attempt(std::move(write));  // named: no temporary inside co_await (g++ 12)
+        co_return co_await std::move(attempted);
     }
 
     StepVerdict record(StepInFlight& step, bool judge) override {
@@ -103,14 +105,16 @@ public:
         auto write = [run = run_.run_id, id = std::move(id), step, payload = std::move(payload)](RunJournal& journal) {
             journal.record_interrupt(run, id, step, payload);
         };
-        co_return co_await attempt(std::move(write));
+        auto attempted = attempt(std::move(write));  // named: no temporary inside co_await (g++ 12)
+        co_return co_await std::move(attempted);
     }
 
     asio::awaitable<std::string> resume_interrupt(std::string id, std::string value) override {
         auto write = [run = run_.run_id, id = std::move(id), value = std::move(value)](RunJournal& journal) {
             journal.resume_interrupt(run, id, value);
         };
-        co_return co_await attempt(std::move(write));
+        auto attempted = attempt(std::move(write));  // named: no temporary inside co_await (g++ 12)
+        co_return co_await std::move(attempted);
     }
 
     RestoredInterrupts restored_interrupts() override { return std::move(restored_); }
@@ -165,7 +169,8 @@ protected:
             auto write = [id = run_.run_id, status, blob = std::move(result_blob)](RunJournal& journal) {
                 journal.set_status(id, status, blob);
             };
-            failure = co_await attempt(std::move(write));
+            auto attempted = attempt(std::move(write));  // named: no temporary inside co_await (g++ 12)
+            failure = co_await std::move(attempted);
         }
         if (!failure.empty()) {
             const auto why = fmt::format("the end of the run ({}) was not written: {}", to_string(status), failure);
