@@ -134,6 +134,42 @@ TEST_CASE("the destructor runs every queued call before it returns") {
     CHECK(completions == 21);
 }
 
+TEST_CASE("defer runs on the writer thread in order with the calls, and the destructor runs it") {
+    TempDir dir;
+    std::vector<std::string> order;  // written by the writer thread only, read after it joined
+    std::thread::id deferred_on;
+    const std::thread::id caller = std::this_thread::get_id();
+    asio::io_context io;  // the calls complete here, after the writer is gone
+    const auto done = [&io] { return asio::bind_executor(io.get_executor(), [](std::exception_ptr) {}); };
+    {
+        JournalWriter writer{std::make_unique<SqliteRunJournal>(dir.file("journal.db"))};
+        std::promise<void> gate;
+        auto opened = gate.get_future();
+        writer.async_call(
+            [&opened, &order](RunJournal&) {
+                opened.wait();  // holds the writer until everything below is queued
+                order.emplace_back("call 1");
+            },
+            done());
+        writer.defer([&order, &deferred_on](RunJournal& journal) noexcept {
+            deferred_on = std::this_thread::get_id();
+            try {
+                journal.begin_run("run-1", "", t0());
+                order.emplace_back("deferred");
+            } catch (...) {
+                order.emplace_back("deferred threw");
+            }
+        });
+        writer.async_call([&order](RunJournal&) { order.emplace_back("call 2"); }, done());
+        gate.set_value();
+    }  // the destructor runs all three, in order, then joins
+    io.run();
+    CHECK(order == std::vector<std::string>{"call 1", "deferred", "call 2"});
+    CHECK(deferred_on != caller);
+    SqliteRunJournal journal{dir.file("journal.db")};
+    CHECK(journal.load("run-1"));
+}
+
 TEST_CASE("a null journal is refused") {
     CHECK_THROWS_WITH(JournalWriter{nullptr}, "JournalWriter: the journal is null");
 }

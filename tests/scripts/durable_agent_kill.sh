@@ -18,8 +18,10 @@ kill -KILL "$pid"
 wait "$pid" || true
 echo "--- first run (killed)"; cat "$dir/first.txt"
 
-"$agent" "$dir/runs.db" >"$dir/second.txt" 2>&1
-echo "--- second run"; cat "$dir/second.txt"
+status=0
+"$agent" "$dir/runs.db" >"$dir/second.txt" 2>&1 || status=$?
+echo "--- second run (exit status $status)"; cat "$dir/second.txt"
+[ "$status" -eq 0 ] || { echo "FAIL: the second run exited with status $status"; exit 1; }
 
 grep -q '^resumed the run at step ' "$dir/second.txt" || { echo "FAIL: the second run did not resume"; exit 1; }
 grep -q '^run completed' "$dir/second.txt" || { echo "FAIL: the second run did not complete"; exit 1; }

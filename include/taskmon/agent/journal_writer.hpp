@@ -98,6 +98,16 @@ public:
         }
     }
 
+    /// Runs `function(journal)` on the writer thread, in order with the calls, and completes nothing: for work
+    /// whose caller does not wait (a queued checkpoint). It must not throw (checked at compile time): it reports
+    /// its own failures. Nothing of it runs on another thread, so it outlives no one: the destructor runs it too.
+    template <class Function>
+    void defer(Function function) {
+        static_assert(std::is_nothrow_invocable_v<Function&, RunJournal&>,
+                      "JournalWriter::defer: the function must be noexcept (nothing would receive its exception)");
+        enqueue(std::make_unique<Deferred<Function>>(std::move(function)));
+    }
+
 private:
     template <class Result>
     struct CallSignature {
@@ -149,6 +159,13 @@ private:
         Function function_;
         Handler handler_;
         asio::executor_work_guard<asio::associated_executor_t<Handler>> work_;
+    };
+
+    template <class Function>
+    struct Deferred final : Work {
+        explicit Deferred(Function function) : function_(std::move(function)) {}
+        void run(RunJournal& journal) override { function_(journal); }
+        Function function_;
     };
 
     void enqueue(std::unique_ptr<Work> work) {

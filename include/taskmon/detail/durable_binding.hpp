@@ -230,29 +230,25 @@ private:
         } catch (const std::exception& e) {
             encode_error = std::string{"encoding the checkpoint threw: "} + e.what();
         }
-        // The failure travels as text, not as an exception: the completion runs on another thread than the
-        // writer, and an exception_ptr shared across threads is a data race to ThreadSanitizer (libstdc++'s
-        // reference count is not instrumented).
+        // Deferred, not a call with a completion: a completion with no executor of its own would run on Asio's
+        // system thread pool, which may still hold the logger while static destructors run at exit (a race
+        // ThreadSanitizer reports). The writer thread logs the failure itself, holding no lock.
         auto write = [side = side_, id = run_.run_id, checkpoint = std::move(checkpoint),
-                      encode_error = std::move(encode_error)](RunJournal& journal) -> std::string {
-            if (!side->checkpoint_error.empty()) return {};  // the first failure is the one reported
+                      encode_error = std::move(encode_error), logger = logger_](RunJournal& journal) noexcept {
+            if (!side->checkpoint_error.empty()) return;  // the first failure is the one reported
             try {
                 if (!encode_error.empty()) throw std::runtime_error(encode_error);
                 journal.checkpoint(id, checkpoint);
             } catch (const std::exception& e) {
-                side->checkpoint_error = fmt::format("the checkpoint of step {} failed: {}", checkpoint.step, e.what());
-                return side->checkpoint_error;
+                try {
+                    side->checkpoint_error =
+                        fmt::format("the checkpoint of step {} failed: {}", checkpoint.step, e.what());
+                    logger->error("Durable run {}: {} (the next intent is refused)", id, side->checkpoint_error);
+                } catch (...) {  // NOLINT(bugprone-empty-catch): nowhere left to report it
+                }
             }
-            return {};
         };
-        run_.writer->async_call(std::move(write),
-                                [logger = logger_, id = run_.run_id](std::exception_ptr, std::string failure) {
-                                    if (failure.empty()) return;
-                                    try {
-                                        logger->error("Durable run {}: {} (the next intent is refused)", id, failure);
-                                    } catch (...) {  // NOLINT(bugprone-empty-catch): nowhere left to report it
-                                    }
-                                });
+        run_.writer->defer(std::move(write));
     }
 
     /// The History (steps, events, counters) and the agent's state as of the last checkpoint.
