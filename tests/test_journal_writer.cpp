@@ -142,9 +142,9 @@ TEST_CASE("defer runs on the writer thread in order with the calls, and the dest
     asio::io_context io;  // the calls complete here, after the writer is gone
     const auto done = [&io] { return asio::bind_executor(io.get_executor(), [](std::exception_ptr) {}); };
     {
-        JournalWriter writer{std::make_unique<SqliteRunJournal>(dir.file("journal.db"))};
-        std::promise<void> gate;
+        std::promise<void> gate;  // before the writer: its destructor runs the call that waits on it
         auto opened = gate.get_future();
+        JournalWriter writer{std::make_unique<SqliteRunJournal>(dir.file("journal.db"))};
         writer.async_call(
             [&opened, &order](RunJournal&) {
                 opened.wait();  // holds the writer until everything below is queued
