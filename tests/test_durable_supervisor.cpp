@@ -95,7 +95,9 @@ struct World {
     std::function<void(Sup&, const taskmon::StatusTransition&)> on_status;  ///< called on every status change
     bool durable = true;                                                    ///< false: a plain Supervisor (no journal)
     std::string failing_action;                                             ///< act() returns a failure for this action
-    bool ask_with_action = false;  ///< the interrupt's decision has one action, "ask-action"
+    std::string throwing_action;           ///< act() throws for this action (its effect unknown), the first time only
+    std::vector<std::string> thrown_keys;  ///< the idempotency keys of the act() calls that threw
+    bool ask_with_action = false;          ///< the interrupt's decision has one action, "ask-action"
 };
 
 struct ProcessResult {
@@ -128,6 +130,10 @@ ProcessResult run_process(World& world, Crash* crash = nullptr) {
                                  std::string_view key) -> asio::awaitable<taskmon::ActionResult> {
             world.executed.push_back(action);
             if (action == world.failing_action) co_return taskmon::ActionResult::failure("refused");
+            if (action == world.throwing_action && world.thrown_keys.empty()) {
+                world.thrown_keys.emplace_back(key);
+                throw std::runtime_error("the arm jammed");
+            }
             co_return taskmon::ActionResult::ok(std::string{key});
         }};
     taskmon::DurableRun<std::string> durable{
@@ -380,6 +386,26 @@ TEST_CASE("An interrupt without a journal: the run waits, resume_with delivers t
     CHECK(world.answers[2] == std::optional<std::string>{"yes"});  // step 3 only
     CHECK_FALSE(world.answers[1]);
     CHECK_FALSE(world.answers[3]);
+}
+
+TEST_CASE("An act() that throws in a durable run: recorded interrupted, committed, never run again") {
+    World world;
+    world.throwing_action = "s2-a0";
+    auto result = run_process(world);
+    REQUIRE(result.history);
+    CHECK(result.history->status == AgentStatus::completed);
+    const auto& step = result.history->steps.at(1);
+    REQUIRE(step.actions.size() == 2);
+    CHECK(step.actions[0].outcome == ActionOutcome::interrupted);  // its effect is unknown: never replayed
+    CHECK(step.actions[1].outcome == ActionOutcome::skipped);
+    CHECK(std::count(world.executed.begin(), world.executed.end(), "s2-a0") == 1);
+    REQUIRE(world.thrown_keys.size() == 1);
+    taskmon::SqliteRunJournal journal{world.path};
+    const auto recorded = journal.find_action(world.thrown_keys.front());
+    REQUIRE(recorded);
+    CHECK_FALSE(recorded->unknown());  // its result was committed: a resume would not ask reconcile() about it
+    CHECK(recorded->result->outcome == taskmon::JournalOutcome::failed);
+    CHECK(duplicates(world.executed) == 0);
 }
 
 TEST_CASE("An interrupt whose decision's action failed is still asked: the run waits for the answer") {

@@ -347,6 +347,37 @@ TEST_CASE("health: a Supervisor's report follows its critical components and its
     CHECK(contains(summary, "agent: run is failed"));
 }
 
+TEST_CASE("health: a Supervisor waiting for an operator is live, not ready, and says what it waits for") {
+    taskmon_test::SupervisorHarness h;
+    std::optional<std::string> answer;  // what decide() received after the interrupt
+    h.agent.decide_fn = [&answer](int, const Sup::Context& ctx) {
+        if (ctx.step == 1) return Sup::DecisionType::interrupt("may I move?");
+        if (ctx.interrupt_value) answer = ctx.interrupt_value;
+        return Sup::DecisionType::act({"move-" + std::to_string(ctx.step)});
+    };
+    taskmon::AgentSettings settings;
+    settings.perception_timeout = 1h;
+    settings.watchdog_startup_grace = 1h;
+    auto owned = h.make(settings);
+    auto& sup = *owned;
+    h.start(sup);
+    REQUIRE(h.runner.run_until([&] { return sup.status() == taskmon::AgentStatus::waiting_for_input; }, 1min));
+    auto report = taskmon::check_health(sup);
+    CHECK(report.live);
+    CHECK_FALSE(report.ready);
+    CHECK(report.agent_status == taskmon::AgentStatus::waiting_for_input);
+    REQUIRE_FALSE(report.readiness_failures.empty());
+    CHECK(report.readiness_failures.back().subject == "agent");
+    CHECK(report.readiness_failures.back().reason == "run is waiting_for_input: waiting for an operator (resume_with)");
+
+    sup.resume_with("interrupt-1", "yes");
+    REQUIRE(h.runner.run_until([&] { return answer.has_value(); }, 1min));
+    CHECK(*answer == "yes");
+    CHECK(taskmon::check_health(sup).ready);
+    sup.stop();
+    REQUIRE(h.finish(1h));
+}
+
 TEST_CASE("health: spawned tasks are neither counted nor listed") {
     Harness h;
     Monitor monitor{h.io.get_executor(), RestartPolicy{.shutdown_timeout = 1s}, h.logger};
