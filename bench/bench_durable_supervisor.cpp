@@ -23,32 +23,15 @@
 #include <string>
 #include <system_error>
 
-#include <stdlib.h>  // mkdtemp (POSIX)
+#include "bench_dir.hpp"
 
 namespace {
 
 using Sup = taskmon::Supervisor<int, std::string>;
 
-class BenchDir {
-public:
-    BenchDir() {
-        const char* base = std::getenv("TASKMON_BENCH_DIR");
-        std::filesystem::path root =
-            base != nullptr ? std::filesystem::path{base} : std::filesystem::temp_directory_path();
-        std::string pattern = (root / "taskmon-bench-durable-XXXXXX").string();
-        if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
-        path_ = pattern;
-    }
-    BenchDir(const BenchDir&) = delete;
-    BenchDir& operator=(const BenchDir&) = delete;
-    ~BenchDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-    std::filesystem::path path_;
+/// A fresh directory for one benchmark (bench_dir.hpp).
+struct BenchDir : taskmon_bench::BenchDir {
+    BenchDir() : taskmon_bench::BenchDir{"taskmon-bench-durable"} {}
 };
 
 enum class Mode { plain, normal, full };
@@ -88,8 +71,8 @@ std::shared_ptr<spdlog::logger> quiet() {
     return std::make_shared<spdlog::logger>("bench", std::make_shared<spdlog::sinks::null_sink_mt>());
 }
 
-/// Runs `sup` to its end on `io`.
-void run(asio::io_context& io, Sup& sup) {
+/// Runs `sup` to its end on `io` and returns its History.
+Sup::HistoryType run_to_end(asio::io_context& io, Sup& sup) {
     std::optional<Sup::HistoryType> history;
     asio::co_spawn(
         io, [&]() -> asio::awaitable<void> { history = co_await sup.run(); }, asio::detached);
@@ -97,7 +80,14 @@ void run(asio::io_context& io, Sup& sup) {
         io.run_for(std::chrono::milliseconds{10});
         io.restart();
     }
-    if (history->status != taskmon::AgentStatus::completed) throw std::runtime_error("the run did not complete");
+    return std::move(*history);
+}
+
+/// Runs `sup` to its end on `io`; it must complete.
+void run(asio::io_context& io, Sup& sup) {
+    if (run_to_end(io, sup).status != taskmon::AgentStatus::completed) {
+        throw std::runtime_error("the run did not complete");
+    }
 }
 
 void BM_SupervisorSteps(benchmark::State& state) {
@@ -170,14 +160,8 @@ void BM_ResumeAfter10000Steps(benchmark::State& state) {
             Sup sup{io.get_executor(),   agent(2 * steps), durable(writer, "long"),
                     settings(2 * steps), std::move(hooks), quiet()};
             running = &sup;
-            std::optional<Sup::HistoryType> history;
-            asio::co_spawn(
-                io, [&]() -> asio::awaitable<void> { history = co_await sup.run(); }, asio::detached);
-            while (!history) {
-                io.run_for(std::chrono::milliseconds{10});
-                io.restart();
-            }
-            if (history->counters.steps != steps) throw std::runtime_error("the resume did not restore 10,000 steps");
+            const auto history = run_to_end(io, sup);
+            if (history.counters.steps != steps) throw std::runtime_error("the resume did not restore 10,000 steps");
         }
         writer.reset();
         io.run();

@@ -16,31 +16,13 @@
 #include <string>
 #include <system_error>
 
-#include <stdlib.h>  // mkdtemp (POSIX)
+#include "bench_dir.hpp"
 
 namespace {
 
-// A fresh directory for one benchmark, removed with its files.
-class BenchDir {
-public:
-    BenchDir() {
-        const char* base = std::getenv("TASKMON_BENCH_DIR");
-        std::filesystem::path root =
-            base != nullptr ? std::filesystem::path{base} : std::filesystem::temp_directory_path();
-        std::string pattern = (root / "taskmon-bench-journal-XXXXXX").string();
-        if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
-        path_ = pattern;
-    }
-    BenchDir(const BenchDir&) = delete;
-    BenchDir& operator=(const BenchDir&) = delete;
-    ~BenchDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    std::string file(const char* name) const { return (path_ / name).string(); }
-
-private:
-    std::filesystem::path path_;
+/// A fresh directory for one benchmark (bench_dir.hpp).
+struct BenchDir : taskmon_bench::BenchDir {
+    BenchDir() : taskmon_bench::BenchDir{"taskmon-bench-journal"} {}
 };
 
 taskmon::SqliteJournalOptions sync_options(bool full_sync) {

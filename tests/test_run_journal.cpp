@@ -357,20 +357,7 @@ struct SimulatedCrash : std::runtime_error {
 void check_crash_points(std::string_view point) {
     const CrashCase crash = crash_case(point);
     TempDir dir;
-    // The two states a crash may leave, from journals that ran without a fault.
-    std::string before;
-    std::string after;
-    {
-        SqliteRunJournal journal{dir.file("before.db")};
-        crash.setup(journal);
-        before = dump(journal);
-    }
-    {
-        SqliteRunJournal journal{dir.file("after.db")};
-        crash.setup(journal);
-        crash.write(journal);
-        after = dump(journal);
-    }
+    const auto [before, after] = crash_states(crash, dir);
     REQUIRE(before != after);
     for (std::string_view stage : {"before", "commit", "after"}) {
         std::string armed = crash.point + ":" + std::string(stage);

@@ -310,19 +310,7 @@ namespace {
 void check_kill_points(std::string_view point) {
     const CrashCase crash = crash_case(point);
     TempDir dir;
-    std::string before;
-    std::string after;
-    {
-        SqliteRunJournal journal{dir.file("before.db")};
-        crash.setup(journal);
-        before = dump(journal);
-    }
-    {
-        SqliteRunJournal journal{dir.file("after.db")};
-        crash.setup(journal);
-        crash.write(journal);
-        after = dump(journal);
-    }
+    const auto [before, after] = crash_states(crash, dir);
     for (std::string_view stage : {"before", "commit", "after"}) {
         std::string armed = crash.point + ":" + std::string(stage);
         INFO("SIGKILL at " << armed);

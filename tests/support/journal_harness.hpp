@@ -163,6 +163,24 @@ inline std::vector<CrashCase> crash_cases() {
     };
 }
 
+/// The two states a crash during `crash`'s write may leave, from journals in `dir` that ran without a fault:
+/// the dump before the write and the dump after it.
+inline std::pair<std::string, std::string> crash_states(const CrashCase& crash, const TempDir& dir) {
+    std::pair<std::string, std::string> states;
+    {
+        taskmon::SqliteRunJournal journal{dir.file("before.db")};
+        crash.setup(journal);
+        states.first = dump(journal);
+    }
+    {
+        taskmon::SqliteRunJournal journal{dir.file("after.db")};
+        crash.setup(journal);
+        crash.write(journal);
+        states.second = dump(journal);
+    }
+    return states;
+}
+
 /// The case of `point` in the crash matrix.
 inline CrashCase crash_case(std::string_view point) {
     for (auto& crash : crash_cases()) {
