@@ -98,6 +98,8 @@ struct World {
     std::string throwing_action;           ///< act() throws for this action (its effect unknown), the first time only
     std::vector<std::string> thrown_keys;  ///< the idempotency keys of the act() calls that threw
     bool ask_with_action = false;          ///< the interrupt's decision has one action, "ask-action"
+    std::size_t max_history_items = 0;     ///< AgentSettings::max_history_items
+    std::uint64_t stop_at_step = 0;        ///< decide() of this step calls stop() (0: never)
 };
 
 struct ProcessResult {
@@ -114,10 +116,12 @@ ProcessResult run_process(World& world, Crash* crash = nullptr) {
     if (crash) options.fault_hook = [crash](std::string_view point) { (*crash)(point); };
     auto writer =
         std::make_shared<taskmon::JournalWriter>(std::make_unique<taskmon::SqliteRunJournal>(world.path, options));
+    Sup* running = nullptr;
     Sup::Functions agent{
         .perceive = []() -> asio::awaitable<int> { co_return 1; },
-        .decide = [&world](const int&, const Sup::Context& ctx) -> asio::awaitable<Decision> {
+        .decide = [&world, &running](const int&, const Sup::Context& ctx) -> asio::awaitable<Decision> {
             world.answers.push_back(ctx.interrupt_value);
+            if (ctx.step == world.stop_at_step && running) running->stop("stopped by the test");
             if (ctx.step == world.ask_at_step) {
                 co_return Decision::interrupt("approve?", world.ask_with_action ? std::vector<std::string>{"ask-action"}
                                                                                 : std::vector<std::string>{});
@@ -153,15 +157,16 @@ ProcessResult run_process(World& world, Crash* crash = nullptr) {
     }
     Sup::Hooks hooks;
     hooks.on_run_start = [&out] { out.started = true; };
-    Sup* running = nullptr;
     hooks.on_status_change = [&world, &running](const taskmon::StatusTransition& change) {
         if (world.on_status && running) world.on_status(*running, change);
     };
     {
+        auto configured = settings();
+        configured.max_history_items = world.max_history_items;
         auto made = world.durable
-                        ? std::make_unique<Sup>(io.get_executor(), agent, std::move(durable), settings(),
+                        ? std::make_unique<Sup>(io.get_executor(), agent, std::move(durable), configured,
                                                 std::move(hooks), quiet())
-                        : std::make_unique<Sup>(io.get_executor(), agent, settings(), std::move(hooks), quiet());
+                        : std::make_unique<Sup>(io.get_executor(), agent, configured, std::move(hooks), quiet());
         Sup& sup = *made;
         running = &sup;
         asio::co_spawn(
@@ -266,6 +271,42 @@ TEST_CASE("A crash at every write point: no committed action runs twice, no star
     }
 }
 
+TEST_CASE("A resume restores the kept steps, every event once and the counters from the checkpoints") {
+    World world;
+    world.max_history_items = 2;
+    Crash crash;
+    crash.only = "checkpoint:before";
+    crash.countdown = 3;  // step 3 acted (both results committed) and was never checkpointed
+    auto first = run_process(world, &crash);
+    REQUIRE(crash.fired);
+    REQUIRE(load(world)->run.last_step == 2);
+    auto second = run_process(world);
+    REQUIRE(second.history);
+    const auto& h = *second.history;
+    CHECK(h.status == AgentStatus::completed);
+    CHECK(duplicates(world.executed) == 0);
+    CHECK(h.counters.steps == steps_to_done);
+    CHECK(h.counters.steps_evicted == steps_to_done - 2);
+    REQUIRE(h.steps.size() == 2);
+    CHECK(h.steps[0].number == 3);  // settled from the journal: its actions committed, not run again
+    CHECK(h.steps[0].fate == taskmon::DecisionFate::interrupted);
+    CHECK(h.steps[1].number == 4);
+    // Steps 1 and 2 counted once each: from the restored counters, not again.
+    CHECK(h.counters.actions_succeeded == 2 * 2 + 2);
+    CHECK(h.events_of(HistoryEventKind::action_skipped_committed).size() == 2);
+    // The first process's events were restored once: one start into running per process.
+    std::size_t into_running = 0;
+    for (const auto& event : h.events_of(HistoryEventKind::status_changed)) {
+        if (event.to == AgentStatus::running) ++into_running;
+    }
+    CHECK(into_running == 2);
+    // Every checkpoint's record holds one step: the last one is no larger than the first.
+    taskmon::SqliteRunJournal journal{world.path};
+    auto records = journal.checkpoints("run-1", 1, steps_to_done);
+    REQUIRE(records.size() == steps_to_done);
+    CHECK(records.back().record_blob.size() <= records.front().record_blob.size() + 64);
+}
+
 TEST_CASE("An UNKNOWN action at resume: recorded interrupted without reconcile, never replayed") {
     World world;
     Crash crash;
@@ -336,6 +377,32 @@ TEST_CASE("A failed intent write: the action is not dispatched and the run fails
     CHECK(result.history->events_of(HistoryEventKind::journal_error).size() == 1);
     CHECK(world.executed == std::vector<std::string>{"s1-a0"});
     CHECK(load(world)->run.status == taskmon::RunStatus::failed);
+}
+
+TEST_CASE("A failed result write: the run fails at its next intent naming it, and its end is not written") {
+    World world;
+    Crash crash;
+    crash.only = "action_result:before";
+    crash.countdown = 3;  // step 2, action 1; the journal itself lives on
+    crash.once = true;
+    auto first = run_process(world, &crash);
+    REQUIRE(crash.fired);
+    REQUIRE(first.history);
+    CHECK(first.history->status == AgentStatus::failed);
+    CHECK(first.history->reason.find("the result of action 1 of step 2 was not written") != std::string::npos);
+    CHECK(first.history->reason.find("crash at action_result:before") != std::string::npos);
+    CHECK_FALSE(first.history->events_of(HistoryEventKind::journal_error).empty());
+    CHECK(world.executed == std::vector<std::string>{"s1-a0", "s1-a1", "s2-a0"});  // s2-a1: its intent refused
+    // Nothing after the failed write was taken as done: the run is still running, its action UNKNOWN.
+    auto snapshot = load(world);
+    REQUIRE(snapshot);
+    CHECK(snapshot->run.status == taskmon::RunStatus::running);
+    REQUIRE(snapshot->open_actions.size() == 1);
+    CHECK(snapshot->open_actions[0].unknown());
+    auto second = run_process(world);
+    REQUIRE(second.history);
+    CHECK(second.history->status == AgentStatus::completed);
+    CHECK(duplicates(world.executed) == 0);
 }
 
 TEST_CASE("DurableRun and AgentFunctions are validated, naming what is missing") {
@@ -459,6 +526,64 @@ TEST_CASE("An interrupt is journaled: a restarted process comes back waiting, an
     auto done = load(world);
     CHECK(done->run.status == taskmon::RunStatus::completed);
     CHECK(done->resumed_interrupts.empty());  // consumed by step 3's checkpoint
+}
+
+TEST_CASE("A run stopped cleanly is resumed by the next run(): steps go on, nothing runs twice") {
+    World world;
+    world.stop_at_step = 2;
+    auto first = run_process(world);
+    REQUIRE(first.history);
+    CHECK(first.history->status == AgentStatus::stopped);
+    auto stopped = load(world);
+    REQUIRE(stopped);
+    CHECK(stopped->run.status == taskmon::RunStatus::stopped);
+    const std::uint64_t kept = stopped->run.last_step;
+    CHECK(kept == first.history->steps.size());  // every step of the first process is checkpointed
+
+    world.stop_at_step = 0;
+    auto second = run_process(world);
+    REQUIRE(second.error.empty());
+    REQUIRE(second.history);
+    CHECK(second.history->status == AgentStatus::completed);
+    CHECK(duplicates(world.executed) == 0);
+    REQUIRE(second.history->steps.size() > kept);
+    for (std::size_t i = 0; i < second.history->steps.size(); ++i) {
+        CHECK(second.history->steps[i].number == i + 1);
+    }
+    for (std::uint64_t i = 0; i < kept; ++i) {
+        CHECK(describe(second.history->steps[i]) == describe(first.history->steps[i]));
+    }
+    const auto path = second.history->status_path();
+    CHECK(std::count(path.begin(), path.end(), AgentStatus::stopped) == 1);  // the first process's, restored
+    CHECK(load(world)->run.status == taskmon::RunStatus::completed);
+}
+
+TEST_CASE("A run stopped while waiting for an operator comes back waiting for the same interrupt") {
+    World world;
+    world.ask_at_step = 2;
+    world.on_status = [](Sup& sup, const taskmon::StatusTransition& change) {
+        if (change.to == AgentStatus::waiting_for_input) sup.stop("shutting down");
+    };
+    auto first = run_process(world);
+    REQUIRE(first.history);
+    CHECK(first.history->status == AgentStatus::stopped);
+    auto stopped = load(world);
+    REQUIRE(stopped);
+    CHECK(stopped->run.status == taskmon::RunStatus::stopped);
+    REQUIRE(stopped->pending_interrupt);
+
+    world.ask_at_step = 0;
+    world.answers.clear();
+    world.on_status = [](Sup& sup, const taskmon::StatusTransition& change) {
+        if (change.to == AgentStatus::waiting_for_input) sup.resume_with("interrupt-2", "yes");
+    };
+    auto second = run_process(world);
+    REQUIRE(second.history);
+    CHECK(second.history->status == AgentStatus::completed);
+    REQUIRE_FALSE(world.answers.empty());
+    CHECK(world.answers.front() == std::optional<std::string>{"yes"});
+    CHECK(duplicates(world.executed) == 0);
+    CHECK(load(world)->run.status == taskmon::RunStatus::completed);
 }
 
 namespace {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -139,6 +140,35 @@ TEST_CASE("a checkpoint is the last step plus one, a gap or a repeat names both 
     CHECK(snapshot->last_checkpoint->history_blob.empty());
     REQUIRE(snapshot->last_history);
     CHECK(*snapshot->last_history == std::pair<std::uint64_t, std::string>{3, "history 3"});
+}
+
+TEST_CASE("checkpoints() reads a range of steps, histories() only the checkpoints that carry a history") {
+    TempDir dir;
+    taskmon::SqliteRunJournal journal{dir.file("journal.db")};
+    journal.begin_run("run-1", "s", t0());
+    journal.begin_run("run-2", "s", t0());
+    for (std::uint64_t step = 1; step <= 6; ++step) {
+        journal.checkpoint("run-1", step_checkpoint(step, step % 2 == 0 ? "history " + std::to_string(step) : ""));
+    }
+    journal.checkpoint("run-2", step_checkpoint(1, "other run"));
+    auto range = journal.checkpoints("run-1", 2, 4);
+    REQUIRE(range.size() == 3);
+    for (std::size_t i = 0; i < range.size(); ++i) {
+        const std::uint64_t step = i + 2;
+        CHECK(range[i].step == step);
+        CHECK(range[i].record_blob == "record " + std::to_string(step));
+        CHECK(range[i].state_blob == "state " + std::to_string(step));
+    }
+    CHECK(range[0].history_blob == "history 2");
+    CHECK(range[1].history_blob.empty());
+    CHECK(range[2].history_blob == "history 4");
+    CHECK(journal.checkpoints("run-1", 5, std::numeric_limits<std::uint64_t>::max()).size() == 2);  // to the end
+    CHECK(journal.checkpoints("run-1", 7, 9).empty());
+    CHECK(journal.checkpoints("run-9", 1, 9).empty());
+    using Histories = std::vector<std::pair<std::uint64_t, std::string>>;
+    CHECK(journal.histories("run-1", 1, 6) == Histories{{2, "history 2"}, {4, "history 4"}, {6, "history 6"}});
+    CHECK(journal.histories("run-1", 3, 5) == Histories{{4, "history 4"}});
+    CHECK(journal.histories("run-2", 1, 1) == Histories{{1, "other run"}});
 }
 
 TEST_CASE("begin_run refuses an empty or existing id, and the error names the file") {
@@ -295,11 +325,42 @@ TEST_CASE("an interrupt pends, resumes once, and a checkpoint consumes its value
     journal.resume_interrupt("run-1", "ask-2", "v");
     CHECK(contains(journal_error_message([&] { journal.checkpoint("run-1", step_checkpoint(2, "", {"ask-1"})); }),
                    "interrupt 'ask-1' of run 'run-1' is consumed already"));
-    // An interrupted run can be stopped; then its interrupt can no longer be resumed.
+    // An interrupted run can be stopped; its interrupt cannot be resumed until the run is reopened, and then
+    // it is pending again.
     journal.record_interrupt("run-1", "ask-3", 2, "p");
     journal.set_status("run-1", RunStatus::stopped, "");
     CHECK(contains(journal_error_message([&] { journal.resume_interrupt("run-1", "ask-3", "v"); }),
                    "run 'run-1' is stopped, not interrupted: interrupt 'ask-3' cannot be resumed"));
+    CHECK(journal.resume_run("run-1") == RunStatus::interrupted);
+    REQUIRE(journal.load("run-1")->pending_interrupt);
+    CHECK(journal.load("run-1")->pending_interrupt->interrupt_id == "ask-3");
+    journal.resume_interrupt("run-1", "ask-3", "v");
+    CHECK(journal.load("run-1")->run.status == RunStatus::running);
+}
+
+TEST_CASE("resume_run reopens a stopped run, and refuses any other, changing nothing") {
+    TempDir dir;
+    SqliteRunJournal journal{dir.file("journal.db")};
+    journal.begin_run("run-1", "s", t0());
+    journal.checkpoint("run-1", step_checkpoint(1));
+    std::string before = dump(journal);
+    CHECK(contains(journal_error_message([&] { journal.resume_run("run-1"); }),
+                   "resume_run: run 'run-1' is running, not stopped"));
+    CHECK(contains(journal_error_message([&] { journal.resume_run("run-9"); }), "resume_run: no run 'run-9'"));
+    CHECK(dump(journal) == before);
+    journal.set_status("run-1", RunStatus::stopped, "partial");
+    CHECK(journal.resume_run("run-1") == RunStatus::running);
+    auto snapshot = journal.load("run-1");
+    CHECK(snapshot->run.status == RunStatus::running);
+    CHECK(snapshot->run.last_step == 1);
+    journal.checkpoint("run-1", step_checkpoint(2));  // steps go on from the last checkpoint
+    // A stopped run can be abandoned; a failed or completed one is not reopened.
+    journal.set_status("run-1", RunStatus::stopped, "");
+    journal.set_status("run-1", RunStatus::failed, "abandoned");
+    before = dump(journal);
+    CHECK(contains(journal_error_message([&] { journal.resume_run("run-1"); }),
+                   "resume_run: run 'run-1' is failed, not stopped"));
+    CHECK(dump(journal) == before);
 }
 
 TEST_CASE("the status table: every pair of statuses, and a refusal changes nothing") {
@@ -308,7 +369,8 @@ TEST_CASE("the status table: every pair of statuses, and a refusal changes nothi
     // clang-format off
     const std::vector<std::pair<S, S>> allowed{
         {S::running, S::interrupted}, {S::running, S::stopped}, {S::running, S::completed}, {S::running, S::failed},
-        {S::interrupted, S::running}, {S::interrupted, S::stopped}, {S::interrupted, S::failed}};
+        {S::interrupted, S::running}, {S::interrupted, S::stopped}, {S::interrupted, S::failed},
+        {S::stopped, S::running}, {S::stopped, S::interrupted}, {S::stopped, S::failed}};
     // clang-format on
     for (S from : all) {
         for (S to : all) {

@@ -160,6 +160,12 @@ inline std::vector<CrashCase> crash_cases() {
         {"interrupt", base, [](auto& journal) { journal.record_interrupt("run-1", "ask", 2, "payload"); }},
         {"resume", interrupted, [](auto& journal) { journal.resume_interrupt("run-1", "ask", "answer"); }},
         {"status", base, [](auto& journal) { journal.set_status("run-1", taskmon::RunStatus::completed, "result"); }},
+        {"resume_run",
+         [base](auto& journal) {
+             base(journal);
+             journal.set_status("run-1", taskmon::RunStatus::stopped, "");
+         },
+         [](auto& journal) { journal.resume_run("run-1"); }},
     };
 }
 

@@ -11,7 +11,8 @@
 //                        │ synced before the action is dispatched: a crash after it and before the result
 //                        │ leaves the action UNKNOWN (intent, no result) — never silently run again
 //   record_interrupt ──► (status interrupted) ──► resume_interrupt ──► (running) ──► checkpoint consumes it
-//   set_status(completed | failed | stopped, result)
+//   set_status(stopped) ──► resume_run ──► (running, or interrupted when an interrupt is pending)
+//   set_status(completed | failed, result)
 //
 // Invariants every implementation keeps (the tests in tests/test_run_journal.cpp check them):
 //   - every call is atomic: it either changes everything it documents or throws JournalError and changes nothing
@@ -59,13 +60,13 @@ private:
     int sqlite_code_;
 };
 
-/// Where a durable run is. Terminal: stopped, completed, failed.
+/// Where a durable run is. Terminal: completed, failed.
 enum class RunStatus : std::uint8_t {
     running,      ///< begun; steps are being taken (also after a crash, until someone resumes it)
     interrupted,  ///< paused durably on a pending interrupt until resume_interrupt()
-    stopped,      ///< terminal: stopped on request
+    stopped,      ///< stopped cleanly (a stop or shutdown of its process); resume_run() reopens it
     completed,    ///< terminal: the agent said done
-    failed,       ///< terminal: the run gave up
+    failed,       ///< terminal: the run gave up, or was abandoned
 };
 
 constexpr std::string_view to_string(RunStatus status) noexcept {
@@ -89,19 +90,20 @@ constexpr std::optional<RunStatus> run_status_from_string(std::string_view text)
 }
 
 constexpr bool is_terminal(RunStatus status) noexcept {
-    return status == RunStatus::stopped || status == RunStatus::completed || status == RunStatus::failed;
+    return status == RunStatus::completed || status == RunStatus::failed;
 }
 
 /// The transition table of a durable run. A transition to the same status is never allowed.
-/// running → interrupted is record_interrupt's and interrupted → running is resume_interrupt's alone; set_status
-/// refuses both, so that a pending interrupt is never left behind nor made up.
+/// running → interrupted is record_interrupt's, interrupted → running resume_interrupt's, and stopped → running or
+/// interrupted resume_run's alone; set_status refuses those, so that a pending interrupt is never left behind nor
+/// made up.
 constexpr bool is_allowed_run_transition(RunStatus from, RunStatus to) noexcept {
     using S = RunStatus;
     switch (from) {
         case S::running: return to == S::interrupted || to == S::stopped || to == S::completed || to == S::failed;
-        // An interrupted run can be abandoned (stopped, failed) but not completed: completing needs a step.
+        // An interrupted or stopped run can be abandoned (failed) but not completed: completing needs a step.
         case S::interrupted: return to == S::running || to == S::stopped || to == S::failed;
-        case S::stopped:
+        case S::stopped: return to == S::running || to == S::interrupted || to == S::failed;
         case S::completed:
         case S::failed: return false;
     }
@@ -225,9 +227,21 @@ public:
     /// Moves the run to `status` (stopped, completed, failed) with its result; refused (nothing changes) where
     /// is_allowed_run_transition says no, and always for interrupted and running (see the table).
     virtual void set_status(std::string_view run_id, RunStatus status, std::string_view result_blob) = 0;
+    /// Reopens a stopped run: running again, or interrupted when it was stopped with an interrupt pending (which
+    /// stays pending). Returns the new status. Throws, naming the run and its status, for an unknown run or one
+    /// that is not stopped.
+    virtual RunStatus resume_run(std::string_view run_id) = 0;
 
     /// The run and what a resume needs, or nullopt for an unknown id.
     virtual std::optional<RunSnapshot> load(std::string_view run_id) = 0;
+    /// The run's checkpoints numbered `first` … `last` (those that exist), in order of step; empty for an unknown
+    /// run. A resume reads the steps its History keeps through this.
+    virtual std::vector<CheckpointRecord> checkpoints(std::string_view run_id, std::uint64_t first,
+                                                      std::uint64_t last) = 0;
+    /// The non-empty history blobs of the run's checkpoints numbered `first` … `last`, each with its step, in order
+    /// of step (record and state blobs are not read).
+    virtual std::vector<std::pair<std::uint64_t, std::string>> histories(std::string_view run_id, std::uint64_t first,
+                                                                         std::uint64_t last) = 0;
     /// Every run, oldest first (by created_unix_ns, then run_id).
     virtual std::vector<RunRecord> list_runs() = 0;
     /// The intent with this key and its result, or nullopt.

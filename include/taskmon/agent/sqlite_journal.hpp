@@ -21,6 +21,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -47,7 +48,7 @@ struct SqliteJournalOptions {
     bool quick_check_at_open = true;
     /// For tests: called with "<point>:before" before a write's transaction begins, "<point>:commit" when every
     /// row is written and the transaction not yet committed, and "<point>:after" once it is. Points: begin_run,
-    /// checkpoint, intent, action_result, interrupt, resume, status. An exception thrown from it propagates:
+    /// checkpoint, intent, action_result, interrupt, resume, status, resume_run. An exception thrown from it propagates:
     /// before and commit leave nothing written (rolled back), after leaves the write committed.
     std::function<void(std::string_view write_point)> fault_hook;
 };
@@ -259,6 +260,20 @@ public:
         });
     }
 
+    RunStatus resume_run(std::string_view run_id) override {
+        RunStatus reopened = RunStatus::running;
+        write("resume_run", [&] {
+            RunRecord run = existing_run(run_id, "resume_run");
+            if (run.status != RunStatus::stopped) {
+                refuse("resume_run: run " + quoted(run_id) + " is " + std::string(to_string(run.status)) +
+                       ", not stopped");
+            }
+            reopened = pending_interrupt(run_id) ? RunStatus::interrupted : RunStatus::running;
+            update_status(run_id, reopened, std::nullopt);
+        });
+        return reopened;
+    }
+
     std::optional<RunSnapshot> load(std::string_view run_id) override {
         db_.set_operation("load");
         detail::SqliteTransaction read{db_, false};  // one consistent view of the run
@@ -294,6 +309,32 @@ public:
         }
         read.commit();
         return snapshot;
+    }
+
+    std::vector<CheckpointRecord> checkpoints(std::string_view run_id, std::uint64_t first,
+                                              std::uint64_t last) override {
+        db_.set_operation("checkpoints");
+        std::vector<CheckpointRecord> out;
+        auto rows = db_.prepare(
+            "SELECT step, record, state, history FROM checkpoints "
+            "WHERE run_id = ?1 AND step BETWEEN ?2 AND ?3 ORDER BY step");
+        rows.bind(1, run_id).bind(2, stored_step(first)).bind(3, stored_step(last));
+        while (rows.step())
+            out.push_back(CheckpointRecord{rows.unsigned_integer(0), rows.blob(1), rows.blob(2), rows.blob(3)});
+        return out;
+    }
+
+    std::vector<std::pair<std::uint64_t, std::string>> histories(std::string_view run_id, std::uint64_t first,
+                                                                 std::uint64_t last) override {
+        db_.set_operation("histories");
+        std::vector<std::pair<std::uint64_t, std::string>> out;
+        // Through the partial index checkpoints_with_history: only the checkpoints that carry one are visited.
+        auto rows = db_.prepare(
+            "SELECT step, history FROM checkpoints "
+            "WHERE run_id = ?1 AND history IS NOT NULL AND step BETWEEN ?2 AND ?3 ORDER BY step");
+        rows.bind(1, run_id).bind(2, stored_step(first)).bind(3, stored_step(last));
+        while (rows.step()) out.emplace_back(rows.unsigned_integer(0), rows.blob(1));
+        return out;
     }
 
     std::vector<RunRecord> list_runs() override {
@@ -344,6 +385,11 @@ private:
         if (step > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
             refuse(std::string(operation) + ": step " + std::to_string(step) + " is out of range");
         }
+    }
+
+    /// A step bound of a read, as SQLite stores steps (signed 64 bits): a bound past them reads to the end.
+    static std::uint64_t stored_step(std::uint64_t step) noexcept {
+        return std::min<std::uint64_t>(step, std::numeric_limits<std::int64_t>::max());
     }
 
     void hook(std::string_view point, std::string_view stage) {

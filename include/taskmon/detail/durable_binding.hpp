@@ -5,12 +5,15 @@
 // TypedAgentBinding that also writes the run to its journal through the JournalWriter (so the strand never
 // blocks on the disk):
 //   - prepare_run (in run(), before the status becomes running): begin_run, or the resume of a run that is not
-//     terminal: its History and the agent's state restored from the last checkpoint, and the step in flight at
+//     terminal (a stopped one is reopened first): its History and the agent's state restored from the last checkpoint, and the step in flight at
 //     the crash finalized from its journaled actions (committed ones keep their result, UNKNOWN ones go through
 //     reconcile(), none runs again);
-//   - before_act / after_act (awaited by the actuation loop): the intent, synced before act(); the result;
-//   - record (each finalized step): its checkpoint, queued on the writer and not awaited: the writer runs calls in
-//     order, so the next intent is written after it, and is refused when it failed;
+//   - before_act (awaited by the actuation loop): the intent, synced before act();
+//   - after_act: the result, queued on the writer and not awaited; record (each finalized step): its checkpoint,
+//     queued too. The writer runs calls in order, so both are durable before the next intent is, and a failed one
+//     refuses every later write of the run. Not awaiting them leaves one round trip to the writer per action:
+//     a crash loses nothing more, since the next action is dispatched only once its intent (queued behind them)
+//     is written;
 //   - finish_run: the run's terminal status.
 #pragma once
 
@@ -72,23 +75,20 @@ public:
         intent.action_index = static_cast<std::uint32_t>(index);
         intent.idempotency_key = idempotency_key(intent.run_id, intent.step, intent.action_index, intent.action_blob);
         typed.key = intent.idempotency_key;
-        auto write = [side = side_, intent = std::move(intent)](RunJournal& journal) {
-            side->refuse_after_failed_checkpoint();
-            journal.record_intent(intent);
-        };
+        auto write = [intent = std::move(intent)](RunJournal& journal) { journal.record_intent(intent); };
         auto attempted = attempt(std::move(write));  // named: no temporary inside co_await (g++ 12)
         co_return co_await std::move(attempted);
     }
 
-    asio::awaitable<std::string> after_act(StepInFlight& step, std::size_t /*index*/,
+    asio::awaitable<std::string> after_act(StepInFlight& step, std::size_t index,
                                            const ActionProgress& action) override {
         auto& typed = static_cast<TypedStep&>(step);
         const JournalOutcome outcome =
             action.outcome == ActionOutcome::succeeded ? JournalOutcome::succeeded : JournalOutcome::failed;
         auto write = [key = typed.key, outcome, blob = encode_action_outcome(action.outcome, action.result)](
                          RunJournal& journal) { journal.record_action_result(key, outcome, blob); };
-        auto attempted = attempt(std::move(write));  // named: no temporary inside co_await (g++ 12)
-        co_return co_await std::move(attempted);
+        queue(fmt::format("the result of action {} of step {}", index + 1, step.progress.number), std::move(write));
+        co_return std::string{};
     }
 
     StepVerdict record(StepInFlight& step, bool judge) override {
@@ -138,7 +138,19 @@ protected:
                             "only before it ended",
                             run_.run_id, to_string(snapshot->run.status)));
         }
-        restore(*snapshot);
+        if (snapshot->run.status == RunStatus::stopped) {
+            // Stopped cleanly: reopened (running, or interrupted again with its interrupt pending), then resumed
+            // as after a crash.
+            auto reopen = [id = run_.run_id](RunJournal& journal) {
+                journal.resume_run(id);
+                return journal.load(id);
+            };
+            auto reopening = run_.writer->call(std::move(reopen));  // named: no temporary inside co_await (g++ 12)
+            snapshot = co_await std::move(reopening);
+            if (!snapshot) throw std::logic_error("Supervisor::run(): the durable run '" + run_.run_id + "' vanished");
+        }
+        auto restoring = restore(*snapshot);  // named: no temporary inside co_await (g++ 12)
+        co_await std::move(restoring);
         if (snapshot->pending_interrupt) restored_.pending = snapshot->pending_interrupt->interrupt_id;
         if (!snapshot->resumed_interrupts.empty()) {
             // One interrupt per step: at most one answer is waiting for its step.
@@ -183,10 +195,10 @@ protected:
 private:
     /// What the writer thread alone touches (held by every queued call: it outlives the binding if need be).
     struct WriterSide {
-        std::string checkpoint_error;  ///< the first failed checkpoint; every later intent is refused
+        std::string failed_write;  ///< why the first queued write failed; every later write is refused
 
-        void refuse_after_failed_checkpoint() const {
-            if (!checkpoint_error.empty()) throw std::runtime_error(checkpoint_error);
+        void refuse_after_failed_write() const {
+            if (!failed_write.empty()) throw std::runtime_error(failed_write + " (later writes are refused)");
         }
     };
 
@@ -202,12 +214,16 @@ private:
         }
     }
 
-    /// Runs `write` on the writer thread; "" or what it threw.
+    /// Runs `write` on the writer thread, unless a queued write failed before; "" or what it threw.
     template <typename Write>
     asio::awaitable<std::string> attempt(Write write) {
         std::string failure;
         try {
-            auto call = run_.writer->call(std::move(write));  // named: see the actuation loop
+            auto guarded = [side = side_, write = std::move(write)](RunJournal& journal) mutable {
+                side->refuse_after_failed_write();
+                write(journal);
+            };
+            auto call = run_.writer->call(std::move(guarded));  // named: see the actuation loop
             co_await std::move(call);
         } catch (const std::exception& e) {
             failure = e.what();
@@ -215,8 +231,33 @@ private:
         co_return failure;
     }
 
-    /// Queues the checkpoint of the step recorded last (its record, the History, the agent's state). Not
-    /// awaited: the writer keeps the order, and a failure is logged and refuses every later intent.
+    /// Queues `write` (what it writes: `what`) on the writer, not awaited. The writer keeps the order; the first
+    /// failure is logged there and refuses every later write of the run, so the run fails at its next intent
+    /// naming it, and its end is not written (a resume settles the run from what was written).
+    template <typename Write>
+    void queue(std::string what, Write write) {
+        // Deferred, not a call with a completion: a completion with no executor of its own would run on Asio's
+        // system thread pool, which may still hold the logger while static destructors run at exit (a race
+        // ThreadSanitizer reports). The writer thread logs the failure itself, holding no lock.
+        auto deferred = [side = side_, id = run_.run_id, what = std::move(what), write = std::move(write),
+                         logger = logger_](RunJournal& journal) mutable noexcept {
+            if (!side->failed_write.empty()) return;  // the first failure is the one reported
+            try {
+                write(journal);
+            } catch (const std::exception& e) {
+                try {
+                    side->failed_write = fmt::format("{} was not written: {}", what, e.what());
+                    logger->error("Durable run {}: {} (later writes are refused)", id, side->failed_write);
+                } catch (...) {  // NOLINT(bugprone-empty-catch): nowhere left to report it
+                }
+            }
+        };
+        run_.writer->defer(std::move(deferred));
+    }
+
+    /// Queues the checkpoint of the step recorded last: its record (the step, the counters), the History events
+    /// recorded since the previous checkpoint, the agent's state. Each step and event is written once, so a
+    /// checkpoint costs the same at step 10 and at step 100,000.
     void enqueue_checkpoint(std::vector<std::string> consumed = {}) {
         StepCheckpoint checkpoint;
         checkpoint.consumed_interrupts = std::move(consumed);
@@ -224,46 +265,68 @@ private:
         checkpoint.step = last.number;
         std::string encode_error;
         try {
-            checkpoint.record_blob = encode_step(last, io_);
-            checkpoint.history_blob = encode_history(this->history_, this->ledger_.consecutive_failures(), io_);
+            checkpoint.record_blob =
+                encode_checkpoint_record(last, this->history_.counters, this->ledger_.consecutive_failures(), io_);
+            const auto& events = this->history_.events;
+            checkpoint.history_blob =
+                encode_events(events.begin() + static_cast<std::ptrdiff_t>(events_checkpointed_), events.end());
             if (run_.save_state) checkpoint.state_blob = run_.save_state();
         } catch (const std::exception& e) {
-            encode_error = std::string{"encoding the checkpoint threw: "} + e.what();
+            encode_error = std::string{"encoding it threw: "} + e.what();
         }
-        // Deferred, not a call with a completion: a completion with no executor of its own would run on Asio's
-        // system thread pool, which may still hold the logger while static destructors run at exit (a race
-        // ThreadSanitizer reports). The writer thread logs the failure itself, holding no lock.
-        auto write = [side = side_, id = run_.run_id, checkpoint = std::move(checkpoint),
-                      encode_error = std::move(encode_error), logger = logger_](RunJournal& journal) noexcept {
-            if (!side->checkpoint_error.empty()) return;  // the first failure is the one reported
-            try {
-                if (!encode_error.empty()) throw std::runtime_error(encode_error);
-                journal.checkpoint(id, checkpoint);
-            } catch (const std::exception& e) {
-                try {
-                    side->checkpoint_error =
-                        fmt::format("the checkpoint of step {} failed: {}", checkpoint.step, e.what());
-                    logger->error("Durable run {}: {} (the next intent is refused)", id, side->checkpoint_error);
-                } catch (...) {  // NOLINT(bugprone-empty-catch): nowhere left to report it
-                }
-            }
+        events_checkpointed_ = this->history_.events.size();
+        auto write = [id = run_.run_id, checkpoint = std::move(checkpoint),
+                      encode_error = std::move(encode_error)](RunJournal& journal) {
+            if (!encode_error.empty()) throw std::runtime_error(encode_error);
+            journal.checkpoint(id, checkpoint);
         };
-        run_.writer->defer(std::move(write));
+        queue(fmt::format("the checkpoint of step {}", last.number), std::move(write));
     }
 
-    /// The History (steps, events, counters) and the agent's state as of the last checkpoint.
-    void restore(const RunSnapshot& snapshot) {
-        if (snapshot.last_checkpoint) {
-            if (!snapshot.last_history || snapshot.last_history->first != snapshot.last_checkpoint->step) {
-                throw std::logic_error(
-                    fmt::format("Supervisor::run(): the durable run '{}' has no History with its "
-                                "last checkpoint (step {})",
-                                run_.run_id, snapshot.last_checkpoint->step));
-            }
-            const std::size_t failures = decode_history(snapshot.last_history->second, this->history_, io_);
-            this->ledger_.restore_consecutive_failures(failures);
-            if (run_.restore_state) run_.restore_state(snapshot.last_checkpoint->state_blob);
+    /// The History (steps, events, counters) and the agent's state as of the last checkpoint: the counters from
+    /// it, the steps History keeps from the checkpoints' records, the events from their history blobs.
+    asio::awaitable<void> restore(const RunSnapshot& snapshot) {
+        if (!snapshot.last_checkpoint) co_return;
+        const std::uint64_t last_step = snapshot.last_checkpoint->step;
+        auto last = decode_checkpoint_record(snapshot.last_checkpoint->record_blob, io_);
+        const std::uint64_t first_step = last.counters.steps_evicted + 1;
+        if (last.step.number != last_step || last.counters.steps != last_step || first_step > last_step) {
+            throw std::logic_error(fmt::format(
+                "Supervisor::run(): the durable run '{}' has an inconsistent last "
+                "checkpoint (step {} records step {} of {}, {} evicted)",
+                run_.run_id, last_step, last.step.number, last.counters.steps, last.counters.steps_evicted));
         }
+        auto read = [id = run_.run_id, first_step, last_step](RunJournal& journal) {
+            return std::pair{journal.checkpoints(id, first_step, last_step), journal.histories(id, 1, last_step)};
+        };
+        auto reading = run_.writer->call(std::move(read));  // named: no temporary inside co_await (g++ 12)
+        auto [records, histories] = co_await std::move(reading);
+        if (records.size() != last_step - first_step + 1) {
+            throw std::logic_error(
+                fmt::format("Supervisor::run(): the durable run '{}' misses checkpoints: {} of "
+                            "steps {} to {}",
+                            run_.run_id, records.size(), first_step, last_step));
+        }
+        std::vector<Step> steps;
+        steps.reserve(records.size());
+        for (const auto& record : records) {
+            steps.push_back(record.step == last_step ? std::move(last.step)
+                                                     : decode_checkpoint_record(record.record_blob, io_).step);
+            if (steps.back().number != record.step) {
+                throw std::logic_error(
+                    fmt::format("Supervisor::run(): the durable run '{}': checkpoint {} "
+                                "records step {}",
+                                run_.run_id, record.step, steps.back().number));
+            }
+        }
+        std::vector<HistoryEvent> events;
+        for (const auto& [step, blob] : histories) decode_events(blob, events);
+        this->history_.counters = std::move(last.counters);
+        this->history_.steps = std::move(steps);
+        this->history_.events = std::move(events);
+        events_checkpointed_ = this->history_.events.size();
+        this->ledger_.restore_consecutive_failures(last.consecutive_failures);
+        if (run_.restore_state) run_.restore_state(snapshot.last_checkpoint->state_blob);
     }
 
     HistoryEvent resume_event(HistoryEventKind kind, std::string message, std::uint64_t step) const {
@@ -361,7 +424,8 @@ private:
     DurableSerializers<Action, Result> io_;
     std::shared_ptr<spdlog::logger> logger_;
     std::shared_ptr<WriterSide> side_ = std::make_shared<WriterSide>();
-    RestoredInterrupts restored_;  ///< from prepare_run to the run's start
+    std::size_t events_checkpointed_ = 0;  ///< History events already in a checkpoint's history blob
+    RestoredInterrupts restored_;          ///< from prepare_run to the run's start
 };
 
 template <typename Observation, typename Action, typename Result>

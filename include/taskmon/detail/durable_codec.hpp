@@ -1,8 +1,9 @@
 // taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
 //
-// Internal: the blobs a durable Supervisor run writes to its journal (detail/durable_binding.hpp): a step record,
-// an action's result, the History. A small length-prefixed codec: integers as 8 little-endian bytes (so a file
+// Internal: the blobs a durable Supervisor run writes to its journal (detail/durable_binding.hpp): a checkpoint's
+// record (the step and the History's counters), the History events recorded since the previous checkpoint, an
+// action's result. A small length-prefixed codec: integers as 8 little-endian bytes (so a file
 // reads the same on every platform), strings as their length and bytes, optionals as a flag and the value; the
 // user's Action and Result through the user's serializers. Each blob starts with a tag naming its kind and
 // version, so a future encoding is told apart instead of misread.
@@ -190,15 +191,6 @@ StepRecord<Action, Result> get_step(BlobReader& r, const DurableSerializers<Acti
     return s;
 }
 
-/// One step: the checkpoint's record blob.
-template <typename Action, typename Result>
-std::string encode_step(const StepRecord<Action, Result>& step, const DurableSerializers<Action, Result>& io) {
-    BlobWriter w;
-    w.text("taskmon.step.v1");
-    put_step(w, step, io);
-    return w.take();
-}
-
 inline void put_event(BlobWriter& w, const HistoryEvent& e) {
     const auto put_u64 = [&](std::uint64_t v) { w.u64(v); };
     const auto put_status = [&](AgentStatus s) { w.u64(static_cast<std::uint64_t>(s)); };
@@ -244,52 +236,80 @@ void visit_counters(Counters& c, Visit visit) {
     }
 }
 
-/// The History's steps, events and counters, and the ledger's consecutive failures: the checkpoint's history
-/// blob, from which a resume restores them.
-template <typename Action, typename Result>
-std::string encode_history(const History<Action, Result>& h, std::size_t consecutive_failures,
-                           const DurableSerializers<Action, Result>& io) {
-    BlobWriter w;
-    w.text("taskmon.history.v1");
-    visit_counters(h.counters, [&](std::uint64_t v) { w.u64(v); });
-    w.u64(h.counters.restarts.size());
-    for (const auto& [name, count] : h.counters.restarts) {
+inline void put_counters(BlobWriter& w, const HistoryCounters& c) {
+    visit_counters(c, [&](std::uint64_t v) { w.u64(v); });
+    w.u64(c.restarts.size());
+    for (const auto& [name, count] : c.restarts) {
         w.text(name);
         w.u64(count);
     }
-    w.u64(consecutive_failures);
-    w.u64(h.steps.size());
-    for (const auto& step : h.steps) put_step(w, step, io);
-    w.u64(h.events.size());
-    for (const auto& event : h.events) put_event(w, event);
-    return w.take();
 }
 
-/// Restores what encode_history wrote into `h` (steps, events, counters); returns the consecutive failures.
-template <typename Action, typename Result>
-std::size_t decode_history(std::string_view blob, History<Action, Result>& h,
-                           const DurableSerializers<Action, Result>& io) {
-    BlobReader r{blob, "history"};
-    r.expect_tag("taskmon.history.v1");
-    HistoryCounters counters;
-    visit_counters(counters, [&](std::uint64_t& v) { v = r.u64(); });
+inline HistoryCounters get_counters(BlobReader& r) {
+    HistoryCounters c;
+    visit_counters(c, [&](std::uint64_t& v) { v = r.u64(); });
     const std::uint64_t restarts = r.u64();
     for (std::uint64_t i = 0; i < restarts; ++i) {
         std::string name = r.text();
-        counters.restarts[name] = r.u64();
+        c.restarts[name] = r.u64();
     }
-    const auto consecutive_failures = static_cast<std::size_t>(r.u64());
-    std::vector<StepRecord<Action, Result>> steps;
-    const std::uint64_t step_count = r.u64();
-    for (std::uint64_t i = 0; i < step_count; ++i) steps.push_back(get_step(r, io));
-    std::vector<HistoryEvent> events;
-    const std::uint64_t event_count = r.u64();
-    for (std::uint64_t i = 0; i < event_count; ++i) events.push_back(get_event(r));
+    return c;
+}
+
+/// What one checkpoint's record blob holds: the step, and the History's counters and the ledger's consecutive
+/// failures once it was recorded (what a resume restores from the last checkpoint alone).
+template <typename Action, typename Result>
+struct CheckpointContents {
+    StepRecord<Action, Result> step;
+    HistoryCounters counters;
+    std::size_t consecutive_failures = 0;
+};
+
+/// A checkpoint's record blob. Its size does not grow with the run: the History's steps are the record blobs of
+/// the checkpoints, its events the history blobs (encode_events), each written once.
+template <typename Action, typename Result>
+std::string encode_checkpoint_record(const StepRecord<Action, Result>& step, const HistoryCounters& counters,
+                                     std::size_t consecutive_failures, const DurableSerializers<Action, Result>& io) {
+    BlobWriter w;
+    w.text("taskmon.checkpoint.v2");
+    put_step(w, step, io);
+    put_counters(w, counters);
+    w.u64(consecutive_failures);
+    return w.take();
+}
+
+template <typename Action, typename Result>
+CheckpointContents<Action, Result> decode_checkpoint_record(std::string_view blob,
+                                                            const DurableSerializers<Action, Result>& io) {
+    BlobReader r{blob, "checkpoint record"};
+    r.expect_tag("taskmon.checkpoint.v2");
+    CheckpointContents<Action, Result> out;
+    out.step = get_step(r, io);
+    out.counters = get_counters(r);
+    out.consecutive_failures = static_cast<std::size_t>(r.u64());
     r.expect_end();
-    h.counters = std::move(counters);
-    h.steps = std::move(steps);
-    h.events = std::move(events);
-    return consecutive_failures;
+    return out;
+}
+
+/// A checkpoint's history blob: the History events recorded since the previous checkpoint, in order; "" (no
+/// history blob) when there are none.
+template <typename Iterator>
+std::string encode_events(Iterator first, Iterator last) {
+    if (first == last) return {};
+    BlobWriter w;
+    w.text("taskmon.events.v1");
+    w.u64(static_cast<std::uint64_t>(last - first));
+    for (; first != last; ++first) put_event(w, *first);
+    return w.take();
+}
+
+/// Appends the events of one history blob to `out`.
+inline void decode_events(std::string_view blob, std::vector<HistoryEvent>& out) {
+    BlobReader r{blob, "history events"};
+    r.expect_tag("taskmon.events.v1");
+    const std::uint64_t count = r.u64();
+    for (std::uint64_t i = 0; i < count; ++i) out.push_back(get_event(r));
+    r.expect_end();
 }
 
 }  // namespace taskmon::detail
