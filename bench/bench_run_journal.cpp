@@ -1,5 +1,6 @@
-// SqliteRunJournal's costs (figures in docs/benchmarks.md, "Run journal"): a checkpoint with a 1 KB state blob and
-// an intent + result pair, each with synchronous NORMAL and FULL; the file's size per step; and resuming a run of
+// SqliteRunJournal's costs (figures in docs/benchmarks.md, "Run journal"): a checkpoint with a 1 KB state blob,
+// an intent + result pair, and a step's three writes alone and as one group, each with synchronous NORMAL and FULL;
+// the file's size per step; and resuming a run of
 // 10,000 steps (load, and opening the file with its quick_check). Files go to a fresh directory under
 // TASKMON_BENCH_DIR (default: the system's temporary directory), which must be on the disk being measured: on
 // tmpfs an fsync costs nothing.
@@ -74,6 +75,38 @@ void intent_and_result(benchmark::State& state) {
 // A run of 10,000 steps (1 KB state, a history blob of 4 KB every 100 steps, two actions per step), written once.
 constexpr std::uint64_t resume_steps = 10'000;
 
+// A whole step's writes per iteration, as the writer commits them when they are queued together: the result of the
+// step's action, its checkpoint (64-byte record, 1 KB state) and the next step's intent, separately (three
+// transactions) or in one group() (one commit).
+void step_writes(benchmark::State& state) {
+    const bool grouped = state.range(1) != 0;
+    BenchDir dir;
+    taskmon::SqliteRunJournal journal{dir.file("journal.db"), sync_options(state.range(0) != 0)};
+    journal.begin_run("run", "settings", std::chrono::system_clock::now());
+    const std::string action(128, 'a');
+    const std::string record(64, 'r');
+    std::uint64_t step = 1;
+    std::string key = taskmon::idempotency_key("run", step, 0, action);
+    journal.record_intent({"run", step, 0, key, action});
+    for (auto _ : state) {
+        std::string next = taskmon::idempotency_key("run", step + 1, 0, action);
+        const auto writes = [&] {
+            journal.record_action_result(key, taskmon::JournalOutcome::succeeded, "ok");
+            journal.checkpoint("run", {step, record, state_1kb, {}, {}});
+            journal.record_intent({"run", step + 1, 0, next, action});
+        };
+        if (grouped) {
+            journal.group(writes);
+        } else {
+            writes();
+        }
+        ++step;
+        key = std::move(next);
+    }
+    state.SetLabel(std::string{state.range(0) != 0 ? "synchronous=FULL" : "synchronous=NORMAL"} +
+                   (grouped ? ", one group" : ", three transactions"));
+}
+
 void write_long_run(const std::string& path) {
     taskmon::SqliteRunJournal journal{path};
     journal.begin_run("run", "settings", std::chrono::system_clock::now());
@@ -121,6 +154,7 @@ void open_and_load_long_run(benchmark::State& state) {
 
 BENCHMARK(checkpoint)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
 BENCHMARK(intent_and_result)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+BENCHMARK(step_writes)->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1})->Unit(benchmark::kMicrosecond);
 BENCHMARK(load_long_run)->Unit(benchmark::kMicrosecond);
 BENCHMARK(open_and_load_long_run)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond);
 

@@ -151,15 +151,13 @@ TEST_CASE("defer runs on the writer thread in order with the calls, and the dest
                 order.emplace_back("call 1");
             },
             done());
-        writer.defer([&order, &deferred_on](RunJournal& journal) noexcept {
-            deferred_on = std::this_thread::get_id();
-            try {
+        writer.defer(
+            [&order, &deferred_on](RunJournal& journal) {
+                deferred_on = std::this_thread::get_id();
                 journal.begin_run("run-1", "", t0());
                 order.emplace_back("deferred");
-            } catch (...) {
-                order.emplace_back("deferred threw");
-            }
-        });
+            },
+            [&order](std::exception_ptr) noexcept { order.emplace_back("deferred failed"); });
         writer.async_call([&order](RunJournal&) { order.emplace_back("call 2"); }, done());
         gate.set_value();
     }  // the destructor runs all three, in order, then joins
@@ -168,6 +166,92 @@ TEST_CASE("defer runs on the writer thread in order with the calls, and the dest
     CHECK(deferred_on != caller);
     SqliteRunJournal journal{dir.file("journal.db")};
     CHECK(journal.load("run-1"));
+}
+
+TEST_CASE("calls queued while the writer is busy are committed as one group, each completing after it") {
+    TempDir dir;
+    const std::string path = dir.file("journal.db");
+    std::vector<std::size_t> sizes;  // written by the writer thread only, read after it joined
+    std::vector<std::string> outcomes;
+    asio::io_context io;
+    {
+        std::promise<void> gate;
+        auto opened = gate.get_future();
+        auto journal = std::make_unique<ForwardingJournal>(std::make_unique<SqliteRunJournal>(path));
+        journal->group_sizes = &sizes;
+        JournalWriter writer{std::move(journal)};
+        const auto record = [&io, &outcomes](std::string name) {
+            return asio::bind_executor(io.get_executor(), [&outcomes, name](std::exception_ptr error) {
+                outcomes.push_back(name + (error ? " failed" : " ok"));
+            });
+        };
+        std::promise<void> entered;
+        writer.async_call(
+            [&opened, &entered](RunJournal&) {
+                entered.set_value();
+                opened.wait();
+            },
+            record("gate"));
+        entered.get_future().wait();  // the writer holds the gate alone: everything below queues behind it
+        for (int i = 0; i < 5; ++i) {
+            writer.async_call([i](RunJournal& j) { j.begin_run("run-" + std::to_string(i), "", t0()); },
+                              record("run-" + std::to_string(i)));
+        }
+        // A refused call inside the group changes nothing and fails alone.
+        writer.async_call([](RunJournal& j) { j.begin_run("run-0", "", t0()); }, record("again"));
+        gate.set_value();
+    }
+    io.run();
+    // The gate ran alone; the six calls queued behind it in one group.
+    CHECK(sizes == std::vector<std::size_t>{6});
+    CHECK(outcomes == std::vector<std::string>{"gate ok", "run-0 ok", "run-1 ok", "run-2 ok", "run-3 ok", "run-4 ok",
+                                               "again failed"});
+    CHECK(SqliteRunJournal{path}.list_runs().size() == 5);
+}
+
+TEST_CASE("a group whose commit fails fails every call and deferred work of it, and writes none of them") {
+    TempDir dir;
+    const std::string path = dir.file("journal.db");
+    std::vector<std::string> outcomes;
+    std::vector<std::string> deferred_failures;  // written by the writer thread only, read after it joined
+    asio::io_context io;
+    {
+        std::promise<void> gate;
+        auto opened = gate.get_future();
+        auto journal = std::make_unique<ForwardingJournal>(std::make_unique<SqliteRunJournal>(path));
+        journal->fail_group = true;
+        JournalWriter writer{std::move(journal)};
+        std::promise<void> entered;
+        writer.async_call(
+            [&opened, &entered](RunJournal&) {
+                entered.set_value();
+                opened.wait();
+            },
+            asio::bind_executor(io.get_executor(), [](std::exception_ptr) {}));
+        entered.get_future().wait();  // the writer holds the gate alone: the two below form one group
+        writer.async_call([](RunJournal& j) { j.begin_run("run-1", "", t0()); },
+                          asio::bind_executor(io.get_executor(), [&outcomes](std::exception_ptr error) {
+                              try {
+                                  if (error) std::rethrow_exception(error);
+                                  outcomes.emplace_back("ok");
+                              } catch (const std::exception& e) {
+                                  outcomes.emplace_back(e.what());
+                              }
+                          }));
+        writer.defer([](RunJournal& j) { j.begin_run("run-2", "", t0()); },
+                     [&deferred_failures](std::exception_ptr error) noexcept {
+                         try {
+                             std::rethrow_exception(error);
+                         } catch (const std::exception& e) {
+                             deferred_failures.emplace_back(e.what());
+                         }
+                     });
+        gate.set_value();
+    }
+    io.run();
+    CHECK(outcomes == std::vector<std::string>{"the group's commit failed"});
+    CHECK(deferred_failures == std::vector<std::string>{"the group's commit failed"});
+    CHECK(SqliteRunJournal{path}.list_runs().empty());
 }
 
 TEST_CASE("a null journal is refused") {

@@ -302,6 +302,70 @@ TEST_CASE("a full disk (max_page_count) is an error, the write is rolled back, a
     CHECK(dump(reopened) == before);
 }
 
+TEST_CASE("group() commits its calls together; a call that throws inside it changes nothing, the others stand") {
+    TempDir dir;
+    std::string path = dir.file("journal.db");
+    std::string expected;
+    {
+        SqliteRunJournal journal{path};
+        journal.begin_run("run-1", "s", t0());
+        auto intent = intent_for("run-1", 1, 0);
+        std::string refused;
+        journal.group([&] {
+            journal.record_intent(intent);
+            // Refused (a gap): rolled back to its own savepoint, not the group's start.
+            refused = journal_error_message([&] { journal.checkpoint("run-1", step_checkpoint(3)); });
+            journal.group([&] {
+                journal.record_action_result(intent.idempotency_key, taskmon::JournalOutcome::succeeded, "ok");
+            });
+            journal.checkpoint("run-1", step_checkpoint(1));
+        });
+        CHECK(contains(refused, "expects step 1 after step 0, got step 3 (a gap)"));
+        auto snapshot = journal.load("run-1");
+        CHECK(snapshot->run.last_step == 1);
+        CHECK(journal.find_action(intent.idempotency_key)->result->result_blob == "ok");
+        expected = dump(journal);
+
+        // A body that throws out of the group: none of its calls is written.
+        CHECK_THROWS_WITH(journal.group([&] {
+            journal.checkpoint("run-1", step_checkpoint(2));
+            throw std::runtime_error("the group's caller gave up");
+        }),
+                          "the group's caller gave up");
+        CHECK(dump(journal) == expected);
+    }
+    SqliteRunJournal reopened{path};
+    CHECK(dump(reopened) == expected);
+}
+
+TEST_CASE("a process killed inside a group before it committed leaves none of the group's calls") {
+    TempDir dir;
+    std::string path = dir.file("journal.db");
+    std::string before;
+    {
+        SqliteRunJournal journal{path};
+        journal.begin_run("run-1", "s", t0());
+        before = dump(journal);
+    }
+    int status = in_child(
+        [&] {
+            taskmon::SqliteJournalOptions options;
+            options.fault_hook = [](std::string_view at) {
+                if (at == "checkpoint:after") raise(SIGKILL);  // the intent released into the group, not committed
+            };
+            SqliteRunJournal journal{path, options};
+            journal.group([&] {
+                journal.record_intent(intent_for("run-1", 1, 0));
+                journal.checkpoint("run-1", step_checkpoint(1));
+            });
+            return 0;
+        },
+        false);
+    CHECK(status == 128 + SIGKILL);
+    SqliteRunJournal reopened{path};
+    CHECK(dump(reopened) == before);
+}
+
 namespace {
 
 // Kills a child process (SIGKILL, as kill -9) at each of the write's three points, then reopens the file in this
@@ -352,4 +416,7 @@ TEST_CASE("a process killed around an interrupt leaves the state before or after
 TEST_CASE("a process killed around a resume leaves the state before or after it") { check_kill_points("resume"); }
 TEST_CASE("a process killed around a status change leaves the state before or after it") {
     check_kill_points("status");
+}
+TEST_CASE("a process killed around a resume_run leaves the state before or after it") {
+    check_kill_points("resume_run");
 }

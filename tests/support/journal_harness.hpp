@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -111,6 +112,77 @@ inline std::string dump(taskmon::RunJournal& journal) {
     }
     return text;
 }
+
+/// A journal that forwards every call to `inner`, and lets a test watch or break group(): `groups` holds the number
+/// of groups committed (written by the writer thread only), `fail_group` makes group() throw after its body ran.
+class ForwardingJournal final : public taskmon::RunJournal {
+public:
+    explicit ForwardingJournal(std::unique_ptr<taskmon::RunJournal> inner) : inner_(std::move(inner)) {}
+
+    std::vector<std::size_t>* group_sizes = nullptr;  ///< when set, the calls of each group (counted by the hook)
+    bool fail_group = false;
+    std::size_t calls_in_group = 0;
+
+    void begin_run(std::string_view id, std::string_view settings, std::chrono::system_clock::time_point now) override {
+        count();
+        inner_->begin_run(id, settings, now);
+    }
+    void checkpoint(std::string_view id, const taskmon::StepCheckpoint& checkpoint) override {
+        count();
+        inner_->checkpoint(id, checkpoint);
+    }
+    bool record_intent(const taskmon::ActionIntent& intent) override {
+        count();
+        return inner_->record_intent(intent);
+    }
+    void record_action_result(std::string_view key, taskmon::JournalOutcome outcome, std::string_view blob) override {
+        count();
+        inner_->record_action_result(key, outcome, blob);
+    }
+    void record_interrupt(std::string_view id, std::string_view interrupt, std::uint64_t step,
+                          std::string_view payload) override {
+        count();
+        inner_->record_interrupt(id, interrupt, step, payload);
+    }
+    void resume_interrupt(std::string_view id, std::string_view interrupt, std::string_view value) override {
+        count();
+        inner_->resume_interrupt(id, interrupt, value);
+    }
+    void set_status(std::string_view id, taskmon::RunStatus status, std::string_view result) override {
+        count();
+        inner_->set_status(id, status, result);
+    }
+    taskmon::RunStatus resume_run(std::string_view id) override {
+        count();
+        return inner_->resume_run(id);
+    }
+    void group(const std::function<void()>& body) override {
+        calls_in_group = 0;
+        inner_->group([&] {
+            body();
+            if (group_sizes) group_sizes->push_back(calls_in_group);
+            if (fail_group) throw std::runtime_error("the group's commit failed");
+        });
+    }
+    std::optional<taskmon::RunSnapshot> load(std::string_view id) override { return inner_->load(id); }
+    std::vector<taskmon::CheckpointRecord> checkpoints(std::string_view id, std::uint64_t first,
+                                                       std::uint64_t last) override {
+        return inner_->checkpoints(id, first, last);
+    }
+    std::vector<std::pair<std::uint64_t, std::string>> histories(std::string_view id, std::uint64_t first,
+                                                                 std::uint64_t last) override {
+        return inner_->histories(id, first, last);
+    }
+    std::vector<taskmon::RunRecord> list_runs() override { return inner_->list_runs(); }
+    std::optional<taskmon::JournalActionRecord> find_action(std::string_view key) override {
+        return inner_->find_action(key);
+    }
+
+private:
+    void count() { ++calls_in_group; }
+
+    std::unique_ptr<taskmon::RunJournal> inner_;
+};
 
 /// The message of the JournalError `call` throws, or "no exception".
 template <class Call>

@@ -12,6 +12,12 @@
 // Calls run one at a time, in the order they were made (FIFO). An exception thrown by the function (a
 // JournalError) is rethrown in the caller.
 //
+// Group commit: the calls that are queued when the writer takes its next work run inside one
+// RunJournal::group() (at most max_group of them), so they cost one commit instead of one each; each still
+// changes everything or nothing on its own. A call completes only once its group committed: when the group's
+// commit fails, every call of it that had succeeded completes with that failure instead (nothing of the group is
+// in the journal).
+//
 // Cancellation: a call cannot be cancelled. Once call() or async_call() is entered, the function runs to its end
 // on the writer thread: a cancellation signal sent to the awaiting coroutine (a parallel_group, `||` of
 // awaitable_operators, a cancellation slot) is not connected to it, so the coroutine resumes only after the write
@@ -36,6 +42,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include <condition_variable>
+#include <cstddef>
 #include <deque>
 #include <exception>
 #include <memory>
@@ -44,6 +51,7 @@
 #include <thread>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace taskmon {
 
@@ -99,14 +107,19 @@ public:
     }
 
     /// Runs `function(journal)` on the writer thread, in order with the calls, and completes nothing: for work
-    /// whose caller does not wait (a queued checkpoint). It must not throw (checked at compile time): it reports
-    /// its own failures. Nothing of it runs on another thread, so it outlives no one: the destructor runs it too.
-    template <class Function>
-    void defer(Function function) {
-        static_assert(std::is_nothrow_invocable_v<Function&, RunJournal&>,
-                      "JournalWriter::defer: the function must be noexcept (nothing would receive its exception)");
-        enqueue(std::make_unique<Deferred<Function>>(std::move(function)));
+    /// whose caller does not wait (a queued checkpoint). When it throws, or its group's commit fails after it
+    /// succeeded, `on_failure(exception)` runs on the writer thread (once, at once when the function threw): it
+    /// must be noexcept (checked at compile time), since nothing is left to receive its exception. Nothing of it
+    /// runs on another thread, so it outlives no one: the destructor runs it too.
+    template <class Function, class OnFailure>
+    void defer(Function function, OnFailure on_failure) {
+        static_assert(std::is_nothrow_invocable_v<OnFailure&, std::exception_ptr>,
+                      "JournalWriter::defer: on_failure must be noexcept (nothing would receive its exception)");
+        enqueue(std::make_unique<Deferred<Function, OnFailure>>(std::move(function), std::move(on_failure)));
     }
+
+    /// The most calls one group commits: a bound on how long the first of them waits for its completion.
+    static constexpr std::size_t max_group = 64;
 
 private:
     template <class Result>
@@ -119,9 +132,12 @@ private:
         using type = void(std::exception_ptr);
     };
 
+    /// One queued call: run() runs it (inside its group), complete() reports it once the group committed, or
+    /// failed with `group_failure`.
     struct Work {
         virtual ~Work() = default;
         virtual void run(RunJournal& journal) = 0;
+        virtual void complete(std::exception_ptr group_failure) = 0;
     };
 
     template <class Function, class Handler>
@@ -132,40 +148,59 @@ private:
               work_(asio::make_work_guard(asio::get_associated_executor(handler_))) {}
 
         void run(RunJournal& journal) override {
-            using Result = std::invoke_result_t<Function&, RunJournal&>;
-            std::exception_ptr error;
-            auto executor = work_.get_executor();
-            if constexpr (std::is_void_v<Result>) {
-                try {
+            try {
+                if constexpr (std::is_void_v<Result>) {
                     function_(journal);
-                } catch (...) {
-                    error = std::current_exception();
+                } else {
+                    result_ = function_(journal);
                 }
-                asio::post(executor, [handler = std::move(handler_), error]() mutable { std::move(handler)(error); });
+            } catch (...) {
+                error_ = std::current_exception();
+            }
+        }
+
+        void complete(std::exception_ptr group_failure) override {
+            std::exception_ptr error = error_ ? error_ : group_failure;
+            if constexpr (std::is_void_v<Result>) {
+                asio::post(work_.get_executor(),
+                           [handler = std::move(handler_), error]() mutable { std::move(handler)(error); });
             } else {
-                Result result{};
-                try {
-                    result = function_(journal);
-                } catch (...) {
-                    error = std::current_exception();
-                }
-                asio::post(executor, [handler = std::move(handler_), error, result = std::move(result)]() mutable {
-                    std::move(handler)(error, std::move(result));
-                });
+                if (error) result_ = Result{};
+                asio::post(work_.get_executor(),
+                           [handler = std::move(handler_), error, result = std::move(result_)]() mutable {
+                               std::move(handler)(error, std::move(result));
+                           });
             }
             work_.reset();
         }
 
+        using Result = std::invoke_result_t<Function&, RunJournal&>;
+        using Stored = std::conditional_t<std::is_void_v<Result>, char, Result>;
         Function function_;
         Handler handler_;
         asio::executor_work_guard<asio::associated_executor_t<Handler>> work_;
+        Stored result_{};
+        std::exception_ptr error_;
     };
 
-    template <class Function>
+    template <class Function, class OnFailure>
     struct Deferred final : Work {
-        explicit Deferred(Function function) : function_(std::move(function)) {}
-        void run(RunJournal& journal) override { function_(journal); }
+        Deferred(Function function, OnFailure on_failure)
+            : function_(std::move(function)), on_failure_(std::move(on_failure)) {}
+        void run(RunJournal& journal) override {
+            try {
+                function_(journal);
+            } catch (...) {
+                failed_ = true;
+                on_failure_(std::current_exception());  // at once: later calls of the group may depend on it
+            }
+        }
+        void complete(std::exception_ptr group_failure) override {
+            if (group_failure && !failed_) on_failure_(group_failure);
+        }
         Function function_;
+        OnFailure on_failure_;
+        bool failed_ = false;
     };
 
     void enqueue(std::unique_ptr<Work> work) {
@@ -177,16 +212,31 @@ private:
     }
 
     void run() {
+        std::vector<std::unique_ptr<Work>> group;  // reused: no allocation per group once grown
         for (;;) {
-            std::unique_ptr<Work> next;
+            group.clear();
             {
                 std::unique_lock lock{mutex_};
                 wakeup_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
                 if (queue_.empty()) return;  // stopping, and drained
-                next = std::move(queue_.front());
-                queue_.pop_front();
+                while (!queue_.empty() && group.size() < max_group) {
+                    group.push_back(std::move(queue_.front()));
+                    queue_.pop_front();
+                }
             }
-            next->run(*journal_);
+            std::exception_ptr group_failure;
+            if (group.size() == 1) {
+                group.front()->run(*journal_);  // a call alone is its own transaction
+            } else {
+                try {
+                    journal_->group([this, &group] {
+                        for (auto& work : group) work->run(*journal_);
+                    });
+                } catch (...) {
+                    group_failure = std::current_exception();
+                }
+            }
+            for (auto& work : group) work->complete(group_failure);
         }
     }
 

@@ -29,6 +29,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -231,6 +232,12 @@ public:
     /// stays pending). Returns the new status. Throws, naming the run and its status, for an unknown run or one
     /// that is not stopped.
     virtual RunStatus resume_run(std::string_view run_id) = 0;
+
+    /// Runs `body`, which makes calls on this journal, as one group: the calls commit together when it returns
+    /// (one sync instead of one per call), and each stays atomic on its own (a call that throws changed nothing,
+    /// the others stand). Throws, and none of the group's calls changed anything, when the group cannot commit.
+    /// JournalWriter groups the calls it finds queued. The default runs `body` as is: each call commits alone.
+    virtual void group(const std::function<void()>& body) { body(); }
 
     /// The run and what a resume needs, or nullopt for an unknown id.
     virtual std::optional<RunSnapshot> load(std::string_view run_id) = 0;

@@ -11,7 +11,9 @@
 // operating system, when a call returns: it survives a crash of the process (kill -9), not a power loss or a
 // kernel crash, which may lose the last commits (never corrupt the file). full_sync (synchronous=FULL) syncs the
 // log at every commit and survives those too, at the cost of an fsync per call (docs/benchmarks.md, "Run
-// journal"). Every call is one transaction; a call that throws rolled its transaction back.
+// journal"). Every call is one transaction; a call that throws rolled its transaction back. Inside group() each
+// call is a savepoint of the group's one transaction, so a group of calls costs one commit (and one fsync with
+// full_sync).
 #pragma once
 
 #include <taskmon/agent/detail/sqlite_connection.hpp>
@@ -49,7 +51,8 @@ struct SqliteJournalOptions {
     /// For tests: called with "<point>:before" before a write's transaction begins, "<point>:commit" when every
     /// row is written and the transaction not yet committed, and "<point>:after" once it is. Points: begin_run,
     /// checkpoint, intent, action_result, interrupt, resume, status, resume_run. An exception thrown from it propagates:
-    /// before and commit leave nothing written (rolled back), after leaves the write committed.
+    /// before and commit leave nothing written (rolled back), after leaves the write committed (inside group():
+    /// released into the group's transaction, which commits after its last call).
     std::function<void(std::string_view write_point)> fault_hook;
 };
 
@@ -260,6 +263,26 @@ public:
         });
     }
 
+    void group(const std::function<void()>& body) override {
+        if (in_group_) {  // nested: part of the group already open
+            body();
+            return;
+        }
+        db_.set_operation("group");
+        detail::SqliteTransaction transaction{db_};
+        in_group_ = true;
+        struct Leave {
+            bool& in_group;
+            ~Leave() { in_group = false; }
+        } leave{in_group_};
+        body();
+        db_.set_operation("group");
+        if (sqlite3_get_autocommit(db_.handle()) != 0) {
+            refuse("group: SQLite rolled the group of calls back after an error; none of its calls is written");
+        }
+        transaction.commit();
+    }
+
     RunStatus resume_run(std::string_view run_id) override {
         RunStatus reopened = RunStatus::running;
         write("resume_run", [&] {
@@ -400,6 +423,11 @@ private:
     template <class Body>
     void write(std::string_view point, Body&& body) {
         db_.set_operation(std::string(point));
+        if (in_group_ && sqlite3_get_autocommit(db_.handle()) != 0) {
+            // SQLite rolled the group's transaction back after an error of an earlier call: writing now would
+            // commit this call alone while the group reports failure.
+            refuse(std::string(point) + ": refused: SQLite rolled back the group of calls it belongs to");
+        }
         hook(point, "before");
         {
             detail::SqliteTransaction transaction{db_};
@@ -533,6 +561,7 @@ private:
 
     SqliteJournalOptions options_;
     detail::SqliteConnection db_;
+    bool in_group_ = false;  ///< inside group(): each write is a savepoint of the group's transaction
 };
 
 }  // namespace taskmon

@@ -238,21 +238,27 @@ private:
     void queue(std::string what, Write write) {
         // Deferred, not a call with a completion: a completion with no executor of its own would run on Asio's
         // system thread pool, which may still hold the logger while static destructors run at exit (a race
-        // ThreadSanitizer reports). The writer thread logs the failure itself, holding no lock.
-        auto deferred = [side = side_, id = run_.run_id, what = std::move(what), write = std::move(write),
-                         logger = logger_](RunJournal& journal) mutable noexcept {
-            if (!side->failed_write.empty()) return;  // the first failure is the one reported
+        // ThreadSanitizer reports). The writer thread reports the failure itself, holding no lock.
+        auto guarded = [side = side_, write = std::move(write)](RunJournal& journal) mutable {
+            if (!side->failed_write.empty()) return;  // refused: the first failure is the one reported
+            write(journal);
+        };
+        auto on_failure = [side = side_, id = run_.run_id, what = std::move(what),
+                           logger = logger_](std::exception_ptr failure) noexcept {
+            if (!side->failed_write.empty()) return;
             try {
-                write(journal);
-            } catch (const std::exception& e) {
                 try {
+                    std::rethrow_exception(failure);
+                } catch (const std::exception& e) {
                     side->failed_write = fmt::format("{} was not written: {}", what, e.what());
-                    logger->error("Durable run {}: {} (later writes are refused)", id, side->failed_write);
-                } catch (...) {  // NOLINT(bugprone-empty-catch): nowhere left to report it
+                } catch (...) {
+                    side->failed_write = fmt::format("{} was not written: an unknown exception", what);
                 }
+                logger->error("Durable run {}: {} (later writes are refused)", id, side->failed_write);
+            } catch (...) {  // NOLINT(bugprone-empty-catch): nowhere left to report it
             }
         };
-        run_.writer->defer(std::move(deferred));
+        run_.writer->defer(std::move(guarded), std::move(on_failure));
     }
 
     /// Queues the checkpoint of the step recorded last: its record (the step, the counters), the History events

@@ -182,28 +182,45 @@ inline bool SqliteStatement::step() {
 
 /// BEGIN IMMEDIATE (the write lock up front, so a busy database fails at the start, not half-way) ... COMMIT;
 /// rolls back when destroyed uncommitted, so an exception (a failed statement, SQLITE_FULL, a throwing fault hook)
-/// leaves nothing half-written.
+/// leaves nothing half-written. Inside a transaction already open (a group of calls, RunJournal::group) it is a
+/// savepoint instead: commit() releases it into the outer transaction, and destruction uncommitted rolls back to
+/// it, undoing this call alone.
 class SqliteTransaction {
 public:
-    explicit SqliteTransaction(SqliteConnection& connection, bool write = true) : connection_(connection) {
-        connection_.execute(write ? "BEGIN IMMEDIATE" : "BEGIN", "cannot begin a transaction");
+    explicit SqliteTransaction(SqliteConnection& connection, bool write = true)
+        : connection_(connection), nested_(sqlite3_get_autocommit(connection.handle()) == 0) {
+        if (nested_) {
+            connection_.execute("SAVEPOINT taskmon_call", "cannot begin a savepoint");
+        } else {
+            connection_.execute(write ? "BEGIN IMMEDIATE" : "BEGIN", "cannot begin a transaction");
+        }
     }
     SqliteTransaction(const SqliteTransaction&) = delete;
     SqliteTransaction& operator=(const SqliteTransaction&) = delete;
     ~SqliteTransaction() {
-        // After some errors (SQLITE_FULL among them) SQLite has already rolled back: then there is no transaction.
-        if (!committed_ && sqlite3_get_autocommit(connection_.handle()) == 0) {
+        // After some errors (SQLITE_FULL among them) SQLite has already rolled back the whole transaction: then
+        // there is nothing left to roll back.
+        if (committed_ || sqlite3_get_autocommit(connection_.handle()) != 0) return;
+        if (nested_) {
+            sqlite3_exec(connection_.handle(), "ROLLBACK TO taskmon_call; RELEASE taskmon_call", nullptr, nullptr,
+                         nullptr);
+        } else {
             sqlite3_exec(connection_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
         }
     }
 
     void commit() {
-        connection_.execute("COMMIT", "cannot commit");
+        if (nested_) {
+            connection_.execute("RELEASE taskmon_call", "cannot release a savepoint");
+        } else {
+            connection_.execute("COMMIT", "cannot commit");
+        }
         committed_ = true;
     }
 
 private:
     SqliteConnection& connection_;
+    bool nested_;
     bool committed_ = false;
 };
 
