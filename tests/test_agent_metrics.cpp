@@ -79,6 +79,23 @@ TEST_CASE("AgentMetrics counts steps, decisions and actions and keeps the user's
     CHECK(text.find("taskmon_agent_steps_total{agent=\"robot\",outcome=\"failed\"} 2\n") != std::string::npos);
 }
 
+TEST_CASE("AgentMetrics shows a run waiting for an operator, and no longer once it was answered") {
+    taskmon::AgentMetrics metrics{{{"agent", "robot"}}};
+    Hooks hooks = metrics.wrap(Hooks{});
+    using taskmon::AgentStatus;
+    hooks.on_status_change({AgentStatus::pending, AgentStatus::running, "run() called"});
+    hooks.on_status_change({AgentStatus::running, AgentStatus::waiting_for_input, "interrupt interrupt-2"});
+    auto m = metrics.collect();
+    CHECK(value_of(m, "taskmon_agent_status", "status", "waiting_for_input") == 1);
+    CHECK(value_of(m, "taskmon_agent_status", "status", "running") == 0);
+    CHECK(taskmon::render_text_format(m).find(
+              "taskmon_agent_status{agent=\"robot\",status=\"waiting_for_input\"} 1\n") != std::string::npos);
+    hooks.on_status_change({AgentStatus::waiting_for_input, AgentStatus::running, "resume_with interrupt-2"});
+    m = metrics.collect();
+    CHECK(value_of(m, "taskmon_agent_status", "status", "waiting_for_input") == 0);
+    CHECK(value_of(m, "taskmon_agent_status", "status", "running") == 1);
+}
+
 TEST_CASE("AgentMetrics: empty user hooks are fine and reserved constant labels are rejected") {
     taskmon::AgentMetrics metrics;
     Hooks hooks = metrics.wrap(Hooks{});
