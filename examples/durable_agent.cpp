@@ -1,14 +1,16 @@
 // durable_agent: a Supervisor run journaled in SQLite (docs/durable_runs.md) that can be killed at any moment
 // (kill -9) and started again with the same journal file: it resumes from its last checkpoint and never runs an
-// action twice. Each action prints "executed <action>"; a resumed run prints what it found in the journal.
+// action twice. Ctrl-C (or SIGTERM) stops it cleanly, and the next start resumes it too. Each action prints
+// "executed <action>"; a resumed run prints what it found in the journal.
 //
-//   durable_agent runs.db        # kill it with kill -9 mid-run, then run the same command again
+//   durable_agent runs.db        # kill it with kill -9 (or Ctrl-C) mid-run, then run the same command again
 #include <taskmon/agent/durable_run.hpp>
 #include <taskmon/agent/sqlite_journal.hpp>
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
@@ -16,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <memory>
@@ -76,9 +79,17 @@ int main(int argc, char** argv) {
         std::exception_ptr error;
         {
             Agent robot{io.get_executor(), agent, journaled(writer), settings, std::move(hooks), logger};
+            // A clean stop: the run is journaled "stopped", and the next start resumes it.
+            asio::signal_set signals{io, SIGINT, SIGTERM};
+            signals.async_wait([&robot](const std::error_code& ec, int) {
+                if (!ec) robot.stop("stopped by a signal");
+            });
             asio::co_spawn(
                 io, [&]() -> asio::awaitable<void> { history = co_await robot.run(); },
-                [&error](std::exception_ptr e) { error = e; });
+                [&error, &signals](std::exception_ptr e) {
+                    error = e;
+                    signals.cancel();  // io.run() returns once nothing waits
+                });
             io.run();
         }
         writer.reset();
@@ -95,6 +106,10 @@ int main(int argc, char** argv) {
             }
         }
         std::printf("run %s: %s\n", std::string{taskmon::to_string(history->status)}.c_str(), history->reason.c_str());
+        if (history->status == taskmon::AgentStatus::stopped) {
+            std::printf("stopped; run the same command again to resume\n");
+            return 0;
+        }
         return history->status == taskmon::AgentStatus::completed ? 0 : 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "durable_agent: %s\n", e.what());

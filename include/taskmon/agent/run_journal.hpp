@@ -222,7 +222,7 @@ public:
     virtual void record_interrupt(std::string_view run_id, std::string_view interrupt_id, std::uint64_t step,
                                   std::string_view payload_blob) = 0;
     /// Answers the pending interrupt `interrupt_id` and sets the run running again. Throws, naming the id, for an
-    /// unknown id, an interrupt already resumed, or a run no longer interrupted (terminal).
+    /// unknown id, an interrupt already resumed, or a run no longer interrupted (stopped or ended).
     virtual void resume_interrupt(std::string_view run_id, std::string_view interrupt_id,
                                   std::string_view value_blob) = 0;
     /// Moves the run to `status` (stopped, completed, failed) with its result; refused (nothing changes) where
