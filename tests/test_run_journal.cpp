@@ -338,6 +338,47 @@ TEST_CASE("an interrupt pends, resumes once, and a checkpoint consumes its value
     CHECK(journal.load("run-1")->run.status == RunStatus::running);
 }
 
+TEST_CASE("guidance is kept in order until the checkpoint of the step that received it, across a reopen") {
+    TempDir dir;
+    const std::string path = dir.file("journal.db");
+    {
+        SqliteRunJournal journal{path};
+        journal.begin_run("run-1", "s", t0());
+        journal.begin_run("run-2", "s", t0());
+        journal.record_guidance("run-1", "first");
+        journal.record_guidance("run-1", "second");
+        journal.record_guidance("run-2", "elsewhere");
+        journal.record_guidance("run-1", "third");
+    }
+    SqliteRunJournal journal{path};
+    CHECK(journal.load("run-1")->pending_guidance == std::vector<std::string>{"first", "second", "third"});
+    std::string before = dump(journal);
+    auto too_many = step_checkpoint(1);
+    too_many.consumed_guidance = 4;
+    CHECK(contains(journal_error_message([&] { journal.checkpoint("run-1", too_many); }),
+                   "checkpoint: step 1 of run 'run-1' consumed 4 guidance items, but 3 are pending"));
+    CHECK(dump(journal) == before);
+    auto two = step_checkpoint(1);
+    two.consumed_guidance = 2;
+    journal.checkpoint("run-1", two);
+    CHECK(journal.load("run-1")->pending_guidance == std::vector<std::string>{"third"});
+    CHECK(journal.load("run-2")->pending_guidance == std::vector<std::string>{"elsewhere"});
+    // Kept while the run waits or is stopped; refused once it ended, and for an unknown run.
+    journal.record_interrupt("run-1", "ask", 2, "p");
+    journal.record_guidance("run-1", "while waiting");
+    journal.set_status("run-1", RunStatus::stopped, "");
+    journal.record_guidance("run-1", "while stopped");
+    CHECK(journal.load("run-1")->pending_guidance ==
+          std::vector<std::string>{"third", "while waiting", "while stopped"});
+    journal.set_status("run-1", RunStatus::failed, "");
+    before = dump(journal);
+    CHECK(contains(journal_error_message([&] { journal.record_guidance("run-1", "late"); }),
+                   "record_guidance: run 'run-1' is failed; guidance is kept only for a run that has not ended"));
+    CHECK(contains(journal_error_message([&] { journal.record_guidance("run-9", "x"); }),
+                   "record_guidance: no run 'run-9'"));
+    CHECK(dump(journal) == before);
+}
+
 TEST_CASE("resume_run reopens a stopped run, and refuses any other, changing nothing") {
     TempDir dir;
     SqliteRunJournal journal{dir.file("journal.db")};

@@ -95,6 +95,28 @@ TEST_CASE("a new file gets the current schema in WAL mode; reopening keeps it") 
     sqlite3_close(db);
 }
 
+TEST_CASE("a file of schema 1 is migrated to the current schema at open, keeping its runs") {
+    TempDir dir;
+    std::string path = dir.file("journal.db");
+    // A file as the first schema left it: its tables, version 1, one run with a checkpoint.
+    raw_sql(path, taskmon::detail::sqlite_journal_migrations[0]);
+    raw_sql(path,
+            "INSERT INTO runs VALUES ('run-1', 'running', 1800000000000000000, x'73', x'', 1);"
+            "INSERT INTO checkpoints VALUES ('run-1', 1, x'72', x'73', NULL);"
+            "PRAGMA user_version = 1;");
+    {
+        SqliteRunJournal journal{path};
+        CHECK(journal.schema_version() == taskmon::detail::sqlite_journal_schema_version);
+        auto snapshot = journal.load("run-1");
+        REQUIRE(snapshot);
+        CHECK(snapshot->run.last_step == 1);
+        CHECK(snapshot->last_checkpoint->record_blob == "r");
+        journal.record_guidance("run-1", "from the new schema");
+    }
+    SqliteRunJournal reopened{path};
+    CHECK(reopened.load("run-1")->pending_guidance == std::vector<std::string>{"from the new schema"});
+}
+
 TEST_CASE("options are validated with a clear exception") {
     TempDir dir;
     taskmon::SqliteJournalOptions negative;
@@ -419,4 +441,7 @@ TEST_CASE("a process killed around a status change leaves the state before or af
 }
 TEST_CASE("a process killed around a resume_run leaves the state before or after it") {
     check_kill_points("resume_run");
+}
+TEST_CASE("a process killed around a guidance write leaves the state before or after it") {
+    check_kill_points("guidance");
 }

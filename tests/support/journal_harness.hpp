@@ -109,6 +109,7 @@ inline std::string dump(taskmon::RunJournal& journal) {
         for (const auto& action : snapshot->open_actions) text += "  open " + describe(action) + "\n";
         if (snapshot->pending_interrupt) text += "  pending " + describe(*snapshot->pending_interrupt) + "\n";
         for (const auto& resumed : snapshot->resumed_interrupts) text += "  resumed " + describe(resumed) + "\n";
+        for (const auto& guidance : snapshot->pending_guidance) text += "  guidance " + guidance + "\n";
     }
     return text;
 }
@@ -151,6 +152,10 @@ public:
     void set_status(std::string_view id, taskmon::RunStatus status, std::string_view result) override {
         count();
         inner_->set_status(id, status, result);
+    }
+    void record_guidance(std::string_view id, std::string_view text) override {
+        count();
+        inner_->record_guidance(id, text);
     }
     taskmon::RunStatus resume_run(std::string_view id) override {
         count();
@@ -232,6 +237,7 @@ inline std::vector<CrashCase> crash_cases() {
         {"interrupt", base, [](auto& journal) { journal.record_interrupt("run-1", "ask", 2, "payload"); }},
         {"resume", interrupted, [](auto& journal) { journal.resume_interrupt("run-1", "ask", "answer"); }},
         {"status", base, [](auto& journal) { journal.set_status("run-1", taskmon::RunStatus::completed, "result"); }},
+        {"guidance", base, [](auto& journal) { journal.record_guidance("run-1", "slow down"); }},
         {"resume_run",
          [base](auto& journal) {
              base(journal);

@@ -11,6 +11,7 @@
 //                        │ synced before the action is dispatched: a crash after it and before the result
 //                        │ leaves the action UNKNOWN (intent, no result) — never silently run again
 //   record_interrupt ──► (status interrupted) ──► resume_interrupt ──► (running) ──► checkpoint consumes it
+//   record_guidance (any time before the end) ──► the checkpoint of the step whose decide() received it consumes it
 //   set_status(stopped) ──► resume_run ──► (running, or interrupted when an interrupt is pending)
 //   set_status(completed | failed, result)
 //
@@ -21,7 +22,8 @@
 //     an application crash, and past a power loss with full_sync);
 //   - checkpoints of a run are numbered 1, 2, 3, ... without gaps or repeats; an action belongs to a step after
 //     the last checkpoint, and at most one intent exists per (run, step, action index) and per idempotency key;
-//   - an intent receives at most one result; a run has at most one pending interrupt;
+//   - an intent receives at most one result; a run has at most one pending interrupt; guidance is consumed in the
+//     order it was recorded, each item once;
 //   - the run's status changes only along is_allowed_run_transition.
 #pragma once
 
@@ -140,6 +142,7 @@ struct StepCheckpoint {
     std::string state_blob;   ///< the agent's state after the step: what a resume starts from
     std::string history_blob;
     std::vector<std::string> consumed_interrupts;
+    std::uint32_t consumed_guidance = 0;  ///< how many of the oldest unconsumed guidance items this step received
 };
 
 /// The intent to dispatch one action, recorded (and synced) before it is dispatched.
@@ -195,6 +198,8 @@ struct RunSnapshot {
     std::optional<InterruptRecord> pending_interrupt;
     /// Interrupts resumed and not yet consumed by a checkpoint, in the order they were resumed.
     std::vector<InterruptRecord> resumed_interrupts;
+    /// Guidance recorded and not yet consumed by a checkpoint, oldest first.
+    std::vector<std::string> pending_guidance;
 };
 
 /// The storage of durable runs. Synchronous and not thread-safe: one thread at a time (JournalWriter gives it one
@@ -207,7 +212,8 @@ public:
     virtual void begin_run(std::string_view run_id, std::string_view settings_blob,
                            std::chrono::system_clock::time_point now) = 0;
     /// Stores a finished step. The run must be running and `checkpoint.step` its last_step + 1 (a gap or repeat
-    /// throws, naming both numbers); every consumed interrupt must be resumed and not consumed yet.
+    /// throws, naming both numbers); every consumed interrupt must be resumed and not consumed yet, and the run
+    /// must have at least `consumed_guidance` unconsumed guidance items.
     virtual void checkpoint(std::string_view run_id, const StepCheckpoint& checkpoint) = 0;
     /// Stores an intent before its action is dispatched; returns true. The run must be running and the step after
     /// its last checkpoint. The same intent again (same key, slot and action) changes nothing and returns false,
@@ -228,6 +234,9 @@ public:
     /// Moves the run to `status` (stopped, completed, failed) with its result; refused (nothing changes) where
     /// is_allowed_run_transition says no, and always for interrupted and running (see the table).
     virtual void set_status(std::string_view run_id, RunStatus status, std::string_view result_blob) = 0;
+    /// Stores guidance for the run's next decide(), after the guidance stored before it. The run must exist and not
+    /// have ended (any status but completed and failed: guidance given while it waits or is stopped is kept).
+    virtual void record_guidance(std::string_view run_id, std::string_view text) = 0;
     /// Reopens a stopped run: running again, or interrupted when it was stopped with an interrupt pending (which
     /// stays pending). Returns the new status. Throws, naming the run and its status, for an unknown run or one
     /// that is not stopped.

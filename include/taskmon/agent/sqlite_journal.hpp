@@ -50,7 +50,7 @@ struct SqliteJournalOptions {
     bool quick_check_at_open = true;
     /// For tests: called with "<point>:before" before a write's transaction begins, "<point>:commit" when every
     /// row is written and the transaction not yet committed, and "<point>:after" once it is. Points: begin_run,
-    /// checkpoint, intent, action_result, interrupt, resume, status, resume_run. An exception thrown from it propagates:
+    /// checkpoint, intent, action_result, interrupt, resume, status, resume_run, guidance. An exception thrown from it propagates:
     /// before and commit leave nothing written (rolled back), after leaves the write committed (inside group():
     /// released into the group's transaction, which commits after its last call).
     std::function<void(std::string_view write_point)> fault_hook;
@@ -109,6 +109,21 @@ public:
                 if (sqlite3_changes(db_.handle()) != 1) {
                     refuse("checkpoint: interrupt " + quoted(id) + " of run " + quoted(run_id) +
                            " is consumed already");
+                }
+            }
+            if (checkpoint.consumed_guidance != 0) {
+                db_.prepare(
+                       "UPDATE guidance SET consumed_step = ?3 WHERE run_id = ?1 AND seq IN (SELECT seq FROM guidance "
+                       "WHERE run_id = ?1 AND consumed_step IS NULL ORDER BY seq LIMIT ?2)")
+                    .bind(1, run_id)
+                    .bind(2, std::uint64_t{checkpoint.consumed_guidance})
+                    .bind(3, checkpoint.step)
+                    .run();
+                const auto consumed = static_cast<std::uint64_t>(sqlite3_changes(db_.handle()));
+                if (consumed != checkpoint.consumed_guidance) {
+                    refuse("checkpoint: step " + std::to_string(checkpoint.step) + " of run " + quoted(run_id) +
+                           " consumed " + std::to_string(checkpoint.consumed_guidance) + " guidance items, but " +
+                           std::to_string(consumed) + " are pending");
                 }
             }
             auto insert = db_.prepare(
@@ -217,6 +232,22 @@ public:
                 .bind_blob(4, payload_blob)
                 .run();
             update_status(run_id, RunStatus::interrupted, std::nullopt);
+        });
+    }
+
+    void record_guidance(std::string_view run_id, std::string_view text) override {
+        write("guidance", [&] {
+            RunRecord run = existing_run(run_id, "record_guidance");
+            if (is_terminal(run.status)) {
+                refuse("record_guidance: run " + quoted(run_id) + " is " + std::string(to_string(run.status)) +
+                       "; guidance is kept only for a run that has not ended");
+            }
+            db_.prepare(
+                   "INSERT INTO guidance (run_id, seq, text) "
+                   "VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM guidance WHERE run_id = ?1), ?2)")
+                .bind(1, run_id)
+                .bind_blob(2, text)
+                .run();
         });
     }
 
@@ -330,6 +361,10 @@ public:
                 snapshot.pending_interrupt = std::move(interrupt);
             }
         }
+        auto guidance =
+            db_.prepare("SELECT text FROM guidance WHERE run_id = ?1 AND consumed_step IS NULL ORDER BY seq");
+        guidance.bind(1, run_id);
+        while (guidance.step()) snapshot.pending_guidance.push_back(guidance.blob(0));
         read.commit();
         return snapshot;
     }

@@ -11,7 +11,7 @@
 
 namespace taskmon::detail {
 
-inline constexpr std::array<const char*, 1> sqlite_journal_migrations{
+inline constexpr std::array<const char*, 2> sqlite_journal_migrations{
     // 0 → 1: the first schema.
     R"sql(
 CREATE TABLE runs (
@@ -50,6 +50,16 @@ CREATE TABLE interrupts (
     resume_order  INTEGER,
     consumed_step INTEGER,
     PRIMARY KEY (run_id, interrupt_id)
+);
+)sql",
+    // 1 → 2: guidance for a run's next decide(), kept until a checkpoint consumes it.
+    R"sql(
+CREATE TABLE guidance (
+    run_id        TEXT    NOT NULL REFERENCES runs (run_id),
+    seq           INTEGER NOT NULL,
+    text          BLOB    NOT NULL,
+    consumed_step INTEGER,
+    PRIMARY KEY (run_id, seq)
 );
 )sql",
 };
