@@ -100,6 +100,8 @@ struct World {
     bool ask_with_action = false;          ///< the interrupt's decision has one action, "ask-action"
     std::size_t max_history_items = 0;     ///< AgentSettings::max_history_items
     std::uint64_t stop_at_step = 0;        ///< decide() of this step calls stop() (0: never)
+    std::string guidance_before_run;       ///< injected before run() when not empty
+    std::vector<std::vector<std::string>> guidance_seen;  ///< DecisionContext::guidance of every decide()
 };
 
 struct ProcessResult {
@@ -121,6 +123,7 @@ ProcessResult run_process(World& world, Crash* crash = nullptr) {
         .perceive = []() -> asio::awaitable<int> { co_return 1; },
         .decide = [&world, &running](const int&, const Sup::Context& ctx) -> asio::awaitable<Decision> {
             world.answers.push_back(ctx.interrupt_value);
+            world.guidance_seen.push_back(ctx.guidance);
             if (ctx.step == world.stop_at_step && running) running->stop("stopped by the test");
             if (ctx.step == world.ask_at_step) {
                 co_return Decision::interrupt("approve?", world.ask_with_action ? std::vector<std::string>{"ask-action"}
@@ -169,6 +172,7 @@ ProcessResult run_process(World& world, Crash* crash = nullptr) {
                         : std::make_unique<Sup>(io.get_executor(), agent, configured, std::move(hooks), quiet());
         Sup& sup = *made;
         running = &sup;
+        if (!world.guidance_before_run.empty()) sup.inject_guidance(world.guidance_before_run);
         asio::co_spawn(
             io,
             [&]() -> asio::awaitable<void> {
@@ -584,6 +588,55 @@ TEST_CASE("A run stopped while waiting for an operator comes back waiting for th
     CHECK(world.answers.front() == std::optional<std::string>{"yes"});
     CHECK(duplicates(world.executed) == 0);
     CHECK(load(world)->run.status == taskmon::RunStatus::completed);
+}
+
+TEST_CASE("Guidance not yet delivered survives a stop and reaches the next process's first decide(), once") {
+    World world;
+    world.ask_at_step = 2;
+    world.on_status = [](Sup& sup, const taskmon::StatusTransition& change) {
+        if (change.to == AgentStatus::waiting_for_input) {
+            sup.inject_guidance("prefer the left arm");  // decide() is not called while the run waits
+            sup.stop("shutting down");
+        }
+    };
+    auto first = run_process(world);
+    REQUIRE(first.history);
+    CHECK(first.history->status == AgentStatus::stopped);
+    CHECK(load(world)->pending_guidance == std::vector<std::string>{"prefer the left arm"});
+
+    world.ask_at_step = 0;
+    world.guidance_seen.clear();
+    world.on_status = [](Sup& sup, const taskmon::StatusTransition& change) {
+        if (change.to == AgentStatus::waiting_for_input) sup.resume_with("interrupt-2", "yes");
+    };
+    auto second = run_process(world);
+    REQUIRE(second.history);
+    CHECK(second.history->status == AgentStatus::completed);
+    REQUIRE_FALSE(world.guidance_seen.empty());
+    CHECK(world.guidance_seen.front() == std::vector<std::string>{"prefer the left arm"});
+    for (std::size_t i = 1; i < world.guidance_seen.size(); ++i) CHECK(world.guidance_seen[i].empty());
+    CHECK(load(world)->pending_guidance.empty());  // consumed by the checkpoint of the step that received it
+}
+
+TEST_CASE("Guidance delivered to a checkpointed step is not delivered again after a crash") {
+    World world;
+    world.guidance_before_run = "start slowly";
+    Crash crash;
+    crash.only = "checkpoint:before";
+    crash.countdown = 2;  // step 1 (which received the guidance) is checkpointed, step 2 is not
+    auto first = run_process(world, &crash);
+    REQUIRE(crash.fired);
+    REQUIRE_FALSE(world.guidance_seen.empty());
+    CHECK(world.guidance_seen.front() == std::vector<std::string>{"start slowly"});
+    CHECK(load(world)->run.last_step == 1);
+    CHECK(load(world)->pending_guidance.empty());
+
+    world.guidance_before_run.clear();
+    world.guidance_seen.clear();
+    auto second = run_process(world);
+    REQUIRE(second.history);
+    CHECK(second.history->status == AgentStatus::completed);
+    for (const auto& seen : world.guidance_seen) CHECK(seen.empty());
 }
 
 namespace {

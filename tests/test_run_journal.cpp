@@ -511,3 +511,9 @@ TEST_CASE("a crash around a resume leaves the state before or after it, never be
 TEST_CASE("a crash around a status change leaves the state before or after it, never between") {
     check_crash_points("status");
 }
+TEST_CASE("a crash around a resume_run leaves the state before or after it, never between") {
+    check_crash_points("resume_run");
+}
+TEST_CASE("a crash around a guidance write leaves the state before or after it, never between") {
+    check_crash_points("guidance");
+}

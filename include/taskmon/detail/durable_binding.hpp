@@ -14,6 +14,7 @@
 //     refuses every later write of the run. Not awaiting them leaves one round trip to the writer per action:
 //     a crash loses nothing more, since the next action is dispatched only once its intent (queued behind them)
 //     is written;
+//   - guidance_injected: the guidance, queued; the checkpoint of the step whose decide() received it consumes it;
 //   - finish_run: the run's terminal status.
 #pragma once
 
@@ -92,13 +93,20 @@ public:
     }
 
     StepVerdict record(StepInFlight& step, bool judge) override {
-        // The answer this step's decide() received is consumed by its checkpoint (used once, also after a crash).
+        // The answer and the guidance this step's decide() received are consumed by its checkpoint (used once, also
+        // after a crash; a crash before the checkpoint hands them to the next decide() again).
         auto& context = static_cast<TypedStep&>(step).context;
         std::vector<std::string> consumed;
         if (context.interrupt_value) consumed.push_back(context.interrupt_id);
+        const auto guidance = static_cast<std::uint32_t>(context.guidance.size());
         StepVerdict verdict = Base::record(step, judge);
-        enqueue_checkpoint(std::move(consumed));
+        enqueue_checkpoint(std::move(consumed), guidance);
         return verdict;
+    }
+
+    void guidance_injected(const std::string& text) override {
+        auto write = [id = run_.run_id, text](RunJournal& journal) { journal.record_guidance(id, text); };
+        queue("guidance injected with inject_guidance()", std::move(write));
     }
 
     asio::awaitable<std::string> record_interrupt(std::string id, std::uint64_t step, std::string payload) override {
@@ -117,7 +125,7 @@ public:
         co_return co_await std::move(attempted);
     }
 
-    RestoredInterrupts restored_interrupts() override { return std::move(restored_); }
+    RestoredInputs restored_inputs() override { return std::move(restored_); }
 
 protected:
     asio::awaitable<void> prepare_run() override {
@@ -152,6 +160,7 @@ protected:
         auto restoring = restore(*snapshot);  // named: no temporary inside co_await (g++ 12)
         co_await std::move(restoring);
         if (snapshot->pending_interrupt) restored_.pending = snapshot->pending_interrupt->interrupt_id;
+        restored_.guidance = std::move(snapshot->pending_guidance);
         if (!snapshot->resumed_interrupts.empty()) {
             // One interrupt per step: at most one answer is waiting for its step.
             const auto& answered = snapshot->resumed_interrupts.back();
@@ -264,9 +273,10 @@ private:
     /// Queues the checkpoint of the step recorded last: its record (the step, the counters), the History events
     /// recorded since the previous checkpoint, the agent's state. Each step and event is written once, so a
     /// checkpoint costs the same at step 10 and at step 100,000.
-    void enqueue_checkpoint(std::vector<std::string> consumed = {}) {
+    void enqueue_checkpoint(std::vector<std::string> consumed = {}, std::uint32_t consumed_guidance = 0) {
         StepCheckpoint checkpoint;
         checkpoint.consumed_interrupts = std::move(consumed);
+        checkpoint.consumed_guidance = consumed_guidance;
         const auto& last = this->ledger_.last();
         checkpoint.step = last.number;
         std::string encode_error;
@@ -431,7 +441,7 @@ private:
     std::shared_ptr<spdlog::logger> logger_;
     std::shared_ptr<WriterSide> side_ = std::make_shared<WriterSide>();
     std::size_t events_checkpointed_ = 0;  ///< History events already in a checkpoint's history blob
-    RestoredInterrupts restored_;          ///< from prepare_run to the run's start
+    RestoredInputs restored_;              ///< from prepare_run to the run's start
 };
 
 template <typename Observation, typename Action, typename Result>

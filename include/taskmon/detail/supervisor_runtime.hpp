@@ -110,10 +110,11 @@ struct DecisionShape {
     std::optional<std::string> interrupt;  ///< the payload of Decision::interrupt
 };
 
-/// Interrupts a resumed durable run brings back from its journal.
-struct RestoredInterrupts {
+/// The inputs a resumed durable run brings back from its journal: interrupts and guidance not yet used.
+struct RestoredInputs {
     std::optional<std::string> pending;  ///< the id of an interrupt not answered yet: the run waits again
     std::optional<std::pair<std::string, std::string>> answered;  ///< (id, value) answered, not yet used
+    std::vector<std::string> guidance;                            ///< injected, not yet delivered; oldest first
 };
 
 /// The typed half of a Supervisor, as the runtime sees it. Every call is made on the runtime's strand.
@@ -180,7 +181,10 @@ public:
         co_return std::string{};
     }
     /// Read once as the run starts.
-    virtual RestoredInterrupts restored_interrupts() { return {}; }
+    virtual RestoredInputs restored_inputs() { return {}; }
+    /// Guidance injected while the run is live (and, at its start, what was injected before), in order: a
+    /// durable binding journals it, so that it survives a crash until a decide() received it.
+    virtual void guidance_injected(const std::string& /*text*/) {}
 };
 
 /// The hooks that do not involve the agent's types; the runtime calls them.

@@ -146,6 +146,7 @@ public:
     }
     void inject_guidance(std::string text) override {
         asio::post(strand_, [self = self(), text = std::move(text)]() mutable {
+            if (self->guidance_live_) self->binding_->guidance_injected(text);
             self->pending_guidance_.push_back(std::move(text));
             self->notify();
         });
@@ -427,6 +428,7 @@ private:
 
     std::deque<Control> controls_;  ///< pause/resume requests, applied in order by pause_handler
     std::deque<std::string> pending_guidance_;
+    bool guidance_live_ = false;  ///< the run is live: injected guidance also goes to binding_->guidance_injected
     std::optional<std::string> waiting_for_;                     ///< the interrupt the run waits on
     std::optional<std::pair<std::string, std::string>> answer_;  ///< (id, value) for the next decide()
 

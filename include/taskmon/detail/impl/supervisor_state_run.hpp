@@ -8,6 +8,8 @@
 
 #include <taskmon/detail/supervisor_state.hpp>
 
+#include <iterator>
+
 namespace taskmon::detail {
 
 template <typename Clock>
@@ -30,8 +32,13 @@ inline asio::awaitable<void> SupervisorState<Clock>::run_on_strand() {
     const auto started_wall_time = std::chrono::system_clock::now();
     if (change_status(AgentStatus::running, "run() started")) {
         call_hook("on_run_start", hooks_.on_run_start);
-        // A resumed durable run: an answer not used yet goes to the next decide(); a pending interrupt waits again.
-        auto restored = binding_->restored_interrupts();
+        // A resumed durable run: an answer not used yet goes to the next decide(); a pending interrupt waits again;
+        // guidance not delivered yet comes before what was injected since (which is journaled now, after it).
+        auto restored = binding_->restored_inputs();
+        for (const auto& text : pending_guidance_) binding_->guidance_injected(text);
+        pending_guidance_.insert(pending_guidance_.begin(), std::make_move_iterator(restored.guidance.begin()),
+                                 std::make_move_iterator(restored.guidance.end()));
+        guidance_live_ = true;
         if (restored.answered) {
             register_interrupt(restored.answered->first, true);
             answer_ = std::move(restored.answered);
@@ -52,6 +59,7 @@ inline asio::awaitable<void> SupervisorState<Clock>::run_on_strand() {
         }
         co_await asio::this_coro::reset_cancellation_state();
         closing_ = true;
+        guidance_live_ = false;  // guidance injected from now on reaches no decide() of this run
         co_await monitor_.close();
         check_components();
         if (shedding_) set_shedding(false, "the run ended");
