@@ -58,6 +58,25 @@ TEST_CASE("stall_watch: silence is measured from the later of the last publish a
     CHECK(watch.check(at(30s)).silent_for == 10s);
 }
 
+TEST_CASE("stall_watch: a parked perception is never a stall; silence counts again from its unpark") {
+    Watch watch{10s, 0s, 3};
+    watch.grant_grace(at(0s));
+    CHECK_FALSE(watch.on_publish(at(1s)));
+    watch.park();
+    CHECK(watch.parked());
+    CHECK(watch.check(at(1h)).kind == Kind::quiet);  // a step that takes an hour: perception waits on purpose
+    CHECK(watch.consecutive_stalls() == 0);
+    watch.unpark(at(1h));
+    CHECK_FALSE(watch.parked());
+    CHECK(watch.check(at(1h + 9s)).kind == Kind::quiet);
+    const auto found = watch.check(at(1h + 10s));  // the capture after the unpark hangs
+    CHECK(found.kind == Kind::stall);
+    CHECK(found.silent_for == 10s);
+    // An unpark without a park changes nothing: silence is still measured from the stall's grace.
+    watch.unpark(at(2h));
+    CHECK(watch.check(at(1h + 20s)).kind == Kind::stall);
+}
+
 TEST_CASE("stall_watch: a stall holds actuation and starts a fresh grace from its tick") {
     Watch watch{10s, 4s, 3};
     watch.grant_grace(at(0s));

@@ -79,6 +79,38 @@ AgentSettings run_until_three_stalls(SupervisorHarness& h) {
 
 }  // namespace
 
+TEST_CASE("supervisor: with capture_interval 0, one capture per step, and a slow step is no perception stall") {
+    SupervisorHarness h;
+    int captures = 0;
+    h.agent.perceive_fn = [&captures](int call) -> asio::awaitable<int> {
+        ++captures;
+        co_await sleep_for(10ms);
+        co_return call;
+    };
+    h.agent.decide_fn = [](int, const Context& ctx) {
+        return ctx.step == 5 ? Decision::done("ok") : Decision::act({"x"});
+    };
+    h.agent.act_fn = [](const std::string&) -> asio::awaitable<ActionResult> {
+        co_await sleep_for(1min);  // fifteen times perception_timeout: perception waits for the step, on purpose
+        co_return ActionResult::ok();
+    };
+    auto settings = fast_settings();
+    settings.act_timeout = 2min;
+    settings.max_decision_age = 2min;
+    settings.capture_interval = 0ms;
+    settings.shed_capture_interval = 0ms;
+    auto sup = h.make(settings);
+    h.start(*sup);
+    REQUIRE(h.finish());
+    const auto& hist = *h.history;
+    CHECK(hist.status == AgentStatus::completed);
+    CHECK(hist.counters.watchdog_stalls == 0);
+    CHECK(count_events(hist, HistoryEventKind::watchdog_stall) == 0);
+    CHECK(hist.counters.observations_published == 5);  // one per step: none captured during a step
+    CHECK(captures == 5);
+    CHECK(hist.counters.observations_dropped == 0);
+}
+
 TEST_CASE("supervisor: repeated stalls fail the run after max_consecutive_stalls") {
     SupervisorHarness h;
     run_until_three_stalls(h);

@@ -35,7 +35,8 @@ struct AgentSettings {
     // --- perception ----------------------------------------------------------------------------------------
     /// Bound on one perceive() call; a capture that takes longer is a capture failure.
     Duration capture_timeout = std::chrono::seconds{10};
-    /// Minimum time between the starts of two captures while not shedding (zero: capture back to back).
+    /// Minimum time between the starts of two captures while not shedding. Zero: on demand, one capture per step,
+    /// started as soon as no step is in flight and no fresh observation waits for one.
     Duration capture_interval = std::chrono::milliseconds{100};
     /// Minimum time between the starts of two captures while shedding load: 2 s, a twentieth of the default
     /// capture rate (capture_interval 100 ms), so a shedding agent perceives rarely but never goes blind.

@@ -28,8 +28,8 @@ struct StallCheck {
 
 /// The perception watchdog's state: when perception last published, the grace in force, the stalls in a row.
 ///
-/// Invariants: a tick within the grace (until grace_until()) or less than timeout() after
-/// max(last publish, last grace start) finds nothing; every other tick counts one more stall in a row, until a
+/// Invariants: a tick within the grace (until grace_until()), while perception is parked, or less than timeout()
+/// after max(last publish, last grace start, last unpark) finds nothing; every other tick counts one more stall in a row, until a
 /// publish resets the count; a stall below max_consecutive starts a fresh grace from its tick and holds
 /// actuation until the next publish (stalled()); the max_consecutive-th gives up and changes nothing else.
 template <typename Clock>
@@ -70,9 +70,20 @@ public:
         return recovered;
     }
 
+    /// Perception waits on purpose (it captures on demand and no step can use an observation now): its silence
+    /// is not a stall until unpark().
+    void park() noexcept { parked_ = true; }
+    /// Perception captures again from `now`: silence is measured from `now` at the earliest.
+    void unpark(TimePoint now) noexcept {
+        if (!parked_) return;
+        parked_ = false;
+        epoch_ = std::max(epoch_, now);
+    }
+    bool parked() const noexcept { return parked_; }
+
     /// One tick at `now` while the run is running (the caller skips ticks otherwise).
     Check check(TimePoint now) noexcept {
-        if (now < grace_until_) return {};
+        if (parked_ || now < grace_until_) return {};
         const TimePoint reference = std::max(last_publish_, epoch_);
         if (now - reference < timeout_) return {};
         ++consecutive_;
@@ -97,6 +108,7 @@ private:
     TimePoint grace_until_{};
     std::size_t consecutive_ = 0;
     bool stalled_ = false;
+    bool parked_ = false;
 };
 
 }  // namespace taskmon::detail

@@ -291,6 +291,9 @@ private:
         return running() && controls_.empty() && !current_ && steps_begun_ < settings_.max_steps;
     }
 
+    /// With capture_interval 0: a capture now is one a step will use (a step may start, and none is waiting).
+    bool wants_capture() const { return may_start_step() && !fresh_observation(); }
+
     /// After a decision_loop restart: a step whose decide() was in flight failed; one whose hand-over to
     /// actuation was cut off is interrupted (its decision never reached actuation, so nothing ran).
     void recover_decision();

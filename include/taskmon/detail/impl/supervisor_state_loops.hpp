@@ -14,6 +14,11 @@ template <typename Clock>
 inline asio::awaitable<void> SupervisorState<Clock>::perception(Deadline& deadline) {
     if (components_[components::perception].instances > 1) grant_grace();
     Timer timer{strand_};
+    // A park outlives no instance: a perception restarted while parked (cancelled) must be watched again.
+    struct Unpark {
+        StallWatch<Clock>& watch;
+        ~Unpark() { watch.unpark(Clock::now()); }
+    } unpark_at_exit{stall_watch_};
     for (;;) {
         co_await wait_until([this] { return running() || ending(); });
         if (ending()) co_return;  // close() cancels us; nothing more to capture
@@ -33,8 +38,16 @@ inline asio::awaitable<void> SupervisorState<Clock>::perception(Deadline& deadli
         if (interval > Duration::zero()) {
             timer.expires_at(start + interval);
             co_await timer.async_wait(asio::use_awaitable);
-        } else {
+        } else if (wants_capture()) {
             co_await asio::post(strand_, asio::use_awaitable);  // let the other components run
+        } else {
+            // On demand: the next capture is the one the next step decides on, so it starts once no step is in
+            // flight and nothing fresh waits in the slot. Back to back, the capture made during each step was
+            // superseded before any step could use it: one of two captures per step was wasted. Parked so,
+            // perception's silence is no stall.
+            stall_watch_.park();
+            co_await wait_until([this] { return wants_capture() || !running() || ending(); });
+            stall_watch_.unpark(Clock::now());
         }
     }
 }
