@@ -50,9 +50,9 @@ struct SqliteJournalOptions {
     bool quick_check_at_open = true;
     /// For tests: called with "<point>:before" before a write's transaction begins, "<point>:commit" when every
     /// row is written and the transaction not yet committed, and "<point>:after" once it is. Points: begin_run,
-    /// checkpoint, intent, action_result, interrupt, resume, status, resume_run, guidance. An exception thrown from it propagates:
-    /// before and commit leave nothing written (rolled back), after leaves the write committed (inside group():
-    /// released into the group's transaction, which commits after its last call).
+    /// checkpoint, intent, action_result, interrupt, resume, status, resume_run, guidance. An exception thrown
+    /// from it propagates: before and commit leave nothing written (rolled back), after leaves the write committed
+    /// (inside group(): released into the group's transaction, which commits after its last call).
     std::function<void(std::string_view write_point)> fault_hook;
 };
 

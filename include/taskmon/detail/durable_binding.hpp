@@ -5,9 +5,9 @@
 // TypedAgentBinding that also writes the run to its journal through the JournalWriter (so the strand never
 // blocks on the disk):
 //   - prepare_run (in run(), before the status becomes running): begin_run, or the resume of a run that is not
-//     terminal (a stopped one is reopened first): its History and the agent's state restored from the last checkpoint, and the step in flight at
-//     the crash finalized from its journaled actions (committed ones keep their result, UNKNOWN ones go through
-//     reconcile(), none runs again);
+//     terminal (a stopped one is reopened first): its History and the agent's state restored from the
+//     checkpoints, and the step in flight at the crash finalized from its journaled actions (committed ones keep
+//     their result, UNKNOWN ones go through reconcile(), none runs again);
 //   - before_act (awaited by the actuation loop): the intent, synced before act();
 //   - after_act: the result, queued on the writer and not awaited; record (each finalized step): its checkpoint,
 //     queued too. The writer runs calls in order, so both are durable before the next intent is, and a failed one

@@ -29,9 +29,9 @@ struct StallCheck {
 /// The perception watchdog's state: when perception last published, the grace in force, the stalls in a row.
 ///
 /// Invariants: a tick within the grace (until grace_until()), while perception is parked, or less than timeout()
-/// after max(last publish, last grace start, last unpark) finds nothing; every other tick counts one more stall in a row, until a
-/// publish resets the count; a stall below max_consecutive starts a fresh grace from its tick and holds
-/// actuation until the next publish (stalled()); the max_consecutive-th gives up and changes nothing else.
+/// after max(last publish, last grace start, last unpark) finds nothing; every other tick counts one more stall in
+/// a row, until a publish resets the count; a stall below max_consecutive starts a fresh grace from its tick and
+/// holds actuation until the next publish (stalled()); the max_consecutive-th gives up and changes nothing else.
 template <typename Clock>
 class StallWatch {
 public:
