@@ -129,7 +129,8 @@ private:
             bodies_.push_back(data.substr(head_size, length));
         }
         std::string response = "HTTP/1.1 " + std::to_string(status_) + " X\r\nContent-Length: 2\r\n\r\n{}";
-        auto write_op = asio::async_write(socket, asio::buffer(response), asio::redirect_error(asio::use_awaitable, ec));
+        auto write_op =
+            asio::async_write(socket, asio::buffer(response), asio::redirect_error(asio::use_awaitable, ec));
         co_await std::move(write_op);
         limit.cancel();
     }
@@ -335,8 +336,7 @@ TEST_CASE("A full queue drops the ended spans and counts them; what is queued st
     IoThread exporter_io;  // not started yet: nothing is sent while the events arrive
     Receiver receiver{exporter_io.io};
     Harness h;
-    Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 20, .base_backoff = 1s, .max_backoff = 1s},
-                    h.logger};
+    Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 20, .base_backoff = 1s, .max_backoff = 1s}, h.logger};
     auto settings = settings_for(receiver.port());
     settings.max_batch_size = 2;
     settings.max_queued_spans = 2;

@@ -24,10 +24,10 @@ enum class OtlpStatusCode : int { unset = 0, ok = 1, error = 2 };
 struct OtlpSpanEvent {
     std::string_view name;  ///< a MonitorEventKind's name, or "exception" (static strings)
     std::chrono::system_clock::time_point time{};
-    int attempt = 0;                  ///< restart_scheduled, quarantined
-    std::chrono::nanoseconds delay{}; ///< restart_scheduled, quarantined: the backoff or cooldown; timeouts
-    int limit = 0;                    ///< gave_up
-    std::string reason{};             ///< the event's reason; for "exception" the whole "type: what"
+    int attempt = 0;                   ///< restart_scheduled, quarantined
+    std::chrono::nanoseconds delay{};  ///< restart_scheduled, quarantined: the backoff or cooldown; timeouts
+    int limit = 0;                     ///< gave_up
+    std::string reason{};              ///< the event's reason; for "exception" the whole "type: what"
 };
 
 /// One incarnation (instance) of a component, from its start to its exit.
@@ -43,8 +43,8 @@ struct OtlpSpan {
     MonitorEventKind end_kind = MonitorEventKind::started;    ///< the exit (started while the span is open)
     bool trial = false;                                       ///< a quarantine trial (trial_started)
     bool spawned = false;
-    int attempt = 0;        ///< restarted: k of the backoff formula
-    int restart_count = 0;  ///< at the start
+    int attempt = 0;                                        ///< restarted: k of the backoff formula
+    int restart_count = 0;                                  ///< at the start
     RestartReason restart_reason = RestartReason::unknown;  ///< restarted
     std::string restart_cause{};                            ///< restarted: the failure's "type: what"
     OtlpStatusCode status = OtlpStatusCode::unset;

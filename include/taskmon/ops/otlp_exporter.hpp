@@ -456,8 +456,8 @@ private:
         while (left > 0) {
             auto timeout = s->settings.timeout;
             if (until) {
-                const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    *until - std::chrono::steady_clock::now());
+                const auto remaining =
+                    std::chrono::duration_cast<std::chrono::milliseconds>(*until - std::chrono::steady_clock::now());
                 if (remaining <= std::chrono::milliseconds::zero()) break;
                 timeout = std::min(timeout, remaining);
             }
@@ -473,10 +473,10 @@ private:
             }
             if (batch.empty()) break;
             left -= batch.size();
-            std::string body = detail::encode_otlp_traces(s->settings.service_name, TASKMON_VERSION_STRING, s->trace,
-                                                          batch);
-            auto post = detail::otlp_http_post(s->settings.host, s->settings.port, s->settings.path, std::move(body),
-                                               timeout);
+            std::string body =
+                detail::encode_otlp_traces(s->settings.service_name, TASKMON_VERSION_STRING, s->trace, batch);
+            auto post =
+                detail::otlp_http_post(s->settings.host, s->settings.port, s->settings.path, std::move(body), timeout);
             const auto result = co_await std::move(post);
             std::lock_guard lock{s->mutex};
             ++s->stats.requests_sent;
