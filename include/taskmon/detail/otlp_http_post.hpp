@@ -11,6 +11,7 @@
 #include <asio/connect.hpp>
 #include <asio/error.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/read.hpp>
 #include <asio/read_until.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
@@ -48,18 +49,20 @@ struct OtlpPostResult {
 }
 
 /// POSTs `body` to http://host:port/path with Content-Type application/json. The whole exchange (resolve,
-/// connect, write, reading the status line and headers) is bounded by `timeout`: the timer closes the socket,
-/// which ends the pending operation with an error. The response body is not read.
+/// connect, write, reading the response) is bounded by `timeout`: the timer cancels the resolver and closes the
+/// socket, which ends the pending operation with an error. The response's body is read and ignored.
 inline asio::awaitable<OtlpPostResult> otlp_http_post(std::string host, std::uint16_t port, std::string path,
                                                       std::string body, std::chrono::milliseconds timeout) {
     using asio::ip::tcp;
     const auto executor = co_await asio::this_coro::executor;
     auto socket = std::make_shared<tcp::socket>(executor);
+    auto resolver = std::make_shared<tcp::resolver>(executor);
     auto timed_out = std::make_shared<bool>(false);
     asio::steady_timer timer{executor, timeout};
-    timer.async_wait([socket, timed_out](std::error_code ec) {
+    timer.async_wait([socket, resolver, timed_out](std::error_code ec) {
         if (ec) return;  // cancelled: the exchange finished first
         *timed_out = true;
+        resolver->cancel();
         std::error_code ignored;
         socket->close(ignored);
     });
@@ -70,42 +73,42 @@ inline asio::awaitable<OtlpPostResult> otlp_http_post(std::string host, std::uin
 
     OtlpPostResult result;
     std::error_code ec;
-    tcp::resolver resolver{executor};
-    auto resolve = resolver.async_resolve(host, std::to_string(port), asio::redirect_error(asio::use_awaitable, ec));
+    const auto failed = [&] {
+        if (!ec && !*timed_out) return false;
+        result.error = *timed_out ? std::error_code{asio::error::timed_out} : ec;
+        return true;
+    };
+    auto resolve = resolver->async_resolve(host, std::to_string(port), asio::redirect_error(asio::use_awaitable, ec));
     const auto endpoints = co_await std::move(resolve);
-    if (ec || *timed_out) {
-        result.error = *timed_out ? asio::error::timed_out : ec;
-        co_return result;
-    }
+    if (failed()) co_return result;
     auto connect = asio::async_connect(*socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
     co_await std::move(connect);
-    if (ec || *timed_out) {
-        result.error = *timed_out ? std::error_code{asio::error::timed_out} : ec;
-        co_return result;
-    }
+    if (failed()) co_return result;
     std::string request = "POST " + path + " HTTP/1.1\r\nHost: " + host + ":" + std::to_string(port) +
                           "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
                           "\r\nConnection: close\r\n\r\n";
     request += body;
     auto write = asio::async_write(*socket, asio::buffer(request), asio::redirect_error(asio::use_awaitable, ec));
     co_await std::move(write);
-    if (ec || *timed_out) {
-        result.error = *timed_out ? std::error_code{asio::error::timed_out} : ec;
-        co_return result;
-    }
+    if (failed()) co_return result;
+    // The status line and headers, then the body up to the connection's end, so that closing does not reset a
+    // connection with unread data. 64 KiB bounds what a misbehaving collector can make us buffer.
     std::string response;
-    // 16 KiB bounds what a misbehaving collector can make us buffer before the headers end.
-    auto read = asio::async_read_until(*socket, asio::dynamic_buffer(response, 16 * 1024), "\r\n",
+    auto read = asio::async_read_until(*socket, asio::dynamic_buffer(response, 64 * 1024), "\r\n\r\n",
                                        asio::redirect_error(asio::use_awaitable, ec));
     co_await std::move(read);
-    if (*timed_out) {
-        result.error = asio::error::timed_out;
+    result.status = parse_http_status(response);
+    if (result.status == 0) {
+        if (!failed()) result.error = asio::error::invalid_argument;
         co_return result;
     }
-    result.status = parse_http_status(response);
-    if (result.status == 0) result.error = ec ? ec : std::error_code{asio::error::invalid_argument};
+    if (*timed_out) {  // a status line, then the timeout: the answer counts
+        co_return result;
+    }
+    auto rest = asio::async_read(*socket, asio::dynamic_buffer(response, 64 * 1024),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+    co_await std::move(rest);
     std::error_code ignored;
-    socket->shutdown(tcp::socket::shutdown_both, ignored);
     socket->close(ignored);
     co_return result;
 }

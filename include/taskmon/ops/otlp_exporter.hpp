@@ -419,10 +419,17 @@ private:
     /// The sender: every max_delay (or at once when a batch is full) sends what is queued.
     static asio::awaitable<void> run(std::shared_ptr<State> s) {
         while (!s->stopping) {
-            std::error_code ec;
-            s->timer.expires_after(s->settings.max_delay);
-            auto wait = s->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-            co_await std::move(wait);
+            bool batch_full = false;
+            {
+                std::lock_guard lock{s->mutex};
+                batch_full = s->queue.size() >= s->settings.max_batch_size;  // filled during the previous send
+            }
+            if (!batch_full) {
+                std::error_code ec;
+                s->timer.expires_after(s->settings.max_delay);
+                auto wait = s->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+                co_await std::move(wait);
+            }
             if (s->stopping) break;
             auto send = send_queued(s, false, std::nullopt);
             co_await std::move(send);
