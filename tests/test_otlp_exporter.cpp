@@ -2,6 +2,7 @@
 // receiver, decoded and checked against the OTLP JSON mapping; dropping for an unreachable collector and a full
 // queue; settings. The monitor runs in virtual time on the test's thread; the exporter and the receiver on an
 // io_context of their own on a second thread, and every send is an explicit flush() (max_delay is an hour).
+#include <taskmon/component_context.hpp>
 #include <taskmon/ops/otlp_exporter.hpp>
 #include <taskmon/task_monitor.hpp>
 
@@ -68,7 +69,8 @@ void run_on(asio::io_context& io, Awaitable op) {
 }
 
 /// A loopback OTLP/HTTP receiver on an io_context and thread of its own: 127.0.0.1, port 0, at most
-/// `max_connections` connections, each bounded to 10 s; stores each request's head and body, answers `status`.
+/// `max_connections` connections, each bounded to 10 s; stores each request's head and body, answers `status`
+/// (0: never answers).
 class Receiver {
 public:
     explicit Receiver(int status = 200, int max_connections = 32) : status_{status} {
@@ -125,6 +127,13 @@ private:
             std::lock_guard lock{mutex_};
             heads_.push_back(head);
             bodies_.push_back(data.substr(head_size, length));
+        }
+        if (status_ == 0) {  // silent: holds the connection without an answer until the client closes it
+            std::string rest;
+            auto hold_op =
+                asio::async_read(socket, asio::dynamic_buffer(rest), asio::redirect_error(asio::use_awaitable, ec));
+            co_await std::move(hold_op);
+            co_return;
         }
         std::string response = "HTTP/1.1 " + std::to_string(status_) + " X\r\nContent-Length: 2\r\n\r\n{}";
         auto write_op =
@@ -330,6 +339,58 @@ TEST_CASE("A collector answering 500 fails the request; the spans are dropped an
     CHECK(receiver.bodies().size() == 1);
     CHECK(exporter.stats().requests_failed == 1);
     CHECK(exporter.stats().spans_dropped_export_failed == 2);
+}
+
+TEST_CASE("A collector that does not answer within the timeout fails the request") {
+    IoThread exporter_io;
+    Receiver receiver{0};
+    exporter_io.start();
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 5, .base_backoff = 1s}, h.logger};
+    auto settings = settings_for(receiver.port());
+    settings.timeout = 100ms;  // the receiver never answers: no machine is too slow for this to fail
+    OtlpExporter exporter{exporter_io.io.get_executor(), monitor, settings};
+    Script script = taskmon_test::failing_now(1);
+    monitor.supervise("db", taskmon_test::factory_of(script));
+    h.runner.run_for(10s);
+    h.close(monitor);
+    run_on(exporter_io.io, exporter.flush());
+    CHECK(exporter.stats().requests_failed == 1);
+    CHECK(exporter.stats().spans_dropped_export_failed == 2);
+    CHECK(exporter.stats().spans_exported == 0);
+}
+
+TEST_CASE("A watchdog timeout ends its span with an error and a span event") {
+    using taskmon::ComponentContext;
+    IoThread exporter_io;
+    Receiver receiver;
+    exporter_io.start();
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {.base_backoff = 2s, .max_backoff = 2s, .watchdog_timeout = 10s}, h.logger};
+    OtlpExporter exporter{exporter_io.io.get_executor(), monitor, settings_for(receiver.port())};
+    int starts = 0;
+    monitor.supervise("poller", [&](ComponentContext ctx) -> asio::awaitable<void> {
+        const bool first = ++starts == 1;
+        for (int i = 0; !first || i < 2; ++i) {  // the first instance hangs after two heartbeats
+            ctx.heartbeat();
+            co_await taskmon_test::sleep_for(5s);
+        }
+        co_await taskmon_test::sleep_for(24h);
+    });
+    h.runner.run_for(1h);
+    h.close(monitor);
+    run_on(exporter_io.io, exporter.flush());
+
+    const auto spans = spans_of(receiver.bodies());
+    REQUIRE(spans.size() == 2);
+    CHECK(spans[0].at("status") == json{{"code", 2}, {"message", "watchdog timeout"}});
+    CHECK(attribute(spans[0].at("attributes"), "taskmon.exit") == json{{"stringValue", "watchdog_timeout"}});
+    const auto timeouts = events_named(spans[0], "watchdog_timeout");
+    REQUIRE(timeouts.size() == 1);
+    CHECK(attribute(timeouts[0].at("attributes"), "taskmon.delay_ms") == json{{"intValue", "10000"}});
+    CHECK(events_named(spans[0], "restart_scheduled").size() == 1);
+    CHECK(attribute(spans[1].at("attributes"), "taskmon.restart.reason") == json{{"stringValue", "watchdog_timeout"}});
+    CHECK(spans[1].at("status") == json{{"code", 1}});
 }
 
 TEST_CASE("A full queue drops the ended spans and counts them; what is queued stays bounded") {
