@@ -2,6 +2,7 @@
 // receiver, decoded and checked against the OTLP JSON mapping; dropping for an unreachable collector and a full
 // queue; settings. The monitor runs in virtual time on the test's thread; the exporter and the receiver on an
 // io_context of their own on a second thread, and every send is an explicit flush() (max_delay is an hour).
+#include <taskmon/agent/supervisor.hpp>
 #include <taskmon/component_context.hpp>
 #include <taskmon/ops/otlp_exporter.hpp>
 #include <taskmon/task_monitor.hpp>
@@ -469,6 +470,64 @@ TEST_CASE("close() sends what is queued and stops listening") {
     CHECK(exporter.stats().spans_dropped_closed == 0);
     run_on(exporter_io.io, exporter.close(30s));  // idempotent
     CHECK(receiver.bodies().size() == 1);
+}
+
+TEST_CASE("Wrapped Supervisor hooks make a span per step with decide and act child spans") {
+    using Hooks = taskmon::SupervisorHooks<int, std::string>;
+    using Step = taskmon::StepRecord<int, std::string>;
+    IoThread exporter_io;
+    Receiver receiver;
+    exporter_io.start();
+    Harness h;
+    OtlpExporter exporter{exporter_io.io.get_executor(), settings_for(receiver.port())};  // no source yet
+    int user_steps = 0;
+    Hooks hooks = exporter.wrap(Hooks{.on_step_end = [&](const Step&) { ++user_steps; }});
+    Monitor monitor{h.io.get_executor(), {}, h.logger};  // stands for the Supervisor constructed with the hooks
+    exporter.listen(monitor);
+    monitor.supervise("perception", [] { return taskmon_test::sleep_for(1h); });
+    h.runner.run_for(1s);
+    hooks.on_run_start();
+    Step step;
+    step.number = 7;
+    step.outcome = taskmon::StepOutcome::failed;
+    step.fate = taskmon::DecisionFate::failed;
+    step.error = "action 1 failed";
+    step.started_at = 10ms;
+    step.decided_at = 30ms;
+    step.finished_at = 90ms;
+    step.actions.push_back({1, taskmon::ActionOutcome::succeeded, taskmon::ActionResult::ok(), 30ms, 50ms});
+    step.actions.push_back({2, taskmon::ActionOutcome::failed, taskmon::ActionResult::failure("jammed"), 50ms, 90ms});
+    step.actions.push_back({3, taskmon::ActionOutcome::skipped, taskmon::ActionResult::failure("skipped"), {}, {}});
+    hooks.on_step_end(step);
+    CHECK(user_steps == 1);
+    h.close(monitor);
+    run_on(exporter_io.io, exporter.flush());
+
+    auto spans = spans_of(receiver.bodies());
+    REQUIRE(spans.size() == 5);  // the step, decide, two actions that ran; then the component's incarnation
+    CHECK(spans[4].at("name") == "perception");
+    CHECK(spans[4].at("traceId") == spans[0].at("traceId"));
+    spans.pop_back();
+    const auto& parent = spans[0];
+    CHECK(parent.at("name") == "agent.step");
+    CHECK(parent.count("parentSpanId") == 0);
+    CHECK(attribute(parent.at("attributes"), "taskmon.agent.step") == json{{"intValue", "7"}});
+    CHECK(parent.at("status") == json{{"code", 2}, {"message", "action 1 failed"}});
+    const auto ns = [](const json& span, const char* field) { return std::stoll(span.at(field).get<std::string>()); };
+    CHECK(ns(parent, "endTimeUnixNano") - ns(parent, "startTimeUnixNano") == 80'000'000);
+    CHECK(spans[1].at("name") == "decide");
+    CHECK(ns(spans[1], "endTimeUnixNano") - ns(spans[1], "startTimeUnixNano") == 20'000'000);
+    CHECK(attribute(spans[1].at("attributes"), "taskmon.agent.fate") == json{{"stringValue", "failed"}});
+    CHECK(spans[1].at("status") == json{{"code", 1}});
+    for (std::size_t i = 1; i < 4; ++i) {
+        CHECK(spans[i].at("parentSpanId") == parent.at("spanId"));
+        CHECK(is_hex_id(spans[i].at("spanId"), 16));
+    }
+    CHECK(spans[2].at("name") == "act");
+    CHECK(spans[2].at("status") == json{{"code", 1}});
+    CHECK(ns(spans[2], "startTimeUnixNano") - ns(parent, "startTimeUnixNano") == 20'000'000);
+    CHECK(spans[3].at("status") == json{{"code", 2}, {"message", "jammed"}});
+    CHECK(attribute(spans[3].at("attributes"), "taskmon.agent.action.outcome") == json{{"stringValue", "failed"}});
 }
 
 TEST_CASE("Bad OtlpExporterSettings are refused, naming the field") {

@@ -137,14 +137,38 @@ inline void append_otlp_event(std::string& out, const OtlpSpanEvent& e) {
     out.push_back('}');
 }
 
+/// The attributes of a component incarnation's span.
+inline void append_otlp_component_attributes(OtlpAttributes& attributes, const OtlpSpan& span) {
+    attributes.string("taskmon.component", span.component);
+    attributes.integer("taskmon.task_id", static_cast<std::int64_t>(span.task_id));
+    attributes.string("taskmon.start", to_string(span.start_kind));
+    attributes.string("taskmon.exit", to_string(span.end_kind));
+    attributes.integer("taskmon.restart.count", span.restart_count);
+    if (span.start_kind == MonitorEventKind::restarted) {
+        attributes.string("taskmon.restart.reason", to_string(span.restart_reason));
+        if (span.attempt != 0) attributes.integer("taskmon.restart.attempt", span.attempt);
+        if (!span.restart_cause.empty()) attributes.string("taskmon.restart.cause", span.restart_cause);
+    }
+    if (span.failure) attributes.string("taskmon.failure_class", to_string(span.failure_class));
+    if (!span.group.empty()) attributes.string("taskmon.group", span.group);
+    if (span.trial) attributes.boolean("taskmon.quarantine.trial", true);
+    if (span.spawned) attributes.boolean("taskmon.spawned", true);
+}
+
 inline void append_otlp_span(std::string& out, const OtlpTraceId& trace, const OtlpSpan& span) {
     std::string trace_hex;
     append_otlp_hex(trace_hex, trace.high);
     append_otlp_hex(trace_hex, trace.low);
     out += "{\"traceId\":\"" + trace_hex + "\",\"spanId\":\"";
     append_otlp_hex(out, span.span_id);
-    out += "\",\"name\":";
-    append_otlp_string(out, span.component);
+    out.push_back('"');
+    if (span.parent_span_id != 0) {
+        out += ",\"parentSpanId\":\"";
+        append_otlp_hex(out, span.parent_span_id);
+        out.push_back('"');
+    }
+    out += ",\"name\":";
+    append_otlp_string(out, span.component.empty() ? span.name : std::string_view{span.component});
     out += ",\"kind\":1,\"startTimeUnixNano\":";  // SPAN_KIND_INTERNAL
     append_otlp_time(out, span.start);
     out += ",\"endTimeUnixNano\":";
@@ -152,20 +176,14 @@ inline void append_otlp_span(std::string& out, const OtlpTraceId& trace, const O
     out.push_back(',');
     {
         OtlpAttributes attributes{out};
-        attributes.string("taskmon.component", span.component);
-        attributes.integer("taskmon.task_id", static_cast<std::int64_t>(span.task_id));
-        attributes.string("taskmon.start", to_string(span.start_kind));
-        attributes.string("taskmon.exit", to_string(span.end_kind));
-        attributes.integer("taskmon.restart.count", span.restart_count);
-        if (span.start_kind == MonitorEventKind::restarted) {
-            attributes.string("taskmon.restart.reason", to_string(span.restart_reason));
-            if (span.attempt != 0) attributes.integer("taskmon.restart.attempt", span.attempt);
-            if (!span.restart_cause.empty()) attributes.string("taskmon.restart.cause", span.restart_cause);
+        for (const auto& a : span.attributes) {
+            if (a.is_int) {
+                attributes.integer(a.key, a.int_value);
+            } else {
+                attributes.string(a.key, a.string_value);
+            }
         }
-        if (span.failure) attributes.string("taskmon.failure_class", to_string(span.failure_class));
-        if (!span.group.empty()) attributes.string("taskmon.group", span.group);
-        if (span.trial) attributes.boolean("taskmon.quarantine.trial", true);
-        if (span.spawned) attributes.boolean("taskmon.spawned", true);
+        if (!span.component.empty()) append_otlp_component_attributes(attributes, span);
     }
     out += ",\"events\":[";
     for (std::size_t i = 0; i < span.events.size(); ++i) {

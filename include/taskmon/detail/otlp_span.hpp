@@ -30,10 +30,23 @@ struct OtlpSpanEvent {
     std::string reason{};              ///< the event's reason; for "exception" the whole "type: what"
 };
 
-/// One incarnation (instance) of a component, from its start to its exit.
+/// An attribute of a span not made from a MonitorEvent (a Supervisor step's): a string, or an integer if
+/// `is_int`.
+struct OtlpAttribute {
+    std::string_view key;  ///< static strings
+    std::string string_value{};
+    std::int64_t int_value = 0;
+    bool is_int = false;
+};
+
+/// One incarnation (instance) of a component, from its start to its exit; or, with `component` empty, a span
+/// of a Supervisor step (`name`, `parent_span_id`, `attributes`).
 struct OtlpSpan {
     std::uint64_t span_id = 0;
-    std::uint64_t link_span_id = 0;  ///< the previous incarnation's span; 0 for the first one seen
+    std::uint64_t link_span_id = 0;    ///< the previous incarnation's span; 0 for the first one seen
+    std::uint64_t parent_span_id = 0;  ///< a step's span for its decide and act spans
+    std::string_view name{};           ///< a step's span: "agent.step", "decide", "act" (static strings)
+    std::vector<OtlpAttribute> attributes{};
     std::string component{};
     std::string group{};
     std::uint64_t task_id = 0;

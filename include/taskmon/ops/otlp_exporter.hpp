@@ -13,6 +13,11 @@
 //   co_await monitor.close();
 //   co_await traces.close(std::chrono::seconds{5});   // sends what is left, within 5 s
 //
+// A Supervisor: its steps as spans through wrap()ped hooks, its components through listen().
+//   taskmon::OtlpExporter traces{io.get_executor(), settings};
+//   Robot robot{io.get_executor(), agent, agent_settings, traces.wrap(std::move(hooks))};
+//   traces.listen(robot);
+//
 // Families of collect() (names taskmon_otlp_*, see docs/operations.md):
 //   taskmon_otlp_spans_exported_total        counter  spans a collector accepted (2xx)
 //   taskmon_otlp_spans_dropped_total{reason} counter  queue_full, export_failed, closed
@@ -102,17 +107,34 @@ struct OtlpExporterStats {
 /// Thread safety: stats(), collect(), flush() and close() may be called from any thread.
 class OtlpExporter {
 public:
-    /// `source` is a BasicTaskMonitor<Clock> or a Supervisor (anything with subscribe(MonitorEventListener)).
-    /// Throws std::invalid_argument naming the field for bad settings, std::logic_error if the monitor is closed.
+    /// Exports the incarnations of `source`'s components: a BasicTaskMonitor<Clock> or a Supervisor (anything
+    /// with subscribe(MonitorEventListener)). Throws std::invalid_argument naming the field for bad settings,
+    /// std::logic_error if the monitor is closed.
     template <typename Source>
         requires requires(Source& s, MonitorEventListener l) {
             { s.subscribe(std::move(l)) } -> std::same_as<EventSubscription>;
         }
     OtlpExporter(asio::any_io_executor executor, Source& source, OtlpExporterSettings settings = {})
+        : OtlpExporter{std::move(executor), std::move(settings)} {
+        listen(source);
+    }
+
+    /// An exporter that listens to nothing yet: for a Supervisor, whose hooks (wrap()) are needed before it
+    /// exists; listen() to it once it is constructed.
+    explicit OtlpExporter(asio::any_io_executor executor, OtlpExporterSettings settings = {})
         : state_{std::make_shared<State>(asio::make_strand(executor), validated(std::move(settings)))} {
         state_->seed_ids(reinterpret_cast<std::uintptr_t>(state_.get()));
-        subscription_ = source.subscribe([state = state_](const MonitorEvent& e) { state->on_event(e); });
         asio::co_spawn(state_->strand, run(state_), asio::detached);
+    }
+
+    /// Subscribes to `source` (as the constructor does), ending the subscription to a previous one. Construct
+    /// the source's components after this call: an incarnation that started before it is not exported.
+    template <typename Source>
+        requires requires(Source& s, MonitorEventListener l) {
+            { s.subscribe(std::move(l)) } -> std::same_as<EventSubscription>;
+        }
+    void listen(Source& source) {
+        subscription_ = source.subscribe([state = state_](const MonitorEvent& e) { state->on_event(e); });
     }
 
     OtlpExporter(const OtlpExporter&) = delete;
@@ -121,6 +143,27 @@ public:
     ~OtlpExporter() {
         subscription_.unsubscribe();
         stop(state_);
+    }
+
+    /// Returns a Supervisor's `hooks` with on_run_start and on_step_end extended, like AgentMetrics::wrap: each
+    /// finalized step becomes a span "agent.step" with a child span "decide" and one "act" per action that ran,
+    /// placed in time by the step's offsets from the run's start (taken as the wall clock at on_run_start). The
+    /// spans are made and queued on the Supervisor's strand, then the given hook (if any) is called. The hooks
+    /// share the exporter's state, so they may outlive it (their spans are then never sent).
+    template <typename Hooks>
+    [[nodiscard]] Hooks wrap(Hooks hooks) const {
+        hooks.on_run_start = [state = state_, user = std::move(hooks.on_run_start)] {
+            {
+                std::lock_guard lock{state->mutex};
+                state->run_start = std::chrono::system_clock::now();
+            }
+            if (user) user();
+        };
+        hooks.on_step_end = [state = state_, user = std::move(hooks.on_step_end)](const auto& step) {
+            state->on_step(step);
+            if (user) user(step);
+        };
+        return hooks;
     }
 
     /// Sends every span whose incarnation has ended (those queued and those waiting for their follow-up events),
@@ -219,6 +262,7 @@ private:
         std::deque<detail::OtlpSpan> queue;
         OtlpExporterStats stats{};
         std::uint64_t id_state = 0;
+        std::chrono::system_clock::time_point run_start = std::chrono::system_clock::now();  ///< of wrap()'s run
         bool kick_pending = false;
         bool closed = false;
 
@@ -249,13 +293,76 @@ private:
                 std::lock_guard lock{mutex};
                 if (closed) return;
                 apply(e);
-                if (queue.size() >= settings.max_batch_size && !kick_pending) {
-                    kick_pending = true;
-                    kick = true;
-                }
+                kick = wants_kick();
             }
             // A post allocates; one per full batch, not per event.
             if (kick) asio::post(strand, [self = shared_from_this()] { self->timer.cancel(); });
+        }
+
+        /// A Supervisor step (a StepRecord): its span, the decide span and the act spans.
+        template <typename Step>
+        void on_step(const Step& step) {
+            std::vector<detail::OtlpSpan> spans;
+            spans.reserve(2 + step.actions.size());
+            // Reserved above: the references below stay valid as spans are added.
+            detail::OtlpSpan& step_span = spans.emplace_back();
+            step_span.name = "agent.step";
+            step_span.end_kind = MonitorEventKind::completed;
+            step_span.attributes.push_back({"taskmon.agent.step", {}, static_cast<std::int64_t>(step.number), true});
+            step_span.attributes.push_back({"taskmon.agent.outcome", std::string{to_string(step.outcome)}});
+            set_status(step_span, !step.error.empty(), step.error);
+            detail::OtlpSpan& decide = spans.emplace_back();
+            decide.name = "decide";
+            if (step.fate) decide.attributes.push_back({"taskmon.agent.fate", std::string{to_string(*step.fate)}});
+            set_status(decide, !step.fate, step.error);
+            for (std::size_t i = 0; i < step.actions.size(); ++i) {
+                const auto& action = step.actions[i];
+                if (!action.started_at) continue;  // skipped: never ran
+                detail::OtlpSpan& act = spans.emplace_back();
+                act.name = "act";
+                act.attributes.push_back({"taskmon.agent.action.index", {}, static_cast<std::int64_t>(i), true});
+                act.attributes.push_back({"taskmon.agent.action.outcome", std::string{to_string(action.outcome)}});
+                set_status(act, !action.result.success || !action.result.error.empty(), action.result.error);
+            }
+            bool kick = false;
+            {
+                std::lock_guard lock{mutex};
+                if (closed) return;
+                const auto at = [this](std::chrono::nanoseconds offset) {
+                    return run_start + std::chrono::duration_cast<std::chrono::system_clock::duration>(offset);
+                };
+                step_span.start = at(step.started_at);
+                step_span.end = at(step.finished_at);
+                decide.start = step_span.start;
+                decide.end = at(step.decided_at ? *step.decided_at : step.finished_at);
+                std::size_t next = 2;
+                for (const auto& action : step.actions) {
+                    if (!action.started_at) continue;
+                    spans[next].start = at(*action.started_at);
+                    spans[next].end = at(action.finished_at ? *action.finished_at : step.finished_at);
+                    ++next;
+                }
+                step_span.span_id = next_id();
+                for (std::size_t i = 1; i < spans.size(); ++i) {
+                    spans[i].span_id = next_id();
+                    spans[i].parent_span_id = step_span.span_id;
+                }
+                for (auto& span : spans) enqueue(std::move(span));
+                kick = wants_kick();
+            }
+            if (kick) asio::post(strand, [self = shared_from_this()] { self->timer.cancel(); });
+        }
+
+        static void set_status(detail::OtlpSpan& span, bool error, const std::string& message) {
+            span.status = error ? detail::OtlpStatusCode::error : detail::OtlpStatusCode::ok;
+            if (error) span.status_message = message;
+        }
+
+        /// Whether a full batch waits and the sender was not told yet. Under `mutex`.
+        bool wants_kick() {
+            if (queue.size() < settings.max_batch_size || kick_pending) return false;
+            kick_pending = true;
+            return true;
         }
 
         void apply(const MonitorEvent& e) {
