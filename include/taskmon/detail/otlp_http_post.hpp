@@ -6,6 +6,8 @@
 // socket. Returns the response's status code; never throws for a network failure.
 #pragma once
 
+#include <taskmon/detail/config.hpp>
+
 #include <asio/awaitable.hpp>
 #include <asio/buffer.hpp>
 #include <asio/connect.hpp>

@@ -25,6 +25,8 @@
 //   taskmon_otlp_queued_spans                gauge    spans waiting to be sent
 #pragma once
 
+#include <taskmon/detail/config.hpp>
+
 #include <taskmon/detail/otlp_http_post.hpp>
 #include <taskmon/detail/otlp_json.hpp>
 #include <taskmon/detail/otlp_span.hpp>
