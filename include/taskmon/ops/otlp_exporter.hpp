@@ -105,7 +105,8 @@ struct OtlpExporterStats {
 /// failing collector (refused, timeout, non-2xx) costs its batch, counted; the monitor is not affected.
 ///
 /// Lifetime: `source` must outlive the subscription (until close() or the destructor); `executor`'s execution
-/// context must outlive this object. The destructor sends nothing: use close() to send what is queued.
+/// context must outlive this object. The destructor sends nothing: use close() to send what is queued. The sender
+/// keeps a timer pending on `executor`: io_context::run() returns only after close() or the destructor.
 /// Thread safety: stats(), collect(), flush() and close() may be called from any thread.
 class OtlpExporter {
 public:
