@@ -530,6 +530,34 @@ TEST_CASE("Wrapped Supervisor hooks make a span per step with decide and act chi
     CHECK(attribute(spans[3].at("attributes"), "taskmon.agent.action.outcome") == json{{"stringValue", "failed"}});
 }
 
+TEST_CASE("The OTLP/JSON encoding escapes any text and keeps ids and times in their string forms") {
+    taskmon::detail::OtlpSpan span;
+    span.span_id = 1;
+    span.component = "db \"primary\"\n";
+    span.start = std::chrono::system_clock::time_point{std::chrono::seconds{1'700'000'000}};
+    span.end = span.start + std::chrono::milliseconds{1500};
+    span.end_kind = taskmon::MonitorEventKind::failed;
+    span.status = taskmon::detail::OtlpStatusCode::error;
+    span.status_message = "bad\xff byte\x01";
+    span.events.push_back({"exception", span.end, 0, {}, 0, "std::system_error: refused: again"});
+    span.events.push_back({"exception", span.end, 0, {}, 0, "no type here"});
+    const auto body = taskmon::detail::encode_otlp_traces("svc\\", "0.1.0", {0, 0xAB}, {span});
+    const auto request = json::parse(body);  // throws if the escaping broke the document
+    const auto& out = request["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+    CHECK(out.at("traceId") == "000000000000000000000000000000ab");
+    CHECK(out.at("spanId") == "0000000000000001");
+    CHECK(out.at("name") == "db \"primary\"\n");
+    CHECK(out.at("startTimeUnixNano") == "1700000000000000000");
+    CHECK(out.at("endTimeUnixNano") == "1700000001500000000");
+    CHECK(out.at("status").at("message") == "bad\xEF\xBF\xBD byte\x01");  // invalid UTF-8 replaced
+    const auto& events = out.at("events");
+    CHECK(attribute(events[0].at("attributes"), "exception.type") == json{{"stringValue", "std::system_error"}});
+    CHECK(attribute(events[0].at("attributes"), "exception.message") == json{{"stringValue", "refused: again"}});
+    CHECK(attribute(events[1].at("attributes"), "exception.type").is_null());
+    CHECK(attribute(events[1].at("attributes"), "exception.message") == json{{"stringValue", "no type here"}});
+    CHECK(request["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"] == "svc\\");
+}
+
 TEST_CASE("Bad OtlpExporterSettings are refused, naming the field") {
     asio::io_context io;
     Harness h;
