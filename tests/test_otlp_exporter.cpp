@@ -472,6 +472,37 @@ TEST_CASE("close() sends what is queued and stops listening") {
     CHECK(receiver.bodies().size() == 1);
 }
 
+TEST_CASE("close() gives up at its deadline: what is left is dropped and counted as closed") {
+    IoThread exporter_io;  // started at close(): nothing is sent before
+    Receiver receiver{0};  // never answers: the first POST uses up the deadline
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 5, .base_backoff = 1s}, h.logger};
+    auto settings = settings_for(receiver.port());
+    settings.max_batch_size = 1;
+    settings.timeout = 1s;
+    OtlpExporter exporter{exporter_io.io.get_executor(), monitor, settings};
+    Script script = taskmon_test::failing_now(1);
+    monitor.supervise("db", taskmon_test::factory_of(script));
+    h.runner.run_for(10s);
+    h.close(monitor);
+    exporter_io.start();
+    run_on(exporter_io.io, exporter.close(100ms));
+    // The first span went out in one POST, by close() or by the sender (a full batch) before it; the second was
+    // left when the deadline passed.
+    auto stats = exporter.stats();
+    CHECK(stats.spans_dropped_closed == 1);
+    CHECK(stats.queued_spans == 0);
+    // A POST the sender started goes on until its own timeout (1 s) after close() returned: wait for it, bounded.
+    const auto give_up = std::chrono::steady_clock::now() + 60s;
+    while (exporter.stats().requests_failed == 0 && std::chrono::steady_clock::now() < give_up) {
+        std::this_thread::sleep_for(5ms);
+    }
+    stats = exporter.stats();
+    CHECK(stats.requests_failed == 1);
+    CHECK(stats.spans_dropped_export_failed == 1);
+    CHECK(stats.spans_exported == 0);
+}
+
 TEST_CASE("Wrapped Supervisor hooks make a span per step with decide and act child spans") {
     using Hooks = taskmon::SupervisorHooks<int, std::string>;
     using Step = taskmon::StepRecord<int, std::string>;

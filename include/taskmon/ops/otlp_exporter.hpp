@@ -177,7 +177,9 @@ public:
     }
 
     /// Stops listening, sends what flush() would within `deadline` (what is left then is dropped, reason closed),
-    /// and stops the sender. Close the monitor first, so that every incarnation has ended. Idempotent.
+    /// and stops the sender. Returns at the deadline at the latest, also while a send is in flight (that one
+    /// goes on until its own timeout and is counted then). Close the monitor first, so that every incarnation
+    /// has ended. Idempotent.
     asio::awaitable<void> close(std::chrono::milliseconds deadline) {
         subscription_.unsubscribe();
         const auto until = std::chrono::steady_clock::now() + deadline;
@@ -185,6 +187,7 @@ public:
         co_await std::move(op);
         {
             std::lock_guard lock{state_->mutex};
+            state_->release_parked(true);  // those the deadline left parked count as closed too
             state_->stats.spans_dropped_closed += state_->queue.size();
             state_->queue.clear();
             state_->closed = true;
@@ -551,6 +554,14 @@ private:
     static asio::awaitable<void> send_queued(std::shared_ptr<State> s, bool flush,
                                              std::optional<std::chrono::steady_clock::time_point> until) {
         while (s->sending) {
+            if (until && std::chrono::steady_clock::now() >= *until) co_return;  // close(): no time left
+            std::optional<asio::steady_timer> deadline;  // close() waits for a send in flight until its deadline
+            if (until) {
+                deadline.emplace(s->strand, *until);
+                deadline->async_wait([s](std::error_code ec) {
+                    if (!ec) s->idle.cancel();
+                });
+            }
             std::error_code ec;
             auto wait = s->idle.async_wait(asio::redirect_error(asio::use_awaitable, ec));
             co_await std::move(wait);
