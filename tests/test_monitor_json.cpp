@@ -45,7 +45,8 @@ TEST_CASE("append_json_string escapes quotes, backslashes and controls and keeps
     CHECK(json_string(std::string_view{"nul\0x", 5}) == R"("nul\u0000x")");
     CHECK(json_string("\x01\x1f\x7f") == R"("\u0001\u001f\u007f")");
     CHECK(json_string("caf\xC3\xA9 \xE2\x82\xAC") == "\"caf\xC3\xA9 \xE2\x82\xAC\"");  // valid UTF-8 unchanged
-    CHECK(json_string("a\xE2\x80\xA8" "b\xE2\x80\xA9") == R"("a\u2028b\u2029")");
+    CHECK(json_string("a\xE2\x80\xA8"
+                      "b\xE2\x80\xA9") == R"("a\u2028b\u2029")");
     // Each invalid byte becomes U+FFFD: a stray continuation, a truncated sequence, an overlong form.
     CHECK(json_string("x\x80y") == "\"x\xEF\xBF\xBDy\"");
     CHECK(json_string("\xE2\x82") == "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");
@@ -122,11 +123,12 @@ TEST_CASE("monitor_snapshot_json writes components with the waits left at `now`,
                          .restarts_in_window = 1};
 
     const auto json = taskmon::monitor_snapshot_json(components, groups, now, 99);
-    CHECK(json.starts_with(R"({"format":"taskmon.monitor.v1","time_ns":1700000000000000000,"last_sequence":99,)"
-                           R"("components":[{"name":"db","state":"restarting","group":"storage","enabled":true,)"
-                           R"("restart_count":4,"restarts_in_window":2,"failure_count":5,"last_error":"e: \u0001",)"
-                           R"("last_restart_time_ns":1699999999000000000,"next_restart_at_ns":1700000001500000000,)"
-                           R"("backoff_remaining_ns":1500000000,"next_trial_at_ns":null,"cooldown_remaining_ns":null,)"));
+    CHECK(
+        json.starts_with(R"({"format":"taskmon.monitor.v1","time_ns":1700000000000000000,"last_sequence":99,)"
+                         R"("components":[{"name":"db","state":"restarting","group":"storage","enabled":true,)"
+                         R"("restart_count":4,"restarts_in_window":2,"failure_count":5,"last_error":"e: \u0001",)"
+                         R"("last_restart_time_ns":1699999999000000000,"next_restart_at_ns":1700000001500000000,)"
+                         R"("backoff_remaining_ns":1500000000,"next_trial_at_ns":null,"cooldown_remaining_ns":null,)"));
     CHECK(json.find(R"("name":"q","state":"quarantined")") != std::string::npos);
     CHECK(json.find(R"("cooldown_remaining_ns":0,"quarantine_cooldown_ns":0,"last_heartbeat_age_ns":3000000,)") !=
           std::string::npos);
@@ -139,8 +141,9 @@ TEST_CASE("monitor_snapshot_json of a live monitor lists its components and its 
     auto logger = std::make_shared<spdlog::logger>("json", std::make_shared<spdlog::sinks::null_sink_mt>());
     taskmon::TaskMonitor monitor{io.get_executor(), {}, logger};
     monitor.supervise("solo", [] { return runs_forever(); });
-    monitor.supervise_group("link", {{.name = "socket", .factory = [] { return runs_forever(); }},
-                                     {.name = "reader", .factory = [] { return runs_forever(); }}},
+    monitor.supervise_group("link",
+                            {{.name = "socket", .factory = [] { return runs_forever(); }},
+                             {.name = "reader", .factory = [] { return runs_forever(); }}},
                             {.strategy = taskmon::RestartStrategy::one_for_all});
     io.run_for(50ms);
     const auto json = taskmon::monitor_snapshot_json(monitor, 5);

@@ -43,7 +43,8 @@ inline std::int64_t unix_ns(std::chrono::system_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
-inline void optional_time(JsonWriter& w, std::string_view key, const std::optional<std::chrono::system_clock::time_point>& t) {
+inline void optional_time(JsonWriter& w, std::string_view key,
+                          const std::optional<std::chrono::system_clock::time_point>& t) {
     w.key(key);
     if (t) {
         w.value(unix_ns(*t));
@@ -53,7 +54,8 @@ inline void optional_time(JsonWriter& w, std::string_view key, const std::option
 }
 
 /// What is left of a wait that ends at `until`, seen at `now`: 0 once past, null when there is no wait.
-inline void remaining(JsonWriter& w, std::string_view key, const std::optional<std::chrono::system_clock::time_point>& until,
+inline void remaining(JsonWriter& w, std::string_view key,
+                      const std::optional<std::chrono::system_clock::time_point>& until,
                       std::chrono::system_clock::time_point now) {
     w.key(key);
     if (!until) {
@@ -177,7 +179,8 @@ inline void write_group(JsonWriter& w, const std::string& name, const GroupStats
 /// clock; under a virtual clock pass its wall time to the overload above). Groups and components are read one
 /// after the other, each consistent on its own.
 template <typename Clock>
-[[nodiscard]] std::string monitor_snapshot_json(const BasicTaskMonitor<Clock>& monitor, std::uint64_t last_sequence = 0) {
+[[nodiscard]] std::string monitor_snapshot_json(const BasicTaskMonitor<Clock>& monitor,
+                                                std::uint64_t last_sequence = 0) {
     auto groups = monitor.get_group_stats();
     auto components = monitor.get_component_stats();
     return monitor_snapshot_json(components, groups, std::chrono::system_clock::now(), last_sequence);
