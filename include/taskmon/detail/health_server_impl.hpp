@@ -4,8 +4,10 @@
 
 #include <taskmon/ops/health_server.hpp>
 
+#include <taskmon/detail/event_stream_hub.hpp>
 #include <taskmon/detail/log_text.hpp>
 #include <taskmon/detail/utf8.hpp>
+#include <taskmon/ops/monitor_json.hpp>
 
 #include <fmt/format.h>
 
@@ -45,6 +47,17 @@ inline bool query_has_verbose(std::string_view query) {
         query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
     }
     return false;
+}
+
+/// The path of a request target ("/readyz" of "/readyz?verbose"); empty when the target is not a valid URL.
+inline std::string_view target_path(std::string_view target) {
+    http_parser_url url;
+    http_parser_url_init(&url);
+    if (target.empty() || http_parser_parse_url(target.data(), target.size(), 0, &url) != 0 ||
+        (url.field_set & (1 << UF_PATH)) == 0) {
+        return {};
+    }
+    return target.substr(url.field_data[UF_PATH].off, url.field_data[UF_PATH].len);
 }
 
 /// At most one warning per this interval says that max_connections was reached, with the evictions and
@@ -145,7 +158,8 @@ public:
           logger_{logger ? std::move(logger) : spdlog::default_logger()},
           acceptor_{strand_},
           drained_{strand_, Clock::time_point::max()},
-          overflow_log_timer_{strand_} {
+          overflow_log_timer_{strand_},
+          hub_{std::make_shared<EventStreamHub>(settings_.event_queue_capacity)} {
         asio::error_code ec;
         const auto address = asio::ip::make_address(settings_.address, ec);
         if (ec) {
@@ -161,6 +175,17 @@ public:
     }
 
     void start() {
+        if (streams_events()) {
+            // The listener only copies: one allocation per event, shared by the queues, and a post per burst.
+            subscription_ = endpoints_.subscribe(
+                [hub = hub_, weak = weak_from_this(), strand = strand_](const MonitorEvent& event) {
+                    if (!hub->publish(event)) return;
+                    asio::post(strand, [hub, weak] {
+                        hub->wake_done();
+                        if (const auto self = weak.lock()) self->wake_streams();
+                    });
+                });
+        }
         accepting_ = true;
         asio::co_spawn(strand_, accept_loop(shared_from_this()), asio::detached);
         logger_->info("health server: listening on http://{}", endpoint_text());
@@ -190,18 +215,27 @@ public:
         s.timed_out = timed_out_.load();
         s.handler_errors = handler_errors_.load();
         s.open_connections = open_.load();
+        s.event_clients = event_open_.load();
+        s.event_clients_rejected = event_rejected_.load();
+        s.event_clients_dropped = event_dropped_.load();
+        s.events_sent = events_sent_.load();
         return s;
     }
 
 private:
-    enum class Phase { reading, writing, lingering };
+    enum class Phase { reading, writing, lingering, streaming };
 
     struct Connection {
         Connection(std::uint64_t i, asio::ip::tcp::socket s, Clock::time_point deadline)
-            : id{i}, socket{std::move(s)}, timer{socket.get_executor()}, read_deadline{deadline} {}
+            : id{i},
+              socket{std::move(s)},
+              timer{socket.get_executor()},
+              wake{socket.get_executor()},
+              read_deadline{deadline} {}
         const std::uint64_t id;  ///< in accept order: the oldest has the smallest
         asio::ip::tcp::socket socket;
         asio::steady_timer timer;
+        asio::steady_timer wake;  ///< an /events stream waits on it for events (cancelled) or its keepalive
         const Clock::time_point read_deadline;  ///< read_timeout after the accept; also ends the lingering close
         Phase phase = Phase::reading;
         bool timed_out = false;  ///< the deadline of the current phase passed
@@ -224,6 +258,13 @@ private:
         if (s.write_timeout > longest_duration_setting) {
             throw std::invalid_argument("HealthServerSettings.write_timeout must not exceed 100 years");
         }
+        if (s.event_queue_capacity == 0) throw std::invalid_argument("HealthServerSettings.event_queue_capacity is 0");
+        if (s.event_retry < Duration::zero() || s.event_retry > longest_duration_setting) {
+            throw std::invalid_argument("HealthServerSettings.event_retry must be within 0 and 100 years");
+        }
+        if (s.event_keepalive <= Duration::zero() || s.event_keepalive > longest_duration_setting) {
+            throw std::invalid_argument("HealthServerSettings.event_keepalive must be positive and at most 100 years");
+        }
         return s;
     }
 
@@ -238,8 +279,10 @@ private:
         closing_ = true;
         asio::error_code ignored;
         acceptor_.close(ignored);
+        subscription_.unsubscribe();  // waits for a listener call on another thread: it never waits for us
         for (const auto& [id, connection] : connections_) {
             connection->timer.cancel();
+            connection->wake.cancel();
             connection->socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
             connection->socket.close(ignored);
         }
@@ -265,8 +308,25 @@ private:
         }
     }
 
-    /// Connections holding a slot: evicted ones are closed and only wait for their coroutine to exit.
-    std::size_t slots_held() const noexcept { return connections_.size() - evicted_open_; }
+    /// Connections holding a slot: evicted ones are closed and only wait for their coroutine to exit; /events
+    /// streams have their own limit.
+    std::size_t slots_held() const noexcept { return connections_.size() - evicted_open_ - event_clients_.size(); }
+
+    bool streams_events() const noexcept { return endpoints_.tree && endpoints_.subscribe; }
+
+    /// Wakes every /events stream for the events queued since the last wake-up, and cuts off at once those that
+    /// fell event_queue_capacity behind (a pending write is cancelled: a client that never reads is dropped as
+    /// soon as its queue fills, not only after write_timeout).
+    void wake_streams() {
+        for (const auto id : event_clients_) {
+            const auto& c = connections_.at(id);
+            if (hub_->overflowed(id)) {
+                asio::error_code ignored;
+                c->socket.close(ignored);
+            }
+            c->wake.cancel();
+        }
+    }
 
     void enter(Connection& c, Phase phase) {
         reading_.erase(c.id);
@@ -394,6 +454,8 @@ private:
         c->socket.close(ignored);
         self->reading_.erase(c->id);
         self->lingering_.erase(c->id);
+        self->hub_->remove(c->id);
+        if (self->event_clients_.erase(c->id) != 0) self->event_open_.store(self->event_clients_.size());
         if (c->evicted) --self->evicted_open_;
         self->connections_.erase(c->id);
         self->open_.store(self->slots_held());
@@ -466,7 +528,11 @@ private:
             co_await respond(c, 405, "only GET and HEAD\n", "text/plain; charset=utf-8", false);
             co_return;
         }
-        auto response = answer_health_request(endpoints_, request.target);
+        if (!head && streams_events() && target_path(request.target) == "/events") {
+            co_await stream_events(c);
+            co_return;
+        }
+        auto response = answer_health_request(endpoints_, request.target, hub_->last_sequence());
         if (response.status == 500) ++handler_errors_;
         if (response.status == 400) ++bad_requests_;
         co_await respond(c, response.status, std::move(response.body), response.content_type, head);
@@ -519,6 +585,85 @@ private:
         }
     }
 
+    /// GET /events: the snapshot, then every event as it comes (see HealthServerSettings::max_event_clients and
+    /// event_queue_capacity). The stream leaves its connection slot once the snapshot is about to be written.
+    asio::awaitable<void> stream_events(std::shared_ptr<Connection> c) {
+        if (event_clients_.size() >= settings_.max_event_clients) {
+            ++event_rejected_;
+            logger_->debug("health server: max_event_clients ({}) streams open; answering 503",
+                           settings_.max_event_clients);
+            co_await respond(c, 503, "too many /events streams\n", "text/plain; charset=utf-8", false);
+            co_return;
+        }
+        // Queue first, then read the snapshot: every event the snapshot may have missed is in the queue, and
+        // those up to `last` (which it reflects: they happened before it was read) are left out.
+        const auto last = hub_->add(c->id);
+        std::string snapshot;
+        std::string failure;
+        try {
+            snapshot = endpoints_.tree(last);
+        } catch (const std::exception& e) {
+            failure = to_valid_utf8(what_of(e));
+        }
+        if (snapshot.empty() || !failure.empty()) {
+            hub_->remove(c->id);
+            ++handler_errors_;
+            auto body = fmt::format("endpoint failed: {}\n", failure.empty() ? "empty snapshot" : failure);
+            co_await respond(c, 500, std::move(body), "text/plain; charset=utf-8", false);
+            co_return;
+        }
+        enter(*c, Phase::streaming);
+        event_clients_.insert(c->id);
+        event_open_.store(event_clients_.size());
+        open_.store(slots_held());
+        const auto retry_ms = std::chrono::duration_cast<std::chrono::milliseconds>(settings_.event_retry).count();
+        const std::string opening = fmt::format(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
+            "X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: {}\n\nid: {}\nevent: snapshot\ndata: {}\n\n",
+            retry_ms, last, snapshot);
+        snapshot.clear();
+        bool written = co_await stream_write(c, opening);
+        while (written && !closing_) {
+            auto taken = hub_->take(c->id, last);
+            if (taken.overflowed) break;
+            if (!taken.events.empty()) {
+                std::string text;
+                for (const auto& e : taken.events) {
+                    fmt::format_to(std::back_inserter(text), "id: {}\ndata: {}\n\n", e->sequence,
+                                   monitor_event_json(*e));
+                }
+                written = co_await stream_write(c, text);
+                if (written) events_sent_ += taken.events.size();
+                continue;
+            }
+            c->wake.expires_after(settings_.event_keepalive);
+            asio::error_code ec;
+            co_await c->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            if (closing_) co_return;
+            if (!ec) {
+                const std::string keepalive = ": keepalive\n\n";
+                written = co_await stream_write(c, keepalive);
+            }
+        }
+        if (closing_) co_return;
+        if (hub_->overflowed(c->id) || c->timed_out) {
+            ++event_dropped_;
+            logger_->warn("health server: /events client dropped: {}",
+                          c->timed_out ? "a write took longer than write_timeout"
+                                       : fmt::format("{} events behind", settings_.event_queue_capacity));
+        }
+    }
+
+    /// Writes one piece of an /events stream within write_timeout; false when the stream is over.
+    asio::awaitable<bool> stream_write(std::shared_ptr<Connection> c, const std::string& text) {
+        c->timed_out = false;
+        arm(c, Clock::now() + settings_.write_timeout);
+        asio::error_code ec;
+        co_await asio::async_write(c->socket, asio::buffer(text), asio::redirect_error(asio::use_awaitable, ec));
+        c->timer.cancel();
+        co_return !ec;
+    }
+
     Strand strand_;
     const HealthEndpoints endpoints_;
     const HealthServerSettings settings_;
@@ -550,11 +695,20 @@ private:
     std::atomic<std::uint64_t> timed_out_{0};
     std::atomic<std::uint64_t> handler_errors_{0};
     std::atomic<std::size_t> open_{0};
+
+    const std::shared_ptr<EventStreamHub> hub_;
+    EventSubscription subscription_;         ///< the listener feeding hub_, from start() to close
+    std::set<std::uint64_t> event_clients_;  ///< ids of the connections streaming /events
+    std::atomic<std::size_t> event_open_{0};
+    std::atomic<std::uint64_t> event_rejected_{0};
+    std::atomic<std::uint64_t> event_dropped_{0};
+    std::atomic<std::uint64_t> events_sent_{0};
 };
 
 }  // namespace detail
 
-inline HealthResponse answer_health_request(const HealthEndpoints& endpoints, std::string_view target) {
+inline HealthResponse answer_health_request(const HealthEndpoints& endpoints, std::string_view target,
+                                            std::uint64_t last_sequence) {
     http_parser_url url;
     http_parser_url_init(&url);
     if (target.empty() || http_parser_parse_url(target.data(), target.size(), 0, &url) != 0 ||
@@ -576,6 +730,16 @@ inline HealthResponse answer_health_request(const HealthEndpoints& endpoints, st
             std::string body = verbose ? probe_details(report, probe) : probe_summary(report, probe) + "\n";
             return {status, "text/plain; charset=utf-8", std::move(body)};
         }
+        if (path == "/api/tree") {
+            if (!endpoints.tree) return {404, "text/plain; charset=utf-8", "no tree endpoint configured\n"};
+            return {200, "application/json", endpoints.tree(last_sequence)};
+        }
+        if (path == "/events") {
+            if (!endpoints.tree || !endpoints.subscribe) {
+                return {404, "text/plain; charset=utf-8", "no events endpoint configured\n"};
+            }
+            return {200, "text/event-stream", ""};
+        }
         if (path == "/metrics") {
             if (!endpoints.metrics) return {404, "text/plain; charset=utf-8", "no metrics endpoint configured\n"};
             return {200, std::string{text_format_content_type}, render_text_format(endpoints.metrics())};
@@ -585,7 +749,7 @@ inline HealthResponse answer_health_request(const HealthEndpoints& endpoints, st
         return {500, "text/plain; charset=utf-8",
                 fmt::format("endpoint failed: {}\n", detail::to_valid_utf8(detail::what_of(e)))};
     }
-    return {404, "text/plain; charset=utf-8", "not found; try /livez, /readyz or /metrics\n"};
+    return {404, "text/plain; charset=utf-8", "not found; try /livez, /readyz, /metrics, /api/tree or /events\n"};
 }
 
 inline HealthServer::HealthServer(asio::any_io_executor executor, HealthEndpoints endpoints,
