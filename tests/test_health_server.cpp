@@ -346,8 +346,10 @@ struct Fixture {
     std::thread thread;
 
     /// `metrics_override`, when given, serves /metrics instead of the monitor's metrics.
+    /// `action_token`, when given, enables the operator actions.
     explicit Fixture(taskmon::HealthServerSettings settings = {},
-                     std::function<std::vector<taskmon::MetricFamily>()> metrics_override = {}) {
+                     std::function<std::vector<taskmon::MetricFamily>()> metrics_override = {},
+                     std::string action_token = {}) {
         settings.port = 0;
         monitor.supervise("db", [] { return runs_forever(); });
         if (!metrics_override) metrics_override = [this] { return metrics.collect(); };
@@ -357,7 +359,10 @@ struct Fixture {
                 .health = [this] { return taskmon::check_health(monitor); },
                 .metrics = std::move(metrics_override),
                 .tree = [this](std::uint64_t last) { return taskmon::monitor_snapshot_json(monitor, last); },
-                .subscribe = [this](taskmon::MonitorEventListener l) { return monitor.subscribe(std::move(l)); }},
+                .subscribe = [this](taskmon::MonitorEventListener l) { return monitor.subscribe(std::move(l)); },
+                .act = [this](const std::string& name,
+                              taskmon::OperatorAction action) { taskmon::apply(monitor, name, action); },
+                .action_token = std::move(action_token)},
             settings, logger);
         tick();
         thread = std::thread{[this] { io.run(); }};
@@ -979,4 +984,99 @@ TEST_CASE("HealthServer: close() ends open /events streams") {
     REQUIRE(stream->receive_until("event: snapshot", 10s));
     f.stop();  // checks that close() completes and io.run() returns
     CHECK(stream->receive_all(5s).closed);
+}
+
+namespace {
+
+constexpr const char* test_token = "0123456789abcdef0123456789abcdef";
+
+/// curl's arguments for an action request with `extra` headers and options.
+Curl::Result post_action(const Fixture& f, const std::string& path, std::vector<std::string> extra) {
+    std::vector<std::string> args{"-X", "POST"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(f.url(path));
+    return curl(std::move(args));
+}
+
+}  // namespace
+
+TEST_CASE("HealthServer: operator actions are refused (403) when no token is configured") {
+    Fixture f;
+    const auto r = post_action(f, "/api/components/db/restart",
+                               {"-H", std::string{"Authorization: Bearer "} + test_token, "-H", "X-Taskmon-Action: 1"});
+    CHECK(r.status == 403);
+    CHECK(r.body == "operator actions are disabled (no action token configured)\n");
+    CHECK(eventually([&] { return f.server->stats().actions_refused == 1; }));
+    CHECK(f.server->stats().actions == 0);
+    CHECK(f.monitor.get_component_stats().at("db").restart_count == 0);
+    CHECK(f.log->messages(spdlog::level::warn, "health server: operator action refused action=restart").size() == 1);
+    const auto page = curl({f.url("/ui")});
+    CHECK(page.status == 200);
+    CHECK(page.body.find("<body data-actions=\"0\">") != std::string::npos);
+    CHECK(page.body.size() < 100 * 1024);
+}
+
+TEST_CASE("HealthServer: operator actions check the request, the token and the CSRF guard, then act") {
+    Fixture f{{}, {}, test_token};
+    REQUIRE(
+        eventually([&] { return f.monitor.get_component_stats().at("db").state == taskmon::ComponentState::running; }));
+    const std::string auth = std::string{"Authorization: Bearer "} + test_token;
+    const std::string guard = "X-Taskmon-Action: 1";
+    // Malformed: 400.
+    CHECK(post_action(f, "/api/components/db/explode", {"-H", auth, "-H", guard}).status == 400);
+    CHECK(post_action(f, "/api/components/d%zz/restart", {"-H", auth, "-H", guard}).status == 400);
+    CHECK(post_action(f, "/api/components//restart", {"-H", auth, "-H", guard}).status == 400);
+    CHECK(post_action(f, "/api/components/db/restart", {"-H", auth, "-H", guard, "-d", "x"}).status == 400);
+    // The token: missing 401 (with the scheme to use), wrong 403 (also one byte off, and a prefix of it).
+    const auto missing = curl({"-X", "POST", "-H", guard, "-D", "-", f.url("/api/components/db/restart")});
+    CHECK(missing.status == 401);
+    CHECK(missing.body.find("WWW-Authenticate: Bearer realm=\"taskmon\"") != std::string::npos);
+    std::string off_by_one = test_token;
+    off_by_one.back() = 'e';
+    CHECK(post_action(f, "/api/components/db/restart", {"-H", "Authorization: Bearer " + off_by_one, "-H", guard})
+              .status == 403);
+    CHECK(post_action(f, "/api/components/db/restart", {"-H", "Authorization: Bearer 0123456789abcdef", "-H", guard})
+              .status == 403);
+    CHECK(post_action(f, "/api/components/db/restart",
+                      {"-H", std::string{"Authorization: Basic "} + test_token, "-H", guard})
+              .status == 403);
+    // The CSRF guard: the custom header, and no foreign Origin.
+    CHECK(post_action(f, "/api/components/db/restart", {"-H", auth}).status == 403);
+    CHECK(post_action(f, "/api/components/db/restart", {"-H", auth, "-H", guard, "-H", "Origin: http://evil.example"})
+              .status == 403);
+    CHECK(f.monitor.get_component_stats().at("db").restart_count == 0);  // nothing was done so far
+    CHECK(eventually([&] { return f.server->stats().actions_refused == 10; }));
+
+    // Accepted: same origin, a percent-escaped name; an unknown component is refused by the monitor (409).
+    const auto origin = "Origin: http://127.0.0.1:" + std::to_string(f.port());
+    const auto done = post_action(f, "/api/components/d%62/restart", {"-H", auth, "-H", guard, "-H", origin});
+    CHECK(done.status == 200);
+    CHECK(done.body == R"({"action":"restart","component":"db","status":"done"})"
+                       "\n");
+    CHECK(eventually([&] { return f.monitor.get_component_stats().at("db").restart_count == 1; }));
+    CHECK(post_action(f, "/api/components/db/disable", {"-H", auth, "-H", guard}).status == 200);
+    CHECK(
+        eventually([&] { return f.monitor.get_component_stats().at("db").state == taskmon::ComponentState::stopped; }));
+    CHECK(post_action(f, "/api/components/db/enable", {"-H", auth, "-H", guard}).status == 200);
+    CHECK(post_action(f, "/api/components/db/reset", {"-H", auth, "-H", guard}).status == 200);
+    CHECK(post_action(f, "/api/components/nope/restart", {"-H", auth, "-H", guard}).status == 409);
+    CHECK(eventually([&] { return f.server->stats().actions == 4 && f.server->stats().actions_refused == 11; }));
+    CHECK(f.log->messages(spdlog::level::warn, "health server: operator action action=").size() == 4);
+    CHECK(f.log->messages(spdlog::level::warn, "health server: operator action refused").size() == 11);
+    for (const auto& line : f.log->messages(spdlog::level::warn, "health server: operator action")) {
+        CHECK(line.find(test_token) == std::string::npos);  // the token is never logged
+    }
+    CHECK(curl({f.url("/ui")}).body.find("<body data-actions=\"1\">") != std::string::npos);
+    // Other POSTs stay 405.
+    CHECK(curl({"-X", "POST", "-H", auth, f.url("/livez")}).status == 405);
+}
+
+TEST_CASE("HealthServer: an action token shorter than 16 characters or with spaces is refused") {
+    asio::io_context io;
+    using S = taskmon::HealthServerSettings;
+    CHECK_THROWS_AS(taskmon::HealthServer(io.get_executor(), {.action_token = "secret"}, S{.port = 0}, quiet_logger()),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(
+        taskmon::HealthServer(io.get_executor(), {.action_token = "0123456789 abcdef"}, S{.port = 0}, quiet_logger()),
+        std::invalid_argument);
 }

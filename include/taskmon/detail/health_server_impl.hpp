@@ -5,7 +5,10 @@
 #include <taskmon/ops/health_server.hpp>
 
 #include <taskmon/detail/event_stream_hub.hpp>
+#include <taskmon/detail/http_request.hpp>
+#include <taskmon/detail/live_page.hpp>
 #include <taskmon/detail/log_text.hpp>
+#include <taskmon/detail/operator_request.hpp>
 #include <taskmon/detail/utf8.hpp>
 #include <taskmon/ops/monitor_json.hpp>
 
@@ -18,122 +21,12 @@
 namespace taskmon {
 namespace detail {
 
-inline std::string_view http_reason_phrase(int status) noexcept {
-    switch (status) {
-        case 200: return "OK";
-        case 400: return "Bad Request";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 408: return "Request Timeout";
-        case 413: return "Payload Too Large";
-        case 431: return "Request Header Fields Too Large";
-        case 500: return "Internal Server Error";
-        case 503: return "Service Unavailable";
-        case 505: return "HTTP Version Not Supported";
-        default: return "Unknown";
-    }
-}
-
-/// True when the query string has a `verbose` parameter whose value is not "0" or "false".
-inline bool query_has_verbose(std::string_view query) {
-    while (!query.empty()) {
-        const auto amp = query.find('&');
-        const auto param = query.substr(0, amp);
-        const auto eq = param.find('=');
-        if (param.substr(0, eq) == "verbose") {
-            const auto value = eq == std::string_view::npos ? std::string_view{} : param.substr(eq + 1);
-            return value != "0" && value != "false";
-        }
-        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    }
-    return false;
-}
-
-/// The path of a request target ("/readyz" of "/readyz?verbose"); empty when the target is not a valid URL.
-inline std::string_view target_path(std::string_view target) {
-    http_parser_url url;
-    http_parser_url_init(&url);
-    if (target.empty() || http_parser_parse_url(target.data(), target.size(), 0, &url) != 0 ||
-        (url.field_set & (1 << UF_PATH)) == 0) {
-        return {};
-    }
-    return target.substr(url.field_data[UF_PATH].off, url.field_data[UF_PATH].len);
-}
-
 /// At most one warning per this interval says that max_connections was reached, with the evictions and
 /// rejections since the previous one: a flood of thousands of connections a second costs one line a second.
 inline constexpr std::chrono::seconds health_overflow_log_interval{1};
 
 /// What a lingering close reads and discards at most before closing anyway.
 inline constexpr std::size_t health_linger_bytes = 64 * 1024;
-
-/// The status that refuses a request line's HTTP version, or 0 when the version is served.
-/// - No version (HTTP/0.9's "GET /path"): 400. RFC 9112 §3 requires a version in the request line, and an
-///   HTTP/0.9 client reads neither a status line nor headers, so no answer suits it; http_parser takes such a
-///   line for HTTP/0.9 and would wait for headers that never come, answering 408 only after read_timeout.
-/// - Another major version than 1 (HTTP/0.9 spelled out, HTTP/2.0 without upgrade, HTTP/9.9): 505, which
-///   RFC 9110 §15.6.6 defines for a major version the server does not support; 400 would tell the client its
-///   message is malformed, which it may not be.
-/// - HTTP/1.x with x > 1: served as HTTP/1.1, as RFC 9110 §2.5 asks of a recipient of a higher minor version.
-inline int http_version_refusal(bool has_version, unsigned major) noexcept {
-    if (!has_version) return 400;
-    return major == 1 ? 0 : 505;
-}
-
-/// One request as http_parser reports it. Only the target is kept; headers and body are counted by the
-/// size limit and otherwise ignored.
-struct ParsedRequest {
-    std::string target;
-    bool headers_done = false;
-    bool complete = false;
-    // The request line, followed in the bytes http_parser accepted: the parser reports neither where the line
-    // ends nor whether it had a version (it takes a line without one for HTTP/0.9 and waits for headers).
-    bool line_started = false;  ///< past the empty lines http_parser skips before a request line
-    bool line_done = false;     ///< its line feed was parsed: http_parser's version fields are final
-    int line_fields = 0;        ///< space-separated: method, target and version; 2 when the version is missing
-    bool in_field = false;
-
-    void scan_request_line(std::string_view parsed) noexcept {
-        for (const char ch : parsed) {
-            if (line_done) return;
-            if (ch == '\n') {
-                line_done = line_started;
-            } else if (ch != '\r') {
-                line_started = true;
-                if (ch == ' ') {
-                    in_field = false;
-                } else if (!in_field) {
-                    in_field = true;
-                    ++line_fields;
-                }
-            }
-        }
-    }
-
-    static int on_url(http_parser* p, const char* at, std::size_t length) {
-        static_cast<ParsedRequest*>(p->data)->target.append(at, length);
-        return 0;
-    }
-    static int on_headers_complete(http_parser* p) {
-        static_cast<ParsedRequest*>(p->data)->headers_done = true;
-        return 0;
-    }
-    static int on_message_complete(http_parser* p) {
-        static_cast<ParsedRequest*>(p->data)->complete = true;
-        http_parser_pause(p, 1);  // one request per connection: ignore anything pipelined after it
-        return 0;
-    }
-    static const http_parser_settings& settings() noexcept {
-        static const http_parser_settings s = [] {
-            http_parser_settings out{};
-            out.on_url = &ParsedRequest::on_url;
-            out.on_headers_complete = &ParsedRequest::on_headers_complete;
-            out.on_message_complete = &ParsedRequest::on_message_complete;
-            return out;
-        }();
-        return s;
-    }
-};
 
 /// The state shared by the HealthServer handle, its accept loop and its connections. All members but the
 /// atomics and the constants are used on strand_ only.
@@ -153,7 +46,7 @@ public:
     HealthServerState(asio::any_io_executor executor, HealthEndpoints endpoints, HealthServerSettings settings,
                       std::shared_ptr<spdlog::logger> logger)
         : strand_{asio::make_strand(std::move(executor))},
-          endpoints_{std::move(endpoints)},
+          endpoints_{validated(std::move(endpoints))},
           settings_{validated(std::move(settings))},
           logger_{logger ? std::move(logger) : spdlog::default_logger()},
           acceptor_{strand_},
@@ -219,6 +112,8 @@ public:
         s.event_clients_rejected = event_rejected_.load();
         s.event_clients_dropped = event_dropped_.load();
         s.events_sent = events_sent_.load();
+        s.actions = actions_.load();
+        s.actions_refused = actions_refused_.load();
         return s;
     }
 
@@ -241,6 +136,17 @@ private:
         bool timed_out = false;  ///< the deadline of the current phase passed
         bool evicted = false;    ///< closed to make room for a new connection: holds no slot any more
     };
+
+    static HealthEndpoints validated(HealthEndpoints e) {
+        // 16 characters: a guessing attacker needs ~95^16 tries; the check refuses a placeholder like "secret".
+        if (!e.action_token.empty() &&
+            (e.action_token.size() < 16 || std::any_of(e.action_token.begin(), e.action_token.end(),
+                                                       [](char ch) { return ch <= ' ' || ch > '~'; }))) {
+            throw std::invalid_argument(
+                "HealthEndpoints.action_token must be at least 16 printable ASCII characters without spaces");
+        }
+        return e;
+    }
 
     static HealthServerSettings validated(HealthServerSettings s) {
         if (s.max_request_bytes == 0) throw std::invalid_argument("HealthServerSettings.max_request_bytes is 0");
@@ -523,6 +429,10 @@ private:
             }
         }
         const bool head = parser.method == HTTP_HEAD;
+        if (parser.method == HTTP_POST && target_path(request.target).starts_with(operator_action_prefix)) {
+            co_await perform_action(c, request);
+            co_return;
+        }
         if (parser.method != HTTP_GET && !head) {
             ++bad_requests_;
             co_await respond(c, 405, "only GET and HEAD\n", "text/plain; charset=utf-8", false);
@@ -543,7 +453,10 @@ private:
         std::string message = fmt::format(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n"
             "Connection: close\r\n{}\r\n",
-            status, http_reason_phrase(status), content_type, body.size(), status == 405 ? "Allow: GET, HEAD\r\n" : "");
+            status, http_reason_phrase(status), content_type, body.size(),
+            status == 405   ? "Allow: GET, HEAD\r\n"
+            : status == 401 ? "WWW-Authenticate: Bearer realm=\"taskmon\"\r\n"
+                            : "");
         if (!head) message += body;
         enter(*c, Phase::writing);  // not evictable: the client is about to have its answer
         c->timed_out = false;
@@ -654,6 +567,47 @@ private:
         }
     }
 
+    /// POST /api/components/<name>/<action> (see detail/operator_request.hpp for the checks and their order).
+    /// Logged at warning level, performed or refused: an operator changing supervision by hand is worth a line.
+    asio::awaitable<void> perform_action(std::shared_ptr<Connection> c, const ParsedRequest& r) {
+        OperatorRequest request;
+        const bool enabled = endpoints_.act && !endpoints_.action_token.empty();
+        auto refusal = check_operator_request(r, enabled, endpoints_.action_token, request);
+        if (!refusal) {
+            try {
+                endpoints_.act(request.component, request.action);
+            } catch (const std::invalid_argument& e) {
+                refusal = OperatorRefusal{409, to_valid_utf8(what_of(e))};
+            } catch (const std::logic_error& e) {  // MonitorClosed
+                refusal = OperatorRefusal{409, to_valid_utf8(what_of(e))};
+            } catch (const std::exception& e) {
+                ++handler_errors_;
+                refusal = OperatorRefusal{500, to_valid_utf8(what_of(e))};
+            }
+        }
+        asio::error_code ec;
+        const auto peer = c->socket.remote_endpoint(ec);
+        const auto from = ec ? std::string{"?"} : peer.address().to_string();
+        if (refusal) {
+            ++actions_refused_;
+            if (refusal->status == 400) ++bad_requests_;
+            logger_->warn("health server: operator action refused action={} component={} from={} status={} reason={}",
+                          to_string(request.action), quote(request.component), from, refusal->status,
+                          quote(refusal->reason));
+            auto body = refusal->reason + "\n";
+            co_await respond(c, refusal->status, std::move(body), "text/plain; charset=utf-8", false);
+            co_return;
+        }
+        ++actions_;
+        logger_->warn("health server: operator action action={} component={} from={}", to_string(request.action),
+                      quote(request.component), from);
+        detail::JsonWriter w;
+        w.begin_object().key("action").value(to_string(request.action));
+        w.key("component").value(request.component).key("status").value("done").end_object();
+        auto body = std::move(w).str() + "\n";
+        co_await respond(c, 200, std::move(body), "application/json", false);
+    }
+
     /// Writes one piece of an /events stream within write_timeout; false when the stream is over.
     asio::awaitable<bool> stream_write(std::shared_ptr<Connection> c, const std::string& text) {
         c->timed_out = false;
@@ -703,6 +657,8 @@ private:
     std::atomic<std::uint64_t> event_rejected_{0};
     std::atomic<std::uint64_t> event_dropped_{0};
     std::atomic<std::uint64_t> events_sent_{0};
+    std::atomic<std::uint64_t> actions_{0};
+    std::atomic<std::uint64_t> actions_refused_{0};
 };
 
 }  // namespace detail
@@ -739,6 +695,13 @@ inline HealthResponse answer_health_request(const HealthEndpoints& endpoints, st
                 return {404, "text/plain; charset=utf-8", "no events endpoint configured\n"};
             }
             return {200, "text/event-stream", ""};
+        }
+        if (path == "/ui") {
+            if (!endpoints.tree || !endpoints.subscribe) {
+                return {404, "text/plain; charset=utf-8", "no live view configured (tree and subscribe)\n"};
+            }
+            return {200, "text/html; charset=utf-8",
+                    detail::live_page(endpoints.act && !endpoints.action_token.empty())};
         }
         if (path == "/metrics") {
             if (!endpoints.metrics) return {404, "text/plain; charset=utf-8", "no metrics endpoint configured\n"};

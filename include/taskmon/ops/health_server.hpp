@@ -32,6 +32,7 @@
 #include <taskmon/monitor_event.hpp>
 #include <taskmon/ops/health.hpp>
 #include <taskmon/ops/metric_family.hpp>
+#include <taskmon/ops/operator_action.hpp>
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
@@ -113,6 +114,14 @@ struct HealthEndpoints {
     /// once, by the constructor; the server unsubscribes at close(). /events answers 404 unless both `tree` and
     /// `subscribe` are set. The listener copies each event into the queue of each stream and returns.
     std::function<EventSubscription(MonitorEventListener)> subscribe{};
+    /// POST /api/components/<name>/{restart,reset,disable,enable}: performs an operator action (taskmon::apply).
+    /// The actions are enabled only when both `act` and `action_token` are set; otherwise every such request is
+    /// answered 403, and /ui shows no buttons. Called on the server's strand, like the others.
+    std::function<void(const std::string& component, OperatorAction action)> act{};
+    /// The bearer token an action request must carry (`Authorization: Bearer <token>`), compared in constant
+    /// time. At least 16 characters, printable ASCII without spaces (the constructor checks): from a secret
+    /// store, never from the code. Every action, performed or refused, is logged (never the token) and counted.
+    std::string action_token{};
 };
 
 /// Counters since construction (a consistent-enough snapshot; each field is read atomically).
@@ -131,7 +140,9 @@ struct HealthServerStats {
     /// /events streams closed because the client fell event_queue_capacity events behind, or did not take a
     /// write within write_timeout.
     std::uint64_t event_clients_dropped = 0;
-    std::uint64_t events_sent = 0;  ///< events written to /events streams (the snapshots not included)
+    std::uint64_t events_sent = 0;      ///< events written to /events streams (the snapshots not included)
+    std::uint64_t actions = 0;          ///< operator actions performed (answered 200)
+    std::uint64_t actions_refused = 0;  ///< operator action requests refused (400, 401, 403, 409, 500)
 };
 
 namespace detail {
@@ -180,8 +191,8 @@ struct HealthResponse {
     std::string body;
 };
 
-/// Routes a GET of `target` to `endpoints`: /livez, /readyz, /metrics and /api/tree (given `last_sequence`); 404
-/// otherwise. An endpoint function that throws gives a 500 whose body names the exception. /events is streamed by
+/// Routes a GET of `target` to `endpoints`: /livez, /readyz, /metrics, /api/tree (given `last_sequence`) and
+/// /ui (the live page; its action buttons shown when the actions are enabled); 404 otherwise. An endpoint function that throws gives a 500 whose body names the exception. /events is streamed by
 /// the server itself; here it answers only the headers of a stream (for HEAD).
 [[nodiscard]] HealthResponse answer_health_request(const HealthEndpoints& endpoints, std::string_view target,
                                                    std::uint64_t last_sequence = 0);
