@@ -81,7 +81,7 @@ struct ParsedRequest {
     bool has_origin = false;
     bool has_action_header = false;
     std::size_t body_bytes = 0;
-    std::string field_;  ///< the header name being read, lower-cased
+    std::string field_;             ///< the header name being read, lower-cased
     std::string* value_ = nullptr;  ///< where its value goes; null for a header not kept
     bool in_value_ = false;
     bool headers_done = false;

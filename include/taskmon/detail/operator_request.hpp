@@ -71,8 +71,8 @@ struct OperatorRefusal {
 /// The refusal of action request `r`, or empty when it may be performed (see the order above). `request` is
 /// filled as far as it was parsed, for the log line.
 [[nodiscard]] inline std::optional<OperatorRefusal> check_operator_request(const ParsedRequest& r, bool enabled,
-                                                                          std::string_view token,
-                                                                          OperatorRequest& request) {
+                                                                           std::string_view token,
+                                                                           OperatorRequest& request) {
     if (!enabled) return OperatorRefusal{403, "operator actions are disabled (no action token configured)"};
     const auto path = target_path(r.target);
     const auto rest = path.substr(operator_action_prefix.size());

@@ -40,7 +40,8 @@ enum class OperatorAction {
 
 /// The action named `text` exactly, or empty.
 [[nodiscard]] constexpr std::optional<OperatorAction> parse_operator_action(std::string_view text) noexcept {
-    for (const auto a : {OperatorAction::restart, OperatorAction::reset, OperatorAction::disable, OperatorAction::enable}) {
+    for (const auto a :
+         {OperatorAction::restart, OperatorAction::reset, OperatorAction::disable, OperatorAction::enable}) {
         if (to_string(a) == text) return a;
     }
     return std::nullopt;
