@@ -5,7 +5,7 @@
 // which reconnects by itself), reconciled with /api/tree at most every 2 s; groups collapsible, rows filterable
 // by state and name. Text from the monitor is set with textContent only, never parsed as HTML. The page writes
 // the sequence of the last event it applied into #last-seq and each component's state into its row's data-state
-// (the browser test reads both). `@ACTIONS@` is replaced by "1" when the operator actions are enabled (then
+// (the browser test reads both; see also ?hold below). `@ACTIONS@` is replaced by "1" when the operator actions are enabled (then
 // each row has their buttons, and the token is asked for on the page and kept in sessionStorage), else "0".
 // SPDX-License-Identifier: MIT
 #pragma once
@@ -76,7 +76,7 @@ const NEXT_STATE = {started:"running",restarted:"running",trial_started:"running
 const HISTORY = 24;
 const actions = document.body.dataset.actions === "1";
 let comps = new Map(), groups = new Map(), rows = new Map(), marksOf = new Map();
-let hiddenStates = new Set(), lastSeq = 0, refetchTimer = null, skew = 0;
+let hiddenStates = new Set(), lastSeq = 0, refetchTimer = null, chipsTimer = null, skew = 0;
 const $ = id => document.getElementById(id);
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
@@ -248,6 +248,7 @@ function applyEvent(e) {
   if (c.state === "running") { c.next_restart_at_ns = null; c.next_trial_at_ns = null; }
   const tr = rows.get(c.name);
   if (tr) fillRow(tr, c);
+  if (!chipsTimer) chipsTimer = setTimeout(() => { chipsTimer = null; renderChips(); applyFilter(); }, 250);
   refetchSoon();
 }
 function connect() {
@@ -276,6 +277,9 @@ setInterval(() => {
   }
 }, 1000);
 connect();
+// ?hold: an iframe on /events keeps the load event pending, so that a headless browser's --timeout (not the load)
+// decides when the DOM is dumped or the screenshot taken, with the live events applied meanwhile.
+if (new URLSearchParams(location.search).has("hold")) document.body.append(el("iframe", {src: "/events", hidden: ""}));
 </script>
 </body>
 </html>
