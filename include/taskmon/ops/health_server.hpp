@@ -85,13 +85,14 @@ struct HealthServerSettings {
     /// clients cannot lock out a probe that sends its request at once.
     std::size_t max_connections = 32;
     /// GET /events streams at once. They hold no connection slot (a stream is open for hours); one more is
-    /// answered 503 and counted (HealthServerStats::event_clients_rejected). 200 streams of a busy monitor (1,000
-    /// events a second, ~600 bytes each) cost ~120 MB/s of copying on the server's strand: the limit bounds that.
+    /// answered 503 and counted (HealthServerStats::event_clients_rejected). An event is ~450 bytes of JSON,
+    /// formatted once per stream: 200 streams of a busy monitor (1,000 events a second) write ~90 MB/s from the
+    /// server's strand. The limit bounds that.
     std::size_t max_event_clients = 200;
     /// Events queued per stream, not yet written. A client that falls this far behind is dropped (closed,
     /// counted in event_clients_dropped) rather than slowing the monitor, whose listener only copies the event
-    /// into the queues; its EventSource reconnects and starts again from a snapshot. 1,024 events of ~600 bytes
-    /// are ~600 KB per stream at most.
+    /// into the queues; its EventSource reconnects and starts again from a snapshot. A queue holds shared
+    /// pointers (16 bytes each: one MonitorEvent per event, for all streams), so 1,024 are 16 KB per stream.
     std::size_t event_queue_capacity = 1024;
     /// Sent as the stream's `retry:` field: how long a browser's EventSource waits before reconnecting after
     /// the stream ended (a restart of the process, a dropped client).
