@@ -37,7 +37,7 @@ asio::awaitable<void> runs_forever() {
 
 }  // namespace
 
-TEST_CASE("append_json_string escapes quotes, backslashes and controls and keeps UTF-8 valid") {
+TEST_CASE("append_json_string escapes quotes and backslashes and controls and keeps UTF-8 valid") {
     CHECK(json_string("") == R"("")");
     CHECK(json_string("plain") == R"("plain")");
     CHECK(json_string("a\"b\\c") == R"("a\"b\\c")");
@@ -64,7 +64,7 @@ TEST_CASE("JsonWriter places commas in nested objects and arrays") {
     CHECK(w.str() == R"({"a":1,"b":["x",true,null,{}],"c":18446744073709551615,"d":-5})");
 }
 
-TEST_CASE("monitor_event_json writes every field of the event, typed") {
+TEST_CASE("monitor_event_json writes every field of the event typed") {
     taskmon::MonitorEvent e;
     e.kind = taskmon::MonitorEventKind::restart_scheduled;
     e.component = "db";
@@ -97,7 +97,7 @@ TEST_CASE("monitor_event_json writes every field of the event, typed") {
     CHECK(json.find('\n') == std::string::npos);  // one SSE data line
 }
 
-TEST_CASE("monitor_snapshot_json writes components with the waits left at `now`, and groups as declared") {
+TEST_CASE("monitor_snapshot_json writes components with the waits left at now and groups as declared") {
     const auto now = std::chrono::system_clock::time_point{std::chrono::seconds{1'700'000'000}};
     std::map<std::string, taskmon::ComponentStats> components;
     auto& db = components["db"];
