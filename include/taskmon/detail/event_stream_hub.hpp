@@ -11,10 +11,18 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <utility>
 #include <vector>
 
 namespace taskmon::detail {
+
+/// One event as the streams share it: the copy publish() made, and its JSON, formatted by the first writer that
+/// needs it (on the server's strand, so once for all streams: ~1 us an event instead of ~1 us per stream).
+struct StreamedEvent {
+    MonitorEvent event;
+    std::string json{};  ///< empty until formatted; used on the server's strand only
+};
 
 /// One bounded queue per stream, filled by publish() (the monitor's listener, on any thread) and drained by
 /// take() (the stream's writer, on the server's strand). publish() copies the event once and shares it among the
@@ -22,14 +30,14 @@ namespace taskmon::detail {
 /// dropped by its writer) instead. Only this class's own code runs under its mutex.
 class EventStreamHub {
 public:
-    using EventPtr = std::shared_ptr<const MonitorEvent>;
+    using EventPtr = std::shared_ptr<StreamedEvent>;
 
     explicit EventStreamHub(std::size_t capacity) : capacity_{capacity} {}
 
     /// Queues `event` for every stream. Returns true when the caller must wake the writers (the first event
     /// since the last wake_done()): one wake-up per burst, not one per event and stream.
     bool publish(const MonitorEvent& event) {
-        auto shared = std::make_shared<const MonitorEvent>(event);
+        auto shared = std::make_shared<StreamedEvent>(StreamedEvent{event});
         std::lock_guard lock{mutex_};
         last_sequence_ = std::max(last_sequence_, event.sequence);
         for (auto& [id, queue] : queues_) {
@@ -77,7 +85,7 @@ public:
         if (it == queues_.end()) return out;
         out.overflowed = it->second.overflowed;
         for (auto& e : it->second.events) {
-            if (e->sequence > after) out.events.push_back(std::move(e));
+            if (e->event.sequence > after) out.events.push_back(std::move(e));
         }
         it->second.events.clear();
         return out;

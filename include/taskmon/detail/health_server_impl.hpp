@@ -542,8 +542,8 @@ private:
             if (!taken.events.empty()) {
                 std::string text;
                 for (const auto& e : taken.events) {
-                    fmt::format_to(std::back_inserter(text), "id: {}\ndata: {}\n\n", e->sequence,
-                                   monitor_event_json(*e));
+                    if (e->json.empty()) e->json = monitor_event_json(e->event);
+                    fmt::format_to(std::back_inserter(text), "id: {}\ndata: {}\n\n", e->event.sequence, e->json);
                 }
                 written = co_await stream_write(c, text);
                 if (written) events_sent_ += taken.events.size();

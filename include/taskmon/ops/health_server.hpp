@@ -86,8 +86,8 @@ struct HealthServerSettings {
     std::size_t max_connections = 32;
     /// GET /events streams at once. They hold no connection slot (a stream is open for hours); one more is
     /// answered 503 and counted (HealthServerStats::event_clients_rejected). An event is ~450 bytes of JSON,
-    /// formatted once per stream: 200 streams of a busy monitor (1,000 events a second) write ~90 MB/s from the
-    /// server's strand. The limit bounds that.
+    /// formatted once and written to every stream: 200 streams of a busy monitor (1,000 events a second) write
+    /// ~90 MB/s from the server's strand. The limit bounds that.
     std::size_t max_event_clients = 200;
     /// Events queued per stream, not yet written. A client that falls this far behind is dropped (closed,
     /// counted in event_clients_dropped) rather than slowing the monitor, whose listener only copies the event
