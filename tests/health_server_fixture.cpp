@@ -22,11 +22,15 @@
 #include <asio/use_awaitable.hpp>
 #include <spdlog/sinks/null_sink.h>
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 using namespace std::chrono_literals;
 
@@ -55,9 +59,9 @@ asio::awaitable<void> fails_at_once() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    const bool ui = argc == 4 && std::string{argv[2]} == "ui";
+    const bool ui = (argc == 4 || argc == 5) && std::string{argv[2]} == "ui";
     if (argc != 2 && !ui) {
-        std::fprintf(stderr, "usage: %s PORT_FILE [ui TOKEN]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s PORT_FILE [ui TOKEN [EXTRA_COMPONENTS]]\n", argv[0]);
         return 2;
     }
     auto logger = std::make_shared<spdlog::logger>("fixture", std::make_shared<spdlog::sinks::null_sink_mt>());
@@ -88,6 +92,15 @@ int main(int argc, char** argv) {
                                                .base_backoff = 1ms}},
              {.name = "sink", .factory = [] { return runs_forever(); }}},
             {.strategy = taskmon::RestartStrategy::rest_for_one});
+        // The page with many components: EXTRA_COMPONENTS more, in groups of 50.
+        const int extra = argc == 5 ? std::stoi(argv[4]) : 0;
+        for (int first = 0; first < extra; first += 50) {
+            std::vector<taskmon::GroupMember> members;
+            for (int i = first; i < std::min(first + 50, extra); ++i) {
+                members.push_back({.name = fmt::format("bulk-{:04}", i), .factory = [] { return runs_forever(); }});
+            }
+            monitor.supervise_group(fmt::format("shard-{:02}", first / 50), std::move(members));
+        }
     }
 
     taskmon::HealthServer server{

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Drives tests/health_server_fixture (ui mode) with headless Chromium: the /ui page shows the supervision tree from
 # its snapshot, applies live events from /events after a forced failure (SIGUSR1 to the fixture), escapes the
-# monitor's text, and shows the action buttons when the actions are enabled; takes a screenshot.
+# monitor's text, and shows the action buttons when the actions are enabled; takes a screenshot. Then the page of
+# 1,000 more components (20 groups of 50): all rows present, the full render's time printed and bounded.
 # usage: health_server_ui_chromium.sh FIXTURE SCREENSHOT_PNG
 # Exit 77 (a CTest skip) without chromium (Debian: chromium; TASKMON_WITH_CHROMIUM=1 scripts/test installs it).
 set -euo pipefail
@@ -95,5 +96,34 @@ wait "$pid" || status=$?
 pid=
 [ "$status" -eq 0 ] || fail "fixture exited with $status after SIGTERM"
 grep -q '^closed$' "$work/fixture.out" || fail "fixture did not close cleanly: $(cat "$work/fixture.out")"
+
+# 1,000 more components: the page lists them all and renders them in a bounded time (generous: a shared machine).
+rm -f "$work/port"
+"$fixture" "$work/port" ui "$token" 1000 >"$work/fixture.out" 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+    [ -s "$work/port" ] && break
+    sleep 0.05
+done
+base="http://127.0.0.1:$(cat "$work/port")"
+for _ in $(seq 200); do
+    [ "$(curl -s --max-time 5 "$base/api/tree" | grep -o '"state":"running"' | wc -l)" -ge 1004 ] && break
+    sleep 0.05
+done
+rows=0
+for attempt in $(seq 5); do
+    chrome --dump-dom "$base/ui?hold" >"$work/big.html" || true
+    rows=$(grep -o 'data-component="bulk-[0-9]*"' "$work/big.html" | sort -u | wc -l)
+    [ "$rows" -eq 1000 ] && break
+done
+[ "$rows" -eq 1000 ] || fail "the page of 1,000 components lists $rows of them"
+render_ms=$(grep -o 'data-render-ms="[0-9]*"' "$work/big.html" | grep -o '[0-9]*' || echo 99999)
+echo "1,000 components: full render in ${render_ms} ms, page DOM $(wc -c <"$work/big.html") bytes"
+[ "$render_ms" -lt 3000 ] || fail "rendering 1,000 components took ${render_ms} ms"
+grep -qF 'data-group="shard-19"' "$work/big.html" || fail "group shard-19 missing"
+kill -TERM "$pid"
+wait "$pid" || fail "fixture (1,000 components) did not exit cleanly"
+pid=
+
 [ "$failures" -eq 0 ] || { echo "$failures failure(s)"; tail -5 "$work/chromium.err"; exit 1; }
 echo "all checks passed"

@@ -4,8 +4,8 @@
 // strip of its last 24 restarts, failures and warnings in the timeline's marks; live from /events (EventSource,
 // which reconnects by itself), reconciled with /api/tree at most every 2 s; groups collapsible, rows filterable
 // by state and name. Text from the monitor is set with textContent only, never parsed as HTML. The page writes
-// the sequence of the last event it applied into #last-seq and each component's state into its row's data-state
-// (the browser test reads both; see also ?hold below). `@ACTIONS@` is replaced by "1" when the operator actions are enabled (then
+// the sequence of the last event it applied into #last-seq, each component's state into its row's data-state and
+// the time of its last full render into body's data-render-ms (the browser test reads them; see also ?hold below). `@ACTIONS@` is replaced by "1" when the operator actions are enabled (then
 // each row has their buttons, and the token is asked for on the page and kept in sessionStorage), else "0".
 // SPDX-License-Identifier: MIT
 #pragma once
@@ -170,6 +170,7 @@ function groupNode(name, seen) {
   return d;
 }
 function render() {
+  const started = performance.now();
   const tree = $("tree"), seen = new Set();
   rows = new Map();
   tree.replaceChildren();
@@ -183,6 +184,7 @@ function render() {
   }
   $("count").textContent = comps.size;
   renderChips(); applyFilter();
+  document.body.dataset.renderMs = Math.round(performance.now() - started);
 }
 function renderChips() {
   const counts = {};
