@@ -262,6 +262,9 @@ function connect() {
   source.onmessage = m => applyEvent(JSON.parse(m.data));
   source.onerror = () => {
     $("conn").textContent = "reconnecting"; $("conn").className = ""; document.body.dataset.conn = "down";
+    // EventSource retries by itself after a dropped stream, but gives up for good after an HTTP error (a 503 when
+    // max_event_clients streams are open): then a new one, 5 s later.
+    if (source.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
   };
 }
 $("filter").oninput = applyFilter;
