@@ -101,9 +101,9 @@ function strip(name) {
   const marks = marksOf.get(name) || [];
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("width", HISTORY * 8 + 4); svg.setAttribute("height", 14);
+  svg.setAttribute("width", HISTORY * 11 + 8); svg.setAttribute("height", 14);
   marks.forEach((m, i) => {
-    const x = 4 + i * 8, g = document.createElementNS(ns, "path");
+    const x = 6 + i * 11, g = document.createElementNS(ns, "path");
     if (m.mark === "restart") { g.setAttribute("d", `M${x},1 L${x},13 M${x - 3},1 L${x + 3},1 L${x},5 Z`);
       g.setAttribute("stroke", "#0d47a1"); g.setAttribute("stroke-width", "2"); g.setAttribute("fill", "#0d47a1"); }
     else if (m.mark === "failure") { g.setAttribute("d", `M${x - 3},4 l6,6 M${x - 3},10 l6,-6`);
