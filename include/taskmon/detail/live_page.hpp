@@ -218,7 +218,7 @@ function applySnapshot(s) {
   comps = new Map(s.components.map(c => [c.name, c]));
   groups = new Map(s.groups.map(g => [g.name, g]));
   skew = s.time_ns - Date.now() * 1e6;
-  if (s.last_sequence > lastSeq) setSeq(s.last_sequence);
+  setSeq(s.last_sequence);  // authoritative: after a restart of the process the sequences start again at 1
   render();
 }
 function setSeq(n) { lastSeq = n; $("last-seq").textContent = n; }
