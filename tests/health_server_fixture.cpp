@@ -1,11 +1,15 @@
 // A small server for the shell tests of taskmon/ops/health_server.hpp (tests/scripts/*.sh): a TaskMonitor with a
 // component in each interesting state, its MonitorMetrics and an AgentMetrics, served by a HealthServer on an
 // ephemeral loopback port. Writes the port to argv[1] once listening; on SIGTERM or SIGINT closes the server
-// and the monitor and exits 0 (so the scripts also check a clean shutdown).
+// and the monitor and exits 0 (so the scripts also check a clean shutdown). It also serves the live view
+// (/api/tree, /events, /ui); with argv[2] == "ui" (the browser test) a group "pipeline" (rest_for_one) holds the
+// component "on_demand", which fails each time the process receives SIGUSR1, and the operator actions are
+// enabled with the token in argv[3].
 #include <taskmon/agent/supervisor.hpp>
 #include <taskmon/ops/agent_metrics.hpp>
 #include <taskmon/ops/health.hpp>
 #include <taskmon/ops/health_server.hpp>
+#include <taskmon/ops/monitor_json.hpp>
 #include <taskmon/ops/monitor_metrics.hpp>
 #include <taskmon/task_monitor.hpp>
 
@@ -18,11 +22,15 @@
 #include <asio/use_awaitable.hpp>
 #include <spdlog/sinks/null_sink.h>
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 using namespace std::chrono_literals;
 
@@ -36,6 +44,13 @@ asio::awaitable<void> runs_forever() {
     }
 }
 
+/// Fails when the process receives SIGUSR1 (the browser test's forced failure); waits again once restarted.
+asio::awaitable<void> fails_on_sigusr1() {
+    asio::signal_set signal{co_await asio::this_coro::executor, SIGUSR1};
+    co_await signal.async_wait(asio::use_awaitable);
+    throw std::runtime_error("forced failure <b>not bold</b>");
+}
+
 asio::awaitable<void> fails_at_once() {
     co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
     throw std::runtime_error("disk \"full\"\nsecond line");
@@ -44,8 +59,9 @@ asio::awaitable<void> fails_at_once() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 2) {
-        std::fprintf(stderr, "usage: %s PORT_FILE\n", argv[0]);
+    const bool ui = (argc == 4 || argc == 5) && std::string{argv[2]} == "ui";
+    if (argc != 2 && !ui) {
+        std::fprintf(stderr, "usage: %s PORT_FILE [ui TOKEN [EXTRA_COMPONENTS]]\n", argv[0]);
         return 2;
     }
     auto logger = std::make_shared<spdlog::logger>("fixture", std::make_shared<spdlog::sinks::null_sink_mt>());
@@ -63,6 +79,29 @@ int main(int argc, char** argv) {
     monitor.supervise("web", [] { return runs_forever(); });
     monitor.supervise("weird \"name\"\\", [] { return runs_forever(); });  // label escaping
     monitor.supervise("db", [] { return fails_at_once(); });               // gives up after 2 restarts
+    // Keeps SIGUSR1 handled between two instances of on_demand (Asio restores the default action, which ends the
+    // process, when the last signal_set of a signal goes away); it never waits, so it is no work for run().
+    asio::signal_set usr1_guard{io};
+    if (ui) {
+        usr1_guard.add(SIGUSR1);
+        monitor.supervise_group(
+            "pipeline",
+            {{.name = "on_demand",
+              .factory = [] { return fails_on_sigusr1(); },
+              .policy = taskmon::RestartPolicy{.max_restart_attempts = taskmon::unlimited_restart_attempts,
+                                               .base_backoff = 1ms}},
+             {.name = "sink", .factory = [] { return runs_forever(); }}},
+            {.strategy = taskmon::RestartStrategy::rest_for_one});
+        // The page with many components: EXTRA_COMPONENTS more, in groups of 50.
+        const int extra = argc == 5 ? std::stoi(argv[4]) : 0;
+        for (int first = 0; first < extra; first += 50) {
+            std::vector<taskmon::GroupMember> members;
+            for (int i = first; i < std::min(first + 50, extra); ++i) {
+                members.push_back({.name = fmt::format("bulk-{:04}", i), .factory = [] { return runs_forever(); }});
+            }
+            monitor.supervise_group(fmt::format("shard-{:02}", first / 50), std::move(members));
+        }
+    }
 
     taskmon::HealthServer server{
         io.get_executor(),
@@ -72,7 +111,11 @@ int main(int argc, char** argv) {
                  auto families = metrics.collect();
                  taskmon::merge_families(families, agent_metrics.collect());
                  return families;
-             }},
+             },
+         .tree = [&](std::uint64_t last) { return taskmon::monitor_snapshot_json(monitor, last); },
+         .subscribe = [&](taskmon::MonitorEventListener l) { return monitor.subscribe(std::move(l)); },
+         .act = [&](const std::string& name, taskmon::OperatorAction a) { taskmon::apply(monitor, name, a); },
+         .action_token = ui ? std::string{argv[3]} : std::string{}},
         {.port = 0, .read_timeout = 500ms},
         logger};
     {

@@ -7,6 +7,7 @@
 // Real time throughout (the server runs on the steady clock): the tests wait generously and assert what
 // happened, not how fast.
 #include <taskmon/ops/health_server.hpp>
+#include <taskmon/ops/monitor_json.hpp>
 #include <taskmon/ops/monitor_metrics.hpp>
 #include <taskmon/task_monitor.hpp>
 
@@ -218,6 +219,27 @@ public:
         return ::poll(&p, 1, 0) > 0;
     }
 
+    /// Receives into received() until it contains `needle`, the server closes the connection, or `timeout`
+    /// passes; true when it contains `needle`.
+    bool receive_until(std::string_view needle, std::chrono::milliseconds timeout) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        std::size_t from = 0;  // only the new bytes are searched: a stream can bring megabytes
+        while (received_.find(needle, from) == std::string::npos) {
+            from = received_.size() < needle.size() ? 0 : received_.size() - needle.size() + 1;
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left <= 0ms) return false;
+            pollfd p{fd_, POLLIN, 0};
+            if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+            char buf[4096];
+            const auto n = ::recv(fd_, buf, sizeof buf, 0);
+            if (n <= 0) return received_.find(needle, from) != std::string::npos;
+            received_.append(buf, static_cast<std::size_t>(n));
+        }
+        return true;
+    }
+    const std::string& received() const { return received_; }
+
     /// Everything received until the server closes the connection or `timeout` passes; `closed` tells which.
     struct Received {
         std::string data;
@@ -244,6 +266,7 @@ public:
 
 private:
     int fd_;
+    std::string received_;
 };
 
 /// The status code of an HTTP response ("HTTP/1.1 200 OK..." gives 200), 0 when there is none.
@@ -325,15 +348,23 @@ struct Fixture {
     std::thread thread;
 
     /// `metrics_override`, when given, serves /metrics instead of the monitor's metrics.
+    /// `action_token`, when given, enables the operator actions.
     explicit Fixture(taskmon::HealthServerSettings settings = {},
-                     std::function<std::vector<taskmon::MetricFamily>()> metrics_override = {}) {
+                     std::function<std::vector<taskmon::MetricFamily>()> metrics_override = {},
+                     std::string action_token = {}) {
         settings.port = 0;
         monitor.supervise("db", [] { return runs_forever(); });
         if (!metrics_override) metrics_override = [this] { return metrics.collect(); };
         server = std::make_unique<taskmon::HealthServer>(
             io.get_executor(),
-            taskmon::HealthEndpoints{.health = [this] { return taskmon::check_health(monitor); },
-                                     .metrics = std::move(metrics_override)},
+            taskmon::HealthEndpoints{
+                .health = [this] { return taskmon::check_health(monitor); },
+                .metrics = std::move(metrics_override),
+                .tree = [this](std::uint64_t last) { return taskmon::monitor_snapshot_json(monitor, last); },
+                .subscribe = [this](taskmon::MonitorEventListener l) { return monitor.subscribe(std::move(l)); },
+                .act = [this](const std::string& name,
+                              taskmon::OperatorAction action) { taskmon::apply(monitor, name, action); },
+                .action_token = std::move(action_token)},
             settings, logger);
         tick();
         thread = std::thread{[this] { io.run(); }};
@@ -810,6 +841,10 @@ TEST_CASE("HealthServer: bad settings throw std::invalid_argument and a taken po
                     std::invalid_argument);
     CHECK_THROWS_AS(taskmon::HealthServer(io.get_executor(), {}, S{.port = 0, .max_connections = 0}, logger),
                     std::invalid_argument);
+    CHECK_THROWS_AS(taskmon::HealthServer(io.get_executor(), {}, S{.port = 0, .event_queue_capacity = 0}, logger),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(taskmon::HealthServer(io.get_executor(), {}, S{.port = 0, .event_keepalive = 0ms}, logger),
+                    std::invalid_argument);
     taskmon::HealthServer first{io.get_executor(), {}, S{.port = 0}, logger};
     CHECK_THROWS_AS(taskmon::HealthServer(io.get_executor(), {}, S{.port = first.local_endpoint().port()}, logger),
                     std::system_error);
@@ -827,4 +862,224 @@ TEST_CASE("answer_health_request routes and reports a throwing endpoint as 500")
     CHECK(r.body == "endpoint failed: scrape failed\n");
     CHECK(taskmon::answer_health_request({}, "/livez").status == 404);
     CHECK(taskmon::answer_health_request(endpoints, "not a target").status == 400);
+    CHECK(taskmon::answer_health_request(endpoints, "/api/tree").status == 404);
+    CHECK(taskmon::answer_health_request(endpoints, "/events").status == 404);
+    endpoints.tree = [](std::uint64_t last) { return "{\"last_sequence\":" + std::to_string(last) + "}"; };
+    endpoints.subscribe = [](const taskmon::MonitorEventListener&) { return taskmon::EventSubscription{}; };
+    const auto tree = taskmon::answer_health_request(endpoints, "/api/tree", 7);
+    CHECK(tree.status == 200);
+    CHECK(tree.content_type == "application/json");
+    CHECK(tree.body == R"({"last_sequence":7})");
+    CHECK(taskmon::answer_health_request(endpoints, "/events").content_type == "text/event-stream");
+}
+
+namespace {
+
+asio::awaitable<void> fails_at_once() {
+    co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+    throw std::runtime_error("boom \"quoted\"\nsecond line");
+}
+
+/// An /events client: connected, request sent, snapshot received (else the test fails).
+std::unique_ptr<RawClient> open_stream(std::uint16_t port, int receive_buffer = 0) {
+    auto client = std::make_unique<RawClient>(port, receive_buffer);
+    client->send("GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n");
+    return client;
+}
+
+}  // namespace
+
+TEST_CASE("HealthServer: /events streams the snapshot then each event live and /api/tree answers the snapshot") {
+    Fixture f;
+    REQUIRE(
+        eventually([&] { return f.monitor.get_component_stats().at("db").state == taskmon::ComponentState::running; }));
+    auto stream = open_stream(f.port());
+    REQUIRE(stream->receive_until("event: snapshot\ndata: {", 10s));
+    REQUIRE(stream->receive_until("}\n\n", 10s));
+    const auto& head = stream->received();
+    CHECK(head.starts_with("HTTP/1.1 200 OK\r\n"));
+    CHECK(head.find("Content-Type: text/event-stream\r\n") != std::string::npos);
+    CHECK(head.find("\r\n\r\nretry: 2000\n\nid: ") != std::string::npos);
+    CHECK(head.find(R"("format":"taskmon.monitor.v1")") != std::string::npos);
+    CHECK(head.find(R"({"name":"db","state":"running")") != std::string::npos);
+    CHECK(eventually([&] { return f.server->stats().event_clients == 1; }));
+    CHECK(f.server->stats().open_connections == 0);  // a stream holds no connection slot
+
+    // A forced failure: a component that throws at once arrives as events, with its sequence as the id.
+    f.monitor.supervise("boom", [] { return fails_at_once(); });
+    REQUIRE(stream->receive_until(R"("kind":"failed","component":"boom")", 10s));
+    const auto& text = stream->received();
+    const auto failed = text.find(R"({"kind":"failed","component":"boom","sequence":)");
+    REQUIRE(failed != std::string::npos);
+    const auto sequence = std::stoull(text.substr(text.find(R"("sequence":)", failed) + 11));
+    CHECK(text.find("id: " + std::to_string(sequence) + "\ndata: {\"kind\":\"failed\"") != std::string::npos);
+    CHECK(text.find(R"("reason":"std::runtime_error: boom \"quoted\"\nsecond line")") != std::string::npos);
+    CHECK(eventually([&] { return f.server->stats().events_sent >= 2; }));  // started, failed (counted once written)
+
+    const auto tree = curl({f.url("/api/tree")});
+    CHECK(tree.status == 200);
+    CHECK(tree.body.find(R"({"name":"boom","state":)") != std::string::npos);
+    CHECK(tree.body.find(R"("last_sequence":)" + std::to_string(sequence)) == std::string::npos);  // it moved on
+    CHECK(f.server->stats().event_clients == 1);
+}
+
+TEST_CASE("HealthServer: an /events client that never reads is dropped and counted and the monitor is not slowed") {
+    Fixture f{{.event_queue_capacity = 4096}};
+    REQUIRE(
+        eventually([&] { return f.monitor.get_component_stats().at("db").state == taskmon::ComponentState::running; }));
+    auto reader = open_stream(f.port());
+    REQUIRE(reader->receive_until("event: snapshot", 10s));
+    auto idle = open_stream(f.port(), 4096);  // never reads beyond this point
+    REQUIRE(eventually([&] { return f.server->stats().event_clients == 2; }));
+    bool reader_got_marker = false;
+    std::thread reading{
+        [&] { reader_got_marker = reader->receive_until(R"("kind":"started","component":"marker")", 30s); }};
+    // Manual restarts publish an event each (restart_requested or restart_merged): the idle stream's socket
+    // buffers fill (megabytes), then its queue of 4,096, and it is dropped; restart() never waits for a stream.
+    // 8 calls a millisecond at most (~20 events): the reading stream's queue then holds ~200 ms of events, so
+    // it keeps up on a loaded machine too.
+    const auto start = std::chrono::steady_clock::now();
+    int calls = 0;
+    auto slowest = std::chrono::steady_clock::duration::zero();
+    while (f.server->stats().event_clients_dropped == 0 && std::chrono::steady_clock::now() - start < 20s) {
+        const auto before = std::chrono::steady_clock::now();
+        f.monitor.restart("db");
+        slowest = std::max(slowest, std::chrono::steady_clock::now() - before);
+        if (++calls % 8 == 0) std::this_thread::sleep_for(1ms);
+    }
+    CHECK(f.server->stats().event_clients_dropped == 1);
+    CHECK(eventually([&] { return f.server->stats().event_clients == 1; }));
+    CHECK(f.log->messages(spdlog::level::warn, "health server: /events client dropped").size() == 1);
+    // The reading stream keeps up and is not dropped.
+    f.monitor.supervise("marker", [] { return runs_forever(); });
+    reading.join();
+    CHECK(reader_got_marker);
+    CHECK(f.server->stats().event_clients_dropped == 1);
+    INFO("slowest restart() call: " << std::chrono::duration_cast<std::chrono::microseconds>(slowest).count() << " us");
+    CHECK(slowest < 1s);
+    CHECK(curl({f.url("/livez")}).status == 200);
+    INFO("restart() calls until the drop: " << calls);
+}
+
+TEST_CASE("HealthServer: 200 /events clients at once all get a live event and a 201st gets 503") {
+    Fixture f;
+    std::vector<std::unique_ptr<RawClient>> clients;
+    for (int i = 0; i < 200; ++i) {
+        clients.push_back(open_stream(f.port()));
+        REQUIRE(clients.back()->receive_until("event: snapshot", 10s));
+    }
+    CHECK(eventually([&] { return f.server->stats().event_clients == 200; }));
+    auto extra = open_stream(f.port());
+    const auto refused = extra->receive_all(10s);
+    CHECK(status_of(refused.data) == 503);
+    CHECK(f.server->stats().event_clients_rejected == 1);
+    CHECK(curl({f.url("/livez")}).status == 200);  // streams hold no connection slot
+    f.monitor.supervise("boom", [] { return fails_at_once(); });
+    int received = 0;
+    for (auto& c : clients) received += c->receive_until(R"("kind":"failed","component":"boom")", 10s) ? 1 : 0;
+    CHECK(received == 200);
+    CHECK(f.server->stats().event_clients_dropped == 0);
+}
+
+TEST_CASE("HealthServer: close() ends open /events streams") {
+    Fixture f;
+    auto stream = open_stream(f.port());
+    REQUIRE(stream->receive_until("event: snapshot", 10s));
+    f.stop();  // checks that close() completes and io.run() returns
+    CHECK(stream->receive_all(5s).closed);
+}
+
+namespace {
+
+constexpr const char* test_token = "0123456789abcdef0123456789abcdef";
+
+/// curl's arguments for an action request with `extra` headers and options.
+Curl::Result post_action(const Fixture& f, const std::string& path, std::vector<std::string> extra) {
+    std::vector<std::string> args{"-X", "POST"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(f.url(path));
+    return curl(std::move(args));
+}
+
+}  // namespace
+
+TEST_CASE("HealthServer: operator actions are refused (403) when no token is configured") {
+    Fixture f;
+    const auto r = post_action(f, "/api/components/db/restart",
+                               {"-H", std::string{"Authorization: Bearer "} + test_token, "-H", "X-Taskmon-Action: 1"});
+    CHECK(r.status == 403);
+    CHECK(r.body == "operator actions are disabled (no action token configured)\n");
+    CHECK(eventually([&] { return f.server->stats().actions_refused == 1; }));
+    CHECK(f.server->stats().actions == 0);
+    CHECK(f.monitor.get_component_stats().at("db").restart_count == 0);
+    CHECK(f.log->messages(spdlog::level::warn, "health server: operator action refused action=restart").size() == 1);
+    const auto page = curl({f.url("/ui")});
+    CHECK(page.status == 200);
+    CHECK(page.body.find("<body data-actions=\"0\">") != std::string::npos);
+    CHECK(page.body.size() < 100 * 1024);
+}
+
+TEST_CASE("HealthServer: operator actions check the request and the token and the CSRF guard before they act") {
+    Fixture f{{}, {}, test_token};
+    REQUIRE(
+        eventually([&] { return f.monitor.get_component_stats().at("db").state == taskmon::ComponentState::running; }));
+    const std::string auth = std::string{"Authorization: Bearer "} + test_token;
+    const std::string guard = "X-Taskmon-Action: 1";
+    // Malformed: 400.
+    CHECK(post_action(f, "/api/components/db/explode", {"-H", auth, "-H", guard}).status == 400);
+    CHECK(post_action(f, "/api/components/d%zz/restart", {"-H", auth, "-H", guard}).status == 400);
+    CHECK(post_action(f, "/api/components//restart", {"-H", auth, "-H", guard}).status == 400);
+    CHECK(post_action(f, "/api/components/db/restart", {"-H", auth, "-H", guard, "-d", "x"}).status == 400);
+    // The token: missing 401 (with the scheme to use), wrong 403 (also one byte off, and a prefix of it).
+    const auto missing = curl({"-X", "POST", "-H", guard, "-D", "-", f.url("/api/components/db/restart")});
+    CHECK(missing.status == 401);
+    CHECK(missing.body.find("WWW-Authenticate: Bearer realm=\"taskmon\"") != std::string::npos);
+    std::string off_by_one = test_token;
+    off_by_one.back() = 'e';
+    CHECK(post_action(f, "/api/components/db/restart", {"-H", "Authorization: Bearer " + off_by_one, "-H", guard})
+              .status == 403);
+    CHECK(post_action(f, "/api/components/db/restart", {"-H", "Authorization: Bearer 0123456789abcdef", "-H", guard})
+              .status == 403);
+    CHECK(post_action(f, "/api/components/db/restart",
+                      {"-H", std::string{"Authorization: Basic "} + test_token, "-H", guard})
+              .status == 403);
+    // The CSRF guard: the custom header, and no foreign Origin.
+    CHECK(post_action(f, "/api/components/db/restart", {"-H", auth}).status == 403);
+    CHECK(post_action(f, "/api/components/db/restart", {"-H", auth, "-H", guard, "-H", "Origin: http://evil.example"})
+              .status == 403);
+    CHECK(f.monitor.get_component_stats().at("db").restart_count == 0);  // nothing was done so far
+    CHECK(eventually([&] { return f.server->stats().actions_refused == 10; }));
+
+    // Accepted: same origin, a percent-escaped name; an unknown component is refused by the monitor (409).
+    const auto origin = "Origin: http://127.0.0.1:" + std::to_string(f.port());
+    const auto done = post_action(f, "/api/components/d%62/restart", {"-H", auth, "-H", guard, "-H", origin});
+    CHECK(done.status == 200);
+    CHECK(done.body == R"({"action":"restart","component":"db","status":"done"})"
+                       "\n");
+    CHECK(eventually([&] { return f.monitor.get_component_stats().at("db").restart_count == 1; }));
+    CHECK(post_action(f, "/api/components/db/disable", {"-H", auth, "-H", guard}).status == 200);
+    CHECK(
+        eventually([&] { return f.monitor.get_component_stats().at("db").state == taskmon::ComponentState::stopped; }));
+    CHECK(post_action(f, "/api/components/db/enable", {"-H", auth, "-H", guard}).status == 200);
+    CHECK(post_action(f, "/api/components/db/reset", {"-H", auth, "-H", guard}).status == 200);
+    CHECK(post_action(f, "/api/components/nope/restart", {"-H", auth, "-H", guard}).status == 409);
+    CHECK(eventually([&] { return f.server->stats().actions == 4 && f.server->stats().actions_refused == 11; }));
+    CHECK(f.log->messages(spdlog::level::warn, "health server: operator action action=").size() == 4);
+    CHECK(f.log->messages(spdlog::level::warn, "health server: operator action refused").size() == 11);
+    for (const auto& line : f.log->messages(spdlog::level::warn, "health server: operator action")) {
+        CHECK(line.find(test_token) == std::string::npos);  // the token is never logged
+    }
+    CHECK(curl({f.url("/ui")}).body.find("<body data-actions=\"1\">") != std::string::npos);
+    // Other POSTs stay 405.
+    CHECK(curl({"-X", "POST", "-H", auth, f.url("/livez")}).status == 405);
+}
+
+TEST_CASE("HealthServer: an action token shorter than 16 characters or with spaces is refused") {
+    asio::io_context io;
+    using S = taskmon::HealthServerSettings;
+    CHECK_THROWS_AS(taskmon::HealthServer(io.get_executor(), {.action_token = "secret"}, S{.port = 0}, quiet_logger()),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(
+        taskmon::HealthServer(io.get_executor(), {.action_token = "0123456789 abcdef"}, S{.port = 0}, quiet_logger()),
+        std::invalid_argument);
 }

@@ -10,6 +10,9 @@
 #   TASKMON_WITH_PROMTOOL=1 also installs Debian's prometheus package for `promtool check metrics` (22 MB
 #   download, about 330 MB installed, a system user and a service: not installed by default; without it
 #   that one test is skipped).
+#   TASKMON_WITH_CHROMIUM=1 also installs Debian's chromium for the browser test of the health server's /ui page
+#   (health_server.ui_chromium: headless --dump-dom and --screenshot; about 100 MB download, 350 MB installed;
+#   not installed by default; without it that test is skipped).
 
 taskmon_packages_for() {
     # The pseudo-preset `format` (scripts/check-format) needs clang-format only.
@@ -31,6 +34,9 @@ taskmon_packages_for() {
     packages="$packages libxml2-utils curl"
     if [ "${TASKMON_WITH_PROMTOOL:-0}" = 1 ]; then
         packages="$packages prometheus"
+    fi
+    if [ "${TASKMON_WITH_CHROMIUM:-0}" = 1 ]; then
+        packages="$packages chromium"
     fi
     case "$1" in
         # dev runs the consumer checks, one of which builds through pkg-config.

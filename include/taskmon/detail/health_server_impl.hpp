@@ -4,8 +4,13 @@
 
 #include <taskmon/ops/health_server.hpp>
 
+#include <taskmon/detail/event_stream_hub.hpp>
+#include <taskmon/detail/health_routes.hpp>
+#include <taskmon/detail/http_request.hpp>
 #include <taskmon/detail/log_text.hpp>
+#include <taskmon/detail/operator_request.hpp>
 #include <taskmon/detail/utf8.hpp>
+#include <taskmon/ops/monitor_json.hpp>
 
 #include <fmt/format.h>
 
@@ -16,111 +21,12 @@
 namespace taskmon {
 namespace detail {
 
-inline std::string_view http_reason_phrase(int status) noexcept {
-    switch (status) {
-        case 200: return "OK";
-        case 400: return "Bad Request";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 408: return "Request Timeout";
-        case 413: return "Payload Too Large";
-        case 431: return "Request Header Fields Too Large";
-        case 500: return "Internal Server Error";
-        case 503: return "Service Unavailable";
-        case 505: return "HTTP Version Not Supported";
-        default: return "Unknown";
-    }
-}
-
-/// True when the query string has a `verbose` parameter whose value is not "0" or "false".
-inline bool query_has_verbose(std::string_view query) {
-    while (!query.empty()) {
-        const auto amp = query.find('&');
-        const auto param = query.substr(0, amp);
-        const auto eq = param.find('=');
-        if (param.substr(0, eq) == "verbose") {
-            const auto value = eq == std::string_view::npos ? std::string_view{} : param.substr(eq + 1);
-            return value != "0" && value != "false";
-        }
-        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    }
-    return false;
-}
-
 /// At most one warning per this interval says that max_connections was reached, with the evictions and
 /// rejections since the previous one: a flood of thousands of connections a second costs one line a second.
 inline constexpr std::chrono::seconds health_overflow_log_interval{1};
 
 /// What a lingering close reads and discards at most before closing anyway.
 inline constexpr std::size_t health_linger_bytes = 64 * 1024;
-
-/// The status that refuses a request line's HTTP version, or 0 when the version is served.
-/// - No version (HTTP/0.9's "GET /path"): 400. RFC 9112 §3 requires a version in the request line, and an
-///   HTTP/0.9 client reads neither a status line nor headers, so no answer suits it; http_parser takes such a
-///   line for HTTP/0.9 and would wait for headers that never come, answering 408 only after read_timeout.
-/// - Another major version than 1 (HTTP/0.9 spelled out, HTTP/2.0 without upgrade, HTTP/9.9): 505, which
-///   RFC 9110 §15.6.6 defines for a major version the server does not support; 400 would tell the client its
-///   message is malformed, which it may not be.
-/// - HTTP/1.x with x > 1: served as HTTP/1.1, as RFC 9110 §2.5 asks of a recipient of a higher minor version.
-inline int http_version_refusal(bool has_version, unsigned major) noexcept {
-    if (!has_version) return 400;
-    return major == 1 ? 0 : 505;
-}
-
-/// One request as http_parser reports it. Only the target is kept; headers and body are counted by the
-/// size limit and otherwise ignored.
-struct ParsedRequest {
-    std::string target;
-    bool headers_done = false;
-    bool complete = false;
-    // The request line, followed in the bytes http_parser accepted: the parser reports neither where the line
-    // ends nor whether it had a version (it takes a line without one for HTTP/0.9 and waits for headers).
-    bool line_started = false;  ///< past the empty lines http_parser skips before a request line
-    bool line_done = false;     ///< its line feed was parsed: http_parser's version fields are final
-    int line_fields = 0;        ///< space-separated: method, target and version; 2 when the version is missing
-    bool in_field = false;
-
-    void scan_request_line(std::string_view parsed) noexcept {
-        for (const char ch : parsed) {
-            if (line_done) return;
-            if (ch == '\n') {
-                line_done = line_started;
-            } else if (ch != '\r') {
-                line_started = true;
-                if (ch == ' ') {
-                    in_field = false;
-                } else if (!in_field) {
-                    in_field = true;
-                    ++line_fields;
-                }
-            }
-        }
-    }
-
-    static int on_url(http_parser* p, const char* at, std::size_t length) {
-        static_cast<ParsedRequest*>(p->data)->target.append(at, length);
-        return 0;
-    }
-    static int on_headers_complete(http_parser* p) {
-        static_cast<ParsedRequest*>(p->data)->headers_done = true;
-        return 0;
-    }
-    static int on_message_complete(http_parser* p) {
-        static_cast<ParsedRequest*>(p->data)->complete = true;
-        http_parser_pause(p, 1);  // one request per connection: ignore anything pipelined after it
-        return 0;
-    }
-    static const http_parser_settings& settings() noexcept {
-        static const http_parser_settings s = [] {
-            http_parser_settings out{};
-            out.on_url = &ParsedRequest::on_url;
-            out.on_headers_complete = &ParsedRequest::on_headers_complete;
-            out.on_message_complete = &ParsedRequest::on_message_complete;
-            return out;
-        }();
-        return s;
-    }
-};
 
 /// The state shared by the HealthServer handle, its accept loop and its connections. All members but the
 /// atomics and the constants are used on strand_ only.
@@ -140,12 +46,13 @@ public:
     HealthServerState(asio::any_io_executor executor, HealthEndpoints endpoints, HealthServerSettings settings,
                       std::shared_ptr<spdlog::logger> logger)
         : strand_{asio::make_strand(std::move(executor))},
-          endpoints_{std::move(endpoints)},
+          endpoints_{validated(std::move(endpoints))},
           settings_{validated(std::move(settings))},
           logger_{logger ? std::move(logger) : spdlog::default_logger()},
           acceptor_{strand_},
           drained_{strand_, Clock::time_point::max()},
-          overflow_log_timer_{strand_} {
+          overflow_log_timer_{strand_},
+          hub_{std::make_shared<EventStreamHub>(settings_.event_queue_capacity)} {
         asio::error_code ec;
         const auto address = asio::ip::make_address(settings_.address, ec);
         if (ec) {
@@ -161,6 +68,17 @@ public:
     }
 
     void start() {
+        if (streams_events()) {
+            // The listener only copies: one allocation per event, shared by the queues, and a post per burst.
+            subscription_ = endpoints_.subscribe(
+                [hub = hub_, weak = weak_from_this(), strand = strand_](const MonitorEvent& event) {
+                    if (!hub->publish(event)) return;
+                    asio::post(strand, [hub, weak] {
+                        hub->wake_done();
+                        if (const auto self = weak.lock()) self->wake_streams();
+                    });
+                });
+        }
         accepting_ = true;
         asio::co_spawn(strand_, accept_loop(shared_from_this()), asio::detached);
         logger_->info("health server: listening on http://{}", endpoint_text());
@@ -190,23 +108,45 @@ public:
         s.timed_out = timed_out_.load();
         s.handler_errors = handler_errors_.load();
         s.open_connections = open_.load();
+        s.event_clients = event_open_.load();
+        s.event_clients_rejected = event_rejected_.load();
+        s.event_clients_dropped = event_dropped_.load();
+        s.events_sent = events_sent_.load();
+        s.actions = actions_.load();
+        s.actions_refused = actions_refused_.load();
         return s;
     }
 
 private:
-    enum class Phase { reading, writing, lingering };
+    enum class Phase { reading, writing, lingering, streaming };
 
     struct Connection {
         Connection(std::uint64_t i, asio::ip::tcp::socket s, Clock::time_point deadline)
-            : id{i}, socket{std::move(s)}, timer{socket.get_executor()}, read_deadline{deadline} {}
+            : id{i},
+              socket{std::move(s)},
+              timer{socket.get_executor()},
+              wake{socket.get_executor()},
+              read_deadline{deadline} {}
         const std::uint64_t id;  ///< in accept order: the oldest has the smallest
         asio::ip::tcp::socket socket;
         asio::steady_timer timer;
+        asio::steady_timer wake;  ///< an /events stream waits on it for events (cancelled) or its keepalive
         const Clock::time_point read_deadline;  ///< read_timeout after the accept; also ends the lingering close
         Phase phase = Phase::reading;
         bool timed_out = false;  ///< the deadline of the current phase passed
         bool evicted = false;    ///< closed to make room for a new connection: holds no slot any more
     };
+
+    static HealthEndpoints validated(HealthEndpoints e) {
+        // 16 characters: a guessing attacker needs ~95^16 tries; the check refuses a placeholder like "secret".
+        if (!e.action_token.empty() &&
+            (e.action_token.size() < 16 || std::any_of(e.action_token.begin(), e.action_token.end(),
+                                                       [](char ch) { return ch <= ' ' || ch > '~'; }))) {
+            throw std::invalid_argument(
+                "HealthEndpoints.action_token must be at least 16 printable ASCII characters without spaces");
+        }
+        return e;
+    }
 
     static HealthServerSettings validated(HealthServerSettings s) {
         if (s.max_request_bytes == 0) throw std::invalid_argument("HealthServerSettings.max_request_bytes is 0");
@@ -224,6 +164,13 @@ private:
         if (s.write_timeout > longest_duration_setting) {
             throw std::invalid_argument("HealthServerSettings.write_timeout must not exceed 100 years");
         }
+        if (s.event_queue_capacity == 0) throw std::invalid_argument("HealthServerSettings.event_queue_capacity is 0");
+        if (s.event_retry < Duration::zero() || s.event_retry > longest_duration_setting) {
+            throw std::invalid_argument("HealthServerSettings.event_retry must be within 0 and 100 years");
+        }
+        if (s.event_keepalive <= Duration::zero() || s.event_keepalive > longest_duration_setting) {
+            throw std::invalid_argument("HealthServerSettings.event_keepalive must be positive and at most 100 years");
+        }
         return s;
     }
 
@@ -238,8 +185,10 @@ private:
         closing_ = true;
         asio::error_code ignored;
         acceptor_.close(ignored);
+        subscription_.unsubscribe();  // waits for a listener call on another thread: it never waits for us
         for (const auto& [id, connection] : connections_) {
             connection->timer.cancel();
+            connection->wake.cancel();
             connection->socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
             connection->socket.close(ignored);
         }
@@ -265,8 +214,25 @@ private:
         }
     }
 
-    /// Connections holding a slot: evicted ones are closed and only wait for their coroutine to exit.
-    std::size_t slots_held() const noexcept { return connections_.size() - evicted_open_; }
+    /// Connections holding a slot: evicted ones are closed and only wait for their coroutine to exit; /events
+    /// streams have their own limit.
+    std::size_t slots_held() const noexcept { return connections_.size() - evicted_open_ - event_clients_.size(); }
+
+    bool streams_events() const noexcept { return endpoints_.tree && endpoints_.subscribe; }
+
+    /// Wakes every /events stream for the events queued since the last wake-up, and cuts off at once those that
+    /// fell event_queue_capacity behind (a pending write is cancelled: a client that never reads is dropped as
+    /// soon as its queue fills, not only after write_timeout).
+    void wake_streams() {
+        for (const auto id : event_clients_) {
+            const auto& c = connections_.at(id);
+            if (hub_->overflowed(id)) {
+                asio::error_code ignored;
+                c->socket.close(ignored);
+            }
+            c->wake.cancel();
+        }
+    }
 
     void enter(Connection& c, Phase phase) {
         reading_.erase(c.id);
@@ -394,6 +360,8 @@ private:
         c->socket.close(ignored);
         self->reading_.erase(c->id);
         self->lingering_.erase(c->id);
+        self->hub_->remove(c->id);
+        if (self->event_clients_.erase(c->id) != 0) self->event_open_.store(self->event_clients_.size());
         if (c->evicted) --self->evicted_open_;
         self->connections_.erase(c->id);
         self->open_.store(self->slots_held());
@@ -461,12 +429,20 @@ private:
             }
         }
         const bool head = parser.method == HTTP_HEAD;
+        if (parser.method == HTTP_POST && target_path(request.target).starts_with(operator_action_prefix)) {
+            co_await perform_action(c, request);
+            co_return;
+        }
         if (parser.method != HTTP_GET && !head) {
             ++bad_requests_;
             co_await respond(c, 405, "only GET and HEAD\n", "text/plain; charset=utf-8", false);
             co_return;
         }
-        auto response = answer_health_request(endpoints_, request.target);
+        if (!head && streams_events() && target_path(request.target) == "/events") {
+            co_await stream_events(c);
+            co_return;
+        }
+        auto response = answer_health_request(endpoints_, request.target, hub_->last_sequence());
         if (response.status == 500) ++handler_errors_;
         if (response.status == 400) ++bad_requests_;
         co_await respond(c, response.status, std::move(response.body), response.content_type, head);
@@ -477,7 +453,10 @@ private:
         std::string message = fmt::format(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n"
             "Connection: close\r\n{}\r\n",
-            status, http_reason_phrase(status), content_type, body.size(), status == 405 ? "Allow: GET, HEAD\r\n" : "");
+            status, http_reason_phrase(status), content_type, body.size(),
+            status == 405   ? "Allow: GET, HEAD\r\n"
+            : status == 401 ? "WWW-Authenticate: Bearer realm=\"taskmon\"\r\n"
+                            : "");
         if (!head) message += body;
         enter(*c, Phase::writing);  // not evictable: the client is about to have its answer
         c->timed_out = false;
@@ -519,6 +498,126 @@ private:
         }
     }
 
+    /// GET /events: the snapshot, then every event as it comes (see HealthServerSettings::max_event_clients and
+    /// event_queue_capacity). The stream leaves its connection slot once the snapshot is about to be written.
+    asio::awaitable<void> stream_events(std::shared_ptr<Connection> c) {
+        if (event_clients_.size() >= settings_.max_event_clients) {
+            ++event_rejected_;
+            logger_->debug("health server: max_event_clients ({}) streams open; answering 503",
+                           settings_.max_event_clients);
+            co_await respond(c, 503, "too many /events streams\n", "text/plain; charset=utf-8", false);
+            co_return;
+        }
+        // Queue first, then read the snapshot: every event the snapshot may have missed is in the queue, and
+        // those up to `last` (which it reflects: they happened before it was read) are left out.
+        const auto last = hub_->add(c->id);
+        std::string snapshot;
+        std::string failure;
+        try {
+            snapshot = endpoints_.tree(last);
+        } catch (const std::exception& e) {
+            failure = to_valid_utf8(what_of(e));
+        }
+        if (snapshot.empty() || !failure.empty()) {
+            hub_->remove(c->id);
+            ++handler_errors_;
+            auto body = fmt::format("endpoint failed: {}\n", failure.empty() ? "empty snapshot" : failure);
+            co_await respond(c, 500, std::move(body), "text/plain; charset=utf-8", false);
+            co_return;
+        }
+        enter(*c, Phase::streaming);
+        event_clients_.insert(c->id);
+        event_open_.store(event_clients_.size());
+        open_.store(slots_held());
+        const auto retry_ms = std::chrono::duration_cast<std::chrono::milliseconds>(settings_.event_retry).count();
+        const std::string opening = fmt::format(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
+            "X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: {}\n\nid: {}\nevent: snapshot\ndata: {}\n\n",
+            retry_ms, last, snapshot);
+        snapshot.clear();
+        bool written = co_await stream_write(c, opening);
+        while (written && !closing_) {
+            auto taken = hub_->take(c->id, last);
+            if (taken.overflowed) break;
+            if (!taken.events.empty()) {
+                std::string text;
+                for (const auto& e : taken.events) {
+                    if (e->json.empty()) e->json = monitor_event_json(e->event);
+                    fmt::format_to(std::back_inserter(text), "id: {}\ndata: {}\n\n", e->event.sequence, e->json);
+                }
+                written = co_await stream_write(c, text);
+                if (written) events_sent_ += taken.events.size();
+                continue;
+            }
+            c->wake.expires_after(settings_.event_keepalive);
+            asio::error_code ec;
+            co_await c->wake.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+            if (closing_) co_return;
+            if (!ec) {
+                const std::string keepalive = ": keepalive\n\n";
+                written = co_await stream_write(c, keepalive);
+            }
+        }
+        if (closing_) co_return;
+        if (hub_->overflowed(c->id) || c->timed_out) {
+            ++event_dropped_;
+            logger_->warn("health server: /events client dropped: {}",
+                          c->timed_out ? "a write took longer than write_timeout"
+                                       : fmt::format("{} events behind", settings_.event_queue_capacity));
+        }
+    }
+
+    /// POST /api/components/<name>/<action> (see detail/operator_request.hpp for the checks and their order).
+    /// Logged at warning level, performed or refused: an operator changing supervision by hand is worth a line.
+    asio::awaitable<void> perform_action(std::shared_ptr<Connection> c, const ParsedRequest& r) {
+        OperatorRequest request;
+        const bool enabled = endpoints_.act && !endpoints_.action_token.empty();
+        auto refusal = check_operator_request(r, enabled, endpoints_.action_token, request);
+        if (!refusal) {
+            try {
+                endpoints_.act(request.component, request.action);
+            } catch (const std::invalid_argument& e) {
+                refusal = OperatorRefusal{409, to_valid_utf8(what_of(e))};
+            } catch (const std::logic_error& e) {  // MonitorClosed
+                refusal = OperatorRefusal{409, to_valid_utf8(what_of(e))};
+            } catch (const std::exception& e) {
+                ++handler_errors_;
+                refusal = OperatorRefusal{500, to_valid_utf8(what_of(e))};
+            }
+        }
+        asio::error_code ec;
+        const auto peer = c->socket.remote_endpoint(ec);
+        const auto from = ec ? std::string{"?"} : peer.address().to_string();
+        if (refusal) {
+            ++actions_refused_;
+            if (refusal->status == 400) ++bad_requests_;
+            logger_->warn("health server: operator action refused action={} component={} from={} status={} reason={}",
+                          to_string(request.action), quote(request.component), from, refusal->status,
+                          quote(refusal->reason));
+            auto body = refusal->reason + "\n";
+            co_await respond(c, refusal->status, std::move(body), "text/plain; charset=utf-8", false);
+            co_return;
+        }
+        ++actions_;
+        logger_->warn("health server: operator action action={} component={} from={}", to_string(request.action),
+                      quote(request.component), from);
+        detail::JsonWriter w;
+        w.begin_object().key("action").value(to_string(request.action));
+        w.key("component").value(request.component).key("status").value("done").end_object();
+        auto body = std::move(w).str() + "\n";
+        co_await respond(c, 200, std::move(body), "application/json", false);
+    }
+
+    /// Writes one piece of an /events stream within write_timeout; false when the stream is over.
+    asio::awaitable<bool> stream_write(std::shared_ptr<Connection> c, const std::string& text) {
+        c->timed_out = false;
+        arm(c, Clock::now() + settings_.write_timeout);
+        asio::error_code ec;
+        co_await asio::async_write(c->socket, asio::buffer(text), asio::redirect_error(asio::use_awaitable, ec));
+        c->timer.cancel();
+        co_return !ec;
+    }
+
     Strand strand_;
     const HealthEndpoints endpoints_;
     const HealthServerSettings settings_;
@@ -550,43 +649,19 @@ private:
     std::atomic<std::uint64_t> timed_out_{0};
     std::atomic<std::uint64_t> handler_errors_{0};
     std::atomic<std::size_t> open_{0};
+
+    const std::shared_ptr<EventStreamHub> hub_;
+    EventSubscription subscription_;         ///< the listener feeding hub_, from start() to close
+    std::set<std::uint64_t> event_clients_;  ///< ids of the connections streaming /events
+    std::atomic<std::size_t> event_open_{0};
+    std::atomic<std::uint64_t> event_rejected_{0};
+    std::atomic<std::uint64_t> event_dropped_{0};
+    std::atomic<std::uint64_t> events_sent_{0};
+    std::atomic<std::uint64_t> actions_{0};
+    std::atomic<std::uint64_t> actions_refused_{0};
 };
 
 }  // namespace detail
-
-inline HealthResponse answer_health_request(const HealthEndpoints& endpoints, std::string_view target) {
-    http_parser_url url;
-    http_parser_url_init(&url);
-    if (target.empty() || http_parser_parse_url(target.data(), target.size(), 0, &url) != 0 ||
-        (url.field_set & (1 << UF_PATH)) == 0) {
-        return {400, "text/plain; charset=utf-8", "bad request target\n"};
-    }
-    const auto field = [&](http_parser_url_fields f) {
-        return (url.field_set & (1 << f)) == 0 ? std::string_view{}
-                                               : target.substr(url.field_data[f].off, url.field_data[f].len);
-    };
-    const auto path = field(UF_PATH);
-    const bool verbose = detail::query_has_verbose(field(UF_QUERY));
-    try {
-        if (path == "/livez" || path == "/readyz") {
-            if (!endpoints.health) return {404, "text/plain; charset=utf-8", "no health endpoint configured\n"};
-            const auto probe = path == "/livez" ? HealthProbe::liveness : HealthProbe::readiness;
-            const auto report = endpoints.health();
-            const int status = report.passes(probe) ? 200 : 503;
-            std::string body = verbose ? probe_details(report, probe) : probe_summary(report, probe) + "\n";
-            return {status, "text/plain; charset=utf-8", std::move(body)};
-        }
-        if (path == "/metrics") {
-            if (!endpoints.metrics) return {404, "text/plain; charset=utf-8", "no metrics endpoint configured\n"};
-            return {200, std::string{text_format_content_type}, render_text_format(endpoints.metrics())};
-        }
-    } catch (const std::exception& e) {
-        // The health source is the application's: its message may be anything (null, not UTF-8, several lines).
-        return {500, "text/plain; charset=utf-8",
-                fmt::format("endpoint failed: {}\n", detail::to_valid_utf8(detail::what_of(e)))};
-    }
-    return {404, "text/plain; charset=utf-8", "not found; try /livez, /readyz or /metrics\n"};
-}
 
 inline HealthServer::HealthServer(asio::any_io_executor executor, HealthEndpoints endpoints,
                                   HealthServerSettings settings, std::shared_ptr<spdlog::logger> logger)

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Drives tests/health_server_fixture (ui mode) with headless Chromium: the /ui page shows the supervision tree from
+# its snapshot, applies live events from /events after a forced failure (SIGUSR1 to the fixture), escapes the
+# monitor's text, and shows the action buttons when the actions are enabled; takes a screenshot. Then the page of
+# 1,000 more components (20 groups of 50): all rows present, the full render's time printed and bounded.
+# usage: health_server_ui_chromium.sh FIXTURE SCREENSHOT_PNG
+# Exit 77 (a CTest skip) without chromium (Debian: chromium; TASKMON_WITH_CHROMIUM=1 scripts/test installs it).
+set -euo pipefail
+fixture="$1"
+screenshot="$2"
+browser=$(command -v chromium || command -v chromium-browser || true)
+if [ -z "$browser" ]; then
+    echo "chromium not found (Debian: chromium); skipping. TASKMON_WITH_CHROMIUM=1 scripts/test installs it."
+    exit 77
+fi
+command -v curl >/dev/null 2>&1 || { echo "curl not found (Debian: curl)"; exit 1; }
+
+work=$(mktemp -d)
+pid=
+signaller=
+cleanup() {
+    [ -n "$signaller" ] && kill "$signaller" 2>/dev/null || true
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+token=0123456789abcdef0123456789abcdef
+"$fixture" "$work/port" ui "$token" >"$work/fixture.out" 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+    [ -s "$work/port" ] && break
+    sleep 0.05
+done
+port=$(cat "$work/port")
+base="http://127.0.0.1:$port"
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# Chromium headless, as root in a container: no sandbox, no GPU, a profile of its own. The page's ?hold keeps its
+# load event pending, so --timeout (3 s) decides when the DOM is dumped, with the live events applied meanwhile.
+chrome() {
+    timeout 60 "$browser" --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir="$work/profile" \
+        --timeout=3000 --window-size=1280,720 "$@" 2>>"$work/chromium.err"
+}
+
+# Wait until db gave up (fails at once, 2 restarts) and on_demand runs, so that the page shows a stable tree.
+for _ in $(seq 200); do
+    tree=$(curl -s --max-time 5 "$base/api/tree" || true)
+    if grep -qF '{"name":"db","state":"gave_up"' <<<"$tree" &&
+        grep -qF '{"name":"on_demand","state":"running"' <<<"$tree"; then
+        break
+    fi
+    sleep 0.05
+done
+before=$(grep -o '"last_sequence":[0-9]*' <<<"$tree" | cut -d: -f2)
+
+# Forced failures while the page is open: SIGUSR1 makes on_demand fail (then its group restarts it with sink).
+(while kill -USR1 "$pid" 2>/dev/null; do sleep 0.3; done) &
+signaller=$!
+
+# A polling loop, bounded: up to 10 page loads (~4 s each) until the DOM shows a live event newer than `before`.
+live=0
+for attempt in $(seq 10); do
+    chrome --dump-dom "$base/ui?hold" >"$work/dom.html" || true
+    seq=$(grep -o 'id="last-seq">[0-9]*' "$work/dom.html" | grep -o '[0-9]*$' || echo 0)
+    if grep -q '<body[^>]*data-last-kind="' "$work/dom.html" && [ "${seq:-0}" -gt "${before:-0}" ]; then
+        live=1
+        break
+    fi
+done
+[ "$live" = 1 ] || fail "no live event in the DOM after $attempt page loads (last-seq ${seq:-none}, snapshot $before)"
+dom="$work/dom.html"
+echo "live event applied after $attempt page load(s): last-seq $seq > $before"
+contains() { grep -qF -- "$1" "$dom" || fail "DOM lacks: $1"; }
+contains '<body data-actions="1"'
+contains 'data-group="pipeline"'
+contains 'rest_for_one · '
+contains 'data-component="on_demand"'
+contains 'data-component="sink"'
+contains 'data-component="db" data-state="gave_up"'
+contains 'data-component="weird &quot;name&quot;\"'
+contains 'forced failure &lt;b&gt;not bold&lt;/b&gt;'  # the monitor's text is text, never markup
+contains '<button data-verb="restart">restart</button>'
+grep -q '<b>not bold</b>' "$dom" && fail "the last error was parsed as HTML"
+
+chrome --screenshot="$screenshot" "$base/ui?hold" >/dev/null || true
+[ -s "$screenshot" ] || fail "no screenshot at $screenshot"
+kill "$signaller" 2>/dev/null || true
+wait "$signaller" 2>/dev/null || true
+signaller=
+
+kill -TERM "$pid"
+status=0
+wait "$pid" || status=$?
+pid=
+[ "$status" -eq 0 ] || fail "fixture exited with $status after SIGTERM"
+grep -q '^closed$' "$work/fixture.out" || fail "fixture did not close cleanly: $(cat "$work/fixture.out")"
+
+# 1,000 more components: the page lists them all and renders them in a bounded time (generous: a shared machine).
+rm -f "$work/port"
+"$fixture" "$work/port" ui "$token" 1000 >"$work/fixture.out" 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+    [ -s "$work/port" ] && break
+    sleep 0.05
+done
+base="http://127.0.0.1:$(cat "$work/port")"
+for _ in $(seq 200); do
+    [ "$(curl -s --max-time 5 "$base/api/tree" | grep -o '"state":"running"' | wc -l)" -ge 1004 ] && break
+    sleep 0.05
+done
+rows=0
+for attempt in $(seq 5); do
+    chrome --dump-dom "$base/ui?hold" >"$work/big.html" || true
+    rows=$(grep -o 'data-component="bulk-[0-9]*"' "$work/big.html" | sort -u | wc -l)
+    [ "$rows" -eq 1000 ] && break
+done
+[ "$rows" -eq 1000 ] || fail "the page of 1,000 components lists $rows of them"
+render_ms=$(grep -o 'data-render-ms="[0-9]*"' "$work/big.html" | grep -o '[0-9]*' || echo 99999)
+echo "1,000 components: full render in ${render_ms} ms, page DOM $(wc -c <"$work/big.html") bytes"
+[ "$render_ms" -lt 3000 ] || fail "rendering 1,000 components took ${render_ms} ms"
+grep -qF 'data-group="shard-19"' "$work/big.html" || fail "group shard-19 missing"
+kill -TERM "$pid"
+wait "$pid" || fail "fixture (1,000 components) did not exit cleanly"
+pid=
+
+[ "$failures" -eq 0 ] || { echo "$failures failure(s)"; tail -5 "$work/chromium.err"; exit 1; }
+echo "all checks passed"
