@@ -10,9 +10,10 @@
 #   TASKMON_WITH_PROMTOOL=1 also installs Debian's prometheus package for `promtool check metrics` (22 MB
 #   download, about 330 MB installed, a system user and a service: not installed by default; without it
 #   that one test is skipped).
-#   TASKMON_WITH_CHROMIUM=1 also installs Debian's chromium for the browser test of the health server's /ui page
-#   (health_server.ui_chromium: headless --dump-dom and --screenshot; about 100 MB download, 350 MB installed;
-#   not installed by default; without it that test is skipped).
+#   Debian's chromium is installed for the dev preset (the README's test command), for the browser test of the
+#   health server's /ui page (health_server.ui_chromium: headless --dump-dom and --screenshot; about 100 MB
+#   download, 350 MB installed). TASKMON_WITH_CHROMIUM=0 leaves it out (the test is then skipped), =1 installs it
+#   for any preset that runs tests.
 
 taskmon_packages_for() {
     # The pseudo-preset `format` (scripts/check-format) needs clang-format only.
@@ -35,7 +36,7 @@ taskmon_packages_for() {
     if [ "${TASKMON_WITH_PROMTOOL:-0}" = 1 ]; then
         packages="$packages prometheus"
     fi
-    if [ "${TASKMON_WITH_CHROMIUM:-0}" = 1 ]; then
+    if [ "${TASKMON_WITH_CHROMIUM:-}" = 1 ] || { [ "$1" = dev ] && [ "${TASKMON_WITH_CHROMIUM:-}" != 0 ]; }; then
         packages="$packages chromium"
     fi
     case "$1" in
