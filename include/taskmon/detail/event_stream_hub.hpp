@@ -1,5 +1,7 @@
-// Internal: the queues between a monitor's listener and the health server's /events streams.
+// taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
+//
+// Internal: the queues between a monitor's listener and the health server's /events streams.
 #pragma once
 
 #include <taskmon/monitor_event.hpp>

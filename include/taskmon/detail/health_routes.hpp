@@ -1,6 +1,8 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
 // HealthServer internals: answer_health_request(), the routing of the GET endpoints (also usable from another
 // HTTP server; /events is streamed by HealthServerState itself).
-// SPDX-License-Identifier: MIT
 #pragma once
 
 #include <taskmon/ops/health_server.hpp>

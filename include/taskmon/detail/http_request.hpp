@@ -1,6 +1,8 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
 // Internal: one HTTP/1.1 request as the health server reads it (http_parser 2.9): the target, the few headers it
 // acts on, the body, and the refusals of request lines it does not serve.
-// SPDX-License-Identifier: MIT
 #pragma once
 
 #include <http_parser.h>

@@ -1,6 +1,8 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
 // Internal: a small streaming JSON writer for the outputs of taskmon/ops that must not depend on a JSON library
 // (the health server's /events and /api/tree).
-// SPDX-License-Identifier: MIT
 #pragma once
 
 #include <taskmon/detail/utf8.hpp>

@@ -1,3 +1,6 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
 // Internal: the health server's GET /ui, one self-contained page (inline CSS and JavaScript, no external
 // resource, ~13 KB): the supervision tree (groups with their strategy, members in order) with each component's
 // state in the timeline's colours, restarts (in window), backoff or cooldown left, heartbeat age, last error and a
@@ -7,7 +10,6 @@
 // the sequence of the last event it applied into #last-seq, each component's state into its row's data-state and
 // the time of its last full render into body's data-render-ms (the browser test reads them; see also ?hold below). `@ACTIONS@` is replaced by "1" when the operator actions are enabled (then
 // each row has their buttons, and the token is asked for on the page and kept in sessionStorage), else "0".
-// SPDX-License-Identifier: MIT
 #pragma once
 
 #include <string>

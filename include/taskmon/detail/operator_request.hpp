@@ -1,3 +1,6 @@
+// taskmon — coroutine supervision for standalone Asio.
+// SPDX-License-Identifier: MIT
+//
 // Internal: the health server's answer to POST /api/components/<name>/<action>, the operator actions. Checked in
 // this order, each refusal answered and logged by the server: actions not enabled (403), a malformed request
 // (400: no such action, a bad percent escape, a name that is empty or not valid UTF-8, a body), no bearer token
@@ -5,7 +8,6 @@
 // cannot send it, and a cross-site fetch() with it needs a CORS preflight, which the server never grants), an
 // Origin other than the server's own (403); then the action (409 when the monitor refuses it, e.g. an unknown
 // name).
-// SPDX-License-Identifier: MIT
 #pragma once
 
 #include <taskmon/detail/http_request.hpp>
