@@ -6,9 +6,11 @@
 // tests/scripts/health_server_curl.sh covers the metric values and the clean shutdown of a whole program.
 // Real time throughout (the server runs on the steady clock): the tests wait generously and assert what
 // happened, not how fast.
+#include <taskmon/agent/supervisor.hpp>
 #include <taskmon/ops/health_server.hpp>
 #include <taskmon/ops/monitor_json.hpp>
 #include <taskmon/ops/monitor_metrics.hpp>
+#include <taskmon/ops/run_view.hpp>
 #include <taskmon/task_monitor.hpp>
 
 #include "taskmon_catch.hpp"
@@ -333,8 +335,28 @@ private:
     std::thread thread_;  // last: starts once the members it uses exist
 };
 
+using Robot = taskmon::Supervisor<int, std::string>;
+
+/// A Supervisor run that never ends by itself: each step decides no action, one step per capture (20 ms).
+std::unique_ptr<Robot> make_robot(asio::io_context& io, const taskmon::RunView& view) {
+    taskmon::AgentSettings settings;
+    settings.max_steps = 1'000'000;
+    settings.capture_interval = 20ms;
+    return std::make_unique<Robot>(
+        io.get_executor(),
+        view.wrap_agent(
+            Robot::Functions{.perceive = []() -> asio::awaitable<int> { co_return 1; },
+                             .decide = [](const int&, const Robot::Context&) -> asio::awaitable<Robot::DecisionType> {
+                                 co_return Robot::DecisionType::act({});
+                             },
+                             .act = [](const std::string&) -> asio::awaitable<taskmon::ActionResult> {
+                                 co_return taskmon::ActionResult::ok();
+                             }}),
+        settings, view.wrap(Robot::Hooks{}), quiet_logger());
+}
+
 /// An io_context on a background thread with a monitor, its metrics, a heartbeat timer, and a server whose
-/// log is recorded.
+/// log is recorded; with `with_run`, also a Supervisor run "robot" on the page (RunView) and its run actions.
 struct Fixture {
     asio::io_context io;
     std::shared_ptr<LogRecorder> log = std::make_shared<LogRecorder>();
@@ -344,6 +366,9 @@ struct Fixture {
     std::atomic<int> ticks{0};
     bool heartbeat_stopped = false;  // used on the io thread only
     asio::steady_timer heartbeat{io};
+    taskmon::RunView run_view{"robot"};
+    std::unique_ptr<Robot> robot;
+    bool run_finished = false;  // used on the io thread only
     std::unique_ptr<taskmon::HealthServer> server;
     std::thread thread;
 
@@ -351,10 +376,11 @@ struct Fixture {
     /// `action_token`, when given, enables the operator actions.
     explicit Fixture(taskmon::HealthServerSettings settings = {},
                      std::function<std::vector<taskmon::MetricFamily>()> metrics_override = {},
-                     std::string action_token = {}) {
+                     std::string action_token = {}, bool with_run = false) {
         settings.port = 0;
         monitor.supervise("db", [] { return runs_forever(); });
         if (!metrics_override) metrics_override = [this] { return metrics.collect(); };
+        if (with_run) robot = make_robot(io, run_view);
         server = std::make_unique<taskmon::HealthServer>(
             io.get_executor(),
             taskmon::HealthEndpoints{
@@ -364,8 +390,26 @@ struct Fixture {
                 .subscribe = [this](taskmon::MonitorEventListener l) { return monitor.subscribe(std::move(l)); },
                 .act = [this](const std::string& name,
                               taskmon::OperatorAction action) { taskmon::apply(monitor, name, action); },
-                .action_token = std::move(action_token)},
+                .action_token = std::move(action_token),
+                .runs = with_run ? std::function<std::string()>{[this] { return taskmon::run_views_json({run_view}); }}
+                                 : std::function<std::string()>{},
+                .run_act = !with_run ? std::function<void(const std::string&, taskmon::RunAction)>{}
+                                     : [this](const std::string& name, taskmon::RunAction action) {
+                                           if (name != "robot") throw std::invalid_argument("no run named " + name);
+                                           taskmon::apply(*robot, action);
+                                       }},
             settings, logger);
+        if (robot) {
+            run_view.set_sink([this](std::string json) { server->publish(std::move(json)); });
+            asio::co_spawn(
+                io,
+                [this]() -> asio::awaitable<void> {
+                    auto running = robot->run();
+                    (void)co_await std::move(running);
+                    run_finished = true;
+                },
+                asio::detached);
+        }
         tick();
         thread = std::thread{[this] { io.run(); }};
     }
@@ -389,6 +433,14 @@ struct Fixture {
         asio::co_spawn(
             io,
             [this]() -> asio::awaitable<void> {
+                if (robot) {
+                    robot->stop("the test ends");
+                    asio::steady_timer poll{io};
+                    while (!run_finished) {  // run() completes once its components closed
+                        poll.expires_after(1ms);
+                        co_await poll.async_wait(asio::use_awaitable);
+                    }
+                }
                 co_await server->close();
                 heartbeat_stopped = true;
                 heartbeat.cancel();
@@ -1015,7 +1067,7 @@ TEST_CASE("HealthServer: operator actions are refused (403) when no token is con
     CHECK(f.log->messages(spdlog::level::warn, "health server: operator action refused action=restart").size() == 1);
     const auto page = curl({f.url("/ui")});
     CHECK(page.status == 200);
-    CHECK(page.body.find("<body data-actions=\"0\">") != std::string::npos);
+    CHECK(page.body.find("<body data-actions=\"0\" data-run-actions=\"0\">") != std::string::npos);
     CHECK(page.body.size() < 100 * 1024);
 }
 
@@ -1069,7 +1121,7 @@ TEST_CASE("HealthServer: operator actions check the request and the token and th
     for (const auto& line : f.log->messages(spdlog::level::warn, "health server: operator action")) {
         CHECK(line.find(test_token) == std::string::npos);  // the token is never logged
     }
-    CHECK(curl({f.url("/ui")}).body.find("<body data-actions=\"1\">") != std::string::npos);
+    CHECK(curl({f.url("/ui")}).body.find("<body data-actions=\"1\" data-run-actions=\"0\">") != std::string::npos);
     // Other POSTs stay 405.
     CHECK(curl({"-X", "POST", "-H", auth, f.url("/livez")}).status == 405);
 }
@@ -1082,4 +1134,82 @@ TEST_CASE("HealthServer: an action token shorter than 16 characters or with spac
     CHECK_THROWS_AS(
         taskmon::HealthServer(io.get_executor(), {.action_token = "0123456789 abcdef"}, S{.port = 0}, quiet_logger()),
         std::invalid_argument);
+}
+
+TEST_CASE("HealthServer: a Supervisor run's state is in /api/tree and each change arrives live on /events") {
+    Fixture f{{}, {}, {}, true};
+    REQUIRE(eventually([&] { return f.run_view.state().status == taskmon::AgentStatus::running; }));
+    const auto tree = curl({f.url("/api/tree")});
+    CHECK(tree.status == 200);
+    CHECK(tree.body.find(R"("runs":[{"name":"robot","status":"running","step":)") != std::string::npos);
+    CHECK(tree.body.find(R"("format":"taskmon.monitor.v1")") != std::string::npos);  // the monitor's snapshot
+
+    auto stream = open_stream(f.port());
+    REQUIRE(stream->receive_until("event: snapshot\ndata: {", 10s));
+    REQUIRE(stream->receive_until(R"("runs":[{"name":"robot",)", 10s));
+    f.robot->pause();
+    REQUIRE(stream->receive_until(R"(data: {"type":"run_state","run":{"name":"robot","status":"paused",)", 10s));
+    const auto& text = stream->received();
+    const auto paused = text.find(R"("status":"paused")");
+    CHECK(text.find(R"("paused":true,"shedding":false,"waiting_for_input":false,"interrupt_id":null,)"
+                    R"("reason":"pause() called"})",
+                    paused) != std::string::npos);
+    CHECK(f.run_view.state().paused);
+    CHECK(eventually([&] { return f.server->stats().events_published >= 1; }));
+    // Not a MonitorEvent: written without an id (the ids are the monitor's sequences), after a blank line.
+    const auto data = text.find(R"(data: {"type":"run_state")");
+    REQUIRE(data >= 2);
+    CHECK(text.substr(data - 2, 2) == "\n\n");
+    f.robot->resume();
+    CHECK(stream->receive_until(R"({"type":"run_state","run":{"name":"robot","status":"running",)", 10s));
+}
+
+TEST_CASE("HealthServer: run actions are checked like component actions and every action is published") {
+    {
+        Fixture off;  // no run_act: refused as disabled
+        CHECK(post_action(off, "/api/runs/robot/pause",
+                          {"-H", std::string{"Authorization: Bearer "} + test_token, "-H", "X-Taskmon-Action: 1"})
+                  .status == 403);
+    }
+    Fixture f{{}, {}, test_token, true};
+    REQUIRE(eventually([&] { return f.run_view.state().status == taskmon::AgentStatus::running; }));
+    auto stream = open_stream(f.port());
+    REQUIRE(stream->receive_until("event: snapshot\ndata: {", 10s));
+    const std::string auth = std::string{"Authorization: Bearer "} + test_token;
+    const std::string guard = "X-Taskmon-Action: 1";
+    CHECK(post_action(f, "/api/runs/robot/pause", {"-H", guard}).status == 401);
+    CHECK(
+        post_action(f, "/api/runs/robot/pause", {"-H", "Authorization: Bearer 0123456789abcdef", "-H", guard}).status ==
+        403);
+    CHECK(post_action(f, "/api/runs/robot/pause", {"-H", auth}).status == 403);  // the CSRF guard
+    CHECK(post_action(f, "/api/runs/robot/jump", {"-H", auth, "-H", guard}).status == 400);
+    CHECK(post_action(f, "/api/runs/nobody/pause", {"-H", auth, "-H", guard}).status == 409);
+    CHECK(f.run_view.state().status == taskmon::AgentStatus::running);  // nothing was done so far
+
+    const auto paused = post_action(f, "/api/runs/robot/pause", {"-H", auth, "-H", guard});
+    CHECK(paused.status == 200);
+    CHECK(paused.body == R"({"action":"pause","run":"robot","status":"done"})"
+                         "\n");
+    REQUIRE(stream->receive_until(R"({"type":"operator_action","target":"run","name":"robot","action":"pause",)"
+                                  R"("origin":{"via":"http_api","remote_address":"127.0.0.1"},"time_ns":)",
+                                  10s));
+    REQUIRE(stream->receive_until(R"({"type":"run_state","run":{"name":"robot","status":"paused",)", 10s));
+    CHECK(post_action(f, "/api/runs/robot/resume", {"-H", auth, "-H", guard}).status == 200);
+    REQUIRE(stream->receive_until(R"({"type":"run_state","run":{"name":"robot","status":"running",)", 10s));
+    CHECK(post_action(f, "/api/components/db/restart", {"-H", auth, "-H", guard}).status == 200);
+    REQUIRE(stream->receive_until(R"({"type":"operator_action","target":"component","name":"db","action":"restart",)"
+                                  R"("origin":{"via":"http_api","remote_address":"127.0.0.1"},)",
+                                  10s));
+    CHECK(post_action(f, "/api/runs/robot/stop", {"-H", auth, "-H", guard}).status == 200);
+    REQUIRE(stream->receive_until(R"({"type":"run_state","run":{"name":"robot","status":"stopped",)", 10s));
+
+    CHECK(eventually([&] { return f.server->stats().actions == 4 && f.server->stats().actions_refused == 5; }));
+    CHECK(f.log
+              ->messages(spdlog::level::warn,
+                         "health server: operator action action=pause run=\"robot\" "
+                         "from=127.0.0.1")
+              .size() == 1);
+    // The 400 (no such action) is logged with the action parsed so far, the default.
+    CHECK(f.log->messages(spdlog::level::warn, "health server: operator action refused action=pause run=").size() == 5);
+    CHECK(curl({f.url("/ui")}).body.find("<body data-actions=\"1\" data-run-actions=\"1\">") != std::string::npos);
 }

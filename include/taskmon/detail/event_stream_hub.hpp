@@ -1,7 +1,8 @@
 // taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
 //
-// Internal: the queues between a monitor's listener and the health server's /events streams.
+// Internal: the queues between a monitor's listener (and HealthServer::publish) and the health server's /events
+// streams.
 #pragma once
 
 #include <taskmon/monitor_event.hpp>
@@ -24,6 +25,9 @@ namespace taskmon::detail {
 struct StreamedEvent {
     MonitorEvent event;
     std::string json{};  ///< empty until formatted; used on the server's strand only
+    /// False for an event of another type (a run's state, an operator action): `json` is set by publish_json(),
+    /// `event` is empty, and the stream writes it without an `id:` (the ids are the monitor's sequences).
+    bool monitor = true;
 };
 
 /// One bounded queue per stream, filled by publish() (the monitor's listener, on any thread) and drained by
@@ -42,18 +46,14 @@ public:
         auto shared = std::make_shared<StreamedEvent>(StreamedEvent{event});
         std::lock_guard lock{mutex_};
         last_sequence_ = std::max(last_sequence_, event.sequence);
-        for (auto& [id, queue] : queues_) {
-            if (queue.overflowed) continue;
-            if (queue.events.size() >= capacity_) {
-                queue.overflowed = true;
-                queue.events.clear();  // it will be dropped: free the memory now
-                continue;
-            }
-            queue.events.push_back(shared);
-        }
-        if (wake_pending_ || queues_.empty()) return false;
-        wake_pending_ = true;
-        return true;
+        return push(std::move(shared));
+    }
+
+    /// Queues an event of another type, already formatted as one JSON object; as publish().
+    bool publish_json(std::string json) {
+        auto shared = std::make_shared<StreamedEvent>(StreamedEvent{MonitorEvent{}, std::move(json), false});
+        std::lock_guard lock{mutex_};
+        return push(std::move(shared));
     }
 
     /// Called by the wake-up publish() asked for, before it wakes the writers.
@@ -87,7 +87,7 @@ public:
         if (it == queues_.end()) return out;
         out.overflowed = it->second.overflowed;
         for (auto& e : it->second.events) {
-            if (e->event.sequence > after) out.events.push_back(std::move(e));
+            if (!e->monitor || e->event.sequence > after) out.events.push_back(std::move(e));
         }
         it->second.events.clear();
         return out;
@@ -105,6 +105,22 @@ public:
     }
 
 private:
+    /// Under mutex_.
+    bool push(EventPtr shared) {
+        for (auto& [id, queue] : queues_) {
+            if (queue.overflowed) continue;
+            if (queue.events.size() >= capacity_) {
+                queue.overflowed = true;
+                queue.events.clear();  // it will be dropped: free the memory now
+                continue;
+            }
+            queue.events.push_back(shared);
+        }
+        if (wake_pending_ || queues_.empty()) return false;
+        wake_pending_ = true;
+        return true;
+    }
+
     struct Queue {
         std::deque<EventPtr> events;
         bool overflowed = false;

@@ -1,5 +1,7 @@
-// HealthServer internals: the shared state on a strand, the accept loop and the connection coroutines.
+// taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
+//
+// HealthServer internals: the shared state on a strand, the accept loop and the connection coroutines.
 #pragma once
 
 #include <taskmon/ops/health_server.hpp>
@@ -46,8 +48,8 @@ public:
     HealthServerState(asio::any_io_executor executor, HealthEndpoints endpoints, HealthServerSettings settings,
                       std::shared_ptr<spdlog::logger> logger)
         : strand_{asio::make_strand(std::move(executor))},
-          endpoints_{validated(std::move(endpoints))},
-          settings_{validated(std::move(settings))},
+          endpoints_{validated_endpoints(std::move(endpoints))},
+          settings_{validated_settings(std::move(settings))},
           logger_{logger ? std::move(logger) : spdlog::default_logger()},
           acceptor_{strand_},
           drained_{strand_, Clock::time_point::max()},
@@ -114,7 +116,18 @@ public:
         s.events_sent = events_sent_.load();
         s.actions = actions_.load();
         s.actions_refused = actions_refused_.load();
+        s.events_published = events_published_.load();
         return s;
+    }
+
+    /// Queues `json` for every /events stream; callable from any thread (see HealthServer::publish).
+    void publish(std::string json) {
+        ++events_published_;
+        if (!streams_events() || !hub_->publish_json(std::move(json))) return;
+        asio::post(strand_, [hub = hub_, weak = weak_from_this()] {
+            hub->wake_done();
+            if (const auto self = weak.lock()) self->wake_streams();
+        });
     }
 
 private:
@@ -136,43 +149,6 @@ private:
         bool timed_out = false;  ///< the deadline of the current phase passed
         bool evicted = false;    ///< closed to make room for a new connection: holds no slot any more
     };
-
-    static HealthEndpoints validated(HealthEndpoints e) {
-        // 16 characters: a guessing attacker needs ~95^16 tries; the check refuses a placeholder like "secret".
-        if (!e.action_token.empty() &&
-            (e.action_token.size() < 16 || std::any_of(e.action_token.begin(), e.action_token.end(),
-                                                       [](char ch) { return ch <= ' ' || ch > '~'; }))) {
-            throw std::invalid_argument(
-                "HealthEndpoints.action_token must be at least 16 printable ASCII characters without spaces");
-        }
-        return e;
-    }
-
-    static HealthServerSettings validated(HealthServerSettings s) {
-        if (s.max_request_bytes == 0) throw std::invalid_argument("HealthServerSettings.max_request_bytes is 0");
-        if (s.max_connections == 0) throw std::invalid_argument("HealthServerSettings.max_connections is 0");
-        if (s.read_timeout <= std::chrono::milliseconds::zero()) {
-            throw std::invalid_argument("HealthServerSettings.read_timeout must be positive");
-        }
-        if (s.write_timeout <= std::chrono::milliseconds::zero()) {
-            throw std::invalid_argument("HealthServerSettings.write_timeout must be positive");
-        }
-        // Added to clock readings for the deadlines: bounded so that none overflows.
-        if (s.read_timeout > longest_duration_setting) {
-            throw std::invalid_argument("HealthServerSettings.read_timeout must not exceed 100 years");
-        }
-        if (s.write_timeout > longest_duration_setting) {
-            throw std::invalid_argument("HealthServerSettings.write_timeout must not exceed 100 years");
-        }
-        if (s.event_queue_capacity == 0) throw std::invalid_argument("HealthServerSettings.event_queue_capacity is 0");
-        if (s.event_retry < Duration::zero() || s.event_retry > longest_duration_setting) {
-            throw std::invalid_argument("HealthServerSettings.event_retry must be within 0 and 100 years");
-        }
-        if (s.event_keepalive <= Duration::zero() || s.event_keepalive > longest_duration_setting) {
-            throw std::invalid_argument("HealthServerSettings.event_keepalive must be positive and at most 100 years");
-        }
-        return s;
-    }
 
     std::string endpoint_text() const {
         return local_endpoint_.address().is_v6()
@@ -429,7 +405,8 @@ private:
             }
         }
         const bool head = parser.method == HTTP_HEAD;
-        if (parser.method == HTTP_POST && target_path(request.target).starts_with(operator_action_prefix)) {
+        if (parser.method == HTTP_POST && (target_path(request.target).starts_with(operator_action_prefix) ||
+                                           target_path(request.target).starts_with(run_action_prefix))) {
             co_await perform_action(c, request);
             co_return;
         }
@@ -514,7 +491,7 @@ private:
         std::string snapshot;
         std::string failure;
         try {
-            snapshot = endpoints_.tree(last);
+            snapshot = tree_with_runs(endpoints_, last);
         } catch (const std::exception& e) {
             failure = to_valid_utf8(what_of(e));
         }
@@ -542,6 +519,10 @@ private:
             if (!taken.events.empty()) {
                 std::string text;
                 for (const auto& e : taken.events) {
+                    if (!e->monitor) {
+                        fmt::format_to(std::back_inserter(text), "data: {}\n\n", e->json);
+                        continue;
+                    }
                     if (e->json.empty()) e->json = monitor_event_json(e->event);
                     fmt::format_to(std::back_inserter(text), "id: {}\ndata: {}\n\n", e->event.sequence, e->json);
                 }
@@ -567,15 +548,21 @@ private:
         }
     }
 
-    /// POST /api/components/<name>/<action> (see detail/operator_request.hpp for the checks and their order).
-    /// Logged at warning level, performed or refused: an operator changing supervision by hand is worth a line.
+    /// POST /api/components/<name>/<action> and /api/runs/<name>/<action> (see detail/operator_request.hpp for
+    /// the checks and their order). Logged at warning level, performed or refused: an operator changing supervision
+    /// by hand is worth a line; a performed one is also published on /events with its origin.
     asio::awaitable<void> perform_action(std::shared_ptr<Connection> c, const ParsedRequest& r) {
         OperatorRequest request;
         const bool enabled = endpoints_.act && !endpoints_.action_token.empty();
-        auto refusal = check_operator_request(r, enabled, endpoints_.action_token, request);
+        const bool runs_enabled = endpoints_.run_act && !endpoints_.action_token.empty();
+        auto refusal = check_operator_request(r, enabled, endpoints_.action_token, request, runs_enabled);
         if (!refusal) {
             try {
-                endpoints_.act(request.component, request.action);
+                if (request.run) {
+                    endpoints_.run_act(request.component, request.run_action);
+                } else {
+                    endpoints_.act(request.component, request.action);
+                }
             } catch (const std::invalid_argument& e) {
                 refusal = OperatorRefusal{409, to_valid_utf8(what_of(e))};
             } catch (const std::logic_error& e) {  // MonitorClosed
@@ -591,19 +578,21 @@ private:
         if (refusal) {
             ++actions_refused_;
             if (refusal->status == 400) ++bad_requests_;
-            logger_->warn("health server: operator action refused action={} component={} from={} status={} reason={}",
-                          to_string(request.action), quote(request.component), from, refusal->status,
+            logger_->warn("health server: operator action refused action={} {}={} from={} status={} reason={}",
+                          request.verb(), request.target(), quote(request.component), from, refusal->status,
                           quote(refusal->reason));
             auto body = refusal->reason + "\n";
             co_await respond(c, refusal->status, std::move(body), "text/plain; charset=utf-8", false);
             co_return;
         }
         ++actions_;
-        logger_->warn("health server: operator action action={} component={} from={}", to_string(request.action),
+        logger_->warn("health server: operator action action={} {}={} from={}", request.verb(), request.target(),
                       quote(request.component), from);
+        const auto now = std::chrono::system_clock::now().time_since_epoch();
+        publish(operator_action_event_json(request, from, std::chrono::nanoseconds{now}.count()));
         detail::JsonWriter w;
-        w.begin_object().key("action").value(to_string(request.action));
-        w.key("component").value(request.component).key("status").value("done").end_object();
+        w.begin_object().key("action").value(request.verb()).key(request.target()).value(request.component);
+        w.key("status").value("done").end_object();
         auto body = std::move(w).str() + "\n";
         co_await respond(c, 200, std::move(body), "application/json", false);
     }
@@ -659,6 +648,7 @@ private:
     std::atomic<std::uint64_t> events_sent_{0};
     std::atomic<std::uint64_t> actions_{0};
     std::atomic<std::uint64_t> actions_refused_{0};
+    std::atomic<std::uint64_t> events_published_{0};
 };
 
 }  // namespace detail
@@ -677,5 +667,7 @@ inline asio::awaitable<void> HealthServer::close() { return detail::HealthServer
 inline asio::ip::tcp::endpoint HealthServer::local_endpoint() const noexcept { return state_->local_endpoint(); }
 
 inline HealthServerStats HealthServer::stats() const noexcept { return state_->stats(); }
+
+inline void HealthServer::publish(std::string json) { state_->publish(std::move(json)); }
 
 }  // namespace taskmon

@@ -2,18 +2,22 @@
 // SPDX-License-Identifier: MIT
 //
 // Internal: the health server's GET /ui, one self-contained page (inline CSS and JavaScript, no external
-// resource, ~13 KB): the supervision tree (groups with their strategy, members in order) with each component's
+// resource, ~15 KB): the supervision tree (groups with their strategy, members in order) with each component's
 // state in the timeline's colours, restarts (in window), backoff or cooldown left, heartbeat age, last error and a
 // strip of its last 24 restarts, failures and warnings in the timeline's marks; live from /events (EventSource,
 // which reconnects by itself), reconciled with /api/tree at most every 2 s; groups collapsible, rows filterable
 // by state and name. Text from the monitor is set with textContent only, never parsed as HTML. The page writes
 // the sequence of the last event it applied into #last-seq, each component's state into its row's data-state and
-// the time of its last full render into body's data-render-ms (the browser test reads them; see also ?hold below). `@ACTIONS@` is replaced by "1" when the operator actions are enabled (then
-// each row has their buttons, and the token is asked for on the page and kept in sessionStorage), else "0".
+// the time of its last full render into body's data-render-ms (the browser test reads them; see also ?hold
+// below). `@ACTIONS@` is replaced by "1" when the operator actions are enabled (then each row has their buttons,
+// and the token is asked for on the page and kept in sessionStorage), else "0"; `@RUN_ACTIONS@` likewise for the
+// runs' pause, resume and stop buttons. The runs (the snapshot's "runs", then each run_state event) are shown above the tree, one line each with its status in data-status; each
+// operator_action event is shown in #action-log, who did what (the last in body's data-last-action).
 #pragma once
 
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace taskmon::detail {
 
@@ -47,9 +51,12 @@ td.err{white-space:normal;max-width:420px;overflow:hidden;text-overflow:ellipsis
 button{font-size:11px;padding:0 5px;margin-right:2px}
 input[type=search]{width:180px}
 .hidden{display:none}
+#runs .run{padding:3px 0;border-bottom:1px solid #f0f0f0}
+#runs .run b{margin-right:6px}
+#action-log{color:#37474f;font-size:12px;margin:4px 0 0}
 </style>
 </head>
-<body data-actions="@ACTIONS@">
+<body data-actions="@ACTIONS@" data-run-actions="@RUN_ACTIONS@">
 <header>
 <h1>taskmon</h1><span id="conn">connecting</span>
 <span class="muted" style="margin-left:12px">components <b id="count">0</b> · last event <b id="last-seq">0</b></span>
@@ -60,8 +67,9 @@ input[type=search]{width:180px}
 <span id="token-box" class="hidden">token <input type="password" id="token" size="16"></span>
 <span id="action-result" class="muted"></span>
 </div>
+<div id="action-log"></div>
 </header>
-<main id="tree"></main>
+<main><div id="runs"></div><div id="tree"></div></main>
 <script>
 "use strict";
 const STATES = {running:["#43a047","#fff"],restarting:["#ffd54f","#3e2723"],quarantined:["#8e24aa","#fff"],
@@ -77,6 +85,8 @@ const NEXT_STATE = {started:"running",restarted:"running",trial_started:"running
   quarantined:"quarantined",watchdog_timeout:"restarting",startup_timeout:"restarting"};
 const HISTORY = 24;
 const actions = document.body.dataset.actions === "1";
+const runActions = document.body.dataset.runActions === "1";
+let runs = new Map();
 let comps = new Map(), groups = new Map(), rows = new Map(), marksOf = new Map();
 let hiddenStates = new Set(), lastSeq = 0, refetchTimer = null, chipsTimer = null, skew = 0;
 const $ = id => document.getElementById(id);
@@ -129,6 +139,42 @@ function act(name, verb) {
     .catch(e => { $("action-result").textContent = `${verb} ${name}: ${e}`; });
 }
 
+function actRun(name, verb) {
+  const token = $("token").value;
+  sessionStorage.setItem("taskmon-token", token);
+  fetch(`/api/runs/${encodeURIComponent(name)}/${verb}`,
+        {method: "POST", headers: {"Authorization": "Bearer " + token, "X-Taskmon-Action": "1"}})
+    .then(r => r.text().then(t => { $("action-result").textContent = `${verb} ${name}: ${r.status} ${t.trim()}`; }))
+    .catch(e => { $("action-result").textContent = `${verb} ${name}: ${e}`; });
+}
+function renderRuns() {
+  const box = $("runs");
+  box.replaceChildren();
+  for (const r of runs.values()) {
+    const flags = [r.paused ? "paused" : "", r.shedding ? "shedding load" : "",
+      r.waiting_for_input ? "waiting for input: " + (r.interrupt_id || "") : ""].filter(Boolean).join(" · ");
+    const d = el("div", {class: "run", "data-run": r.name, "data-status": r.status}, el("b", {text: "run " + r.name}),
+      el("span", {class: "st run-status", text: r.status.replace(/_/g, " ")}),
+      ` step ${r.step} (${r.steps_finished} finished) `, el("span", {class: "muted", text: flags}));
+    const [bg, fg] = {running: STATES.running, paused: STATES.stopping, waiting_for_input: STATES.restarting,
+      failed: STATES.failed, completed: STATES.completed}[r.status] || STATES.stopped;
+    d.children[1].style.background = bg; d.children[1].style.color = fg;
+    if (runActions) {
+      for (const verb of ["pause", "resume", "stop"]) {
+        const b = el("button", {text: verb, "data-verb": verb}); b.onclick = () => actRun(r.name, verb); d.append(b);
+      }
+    }
+    box.append(d);
+  }
+}
+function applyAction(a) {
+  const text = `${new Date(a.time_ns / 1e6).toISOString()} ${a.action} ${a.target} ${a.name} ` +
+    `by ${a.origin.remote_address} (${a.origin.via})`;
+  const log = $("action-log");
+  log.prepend(el("div", {text}));
+  while (log.children.length > 5) log.lastChild.remove();
+  document.body.dataset.lastAction = `${a.action} ${a.target} ${a.name}`;
+}
 function fillRow(tr, c) {
   const [bg, fg] = STATES[c.state] || ["#546e7a", "#fff"];
   tr.dataset.state = c.state;
@@ -220,6 +266,7 @@ function applySnapshot(s) {
   comps = new Map(s.components.map(c => [c.name, c]));
   groups = new Map(s.groups.map(g => [g.name, g]));
   skew = s.time_ns - Date.now() * 1e6;
+  if (s.runs) { runs = new Map(s.runs.map(r => [r.name, r])); renderRuns(); }
   setSeq(s.last_sequence);  // authoritative: after a restart of the process the sequences start again at 1
   render();
 }
@@ -261,7 +308,12 @@ function connect() {
     applySnapshot(JSON.parse(m.data));
     $("conn").textContent = "live"; $("conn").className = "live"; document.body.dataset.conn = "live";
   });
-  source.onmessage = m => applyEvent(JSON.parse(m.data));
+  source.onmessage = m => {
+    const e = JSON.parse(m.data);
+    if (e.type === "run_state") { runs.set(e.run.name, e.run); renderRuns(); return; }
+    if (e.type === "operator_action") { applyAction(e); return; }
+    if (e.type === undefined) applyEvent(e);  // a MonitorEvent; a type this page does not know is skipped
+  };
   source.onerror = () => {
     $("conn").textContent = "reconnecting"; $("conn").className = ""; document.body.dataset.conn = "down";
     // EventSource retries by itself after a dropped stream, but gives up for good after an HTTP error (a 503 when
@@ -273,7 +325,7 @@ $("filter").oninput = applyFilter;
 const openAll = open => document.querySelectorAll("#tree details").forEach(d => { d.open = open; });
 $("expand").onclick = () => openAll(true);
 $("collapse").onclick = () => openAll(false);
-if (actions) {
+if (actions || runActions) {
   $("token-box").classList.remove("hidden");
   $("token").value = sessionStorage.getItem("taskmon-token") || "";
 }
@@ -292,12 +344,14 @@ if (new URLSearchParams(location.search).has("hold")) document.body.append(el("i
 </html>
 )taskmon_ui";
 
-/// The page, with the operator actions' buttons shown or not.
-[[nodiscard]] inline std::string live_page(bool actions_enabled) {
+/// The page, with the operator actions' buttons (components', runs') shown or not.
+[[nodiscard]] inline std::string live_page(bool actions_enabled, bool run_actions_enabled = false) {
     std::string page{live_page_html};
-    constexpr std::string_view marker = "@ACTIONS@";
-    const auto at = page.find(marker);
-    if (at != std::string::npos) page.replace(at, marker.size(), actions_enabled ? "1" : "0");
+    for (const auto& [marker, on] : {std::pair<std::string_view, bool>{"@ACTIONS@", actions_enabled},
+                                     std::pair<std::string_view, bool>{"@RUN_ACTIONS@", run_actions_enabled}}) {
+        const auto at = page.find(marker);
+        if (at != std::string::npos) page.replace(at, marker.size(), on ? "1" : "0");
+    }
     return page;
 }
 

@@ -1,20 +1,23 @@
 // taskmon — coroutine supervision for standalone Asio.
 // SPDX-License-Identifier: MIT
 //
-// Internal: the health server's answer to POST /api/components/<name>/<action>, the operator actions. Checked in
-// this order, each refusal answered and logged by the server: actions not enabled (403), a malformed request
-// (400: no such action, a bad percent escape, a name that is empty or not valid UTF-8, a body), no bearer token
-// (401), a wrong one (403, compared in constant time), no `X-Taskmon-Action: 1` header (403: a cross-site form
-// cannot send it, and a cross-site fetch() with it needs a CORS preflight, which the server never grants), an
-// Origin other than the server's own (403); then the action (409 when the monitor refuses it, e.g. an unknown
-// name).
+// Internal: the health server's answer to POST /api/components/<name>/<action> and POST /api/runs/<name>/<action>,
+// the operator actions, and the event each performed action publishes on /events. Checked in this order, each
+// refusal answered and logged by the server: actions not enabled (403), a malformed request (400: no such
+// action, a bad percent escape, a name that is empty or not valid UTF-8, a body), no bearer token (401), a wrong
+// one (403, compared in constant time), no `X-Taskmon-Action: 1` header (403: a cross-site form cannot send it,
+// and a cross-site fetch() with it needs a CORS preflight, which the server never grants), an Origin other than
+// the server's own (403); then the action (409 when the monitor or the run_act function refuses it, e.g. an
+// unknown name).
 #pragma once
 
 #include <taskmon/detail/http_request.hpp>
+#include <taskmon/detail/json_writer.hpp>
 #include <taskmon/detail/utf8.hpp>
 #include <taskmon/ops/operator_action.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +25,7 @@
 namespace taskmon::detail {
 
 inline constexpr std::string_view operator_action_prefix = "/api/components/";
+inline constexpr std::string_view run_action_prefix = "/api/runs/";
 
 /// True when `given` equals `expected`, in a time that depends on expected.size() only (not on where the first
 /// difference is), so that the answer's timing does not reveal a token byte by byte.
@@ -60,8 +64,13 @@ inline constexpr std::string_view operator_action_prefix = "/api/components/";
 
 /// A parsed action request: what to do to which component.
 struct OperatorRequest {
-    std::string component;
+    std::string component;  ///< the component's name, or the run's
     OperatorAction action = OperatorAction::restart;
+    bool run = false;  ///< a run action (/api/runs/): `run_action`, not `action`
+    RunAction run_action = RunAction::pause;
+
+    [[nodiscard]] std::string_view verb() const noexcept { return run ? to_string(run_action) : to_string(action); }
+    [[nodiscard]] std::string_view target() const noexcept { return run ? "run" : "component"; }
 };
 
 /// Why a request is refused: its status and the reason given in the body and the log.
@@ -71,21 +80,34 @@ struct OperatorRefusal {
 };
 
 /// The refusal of action request `r`, or empty when it may be performed (see the order above). `request` is
-/// filled as far as it was parsed, for the log line.
+/// filled as far as it was parsed, for the log line. `runs_enabled` is for /api/runs/, `enabled` for the rest.
 [[nodiscard]] inline std::optional<OperatorRefusal> check_operator_request(const ParsedRequest& r, bool enabled,
                                                                            std::string_view token,
-                                                                           OperatorRequest& request) {
-    if (!enabled) return OperatorRefusal{403, "operator actions are disabled (no action token configured)"};
+                                                                           OperatorRequest& request,
+                                                                           bool runs_enabled = false) {
     const auto path = target_path(r.target);
-    const auto rest = path.substr(operator_action_prefix.size());
+    request.run = path.starts_with(run_action_prefix);
+    if (!(request.run ? runs_enabled : enabled)) {
+        return OperatorRefusal{403, "operator actions are disabled (no action token configured)"};
+    }
+    const auto rest = path.substr(request.run ? run_action_prefix.size() : operator_action_prefix.size());
     const auto slash = rest.rfind('/');
-    if (slash == std::string_view::npos) return OperatorRefusal{400, "expected /api/components/<name>/<action>"};
-    const auto action = parse_operator_action(rest.substr(slash + 1));
-    if (!action) return OperatorRefusal{400, "unknown action; expected restart, reset, disable or enable"};
-    request.action = *action;
+    if (slash == std::string_view::npos) {
+        return OperatorRefusal{
+            400, request.run ? "expected /api/runs/<name>/<action>" : "expected /api/components/<name>/<action>"};
+    }
+    if (request.run) {
+        const auto action = parse_run_action(rest.substr(slash + 1));
+        if (!action) return OperatorRefusal{400, "unknown action; expected pause, resume or stop"};
+        request.run_action = *action;
+    } else {
+        const auto action = parse_operator_action(rest.substr(slash + 1));
+        if (!action) return OperatorRefusal{400, "unknown action; expected restart, reset, disable or enable"};
+        request.action = *action;
+    }
     auto name = percent_decode(rest.substr(0, slash));
     if (!name || name->empty() || find_invalid_utf8(*name)) {
-        return OperatorRefusal{400, "the component name is empty, badly escaped or not UTF-8"};
+        return OperatorRefusal{400, "the name is empty, badly escaped or not UTF-8"};
     }
     request.component = std::move(*name);
     if (r.body_bytes != 0) return OperatorRefusal{400, "an action takes no body"};
@@ -102,6 +124,18 @@ struct OperatorRefusal {
         return OperatorRefusal{403, "cross-origin request refused"};
     }
     return std::nullopt;
+}
+
+/// The /events event of a performed action: {"type":"operator_action","target":"run"|"component","name":...,
+/// "action":...,"origin":{"via":"http_api","remote_address":...},"time_ns":...}.
+[[nodiscard]] inline std::string operator_action_event_json(const OperatorRequest& request, std::string_view from,
+                                                            std::int64_t time_ns) {
+    JsonWriter w;
+    w.begin_object().key("type").value("operator_action").key("target").value(request.target());
+    w.key("name").value(request.component).key("action").value(request.verb());
+    w.key("origin").begin_object().key("via").value("http_api").key("remote_address").value(from).end_object();
+    w.key("time_ns").value(time_ns).end_object();
+    return std::move(w).str();
 }
 
 }  // namespace taskmon::detail

@@ -5,7 +5,8 @@
 // metrics scraper: GET /livez and /readyz (200 "ok", or 503 with the failing components; `?verbose` lists
 // every component) and GET /metrics (Prometheus text format); and, for an operator's live view, GET /api/tree
 // (the monitor's snapshot as JSON) and GET /events (server-sent events: the snapshot, then every MonitorEvent as
-// JSON; see taskmon/ops/monitor_json.hpp and docs/operations.md). Optional: needs libhttp-parser (CMake target
+// JSON, and the events publish() is given, e.g. a RunView's run_state; see taskmon/ops/monitor_json.hpp,
+// taskmon/ops/run_view.hpp and docs/operations.md). Optional: needs libhttp-parser (CMake target
 // taskmon::health_server); requests are parsed by http_parser 2.9.
 //
 //   taskmon::MonitorMetrics metrics{monitor};
@@ -123,6 +124,13 @@ struct HealthEndpoints {
     /// time. At least 16 characters, printable ASCII without spaces (the constructor checks): from a secret
     /// store, never from the code. Every action, performed or refused, is logged (never the token) and counted.
     std::string action_token{};
+    /// The "runs" member of /api/tree and of every /events snapshot: a JSON array of run states (run_views_json
+    /// of taskmon/ops/run_view.hpp). Unset: no "runs" member.
+    std::function<std::string()> runs{};
+    /// POST /api/runs/<name>/{pause,resume,stop}: performs a run action (taskmon::apply(supervisor, action));
+    /// throw std::invalid_argument for an unknown name (409). Enabled only when both `run_act` and
+    /// `action_token` are set, behind the same checks as `act`.
+    std::function<void(const std::string& run, RunAction action)> run_act{};
 };
 
 /// Counters since construction (a consistent-enough snapshot; each field is read atomically).
@@ -141,9 +149,10 @@ struct HealthServerStats {
     /// /events streams closed because the client fell event_queue_capacity events behind, or did not take a
     /// write within write_timeout.
     std::uint64_t event_clients_dropped = 0;
-    std::uint64_t events_sent = 0;      ///< events written to /events streams (the snapshots not included)
-    std::uint64_t actions = 0;          ///< operator actions performed (answered 200)
-    std::uint64_t actions_refused = 0;  ///< operator action requests refused (400, 401, 403, 409, 500)
+    std::uint64_t events_sent = 0;       ///< events written to /events streams (the snapshots not included)
+    std::uint64_t actions = 0;           ///< operator actions performed (answered 200), components' and runs'
+    std::uint64_t actions_refused = 0;   ///< operator action requests refused (400, 401, 403, 409, 500)
+    std::uint64_t events_published = 0;  ///< publish() calls, and the operator_action events of performed actions
 };
 
 namespace detail {
@@ -180,6 +189,10 @@ public:
 
     [[nodiscard]] HealthServerStats stats() const noexcept;
 
+    /// Writes `json` (one JSON object with a "type" member, on one line) as an event to every /events stream
+    /// (none: dropped). Never waits: it is queued like a monitor event, within event_queue_capacity.
+    void publish(std::string json);
+
 private:
     std::shared_ptr<detail::HealthServerState> state_;
 };
@@ -192,9 +205,10 @@ struct HealthResponse {
     std::string body;
 };
 
-/// Routes a GET of `target` to `endpoints`: /livez, /readyz, /metrics, /api/tree (given `last_sequence`) and
-/// /ui (the live page; its action buttons shown when the actions are enabled); 404 otherwise. An endpoint function that throws gives a 500 whose body names the exception. /events is streamed by
-/// the server itself; here it answers only the headers of a stream (for HEAD).
+/// Routes a GET of `target` to `endpoints`: /livez, /readyz, /metrics, /api/tree (given `last_sequence`; with
+/// "runs" when `runs` is set) and /ui (the live page; its action buttons shown when the actions are enabled); 404
+/// otherwise. An endpoint function that throws gives a 500 whose body names the exception. /events is streamed
+/// by the server itself; here it answers only the headers of a stream (for HEAD).
 [[nodiscard]] HealthResponse answer_health_request(const HealthEndpoints& endpoints, std::string_view target,
                                                    std::uint64_t last_sequence = 0);
 

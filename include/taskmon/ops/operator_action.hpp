@@ -2,7 +2,9 @@
 // SPDX-License-Identifier: MIT
 //
 // OperatorAction: what an operator may do to one component from the health server's page or API
-// (POST /api/components/<name>/<action>; off unless HealthEndpoints::act and action_token are set).
+// (POST /api/components/<name>/<action>; off unless HealthEndpoints::act and action_token are set); RunAction:
+// what an operator may do to a Supervisor run (POST /api/runs/<name>/<action>; off unless
+// HealthEndpoints::run_act and action_token are set).
 //
 //   taskmon::HealthEndpoints endpoints{
 //       ...,
@@ -56,6 +58,40 @@ void apply(BasicTaskMonitor<Clock>& monitor, const std::string& name, OperatorAc
         case OperatorAction::reset: monitor.reset(name); return;
         case OperatorAction::disable: monitor.disable(std::vector<std::string>{name}); return;
         case OperatorAction::enable: monitor.enable(std::vector<std::string>{name}); return;
+    }
+}
+
+enum class RunAction {
+    pause,   ///< Supervisor::pause(): no new step starts; a step in flight finishes
+    resume,  ///< Supervisor::resume()
+    stop,    ///< Supervisor::stop(): the run ends (terminal)
+};
+
+[[nodiscard]] constexpr std::string_view to_string(RunAction action) noexcept {
+    switch (action) {
+        case RunAction::pause: return "pause";
+        case RunAction::resume: return "resume";
+        case RunAction::stop: return "stop";
+    }
+    return "unknown";
+}
+
+/// The run action named `text` exactly, or empty.
+[[nodiscard]] constexpr std::optional<RunAction> parse_run_action(std::string_view text) noexcept {
+    for (const auto a : {RunAction::pause, RunAction::resume, RunAction::stop}) {
+        if (to_string(a) == text) return a;
+    }
+    return std::nullopt;
+}
+
+/// Performs `action` on `supervisor` (any type with pause(), resume() and stop(std::string), e.g. a
+/// taskmon::Supervisor). Each returns at once: the run applies it on its own strand.
+template <typename Run>
+void apply(Run& supervisor, RunAction action) {
+    switch (action) {
+        case RunAction::pause: supervisor.pause(); return;
+        case RunAction::resume: supervisor.resume(); return;
+        case RunAction::stop: supervisor.stop("stopped by an operator through the HTTP API"); return;
     }
 }
 
