@@ -3,14 +3,16 @@
 // ephemeral loopback port. Writes the port to argv[1] once listening; on SIGTERM or SIGINT closes the server
 // and the monitor and exits 0 (so the scripts also check a clean shutdown). It also serves the live view
 // (/api/tree, /events, /ui); with argv[2] == "ui" (the browser test) a group "pipeline" (rest_for_one) holds the
-// component "on_demand", which fails each time the process receives SIGUSR1, and the operator actions are
-// enabled with the token in argv[3].
+// component "on_demand", which fails each time the process receives SIGUSR1, a Supervisor run "agent" (a step
+// every 100 ms, no actions) is on the page through a RunView, and the operator actions (components' and runs')
+// are enabled with the token in argv[3].
 #include <taskmon/agent/supervisor.hpp>
 #include <taskmon/ops/agent_metrics.hpp>
 #include <taskmon/ops/health.hpp>
 #include <taskmon/ops/health_server.hpp>
 #include <taskmon/ops/monitor_json.hpp>
 #include <taskmon/ops/monitor_metrics.hpp>
+#include <taskmon/ops/run_view.hpp>
 #include <taskmon/task_monitor.hpp>
 
 #include <asio/co_spawn.hpp>
@@ -28,6 +30,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -54,6 +57,23 @@ asio::awaitable<void> fails_on_sigusr1() {
 asio::awaitable<void> fails_at_once() {
     co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
     throw std::runtime_error("disk \"full\"\nsecond line");
+}
+
+using Agent = taskmon::Supervisor<int, std::string>;
+
+std::unique_ptr<Agent> make_agent(asio::io_context& io, const taskmon::RunView& view,
+                                  std::shared_ptr<spdlog::logger> logger) {
+    return std::make_unique<Agent>(
+        io.get_executor(),
+        view.wrap_agent(
+            Agent::Functions{.perceive = []() -> asio::awaitable<int> { co_return 1; },
+                             .decide = [](const int&, const Agent::Context&) -> asio::awaitable<Agent::DecisionType> {
+                                 co_return Agent::DecisionType::act({});
+                             },
+                             .act = [](const std::string&) -> asio::awaitable<taskmon::ActionResult> {
+                                 co_return taskmon::ActionResult::ok();
+                             }}),
+        taskmon::AgentSettings{.max_steps = 1'000'000}, view.wrap(Agent::Hooks{}), std::move(logger));
 }
 
 }  // namespace
@@ -103,6 +123,11 @@ int main(int argc, char** argv) {
         }
     }
 
+    taskmon::RunView run_view{"agent"};
+    std::unique_ptr<Agent> agent;
+    bool agent_done = false;
+    if (ui) agent = make_agent(io, run_view, logger);
+
     taskmon::HealthServer server{
         io.get_executor(),
         {.health = [&] { return taskmon::check_health(monitor, taskmon::CriticalComponents::only({"web"})); },
@@ -115,12 +140,29 @@ int main(int argc, char** argv) {
          .tree = [&](std::uint64_t last) { return taskmon::monitor_snapshot_json(monitor, last); },
          .subscribe = [&](taskmon::MonitorEventListener l) { return monitor.subscribe(std::move(l)); },
          .act = [&](const std::string& name, taskmon::OperatorAction a) { taskmon::apply(monitor, name, a); },
-         .action_token = ui ? std::string{argv[3]} : std::string{}},
+         .action_token = ui ? std::string{argv[3]} : std::string{},
+         .runs = [&] { return agent ? taskmon::run_views_json({run_view}) : std::string{"[]"}; },
+         .run_act =
+             [&](const std::string& name, taskmon::RunAction a) {
+                 if (!agent || name != "agent") throw std::invalid_argument("no run named " + name);
+                 taskmon::apply(*agent, a);
+             }},
         {.port = 0, .read_timeout = 500ms},
         logger};
     {
         std::ofstream out{argv[1]};
         out << server.local_endpoint().port() << '\n';
+    }
+    if (agent) {
+        run_view.set_sink([&server](std::string json) { server.publish(std::move(json)); });
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                auto running = agent->run();
+                (void)co_await std::move(running);
+                agent_done = true;
+            },
+            asio::detached);
     }
     asio::signal_set signals{io, SIGTERM, SIGINT};
     signals.async_wait([&](asio::error_code ec, int) {
@@ -128,6 +170,14 @@ int main(int argc, char** argv) {
         asio::co_spawn(
             io,
             [&]() -> asio::awaitable<void> {
+                if (agent) {
+                    agent->stop("SIGTERM");
+                    asio::steady_timer poll{io};
+                    while (!agent_done) {  // run() completes once its components closed
+                        poll.expires_after(1ms);
+                        co_await poll.async_wait(asio::use_awaitable);
+                    }
+                }
                 co_await server.close();
                 co_await monitor.close();
             },

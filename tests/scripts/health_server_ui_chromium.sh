@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Drives tests/health_server_fixture (ui mode) with headless Chromium: the /ui page shows the supervision tree from
 # its snapshot, applies live events from /events after a forced failure (SIGUSR1 to the fixture), escapes the
-# monitor's text, and shows the action buttons when the actions are enabled; takes a screenshot. Then the page of
+# monitor's text, and shows the action buttons when the actions are enabled; shows the Supervisor run "agent"
+# above the tree, paused through POST /api/runs/agent/pause before the page loads; takes a screenshot. Then the page of
 # 1,000 more components (20 groups of 50): all rows present, the full render's time printed and bounded.
 # usage: health_server_ui_chromium.sh FIXTURE SCREENSHOT_PNG
 # Exit 77 (a CTest skip) without chromium (Debian: chromium; TASKMON_WITH_CHROMIUM=1 scripts/test installs it).
@@ -55,6 +56,18 @@ for _ in $(seq 200); do
 done
 before=$(grep -o '"last_sequence":[0-9]*' <<<"$tree" | cut -d: -f2)
 
+# The run: paused through the API (with the token and the CSRF header), then its status on the page.
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST -H "Authorization: Bearer $token" \
+    -H 'X-Taskmon-Action: 1' "$base/api/runs/agent/pause")
+[ "$code" = 200 ] || fail "POST /api/runs/agent/pause answered $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST -H 'X-Taskmon-Action: 1' \
+    "$base/api/runs/agent/resume")
+[ "$code" = 401 ] || fail "POST /api/runs/agent/resume without a token answered $code"
+for _ in $(seq 200); do
+    curl -s --max-time 5 "$base/api/tree" | grep -qF '"runs":[{"name":"agent","status":"paused"' && break
+    sleep 0.05
+done
+
 # Forced failures while the page is open: SIGUSR1 makes on_demand fail (then its group restarts it with sink).
 (while kill -USR1 "$pid" 2>/dev/null; do sleep 0.3; done) &
 signaller=$!
@@ -82,6 +95,8 @@ contains 'data-component="db" data-state="gave_up"'
 contains 'data-component="weird &quot;name&quot;\"'
 contains 'forced failure &lt;b&gt;not bold&lt;/b&gt;'  # the monitor's text is text, never markup
 contains '<button data-verb="restart">restart</button>'
+contains 'data-run="agent" data-status="paused"'
+contains '<button data-verb="pause">pause</button>'
 grep -q '<b>not bold</b>' "$dom" && fail "the last error was parsed as HTML"
 
 chrome --screenshot="$screenshot" "$base/ui?hold" >/dev/null || true

@@ -11,8 +11,9 @@
 // the time of its last full render into body's data-render-ms (the browser test reads them; see also ?hold
 // below). `@ACTIONS@` is replaced by "1" when the operator actions are enabled (then each row has their buttons,
 // and the token is asked for on the page and kept in sessionStorage), else "0"; `@RUN_ACTIONS@` likewise for the
-// runs' pause, resume and stop buttons. The runs (the snapshot's "runs", then each run_state event) are shown above the tree, one line each with its status in data-status; each
-// operator_action event is shown in #action-log, who did what (the last in body's data-last-action).
+// runs' pause, resume and stop buttons. The runs (the snapshot's "runs", then each run_state event) are shown
+// above the tree, one line each with its status in data-status; each operator_action event is shown in
+// #action-log, who did what (the last in body's data-last-action).
 #pragma once
 
 #include <string>
