@@ -30,6 +30,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -141,7 +142,8 @@ int main(int argc, char** argv) {
          .subscribe = [&](taskmon::MonitorEventListener l) { return monitor.subscribe(std::move(l)); },
          .act = [&](const std::string& name, taskmon::OperatorAction a) { taskmon::apply(monitor, name, a); },
          .action_token = ui ? std::string{argv[3]} : std::string{},
-         .runs = [&] { return agent ? taskmon::run_views_json({run_view}) : std::string{"[]"}; },
+         .runs = ui ? std::function<std::string()>{[&] { return taskmon::run_views_json({run_view}); }}
+                    : std::function<std::string()>{},
          .run_act =
              [&](const std::string& name, taskmon::RunAction a) {
                  if (!agent || name != "agent") throw std::invalid_argument("no run named " + name);
