@@ -159,7 +159,7 @@ struct LiveView {
     IoThread server_thread;
     std::optional<taskmon::HealthServer> server;
     // Allocated before any stream is opened, so that opening one allocates only on the server's side.
-    std::unique_ptr<std::optional<Client>[]> clients{new std::optional<Client>[max_streams]};
+    std::unique_ptr<std::optional<Client>[]> clients = std::make_unique<std::optional<Client>[]>(max_streams);
     std::size_t opened = 0;
 
     explicit LiveView(int streams) {
@@ -169,13 +169,12 @@ struct LiveView {
         settings.max_event_clients = max_streams;
         settings.event_queue_capacity = 4 * restart_iterations;  // more than the events of a case: none overflows
         settings.event_keepalive = 1h;
-        server.emplace(server_thread.io.get_executor(),
-                       taskmon::HealthEndpoints{
-                           .tree = [this](std::uint64_t last) { return taskmon::monitor_snapshot_json(monitor, last); },
-                           .subscribe = [this](taskmon::MonitorEventListener l) {
-                               return monitor.subscribe(std::move(l));
-                           }},
-                       settings, null_logger());
+        server.emplace(
+            server_thread.io.get_executor(),
+            taskmon::HealthEndpoints{
+                .tree = [this](std::uint64_t last) { return taskmon::monitor_snapshot_json(monitor, last); },
+                .subscribe = [this](taskmon::MonitorEventListener l) { return monitor.subscribe(std::move(l)); }},
+            settings, null_logger());
         server_thread.start();
         open(static_cast<std::size_t>(streams));
     }
@@ -258,9 +257,9 @@ void BM_stream_memory(benchmark::State& state) {
         }
         const auto after_events = heap_in_use();
         state.counters["bytes_per_stream"] =
-            streams == 0 ? 0.0
-                         : (static_cast<double>(after_open) - static_cast<double>(before_open)) /
-                               static_cast<double>(streams);
+            streams == 0
+                ? 0.0
+                : (static_cast<double>(after_open) - static_cast<double>(before_open)) / static_cast<double>(streams);
         state.counters["bytes_per_restart"] = (static_cast<double>(after_events) - static_cast<double>(before_events)) /
                                               static_cast<double>(restart_iterations);
         state.counters["events_per_restart"] = 3;

@@ -143,7 +143,8 @@ TEST_CASE("JsonLinesLog: min_level, overrides per kind and the logger's own leve
     Lines warnings;
     JsonLinesLog warn_log{monitor, warnings.logger, {.min_level = spdlog::level::warn}};
     Lines custom;
-    JsonLinesLog custom_log{monitor, custom.logger,
+    JsonLinesLog custom_log{monitor,
+                            custom.logger,
                             {.min_level = spdlog::level::debug,
                              .levels = {{MonitorEventKind::failed, spdlog::level::off},
                                         {MonitorEventKind::restarted, spdlog::level::debug}}}};
