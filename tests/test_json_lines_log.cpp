@@ -7,6 +7,8 @@
 #include "monitor_harness.hpp"
 #include "taskmon_catch.hpp"
 
+#include <spdlog/async_logger.h>
+#include <spdlog/details/thread_pool.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 
@@ -254,6 +256,38 @@ TEST_CASE("JsonLinesLog unsubscribes when destroyed", "[json_lines_log]") {
     CHECK(out.lines().size() == seen);
     h.close(monitor);
     CHECK(out.lines().size() == seen);
+}
+
+TEST_CASE("JsonLinesLog through spdlog's async logger: the sink runs on spdlog's thread", "[json_lines_log]") {
+    Harness h;
+    auto script = failing_now(3);
+    Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 2, .base_backoff = 1s, .max_backoff = 1s}, h.logger};
+    Recorder recorder;
+    auto recording = monitor.subscribe(recorder.listener());
+    auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(4096);
+    sink->set_pattern("%v");
+    auto pool = std::make_shared<spdlog::details::thread_pool>(8192, 1);
+    auto logger =
+        std::make_shared<spdlog::async_logger>("async-events", sink, pool, spdlog::async_overflow_policy::block);
+    std::optional<JsonLinesLog> log;
+    log.emplace(monitor, logger);
+    monitor.supervise("c", factory_of(script));
+    h.runner.run_for(10s);
+    h.close(monitor);
+    CHECK(log->stats().lines == recorder.events.size());
+    log.reset();
+    logger.reset();
+    pool.reset();  // joins spdlog's thread once it has written every queued line: the explicit synchronisation
+
+    const auto lines = sink->last_formatted();
+    REQUIRE(lines.size() == recorder.events.size());
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        auto line = lines[i];
+        while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) {
+            line.pop_back();
+        }
+        check_line(line, recorder.events[i]);
+    }
 }
 
 TEST_CASE("JsonLinesLog refuses a null logger", "[json_lines_log]") {
