@@ -7,6 +7,7 @@
 // Real time throughout (the server runs on the steady clock): the tests wait generously and assert what
 // happened, not how fast.
 #include <taskmon/agent/supervisor.hpp>
+#include <taskmon/detail/event_stream_hub.hpp>
 #include <taskmon/ops/health_server.hpp>
 #include <taskmon/ops/monitor_json.hpp>
 #include <taskmon/ops/monitor_metrics.hpp>
@@ -1250,4 +1251,40 @@ TEST_CASE("RunView: waiting for input with its interrupt id, shedding from decid
     CHECK(view.state().shedding);
     CHECK(published.size() == 5);  // running, shedding: one event each
     CHECK(taskmon::run_views_json({view}).starts_with(R"([{"name":"robot","status":"running","step":3,)"));
+}
+
+TEST_CASE(
+    "EventStreamHub: one shared log, each stream reads from its own position; a stream too far behind overflows") {
+    taskmon::detail::EventStreamHub hub{3};
+    const auto event = [](std::uint64_t sequence) {
+        taskmon::MonitorEvent e;
+        e.sequence = sequence;
+        return e;
+    };
+    const auto sequences = [](const taskmon::detail::EventStreamHub::Taken& taken) {
+        std::vector<std::uint64_t> out;
+        for (const auto& e : taken.events) out.push_back(e->event.sequence);
+        return out;
+    };
+    CHECK_FALSE(hub.publish(event(1)));  // no stream: nothing kept, nobody to wake
+    CHECK(hub.add(7) == 1);              // its snapshot covers sequence 1
+    CHECK(hub.add(8) == 1);
+    CHECK(hub.publish(event(2)));        // the first of a burst asks for a wake-up ...
+    CHECK_FALSE(hub.publish(event(3)));  // ... the rest of it does not
+    hub.wake_done();
+    CHECK(sequences(hub.take(7, 2)) == std::vector<std::uint64_t>{3});  // up to 2 was in its snapshot
+    CHECK(hub.publish(event(4)));
+    CHECK(sequences(hub.take(7)) == std::vector<std::uint64_t>{4});
+    CHECK(hub.publish_json("{}") == false);  // a wake-up is pending already
+    // Stream 8 has read nothing: 2, 3, 4 and the JSON event are four, one more than the capacity.
+    CHECK(hub.overflowed(8));
+    CHECK(hub.take(8).overflowed);
+    CHECK_FALSE(hub.overflowed(7));
+    const auto taken = hub.take(7);
+    REQUIRE(taken.events.size() == 1);
+    CHECK_FALSE(taken.events[0]->monitor);
+    CHECK(taken.events[0]->json == "{}");
+    hub.remove(8);
+    CHECK(hub.take(8).events.empty());  // a removed stream reads nothing
+    CHECK(hub.last_sequence() == 4);
 }

@@ -8,6 +8,7 @@
 #include <taskmon/monitor_event.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -30,10 +31,12 @@ struct StreamedEvent {
     bool monitor = true;
 };
 
-/// One bounded queue per stream, filled by publish() (the monitor's listener, on any thread) and drained by
-/// take() (the stream's writer, on the server's strand). publish() copies the event once and shares it among the
-/// queues; it never waits for a stream: a full queue marks its stream overflowed (it stops receiving, and is
-/// dropped by its writer) instead. Only this class's own code runs under its mutex.
+/// One log shared by every stream, filled by publish() (the monitor's listener, on any thread) and read by take()
+/// (each stream's writer, on the server's strand) from the stream's own position. publish() copies the event once
+/// and appends it: its cost does not depend on the number of streams (a queue per stream cost 2.6 us an event at
+/// 200 streams, bench_live_view). It never waits for a stream: a stream more than `capacity` events behind is
+/// overflowed (it receives nothing more, and is dropped by its writer), and the log keeps at most `capacity`
+/// events. Only this class's own code runs under its mutex.
 class EventStreamHub {
 public:
     using EventPtr = std::shared_ptr<StreamedEvent>;
@@ -43,6 +46,12 @@ public:
     /// Queues `event` for every stream. Returns true when the caller must wake the writers (the first event
     /// since the last wake_done()): one wake-up per burst, not one per event and stream.
     bool publish(const MonitorEvent& event) {
+        if (streams_.load(std::memory_order_acquire) == 0) {
+            // No stream to copy it for (a stream added meanwhile starts after last_sequence_ in its snapshot).
+            std::lock_guard lock{mutex_};
+            last_sequence_ = std::max(last_sequence_, event.sequence);
+            if (positions_.empty()) return false;
+        }
         auto shared = std::make_shared<StreamedEvent>(StreamedEvent{event});
         std::lock_guard lock{mutex_};
         last_sequence_ = std::max(last_sequence_, event.sequence);
@@ -62,20 +71,23 @@ public:
         wake_pending_ = false;
     }
 
-    /// Opens the queue of stream `id`; returns the sequence of the last event published so far.
+    /// Opens stream `id` at the log's end; returns the sequence of the last event published so far.
     std::uint64_t add(std::uint64_t id) {
         std::lock_guard lock{mutex_};
-        queues_[id];
+        positions_[id] = end();
+        streams_.store(positions_.size(), std::memory_order_release);
         return last_sequence_;
     }
 
     void remove(std::uint64_t id) {
         std::lock_guard lock{mutex_};
-        queues_.erase(id);
+        positions_.erase(id);
+        streams_.store(positions_.size(), std::memory_order_release);
+        trim();
     }
 
     /// The events of stream `id` so far, oldest first, leaving out those up to `after` (already in its
-    /// snapshot); `overflowed` tells that the stream fell capacity events behind.
+    /// snapshot); `overflowed` tells that the stream fell more than capacity events behind.
     struct Taken {
         std::vector<EventPtr> events;
         bool overflowed = false;
@@ -83,20 +95,25 @@ public:
     Taken take(std::uint64_t id, std::uint64_t after = 0) {
         Taken out;
         std::lock_guard lock{mutex_};
-        const auto it = queues_.find(id);
-        if (it == queues_.end()) return out;
-        out.overflowed = it->second.overflowed;
-        for (auto& e : it->second.events) {
-            if (!e->monitor || e->event.sequence > after) out.events.push_back(std::move(e));
+        const auto it = positions_.find(id);
+        if (it == positions_.end()) return out;
+        if (behind(it->second)) {
+            out.overflowed = true;
+            return out;
         }
-        it->second.events.clear();
+        for (auto i = it->second - base_; i < log_.size(); ++i) {
+            const auto& e = log_[static_cast<std::size_t>(i)];
+            if (!e->monitor || e->event.sequence > after) out.events.push_back(e);
+        }
+        it->second = end();
+        trim();
         return out;
     }
 
     [[nodiscard]] bool overflowed(std::uint64_t id) const {
         std::lock_guard lock{mutex_};
-        const auto it = queues_.find(id);
-        return it != queues_.end() && it->second.overflowed;
+        const auto it = positions_.find(id);
+        return it != positions_.end() && behind(it->second);
     }
 
     [[nodiscard]] std::uint64_t last_sequence() const {
@@ -105,30 +122,43 @@ public:
     }
 
 private:
-    /// Under mutex_.
+    /// The absolute index one past the log's last event. Under mutex_, as every function below.
+    [[nodiscard]] std::uint64_t end() const noexcept { return base_ + log_.size(); }
+
+    /// A stream at `position` has missed events: more than capacity_ were published since it last read.
+    [[nodiscard]] bool behind(std::uint64_t position) const noexcept { return end() - position > capacity_; }
+
     bool push(EventPtr shared) {
-        for (auto& [id, queue] : queues_) {
-            if (queue.overflowed) continue;
-            if (queue.events.size() >= capacity_) {
-                queue.overflowed = true;
-                queue.events.clear();  // it will be dropped: free the memory now
-                continue;
-            }
-            queue.events.push_back(shared);
+        if (positions_.empty()) return false;  // nobody to keep it for
+        log_.push_back(std::move(shared));
+        // Beyond capacity_ events, the oldest are needed only by streams that are overflowed already.
+        while (log_.size() > capacity_) {
+            log_.pop_front();
+            ++base_;
         }
-        if (wake_pending_ || queues_.empty()) return false;
+        if (wake_pending_) return false;
         wake_pending_ = true;
         return true;
     }
 
-    struct Queue {
-        std::deque<EventPtr> events;
-        bool overflowed = false;
-    };
+    /// Drops the events every stream has read (an overflowed stream needs none).
+    void trim() {
+        std::uint64_t needed = end();
+        for (const auto& [id, position] : positions_) {
+            if (!behind(position)) needed = std::min(needed, position);
+        }
+        while (base_ < needed) {
+            log_.pop_front();
+            ++base_;
+        }
+    }
 
     const std::size_t capacity_;
     mutable std::mutex mutex_;
-    std::map<std::uint64_t, Queue> queues_;
+    std::deque<EventPtr> log_;                          ///< the events from absolute index base_ on
+    std::uint64_t base_ = 0;                            ///< the absolute index of log_.front()
+    std::map<std::uint64_t, std::uint64_t> positions_;  ///< stream id → the absolute index of its next event
+    std::atomic<std::size_t> streams_{0};               ///< positions_.size(), read without the lock by publish()
     std::uint64_t last_sequence_ = 0;
     bool wake_pending_ = false;
 };

@@ -90,10 +90,10 @@ struct HealthServerSettings {
     /// formatted once and written to every stream: 200 streams of a busy monitor (1,000 events a second) write
     /// ~90 MB/s from the server's strand. The limit bounds that.
     std::size_t max_event_clients = 200;
-    /// Events queued per stream, not yet written. A client that falls this far behind is dropped (closed,
-    /// counted in event_clients_dropped) rather than slowing the monitor, whose listener only copies the event
-    /// into the queues; its EventSource reconnects and starts again from a snapshot. A queue holds shared
-    /// pointers (16 bytes each: one MonitorEvent per event, for all streams), so 1,024 are 16 KB per stream.
+    /// How far a stream may fall behind, in events not yet written. A client that falls further behind is dropped
+    /// (closed, counted in event_clients_dropped) rather than slowing the monitor, whose listener only appends
+    /// the event to one log shared by every stream; its EventSource reconnects and starts again from a snapshot.
+    /// The log keeps at most this many events (about 0.4 KB each), whatever the number of streams.
     std::size_t event_queue_capacity = 1024;
     /// Sent as the stream's `retry:` field: how long a browser's EventSource waits before reconnecting after
     /// the stream ended (a restart of the process, a dropped client).
