@@ -432,8 +432,13 @@ TEST_CASE("An interrupt without a journal: the run waits, resume_with delivers t
     world.durable = false;
     world.ask_at_step = 2;
     std::vector<std::string> refusals;
+    std::vector<std::string> asked;  // the interrupt ids the transitions into waiting_for_input carried
     world.on_status = [&](Sup& sup, const taskmon::StatusTransition& change) {
-        if (change.to != AgentStatus::waiting_for_input) return;
+        if (change.to != AgentStatus::waiting_for_input) {
+            CHECK(change.interrupt_id.empty());
+            return;
+        }
+        asked.push_back(change.interrupt_id);
         try {
             sup.resume_with("interrupt-7", "x");
         } catch (const std::invalid_argument& e) {
@@ -449,6 +454,7 @@ TEST_CASE("An interrupt without a journal: the run waits, resume_with delivers t
     auto result = run_process(world);
     REQUIRE(result.history);
     CHECK(result.history->status == AgentStatus::completed);
+    CHECK(asked == std::vector<std::string>{"interrupt-2"});
     CHECK(refusals == std::vector<std::string>{"resume_with: no decision asked interrupt 'interrupt-7'",
                                                "resume_with: interrupt 'interrupt-2' was already answered"});
     const auto path = result.history->status_path();

@@ -1224,7 +1224,7 @@ TEST_CASE("RunView: waiting for input with its interrupt id, shedding from decid
     hooks.on_status_change({taskmon::AgentStatus::pending, taskmon::AgentStatus::running, "run() called"});
     hooks.on_step_start(3);
     hooks.on_status_change({taskmon::AgentStatus::running, taskmon::AgentStatus::waiting_for_input,
-                            "decide() asked for input: interrupt=interrupt-3 payload=\"which way?\""});
+                            "decide() asked for input: interrupt=interrupt-3 payload=\"which way?\"", "interrupt-3"});
     CHECK(user_calls == 2);  // the user's hook still runs, after the view
     auto state = view.state();
     CHECK(state.status == taskmon::AgentStatus::waiting_for_input);

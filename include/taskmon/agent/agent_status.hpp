@@ -89,6 +89,7 @@ struct StatusTransition {
     AgentStatus from;
     AgentStatus to;
     std::string reason;
+    std::string interrupt_id{};  ///< to waiting_for_input: the interrupt resume_with() answers; empty otherwise
 };
 
 /// The status of a run plus its terminal reason. Not synchronized: the Supervisor guards it with its strand.

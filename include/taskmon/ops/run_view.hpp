@@ -63,14 +63,6 @@ inline void write_run_state(JsonWriter& w, const RunState& s) {
     w.key("reason").value(s.reason).end_object();
 }
 
-/// The interrupt id in a waiting_for_input transition's reason ("... interrupt=interrupt-7 payload=...").
-[[nodiscard]] inline std::string interrupt_id_of(std::string_view reason) {
-    constexpr std::string_view key = "interrupt=";
-    const auto at = reason.find(key);
-    if (at == std::string_view::npos) return {};
-    const auto rest = reason.substr(at + key.size());
-    return std::string{rest.substr(0, rest.find(' '))};
-}
 }  // namespace detail
 
 /// {"type":"run_state","run":{...}}: the event a RunView publishes on every change.
@@ -110,7 +102,7 @@ public:
                 s.status = t.to;
                 s.paused = t.to == AgentStatus::paused;
                 s.waiting_for_input = t.to == AgentStatus::waiting_for_input;
-                s.interrupt_id = s.waiting_for_input ? detail::interrupt_id_of(t.reason) : std::string{};
+                s.interrupt_id = t.interrupt_id;
                 s.reason = t.reason;
             });
             if (user) user(t);

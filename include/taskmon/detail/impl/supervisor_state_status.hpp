@@ -36,6 +36,7 @@ inline bool SupervisorState<Clock>::change_status(AgentStatus to, std::string re
         }
         return false;
     }
+    if (to == AgentStatus::waiting_for_input) change->interrupt_id = waiting_for_.value_or("");
     events_.push_back(
         HistoryEvent{HistoryEventKind::status_changed, now_offset(), "", change->reason, change->from, change->to, {}});
     status_.store(to, std::memory_order_release);
