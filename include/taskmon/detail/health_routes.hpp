@@ -6,7 +6,7 @@
 // the endpoints and settings given to the constructor.
 #pragma once
 
-#include <taskmon/ops/health_server.hpp>
+#include <taskmon/ops/health_endpoints.hpp>
 
 #include <taskmon/detail/http_request.hpp>
 #include <taskmon/detail/live_page.hpp>
