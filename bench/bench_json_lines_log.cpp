@@ -19,8 +19,10 @@
 
 namespace {
 
+using taskmon_bench::close_monitor;
 using taskmon_bench::fail_at_once;
 using taskmon_bench::null_logger;
+using taskmon_bench::run_until_next_start;
 
 /// Restarts of a component that fails at once; with a JsonLinesLog if `with_log`.
 void restart(benchmark::State& state, bool with_log) {
@@ -38,17 +40,11 @@ void restart(benchmark::State& state, bool with_log) {
     }
     for (auto _ : state) {
         const auto before = starts;
-        while (starts == before) {
-            io.run_one();
-        }
+        run_until_next_start(io, starts, before);
     }
     state.SetItemsProcessed(starts);
     if (log) state.counters["lines"] = static_cast<double>(log->stats().lines);
-    bool closed = false;
-    asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed = true; });
-    while (!closed) {
-        io.run_one();
-    }
+    close_monitor(io, monitor);
 }
 
 void BM_restart_without_log(benchmark::State& state) { restart(state, false); }

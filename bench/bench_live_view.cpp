@@ -51,8 +51,10 @@
 namespace {
 
 using namespace std::chrono_literals;
+using taskmon_bench::close_monitor;
 using taskmon_bench::fail_at_once;
 using taskmon_bench::null_logger;
+using taskmon_bench::run_until_next_start;
 using Clock = std::chrono::steady_clock;
 
 constexpr int restart_iterations = 10'000;
@@ -140,14 +142,6 @@ void run_on(asio::io_context& io, Awaitable op) {
     done.get();
 }
 
-void close_monitor(asio::io_context& io, taskmon::TaskMonitor& monitor) {
-    bool closed = false;
-    asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed = true; });
-    while (!closed) {
-        io.run_one();
-    }
-}
-
 std::size_t heap_in_use() { return mallinfo2().uordblks; }
 
 /// A monitor on the calling thread, optionally a server on a thread of its own with `streams` streams open and
@@ -220,9 +214,7 @@ void BM_restart_events(benchmark::State& state) {
     }
     for (auto _ : state) {
         const auto before = starts;
-        while (starts == before) {
-            view.io.run_one();
-        }
+        run_until_next_start(view.io, starts, before);
     }
     state.SetItemsProcessed(starts);
     if (view.server) {

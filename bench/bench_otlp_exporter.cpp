@@ -20,8 +20,10 @@
 
 namespace {
 
+using taskmon_bench::close_monitor;
 using taskmon_bench::fail_at_once;
 using taskmon_bench::null_logger;
+using taskmon_bench::run_until_next_start;
 
 constexpr int iterations = 200'000;
 
@@ -50,9 +52,7 @@ void restart(benchmark::State& state, std::size_t max_queued_spans) {
     }
     for (auto _ : state) {
         const auto before = starts;
-        while (starts == before) {
-            io.run_one();
-        }
+        run_until_next_start(io, starts, before);
     }
     state.SetItemsProcessed(starts);
     if (exporter) {
@@ -60,11 +60,7 @@ void restart(benchmark::State& state, std::size_t max_queued_spans) {
         state.counters["queued"] = static_cast<double>(stats.queued_spans);
         state.counters["dropped"] = static_cast<double>(stats.spans_dropped_queue_full);
     }
-    bool closed = false;
-    asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed = true; });
-    while (!closed) {
-        io.run_one();
-    }
+    close_monitor(io, monitor);
 }
 
 void BM_restart_without_exporter(benchmark::State& state) { restart(state, 0); }

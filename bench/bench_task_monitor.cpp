@@ -46,9 +46,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
+using taskmon_bench::close_monitor;
 using taskmon_bench::fail_at_once;
 using taskmon_bench::null_logger;
 using taskmon_bench::return_at_once;
+using taskmon_bench::run_until_next_start;
 using taskmon_bench::wait_forever;
 
 // ---- 1. restart latency --------------------------------------------------------------------------------------
@@ -85,19 +87,13 @@ void task_monitor_restart(benchmark::State& state, int listeners) {
     }
     for (auto _ : state) {
         const auto before = starts;
-        while (starts == before) {
-            io.run_one();
-        }
+        run_until_next_start(io, starts, before);
     }
     state.SetItemsProcessed(starts);
     if (listeners > 0) {
         state.counters["events_per_restart"] = static_cast<double>(events) / listeners / static_cast<double>(starts);
     }
-    bool closed = false;
-    asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed = true; });
-    while (!closed) {
-        io.run_one();
-    }
+    close_monitor(io, monitor);
 }
 
 void BM_task_monitor_restart(benchmark::State& state) { task_monitor_restart(state, 0); }
@@ -154,11 +150,7 @@ void BM_task_monitor_start_close(benchmark::State& state) {
             monitor.register_task(name, wait_forever());
         }
         io.poll();
-        bool closed = false;
-        asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed = true; });
-        while (!closed) {
-            io.run_one();
-        }
+        close_monitor(io, monitor);
     }
     state.SetItemsProcessed(state.iterations() * n);
 }
@@ -216,11 +208,7 @@ void measure_bytes(benchmark::State& state, const taskmon::RestartPolicy& policy
         }
         io.poll();
         per = static_cast<double>(heap_in_use() - before) / sample;
-        bool closed = false;
-        asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed = true; });
-        while (!closed) {
-            io.run_one();
-        }
+        close_monitor(io, monitor);
     }
     state.counters["bytes_per_coroutine"] = per;
 }
@@ -291,11 +279,7 @@ void BM_component_context_heartbeat(benchmark::State& state) {
     for (auto _ : state) {
         context.heartbeat();
     }
-    bool closed = false;
-    asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed = true; });
-    while (!closed) {
-        io.run_one();
-    }
+    close_monitor(io, monitor);
 }
 BENCHMARK(BM_component_context_heartbeat);
 

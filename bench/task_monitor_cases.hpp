@@ -1,10 +1,14 @@
-// The coroutines and logger the TaskMonitor benchmarks (bench_task_monitor.cpp) and the instruction-count driver
-// (instructions_task_monitor.cpp) share, so that both measure the same work.
+// The coroutines, logger and loops the TaskMonitor benchmarks (bench_task_monitor.cpp and the add-ons' benchmarks
+// that measure a restart) and the instruction-count driver (instructions_task_monitor.cpp) share, so that all
+// measure the same work.
 #pragma once
 
 #include <taskmon/restart_policy.hpp>
+#include <taskmon/task_monitor.hpp>
 
 #include <asio/awaitable.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
@@ -12,6 +16,7 @@
 #include <spdlog/sinks/null_sink.h>
 
 #include <chrono>
+#include <exception>
 #include <limits>
 #include <memory>
 #include <stdexcept>
@@ -49,5 +54,21 @@ inline asio::awaitable<void> wait_forever() {
 
 /// The short-lived task of the spawn() cases.
 inline asio::awaitable<void> return_at_once() { co_return; }
+
+/// Runs `io` until `starts` moves past `from`: the next start of a fail_at_once component (one restart).
+inline void run_until_next_start(asio::io_context& io, const long long& starts, long long from) {
+    while (starts == from) {
+        io.run_one();
+    }
+}
+
+/// Closes `monitor`, running `io` until the close completed.
+inline void close_monitor(asio::io_context& io, taskmon::TaskMonitor& monitor) {
+    bool closed = false;
+    asio::co_spawn(io, monitor.close(), [&](std::exception_ptr) { closed = true; });
+    while (!closed) {
+        io.run_one();
+    }
+}
 
 }  // namespace taskmon_bench
