@@ -6,8 +6,8 @@
 // lowercase hex (not base64), 64-bit integers (times in ns, intValue) as decimal strings, enums as integers.
 #pragma once
 
+#include <taskmon/detail/json_writer.hpp>
 #include <taskmon/detail/otlp_span.hpp>
-#include <taskmon/detail/utf8.hpp>
 #include <taskmon/monitor_event.hpp>
 #include <taskmon/restart_policy.hpp>
 
@@ -33,32 +33,6 @@ inline void append_otlp_hex(std::string& out, std::uint64_t value) {
     for (int shift = 60; shift >= 0; shift -= 4) out.push_back(digits[(value >> shift) & 0xF]);
 }
 
-/// A JSON string literal of `text`, made valid UTF-8 first (an exception's what() may hold any bytes).
-inline void append_otlp_string(std::string& out, std::string_view text) {
-    const std::string valid = find_invalid_utf8(text) ? to_valid_utf8(text) : std::string{};
-    const std::string_view s = valid.empty() ? text : std::string_view{valid};
-    out.push_back('"');
-    for (const char c : s) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    static constexpr std::string_view digits = "0123456789abcdef";
-                    out += "\\u00";
-                    out.push_back(digits[(static_cast<unsigned char>(c) >> 4) & 0xF]);
-                    out.push_back(digits[static_cast<unsigned char>(c) & 0xF]);
-                } else {
-                    out.push_back(c);
-                }
-        }
-    }
-    out.push_back('"');
-}
-
 /// Nanoseconds since the Unix epoch as a JSON string (fixed64 in proto3 JSON); times before 1970 as "0".
 inline void append_otlp_time(std::string& out, std::chrono::system_clock::time_point t) {
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -78,7 +52,7 @@ public:
     void string(std::string_view key, std::string_view value) {
         open(key);
         out_ += "{\"stringValue\":";
-        append_otlp_string(out_, value);
+        append_json_string(out_, value);
         out_ += "}}";
     }
     void integer(std::string_view key, std::int64_t value) {
@@ -95,7 +69,7 @@ private:
         if (!first_) out_.push_back(',');
         first_ = false;
         out_ += "{\"key\":";
-        append_otlp_string(out_, key);
+        append_json_string(out_, key);
         out_ += ",\"value\":";
     }
 
@@ -131,7 +105,7 @@ inline void append_otlp_event(std::string& out, const OtlpSpanEvent& e) {
     out += "{\"timeUnixNano\":";
     append_otlp_time(out, e.time);
     out += ",\"name\":";
-    append_otlp_string(out, e.name);
+    append_json_string(out, e.name);
     out.push_back(',');
     append_otlp_event_attributes(out, e);
     out.push_back('}');
@@ -168,7 +142,7 @@ inline void append_otlp_span(std::string& out, const OtlpTraceId& trace, const O
         out.push_back('"');
     }
     out += ",\"name\":";
-    append_otlp_string(out, span.component.empty() ? span.name : std::string_view{span.component});
+    append_json_string(out, span.component.empty() ? span.name : std::string_view{span.component});
     out += ",\"kind\":1,\"startTimeUnixNano\":";  // SPAN_KIND_INTERNAL
     append_otlp_time(out, span.start);
     out += ",\"endTimeUnixNano\":";
@@ -201,7 +175,7 @@ inline void append_otlp_span(std::string& out, const OtlpTraceId& trace, const O
         out += "\"code\":" + std::to_string(static_cast<int>(span.status));
         if (!span.status_message.empty()) {
             out += ",\"message\":";
-            append_otlp_string(out, span.status_message);
+            append_json_string(out, span.status_message);
         }
     }
     out += "}}";
@@ -218,7 +192,7 @@ inline void append_otlp_span(std::string& out, const OtlpTraceId& trace, const O
         attributes.string("service.name", service_name);
     }
     out += "},\"scopeSpans\":[{\"scope\":{\"name\":\"taskmon\",\"version\":";
-    append_otlp_string(out, scope_version);
+    append_json_string(out, scope_version);
     out += "},\"spans\":[";
     for (std::size_t i = 0; i < spans.size(); ++i) {
         if (i != 0) out.push_back(',');
