@@ -904,28 +904,6 @@ TEST_CASE("HealthServer: bad settings throw std::invalid_argument and a taken po
     io.run_for(10ms);
 }
 
-TEST_CASE("answer_health_request routes and reports a throwing endpoint as 500") {
-    taskmon::HealthEndpoints endpoints{
-        .health = [] { return taskmon::HealthReport{}; },
-        .metrics = []() -> std::vector<taskmon::MetricFamily> { throw std::runtime_error("scrape failed"); }};
-    CHECK(taskmon::answer_health_request(endpoints, "/livez").status == 200);
-    CHECK(taskmon::answer_health_request(endpoints, "/livez?x=1&verbose").body == "liveness check passed\n");
-    const auto r = taskmon::answer_health_request(endpoints, "/metrics");
-    CHECK(r.status == 500);
-    CHECK(r.body == "endpoint failed: scrape failed\n");
-    CHECK(taskmon::answer_health_request({}, "/livez").status == 404);
-    CHECK(taskmon::answer_health_request(endpoints, "not a target").status == 400);
-    CHECK(taskmon::answer_health_request(endpoints, "/api/tree").status == 404);
-    CHECK(taskmon::answer_health_request(endpoints, "/events").status == 404);
-    endpoints.tree = [](std::uint64_t last) { return "{\"last_sequence\":" + std::to_string(last) + "}"; };
-    endpoints.subscribe = [](const taskmon::MonitorEventListener&) { return taskmon::EventSubscription{}; };
-    const auto tree = taskmon::answer_health_request(endpoints, "/api/tree", 7);
-    CHECK(tree.status == 200);
-    CHECK(tree.content_type == "application/json");
-    CHECK(tree.body == R"({"last_sequence":7})");
-    CHECK(taskmon::answer_health_request(endpoints, "/events").content_type == "text/event-stream");
-}
-
 namespace {
 
 asio::awaitable<void> fails_at_once() {
@@ -1213,44 +1191,6 @@ TEST_CASE("HealthServer: run actions are checked like component actions and ever
     // The 400 (no such action) is logged with the action parsed so far, the default.
     CHECK(f.log->messages(spdlog::level::warn, "health server: operator action refused action=pause run=").size() == 5);
     CHECK(curl({f.url("/ui")}).body.find("<body data-actions=\"1\" data-run-actions=\"1\">") != std::string::npos);
-}
-
-TEST_CASE("RunView: waiting for input with its interrupt id, shedding from decide(), each change to the sink") {
-    taskmon::RunView view{"robot"};
-    std::vector<std::string> published;
-    view.set_sink([&](std::string json) { published.push_back(std::move(json)); });
-    int user_calls = 0;
-    auto hooks = view.wrap(Robot::Hooks{.on_status_change = [&](const taskmon::StatusTransition&) { ++user_calls; }});
-    hooks.on_status_change({taskmon::AgentStatus::pending, taskmon::AgentStatus::running, "run() called"});
-    hooks.on_step_start(3);
-    hooks.on_status_change({taskmon::AgentStatus::running, taskmon::AgentStatus::waiting_for_input,
-                            "decide() asked for input: interrupt=interrupt-3 payload=\"which way?\"", "interrupt-3"});
-    CHECK(user_calls == 2);  // the user's hook still runs, after the view
-    auto state = view.state();
-    CHECK(state.status == taskmon::AgentStatus::waiting_for_input);
-    CHECK(state.waiting_for_input);
-    CHECK(state.interrupt_id == "interrupt-3");
-    CHECK(state.step == 3);
-    REQUIRE(published.size() == 3);
-    CHECK(published.back() == R"({"type":"run_state","run":{"name":"robot","status":"waiting_for_input","step":3,)"
-                              R"("steps_finished":0,"paused":false,"shedding":false,"waiting_for_input":true,)"
-                              R"("interrupt_id":"interrupt-3","reason":"decide() asked for input: )"
-                              R"(interrupt=interrupt-3 payload=\"which way?\""}})");
-    hooks.on_status_change({taskmon::AgentStatus::waiting_for_input, taskmon::AgentStatus::running, "answered"});
-    CHECK(view.state().interrupt_id.empty());
-
-    // decide() is told about load shedding: a change is published once, before the user's decide() runs.
-    auto agent = view.wrap_agent(
-        Robot::Functions{.decide = [](const int&, const Robot::Context&) -> asio::awaitable<Robot::DecisionType> {
-            co_return Robot::DecisionType::act({});
-        }});
-    Robot::Context context;
-    context.shedding = true;
-    (void)agent.decide(1, context);  // not awaited: the coroutine is created, suspended and destroyed
-    (void)agent.decide(1, context);
-    CHECK(view.state().shedding);
-    CHECK(published.size() == 5);  // running, shedding: one event each
-    CHECK(taskmon::run_views_json({view}).starts_with(R"([{"name":"robot","status":"running","step":3,)"));
 }
 
 TEST_CASE(
