@@ -23,8 +23,8 @@ struct RecordingRun {
 TEST_CASE("OperatorAction and RunAction names parse back to their actions, and nothing else parses") {
     using taskmon::OperatorAction;
     using taskmon::RunAction;
-    for (const auto a : {OperatorAction::restart, OperatorAction::reset, OperatorAction::disable,
-                         OperatorAction::enable}) {
+    for (const auto a :
+         {OperatorAction::restart, OperatorAction::reset, OperatorAction::disable, OperatorAction::enable}) {
         CHECK(taskmon::parse_operator_action(taskmon::to_string(a)) == a);
     }
     for (const auto a : {RunAction::pause, RunAction::resume, RunAction::stop}) {
