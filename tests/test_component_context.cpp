@@ -384,6 +384,7 @@ TEST_CASE("component_context: no liveness policy means no watching", "[component
     auto stats = monitor.get_component_stats().at("quiet");
     CHECK(stats.ready);
     CHECK(stats.last_heartbeat_age == Duration{23h});
+    CHECK_FALSE(stats.liveness_deadline);
     h.close(monitor);
 }
 
@@ -422,5 +423,62 @@ TEST_CASE("component_context: ready() called by the factory itself is reported o
     h.runner.run_for(1min);
     CHECK(recorder.kinds() == taskmon_test::Names{"started", "ready"});
     CHECK(monitor.get_component_stats().at("eager").ready);
+    h.close(monitor);
+}
+
+TEST_CASE(
+    "component_context: stats carry the liveness deadline: startup, heartbeat, idle, extended, none when "
+    "stopping",
+    "[component_context]") {
+    Harness h;
+    Recorder recorder;
+    Monitor monitor{
+        h.io.get_executor(),
+        RestartPolicy{.watchdog_timeout = 10s, .idle_timeout = 1h, .startup_timeout = 30s, .quarantine_cooldown = 1h},
+        h.logger};
+    auto subscription = monitor.subscribe(recorder.listener());
+    monitor.supervise("db", [&](ComponentContext ctx) -> asio::awaitable<void> {
+        co_await sleep_for(5s);
+        ctx.ready();
+        co_await sleep_for(3s);
+        ctx.heartbeat();  // t = 8 s
+        co_await sleep_for(2s);
+        ctx.idle();  // t = 10 s
+        co_await sleep_for(4s);
+        ctx.busy();                 // t = 14 s
+        ctx.extend_deadline(1min);  // until t = 74 s
+        co_await sleep_for(24h);
+    });
+    const auto deadline_after_start = [&] {
+        const auto started = recorder.of(MonitorEventKind::started).at(0).time;
+        const auto deadline = monitor.get_component_stats().at("db").liveness_deadline;
+        REQUIRE(deadline);
+        return std::chrono::duration_cast<Duration>(*deadline - started);
+    };
+    h.runner.run_for(1s);
+    CHECK_FALSE(monitor.get_component_stats().at("db").ready);
+    CHECK(deadline_after_start() == Duration{30s});       // startup_timeout from the start
+    h.runner.run_for(8s);                                 // t = 9 s
+    CHECK(deadline_after_start() == Duration{18s});       // the heartbeat at 8 s + watchdog_timeout
+    h.runner.run_for(2s);                                 // t = 11 s
+    CHECK(deadline_after_start() == Duration{10s + 1h});  // idle at 10 s + idle_timeout
+    h.runner.run_for(4s);                                 // t = 15 s
+    CHECK(deadline_after_start() == Duration{74s});       // the extension
+    monitor.disable({"db"});
+    CHECK_FALSE(monitor.get_component_stats().at("db").liveness_deadline);  // a stop requested: none
+    h.close(monitor);
+    CHECK_FALSE(monitor.get_component_stats().at("db").liveness_deadline);
+}
+
+TEST_CASE("component_context: a deadline extended past what system_clock holds reads as its maximum",
+          "[component_context]") {
+    Harness h;
+    Monitor monitor{h.io.get_executor(), RestartPolicy{.watchdog_timeout = 10s}, h.logger};
+    monitor.supervise("batch", [&](ComponentContext ctx) -> asio::awaitable<void> {
+        ctx.extend_deadline(std::chrono::hours::max());  // saturates to nanoseconds::max() after the epoch
+        co_await sleep_for(24h);
+    });
+    h.runner.run_for(1s);
+    CHECK(monitor.get_component_stats().at("batch").liveness_deadline == std::chrono::system_clock::time_point::max());
     h.close(monitor);
 }

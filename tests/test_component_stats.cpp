@@ -41,6 +41,7 @@ TEST_CASE("a default ComponentStats describes a component with no live instance"
     CHECK(stats.generation == 0);
     CHECK_FALSE(stats.ready);
     CHECK_FALSE(stats.last_heartbeat_age.has_value());
+    CHECK_FALSE(stats.liveness_deadline.has_value());
     CHECK_FALSE(stats.idle);
     CHECK_FALSE(stats.in_trial);
     CHECK_FALSE(stats.next_trial_at.has_value());

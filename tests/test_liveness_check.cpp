@@ -75,3 +75,42 @@ TEST_CASE("evaluate_liveness: a trial's probation closes the breaker after reset
     f.in_trial = false;
     CHECK_FALSE(evaluate_liveness(f, policy, t0 + 10s).next);  // nothing to watch
 }
+
+TEST_CASE("liveness_deadline: startup while not ready, then the heartbeat's, idle's or an extended one",
+          "[liveness_check]") {
+    const RestartPolicy policy{.watchdog_timeout = 5s, .idle_timeout = 60s, .startup_timeout = 30s};
+    const auto startup = liveness_deadline(watched(std::nullopt), policy);
+    REQUIRE(startup);
+    CHECK(startup->at == t0 + 30s);
+    CHECK(startup->miss == LivenessMiss::startup);
+    CHECK(startup->timeout == 30s);
+
+    auto f = watched(t0 + 1s);
+    f.last_beat = t0 + 2s;
+    const auto beat = liveness_deadline(f, policy);
+    REQUIRE(beat);
+    CHECK(beat->at == t0 + 7s);
+    CHECK(beat->miss == LivenessMiss::watchdog);
+    CHECK(beat->timeout == 5s);
+    f.idle = true;
+    CHECK(liveness_deadline(f, policy)->at == t0 + 62s);
+    CHECK(liveness_deadline(f, policy)->timeout == 60s);
+    f.idle = false;
+    f.extended_until = t0 + 20s;
+    CHECK(liveness_deadline(f, policy)->at == t0 + 20s);
+    f.extended_until = t0 + 3s;  // an extension the heartbeat's deadline already passed: the later one holds
+    CHECK(liveness_deadline(f, policy)->at == t0 + 7s);
+}
+
+TEST_CASE("liveness_deadline: none without a watch, a timeout, or an idle_timeout while idle", "[liveness_check]") {
+    auto unwatched = watched(t0);
+    unwatched.watched = false;
+    CHECK_FALSE(liveness_deadline(unwatched, RestartPolicy{.watchdog_timeout = 5s}));
+    CHECK_FALSE(liveness_deadline(watched(t0), RestartPolicy{}));
+    CHECK_FALSE(liveness_deadline(watched(std::nullopt), RestartPolicy{.watchdog_timeout = 5s}));
+    auto idle = watched(t0);
+    idle.idle = true;
+    CHECK_FALSE(liveness_deadline(idle, RestartPolicy{.watchdog_timeout = 5s}));
+    // Idle with no idle_timeout has no deadline, yet the check looks again within one watchdog_timeout.
+    CHECK(evaluate_liveness(idle, RestartPolicy{.watchdog_timeout = 5s}, t0 + 1s).next == t0 + 6s);
+}

@@ -114,6 +114,7 @@ TEST_CASE("monitor_snapshot_json writes components with the waits left at now an
     q.state = taskmon::ComponentState::quarantined;
     q.next_trial_at = now - 1s;  // due: nothing left
     q.last_heartbeat_age = 3ms;
+    q.liveness_deadline = now + 7s;
     std::map<std::string, taskmon::GroupStats> groups;
     groups["storage"] = {.state = taskmon::GroupState::running,
                          .strategy = taskmon::RestartStrategy::rest_for_one,
@@ -130,8 +131,10 @@ TEST_CASE("monitor_snapshot_json writes components with the waits left at now an
                          R"("last_restart_time_ns":1699999999000000000,"next_restart_at_ns":1700000001500000000,)"
                          R"("backoff_remaining_ns":1500000000,"next_trial_at_ns":null,"cooldown_remaining_ns":null,)"));
     CHECK(json.find(R"("name":"q","state":"quarantined")") != std::string::npos);
-    CHECK(json.find(R"("cooldown_remaining_ns":0,"quarantine_cooldown_ns":0,"last_heartbeat_age_ns":3000000,)") !=
+    CHECK(json.find(R"("cooldown_remaining_ns":0,"quarantine_cooldown_ns":0,"last_heartbeat_age_ns":3000000,)"
+                    R"("liveness_deadline_ns":1700000007000000000,"liveness_remaining_ns":7000000000,)") !=
           std::string::npos);
+    CHECK(json.find(R"("liveness_deadline_ns":null,"liveness_remaining_ns":null,)") != std::string::npos);  // db
     CHECK(json.ends_with(R"("groups":[{"name":"storage","state":"running","strategy":"rest_for_one","parent":"",)"
                          R"("members":["db","cache"],"restart_count":1,"restarts_in_window":1}]})"));
 }

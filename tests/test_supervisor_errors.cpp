@@ -249,7 +249,10 @@ TEST_CASE("supervisor: an auxiliary give-up degrades: the load monitor fails ope
     settings.auxiliary_restart_policy = {.max_restart_attempts = 2, .base_backoff = 1s, .max_backoff = 1s};
     settings.max_steps = 10000;
     h.agent.decide_fn = [](int, const Context&) { return Decision::act({}); };
-    auto sup = h.make(settings, {}, cpu);
+    std::vector<taskmon::SheddingChange> changes;
+    Sup::Hooks hooks;
+    hooks.on_shedding_change = [&](const taskmon::SheddingChange& c) { changes.push_back(c); };
+    auto sup = h.make(settings, std::move(hooks), cpu);
     h.start(*sup);
     h.at(1min, [&] { sup->stop(); });
     REQUIRE(h.finish());
@@ -259,6 +262,11 @@ TEST_CASE("supervisor: an auxiliary give-up degrades: the load monitor fails ope
     CHECK(hist.events_of(HistoryEventKind::component_gave_up)[0].component == "load_shedding_monitor");
     REQUIRE(count_events(hist, HistoryEventKind::load_shedding_left) == 1);
     CHECK_THAT(hist.events_of(HistoryEventKind::load_shedding_left)[0].message, Catch::Matchers::Contains("fail"));
+    REQUIRE(changes.size() == 2);  // entered at the first sample, left when the monitor gave up (no sample)
+    CHECK(changes[0].shedding);
+    CHECK_FALSE(changes[1].shedding);
+    CHECK_FALSE(changes[1].sampled);
+    CHECK_THAT(changes[1].reason, Catch::Matchers::Contains("fail"));
 }
 
 TEST_CASE("supervisor: a pause_handler give-up degrades: pending and later pause requests are dropped") {

@@ -66,6 +66,56 @@ TEST_CASE("supervisor: shedding enters and leaves with hysteresis and slows perc
     CHECK(hist.counters.watchdog_stalls == 0);  // shedding never starves the watchdog
 }
 
+TEST_CASE("supervisor: on_shedding_change reports each change with the sample that decided it") {
+    SupervisorHarness h;
+    std::vector<std::optional<double>> cpu_script{50.0, 99.0, std::nullopt, 50.0, 99.0};
+    std::size_t sample = 0;
+    auto cpu = [&]() -> std::optional<taskmon::CpuUsage> {
+        const auto value = sample < cpu_script.size() ? cpu_script[sample] : std::optional<double>{99.0};
+        ++sample;
+        if (!value) return std::nullopt;
+        return taskmon::CpuUsage{*value, 1.0};
+    };
+    auto settings = fast_settings();
+    settings.load_sample_interval = 1s;
+    settings.max_steps = 1000;
+    h.agent.decide_fn = [](int, const Context&) { return Decision::act({}); };
+    std::vector<std::pair<std::chrono::nanoseconds, taskmon::SheddingChange>> changes;
+    Sup::Hooks hooks;
+    const auto t0 = taskmon::testing::ManualClock::now();
+    hooks.on_shedding_change = [&](const taskmon::SheddingChange& c) {
+        changes.emplace_back(taskmon::testing::ManualClock::now() - t0, c);
+    };
+    auto sup = h.make(settings, std::move(hooks), cpu);
+    h.start(*sup);
+    // Samples at 1 s (50), 2 s (99: enter), 3 s (CPU unknown, no lag: leave), 4 s (50), 5 s (99: enter again);
+    // the run stops at 5.5 s while shedding: an unsampled leave.
+    h.at(5500ms, [&] { sup->stop(); });
+    REQUIRE(h.finish());
+    REQUIRE(changes.size() == 4);
+    CHECK(changes[0].first == 2s);
+    CHECK(changes[0].second.shedding);
+    CHECK(changes[0].second.sampled);
+    REQUIRE(changes[0].second.cpu);
+    CHECK(changes[0].second.cpu->system_percent == 99.0);
+    CHECK(changes[0].second.loop_lag == 0ns);  // virtual time: timers fire on time
+    CHECK_THAT(changes[0].second.reason, Catch::Matchers::Contains("cpu_percent=99.0"));
+    CHECK(changes[1].first == 3s);
+    CHECK_FALSE(changes[1].second.shedding);
+    CHECK(changes[1].second.sampled);
+    CHECK_FALSE(changes[1].second.cpu);  // unknown CPU fails open
+    CHECK(changes[2].first == 5s);
+    CHECK(changes[2].second.shedding);
+    CHECK(changes[3].first == 5500ms);
+    CHECK_FALSE(changes[3].second.shedding);
+    CHECK_FALSE(changes[3].second.sampled);
+    CHECK_FALSE(changes[3].second.cpu);
+    CHECK_THAT(changes[3].second.reason, Catch::Matchers::StartsWith("the run ended"));
+    // The hook saw what the History recorded, change for change.
+    CHECK(count_events(*h.history, HistoryEventKind::load_shedding_entered) == 2);
+    CHECK(count_events(*h.history, HistoryEventKind::load_shedding_left) == 2);
+}
+
 TEST_CASE("supervisor: while shedding, the io_semaphore count is lowered and then restored") {
     SupervisorHarness h;
     const std::size_t before = taskmon::get_io_semaphore_stats().capacity;

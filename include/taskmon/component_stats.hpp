@@ -71,6 +71,11 @@ struct ComponentStats {
     /// Time since the current instance's last heartbeat (or ready(), idle(), busy(), or its start); empty when
     /// no instance is live.
     std::optional<std::chrono::nanoseconds> last_heartbeat_age;
+    /// Wall clock: when the current instance misses its liveness deadline unless it acts: its startup_timeout
+    /// from its start while not ready; once ready, its last heartbeat plus watchdog_timeout (idle_timeout while
+    /// idle), or a later deadline from extend_deadline(). Empty when none applies: no instance live, a stop
+    /// requested, a policy without those timeouts, or idle with no idle_timeout.
+    std::optional<std::chrono::system_clock::time_point> liveness_deadline;
     bool idle = false;      ///< the current instance last declared itself idle()
     bool in_trial = false;  ///< the live instance is a quarantine trial (the breaker is half-open)
     std::optional<std::chrono::system_clock::time_point> next_trial_at;  ///< wall clock, while quarantined

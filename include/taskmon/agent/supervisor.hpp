@@ -127,6 +127,7 @@ struct SupervisorHooks {
     std::function<void(const StepRecord<Action, Result>&)> on_step_end{};  ///< after the step is recorded
     std::function<void(const History<Action, Result>&)> on_run_end{};      ///< after the components closed
     std::function<void(const StatusTransition&)> on_status_change{};       ///< after every transition
+    std::function<void(const SheddingChange&)> on_shedding_change{};       ///< after shedding starts or ends
 };
 
 /// The six component names.

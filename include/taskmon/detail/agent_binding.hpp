@@ -62,7 +62,7 @@ public:
     /// The runtime's share of `hooks` (the ones that do not involve the agent's types).
     static RunHooks run_hooks(Hooks& hooks) {
         return RunHooks{std::move(hooks.on_run_start), std::move(hooks.on_step_start),
-                        std::move(hooks.on_status_change)};
+                        std::move(hooks.on_status_change), std::move(hooks.on_shedding_change)};
     }
 
     /// Awaits the runtime's run (SupervisorRuntime::run()), then returns the History it sealed, on the

@@ -364,8 +364,11 @@ private:
 
     const RestartPolicy& policy_of(const Component& c) const { return c.own_policy ? *c.own_policy : policy_; }
 
+    /// Saturates: extend_deadline(hours::max()) reaches 292 years past the epoch, beyond system_clock from today.
     std::chrono::system_clock::time_point wall(time_point t) const TASKMON_REQUIRES(mutex_) {
-        return wall_origin_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - clock_origin_);
+        const auto since = std::chrono::duration_cast<std::chrono::system_clock::duration>(t - clock_origin_);
+        const auto room = std::chrono::system_clock::time_point::max() - wall_origin_;
+        return since > room ? std::chrono::system_clock::time_point::max() : wall_origin_ + since;
     }
 
     ComponentStats stats_of(const Component& c, time_point now) const TASKMON_REQUIRES(mutex_);
@@ -497,6 +500,8 @@ private:
 
     /// When the live instance last became ready (its start if it needs no ready()); empty if not ready.
     static std::optional<time_point> ready_time(const Instance& i);
+    /// What the liveness check reads of `c`'s live instance (there must be one).
+    static LivenessFacts<time_point> liveness_facts(const Component& c);
 
     /// What evaluate_watch() did: when to look again, or which missed deadline it needs classified first.
     struct WatchStep {

@@ -192,6 +192,7 @@ struct RunHooks {
     std::function<void()> on_run_start;
     std::function<void(std::uint64_t step)> on_step_start;
     std::function<void(const StatusTransition&)> on_status_change;
+    std::function<void(const SheddingChange&)> on_shedding_change;
 };
 
 /// The runtime half of a Supervisor, as the Supervisor handle sees it. Held by shared pointer; every member

@@ -342,7 +342,9 @@ private:
 
     asio::awaitable<void> load_shedding_monitor(Deadline&);
 
-    void set_shedding(bool on, const std::string& reason);
+    /// Enters or leaves shedding: records, logs and reports it (on_shedding_change). `sample` decided it; null
+    /// when none did (the run ended, the monitor gave up).
+    void set_shedding(bool on, const std::string& reason, const LoadSample* sample = nullptr);
 
     /// While shedding: the global io_semaphore's count down to shed_io_semaphore_count (never up). Returns the
     /// change as key=value text for the event, or "".

@@ -116,6 +116,8 @@ inline void write_component(JsonWriter& w, const std::string& name, const Compon
     } else {
         w.null();
     }
+    optional_time(w, "liveness_deadline_ns", s.liveness_deadline);
+    remaining(w, "liveness_remaining_ns", s.liveness_deadline, now);
     w.key("task_id").value(s.task_id);
     w.key("generation").value(s.generation);
     w.key("is_restarting").value(s.is_restarting);

@@ -26,6 +26,24 @@ inline auto MonitorState<Clock>::ready_time(const Instance& i) -> std::optional<
 }
 
 template <typename Clock>
+inline auto MonitorState<Clock>::liveness_facts(const Component& c) -> LivenessFacts<time_point> {
+    const auto& i = *c.live();
+    LivenessFacts<time_point> facts;
+    facts.started = i.started;
+    facts.ready = ready_time(i);
+    facts.watched = static_cast<bool>(i.liveness);
+    if (const auto& l = i.liveness) {
+        facts.last_beat = from_ns(l->last_beat());
+        facts.idle = l->idle();
+        if (const auto extended = l->extended_until(); extended != InstanceLiveness::never) {
+            facts.extended_until = from_ns(extended);
+        }
+    }
+    facts.in_trial = c.in_trial;
+    return facts;
+}
+
+template <typename Clock>
 inline auto MonitorState<Clock>::evaluate_watch(const ComponentPtr& cp, time_point now,
                                                 const ClassifiedMiss& classified, Events& events) -> WatchStep {
     auto& c = *cp;
@@ -47,18 +65,7 @@ inline auto MonitorState<Clock>::evaluate_watch(const ComponentPtr& cp, time_poi
         return {};
     }
     const auto& policy = policy_of(c);
-    LivenessFacts<time_point> facts;
-    facts.started = i.started;
-    facts.ready = ready_time(i);
-    facts.watched = static_cast<bool>(i.liveness);
-    if (const auto& l = i.liveness) {
-        facts.last_beat = from_ns(l->last_beat());
-        facts.idle = l->idle();
-        if (const auto extended = l->extended_until(); extended != InstanceLiveness::never) {
-            facts.extended_until = from_ns(extended);
-        }
-    }
-    facts.in_trial = c.in_trial;
+    const auto facts = liveness_facts(c);
     const auto verdict = evaluate_liveness(facts, policy, now);
     if (verdict.missed != LivenessMiss::none) {
         if (classified.miss != verdict.missed) {

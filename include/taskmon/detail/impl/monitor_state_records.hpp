@@ -163,6 +163,11 @@ inline auto MonitorState<Clock>::stats_of(const Component& c, time_point now) co
     }
     s.spawned = c.spawned;
     if (const auto& i = c.live()) {
+        if (i->stop == StopCause::none) {  // a stop requested: its own deadline applies, not the liveness check's
+            if (const auto deadline = liveness_deadline(liveness_facts(c), policy_of(c))) {
+                s.liveness_deadline = wall(deadline->at);
+            }
+        }
         if (const auto& l = i->liveness) {
             s.ready = l->ready_at() != InstanceLiveness::never;
             s.last_heartbeat_age = now - from_ns(l->last_beat());

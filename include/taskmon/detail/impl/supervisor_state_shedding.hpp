@@ -15,13 +15,14 @@ inline asio::awaitable<void> SupervisorState<Clock>::load_shedding_monitor(Deadl
     Timer timer{strand_};
     for (;;) {
         const auto lag = co_await sleep_and_measure_lag(timer, clock_duration(settings_.load_sample_interval));
-        if (!gate_.update(LoadSample{cpu_source_(), lag})) continue;
-        set_shedding(gate_.shedding(), gate_.reason());
+        const LoadSample sample{cpu_source_(), lag};
+        if (!gate_.update(sample)) continue;
+        set_shedding(gate_.shedding(), gate_.reason(), &sample);
     }
 }
 
 template <typename Clock>
-inline void SupervisorState<Clock>::set_shedding(bool on, const std::string& reason) {
+inline void SupervisorState<Clock>::set_shedding(bool on, const std::string& reason, const LoadSample* sample) {
     shedding_ = on;
     if (on) ++counters_.load_shedding_entries;
     const auto io = on ? lower_io_semaphore() : restore_io_semaphore();
@@ -29,6 +30,14 @@ inline void SupervisorState<Clock>::set_shedding(bool on, const std::string& rea
            components::load_shedding_monitor, reason + io);
     log(spdlog::level::info, "Load shedding {} component=load_shedding_monitor {}{}", on ? "entered" : "left", reason,
         io);
+    if (hooks_.on_shedding_change) {
+        SheddingChange change{on, sample != nullptr, std::nullopt, {}, reason + io};
+        if (sample) {
+            change.cpu = sample->cpu;
+            change.loop_lag = sample->loop_lag;
+        }
+        call_hook("on_shedding_change", hooks_.on_shedding_change, change);
+    }
     notify();
 }
 
