@@ -66,14 +66,13 @@ std::unique_ptr<Agent> make_agent(asio::io_context& io, const taskmon::RunView& 
                                   std::shared_ptr<spdlog::logger> logger) {
     return std::make_unique<Agent>(
         io.get_executor(),
-        view.wrap_agent(
-            Agent::Functions{.perceive = []() -> asio::awaitable<int> { co_return 1; },
-                             .decide = [](const int&, const Agent::Context&) -> asio::awaitable<Agent::DecisionType> {
-                                 co_return Agent::DecisionType::act({});
-                             },
-                             .act = [](const std::string&) -> asio::awaitable<taskmon::ActionResult> {
-                                 co_return taskmon::ActionResult::ok();
-                             }}),
+        Agent::Functions{.perceive = []() -> asio::awaitable<int> { co_return 1; },
+                         .decide = [](const int&, const Agent::Context&) -> asio::awaitable<Agent::DecisionType> {
+                             co_return Agent::DecisionType::act({});
+                         },
+                         .act = [](const std::string&) -> asio::awaitable<taskmon::ActionResult> {
+                             co_return taskmon::ActionResult::ok();
+                         }},
         taskmon::AgentSettings{.max_steps = 1'000'000}, view.wrap(Agent::Hooks{}), std::move(logger));
 }
 

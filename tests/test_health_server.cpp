@@ -345,14 +345,13 @@ std::unique_ptr<Robot> make_robot(asio::io_context& io, const taskmon::RunView& 
     settings.capture_interval = 20ms;
     return std::make_unique<Robot>(
         io.get_executor(),
-        view.wrap_agent(
-            Robot::Functions{.perceive = []() -> asio::awaitable<int> { co_return 1; },
-                             .decide = [](const int&, const Robot::Context&) -> asio::awaitable<Robot::DecisionType> {
-                                 co_return Robot::DecisionType::act({});
-                             },
-                             .act = [](const std::string&) -> asio::awaitable<taskmon::ActionResult> {
-                                 co_return taskmon::ActionResult::ok();
-                             }}),
+        Robot::Functions{.perceive = []() -> asio::awaitable<int> { co_return 1; },
+                         .decide = [](const int&, const Robot::Context&) -> asio::awaitable<Robot::DecisionType> {
+                             co_return Robot::DecisionType::act({});
+                         },
+                         .act = [](const std::string&) -> asio::awaitable<taskmon::ActionResult> {
+                             co_return taskmon::ActionResult::ok();
+                         }},
         settings, view.wrap(Robot::Hooks{}), quiet_logger());
 }
 

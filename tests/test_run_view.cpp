@@ -1,5 +1,5 @@
-// Tests for taskmon/ops/run_view.hpp: a RunView follows a Supervisor run through its wrapped hooks and decide(),
-// driven by hand here (a live run on the health server's page is in tests/test_health_server.cpp).
+// Tests for taskmon/ops/run_view.hpp: a RunView follows a Supervisor run through its wrapped hooks, driven by
+// hand here (a live run on the health server's page is in tests/test_health_server.cpp).
 #include <taskmon/agent/supervisor.hpp>
 #include <taskmon/ops/run_view.hpp>
 
@@ -17,7 +17,7 @@ using Robot = taskmon::Supervisor<int, std::string>;
 
 }  // namespace
 
-TEST_CASE("RunView: waiting for input with its interrupt id, shedding from decide(), each change to the sink") {
+TEST_CASE("RunView: waiting for input with its interrupt id, shedding, each change to the sink") {
     taskmon::RunView view{"robot"};
     std::vector<std::string> published;
     view.set_sink([&](std::string json) { published.push_back(std::move(json)); });
@@ -41,16 +41,16 @@ TEST_CASE("RunView: waiting for input with its interrupt id, shedding from decid
     hooks.on_status_change({taskmon::AgentStatus::waiting_for_input, taskmon::AgentStatus::running, "answered"});
     CHECK(view.state().interrupt_id.empty());
 
-    // decide() is told about load shedding: a change is published once, before the user's decide() runs.
-    auto agent = view.wrap_agent(
-        Robot::Functions{.decide = [](const int&, const Robot::Context&) -> asio::awaitable<Robot::DecisionType> {
-            co_return Robot::DecisionType::act({});
-        }});
-    Robot::Context context;
-    context.shedding = true;
-    (void)agent.decide(1, context);  // not awaited: the coroutine is created, suspended and destroyed
-    (void)agent.decide(1, context);
+    // Load shedding as the Supervisor reports it, published before the user's hook runs.
+    int user_shedding_calls = 0;
+    auto shedding_hooks = view.wrap(Robot::Hooks{.on_shedding_change = [&](const taskmon::SheddingChange& change) {
+        ++user_shedding_calls;
+        CHECK(published.back().find(change.shedding ? R"("shedding":true)" : R"("shedding":false)") !=
+              std::string::npos);
+    }});
+    shedding_hooks.on_shedding_change({.shedding = true, .sampled = true, .cpu = taskmon::CpuUsage{97.0, 12.0}});
     CHECK(view.state().shedding);
     CHECK(published.size() == 5);  // running, shedding: one event each
+    CHECK(user_shedding_calls == 1);
     CHECK(taskmon::run_views_json({view}).starts_with(R"([{"name":"robot","status":"running","step":3,)"));
 }

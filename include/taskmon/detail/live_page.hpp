@@ -3,7 +3,9 @@
 //
 // Internal: the health server's GET /ui, one self-contained page (inline CSS and JavaScript, no external
 // resource, ~15 KB): the supervision tree (groups with their strategy, members in order) with each component's
-// state in the timeline's colours, restarts (in window), backoff or cooldown left, heartbeat age, last error and a
+// state in the timeline's colours, restarts (in window), backoff or cooldown left, heartbeat age and liveness
+// deadline left (ticking each second; a deadline at 0 re-reads the snapshot, heartbeats being no events), last
+// error and a
 // strip of its last 24 restarts, failures and warnings in the timeline's marks; live from /events (EventSource,
 // which reconnects by itself), reconciled with /api/tree at most every 2 s; groups collapsible, rows filterable
 // by state and name. Text from the monitor is set with textContent only, never parsed as HTML. The page writes
@@ -184,8 +186,10 @@ function fillRow(tr, c) {
   st.style.background = bg; st.style.color = fg;
   const wait = c.state === "quarantined" ? left(c.next_trial_at_ns) : left(c.next_restart_at_ns);
   const waitText = wait === null ? "" : (c.state === "quarantined" ? "cooldown " : "backoff ") + dur(wait);
-  const age = c.last_heartbeat_age_ns;
-  const hb = age === null || age === undefined ? "" : "heartbeat " + dur(age) + " ago";
+  const age = c.last_beat_ns ? Math.max(0, nowNs() - c.last_beat_ns) : null;
+  const due = c.state === "running" ? left(c.liveness_deadline_ns) : null;
+  const hb = [age === null ? "" : "heartbeat " + dur(age) + " ago",
+              due === null ? "" : "deadline in " + dur(due)].filter(Boolean).join(", ");
   tr.append(el("td", {}, st), el("td", {text: c.name}),
     el("td", {class: "num", title: "restarts (in window)", text: `${c.restart_count} (${c.restarts_in_window})`}),
     el("td", {class: "num wait", text: waitText}), el("td", {class: "muted", text: hb}),
@@ -267,6 +271,9 @@ function applySnapshot(s) {
   comps = new Map(s.components.map(c => [c.name, c]));
   groups = new Map(s.groups.map(g => [g.name, g]));
   skew = s.time_ns - Date.now() * 1e6;
+  for (const c of comps.values()) {
+    c.last_beat_ns = c.last_heartbeat_age_ns === null ? null : s.time_ns - c.last_heartbeat_age_ns;
+  }
   if (s.runs) { runs = new Map(s.runs.map(r => [r.name, r])); renderRuns(); }
   setSeq(s.last_sequence);  // authoritative: after a restart of the process the sequences start again at 1
   render();
@@ -333,7 +340,10 @@ if (actions || runActions) {
 setInterval(() => {
   for (const [name, tr] of rows) {
     const c = comps.get(name);
-    if (c && (c.state === "restarting" || c.state === "quarantined")) fillRow(tr, c);
+    if (!c) continue;
+    if (c.state === "restarting" || c.state === "quarantined" || c.last_beat_ns) fillRow(tr, c);
+    // Heartbeats are not events: a deadline that counts down to 0 may have moved; the snapshot tells.
+    if (c.state === "running" && left(c.liveness_deadline_ns) === 0) refetchSoon();
   }
 }, 1000);
 connect();

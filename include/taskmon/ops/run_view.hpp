@@ -3,12 +3,12 @@
 //
 // RunView: the state of one Supervisor run for the health server's live view: its status, current step, whether
 // it is paused, sheds load or waits for an operator (with the interrupt id), kept live from the Supervisor's
-// hooks (like AgentMetrics::wrap) and its decide() (the shedding flag of its DecisionContext). Each change is
-// handed, as one JSON object of type "run_state", to a sink: HealthServer::publish() puts it on the /events
-// streams; run_views_json() is HealthEndpoints::runs, the "runs" of /api/tree.
+// hooks (like AgentMetrics::wrap). Each change is handed, as one JSON object of type "run_state", to a sink:
+// HealthServer::publish() puts it on the /events streams; run_views_json() is HealthEndpoints::runs, the "runs"
+// of /api/tree.
 //
 //   taskmon::RunView view{"robot"};
-//   Robot robot{io.get_executor(), view.wrap_agent(std::move(agent)), settings, view.wrap(std::move(hooks))};
+//   Robot robot{io.get_executor(), std::move(agent), settings, view.wrap(std::move(hooks))};
 //   taskmon::HealthServer server{io.get_executor(),
 //       {...,
 //        .runs = [&] { return taskmon::run_views_json({view}); },
@@ -21,6 +21,7 @@
 #pragma once
 
 #include <taskmon/agent/agent_status.hpp>
+#include <taskmon/agent/cpu_usage.hpp>
 #include <taskmon/detail/json_writer.hpp>
 
 #include <cstdint>
@@ -41,10 +42,8 @@ struct RunState {
     std::uint64_t step = 0;            ///< the step started last (1-based; 0 before the first)
     std::uint64_t steps_finished = 0;  ///< steps finalized (on_step_end)
     bool paused = false;               ///< status is paused
-    /// Load shedding as the last decide() was told (DecisionContext::shedding): the Supervisor has no hook for
-    /// the change itself, so a change shows at the next step.
-    bool shedding = false;
-    bool waiting_for_input = false;  ///< status is waiting_for_input; `interrupt_id` names what resume_with() answers
+    bool shedding = false;             ///< load shedding is active (SupervisorHooks::on_shedding_change)
+    bool waiting_for_input = false;    ///< status is waiting_for_input; `interrupt_id` names what resume_with() answers
     std::string interrupt_id{};
     std::string reason{};  ///< of the last status transition
 };
@@ -92,8 +91,8 @@ public:
         return shared_->state;
     }
 
-    /// Returns `hooks` with on_status_change, on_step_start and on_step_end extended: the state is updated
-    /// and published first, then the given hook (if any) is called.
+    /// Returns `hooks` with on_status_change, on_step_start, on_step_end and on_shedding_change extended: the
+    /// state is updated and published first, then the given hook (if any) is called.
     template <typename Hooks>
     [[nodiscard]] Hooks wrap(Hooks hooks) const {
         hooks.on_status_change = [shared = shared_,
@@ -115,21 +114,12 @@ public:
             shared->update([](RunState& s) { ++s.steps_finished; });
             if (user) user(step);
         };
-        return hooks;
-    }
-
-    /// Returns `agent` with decide() extended to note DecisionContext::shedding (published when it changed).
-    template <typename Functions>
-    [[nodiscard]] Functions wrap_agent(Functions agent) const {
-        if (!agent.decide) return agent;
-        agent.decide = [shared = shared_, user = std::move(agent.decide)](const auto& observation,
-                                                                          const auto& context) {
-            if (shared->shedding_differs(context.shedding)) {
-                shared->update([&](RunState& s) { s.shedding = context.shedding; });
-            }
-            return user(observation, context);
+        hooks.on_shedding_change = [shared = shared_,
+                                    user = std::move(hooks.on_shedding_change)](const SheddingChange& change) {
+            shared->update([&](RunState& s) { s.shedding = change.shedding; });
+            if (user) user(change);
         };
-        return agent;
+        return hooks;
     }
 
 private:
@@ -149,10 +139,6 @@ private:
                 if (to && *to) json = run_state_event_json(state);
             }
             if (to && *to) (*to)(std::move(json));  // user code, outside the lock
-        }
-        bool shedding_differs(bool now) {
-            std::lock_guard lock{mutex};
-            return state.shedding != now;
         }
     };
 
