@@ -28,9 +28,9 @@ struct SheddingChange {
     /// Decided by a load sample (`cpu` and `loop_lag` are that sample's). False when it ended without one: the run
     /// ended, or the load_shedding_monitor gave up and shedding failed open.
     bool sampled = false;
-    std::optional<CpuUsage> cpu;          ///< the sample's CPU use; empty when unknown (or not sampled)
+    std::optional<CpuUsage> cpu{};        ///< the sample's CPU use; empty when unknown (or not sampled)
     std::chrono::nanoseconds loop_lag{};  ///< the sample's event-loop lag (how late its timer fired)
-    std::string reason;                   ///< the words of the History event and the log line, for people
+    std::string reason{};                 ///< the words of the History event and the log line, for people
 };
 
 }  // namespace taskmon
