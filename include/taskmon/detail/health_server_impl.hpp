@@ -535,7 +535,7 @@ private:
         logger_->debug("health server: /events Last-Event-ID {} answered with a snapshot: {}",
                        quote(to_valid_utf8(r.last_event_id)),
                        outcome == EventStreamHub::Resume::disabled  ? "event_replay_capacity is 0"
-                       : outcome == EventStreamHub::Resume::foreign ? "not an id of this server's lifetime"
+                       : outcome == EventStreamHub::Resume::foreign ? "malformed, or of another server's lifetime"
                                                                     : "the events after it are no longer kept");
         return false;
     }
