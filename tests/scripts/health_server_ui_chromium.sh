@@ -126,7 +126,8 @@ wait "$actor" 2>/dev/null || true
 [ "$listed" = 1 ] || fail "the page's action list did not show the API's restart of sink after $attempt page loads:" \
     "$(grep -o '<div id="action-log">.\{0,200\}' "$work/actions.html" || echo 'no #action-log')"
 grep -qF 'data-last-action="restart component sink"' "$work/actions.html" || fail "body lacks data-last-action"
-grep -qx 200 "$work/actions.out" || fail "no POST /api/components/sink/restart answered 200: $(sort "$work/actions.out" | uniq -c)"
+grep -qx 200 "$work/actions.out" ||
+    fail "no POST /api/components/sink/restart answered 200: $(sort "$work/actions.out" | uniq -c)"
 echo "live action list: the API's restart of sink listed with its origin after $attempt page load(s)"
 
 chrome --screenshot="$screenshot" "$base/ui?hold" >/dev/null || true
