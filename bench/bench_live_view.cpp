@@ -4,7 +4,8 @@
 //     a server (argument -1), with 0, 1, 10 and 200 streams open. Restarts of a component that fails at once (three
 //     events each: failed, restart_scheduled, restarted); the server's thread is stopped once the streams are
 //     open, so that only the listener's work is measured (the queues hold every event: no stream overflows);
-//     with 1 and 10 streams also with the server's thread running (second argument 1). CPU time of the
+//     with 1 and 10 streams also with the server's thread running (second argument 1); with the events kept for
+//     Last-Event-ID (third argument 1, the default) and, with 0 and 1 streams, without (0). CPU time of the
 //     monitor's thread; the difference per restart divided by three is the cost per event.
 //   - BM_stream_memory: heap bytes (mallinfo2, every arena) per open stream with an empty queue, and per restart
 //     while the streams' queues fill (minus the same monitor's with no stream open: bytes per queued event).
@@ -156,9 +157,11 @@ struct LiveView {
     std::unique_ptr<std::optional<Client>[]> clients = std::make_unique<std::optional<Client>[]>(max_streams);
     std::size_t opened = 0;
 
-    explicit LiveView(int streams) {
+    /// `replay`: the server keeps events for a reconnecting client (event_replay_capacity's default), else 0.
+    explicit LiveView(int streams, bool replay = true) {
         if (streams < 0) return;
         taskmon::HealthServerSettings settings;
+        if (!replay) settings.event_replay_capacity = 0;
         settings.port = 0;
         settings.max_event_clients = max_streams;
         settings.event_queue_capacity = 4 * restart_iterations;  // more than the events of a case: none overflows
@@ -199,13 +202,14 @@ struct LiveView {
     }
 };
 
-/// Restarts of a component that fails at once; the arguments: streams open (-1: no server), and whether the
+/// Restarts of a component that fails at once; the arguments: streams open (-1: no server), whether the
 /// server's thread keeps running (1: it wakes and writes the streams, whose clients do not read: the kernel's
 /// socket buffers take the first few hundred KB, then the writes wait; the listener's wake-up post() is then
-/// paid once per burst) or is stopped (0: the listener's own work only).
+/// paid once per burst) or is stopped (0: the listener's own work only), and whether the server keeps events for
+/// Last-Event-ID (1: event_replay_capacity's default, 1,024; 0: off).
 void BM_restart_events(benchmark::State& state) {
     const auto streams = static_cast<int>(state.range(0));
-    LiveView view{streams};
+    LiveView view{streams, state.range(2) != 0};
     if (view.server && state.range(1) == 0) view.server_thread.pause();
     long long starts = 0;
     view.monitor.supervise("c", [&] { return fail_at_once(starts); });
@@ -224,9 +228,12 @@ void BM_restart_events(benchmark::State& state) {
     }
 }
 BENCHMARK(BM_restart_events)
-    ->ArgsProduct({{-1, 0, 1, 10, 200}, {0}})
-    ->Args({1, 1})
-    ->Args({10, 1})
+    ->ArgsProduct({{-1, 0, 1, 10, 200}, {0}, {1}})
+    ->Args({0, 0, 0})
+    ->Args({1, 0, 0})
+    ->Args({1, 1, 1})
+    ->Args({1, 1, 0})
+    ->Args({10, 1, 1})
     ->Iterations(restart_iterations);
 
 /// Heap per open stream (empty queue) and per restart while the queues fill, for `streams` streams.

@@ -897,6 +897,9 @@ TEST_CASE("HealthServer: bad settings throw std::invalid_argument and a taken po
                     std::invalid_argument);
     CHECK_THROWS_AS(taskmon::HealthServer(io.get_executor(), {}, S{.port = 0, .event_keepalive = 0ms}, logger),
                     std::invalid_argument);
+    CHECK_THROWS_WITH(
+        taskmon::HealthServer(io.get_executor(), {}, S{.port = 0, .event_replay_capacity = (1u << 20) + 1}, logger),
+        "HealthServerSettings.event_replay_capacity must not exceed 1,048,576");
     taskmon::HealthServer first{io.get_executor(), {}, S{.port = 0}, logger};
     CHECK_THROWS_AS(taskmon::HealthServer(io.get_executor(), {}, S{.port = first.local_endpoint().port()}, logger),
                     std::system_error);
@@ -942,7 +945,13 @@ TEST_CASE("HealthServer: /events streams the snapshot then each event live and /
     const auto failed = text.find(R"({"kind":"failed","component":"boom","sequence":)");
     REQUIRE(failed != std::string::npos);
     const auto sequence = std::stoull(text.substr(text.find(R"("sequence":)", failed) + 11));
-    CHECK(text.find("id: " + std::to_string(sequence) + "\ndata: {\"kind\":\"failed\"") != std::string::npos);
+    // Its id is `<epoch>-<position>`, the epoch that of the snapshot's id.
+    const auto id_line = text.rfind("\nid: ", failed);
+    REQUIRE(id_line != std::string::npos);
+    const auto snapshot_id = text.substr(text.find("\nid: ") + 5);
+    const auto epoch = snapshot_id.substr(0, snapshot_id.find('-'));
+    CHECK_FALSE(epoch.empty());
+    CHECK(text.substr(id_line + 5, epoch.size() + 1) == epoch + "-");
     CHECK(text.find(R"("reason":"std::runtime_error: boom \"quoted\"\nsecond line")") != std::string::npos);
     CHECK(eventually([&] { return f.server->stats().events_sent >= 2; }));  // started, failed (counted once written)
 
@@ -1017,6 +1026,134 @@ TEST_CASE("HealthServer: close() ends open /events streams") {
     REQUIRE(stream->receive_until("event: snapshot", 10s));
     f.stop();  // checks that close() completes and io.run() returns
     CHECK(stream->receive_all(5s).closed);
+}
+
+namespace {
+
+/// The id of the last complete event in a stream's text ("" when none), as an EventSource keeps it.
+std::string last_event_id(const std::string& text) {
+    const auto at = text.rfind("\nid: ", text.rfind("\n\n"));
+    if (at == std::string::npos) return {};
+    return text.substr(at + 5, text.find('\n', at + 5) - at - 5);
+}
+
+/// An /events client that reconnects as an EventSource does, with `Last-Event-ID: id`.
+std::unique_ptr<RawClient> resume_stream(std::uint16_t port, const std::string& id) {
+    auto client = std::make_unique<RawClient>(port);
+    client->send("GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nLast-Event-ID: " + id +
+                 "\r\n\r\n");
+    return client;
+}
+
+/// What follows the response's head and `retry:` field: the events, or the snapshot first.
+std::string stream_body(const std::string& text) {
+    const auto retry = text.find("\r\n\r\nretry: ");
+    return retry == std::string::npos ? std::string{} : text.substr(text.find("\n\n", retry + 4) + 2);
+}
+
+std::string marker(int n) { return R"({"type":"test_marker","n":)" + std::to_string(n) + "}"; }
+
+}  // namespace
+
+TEST_CASE("HealthServer: a client reconnecting with Last-Event-ID gets exactly the events it missed, no snapshot") {
+    Fixture f;
+    REQUIRE(
+        eventually([&] { return f.monitor.get_component_stats().at("db").state == taskmon::ComponentState::running; }));
+    // A witness stream stays open throughout: it receives every event live, in the log's order.
+    auto witness = open_stream(f.port());
+    REQUIRE(witness->receive_until("event: snapshot", 10s));
+    auto first = open_stream(f.port());
+    REQUIRE(first->receive_until("event: snapshot", 10s));
+    REQUIRE(first->receive_until("}\n\n", 10s));
+    f.monitor.restart("db");
+    f.server->publish(marker(1));
+    REQUIRE(first->receive_until(marker(1), 10s));
+    const auto id = last_event_id(first->received());
+    REQUIRE_FALSE(id.empty());
+    first.reset();  // the connection drops
+
+    // Missed meanwhile: monitor events and events of another type.
+    f.monitor.restart("db");
+    f.monitor.supervise("boom", [] { return fails_at_once(); });
+    f.server->publish(marker(2));
+    f.server->publish(marker(3));
+    REQUIRE(witness->receive_until(marker(3), 10s));
+    auto resumed = resume_stream(f.port(), id);
+    REQUIRE(resumed->receive_until(marker(3), 10s));
+    const auto body = stream_body(resumed->received());
+    CHECK(body.find("event: snapshot") == std::string::npos);
+    CHECK(body.starts_with("id: "));
+    // Exactly what the witness received after that id, up to the last marker, in the same order.
+    const auto& seen = witness->received();
+    const auto after = seen.find("\nid: " + id + "\n");
+    REQUIRE(after != std::string::npos);
+    const auto from = seen.find("\n\n", after + 1) + 2;
+    const auto to = seen.find(marker(3)) + marker(3).size();
+    CHECK(body.substr(0, body.find(marker(3)) + marker(3).size()) == seen.substr(from, to - from));
+    CHECK(body.find(marker(1)) == std::string::npos);  // read before the drop: not sent again
+    CHECK(body.find(marker(2)) != std::string::npos);
+    CHECK(body.find(R"("component":"db")") != std::string::npos);  // restart_requested or restart_merged
+    CHECK(body.find(R"("kind":"started","component":"boom")") != std::string::npos);
+    CHECK(f.server->stats().event_streams_resumed == 1);
+    CHECK(f.server->stats().event_resumes_refused == 0);
+    // It is live from there on.
+    f.server->publish(marker(4));
+    CHECK(resumed->receive_until(marker(4), 10s));
+    CHECK(eventually([&] { return f.server->stats().event_clients == 2; }));
+}
+
+TEST_CASE(
+    "HealthServer: a Last-Event-ID too old, malformed, of another server's lifetime or with replay off gets "
+    "the snapshot") {
+    const auto snapshot_for = [](const Fixture& f, const std::string& id) {
+        auto client = resume_stream(f.port(), id);
+        REQUIRE(client->receive_until("event: snapshot\ndata: {", 10s));
+        return stream_body(client->received()).starts_with("id: ");
+    };
+    SECTION("too old, malformed, another epoch") {
+        Fixture f{{.event_replay_capacity = 3}};
+        auto first = open_stream(f.port());
+        REQUIRE(first->receive_until("event: snapshot", 10s));
+        f.server->publish(marker(1));
+        REQUIRE(first->receive_until(marker(1), 10s));
+        const auto id = last_event_id(first->received());
+        const auto epoch = id.substr(0, id.find('-'));
+        first.reset();
+        for (int i = 2; i <= 5; ++i) f.server->publish(marker(i));  // 4 missed: one more than kept
+        CHECK(snapshot_for(f, id));
+        CHECK(snapshot_for(f, "garbage"));
+        CHECK(snapshot_for(f, epoch + "-"));
+        CHECK(snapshot_for(f, epoch + "-99999999999999999999999"));  // beyond 64 bits
+        CHECK(snapshot_for(f, epoch + "-1000"));                     // not published yet
+        CHECK(snapshot_for(f, "1" + epoch + id.substr(epoch.size())));
+        CHECK(snapshot_for(f, "123-1"));  // an id of an earlier process: positions start at 1 again
+        CHECK(f.server->stats().event_resumes_refused == 7);
+        CHECK(f.server->stats().event_streams_resumed == 0);
+        // The last 3 are still kept: an id just before them resumes.
+        auto resumed =
+            resume_stream(f.port(), epoch + "-" + std::to_string(std::stoull(id.substr(epoch.size() + 1)) + 1));
+        REQUIRE(resumed->receive_until(marker(5), 10s));
+        const auto body = stream_body(resumed->received());
+        CHECK(body.find("event: snapshot") == std::string::npos);
+        CHECK(body.find(marker(2)) == std::string::npos);
+        CHECK(body.find(marker(3)) != std::string::npos);
+        CHECK(f.server->stats().event_streams_resumed == 1);
+    }
+    SECTION("replay disabled") {
+        Fixture f{{.event_replay_capacity = 0}};
+        auto first = open_stream(f.port());
+        REQUIRE(first->receive_until("event: snapshot", 10s));
+        f.server->publish(marker(1));
+        REQUIRE(first->receive_until(marker(1), 10s));
+        const auto id = last_event_id(first->received());
+        first.reset();
+        f.logger->set_level(spdlog::level::debug);
+        f.server->publish(marker(2));
+        CHECK(snapshot_for(f, id));
+        CHECK(f.server->stats().event_resumes_refused == 1);
+        CHECK(eventually(
+            [&] { return f.log->messages(spdlog::level::debug, "health server: /events Last-Event-ID").size() == 1; }));
+    }
 }
 
 namespace {
@@ -1134,10 +1271,11 @@ TEST_CASE("HealthServer: a Supervisor run's state is in /api/tree and each chang
                     paused) != std::string::npos);
     CHECK(f.run_view.state().paused);
     CHECK(eventually([&] { return f.server->stats().events_published >= 1; }));
-    // Not a MonitorEvent: written without an id (the ids are the monitor's sequences), after a blank line.
+    // Not a MonitorEvent, but with an id as every event (a reconnecting client resumes after it).
     const auto data = text.find(R"(data: {"type":"run_state")");
-    REQUIRE(data >= 2);
-    CHECK(text.substr(data - 2, 2) == "\n\n");
+    const auto id = text.rfind("\n\nid: ", data);
+    REQUIRE(id != std::string::npos);
+    CHECK(text.find('\n', id + 2) == data - 1);
     f.robot->resume();
     CHECK(stream->receive_until(R"({"type":"run_state","run":{"name":"robot","status":"running",)", 10s));
 }
@@ -1205,9 +1343,9 @@ TEST_CASE(
         for (const auto& e : taken.events) out.push_back(e->event.sequence);
         return out;
     };
-    CHECK_FALSE(hub.publish(event(1)));  // no stream: nothing kept, nobody to wake
-    CHECK(hub.add(7) == 1);              // its snapshot covers sequence 1
-    CHECK(hub.add(8) == 1);
+    CHECK_FALSE(hub.publish(event(1)));    // no stream: nothing kept, nobody to wake
+    CHECK(hub.add(7).last_sequence == 1);  // its snapshot covers sequence 1
+    CHECK(hub.add(8).last_sequence == 1);
     CHECK(hub.publish(event(2)));        // the first of a burst asks for a wake-up ...
     CHECK_FALSE(hub.publish(event(3)));  // ... the rest of it does not
     hub.wake_done();
@@ -1226,4 +1364,39 @@ TEST_CASE(
     hub.remove(8);
     CHECK(hub.take(8).events.empty());  // a removed stream reads nothing
     CHECK(hub.last_sequence() == 4);
+}
+
+TEST_CASE(
+    "EventStreamHub: with retain, the last events are kept with no stream open and a stream resumes after an "
+    "id of its epoch") {
+    taskmon::detail::EventStreamHub hub{8, 3};
+    const auto event = [](std::uint64_t sequence) {
+        taskmon::MonitorEvent e;
+        e.sequence = sequence;
+        return e;
+    };
+    const auto id = [&](std::uint64_t position) { return hub.epoch() + "-" + std::to_string(position); };
+    using Resume = taskmon::detail::EventStreamHub::Resume;
+    for (std::uint64_t s = 1; s <= 5; ++s) CHECK_FALSE(hub.publish(event(s)));  // nobody to wake
+    // Positions 0..4 were published; 2, 3, 4 are kept. A client that read up to id 2 (position 1) missed 3.
+    CHECK(hub.resume(1, id(1)) == Resume::not_retained);
+    CHECK(hub.resume(1, id(6)) == Resume::not_retained);  // not published yet
+    CHECK(hub.resume(1, "x" + id(2)) == Resume::foreign);
+    CHECK(hub.resume(1, hub.epoch() + "-2x") == Resume::foreign);
+    REQUIRE(hub.resume(1, id(2)) == Resume::resumed);
+    std::vector<std::uint64_t> got;
+    for (const auto& e : hub.take(1).events) got.push_back(e->event.sequence);
+    CHECK(got == std::vector<std::uint64_t>{3, 4, 5});
+    CHECK(hub.resume(2, id(5)) == Resume::resumed);  // read everything: resumes with nothing missed
+    CHECK(hub.take(2).events.empty());
+    const auto opened = hub.add(3);
+    CHECK(opened.last_sequence == 5);
+    CHECK(opened.position == 5);
+    std::string text;
+    hub.append_events(text, {std::make_shared<taskmon::detail::StreamedEvent>(
+                                taskmon::detail::StreamedEvent{{}, R"({"type":"x"})", false, 41})});
+    CHECK(text == "id: " + id(42) + "\ndata: {\"type\":\"x\"}\n\n");
+    taskmon::detail::EventStreamHub disabled{8};
+    CHECK(disabled.resume(1, disabled.epoch() + "-0") == Resume::disabled);
+    CHECK(disabled.epoch() != hub.epoch());
 }

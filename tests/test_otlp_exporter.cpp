@@ -472,6 +472,64 @@ TEST_CASE("close() sends what is queued and stops listening") {
     CHECK(receiver.bodies().size() == 1);
 }
 
+TEST_CASE("close() ends the spans of incarnations still running and sends them, marked open_at_close") {
+    IoThread exporter_io;
+    Receiver receiver;
+    exporter_io.start();
+    Harness h;
+    Monitor monitor{h.io.get_executor(), {.max_restart_attempts = 5, .base_backoff = 1s}, h.logger};
+    OtlpExporter exporter{exporter_io.io.get_executor(), monitor, settings_for(receiver.port())};
+    Script script = taskmon_test::failing_now(1);
+    monitor.supervise("db", taskmon_test::factory_of(script));
+    Script steady;  // never fails: one incarnation, running at close()
+    monitor.supervise("cache", taskmon_test::factory_of(steady));
+    h.runner.run_for(10s);
+    REQUIRE(script.live == 1);  // db's second incarnation runs
+    REQUIRE(steady.live == 1);
+    // The exporter is closed before the monitor: db's first incarnation ended (failed), its second and cache's
+    // only one are still running.
+    const auto before_close =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    run_on(exporter_io.io, exporter.close(30s));
+    CHECK(exporter.stats().spans_exported == 3);
+    CHECK(exporter.stats().spans_dropped_closed == 0);
+    REQUIRE(receiver.bodies().size() == 1);  // in close()'s one flush
+    const auto spans = spans_of(receiver.bodies());
+    REQUIRE(spans.size() == 3);
+    int open_at_close = 0;
+    for (const auto& span : spans) {
+        const auto& attributes = span.at("attributes");
+        if (attribute(attributes, "taskmon.open_at_close").is_null()) {
+            CHECK(span.at("name") == "db");  // the failed one: a real exit
+            CHECK(attribute(attributes, "taskmon.exit") == json{{"stringValue", "failed"}});
+            CHECK(span.at("status").at("code") == 2);
+            continue;
+        }
+        ++open_at_close;
+        CHECK(attribute(attributes, "taskmon.open_at_close") == json{{"boolValue", true}});
+        CHECK(attribute(attributes, "taskmon.exit").is_null());
+        CHECK(span.at("status") == json::object());  // unset: the outcome is not known
+        CHECK(events_named(span, "exception").empty());
+        const auto start = std::stoull(span.at("startTimeUnixNano").get<std::string>());
+        const auto end = std::stoull(span.at("endTimeUnixNano").get<std::string>());
+        CHECK(end >= start);
+        // The close's wall-clock time, unless the virtual clock put the start later.
+        CHECK(end >= std::max<std::uint64_t>(start, static_cast<std::uint64_t>(before_close)));
+    }
+    CHECK(open_at_close == 2);
+    // db's running incarnation links to its failed one.
+    for (const auto& span : spans) {
+        if (span.at("name") == "db" && !attribute(span.at("attributes"), "taskmon.open_at_close").is_null()) {
+            REQUIRE(span.at("links").size() == 1);
+        }
+    }
+    run_on(exporter_io.io, exporter.close(30s));  // idempotent: nothing more
+    CHECK(receiver.bodies().size() == 1);
+    h.close(monitor);  // its stopped events reach no exporter any more
+    CHECK(exporter.stats().spans_exported == 3);
+}
+
 TEST_CASE("close() gives up at its deadline: what is left is dropped and counted as closed") {
     IoThread exporter_io;  // started at close(): nothing is sent before
     Receiver receiver{0};  // never answers: the first POST uses up the deadline

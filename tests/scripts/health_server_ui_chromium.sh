@@ -2,7 +2,8 @@
 # Drives tests/health_server_fixture (ui mode) with headless Chromium: the /ui page shows the supervision tree from
 # its snapshot, applies live events from /events after a forced failure (SIGUSR1 to the fixture), escapes the
 # monitor's text, and shows the action buttons when the actions are enabled; shows the Supervisor run "agent"
-# above the tree, paused through POST /api/runs/agent/pause before the page loads; takes a screenshot. Then the page of
+# above the tree, paused through POST /api/runs/agent/pause before the page loads; lists, live, an operator action
+# performed through the API while it is open, with its origin; takes a screenshot. Then the page of
 # 1,000 more components (20 groups of 50): all rows present, the full render's time printed and bounded.
 # usage: health_server_ui_chromium.sh FIXTURE SCREENSHOT_PNG
 # Exit 77 (a CTest skip) without chromium (Debian: chromium; TASKMON_WITH_CHROMIUM=1 scripts/test installs it).
@@ -19,8 +20,10 @@ command -v curl >/dev/null 2>&1 || { echo "curl not found (Debian: curl)"; exit 
 work=$(mktemp -d)
 pid=
 signaller=
+actor=
 cleanup() {
     [ -n "$signaller" ] && kill "$signaller" 2>/dev/null || true
+    [ -n "$actor" ] && kill "$actor" 2>/dev/null || true
     [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
     rm -rf "$work"
 }
@@ -98,6 +101,34 @@ contains '<button data-verb="restart">restart</button>'
 contains 'data-run="agent" data-status="paused"'
 contains '<button data-verb="pause">pause</button>'
 grep -q '<b>not bold</b>' "$dom" && fail "the last error was parsed as HTML"
+
+# The action list updates live: while a page is open, POST /api/components/sink/restart (with the token) every
+# 0.3 s; the page lists each operator_action event as it arrives ("<time> restart component sink by 127.0.0.1
+# (http_api)"). A fresh page's list is empty (actions are not in the snapshot), so a listed one came live. sink is
+# restarted by its group at every forced failure anyway. Bounded: up to 5 page loads.
+(while :; do
+    curl -s -o /dev/null -w '%{http_code}\n' --max-time 5 -X POST -H "Authorization: Bearer $token" \
+        -H 'X-Taskmon-Action: 1' "$base/api/components/sink/restart" >>"$work/actions.out" || true
+    sleep 0.3
+done) &
+actor=$!
+listed=0
+for attempt in $(seq 5); do
+    chrome --dump-dom "$base/ui?hold" >"$work/actions.html" || true
+    if grep -qE '<div id="action-log"><div>[0-9T:.-]+Z restart component sink by 127\.0\.0\.1 \(http_api\)</div>' \
+        "$work/actions.html"; then
+        listed=1
+        break
+    fi
+done
+kill "$actor" 2>/dev/null || true
+wait "$actor" 2>/dev/null || true
+[ "$listed" = 1 ] || fail "the page's action list did not show the API's restart of sink after $attempt page loads:" \
+    "$(grep -o '<div id="action-log">.\{0,200\}' "$work/actions.html" || echo 'no #action-log')"
+grep -qF 'data-last-action="restart component sink"' "$work/actions.html" || fail "body lacks data-last-action"
+grep -qx 200 "$work/actions.out" ||
+    fail "no POST /api/components/sink/restart answered 200: $(sort "$work/actions.out" | uniq -c)"
+echo "live action list: the API's restart of sink listed with its origin after $attempt page load(s)"
 
 chrome --screenshot="$screenshot" "$base/ui?hold" >/dev/null || true
 [ -s "$screenshot" ] || fail "no screenshot at $screenshot"

@@ -48,6 +48,9 @@ namespace detail {
     return e;
 }
 
+/// 2^20 kept events hold ~400 MB: more is a mistake rather than a choice.
+inline constexpr std::size_t max_event_replay_capacity = std::size_t{1} << 20;
+
 [[nodiscard]] inline HealthServerSettings validated_settings(HealthServerSettings s) {
     if (s.max_request_bytes == 0) throw std::invalid_argument("HealthServerSettings.max_request_bytes is 0");
     if (s.max_connections == 0) throw std::invalid_argument("HealthServerSettings.max_connections is 0");
@@ -65,6 +68,9 @@ namespace detail {
         throw std::invalid_argument("HealthServerSettings.write_timeout must not exceed 100 years");
     }
     if (s.event_queue_capacity == 0) throw std::invalid_argument("HealthServerSettings.event_queue_capacity is 0");
+    if (s.event_replay_capacity > max_event_replay_capacity) {
+        throw std::invalid_argument("HealthServerSettings.event_replay_capacity must not exceed 1,048,576");
+    }
     if (s.event_retry < Duration::zero() || s.event_retry > longest_duration_setting) {
         throw std::invalid_argument("HealthServerSettings.event_retry must be within 0 and 100 years");
     }

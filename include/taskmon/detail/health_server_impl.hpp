@@ -7,6 +7,7 @@
 #include <taskmon/ops/health_server.hpp>
 
 #include <taskmon/detail/event_stream_hub.hpp>
+#include <taskmon/detail/health_overflow_log.hpp>
 #include <taskmon/detail/health_routes.hpp>
 #include <taskmon/detail/http_request.hpp>
 #include <taskmon/detail/log_text.hpp>
@@ -22,10 +23,6 @@
 
 namespace taskmon {
 namespace detail {
-
-/// At most one warning per this interval says that max_connections was reached, with the evictions and
-/// rejections since the previous one: a flood of thousands of connections a second costs one line a second.
-inline constexpr std::chrono::seconds health_overflow_log_interval{1};
 
 /// What a lingering close reads and discards at most before closing anyway.
 inline constexpr std::size_t health_linger_bytes = 64 * 1024;
@@ -53,8 +50,8 @@ public:
           logger_{logger ? std::move(logger) : spdlog::default_logger()},
           acceptor_{strand_},
           drained_{strand_, Clock::time_point::max()},
-          overflow_log_timer_{strand_},
-          hub_{std::make_shared<EventStreamHub>(settings_.event_queue_capacity)} {
+          overflow_log_{strand_, logger_, settings_.max_connections, evicted_, rejected_},
+          hub_{std::make_shared<EventStreamHub>(settings_.event_queue_capacity, settings_.event_replay_capacity)} {
         asio::error_code ec;
         const auto address = asio::ip::make_address(settings_.address, ec);
         if (ec) {
@@ -114,6 +111,8 @@ public:
         s.event_clients_rejected = event_rejected_.load();
         s.event_clients_dropped = event_dropped_.load();
         s.events_sent = events_sent_.load();
+        s.event_streams_resumed = event_resumed_.load();
+        s.event_resumes_refused = event_resume_refused_.load();
         s.actions = actions_.load();
         s.actions_refused = actions_refused_.load();
         s.events_published = events_published_.load();
@@ -168,7 +167,7 @@ private:
             connection->socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
             connection->socket.close(ignored);
         }
-        overflow_log_timer_.cancel();  // its handler logs what is still unlogged
+        overflow_log_.cancel();  // its handler logs what is still unlogged
         maybe_drained();
     }
 
@@ -227,7 +226,7 @@ private:
         if (c->phase == Phase::reading) {
             ++evicted_;
             logger_->debug("health server: max_connections reached; evicting the oldest connection still reading");
-            note_overflow();
+            overflow_log_.note(shared_from_this());
         }
         candidates.erase(candidates.begin());
         c->evicted = true;
@@ -237,36 +236,6 @@ private:
         c->socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
         c->socket.close(ignored);  // its pending read completes with an error and its coroutine exits
         return true;
-    }
-
-    /// Logs the evictions and rejections since the previous such line: at once when the last line is
-    /// health_overflow_log_interval old, else when it will be (a timer; close() logs the rest at once).
-    void note_overflow() {
-        if (overflow_log_armed_) return;
-        const auto now = Clock::now();
-        if (now >= next_overflow_log_) {
-            log_overflow(now);
-            return;
-        }
-        overflow_log_armed_ = true;
-        overflow_log_timer_.expires_at(next_overflow_log_);
-        overflow_log_timer_.async_wait([self = shared_from_this()](asio::error_code) {
-            self->overflow_log_armed_ = false;
-            self->log_overflow(Clock::now());
-        });
-    }
-
-    void log_overflow(Clock::time_point now) {
-        const auto evicted = evicted_.load();
-        const auto rejected = rejected_.load();
-        if (evicted == logged_evicted_ && rejected == logged_rejected_) return;
-        logger_->warn(
-            "health server: max_connections ({}) reached: {} connections evicted (no complete request yet), {} "
-            "rejected (every slot writing a response) since the last such line",
-            settings_.max_connections, evicted - logged_evicted_, rejected - logged_rejected_);
-        logged_evicted_ = evicted;
-        logged_rejected_ = rejected;
-        next_overflow_log_ = now + health_overflow_log_interval;
     }
 
     static asio::awaitable<void> accept_loop(std::shared_ptr<HealthServerState> self) {
@@ -290,7 +259,7 @@ private:
             if (self->slots_held() >= self->settings_.max_connections && !self->make_room()) {
                 ++self->rejected_;
                 self->logger_->debug("health server: every slot is writing a response; closing a new connection");
-                self->note_overflow();
+                self->overflow_log_.note(self);
                 asio::error_code ignored;
                 socket.close(ignored);
                 continue;
@@ -416,7 +385,7 @@ private:
             co_return;
         }
         if (!head && streams_events() && target_path(request.target) == "/events") {
-            co_await stream_events(c);
+            co_await stream_events(c, request);
             co_return;
         }
         auto response = answer_health_request(endpoints_, request.target, hub_->last_sequence());
@@ -475,9 +444,10 @@ private:
         }
     }
 
-    /// GET /events: the snapshot, then every event as it comes (see HealthServerSettings::max_event_clients and
-    /// event_queue_capacity). The stream leaves its connection slot once the snapshot is about to be written.
-    asio::awaitable<void> stream_events(std::shared_ptr<Connection> c) {
+    /// GET /events: the snapshot, or the events after a Last-Event-ID still retained, then every event as it
+    /// comes (see HealthServerSettings::max_event_clients, event_queue_capacity and event_replay_capacity). The
+    /// stream leaves its connection slot once its first write is about to start.
+    asio::awaitable<void> stream_events(std::shared_ptr<Connection> c, const ParsedRequest& r) {
         if (event_clients_.size() >= settings_.max_event_clients) {
             ++event_rejected_;
             logger_->debug("health server: max_event_clients ({}) streams open; answering 503",
@@ -489,47 +459,47 @@ private:
         // ACK of the previous one stalled 40-48 ms in 11 of 40 benchmark runs (bench_live_view, BM_update).
         asio::error_code nodelay_ignored;  // a socket that refuses it only loses latency
         c->socket.set_option(asio::ip::tcp::no_delay(true), nodelay_ignored);
-        // Queue first, then read the snapshot: every event the snapshot may have missed is in the queue, and
-        // those up to `last` (which it reflects: they happened before it was read) are left out.
-        const auto last = hub_->add(c->id);
-        std::string snapshot;
-        std::string failure;
-        try {
-            snapshot = tree_with_runs(endpoints_, last);
-        } catch (const std::exception& e) {
-            failure = to_valid_utf8(what_of(e));
-        }
-        if (snapshot.empty() || !failure.empty()) {
-            hub_->remove(c->id);
-            ++handler_errors_;
-            auto body = fmt::format("endpoint failed: {}\n", failure.empty() ? "empty snapshot" : failure);
-            co_await respond(c, 500, std::move(body), "text/plain; charset=utf-8", false);
-            co_return;
+        const auto retry_ms = std::chrono::duration_cast<std::chrono::milliseconds>(settings_.event_retry).count();
+        std::string opening = fmt::format(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
+            "X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: {}\n\n",
+            retry_ms);
+        std::uint64_t last = 0;  // a resumed stream filters nothing: its client read exactly what precedes it
+        if (!resumed(*c, r)) {
+            // Queue first, then read the snapshot: every event the snapshot may have missed is in the queue, and
+            // those up to `last` (which it reflects: they happened before it was read) are left out.
+            const auto opened = hub_->add(c->id);
+            last = opened.last_sequence;
+            std::string snapshot;
+            std::string failure;
+            try {
+                snapshot = tree_with_runs(endpoints_, last);
+            } catch (const std::exception& e) {
+                failure = to_valid_utf8(what_of(e));
+            }
+            if (snapshot.empty() || !failure.empty()) {
+                hub_->remove(c->id);
+                ++handler_errors_;
+                auto body = fmt::format("endpoint failed: {}\n", failure.empty() ? "empty snapshot" : failure);
+                co_await respond(c, 500, std::move(body), "text/plain; charset=utf-8", false);
+                co_return;
+            }
+            fmt::format_to(std::back_inserter(opening), "id: {}-{}\nevent: snapshot\ndata: {}\n\n", hub_->epoch(),
+                           opened.position, snapshot);
         }
         enter(*c, Phase::streaming);
         event_clients_.insert(c->id);
         event_open_.store(event_clients_.size());
         open_.store(slots_held());
-        const auto retry_ms = std::chrono::duration_cast<std::chrono::milliseconds>(settings_.event_retry).count();
-        const std::string opening = fmt::format(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
-            "X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: {}\n\nid: {}\nevent: snapshot\ndata: {}\n\n",
-            retry_ms, last, snapshot);
-        snapshot.clear();
         bool written = co_await stream_write(c, opening);
+        opening.clear();
+        opening.shrink_to_fit();  // a snapshot at 10,000 components is ~4.8 MB
         while (written && !closing_) {
             auto taken = hub_->take(c->id, last);
             if (taken.overflowed) break;
             if (!taken.events.empty()) {
                 std::string text;
-                for (const auto& e : taken.events) {
-                    if (!e->monitor) {
-                        fmt::format_to(std::back_inserter(text), "data: {}\n\n", e->json);
-                        continue;
-                    }
-                    if (e->json.empty()) e->json = monitor_event_json(e->event);
-                    fmt::format_to(std::back_inserter(text), "id: {}\ndata: {}\n\n", e->event.sequence, e->json);
-                }
+                hub_->append_events(text, taken.events);
                 written = co_await stream_write(c, text);
                 if (written) events_sent_ += taken.events.size();
                 continue;
@@ -550,6 +520,24 @@ private:
                           c->timed_out ? "a write took longer than write_timeout"
                                        : fmt::format("{} events behind", settings_.event_queue_capacity));
         }
+    }
+
+    /// Opens stream `c` after the request's Last-Event-ID when the hub still has every event after it (no
+    /// snapshot then); counts and logs a Last-Event-ID that gets a snapshot instead.
+    bool resumed(const Connection& c, const ParsedRequest& r) {
+        if (!r.has_last_event_id) return false;
+        const auto outcome = hub_->resume(c.id, r.last_event_id);
+        if (outcome == EventStreamHub::Resume::resumed) {
+            ++event_resumed_;
+            return true;
+        }
+        ++event_resume_refused_;
+        logger_->debug("health server: /events Last-Event-ID {} answered with a snapshot: {}",
+                       quote(to_valid_utf8(r.last_event_id)),
+                       outcome == EventStreamHub::Resume::disabled  ? "event_replay_capacity is 0"
+                       : outcome == EventStreamHub::Resume::foreign ? "malformed, or of another server's lifetime"
+                                                                    : "the events after it are no longer kept");
+        return false;
     }
 
     /// POST /api/components/<name>/<action> and /api/runs/<name>/<action> (see detail/operator_request.hpp for
@@ -627,12 +615,6 @@ private:
     bool closing_ = false;
     bool closed_logged_ = false;
 
-    asio::steady_timer overflow_log_timer_;
-    bool overflow_log_armed_ = false;
-    Clock::time_point next_overflow_log_{};  ///< the earliest time of the next overflow warning
-    std::uint64_t logged_evicted_ = 0;       ///< evicted_ as of the last overflow warning
-    std::uint64_t logged_rejected_ = 0;      ///< rejected_ as of the last overflow warning
-
     std::atomic<std::uint64_t> accepted_{0};
     std::atomic<std::uint64_t> rejected_{0};
     std::atomic<std::uint64_t> evicted_{0};
@@ -642,6 +624,7 @@ private:
     std::atomic<std::uint64_t> timed_out_{0};
     std::atomic<std::uint64_t> handler_errors_{0};
     std::atomic<std::size_t> open_{0};
+    HealthOverflowLog overflow_log_;  ///< after the counters it reads
 
     const std::shared_ptr<EventStreamHub> hub_;
     EventSubscription subscription_;         ///< the listener feeding hub_, from start() to close
@@ -650,6 +633,8 @@ private:
     std::atomic<std::uint64_t> event_rejected_{0};
     std::atomic<std::uint64_t> event_dropped_{0};
     std::atomic<std::uint64_t> events_sent_{0};
+    std::atomic<std::uint64_t> event_resumed_{0};
+    std::atomic<std::uint64_t> event_resume_refused_{0};
     std::atomic<std::uint64_t> actions_{0};
     std::atomic<std::uint64_t> actions_refused_{0};
     std::atomic<std::uint64_t> events_published_{0};

@@ -71,16 +71,18 @@ inline int http_version_refusal(bool has_version, unsigned major) noexcept {
 }
 
 /// One request as http_parser reports it: the target, the headers the server acts on (the operator actions'
-/// Authorization, Origin and X-Taskmon-Action; Host), and the body's size. Other headers are counted by the size
-/// limit and otherwise ignored. A header given twice keeps its values joined by ", " (RFC 9110 §5.3), so a second
-/// Authorization cannot pass for the first.
+/// Authorization, Origin and X-Taskmon-Action; Host; the Last-Event-ID of /events), and the body's size. Other
+/// headers are counted by the size limit and otherwise ignored. A header given twice keeps its values joined by
+/// ", " (RFC 9110 §5.3), so a second Authorization cannot pass for the first.
 struct ParsedRequest {
     std::string target;
     std::string authorization;
     std::string origin;
     std::string host;
     std::string action_header;  ///< X-Taskmon-Action
+    std::string last_event_id;  ///< Last-Event-ID (an /events client resuming)
     bool has_origin = false;
+    bool has_last_event_id = false;
     bool has_action_header = false;
     std::size_t body_bytes = 0;
     std::string field_;             ///< the header name being read, lower-cased
@@ -136,9 +138,11 @@ struct ParsedRequest {
                        : r.field_ == "origin"           ? &r.origin
                        : r.field_ == "host"             ? &r.host
                        : r.field_ == "x-taskmon-action" ? &r.action_header
+                       : r.field_ == "last-event-id"    ? &r.last_event_id
                                                         : nullptr;
             if (r.field_ == "origin") r.has_origin = true;
             if (r.field_ == "x-taskmon-action") r.has_action_header = true;
+            if (r.field_ == "last-event-id") r.has_last_event_id = true;
             if (r.value_ && !r.value_->empty()) r.value_->append(", ");
         }
         if (r.value_) r.value_->append(at, length);

@@ -312,10 +312,14 @@ function applyEvent(e) {
 }
 function connect() {
   const source = new EventSource("/events");
-  source.addEventListener("snapshot", m => {
-    applySnapshot(JSON.parse(m.data));
+  const live = () => {
     $("conn").textContent = "live"; $("conn").className = "live"; document.body.dataset.conn = "live";
-  });
+  };
+  // A reconnection sends Last-Event-ID: when the server still has every event after it, the stream resumes with
+  // them and no snapshot (this page's state stays, the missed events are applied); else a snapshot comes first
+  // and replaces the components, groups and runs. Either way the stream is live once open.
+  source.onopen = live;
+  source.addEventListener("snapshot", m => { applySnapshot(JSON.parse(m.data)); live(); });
   source.onmessage = m => {
     const e = JSON.parse(m.data);
     if (e.type === "run_state") { runs.set(e.run.name, e.run); renderRuns(); return; }

@@ -116,7 +116,11 @@ inline void append_otlp_component_attributes(OtlpAttributes& attributes, const O
     attributes.string("taskmon.component", span.component);
     attributes.integer("taskmon.task_id", static_cast<std::int64_t>(span.task_id));
     attributes.string("taskmon.start", to_string(span.start_kind));
-    attributes.string("taskmon.exit", to_string(span.end_kind));
+    if (span.open_at_close) {
+        attributes.boolean("taskmon.open_at_close", true);  // no exit to name: the exporter closed first
+    } else {
+        attributes.string("taskmon.exit", to_string(span.end_kind));
+    }
     attributes.integer("taskmon.restart.count", span.restart_count);
     if (span.start_kind == MonitorEventKind::restarted) {
         attributes.string("taskmon.restart.reason", to_string(span.restart_reason));

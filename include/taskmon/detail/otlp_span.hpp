@@ -55,6 +55,7 @@ struct OtlpSpan {
     MonitorEventKind start_kind = MonitorEventKind::started;  ///< started, restarted
     MonitorEventKind end_kind = MonitorEventKind::started;    ///< the exit (started while the span is open)
     bool trial = false;                                       ///< a quarantine trial (trial_started)
+    bool open_at_close = false;  ///< still running at OtlpExporter::close(), which ended it: no exit seen
     bool spawned = false;
     int attempt = 0;                                        ///< restarted: k of the backoff formula
     int restart_count = 0;                                  ///< at the start

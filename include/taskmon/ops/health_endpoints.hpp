@@ -50,6 +50,13 @@ struct HealthServerSettings {
     /// the event to one log shared by every stream; its EventSource reconnects and starts again from a snapshot.
     /// The log keeps at most this many events (about 0.4 KB each), whatever the number of streams.
     std::size_t event_queue_capacity = 1024;
+    /// How many of the most recent events the server keeps, stream or no stream, for a client that reconnects
+    /// with `Last-Event-ID` (a browser's EventSource sends the id of the last event it read): when every event
+    /// after that id is still kept, and there are at most event_queue_capacity of them, the stream resumes with
+    /// exactly those, without a snapshot; otherwise (too old, an id of an earlier process or malformed) it starts
+    /// from a snapshot. 0 disables it. Keeping them costs a copy of each event on the monitor's path even with
+    /// no stream open (~160 ns, bench_live_view) and about 0.35 KB per kept event. At most 1,048,576.
+    std::size_t event_replay_capacity = 1024;
     /// Sent as the stream's `retry:` field: how long a browser's EventSource waits before reconnecting after
     /// the stream ended (a restart of the process, a dropped client).
     Duration event_retry = std::chrono::seconds{2};
@@ -104,7 +111,11 @@ struct HealthServerStats {
     /// /events streams closed because the client fell event_queue_capacity events behind, or did not take a
     /// write within write_timeout.
     std::uint64_t event_clients_dropped = 0;
-    std::uint64_t events_sent = 0;       ///< events written to /events streams (the snapshots not included)
+    std::uint64_t events_sent = 0;  ///< events written to /events streams (the snapshots not included)
+    /// /events requests with a `Last-Event-ID` that resumed after it (no snapshot), and those that got a
+    /// snapshot instead (see HealthServerSettings::event_replay_capacity; each is logged at debug level).
+    std::uint64_t event_streams_resumed = 0;
+    std::uint64_t event_resumes_refused = 0;
     std::uint64_t actions = 0;           ///< operator actions performed (answered 200), components' and runs'
     std::uint64_t actions_refused = 0;   ///< operator action requests refused (400, 401, 403, 409, 500)
     std::uint64_t events_published = 0;  ///< publish() calls, and the operator_action events of performed actions

@@ -176,12 +176,19 @@ public:
         co_await std::move(op);
     }
 
-    /// Stops listening, sends what flush() would within `deadline` (what is left then is dropped, reason closed),
-    /// and stops the sender. Returns at the deadline at the latest, also while a send is in flight (that one
-    /// goes on until its own timeout and is counted then). Close the monitor first, so that every incarnation
-    /// has ended. Idempotent.
+    /// Stops listening, ends the spans of the incarnations still running (see below), sends what flush() would
+    /// within `deadline` (what is left then is dropped, reason closed), and stops the sender. Returns at the
+    /// deadline at the latest, also while a send is in flight (that one goes on until its own timeout and is
+    /// counted then). Idempotent.
+    ///
+    /// An incarnation still running (the monitor not closed first, or a Supervisor's components) is exported
+    /// with the close's wall-clock time as its end (its start if that is later: a virtual clock ahead of the
+    /// wall clock), the attribute `taskmon.open_at_close` = true instead of `taskmon.exit`, and its status
+    /// unset: OTLP's Unset says that the instrumentation does not know the outcome, while Ok or Error would
+    /// assert one that has not happened. Close the monitor first to export each incarnation with its real exit.
     asio::awaitable<void> close(std::chrono::milliseconds deadline) {
         subscription_.unsubscribe();
+        state_->end_open_spans(std::chrono::system_clock::now());
         const auto until = std::chrono::steady_clock::now() + deadline;
         auto op = asio::co_spawn(state_->strand, send_queued(state_, true, until), asio::use_awaitable);
         co_await std::move(op);
@@ -470,6 +477,21 @@ private:
             }
             park(c, std::move(span));
             c.open.reset();
+        }
+
+        /// close(): ends the running incarnations' spans at `now` (see close()) and parks them, so that close()'s
+        /// flush sends them. Nothing is open after a first close(): the listener is gone.
+        void end_open_spans(std::chrono::system_clock::time_point now) {
+            std::lock_guard lock{mutex};
+            if (closed) return;
+            for (auto& [name, c] : components) {
+                if (!c.open) continue;
+                c.open->end = std::max(now, c.open->start);
+                c.open->open_at_close = true;
+                c.open->status = detail::OtlpStatusCode::unset;
+                park(c, std::move(*c.open));
+                c.open.reset();
+            }
         }
 
         /// Makes `span` the one that takes the events following its exit, queueing the previous one.
