@@ -112,6 +112,14 @@ int main(int argc, char** argv) {
                                                .base_backoff = 1ms}},
              {.name = "sink", .factory = [] { return runs_forever(); }}},
             {.strategy = taskmon::RestartStrategy::rest_for_one});
+        // A watched component: its row shows the liveness deadline left (3 h after its start).
+        monitor.supervise(
+            "watched",
+            [](const taskmon::ComponentContext& ctx) {
+                ctx.heartbeat();
+                return runs_forever();
+            },
+            taskmon::RestartPolicy{.watchdog_timeout = 3h});
         // The page with many components: EXTRA_COMPONENTS more, in groups of 50.
         const int extra = argc == 5 ? std::stoi(argv[4]) : 0;
         for (int first = 0; first < extra; first += 50) {

@@ -99,6 +99,7 @@ contains 'data-component="weird &quot;name&quot;\"'
 contains 'forced failure &lt;b&gt;not bold&lt;/b&gt;'  # the monitor's text is text, never markup
 contains '<button data-verb="restart">restart</button>'
 contains 'data-run="agent" data-status="paused"'
+contains 'deadline in 3.0 h'  # the watched component's liveness deadline (ComponentStats::liveness_deadline)
 contains '<button data-verb="pause">pause</button>'
 grep -q '<b>not bold</b>' "$dom" && fail "the last error was parsed as HTML"
 
