@@ -10,14 +10,9 @@
 set -euo pipefail
 fixture="$1"
 screenshot="$2"
-browser=$(command -v chromium || command -v chromium-browser || true)
-if [ -z "$browser" ]; then
-    echo "chromium not found (Debian: chromium); skipping. TASKMON_WITH_CHROMIUM=1 scripts/test installs it."
-    exit 77
-fi
-command -v curl >/dev/null 2>&1 || { echo "curl not found (Debian: curl)"; exit 1; }
-
 work=$(mktemp -d)
+# shellcheck source=chromium_page.sh
+source "$(dirname "${BASH_SOURCE[0]}")/chromium_page.sh"
 pid=
 signaller=
 actor=
@@ -32,21 +27,10 @@ trap cleanup EXIT
 token=0123456789abcdef0123456789abcdef
 "$fixture" "$work/port" ui "$token" >"$work/fixture.out" 2>&1 &
 pid=$!
-for _ in $(seq 100); do
-    [ -s "$work/port" ] && break
-    sleep 0.05
-done
-port=$(cat "$work/port")
+port=$(wait_for_port "$work/port")
 base="http://127.0.0.1:$port"
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-# Chromium headless, as root in a container: no sandbox, no GPU, a profile of its own. The page's ?hold keeps its
-# load event pending, so --timeout (3 s) decides when the DOM is dumped, with the live events applied meanwhile.
-chrome() {
-    timeout 60 "$browser" --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir="$work/profile" \
-        --timeout=3000 --window-size=1280,720 "$@" 2>>"$work/chromium.err"
-}
 
 # Wait until db gave up (fails at once, 2 restarts) and on_demand runs, so that the page shows a stable tree.
 for _ in $(seq 200); do
@@ -148,11 +132,7 @@ grep -q '^closed$' "$work/fixture.out" || fail "fixture did not close cleanly: $
 rm -f "$work/port"
 "$fixture" "$work/port" ui "$token" 1000 >"$work/fixture.out" 2>&1 &
 pid=$!
-for _ in $(seq 100); do
-    [ -s "$work/port" ] && break
-    sleep 0.05
-done
-base="http://127.0.0.1:$(cat "$work/port")"
+base="http://127.0.0.1:$(wait_for_port "$work/port")"
 for _ in $(seq 200); do
     [ "$(curl -s --max-time 5 "$base/api/tree" | grep -o '"state":"running"' | wc -l)" -ge 1004 ] && break
     sleep 0.05
