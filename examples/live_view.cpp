@@ -147,9 +147,8 @@ int main(int argc, char** argv) try {
     std::optional<taskmon::OtlpExporter> traces;
     if (options.otlp) {
         traces.emplace(io.get_executor(), monitor,
-                       taskmon::OtlpExporterSettings{.host = options.otlp->first,
-                                                     .port = options.otlp->second,
-                                                     .service_name = "live_view"});
+                       taskmon::OtlpExporterSettings{
+                           .host = options.otlp->first, .port = options.otlp->second, .service_name = "live_view"});
     }
 
     monitor.supervise("api", api, taskmon::RestartPolicy{.watchdog_timeout = 10s});
@@ -159,7 +158,8 @@ int main(int argc, char** argv) try {
 
     taskmon::RunView view{"planner"};
     taskmon::AgentMetrics agent_metrics{{{"agent", "planner"}}};
-    Planner planner{io.get_executor(), planner_agent(), taskmon::AgentSettings{.max_steps = 10'000'000, .capture_interval = 1s},
+    Planner planner{io.get_executor(), planner_agent(),
+                    taskmon::AgentSettings{.max_steps = 10'000'000, .capture_interval = 1s},
                     view.wrap(agent_metrics.wrap(Planner::Hooks{})),
                     std::make_shared<spdlog::logger>("planner", std::make_shared<spdlog::sinks::null_sink_mt>())};
 
