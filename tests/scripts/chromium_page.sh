@@ -24,3 +24,16 @@ wait_for_port() {
     done
     cat "$1"
 }
+
+# Dumps URL's DOM into FILE (--dump-dom) until the page shows a live event newer than the sequence BEFORE, at most
+# MAX page loads; sets `attempt` (the loads made) and `seq` (the page's last sequence). Fails when none did.
+dump_until_live() {  # URL FILE BEFORE MAX
+    for attempt in $(seq "$4"); do
+        chrome --dump-dom "$1" >"$2" || true
+        seq=$(grep -o 'id="last-seq">[0-9]*' "$2" | grep -o '[0-9]*$' || echo 0)
+        if grep -q '<body[^>]*data-last-kind="' "$2" && [ "${seq:-0}" -gt "${3:-0}" ]; then
+            return 0
+        fi
+    done
+    return 1
+}

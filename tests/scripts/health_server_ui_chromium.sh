@@ -61,14 +61,7 @@ signaller=$!
 
 # A polling loop, bounded: up to 10 page loads (~4 s each) until the DOM shows a live event newer than `before`.
 live=0
-for attempt in $(seq 10); do
-    chrome --dump-dom "$base/ui?hold" >"$work/dom.html" || true
-    seq=$(grep -o 'id="last-seq">[0-9]*' "$work/dom.html" | grep -o '[0-9]*$' || echo 0)
-    if grep -q '<body[^>]*data-last-kind="' "$work/dom.html" && [ "${seq:-0}" -gt "${before:-0}" ]; then
-        live=1
-        break
-    fi
-done
+dump_until_live "$base/ui?hold" "$work/dom.html" "$before" 10 && live=1
 [ "$live" = 1 ] || fail "no live event in the DOM after $attempt page loads (last-seq ${seq:-none}, snapshot $before)"
 dom="$work/dom.html"
 echo "live event applied after $attempt page load(s): last-seq $seq > $before"

@@ -39,14 +39,7 @@ before=$(grep -o '"last_sequence":[0-9]*' <<<"$tree" | cut -d: -f2)
 
 # Page loads (~3 s each, at most 6) until the DOM shows a live event newer than the snapshot above.
 live=0
-for attempt in $(seq 6); do
-    chrome --dump-dom "$base/ui?hold" >"$work/dom.html" || true
-    seq=$(grep -o 'id="last-seq">[0-9]*' "$work/dom.html" | grep -o '[0-9]*$' || echo 0)
-    if grep -q '<body[^>]*data-last-kind="' "$work/dom.html" && [ "${seq:-0}" -gt "${before:-0}" ]; then
-        live=1
-        break
-    fi
-done
+dump_until_live "$base/ui?hold" "$work/dom.html" "$before" 6 && live=1
 [ "$live" = 1 ] || fail "no live event in the DOM after $attempt page loads (last-seq ${seq:-none}, snapshot $before)"
 contains() { grep -qF -- "$1" "$work/dom.html" || fail "DOM lacks: $1"; }
 contains '<body data-actions="1"'
