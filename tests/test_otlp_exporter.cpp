@@ -27,8 +27,10 @@
 #include <chrono>
 #include <cstdint>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -168,11 +170,74 @@ OtlpExporterSettings settings_for(std::uint16_t port) {
     return s;
 }
 
+/// OTLP/JSON's field names by message: opentelemetry-proto's trace.proto, common.proto and resource.proto with
+/// their fields in lowerCamelCase, as the protocol's JSON mapping and its examples/trace.json spell them.
+const std::map<std::string, std::set<std::string>> otlp_fields{
+    {"ExportTraceServiceRequest", {"resourceSpans"}},
+    {"ResourceSpans", {"resource", "scopeSpans", "schemaUrl"}},
+    {"Resource", {"attributes", "droppedAttributesCount"}},
+    {"ScopeSpans", {"scope", "spans", "schemaUrl"}},
+    {"InstrumentationScope", {"name", "version", "attributes", "droppedAttributesCount"}},
+    {"Span",
+     {"traceId", "spanId", "traceState", "parentSpanId", "flags", "name", "kind", "startTimeUnixNano",
+      "endTimeUnixNano", "attributes", "droppedAttributesCount", "events", "droppedEventsCount", "links",
+      "droppedLinksCount", "status"}},
+    {"Event", {"timeUnixNano", "name", "attributes", "droppedAttributesCount"}},
+    {"Link", {"traceId", "spanId", "traceState", "attributes", "droppedAttributesCount", "flags"}},
+    {"Status", {"message", "code"}},
+    {"KeyValue", {"key", "value"}},
+    {"AnyValue", {"stringValue", "boolValue", "intValue", "doubleValue", "arrayValue", "kvlistValue", "bytesValue"}},
+    {"ArrayValue", {"values"}},
+};
+
+/// The message type of each field that holds messages (alone or in an array).
+const std::map<std::pair<std::string, std::string>, std::string> otlp_children{
+    {{"ExportTraceServiceRequest", "resourceSpans"}, "ResourceSpans"},
+    {{"ResourceSpans", "resource"}, "Resource"},
+    {{"ResourceSpans", "scopeSpans"}, "ScopeSpans"},
+    {{"Resource", "attributes"}, "KeyValue"},
+    {{"ScopeSpans", "scope"}, "InstrumentationScope"},
+    {{"ScopeSpans", "spans"}, "Span"},
+    {{"InstrumentationScope", "attributes"}, "KeyValue"},
+    {{"Span", "attributes"}, "KeyValue"},
+    {{"Span", "events"}, "Event"},
+    {{"Span", "links"}, "Link"},
+    {{"Span", "status"}, "Status"},
+    {{"Event", "attributes"}, "KeyValue"},
+    {{"Link", "attributes"}, "KeyValue"},
+    {{"KeyValue", "value"}, "AnyValue"},
+    {{"AnyValue", "arrayValue"}, "ArrayValue"},
+    {{"ArrayValue", "values"}, "AnyValue"},
+};
+
+/// Checks that `message` is an OTLP/JSON `type`: every key a field of that message (a misspelt field would be
+/// ignored by a collector, silently), an AnyValue with exactly one value, the enums in range; recursively.
+void check_otlp_message(const json& message, const std::string& type) {
+    INFO("OTLP " << type << ": " << message.dump());
+    REQUIRE(message.is_object());
+    const auto& fields = otlp_fields.at(type);
+    for (const auto& [key, value] : message.items()) {
+        INFO("field " << type << "." << key);
+        CHECK(fields.contains(key));
+        const auto child = otlp_children.find({type, key});
+        if (child == otlp_children.end()) continue;
+        if (value.is_array()) {
+            for (const auto& element : value) check_otlp_message(element, child->second);
+        } else {
+            check_otlp_message(value, child->second);
+        }
+    }
+    if (type == "AnyValue") CHECK(message.size() == 1);
+    if (type == "Span") CHECK((message.at("kind").is_number_integer() && message["kind"] >= 0 && message["kind"] <= 5));
+    if (type == "Status" && message.contains("code")) CHECK((message["code"] >= 0 && message["code"] <= 2));
+}
+
 /// Every span of every request body, checked against the OTLP/JSON shape on the way.
 std::vector<json> spans_of(const std::vector<std::string>& bodies) {
     std::vector<json> out;
     for (const auto& body : bodies) {
         const auto request = json::parse(body);
+        check_otlp_message(request, "ExportTraceServiceRequest");
         REQUIRE(request.at("resourceSpans").size() == 1);
         const auto& resource = request["resourceSpans"][0];
         const auto& attribute = resource.at("resource").at("attributes").at(0);
@@ -632,6 +697,7 @@ TEST_CASE("The OTLP/JSON encoding escapes any text and keeps ids and times in th
     span.events.push_back({"exception", span.end, 0, {}, 0, "no type here"});
     const auto body = taskmon::detail::encode_otlp_traces("svc\\", "0.1.0", {0, 0xAB}, {span});
     const auto request = json::parse(body);  // throws if the escaping broke the document
+    check_otlp_message(request, "ExportTraceServiceRequest");
     const auto& out = request["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
     CHECK(out.at("traceId") == "000000000000000000000000000000ab");
     CHECK(out.at("spanId") == "0000000000000001");
