@@ -36,24 +36,8 @@ using namespace taskmon_test;
 namespace {
 
 /// A logger whose lines are "level|json", at trace, kept in a ring buffer.
-struct Lines {
-    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(4096);
-    std::shared_ptr<spdlog::logger> logger = std::make_shared<spdlog::logger>("events", sink);
-
-    Lines() {
-        sink->set_pattern("%l|%v");
-        logger->set_level(spdlog::level::trace);
-    }
-
-    [[nodiscard]] std::vector<std::string> lines() const {
-        auto out = sink->last_formatted();
-        for (auto& line : out) {
-            while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) {
-                line.pop_back();
-            }
-        }
-        return out;
-    }
+struct Lines : RecordingLogger {
+    Lines() : RecordingLogger{"events"} {}
 };
 
 /// Checks that `json` is one JSON object for `event` (decoded where nlohmann/json is available).

@@ -29,6 +29,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace taskmon_test {
@@ -47,15 +48,13 @@ using Monitor = taskmon::BasicTaskMonitor<taskmon::testing::ManualClock>;
 using Duration = taskmon::testing::ManualClock::duration;
 using Names = std::vector<std::string>;
 
-/// Virtual time, an io_context, a runner and a logger whose lines the test can read.
-struct Harness {
-    taskmon::testing::ManualTime time;
-    asio::io_context io;
-    taskmon::testing::VirtualTimeRunner runner{io, time};
+/// A logger whose lines the test can read: "level|message", from trace on, the last 4,096 in a ring buffer.
+struct RecordingLogger {
     std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(4096);
-    std::shared_ptr<spdlog::logger> logger = std::make_shared<spdlog::logger>("taskmon-test", sink);
+    std::shared_ptr<spdlog::logger> logger;
 
-    Harness() {
+    explicit RecordingLogger(std::string name = "taskmon-test")
+        : logger{std::make_shared<spdlog::logger>(std::move(name), sink)} {
         sink->set_pattern("%l|%v");
         logger->set_level(spdlog::level::trace);
     }
@@ -79,6 +78,13 @@ struct Harness {
         }
         return out;
     }
+};
+
+/// Virtual time, an io_context, a runner and a logger whose lines the test can read.
+struct Harness : RecordingLogger {
+    taskmon::testing::ManualTime time;
+    asio::io_context io;
+    taskmon::testing::VirtualTimeRunner runner{io, time};
 
     /// Runs monitor.close() to completion in virtual time; returns the virtual time it took.
     Duration close(Monitor& monitor) {

@@ -13,6 +13,7 @@
 #include <taskmon/detail/event_batch.hpp>
 #include <taskmon/detail/exit_outcome.hpp>
 #include <taskmon/detail/group_engine.hpp>
+#include <taskmon/detail/instance_exit.hpp>
 #include <taskmon/detail/listener_registry.hpp>
 #include <taskmon/detail/liveness_check.hpp>
 #include <taskmon/detail/monitor_event_log.hpp>
@@ -69,33 +70,6 @@
 namespace taskmon {
 
 namespace detail {
-
-/// The completion of an instance's co_spawn: hands the instance's exit to its monitor, on the monitor's strand. Its
-/// associated executor is that strand, so an instance that ends without suspending (co_spawn then posts its
-/// completion there) reaches on_exit in one post, not two through its component's strand. One that suspended is
-/// completed by a dispatch from its component's strand, which may run this handler inline there: then it posts,
-/// so that on_exit (listeners, factories) never holds up the other components of a shared strand. It stores no
-/// executor: it returns the monitor's (`get_executor`), through the state it holds anyway.
-template <typename State>
-struct InstanceExit {
-    using executor_type = asio::any_io_executor;
-
-    const executor_type& get_executor() const noexcept { return state->strand_; }
-
-    void operator()(std::exception_ptr error) {
-        if (running_in_strand(*component->strand)) {
-            const auto& strand = state->strand_;  // before *this moves: argument order is unspecified
-            asio::post(strand, [self = std::move(*this), error = std::move(error)]() mutable {
-                self.state->on_exit(self.component, std::move(error));
-            });
-            return;
-        }
-        state->on_exit(component, std::move(error));
-    }
-
-    std::shared_ptr<State> state;
-    typename State::ComponentPtr component;  // the exit is its live instance's
-};
 
 /// The state shared by a monitor and every callback it has outstanding. Kept alive by those callbacks, so a
 /// monitor can be destroyed while its components still run.

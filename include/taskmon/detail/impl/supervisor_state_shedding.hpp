@@ -25,13 +25,12 @@ template <typename Clock>
 inline void SupervisorState<Clock>::set_shedding(bool on, const std::string& reason, const LoadSample* sample) {
     shedding_ = on;
     if (on) ++counters_.load_shedding_entries;
-    const auto io = on ? lower_io_semaphore() : restore_io_semaphore();
+    const auto detail = reason + (on ? lower_io_semaphore() : restore_io_semaphore());
     record(on ? HistoryEventKind::load_shedding_entered : HistoryEventKind::load_shedding_left,
-           components::load_shedding_monitor, reason + io);
-    log(spdlog::level::info, "Load shedding {} component=load_shedding_monitor {}{}", on ? "entered" : "left", reason,
-        io);
+           components::load_shedding_monitor, detail);
+    log(spdlog::level::info, "Load shedding {} component=load_shedding_monitor {}", on ? "entered" : "left", detail);
     if (hooks_.on_shedding_change) {
-        SheddingChange change{on, sample != nullptr, std::nullopt, {}, reason + io};
+        SheddingChange change{.shedding = on, .sampled = sample != nullptr, .reason = detail};
         if (sample) {
             change.cpu = sample->cpu;
             change.loop_lag = sample->loop_lag;
